@@ -1,0 +1,153 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/featurelog/featurelog/internal/auth"
+	"github.com/featurelog/featurelog/internal/dirlock"
+)
+
+// withStore runs fn on the data directory's account store, holding the
+// directory lock so no server changes it meanwhile.
+func withStore(data string, fn func(*auth.Store) error) error {
+	lock, err := dirlock.Acquire(data, "featurelog service-account/access-control")
+	if err != nil {
+		return fmt.Errorf("%w\n(to change accounts on a running node, pass --server URL with an owner's --api-key)", err)
+	}
+	defer lock.Release()
+	store, err := auth.OpenStore(filepath.Join(data, "accounts.json"))
+	if err != nil {
+		return err
+	}
+	return fn(store)
+}
+
+func serviceAccountCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "service-account", Short: "Create, list and delete service accounts (API keys)"}
+	cmd.AddCommand(createAccountCmd(), deleteAccountCmd(), listAccountsCmd())
+	return cmd
+}
+
+func createAccountCmd() *cobra.Command {
+	var t target
+	var name, desc string
+	cmd := &cobra.Command{
+		Use:   "create --name N [--description D]",
+		Short: "Create a service account and print its API key once",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			key, id, err := createAccount(&t, name, desc)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("Save this API Key - you will not be able to get it again.\nAPI Key: %s\nService Account ID: %s\n", key, id)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "account name (required)")
+	cmd.Flags().StringVar(&desc, "description", "", "description")
+	t.flags(cmd)
+	return cmd
+}
+
+func createAccount(t *target, name, desc string) (key, id string, err error) {
+	if c, ok := t.client(); ok {
+		res, err := c.CreateAccount(name, desc)
+		if err != nil {
+			return "", "", err
+		}
+		return res.APIKey, res.ID, nil
+	}
+	err = withStore(t.data, func(s *auth.Store) error {
+		var acct auth.Account
+		key, acct, err = s.CreateAccount(name, desc)
+		id = acct.ID
+		return err
+	})
+	return key, id, err
+}
+
+func deleteAccountCmd() *cobra.Command {
+	var t target
+	var id string
+	cmd := &cobra.Command{
+		Use:   "delete --service-account ID",
+		Short: "Delete a service account, revoking its key at once",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if c, ok := t.client(); ok {
+				err = c.DeleteAccount(id)
+			} else {
+				err = withStore(t.data, func(s *auth.Store) error { return s.DeleteAccount(id) })
+			}
+			if err == nil {
+				fmt.Printf("Deleted service account %s.\n", id)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&id, "service-account", "", "service account ID (required)")
+	t.flags(cmd)
+	return cmd
+}
+
+func listAccountsCmd() *cobra.Command {
+	var t target
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List service accounts and their roles",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if c, ok := t.client(); ok {
+				accts, err := c.ListAccounts()
+				for _, a := range accts {
+					fmt.Printf("%s\t%s\t%v\n", a.ID, a.Name, a.Roles)
+				}
+				return err
+			}
+			return withStore(t.data, func(s *auth.Store) error {
+				for _, a := range s.Accounts() {
+					fmt.Printf("%s\t%s\t%v\n", a.ID, a.Name, a.Roles)
+				}
+				return nil
+			})
+		},
+	}
+	t.flags(cmd)
+	return cmd
+}
+
+func accessControlCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "access-control", Short: "Grant roles on workspaces"}
+	var t target
+	var role, ws, id string
+	assign := &cobra.Command{
+		Use:   "assign-role --role viewer|editor|owner --workspace W --service-account ID",
+		Short: "Grant a service account a role on a workspace",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if c, ok := t.client(); ok {
+				err = c.AssignRole(id, ws, role)
+			} else {
+				err = withStore(t.data, func(s *auth.Store) error {
+					r, err := auth.ParseRole(role)
+					if err != nil {
+						return err
+					}
+					return s.AssignRole(id, ws, r)
+				})
+			}
+			if err == nil {
+				fmt.Println("Successfully updated role.")
+			}
+			return err
+		},
+	}
+	assign.Flags().StringVar(&role, "role", "", "viewer, editor or owner")
+	assign.Flags().StringVar(&ws, "workspace", "", "workspace name")
+	assign.Flags().StringVar(&id, "service-account", "", "service account ID")
+	t.flags(assign)
+	cmd.AddCommand(assign)
+	return cmd
+}

@@ -1,0 +1,30 @@
+// Command featurelog runs and administers a featurelog node (SPEC §8).
+//
+//	featurelog serve --data ./featurelog-data --repo examples/ads/features.yaml --no-auth
+//	featurelog plan -f features.yaml
+//	featurelog apply -f features.yaml
+//	featurelog service-account create --name ingest
+//	featurelog access-control assign-role --role editor --workspace ads --service-account ID
+//	featurelog bench
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	root := &cobra.Command{
+		Use:           "featurelog",
+		Short:         "An embedded, event-sourced storage engine for streaming ML features",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serveCmd(), planCmd(), applyCmd(), serviceAccountCmd(), accessControlCmd(), benchCmd())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "featurelog:", err)
+		os.Exit(1)
+	}
+}

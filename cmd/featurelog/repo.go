@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/httpapi"
+)
+
+func planCmd() *cobra.Command {
+	return repoCmd("plan", "Show what applying a feature repo file would change", false)
+}
+func applyCmd() *cobra.Command { return repoCmd("apply", "Apply a feature repo file", true) }
+
+func repoCmd(use, short string, apply bool) *cobra.Command {
+	var t target
+	var file string
+	cmd := &cobra.Command{
+		Use:   use + " -f FILE",
+		Short: short,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			content, err := readRepoFile(file)
+			if err != nil {
+				return err
+			}
+			if c, ok := t.client(); ok {
+				return remoteRepo(c, file, content, apply)
+			}
+			return localRepo(t.data, file, content, apply)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "feature repo file")
+	t.flags(cmd)
+	return cmd
+}
+
+func localRepo(data, file string, content []byte, apply bool) error {
+	db, err := engine.Open(engine.Options{Dir: data, Holder: "featurelog plan/apply", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if !apply {
+		plan, err := db.Plan(file, content)
+		if err != nil {
+			return err
+		}
+		fmt.Print(plan.String())
+		return nil
+	}
+	res, err := db.Apply(file, content)
+	if err != nil {
+		return err
+	}
+	fmt.Print(res.Plan.String())
+	reportApply(!res.Plan.Empty(), res.Rebuilt)
+	return nil
+}
+
+func remoteRepo(c *httpapi.Client, file string, content []byte, apply bool) error {
+	call := c.Plan
+	if apply {
+		call = c.Apply
+	}
+	res, err := call(file, content)
+	if err != nil {
+		return err
+	}
+	fmt.Print(res.Plan)
+	if apply {
+		reportApply(res.Changed, res.Rebuilt)
+	}
+	return nil
+}
+
+func reportApply(changed bool, rebuilt []string) {
+	switch {
+	case !changed:
+		fmt.Fprintln(os.Stdout, "No changes: the workspace already matches the file.")
+	case len(rebuilt) > 0:
+		fmt.Fprintf(os.Stdout, "Applied. Rebuilt from the log: %v\n", rebuilt)
+	default:
+		fmt.Fprintln(os.Stdout, "Applied.")
+	}
+}

@@ -1,0 +1,224 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/featurelog/featurelog/internal/atomicfile"
+	"github.com/featurelog/featurelog/internal/repo"
+)
+
+// catalog is an immutable snapshot of every applied workspace. Apply builds
+// a new one and swaps it in; readers load the pointer and never lock.
+type catalog struct {
+	workspaces map[string]*workspace
+}
+
+type workspace struct {
+	name     string
+	repo     *repo.Repo
+	meta     wsMeta
+	sources  map[string]*sourceRT
+	views    map[string]*viewRT
+	order    []*viewRT // views in file order
+	services map[string]*serviceRT
+}
+
+type sourceRT struct {
+	def      *repo.Source
+	colIndex map[string]int
+	views    []*viewRT // subscribed views, in file order
+}
+
+type serviceRT struct {
+	def      *repo.FeatureService
+	features []servedFeature
+	joinKeys []string // union of the views' join keys, in first-seen order
+}
+
+type servedFeature struct {
+	view *viewRT
+	idx  int // index into view.def.Features
+	name string
+}
+
+// wsMeta is what the data directory keeps of an applied workspace, in
+// catalog/<workspace>.json: the repo file as applied and each view's
+// version. Everything else is derived from the log.
+type wsMeta struct {
+	File      string              `json:"file"`
+	Source    string              `json:"source"`
+	AppliedAt time.Time           `json:"applied_at"`
+	Views     map[string]viewMeta `json:"views"`
+}
+
+type viewMeta struct {
+	Version     int       `json:"version"`
+	Fingerprint string    `json:"fingerprint"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func catalogDir(dir string) string { return filepath.Join(dir, "catalog") }
+
+// loadCatalog reads every applied workspace from the data directory.
+func loadCatalog(dir string) (*catalog, error) {
+	cat := &catalog{workspaces: map[string]*workspace{}}
+	paths, err := filepath.Glob(filepath.Join(catalogDir(dir), "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range paths {
+		ws, err := loadWorkspace(p)
+		if err != nil {
+			return nil, err
+		}
+		cat.workspaces[ws.name] = ws
+	}
+	return cat, nil
+}
+
+func loadWorkspace(path string) (*workspace, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var meta wsMeta
+	if err := json.Unmarshal(data, &meta); err != nil {
+		return nil, fmt.Errorf("engine: catalog file %s is damaged: %w", path, err)
+	}
+	r, err := repo.Parse(meta.File, []byte(meta.Source))
+	if err != nil {
+		return nil, fmt.Errorf("engine: catalog file %s holds a repo that no longer parses: %w", path, err)
+	}
+	return buildWorkspace(r, meta, nil)
+}
+
+// buildWorkspace resolves r into runtime form. Views whose version is
+// unchanged from prev keep prev's online state.
+func buildWorkspace(r *repo.Repo, meta wsMeta, prev *workspace) (*workspace, error) {
+	ws := &workspace{name: r.Workspace, repo: r, meta: meta,
+		sources: map[string]*sourceRT{}, views: map[string]*viewRT{}, services: map[string]*serviceRT{}}
+	for _, s := range r.Sources {
+		rt := &sourceRT{def: s, colIndex: map[string]int{}}
+		for i, c := range s.Schema {
+			rt.colIndex[c.Name] = i
+		}
+		ws.sources[s.Name] = rt
+	}
+	for _, def := range r.FeatureViews {
+		v, err := buildView(ws, def, meta.Views[def.Name], prev)
+		if err != nil {
+			return nil, err
+		}
+		ws.views[def.Name] = v
+		ws.order = append(ws.order, v)
+		v.src.views = append(v.src.views, v)
+	}
+	for _, def := range r.FeatureServices {
+		ws.services[def.Name] = buildService(ws, def)
+	}
+	return ws, nil
+}
+
+func buildView(ws *workspace, def *repo.FeatureView, vm viewMeta, prev *workspace) (*viewRT, error) {
+	v, err := newViewRT(ws.name, def, ws.sources[def.Source])
+	if err != nil {
+		return nil, err
+	}
+	v.version, v.createdAt = vm.Version, vm.CreatedAt
+	if prev != nil {
+		if old := prev.views[def.Name]; old != nil && old.version == v.version {
+			v.store, v.stats = old.store, old.stats
+		}
+	}
+	return v, nil
+}
+
+func buildService(ws *workspace, def *repo.FeatureService) *serviceRT {
+	s := &serviceRT{def: def}
+	seen := map[string]bool{}
+	for _, sf := range def.Features {
+		v := ws.views[sf.View]
+		for i, f := range v.def.Features {
+			if f.Name == sf.Feature {
+				s.features = append(s.features, servedFeature{view: v, idx: i, name: sf.View + "." + f.Name})
+			}
+		}
+		for _, jk := range v.def.JoinKeys {
+			if !seen[jk.Name] {
+				seen[jk.Name] = true
+				s.joinKeys = append(s.joinKeys, jk.Name)
+			}
+		}
+	}
+	return s
+}
+
+// nextMeta versions r's views against the previous metadata: a view keeps
+// its version while what it computes is unchanged, and gets version+1 (or
+// 1) otherwise.
+func nextMeta(filename string, data []byte, r *repo.Repo, prev *wsMeta, now time.Time) (wsMeta, []string) {
+	meta := wsMeta{File: filename, Source: string(data), AppliedAt: now.UTC(), Views: map[string]viewMeta{}}
+	var rebuilt []string
+	for _, v := range r.FeatureViews {
+		fp := v.ComputeFingerprint()
+		var old viewMeta
+		if prev != nil {
+			old = prev.Views[v.Name]
+		}
+		if old.Version > 0 && old.Fingerprint == fp {
+			meta.Views[v.Name] = old
+			continue
+		}
+		meta.Views[v.Name] = viewMeta{Version: old.Version + 1, Fingerprint: fp, CreatedAt: now.UTC()}
+		rebuilt = append(rebuilt, v.Name)
+	}
+	return meta, rebuilt
+}
+
+func saveWorkspaceMeta(dir string, meta wsMeta, name string) error {
+	data, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(catalogDir(dir), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(catalogDir(dir), name+".json"), data, 0o644)
+}
+
+// with returns a copy of c with ws replacing the workspace of its name.
+func (c *catalog) with(ws *workspace) *catalog {
+	n := &catalog{workspaces: make(map[string]*workspace, len(c.workspaces)+1)}
+	for k, v := range c.workspaces {
+		n.workspaces[k] = v
+	}
+	n.workspaces[ws.name] = ws
+	return n
+}
+
+// names returns the workspace names, sorted.
+func (c *catalog) names() []string {
+	out := make([]string, 0, len(c.workspaces))
+	for k := range c.workspaces {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c *catalog) workspace(name string) (*workspace, error) {
+	ws := c.workspaces[name]
+	if ws == nil {
+		if len(c.workspaces) == 0 {
+			return nil, errorf(CodeNotFound, "workspace %q not found: no workspace has been applied yet (run featurelog apply -f features.yaml)", name)
+		}
+		return nil, errorf(CodeNotFound, "workspace %q not found (known: %s)", name, strings.Join(c.names(), ", "))
+	}
+	return ws, nil
+}

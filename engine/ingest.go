@@ -1,0 +1,225 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/featurelog/featurelog/internal/record"
+	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/wal"
+)
+
+// IngestResponse reports, per subscribed view, how many records a request
+// applied (SPEC §2).
+type IngestResponse struct {
+	Workspace string
+	Metrics   []ViewIngestMetrics // every view subscribed to a source of the request, in file order
+}
+
+// ViewIngestMetrics counts one view's records of one request.
+type ViewIngestMetrics struct {
+	FeatureView string
+	Online      int64 // records applied to the online view (online: true)
+	Offline     int64 // records kept in the offline event log for the view
+}
+
+// Authorizer reports whether the caller may write to a workspace; it
+// returns an *Error with CodePermissionDenied when not. Nil allows all.
+type Authorizer func(workspace string) error
+
+// batch is a decoded ingest request: typed rows per source, in source
+// schema order, plus the record errors decoding found.
+type batch struct {
+	ws       *workspace
+	dryRun   bool
+	sections []batchSection
+	errs     []RecordError
+}
+
+type batchSection struct {
+	src  *sourceRT
+	rows []schema.Value // row-major, len(src.def.Schema) values per row
+	n    int            // number of rows
+	bad  []bool         // rows that already failed decoding
+}
+
+func (s *batchSection) row(i int) []schema.Value {
+	w := len(s.src.def.Schema)
+	return s.rows[i*w : (i+1)*w : (i+1)*w]
+}
+
+func (b *batch) recordError(view, source string, idx int, format string, args ...any) {
+	b.errs = append(b.errs, RecordError{FeatureView: view, Source: source, Index: idx, Msg: fmt.Sprintf(format, args...)})
+}
+
+// ingestPlan holds, for each section and each subscribed view, what every
+// row contributes: computed once during validation and applied after the
+// append, so the log and the views see the same thing.
+type ingestPlan struct {
+	projs [][][]projected // [section][view][row]
+}
+
+var entryBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// commit validates b against every subscribed view, and unless it is a dry
+// run appends it to the log as one entry and applies it. Nothing is written
+// when any record is invalid.
+func (db *DB) commit(b *batch) (*IngestResponse, error) {
+	now := db.opts.Now()
+	plan := db.validate(b, now)
+	if len(b.errs) > 0 {
+		return nil, &RecordErrors{Workspace: b.ws.name, Errors: b.errs}
+	}
+	resp := metrics(b, plan, now)
+	if b.dryRun {
+		return resp, nil
+	}
+	if err := db.Healthy(); err != nil {
+		return nil, err
+	}
+	seq, err := db.append(b, now)
+	if err != nil {
+		return nil, err
+	}
+	apply(b, plan, seq, now)
+	return resp, nil
+}
+
+func (db *DB) append(b *batch, now time.Time) (uint64, error) {
+	e := record.Entry{Workspace: b.ws.name, IngestTime: now.UnixNano(), Sections: make([]record.Section, len(b.sections))}
+	for i, s := range b.sections {
+		e.Sections[i] = record.Section{Source: s.src.def.Name, Columns: s.src.def.Schema, Rows: s.rows}
+	}
+	bufp := entryBufPool.Get().(*[]byte)
+	*bufp = record.AppendEntry((*bufp)[:0], &e)
+	seq, err := db.log.Append(*bufp)
+	if cap(*bufp) <= 1<<20 {
+		entryBufPool.Put(bufp)
+	}
+	if err != nil {
+		if errors.Is(err, wal.ErrFailed) || errors.Is(err, wal.ErrClosed) {
+			return 0, &Error{Code: CodeUnavailable, Msg: "the log cannot guarantee durability; nothing was written; restart the node", Err: err}
+		}
+		return 0, &Error{Code: CodeInternal, Msg: "appending to the log failed; nothing was acknowledged", Err: err}
+	}
+	return seq, nil
+}
+
+// validate projects every row onto every subscribed view, recording the
+// errors of the rows that are invalid for any view.
+func (db *DB) validate(b *batch, now time.Time) *ingestPlan {
+	plan := &ingestPlan{projs: make([][][]projected, len(b.sections))}
+	maxTs := now.Add(db.opts.MaxClockSkew).UnixNano()
+	var scratch []byte
+	for si := range b.sections {
+		s := &b.sections[si]
+		views := s.src.views
+		plan.projs[si] = make([][]projected, len(views))
+		for vi := range views {
+			plan.projs[si][vi] = make([]projected, s.n)
+		}
+		for r := 0; r < s.n; r++ {
+			if s.bad != nil && s.bad[r] {
+				continue
+			}
+			scratch = db.validateRow(b, s, plan.projs[si], r, now, maxTs, scratch)
+		}
+	}
+	return plan
+}
+
+func (db *DB) validateRow(b *batch, s *batchSection, projs [][]projected, r int, now time.Time, maxTs int64, scratch []byte) []byte {
+	row := s.row(r)
+	src := s.src.def.Name
+	expiredEverywhere := true
+	for vi, v := range s.src.views {
+		p, sc, err := v.project(row, scratch)
+		scratch = sc
+		if err != nil {
+			b.recordError(v.def.Name, src, r, "%v", err)
+			return scratch
+		}
+		if p.ts > maxTs {
+			b.recordError(v.def.Name, src, r, "timestamp %s is more than %v in the future (the allowed clock skew); check the producer's clock",
+				time.Unix(0, p.ts).UTC().Format(time.RFC3339Nano), db.opts.MaxClockSkew)
+			return scratch
+		}
+		expiredEverywhere = expiredEverywhere && !v.onlineAt(p.ts, now)
+		projs[vi][r] = p
+	}
+	if expiredEverywhere && len(s.src.views) > 0 {
+		v := s.src.views[0]
+		ts := row[v.tsIdx]
+		b.recordError(v.def.Name, src, r, "timestamp %s is outside of the serving TTL of every feature view subscribed to source %q (oldest accepted: %s)",
+			ts.Time().Format(time.RFC3339Nano), src, oldestAccepted(s.src, now).Format(time.RFC3339))
+	}
+	return scratch
+}
+
+func oldestAccepted(src *sourceRT, now time.Time) time.Time {
+	var ttl time.Duration
+	for _, v := range src.views {
+		ttl = max(ttl, v.ttl)
+	}
+	return now.Add(-ttl).UTC()
+}
+
+// counts reports whether a projected row counts in a view's metrics: it
+// was not skipped, and it is within the view's serving TTL.
+func counts(v *viewRT, p *projected, now time.Time) bool {
+	return !p.skip && v.onlineAt(p.ts, now)
+}
+
+func metrics(b *batch, plan *ingestPlan, now time.Time) *IngestResponse {
+	resp := &IngestResponse{Workspace: b.ws.name}
+	for si := range b.sections {
+		s := &b.sections[si]
+		for vi, v := range s.src.views {
+			var n int64
+			for r := range plan.projs[si][vi] {
+				if counts(v, &plan.projs[si][vi][r], now) {
+					n++
+				}
+			}
+			m := ViewIngestMetrics{FeatureView: v.def.Name}
+			if v.def.Online {
+				m.Online = n
+			}
+			if v.def.Offline && s.src.def.LogOffline {
+				m.Offline = n
+			}
+			resp.Metrics = append(resp.Metrics, m)
+		}
+	}
+	return resp
+}
+
+// apply makes the appended entry visible. Records outside a view's TTL are
+// applied too (they are in the log, and as_of reads of the past see them),
+// but were not counted.
+func apply(b *batch, plan *ingestPlan, seq uint64, now time.Time) {
+	idx := 0
+	for si := range b.sections {
+		s := &b.sections[si]
+		for vi, v := range s.src.views {
+			var online, offline int64
+			for r := range plan.projs[si][vi] {
+				p := &plan.projs[si][vi][r]
+				v.applyProjected(p, seq, idx+r)
+				if counts(v, p, now) {
+					online++
+				}
+			}
+			if v.def.Offline && s.src.def.LogOffline {
+				offline = online
+			}
+			if v.def.Online {
+				v.stats.online.Add(online)
+			}
+			v.stats.offline.Add(offline)
+		}
+		idx += s.n
+	}
+}

@@ -1,0 +1,197 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/featurelog/featurelog/internal/repo"
+	"github.com/featurelog/featurelog/internal/schema"
+)
+
+// viewRT is the runtime of one version of a feature view: its definition
+// resolved against its source, and its online state.
+type viewRT struct {
+	def       *repo.FeatureView
+	workspace string
+	version   int       // bumped when what the view computes changes
+	createdAt time.Time // when this version was applied
+	src       *sourceRT
+	keyIdx    []int           // join-key positions in the source schema
+	tsIdx     int             // timestamp_field position in the source schema
+	columns   []schema.Column // source schema, then transform columns
+	servedIdx []int           // attribute features: positions in columns
+	startNs   int64           // feature_start_time, Unix ns (MinInt64 if unset)
+	ttl       time.Duration   // serving TTL; 0 means records never expire
+	store     *attrStore      // attribute views; nil for aggregate views
+	stats     *viewStats      // shared by versions that compute the same thing
+}
+
+// viewStats are a view's counters for the summary endpoint.
+type viewStats struct {
+	online  atomic.Int64 // records applied to the online state since open
+	offline atomic.Int64 // records kept in the offline log for the view since open
+	newest  atomic.Int64 // newest event time applied, Unix ns (0: none)
+}
+
+func (s *viewStats) observe(ts int64) {
+	for {
+		cur := s.newest.Load()
+		if ts <= cur || s.newest.CompareAndSwap(cur, ts) {
+			return
+		}
+	}
+}
+
+func newViewRT(ws string, def *repo.FeatureView, src *sourceRT) (*viewRT, error) {
+	v := &viewRT{def: def, workspace: ws, src: src, startNs: math.MinInt64, ttl: servingTTL(def)}
+	if !def.FeatureStartTime.IsZero() {
+		v.startNs = def.FeatureStartTime.UnixNano()
+	}
+	for _, jk := range def.JoinKeys {
+		i, ok := src.colIndex[jk.Name]
+		if !ok {
+			return nil, fmt.Errorf("BUG: join key %q not in source %q", jk.Name, src.def.Name)
+		}
+		v.keyIdx = append(v.keyIdx, i)
+	}
+	i, ok := src.colIndex[def.TimestampField]
+	if !ok {
+		return nil, fmt.Errorf("BUG: timestamp field %q not in source %q", def.TimestampField, src.def.Name)
+	}
+	v.tsIdx = i
+	v.columns = append(v.columns, src.def.Schema...)
+	if def.Transform != nil {
+		for _, c := range def.Transform.Columns {
+			v.columns = append(v.columns, schema.Column{Name: c.Name, Type: c.Type})
+		}
+	}
+	if !def.Aggregate() {
+		v.store = newAttrStore()
+		for _, f := range def.Features {
+			v.servedIdx = append(v.servedIdx, v.columnIndex(f.Input))
+		}
+	}
+	v.stats = &viewStats{}
+	return v, nil
+}
+
+// servingTTL is how long a record stays servable: the declared ttl, or for
+// aggregate views the largest window (lifetime windows never expire).
+func servingTTL(def *repo.FeatureView) time.Duration {
+	if def.TTL > 0 || !def.Aggregate() {
+		return def.TTL
+	}
+	var ttl time.Duration
+	for _, f := range def.Features {
+		if f.Window.Lifetime {
+			return 0
+		}
+		ttl = max(ttl, f.Window.Size+f.Window.Offset)
+	}
+	return ttl
+}
+
+func (v *viewRT) columnIndex(name string) int {
+	for i, c := range v.columns {
+		if c.Name == name {
+			return i
+		}
+	}
+	panic(fmt.Sprintf("BUG: view %q has no column %q", v.def.Name, name))
+}
+
+// projected is what one record contributes to one view.
+type projected struct {
+	key  string
+	ts   int64
+	vals []schema.Value // served values (attribute views)
+	skip bool           // before feature_start_time, or dropped by the filter
+}
+
+// project computes the record's contribution to the view: entity key,
+// event time, transform and filter, served values. It is the one code path
+// used by ingest, replay and rebuilds, so all three agree. row is in source
+// schema order and is not retained.
+func (v *viewRT) project(row []schema.Value, scratch []byte) (projected, []byte, error) {
+	var p projected
+	for _, i := range v.keyIdx {
+		if row[i].IsNull() {
+			return p, scratch, fmt.Errorf("join key %q is missing or null", v.src.def.Schema[i].Name)
+		}
+	}
+	if row[v.tsIdx].IsNull() {
+		return p, scratch, fmt.Errorf("timestamp field %q is missing or null", v.def.TimestampField)
+	}
+	p.ts = row[v.tsIdx].I
+	if p.ts < v.startNs {
+		p.skip = true
+		return p, scratch, nil
+	}
+	p.key, scratch = entityKey(row, v.keyIdx, scratch)
+	if v.def.Transform == nil {
+		p.vals = v.served(row, nil)
+		return p, scratch, nil
+	}
+	return v.projectTransformed(row, p, scratch)
+}
+
+func (v *viewRT) projectTransformed(row []schema.Value, p projected, scratch []byte) (projected, []byte, error) {
+	env := make(map[string]any, len(v.columns))
+	for i, c := range v.src.def.Schema {
+		env[c.Name] = row[i].Any()
+	}
+	keep, err := v.def.Transform.Apply(env)
+	if err != nil {
+		return p, scratch, fmt.Errorf("transform failed: %w", err)
+	}
+	if !keep {
+		p.skip = true
+		return p, scratch, nil
+	}
+	extra := make([]schema.Value, 0, len(v.def.Transform.Columns))
+	for _, c := range v.def.Transform.Columns {
+		val, err := schema.FromAny(env[c.Name], c.Type)
+		if err != nil {
+			return p, scratch, fmt.Errorf("transform column %q: %w", c.Name, err)
+		}
+		extra = append(extra, val)
+	}
+	p.vals = v.served(row, extra)
+	return p, scratch, nil
+}
+
+// served copies the served columns out of row (source columns) and extra
+// (transform columns).
+func (v *viewRT) served(row, extra []schema.Value) []schema.Value {
+	if v.store == nil {
+		return nil
+	}
+	out := make([]schema.Value, len(v.servedIdx))
+	for j, i := range v.servedIdx {
+		if i < len(row) {
+			out[j] = row[i]
+		} else {
+			out[j] = extra[i-len(row)]
+		}
+	}
+	return out
+}
+
+// applyProjected makes a projected record visible to reads.
+func (v *viewRT) applyProjected(p *projected, seq uint64, idx int) {
+	if p.skip {
+		return
+	}
+	v.stats.observe(p.ts)
+	if v.store != nil {
+		v.store.insert(p.key, version{ts: p.ts, seq: seq, idx: uint32(idx), vals: p.vals})
+	}
+}
+
+// onlineAt reports whether a record with event time ts is still within
+// the view's serving TTL at now.
+func (v *viewRT) onlineAt(ts int64, now time.Time) bool {
+	return v.ttl <= 0 || ts >= now.Add(-v.ttl).UnixNano()
+}

@@ -1,0 +1,269 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/internal/auth"
+)
+
+// The admin API is what the CLI's --server mode calls. Bodies are small
+// JSON objects decoded strictly (unknown fields rejected); errors use the
+// serving API's shape.
+
+// ApplyRequest is the body of POST /api/v1/plan and /api/v1/apply.
+type ApplyRequest struct {
+	File    string `json:"file"`    // the file name, for error messages
+	Content string `json:"content"` // the repo file's YAML
+}
+
+// ApplyResponse answers plan and apply.
+type ApplyResponse struct {
+	Workspace string   `json:"workspace"`
+	Plan      string   `json:"plan"` // human-readable plan
+	Changed   bool     `json:"changed"`
+	Rebuilt   []string `json:"rebuilt,omitempty"`
+}
+
+// AccountRequest creates a service account.
+type AccountRequest struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// AccountResponse describes a service account; APIKey only on creation.
+type AccountResponse struct {
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Description string            `json:"description,omitempty"`
+	CreatedAt   time.Time         `json:"created_at"`
+	Roles       map[string]string `json:"roles"`
+	APIKey      string            `json:"api_key,omitempty"`
+}
+
+// AssignRoleRequest grants a role on a workspace.
+type AssignRoleRequest struct {
+	ServiceAccount string `json:"service_account"`
+	Workspace      string `json:"workspace"`
+	Role           string `json:"role"`
+}
+
+func (s *Server) admin(w http.ResponseWriter, r *http.Request, into any) (caller, bool) {
+	c, err := s.authenticate(r)
+	if err != nil {
+		writeServingError(w, http.StatusUnauthorized, grpcUnauthenticated, err.Error())
+		return c, false
+	}
+	if into == nil {
+		return c, true
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, "bad request body: "+err.Error())
+		return c, false
+	}
+	return c, true
+}
+
+func forbidden(w http.ResponseWriter, msg string) {
+	writeServingError(w, http.StatusForbidden, grpcPermissionDenied, msg)
+}
+
+func writeJSONValue(w http.ResponseWriter, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		writeServingError(w, http.StatusInternalServerError, grpcInternal, err.Error())
+		return
+	}
+	writeJSONBytes(w, status, data)
+}
+
+func (s *Server) plan(w http.ResponseWriter, r *http.Request)  { s.planOrApply(w, r, false) }
+func (s *Server) apply(w http.ResponseWriter, r *http.Request) { s.planOrApply(w, r, true) }
+
+// planOrApply needs the owner role on the workspace the file declares,
+// which is known only after parsing: plan first, check, then apply.
+func (s *Server) planOrApply(w http.ResponseWriter, r *http.Request, apply bool) {
+	var req ApplyRequest
+	c, ok := s.admin(w, r, &req)
+	if !ok {
+		return
+	}
+	plan, err := s.db.Plan(req.File, []byte(req.Content))
+	if err != nil {
+		s.writeEngineError(w, err)
+		return
+	}
+	if !c.allowed(plan.Workspace, auth.Owner) {
+		forbidden(w, fmt.Sprintf("applying needs the owner role on workspace %q", plan.Workspace))
+		return
+	}
+	resp := ApplyResponse{Workspace: plan.Workspace, Plan: plan.String(), Changed: !plan.Empty()}
+	if apply {
+		res, err := s.db.Apply(req.File, []byte(req.Content))
+		if err != nil {
+			s.writeEngineError(w, err)
+			return
+		}
+		resp.Plan, resp.Changed, resp.Rebuilt = res.Plan.String(), !res.Plan.Empty(), res.Rebuilt
+	}
+	writeJSONValue(w, http.StatusOK, resp)
+}
+
+func accountResponse(a auth.Account, key string) AccountResponse {
+	roles := map[string]string{}
+	for ws, r := range a.Roles {
+		roles[ws] = r.String()
+	}
+	return AccountResponse{ID: a.ID, Name: a.Name, Description: a.Description, CreatedAt: a.CreatedAt, Roles: roles, APIKey: key}
+}
+
+// createAccount needs the owner role on some workspace: an account grants
+// nothing until an owner assigns it a role.
+func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
+	var req AccountRequest
+	c, ok := s.admin(w, r, &req)
+	if !ok {
+		return
+	}
+	if !c.noAuth && !c.principal.IsOwnerSomewhere() {
+		forbidden(w, "creating service accounts needs the owner role on at least one workspace")
+		return
+	}
+	key, acct, err := s.db.Accounts().CreateAccount(req.Name, req.Description)
+	if err != nil {
+		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, err.Error())
+		return
+	}
+	writeJSONValue(w, http.StatusOK, accountResponse(acct, key))
+}
+
+func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.admin(w, r, nil)
+	if !ok {
+		return
+	}
+	if !c.noAuth && !c.principal.IsOwnerSomewhere() {
+		forbidden(w, "listing service accounts needs the owner role on at least one workspace")
+		return
+	}
+	out := []AccountResponse{}
+	for _, a := range s.db.Accounts().Accounts() {
+		out = append(out, accountResponse(a, ""))
+	}
+	writeJSONValue(w, http.StatusOK, out)
+}
+
+// deleteAccount needs the owner role on every workspace the account holds
+// a role in (or on some workspace, for an account with no roles).
+func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.admin(w, r, nil)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	acct, found := s.db.Accounts().Account(id)
+	if !found {
+		writeServingError(w, http.StatusNotFound, grpcNotFound, fmt.Sprintf("service account %q not found", id))
+		return
+	}
+	if ws, ok := c.ownsAll(acct); !ok {
+		forbidden(w, fmt.Sprintf("deleting service account %q needs the owner role on workspace %q", id, ws))
+		return
+	}
+	if err := s.db.Accounts().DeleteAccount(id); err != nil {
+		s.writeEngineError(w, err)
+		return
+	}
+	writeJSONValue(w, http.StatusOK, map[string]string{"deleted": id})
+}
+
+func (c caller) ownsAll(a auth.Account) (string, bool) {
+	if c.noAuth {
+		return "", true
+	}
+	if len(a.Roles) == 0 {
+		return "any", c.principal.IsOwnerSomewhere()
+	}
+	wss := make([]string, 0, len(a.Roles))
+	for ws := range a.Roles {
+		wss = append(wss, ws)
+	}
+	sort.Strings(wss)
+	for _, ws := range wss {
+		if !c.principal.Allowed(ws, auth.Owner) {
+			return ws, false
+		}
+	}
+	return "", true
+}
+
+func (s *Server) assignRole(w http.ResponseWriter, r *http.Request) {
+	var req AssignRoleRequest
+	c, ok := s.admin(w, r, &req)
+	if !ok {
+		return
+	}
+	role, err := auth.ParseRole(req.Role)
+	if err != nil {
+		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, err.Error())
+		return
+	}
+	if !c.allowed(req.Workspace, auth.Owner) {
+		forbidden(w, fmt.Sprintf("assigning roles on workspace %q needs the owner role there", req.Workspace))
+		return
+	}
+	if err := s.db.Accounts().AssignRole(req.ServiceAccount, req.Workspace, role); err != nil {
+		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, err.Error())
+		return
+	}
+	writeJSONValue(w, http.StatusOK, map[string]string{"status": "Successfully updated role."})
+}
+
+// featureView serves GET /api/v1/workspaces/{ws}/feature-views/{name}.
+func (s *Server) featureView(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.admin(w, r, nil)
+	if !ok {
+		return
+	}
+	ws := r.PathValue("ws")
+	if err := c.require(auth.Viewer, "read feature views")(ws); err != nil {
+		s.writeEngineError(w, err)
+		return
+	}
+	sum, err := s.db.FeatureViewSummary(ws, r.PathValue("name"))
+	if err != nil {
+		s.writeEngineError(w, err)
+		return
+	}
+	writeJSONValue(w, http.StatusOK, summaryJSON(sum))
+}
+
+func summaryJSON(s *engine.Summary) map[string]any {
+	opt := func(t time.Time) any {
+		if t.IsZero() {
+			return nil
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	dur := func(d time.Duration) any {
+		if d == 0 {
+			return nil
+		}
+		return engine.FormatDuration(d)
+	}
+	return map[string]any{
+		"name": s.Name, "description": s.Description, "owner": s.Owner, "tags": s.Tags,
+		"entities": s.Entities, "join_keys": s.JoinKeys, "features": s.Features,
+		"timestamp_field": s.TimestampField, "aggregation_interval": s.AggregationInterval,
+		"ttl": dur(s.TTL), "batch_schedule": dur(s.BatchSchedule), "feature_start_time": opt(s.FeatureStartTime),
+		"created_at": opt(s.CreatedAt), "version": s.Version, "online": s.Online, "offline": s.Offline,
+		"online_record_count": s.OnlineRecords, "offline_record_count": s.OfflineRecords,
+		"freshness": opt(s.Freshness), "entity_keys_online": s.Keys,
+	}
+}

@@ -1,0 +1,14 @@
+// Package httpapi serves a featurelog engine over HTTP: the Stream Ingest
+// API (POST /ingest), online serving (get-features, get-features-batch),
+// feature-view summaries, the admin calls the CLI uses against a running
+// node (plan, apply, service accounts, roles), and /healthz, /readyz and
+// /metrics. Shapes follow SPEC §2, §4 and §8 exactly.
+//
+//	db, _ := engine.Open(engine.Options{Dir: "featurelog-data"})
+//	srv, _ := httpapi.New(db, httpapi.Options{Addr: "127.0.0.1:8080"})
+//	err := srv.ListenAndServe(ctx) // returns after ctx is done and requests drained
+//
+// Errors travel in two shapes: the ingest API's
+// {"requestError": {"errorMessage", "errorType"}} and recordErrors bodies,
+// and the serving API's {"code": <gRPC code>, "error", "message"}.
+package httpapi

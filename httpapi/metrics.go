@@ -1,0 +1,68 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/featurelog/featurelog/engine"
+)
+
+// metrics are the node's Prometheus metrics, on their own registry so two
+// servers in one process (tests) do not collide.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics(db *engine.DB) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "featurelog_http_requests_total", Help: "HTTP requests by handler and status code.",
+	}, []string{"handler", "code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "featurelog_http_request_duration_seconds", Help: "HTTP request latency by handler.",
+		Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
+	}, []string{"handler"})
+	healthy := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "featurelog_log_healthy", Help: "1 while the log can acknowledge writes, 0 after a write or fsync failure.",
+	}, func() float64 {
+		if db.Healthy() != nil {
+			return 0
+		}
+		return 1
+	})
+	m.reg.MustRegister(m.requests, m.latency, healthy, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// statusRecorder remembers the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (m *metrics) instrument(name string, h http.HandlerFunc) http.Handler {
+	obs := m.latency.WithLabelValues(name)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h(rec, r)
+		obs.Observe(time.Since(start).Seconds())
+		m.requests.WithLabelValues(name, strconv.Itoa(rec.code)).Inc()
+	})
+}

@@ -1,0 +1,225 @@
+package record
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/featurelog/featurelog/internal/schema"
+)
+
+// Decode parses buf into e, reusing e's slices. Strings are copied out of
+// buf, so e stays valid after buf is reused.
+func Decode(buf []byte, e *Entry) error {
+	d := decoder{buf: buf}
+	if err := d.entry(e); err != nil {
+		return fmt.Errorf("%w: %v (at byte %d of %d)", ErrCorrupt, err, d.off, len(buf))
+	}
+	if d.off != len(buf) {
+		return fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(buf)-d.off)
+	}
+	return nil
+}
+
+type decoder struct {
+	buf []byte
+	off int
+}
+
+type decodeError string
+
+func (e decodeError) Error() string { return string(e) }
+
+const errShort = decodeError("truncated")
+
+func (d *decoder) entry(e *Entry) error {
+	if len(d.buf) < 2 {
+		return errShort
+	}
+	if d.buf[0] != Version || d.buf[1] != KindIngest {
+		return fmt.Errorf("unknown version %d or kind %d", d.buf[0], d.buf[1])
+	}
+	d.off = 2
+	var err error
+	if e.IngestTime, err = d.varint(); err != nil {
+		return err
+	}
+	if e.Workspace, err = d.str(); err != nil {
+		return err
+	}
+	n, err := d.count()
+	if err != nil {
+		return err
+	}
+	e.Sections = resize(e.Sections, n)
+	for i := range e.Sections {
+		if err := d.section(&e.Sections[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *decoder) section(s *Section) error {
+	var err error
+	if s.Source, err = d.str(); err != nil {
+		return err
+	}
+	ncols, err := d.count()
+	if err != nil {
+		return err
+	}
+	s.Columns = resize(s.Columns, ncols)
+	for i := range s.Columns {
+		if err := d.column(&s.Columns[i]); err != nil {
+			return err
+		}
+	}
+	nrows, err := d.count()
+	if err != nil {
+		return err
+	}
+	if ncols == 0 && nrows > 0 {
+		return decodeError("rows without columns")
+	}
+	if nrows*ncols > maxCount || nrows*ncols > len(d.buf)-d.off {
+		return decodeError("row count exceeds entry size")
+	}
+	s.Rows = resize(s.Rows, nrows*ncols)
+	for r := 0; r < nrows; r++ {
+		row := s.Rows[r*ncols : (r+1)*ncols]
+		for c := range row {
+			if err := d.value(&row[c], s.Columns[c].Type); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (d *decoder) column(c *schema.Column) error {
+	var err error
+	if c.Name, err = d.str(); err != nil {
+		return err
+	}
+	if d.off+2 > len(d.buf) {
+		return errShort
+	}
+	c.Type = schema.Type{Kind: schema.Kind(d.buf[d.off]), Elem: schema.Kind(d.buf[d.off+1])}
+	d.off += 2
+	if !c.Type.Valid() {
+		return fmt.Errorf("column %q has invalid type %v", c.Name, c.Type)
+	}
+	return nil
+}
+
+func (d *decoder) value(v *schema.Value, t schema.Type) error {
+	if d.off >= len(d.buf) {
+		return errShort
+	}
+	tag := d.buf[d.off]
+	d.off++
+	switch tag {
+	case tagNull:
+		*v = schema.Value{}
+		return nil
+	case tagPresent:
+		return d.scalar(v, t.Kind, t.Elem)
+	}
+	return fmt.Errorf("bad value tag %d", tag)
+}
+
+func (d *decoder) scalar(v *schema.Value, k, elem schema.Kind) error {
+	*v = schema.Value{Kind: k}
+	var err error
+	switch k {
+	case schema.String:
+		v.S, err = d.str()
+	case schema.Int64, schema.Int32, schema.Timestamp:
+		v.I, err = d.varint()
+	case schema.Float64:
+		if d.off+8 > len(d.buf) {
+			return errShort
+		}
+		v.F = math.Float64frombits(binary.LittleEndian.Uint64(d.buf[d.off:]))
+		d.off += 8
+	case schema.Float32:
+		if d.off+4 > len(d.buf) {
+			return errShort
+		}
+		v.F = float64(math.Float32frombits(binary.LittleEndian.Uint32(d.buf[d.off:])))
+		d.off += 4
+	case schema.Bool:
+		if d.off >= len(d.buf) {
+			return errShort
+		}
+		if d.buf[d.off] > 1 {
+			return fmt.Errorf("bad bool byte %d", d.buf[d.off])
+		}
+		v.I = int64(d.buf[d.off])
+		d.off++
+	case schema.Array:
+		return d.array(v, elem)
+	default:
+		return fmt.Errorf("bad kind %d", k)
+	}
+	return err
+}
+
+func (d *decoder) array(v *schema.Value, elem schema.Kind) error {
+	n, err := d.count()
+	if err != nil {
+		return err
+	}
+	if n > len(d.buf)-d.off {
+		return decodeError("array length exceeds entry size")
+	}
+	v.A = make([]schema.Value, n)
+	for i := range v.A {
+		if err := d.scalar(&v.A[i], elem, schema.Null); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *decoder) varint() (int64, error) {
+	x, n := binary.Varint(d.buf[d.off:])
+	if n <= 0 {
+		return 0, decodeError("bad varint")
+	}
+	d.off += n
+	return x, nil
+}
+
+func (d *decoder) count() (int, error) {
+	x, n := binary.Uvarint(d.buf[d.off:])
+	if n <= 0 {
+		return 0, decodeError("bad uvarint")
+	}
+	if x > maxCount {
+		return 0, fmt.Errorf("count %d too large", x)
+	}
+	d.off += n
+	return int(x), nil
+}
+
+func (d *decoder) str() (string, error) {
+	n, err := d.count()
+	if err != nil {
+		return "", err
+	}
+	if d.off+n > len(d.buf) {
+		return "", errShort
+	}
+	s := string(d.buf[d.off : d.off+n])
+	d.off += n
+	return s, nil
+}
+
+func resize[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}

@@ -1,0 +1,136 @@
+// Package record encodes and decodes the payload of one log entry: one
+// ingest request, written atomically (SPEC §2). The wal package frames and
+// checksums these bytes and knows nothing of them; this package knows
+// nothing of frames. The layout is specified in docs/format/record.md.
+//
+// An entry is self-describing: each section carries the column names and
+// types it was written with, so entries stay readable after the source
+// schema changes.
+//
+//	buf := record.AppendEntry(nil, &record.Entry{Workspace: "ads", IngestTime: now,
+//		Sections: []record.Section{{Source: "impressions", Columns: cols, Rows: rows}}})
+//	var e record.Entry
+//	err := record.Decode(buf, &e)
+//
+//	entry   := version:u8 kind:u8 ingest_time:varint workspace:str nsections:uvarint section*
+//	section := source:str ncols:uvarint (name:str kind:u8 elem:u8)* nrows:uvarint row*
+//	row     := value*                       one per column, in column order
+//	value   := 0x00                         null
+//	         | 0x01 scalar(kind)            present
+//	scalar  := str | zigzag varint (Int64, Int32, Timestamp ns) | f64 LE | f32 LE | u8 (Bool)
+//	         | uvarint n scalar(elem)*      (Array; elements are never null)
+//	str     := uvarint len, bytes
+package record
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/featurelog/featurelog/internal/schema"
+)
+
+// Version and kinds of entries. Part of the on-disk format; do not change.
+const (
+	Version    = 1
+	KindIngest = 1
+
+	tagNull    = 0
+	tagPresent = 1
+)
+
+// maxCount bounds any count read from disk, so a corrupt length cannot make
+// the decoder allocate without limit.
+const maxCount = 1 << 28
+
+// ErrCorrupt is wrapped by every decoding error.
+var ErrCorrupt = errors.New("record: corrupt entry")
+
+// Entry is one logged ingest request.
+type Entry struct {
+	Workspace  string
+	IngestTime int64 // Unix ns at which the node accepted the request
+	Sections   []Section
+}
+
+// Section holds the rows of one source within an entry.
+type Section struct {
+	Source  string
+	Columns []schema.Column
+	// Rows are len(Columns) values each, row-major: row i is
+	// Rows[i*len(Columns) : (i+1)*len(Columns)].
+	Rows []schema.Value
+}
+
+// NumRows returns the number of rows in s.
+func (s *Section) NumRows() int {
+	if len(s.Columns) == 0 {
+		return 0
+	}
+	return len(s.Rows) / len(s.Columns)
+}
+
+// Row returns row i.
+func (s *Section) Row(i int) []schema.Value {
+	n := len(s.Columns)
+	return s.Rows[i*n : (i+1)*n : (i+1)*n]
+}
+
+// AppendEntry appends the encoding of e to dst.
+func AppendEntry(dst []byte, e *Entry) []byte {
+	dst = append(dst, Version, KindIngest)
+	dst = binary.AppendVarint(dst, e.IngestTime)
+	dst = appendStr(dst, e.Workspace)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Sections)))
+	for i := range e.Sections {
+		dst = appendSection(dst, &e.Sections[i])
+	}
+	return dst
+}
+
+func appendSection(dst []byte, s *Section) []byte {
+	dst = appendStr(dst, s.Source)
+	dst = binary.AppendUvarint(dst, uint64(len(s.Columns)))
+	for _, c := range s.Columns {
+		dst = appendStr(dst, c.Name)
+		dst = append(dst, byte(c.Type.Kind), byte(c.Type.Elem))
+	}
+	dst = binary.AppendUvarint(dst, uint64(s.NumRows()))
+	for _, v := range s.Rows {
+		if v.Kind == schema.Null {
+			dst = append(dst, tagNull)
+			continue
+		}
+		dst = append(dst, tagPresent)
+		dst = appendScalar(dst, v)
+	}
+	return dst
+}
+
+func appendScalar(dst []byte, v schema.Value) []byte {
+	switch v.Kind {
+	case schema.String:
+		return appendStr(dst, v.S)
+	case schema.Int64, schema.Int32, schema.Timestamp:
+		return binary.AppendVarint(dst, v.I)
+	case schema.Float64:
+		return binary.LittleEndian.AppendUint64(dst, math.Float64bits(v.F))
+	case schema.Float32:
+		return binary.LittleEndian.AppendUint32(dst, math.Float32bits(float32(v.F)))
+	case schema.Bool:
+		return append(dst, byte(v.I))
+	case schema.Array:
+		dst = binary.AppendUvarint(dst, uint64(len(v.A)))
+		for _, e := range v.A {
+			dst = appendScalar(dst, e)
+		}
+		return dst
+	}
+	panic(fmt.Sprintf("BUG: record: cannot encode value of kind %v", v.Kind))
+}
+
+func appendStr(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}

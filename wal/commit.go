@@ -1,0 +1,203 @@
+package wal
+
+import (
+	"fmt"
+	"os"
+	"sync"
+
+	twal "github.com/tidwall/wal"
+)
+
+// request is one Append waiting for the committer. Requests are pooled so
+// that a steady stream of appends allocates nothing.
+type request struct {
+	// payload is the caller's slice, read by the committer while Append
+	// blocks, so it is never copied outside the frame.
+	payload []byte
+	// seq is assigned by the committer; valid once done has fired nil.
+	seq uint64
+	// done receives exactly one value per use: nil or the batch's error.
+	done chan error
+}
+
+var requestPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
+
+// recycle returns r to the pool; done is drained, so it can be reused.
+func (r *request) recycle() {
+	r.payload, r.seq = nil, 0
+	requestPool.Put(r)
+}
+
+// cycleSlack makes the cycle check conservative: tidwall is asked about new
+// segments once the tail is within this many bytes of SegmentSize, so a
+// miscount of the tail's size cannot hide a segment tidwall created.
+const cycleSlack = 4 << 10
+
+// committer is the state of the committer goroutine, touched by nothing
+// else once Open has returned.
+type committer struct {
+	// batch is the requests of the group commit in progress.
+	batch []*request
+	// twb is the tidwall batch, reused across commits.
+	twb twal.Batch
+	// frame is the scratch buffer frames are built in before tidwall
+	// copies them into twb.
+	frame []byte
+	// last is the seq of the last entry handed to tidwall successfully.
+	last uint64
+	// tail is the newest segment file the committer knows of.
+	tail segment
+	// tailBytes tracks tail's size: tidwall cycles when the bytes of its
+	// tail reach SegmentSize. Resynchronized from the file by checkCycle.
+	tailBytes int64
+	// created holds segments found by checkCycle, to publish.
+	created []segment
+}
+
+// commitLoop is the committer goroutine: it writes queued appends in
+// batches until Close has been called and the queue is drained.
+func (l *Log) commitLoop() {
+	defer close(l.committed)
+	for l.nextBatch() {
+		l.commit()
+	}
+}
+
+// nextBatch waits for queued requests and moves the oldest of them, up to
+// MaxBatchBytes of payload (at least one), into c.batch. It returns false
+// once the log is closed and nothing is queued.
+func (l *Log) nextBatch() bool {
+	l.queue.Lock()
+	defer l.queue.Unlock()
+	for len(l.queue.reqs) == 0 {
+		if l.queue.closed {
+			return false
+		}
+		l.queue.cond.Wait()
+	}
+	q := l.queue.reqs
+	n, size := 1, len(q[0].payload)
+	for n < len(q) && size+len(q[n].payload) <= l.opts.MaxBatchBytes {
+		size += len(q[n].payload)
+		n++
+	}
+	l.c.batch = append(l.c.batch[:0], q[:n]...)
+	rest := copy(q, q[n:])
+	clear(q[rest:]) // let finished requests go
+	l.queue.reqs = q[:rest]
+	return true
+}
+
+// commit writes c.batch with one tidwall WriteBatch, makes any new segment
+// durable, publishes the new last seq and then releases the waiters:
+// nothing is acknowledged before it is durable.
+func (l *Log) commit() {
+	batch := l.c.batch
+	if err := l.Err(); err != nil {
+		release(batch, err) // never write after a failure
+		return
+	}
+	entryBytes, payloadBytes := l.encode(batch)
+	if err := l.write(entryBytes); err != nil {
+		release(batch, err)
+		return
+	}
+	l.c.last += uint64(len(batch))
+	l.publish()
+	l.stats.batches.Add(1)
+	l.stats.entries.Add(uint64(len(batch)))
+	l.stats.bytes.Add(uint64(payloadBytes))
+	release(batch, nil)
+}
+
+// encode frames the batch into c.twb, assigning dense seqs after c.last.
+// It returns the bytes tidwall will append to its tail and the payload
+// bytes.
+func (l *Log) encode(batch []*request) (entryBytes, payloadBytes int64) {
+	l.c.twb.Clear()
+	for i, r := range batch {
+		r.seq = l.c.last + uint64(i) + 1
+		l.c.frame = appendFrame(l.c.frame[:0], r.seq, r.payload)
+		l.c.twb.Write(r.seq, l.c.frame)
+		entryBytes += int64(entrySize(len(r.payload)))
+		payloadBytes += int64(len(r.payload))
+	}
+	return entryBytes, payloadBytes
+}
+
+// write hands c.twb to tidwall and, if tidwall may have started new
+// segment files meanwhile, makes them durable. Any error fails the log.
+func (l *Log) write(entryBytes int64) error {
+	if err := l.tw.WriteBatch(&l.c.twb); err != nil {
+		return l.fail("write and fsync", err)
+	}
+	l.c.tailBytes += entryBytes
+	if l.c.tailBytes+cycleSlack < int64(l.opts.SegmentSize) {
+		return nil
+	}
+	return l.checkCycle()
+}
+
+// checkCycle looks for segment files tidwall created since the last check.
+// tidwall never fsyncs the directory when it cycles (possibly in the middle
+// of a batch), so a crash could lose a whole new segment of acknowledged
+// entries: fsync the directory before anything in them is acknowledged.
+func (l *Log) checkCycle() error {
+	segs, err := listSegments(l.opts.Dir)
+	if err != nil {
+		return l.fail("list segments", err)
+	}
+	l.c.created = l.c.created[:0]
+	for _, s := range segs {
+		if s.first > l.c.tail.first {
+			l.c.created = append(l.c.created, s)
+		}
+	}
+	if len(l.c.created) > 0 {
+		if err := l.syncNewSegments(); err != nil {
+			return err
+		}
+	}
+	fi, err := os.Stat(l.c.tail.path)
+	if err != nil {
+		return l.fail("stat tail segment", err)
+	}
+	l.c.tailBytes = fi.Size()
+	return nil
+}
+
+// syncNewSegments fsyncs the directory for c.created and makes the newest
+// one the tail.
+func (l *Log) syncNewSegments() error {
+	if !l.opts.NoSync {
+		if err := l.syncDir(l.opts.Dir); err != nil {
+			return l.fail("fsync directory", fmt.Errorf("%s: %w", l.opts.Dir, err))
+		}
+		l.stats.dirSyncs.Add(1)
+	}
+	l.c.tail = l.c.created[len(l.c.created)-1]
+	// tidwall keeps the segment it cycled out in its cache; we never read
+	// through tidwall, so free that memory. This cannot lose data.
+	_ = l.tw.ClearCache()
+	return nil
+}
+
+// publish makes c.last and any new segments visible to readers, together.
+func (l *Log) publish() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mu.segments = append(l.mu.segments, l.c.created...)
+	l.c.created = l.c.created[:0]
+	l.lastSeq.Store(l.c.last)
+}
+
+// release wakes the appenders of batch with err.
+func release(batch []*request, err error) {
+	for _, r := range batch {
+		if err != nil {
+			r.seq = 0
+		}
+		r.done <- err
+	}
+	clear(batch)
+}

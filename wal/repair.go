@@ -1,0 +1,196 @@
+package wal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// damagedDir is the subdirectory of Dir that receives a copy of every
+// segment before Open cuts a torn tail off it. tidwall ignores directories.
+const damagedDir = "damaged"
+
+// recovered is what recoverSegments learnt about the log.
+type recovered struct {
+	// last is the seq of the last valid entry (first-1 of the tail segment
+	// if it is empty; 0 for a new log).
+	last uint64
+	// tailBytes is the size of the tail segment after any repair.
+	tailBytes int64
+	// report is the repair made, or nil.
+	report *RepairReport
+}
+
+// recoverSegments verifies the last two segments before tidwall reads the
+// directory. A crash can only damage the end of the last one: tidwall
+// fsyncs a segment before it starts the next, and the committer fsyncs the
+// directory before acknowledging entries in a new segment. So a torn tail
+// is cut off there; anything else is a *CorruptionError.
+func recoverSegments(opts *Options, segs []segment, syncDir func(string) error) (recovered, error) {
+	if len(segs) == 0 {
+		return recovered{}, nil
+	}
+	tail := segs[len(segs)-1]
+	if len(segs) > 1 {
+		if err := verifySegment(segs[len(segs)-2], tail.first-1); err != nil {
+			return recovered{}, err
+		}
+	}
+	return recoverTail(opts, tail, syncDir)
+}
+
+// verifySegment checks that seg holds exactly the valid entries
+// seg.first..end.
+func verifySegment(seg segment, end uint64) error {
+	var r segmentReader
+	defer r.close()
+	nop := func(uint64, []byte) error { return nil }
+	return r.replay(seg, end+1, end, true, nop)
+}
+
+// recoverTail scans the tail segment and repairs a torn tail.
+func recoverTail(opts *Options, tail segment, syncDir func(string) error) (recovered, error) {
+	data, err := os.ReadFile(tail.path)
+	if err != nil {
+		return recovered{}, fmt.Errorf("wal: read tail segment: %w", err)
+	}
+	valid, next, reason := scanValid(data, tail.first)
+	rec := recovered{last: next - 1, tailBytes: int64(valid)}
+	if valid == len(data) {
+		return rec, nil
+	}
+	if seq, off, ok := findValidFrame(data, valid, next); ok {
+		return recovered{}, &CorruptionError{File: tail.path, Offset: int64(valid), Seq: next,
+			Reason: fmt.Sprintf("%s; not a torn tail: a valid frame (seq %d) follows at offset %d", reason, seq, off)}
+	}
+	rec.report, err = repairTail(opts, tail, data, valid, syncDir)
+	return rec, err
+}
+
+// scanValid returns the end of the longest prefix of data made of valid
+// entries with seqs first, first+1, ..., the seq expected next and, if data
+// goes on, why the entry after the prefix is invalid.
+func scanValid(data []byte, first uint64) (valid int, next uint64, reason string) {
+	next = first
+	for valid < len(data) {
+		body, n, st := splitEntry(data[valid:])
+		switch st {
+		case entryShort:
+			return valid, next, reasonTruncated
+		case entryBad:
+			return valid, next, reasonBadVarint
+		}
+		if _, reason := decodeFrame(body, next); reason != "" {
+			return valid, next, reason
+		}
+		valid += n
+		next++
+	}
+	return valid, next, ""
+}
+
+// findValidFrame searches data after offset from for a frame that passes
+// every check and has a seq of at least next. A torn write cannot leave
+// one behind the damage, so finding one means real corruption.
+func findValidFrame(data []byte, from int, next uint64) (seq uint64, off int, ok bool) {
+	for i := from; i < len(data); i++ {
+		j := bytes.Index(data[i:], []byte(frameMagic))
+		if j < 0 {
+			return 0, 0, false
+		}
+		i += j
+		if seq, ok := frameAt(data, i); ok && seq >= next {
+			return seq, i, true
+		}
+	}
+	return 0, 0, false
+}
+
+// frameAt parses a frame starting at data[off] (where its magic is),
+// trusting its own length field rather than a tidwall length prefix.
+func frameAt(data []byte, off int) (seq uint64, ok bool) {
+	if len(data)-off < headerSize {
+		return 0, false
+	}
+	n := uint64(binary.LittleEndian.Uint32(data[off+offLength:]))
+	if n > uint64(len(data)-off-headerSize) {
+		return 0, false
+	}
+	seq, _, reason := parseFrame(data[off : off+headerSize+int(n)])
+	return seq, reason == ""
+}
+
+// repairTail copies the damaged segment aside, then cuts it back to its
+// valid prefix. tidwall must never see the cut bytes: it would refuse a
+// torn entry and read zero bytes as valid empty entries.
+func repairTail(opts *Options, seg segment, data []byte, valid int, syncDir func(string) error) (*RepairReport, error) {
+	copyPath, err := saveDamaged(opts.Dir, seg, data, syncDir)
+	if err != nil {
+		return nil, fmt.Errorf("wal: copy damaged segment %s aside: %w", seg.path, err)
+	}
+	if err := truncateFile(seg.path, int64(valid)); err != nil {
+		return nil, fmt.Errorf("wal: cut torn tail of %s at offset %d: %w", seg.path, valid, err)
+	}
+	if err := syncDir(opts.Dir); err != nil {
+		return nil, fmt.Errorf("wal: sync %s: %w", opts.Dir, err)
+	}
+	rep := &RepairReport{Segment: seg.path, Offset: int64(valid),
+		DroppedBytes: int64(len(data) - valid), CopyPath: copyPath}
+	opts.Logger.Warn("wal: cut torn tail off last segment",
+		"segment", rep.Segment, "offset", rep.Offset, "dropped_bytes", rep.DroppedBytes, "copy", rep.CopyPath)
+	return rep, nil
+}
+
+// saveDamaged durably writes data to Dir/damaged/<segment>.<unixnano>
+// (temp file, fsync, rename, fsync) and returns that path.
+func saveDamaged(dir string, seg segment, data []byte, syncDir func(string) error) (string, error) {
+	ddir := filepath.Join(dir, damagedDir)
+	if err := os.MkdirAll(ddir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(ddir, filepath.Base(seg.path)+"."+strconv.FormatInt(time.Now().UnixNano(), 10))
+	if err := writeFileSync(path+".tmp", data); err != nil {
+		return "", err
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return "", err
+	}
+	if err := syncDir(ddir); err != nil {
+		return "", err
+	}
+	return path, syncDir(dir) // for damaged/ itself, if just created
+}
+
+// writeFileSync writes and fsyncs a new file.
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err = f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// truncateFile cuts path to size and fsyncs it.
+func truncateFile(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if err = f.Truncate(size); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -119,10 +119,10 @@ func (db *DB) Healthy() error {
 // accepts, and returns how many records it read.
 func (db *DB) replay(cat *catalog, want func(*viewRT) bool) (int, error) {
 	var (
-		e       record.Entry
-		n       int
-		rb      rowBuilder
-		scratch []byte
+		e  record.Entry
+		n  int
+		rb rowBuilder
+		pj projector
 	)
 	err := db.log.Replay(1, func(seq uint64, payload []byte) error {
 		if err := record.Decode(payload, &e); err != nil {
@@ -145,9 +145,7 @@ func (db *DB) replay(cat *catalog, want func(*viewRT) bool) (int, error) {
 					if !want(v) {
 						continue
 					}
-					var p projected
-					var err error
-					p, scratch, err = v.project(row, scratch)
+					p, err := v.project(row, &pj)
 					if err != nil {
 						continue // the view's rules changed since the record was accepted
 					}

@@ -112,7 +112,7 @@ func (db *DB) append(b *batch, now time.Time) (uint64, error) {
 func (db *DB) validate(b *batch, now time.Time) *ingestPlan {
 	plan := &ingestPlan{projs: make([][][]projected, len(b.sections))}
 	maxTs := now.Add(db.opts.MaxClockSkew).UnixNano()
-	var scratch []byte
+	var pj projector
 	for si := range b.sections {
 		s := &b.sections[si]
 		views := s.src.views
@@ -124,27 +124,26 @@ func (db *DB) validate(b *batch, now time.Time) *ingestPlan {
 			if s.bad != nil && s.bad[r] {
 				continue
 			}
-			scratch = db.validateRow(b, s, plan.projs[si], r, now, maxTs, scratch)
+			db.validateRow(b, s, plan.projs[si], r, now, maxTs, &pj)
 		}
 	}
 	return plan
 }
 
-func (db *DB) validateRow(b *batch, s *batchSection, projs [][]projected, r int, now time.Time, maxTs int64, scratch []byte) []byte {
+func (db *DB) validateRow(b *batch, s *batchSection, projs [][]projected, r int, now time.Time, maxTs int64, pj *projector) {
 	row := s.row(r)
 	src := s.src.def.Name
 	expiredEverywhere := true
 	for vi, v := range s.src.views {
-		p, sc, err := v.project(row, scratch)
-		scratch = sc
+		p, err := v.project(row, pj)
 		if err != nil {
 			b.recordError(v.def.Name, src, r, "%v", err)
-			return scratch
+			return
 		}
 		if p.ts > maxTs {
 			b.recordError(v.def.Name, src, r, "timestamp %s is more than %v in the future (the allowed clock skew); check the producer's clock",
 				time.Unix(0, p.ts).UTC().Format(time.RFC3339Nano), db.opts.MaxClockSkew)
-			return scratch
+			return
 		}
 		expiredEverywhere = expiredEverywhere && !v.onlineAt(p.ts, now)
 		projs[vi][r] = p
@@ -155,7 +154,6 @@ func (db *DB) validateRow(b *batch, s *batchSection, projs [][]projected, r int,
 		b.recordError(v.def.Name, src, r, "timestamp %s is outside of the serving TTL of every feature view subscribed to source %q (oldest accepted: %s)",
 			ts.Time().Format(time.RFC3339Nano), src, oldestAccepted(s.src, now).Format(time.RFC3339))
 	}
-	return scratch
 }
 
 func oldestAccepted(src *sourceRT, now time.Time) time.Time {

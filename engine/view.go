@@ -110,65 +110,106 @@ type projected struct {
 	skip bool           // before feature_start_time, or dropped by the filter
 }
 
+// projector holds scratch space reused across the records one goroutine
+// projects, so projecting allocates nothing per record but the served
+// values (which come from a per-batch slab).
+type projector struct {
+	key  []byte         // entity key scratch for non-string keys
+	env  map[string]any // transform environment, cleared per record
+	slab []schema.Value // served values are cut from here
+}
+
+// take returns n values cut from the slab, refilling it in chunks.
+func (pj *projector) take(n int) []schema.Value {
+	if n == 0 {
+		return nil
+	}
+	if len(pj.slab) < n {
+		pj.slab = make([]schema.Value, max(n, 1024))
+	}
+	out := pj.slab[:n:n]
+	pj.slab = pj.slab[n:]
+	return out
+}
+
 // project computes the record's contribution to the view: entity key,
 // event time, transform and filter, served values. It is the one code path
 // used by ingest, replay and rebuilds, so all three agree. row is in source
 // schema order and is not retained.
-func (v *viewRT) project(row []schema.Value, scratch []byte) (projected, []byte, error) {
+func (v *viewRT) project(row []schema.Value, pj *projector) (projected, error) {
 	var p projected
 	for _, i := range v.keyIdx {
 		if row[i].IsNull() {
-			return p, scratch, fmt.Errorf("join key %q is missing or null", v.src.def.Schema[i].Name)
+			return p, fmt.Errorf("join key %q is missing or null", v.src.def.Schema[i].Name)
 		}
 	}
 	if row[v.tsIdx].IsNull() {
-		return p, scratch, fmt.Errorf("timestamp field %q is missing or null", v.def.TimestampField)
+		return p, fmt.Errorf("timestamp field %q is missing or null", v.def.TimestampField)
 	}
 	p.ts = row[v.tsIdx].I
 	if p.ts < v.startNs {
 		p.skip = true
-		return p, scratch, nil
+		return p, nil
 	}
-	p.key, scratch = entityKey(row, v.keyIdx, scratch)
+	p.key, pj.key = entityKey(row, v.keyIdx, pj.key)
 	if v.def.Transform == nil {
-		p.vals = v.served(row, nil)
-		return p, scratch, nil
+		p.vals = v.served(row, nil, pj)
+		return p, nil
 	}
-	return v.projectTransformed(row, p, scratch)
+	return v.projectTransformed(row, p, pj)
 }
 
-func (v *viewRT) projectTransformed(row []schema.Value, p projected, scratch []byte) (projected, []byte, error) {
-	env := make(map[string]any, len(v.columns))
+func (v *viewRT) projectTransformed(row []schema.Value, p projected, pj *projector) (projected, error) {
+	if pj.env == nil {
+		pj.env = make(map[string]any, len(v.columns))
+	}
+	env := pj.env
+	clear(env)
 	for i, c := range v.src.def.Schema {
 		env[c.Name] = row[i].Any()
 	}
 	keep, err := v.def.Transform.Apply(env)
 	if err != nil {
-		return p, scratch, fmt.Errorf("transform failed: %w", err)
+		return p, fmt.Errorf("transform failed: %w", err)
 	}
 	if !keep {
 		p.skip = true
-		return p, scratch, nil
+		return p, nil
 	}
-	extra := make([]schema.Value, 0, len(v.def.Transform.Columns))
+	if v.store == nil {
+		return p, v.checkTransformTypes(env)
+	}
+	var extra [8]schema.Value
+	ext := extra[:0]
 	for _, c := range v.def.Transform.Columns {
 		val, err := schema.FromAny(env[c.Name], c.Type)
 		if err != nil {
-			return p, scratch, fmt.Errorf("transform column %q: %w", c.Name, err)
+			return p, fmt.Errorf("transform column %q: %w", c.Name, err)
 		}
-		extra = append(extra, val)
+		ext = append(ext, val)
 	}
-	p.vals = v.served(row, extra)
-	return p, scratch, nil
+	p.vals = v.served(row, ext, pj)
+	return p, nil
+}
+
+// checkTransformTypes verifies that every transform column produced a value
+// of its declared type, for views that do not serve the values (yet).
+func (v *viewRT) checkTransformTypes(env map[string]any) error {
+	for _, c := range v.def.Transform.Columns {
+		if _, err := schema.FromAny(env[c.Name], c.Type); err != nil {
+			return fmt.Errorf("transform column %q: %w", c.Name, err)
+		}
+	}
+	return nil
 }
 
 // served copies the served columns out of row (source columns) and extra
 // (transform columns).
-func (v *viewRT) served(row, extra []schema.Value) []schema.Value {
+func (v *viewRT) served(row, extra []schema.Value, pj *projector) []schema.Value {
 	if v.store == nil {
 		return nil
 	}
-	out := make([]schema.Value, len(v.servedIdx))
+	out := pj.take(len(v.servedIdx))
 	for j, i := range v.servedIdx {
 		if i < len(row) {
 			out[j] = row[i]

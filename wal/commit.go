@@ -169,10 +169,10 @@ func (l *Log) checkCycle() error {
 // syncNewSegments fsyncs the directory for c.created and makes the newest
 // one the tail.
 func (l *Log) syncNewSegments() error {
+	if err := l.sync.dir(l.opts.Dir); err != nil {
+		return l.fail("fsync directory", fmt.Errorf("%s: %w", l.opts.Dir, err))
+	}
 	if !l.opts.NoSync {
-		if err := l.syncDir(l.opts.Dir); err != nil {
-			return l.fail("fsync directory", fmt.Errorf("%s: %w", l.opts.Dir, err))
-		}
 		l.stats.dirSyncs.Add(1)
 	}
 	l.c.tail = l.c.created[len(l.c.created)-1]

@@ -74,9 +74,9 @@ func queued(l *Log) int {
 }
 
 // appendConcurrently starts one Append per payload after the first one
-// has entered the gated backend, waits until all are queued, releases the
-// gate and returns the seqs and errors.
-func appendConcurrently(t *testing.T, l *Log, g *gate, payloads [][]byte) ([]uint64, []error) {
+// has entered the gated backend, waits until all are queued, calls each of
+// then, releases the gate and returns the seqs and errors.
+func appendConcurrently(t *testing.T, l *Log, g *gate, payloads [][]byte, then ...func()) ([]uint64, []error) {
 	seqs := make([]uint64, len(payloads))
 	errs := make([]error, len(payloads))
 	var wg sync.WaitGroup
@@ -89,6 +89,9 @@ func appendConcurrently(t *testing.T, l *Log, g *gate, payloads [][]byte) ([]uin
 		run(i)
 	}
 	require.Eventually(t, func() bool { return queued(l) == len(payloads)-1 }, 10*time.Second, time.Millisecond)
+	for _, f := range then {
+		f()
+	}
 	close(g.release)
 	wg.Wait()
 	return seqs, errs
@@ -157,24 +160,19 @@ func TestCloseWaitsForPendingAppends(t *testing.T) {
 	opts := testOptions(t)
 	l, err := Open(withHooks(opts, &hookBackend{before: g.before}))
 	require.NoError(t, err)
-	payloads := numbered(8, 10)
 	var closeErr error
 	closed := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range payloads {
-		wg.Go(func() {
-			_, err := l.Append(payloads[i])
-			assert.NoError(t, err)
-		})
+	closeNow := func() {
+		go func() { closeErr = l.Close(); close(closed) }()
+		require.Eventually(t, l.isClosed, 10*time.Second, time.Millisecond)
 	}
-	<-g.entered
-	require.Eventually(t, func() bool { return queued(l) == len(payloads)-1 }, 10*time.Second, time.Millisecond)
-	go func() { closeErr = l.Close(); close(closed) }()
-	require.Eventually(t, func() bool { return l.isClosed() }, 10*time.Second, time.Millisecond)
-	close(g.release)
-	wg.Wait()
+	payloads := numbered(8, 10)
+	_, errs := appendConcurrently(t, l, g, payloads, closeNow)
 	<-closed
 	require.NoError(t, closeErr)
+	for _, err := range errs {
+		require.NoError(t, err, "appends queued before Close are written")
+	}
 	l = openT(t, opts)
 	assert.Equal(t, uint64(len(payloads)), l.LastSeq())
 }

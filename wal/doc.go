@@ -65,7 +65,8 @@
 // behind them), Open copies the segment to Dir/damaged/, cuts the tail off,
 // fsyncs, logs it and reports it through Repair. Any other bad frame is a
 // *CorruptionError, and nothing is changed. Older segments are verified by
-// Replay as it reads them.
+// Replay as it reads them, and all of them by Verify; Open leaves them out
+// so that its cost does not grow with the log.
 //
 // # Caveats
 //

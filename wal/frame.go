@@ -52,15 +52,17 @@ const (
 )
 
 // appendFrame appends the frame of payload with sequence number seq to dst.
+// The header is built in place in dst: a local array would escape to the
+// heap through crc32.Update and cost an allocation per append.
 func appendFrame(dst []byte, seq uint64, payload []byte) []byte {
-	var h [headerSize]byte
-	copy(h[:], frameMagic)
-	h[offVersion] = frameVersion
-	binary.LittleEndian.PutUint32(h[offLength:], uint32(len(payload)))
-	binary.LittleEndian.PutUint64(h[offSeq:], seq)
-	crc := crc32.Update(crc32.Update(0, crcTable, h[:offCRC]), crcTable, payload)
-	binary.LittleEndian.PutUint32(h[offCRC:], crc)
-	return append(append(dst, h[:]...), payload...)
+	start := len(dst)
+	dst = append(dst, frameMagic...)
+	dst = append(dst, frameVersion, 0)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(payload)))
+	dst = binary.LittleEndian.AppendUint64(dst, seq)
+	crc := crc32.Update(crc32.Update(0, crcTable, dst[start:]), crcTable, payload)
+	dst = binary.LittleEndian.AppendUint32(dst, crc)
+	return append(dst, payload...)
 }
 
 // frameSize is the size of the frame of an n-byte payload.

@@ -30,8 +30,8 @@ type Log struct {
 	// tw is the tidwall log, owned by the committer once Open returns;
 	// Close closes it after the committer has exited.
 	tw backend
-	// syncDir fsyncs a directory (a hook in tests).
-	syncDir func(dir string) error
+	// sync performs (or, under NoSync, skips) fsyncs.
+	sync syncer
 	// repair is what Open repaired; immutable after Open.
 	repair *RepairReport
 
@@ -106,10 +106,7 @@ func Open(opts Options) (*Log, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Log{opts: opts, syncDir: syncDir, committed: make(chan struct{}), closed: make(chan struct{})}
-	if opts.private.syncDir != nil {
-		l.syncDir = opts.private.syncDir
-	}
+	l := &Log{opts: opts, sync: newSyncer(&opts), committed: make(chan struct{}), closed: make(chan struct{})}
 	l.queue.cond.L = &l.queue.Mutex
 	if err := l.open(); err != nil {
 		return nil, err
@@ -127,7 +124,7 @@ func (l *Log) open() error {
 	if err != nil {
 		return fmt.Errorf("wal: list segments: %w", err)
 	}
-	rec, err := recoverSegments(&l.opts, segs, l.syncDir)
+	rec, err := recoverSegments(&l.opts, segs, l.sync)
 	if err != nil {
 		return err
 	}
@@ -151,7 +148,7 @@ func (l *Log) createDir() error {
 	if err := os.MkdirAll(l.opts.Dir, 0o755); err != nil {
 		return err
 	}
-	return l.syncDir(filepath.Dir(filepath.Clean(l.opts.Dir)))
+	return l.sync.dir(filepath.Dir(filepath.Clean(l.opts.Dir)))
 }
 
 // adopt checks that tidwall sees the log as recoverSegments did and sets
@@ -187,7 +184,7 @@ func (l *Log) adopt(tw *twal.Log, segs []segment, rec recovered) error {
 // createdFirst makes the first segment file, just created by tidwall,
 // durable and returns it.
 func (l *Log) createdFirst() ([]segment, error) {
-	if err := l.syncDir(l.opts.Dir); err != nil {
+	if err := l.sync.dir(l.opts.Dir); err != nil {
 		return nil, fmt.Errorf("wal: sync %s: %w", l.opts.Dir, err)
 	}
 	segs, err := listSegments(l.opts.Dir)

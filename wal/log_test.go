@@ -75,6 +75,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 
 	l = openT(t, opts)
 	assert.Nil(t, l.Repair())
+	assert.NoError(t, l.Verify())
 	assert.Equal(t, uint64(1), l.FirstSeq())
 	requireEntries(t, l, 100)
 	appendN(t, l, 10)

@@ -35,8 +35,9 @@ type Options struct {
 	// Default 16 MiB; at most 4 GiB - 1 (the frame's length field).
 	MaxBatchBytes int
 
-	// NoSync skips every file and directory fsync. Acknowledged entries can
-	// be lost or torn by a crash. For tests and benchmarks only.
+	// NoSync skips every file and directory fsync, including those of a
+	// repair (tidwall still fsyncs a segment it cycles out). Acknowledged
+	// entries can be lost or torn by a crash. For tests and benchmarks only.
 	NoSync bool
 
 	// Logger receives repair reports. Default slog.Default().

@@ -30,7 +30,7 @@ type recovered struct {
 // fsyncs a segment before it starts the next, and the committer fsyncs the
 // directory before acknowledging entries in a new segment. So a torn tail
 // is cut off there; anything else is a *CorruptionError.
-func recoverSegments(opts *Options, segs []segment, syncDir func(string) error) (recovered, error) {
+func recoverSegments(opts *Options, segs []segment, s syncer) (recovered, error) {
 	if len(segs) == 0 {
 		return recovered{}, nil
 	}
@@ -40,7 +40,7 @@ func recoverSegments(opts *Options, segs []segment, syncDir func(string) error) 
 			return recovered{}, err
 		}
 	}
-	return recoverTail(opts, tail, syncDir)
+	return recoverTail(opts, tail, s)
 }
 
 // verifySegment checks that seg holds exactly the valid entries
@@ -53,7 +53,7 @@ func verifySegment(seg segment, end uint64) error {
 }
 
 // recoverTail scans the tail segment and repairs a torn tail.
-func recoverTail(opts *Options, tail segment, syncDir func(string) error) (recovered, error) {
+func recoverTail(opts *Options, tail segment, s syncer) (recovered, error) {
 	data, err := os.ReadFile(tail.path)
 	if err != nil {
 		return recovered{}, fmt.Errorf("wal: read tail segment: %w", err)
@@ -67,7 +67,7 @@ func recoverTail(opts *Options, tail segment, syncDir func(string) error) (recov
 		return recovered{}, &CorruptionError{File: tail.path, Offset: int64(valid), Seq: next,
 			Reason: fmt.Sprintf("%s; not a torn tail: a valid frame (seq %d) follows at offset %d", reason, seq, off)}
 	}
-	rec.report, err = repairTail(opts, tail, data, valid, syncDir)
+	rec.report, err = repairTail(opts, tail, data, valid, s)
 	return rec, err
 }
 
@@ -127,15 +127,15 @@ func frameAt(data []byte, off int) (seq uint64, ok bool) {
 // repairTail copies the damaged segment aside, then cuts it back to its
 // valid prefix. tidwall must never see the cut bytes: it would refuse a
 // torn entry and read zero bytes as valid empty entries.
-func repairTail(opts *Options, seg segment, data []byte, valid int, syncDir func(string) error) (*RepairReport, error) {
-	copyPath, err := saveDamaged(opts.Dir, seg, data, syncDir)
+func repairTail(opts *Options, seg segment, data []byte, valid int, s syncer) (*RepairReport, error) {
+	copyPath, err := saveDamaged(opts.Dir, seg, data, s)
 	if err != nil {
 		return nil, fmt.Errorf("wal: copy damaged segment %s aside: %w", seg.path, err)
 	}
-	if err := truncateFile(seg.path, int64(valid)); err != nil {
+	if err := truncateFile(seg.path, int64(valid), s); err != nil {
 		return nil, fmt.Errorf("wal: cut torn tail of %s at offset %d: %w", seg.path, valid, err)
 	}
-	if err := syncDir(opts.Dir); err != nil {
+	if err := s.dir(opts.Dir); err != nil {
 		return nil, fmt.Errorf("wal: sync %s: %w", opts.Dir, err)
 	}
 	rep := &RepairReport{Segment: seg.path, Offset: int64(valid),
@@ -147,32 +147,32 @@ func repairTail(opts *Options, seg segment, data []byte, valid int, syncDir func
 
 // saveDamaged durably writes data to Dir/damaged/<segment>.<unixnano>
 // (temp file, fsync, rename, fsync) and returns that path.
-func saveDamaged(dir string, seg segment, data []byte, syncDir func(string) error) (string, error) {
+func saveDamaged(dir string, seg segment, data []byte, s syncer) (string, error) {
 	ddir := filepath.Join(dir, damagedDir)
 	if err := os.MkdirAll(ddir, 0o755); err != nil {
 		return "", err
 	}
 	path := filepath.Join(ddir, filepath.Base(seg.path)+"."+strconv.FormatInt(time.Now().UnixNano(), 10))
-	if err := writeFileSync(path+".tmp", data); err != nil {
+	if err := writeFileSync(path+".tmp", data, s); err != nil {
 		return "", err
 	}
 	if err := os.Rename(path+".tmp", path); err != nil {
 		return "", err
 	}
-	if err := syncDir(ddir); err != nil {
+	if err := s.dir(ddir); err != nil {
 		return "", err
 	}
-	return path, syncDir(dir) // for damaged/ itself, if just created
+	return path, s.dir(dir) // for damaged/ itself, if just created
 }
 
 // writeFileSync writes and fsyncs a new file.
-func writeFileSync(path string, data []byte) error {
+func writeFileSync(path string, data []byte, s syncer) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
 	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
+		err = s.file(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -181,13 +181,13 @@ func writeFileSync(path string, data []byte) error {
 }
 
 // truncateFile cuts path to size and fsyncs it.
-func truncateFile(path string, size int64) error {
+func truncateFile(path string, size int64, s syncer) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
 	if err = f.Truncate(size); err == nil {
-		err = f.Sync()
+		err = s.file(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -17,7 +17,7 @@ import (
 // was durable when it started, with every payload intact. Run with -race.
 func TestReplayConcurrentWithAppend(t *testing.T) {
 	opts := testOptions(t)
-	opts.SegmentSize = 2048
+	opts.SegmentSize = 8 << 10
 	l := openT(t, opts)
 	const writers, perWriter = 4, 400
 	var stop atomic.Bool
@@ -85,15 +85,16 @@ func checkReplay(t *testing.T, l *Log) {
 }
 
 // TestRandomWorkload is a differential test: seeded random appends
-// (serial and concurrent, payloads 0..3000 bytes, tiny segments), reopens
+// (serial and concurrent, payloads 0..1000 bytes, small segments), reopens
 // and replays from random seqs, against an in-memory model.
 func TestRandomWorkload(t *testing.T) {
 	for seed := range uint64(4) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			t.Parallel()
 			rng := rand.New(rand.NewPCG(seed, 42))
 			opts := testOptions(t)
-			opts.SegmentSize = 512 + rng.IntN(4096)
-			opts.MaxBatchBytes = 3000 + rng.IntN(10000)
+			opts.SegmentSize = 2048 + rng.IntN(8192)
+			opts.MaxBatchBytes = 1000 + rng.IntN(10000)
 			var model [][]byte // model[i] is seq i+1
 			l := openT(t, opts)
 			for step := 0; step < 60; step++ {
@@ -116,7 +117,7 @@ func TestRandomWorkload(t *testing.T) {
 }
 
 func randomPayload(rng *rand.Rand) []byte {
-	p := make([]byte, rng.IntN(3001))
+	p := make([]byte, rng.IntN(1001))
 	for i := range p {
 		p[i] = byte(rng.Uint32())
 	}

@@ -53,8 +53,40 @@ func listSegments(dir string) ([]segment, error) {
 	return segs, nil
 }
 
-// syncDir fsyncs a directory so that file creations, renames and removals
-// in it survive a crash.
+// syncer performs the fsyncs of the log, or none of them under NoSync.
+type syncer struct {
+	noSync bool
+	// syncDir fsyncs a directory; a hook in tests.
+	syncDir func(dir string) error
+}
+
+// newSyncer returns the syncer opts ask for.
+func newSyncer(opts *Options) syncer {
+	s := syncer{noSync: opts.NoSync, syncDir: syncDir}
+	if opts.private.syncDir != nil {
+		s.syncDir = opts.private.syncDir
+	}
+	return s
+}
+
+// dir fsyncs a directory so that file creations, renames and removals in
+// it survive a crash.
+func (s syncer) dir(path string) error {
+	if s.noSync {
+		return nil
+	}
+	return s.syncDir(path)
+}
+
+// file fsyncs an open file.
+func (s syncer) file(f *os.File) error {
+	if s.noSync {
+		return nil
+	}
+	return f.Sync()
+}
+
+// syncDir fsyncs a directory.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -124,11 +156,11 @@ func (s *segmentReader) next() (body []byte, off int64, reason string, err error
 			return nil, s.off, reasonBadVarint, nil
 		}
 		need, reason := s.need()
-		if reason != "" || need == 0 {
-			if need == 0 && reason == "" {
-				return nil, s.off, "", io.EOF
-			}
+		switch {
+		case reason != "":
 			return nil, s.off, reason, nil
+		case need == 0:
+			return nil, s.off, "", io.EOF
 		}
 		if err := s.fill(need); err != nil {
 			return nil, s.off, "", err

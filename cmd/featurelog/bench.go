@@ -1,17 +1,76 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"time"
+
 	"github.com/spf13/cobra"
+
+	"github.com/featurelog/featurelog/bench"
 )
 
 func benchCmd() *cobra.Command {
-	return &cobra.Command{
+	var duration time.Duration
+	var only, cpuprofile string
+	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Run the benchmarks and print a table",
+		Long: "Runs the benchmarks of SPEC §9 (package bench), each beside the baseline it is judged\n" +
+			"against, measured in the same run, and prints: benchmark, result, baseline, ratio, target, verdict.\n" +
+			"HTTP benchmarks start the server under test and the trivial baseline server as child\n" +
+			"processes of this binary, on 127.0.0.1. Benchmarks: " + strings.Join(bench.Names(), ", ") + ".",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBench(cmd)
+			return runBench(duration, only, cpuprofile)
+		},
+	}
+	cmd.Flags().DurationVar(&duration, "duration", 5*time.Second, "measured window of each benchmark loop")
+	cmd.Flags().StringVar(&only, "only", "", "comma-separated benchmarks to run (and those they need)")
+	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this (client) process to FILE")
+	cmd.AddCommand(benchServerCmd())
+	return cmd
+}
+
+// benchServerCmd is the hidden entry point of the server processes the
+// HTTP benchmarks start: featurelog bench server --mode ... (bench.ServeMain).
+func benchServerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "server",
+		Short:              "Serve featurelog or the trivial baseline for the HTTP benchmarks (internal)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			return bench.ServeMain(args)
 		},
 	}
 }
 
-func runBench(cmd *cobra.Command) error { return nil }
+func runBench(duration time.Duration, only, cpuprofile string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding this binary to start the benchmark servers: %w", err)
+	}
+	cfg := bench.SuiteConfig{Duration: duration, Command: []string{self, "bench", "server"}, Progress: os.Stderr}
+	if only != "" {
+		cfg.Only = strings.Split(only, ",")
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rows, err := bench.RunSuite(cfg)
+	if werr := bench.WriteTable(os.Stdout, rows); werr != nil && err == nil {
+		err = werr
+	}
+	return err
+}

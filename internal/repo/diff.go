@@ -220,3 +220,20 @@ func hasKey[V any](m map[string]V, k string) bool {
 	_, ok := m[k]
 	return ok
 }
+
+// String names the action as plans and logs spell it.
+func (a Action) String() string {
+	switch a {
+	case Unchanged:
+		return "unchanged"
+	case Create:
+		return "create"
+	case UpdateInPlace:
+		return "update in place"
+	case NewVersion:
+		return "new version"
+	case Delete:
+		return "delete"
+	}
+	return "unknown action"
+}

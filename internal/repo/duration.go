@@ -2,6 +2,7 @@ package repo
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -19,23 +20,36 @@ var durationUnits = []struct {
 	d      time.Duration
 }{{'d', Day}, {'h', time.Hour}, {'m', time.Minute}, {'s', time.Second}}
 
-// errDurationSyntax is the shared message for an unreadable duration.
-var errDurationSyntax = errors.New("write whole numbers with the units d, h, m or s, such as 90s, 10m, 1h, 36h, 7d or 1h30m")
-
 // ParseDuration parses a repo-file duration: one or more terms of a whole
 // number and a unit (d, h, m, s), largest unit first: "90s", "36h", "7d",
 // "1h30m". A day is exactly 24h. The result is positive; ParseDuration
-// rejects zero, negative and fractional durations.
+// rejects zero, negative and fractional durations. Its errors quote s and
+// wrap errDurationSyntax, errDurationZero or errDurationTooLong.
 func ParseDuration(s string) (time.Duration, error) {
 	d, err := parseDurationTerms(s)
-	if err != nil {
-		return 0, err
+	if err == nil && d == 0 {
+		err = errDurationZero
 	}
-	if d == 0 {
-		return 0, errors.New("must be positive")
+	if err != nil {
+		return 0, &durationError{s: s, err: err}
 	}
 	return d, nil
 }
+
+// durationError is a ParseDuration failure.
+type durationError struct {
+	s   string
+	err error
+}
+
+func (e *durationError) Error() string {
+	if errors.Is(e.err, errDurationSyntax) {
+		return fmt.Sprintf("%q is not a duration: %v", e.s, e.err)
+	}
+	return fmt.Sprintf("duration %q %v", e.s, e.err)
+}
+
+func (e *durationError) Unwrap() error { return e.err }
 
 // parseDurationTerms parses the terms of a duration, allowing zero.
 func parseDurationTerms(s string) (time.Duration, error) {
@@ -55,7 +69,7 @@ func parseDurationTerms(s string) (time.Duration, error) {
 		}
 		term, err := durationTerm(s[:i], durationUnits[u].d)
 		if err != nil || term > math.MaxInt64-total {
-			return 0, errors.New("is too long")
+			return 0, errDurationTooLong
 		}
 		total += term
 		s, next = s[i+1:], u+1
@@ -78,7 +92,7 @@ func unitIndex(c byte, from int) int {
 func durationTerm(digits string, unit time.Duration) (time.Duration, error) {
 	n, err := strconv.ParseInt(digits, 10, 64)
 	if err != nil || n > int64(math.MaxInt64/unit) {
-		return 0, errors.New("overflow")
+		return 0, errDurationTooLong
 	}
 	return time.Duration(n) * unit, nil
 }

@@ -2,11 +2,19 @@ package repo
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/featurelog/featurelog/internal/suggest"
+)
+
+// The ways a duration can be wrong; ParseDuration's errors wrap one.
+var (
+	errDurationSyntax  = errors.New("write whole numbers with the units d, h, m or s, such as 90s, 10m, 1h, 36h, 7d or 1h30m")
+	errDurationZero    = errors.New("must be positive")
+	errDurationTooLong = errors.New("is too long (the limit is about 292 years)")
 )
 
 // Error is one problem found in a repo file.

@@ -63,14 +63,14 @@ var functionNames = func() []string {
 // functionSynonyms maps names from other systems to ours, for hints that
 // edit distance cannot find.
 var functionSynonyms = map[string]string{
-	"avg":            "mean",
-	"average":        "mean",
-	"stddev":         "stddev_samp",
-	"std":            "stddev_samp",
-	"variance":       "var_samp",
-	"count_distinct": "approx_count_distinct",
-	"median":         "approx_percentile with percentile: 0.5",
-	"percentile":     "approx_percentile",
+	"avg":            `"mean"`,
+	"average":        `"mean"`,
+	"stddev":         `"stddev_samp"`,
+	"std":            `"stddev_samp"`,
+	"variance":       `"var_samp"`,
+	"count_distinct": `"approx_count_distinct"`,
+	"median":         `"approx_percentile" with percentile: 0.5`,
+	"percentile":     `"approx_percentile"`,
 }
 
 // lookupFunction returns the function called name, or nil.

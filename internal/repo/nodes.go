@@ -7,13 +7,16 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/featurelog/featurelog/internal/suggest"
 )
 
 // fields is one YAML mapping read by parser.mapping: its values by key,
 // merge keys (<<) applied, unknown and duplicate keys already reported.
 type fields struct {
-	line   int                   // line of the mapping, for missing keys
-	values map[string]*yaml.Node // never null nodes: a null value counts as absent
+	line     int                   // line of the mapping, for missing keys
+	values   map[string]*yaml.Node // never null nodes: a null value counts as absent
+	misspelt map[string]bool       // known keys an unknown key was taken for: not reported missing again
 }
 
 // get returns the value of key, or nil when it is absent or null.
@@ -54,17 +57,22 @@ func describe(n *yaml.Node) string {
 }
 
 // mapping reads n as a mapping with the given keys. It returns false when n
-// is absent, null or not a mapping (the last is reported as "expected what").
+// is absent (silently), or an empty list item or not a mapping (reported as
+// "expected what").
 func (p *parser) mapping(n *yaml.Node, w where, what string, keys ...string) (fields, bool) {
 	n = resolve(n)
-	if isNull(n) {
+	if n == nil {
+		return fields{}, false
+	}
+	if isNull(n) { // an empty list item; an empty value counts as absent and never gets here
+		p.add(n.Line, w, "expected %s, got nothing", what)
 		return fields{}, false
 	}
 	if n.Kind != yaml.MappingNode {
 		p.add(n.Line, w, "expected %s, got %s", what, describe(n))
 		return fields{}, false
 	}
-	f := fields{line: n.Line, values: map[string]*yaml.Node{}}
+	f := fields{line: n.Line, values: map[string]*yaml.Node{}, misspelt: map[string]bool{}}
 	p.collect(n, w, keys, f, 0)
 	return f, true
 }
@@ -97,7 +105,7 @@ func (p *parser) collect(n *yaml.Node, w where, keys []string, f fields, depth i
 func (p *parser) setKey(k, v *yaml.Node, w where, keys []string, f fields) {
 	switch {
 	case !slices.Contains(keys, k.Value):
-		p.add(k.Line, w, "unknown key %q%s", k.Value, knownKeysHint(k.Value, keys))
+		p.add(k.Line, w, "unknown key %q%s", k.Value, knownKeysHint(k.Value, keys, f))
 	case isNull(resolve(v)):
 		// A null value counts as absent; required keys report it as missing.
 	default:
@@ -129,9 +137,10 @@ func (p *parser) merge(v *yaml.Node, w where, keys []string, f fields, depth int
 }
 
 // knownKeysHint suggests the intended key, or lists the known ones.
-func knownKeysHint(key string, keys []string) string {
-	if hint := didYouMean(key, keys); hint != "" {
-		return hint
+func knownKeysHint(key string, keys []string, f fields) string {
+	if s, ok := suggest.Closest(key, keys); ok {
+		f.misspelt[s] = true
+		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return " (known keys: " + strings.Join(keys, ", ") + ")"
 }
@@ -140,7 +149,7 @@ func knownKeysHint(key string, keys []string) string {
 // missing otherwise.
 func (p *parser) required(f fields, w where, key string) *yaml.Node {
 	v := f.get(key)
-	if v == nil {
+	if v == nil && !f.misspelt[key] {
 		p.add(f.line, w, "missing required key %q", key)
 	}
 	return v
@@ -162,11 +171,15 @@ func (p *parser) boolean(n *yaml.Node, w where, def bool) bool {
 		return def
 	}
 	var b bool
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
-		p.add(n.Line, w, "expected true or false, got %s", describe(n))
-		return def
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!bool" && n.Decode(&b) == nil {
+		return b
 	}
-	return b
+	if n.Kind == yaml.ScalarNode && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+		p.add(n.Line, w, "expected true or false, got the string %s; remove the quotes", describe(n))
+	} else {
+		p.add(n.Line, w, "expected true or false, got %s", describe(n))
+	}
+	return def
 }
 
 // integer reads a whole number.

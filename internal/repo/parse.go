@@ -56,7 +56,7 @@ func (p *parser) document(data []byte) *yaml.Node {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
-		p.yamlError(err)
+		p.yamlError(err, data)
 		return nil
 	}
 	var extra yaml.Node
@@ -64,7 +64,7 @@ func (p *parser) document(data []byte) *yaml.Node {
 	case err == nil:
 		p.add(extra.Line, where{}, "a repo file holds one YAML document; remove the second \"---\" or move the rest to another file")
 	case !errors.Is(err, io.EOF):
-		p.yamlError(err)
+		p.yamlError(err, data)
 	}
 	if len(doc.Content) == 0 {
 		return nil
@@ -73,7 +73,7 @@ func (p *parser) document(data []byte) *yaml.Node {
 }
 
 // yamlError reports a YAML decoding error at its line.
-func (p *parser) yamlError(err error) {
+func (p *parser) yamlError(err error, data []byte) {
 	if errors.Is(err, io.EOF) {
 		p.add(0, where{}, "the file is empty; it needs at least a workspace: line")
 		return
@@ -84,7 +84,24 @@ func (p *parser) yamlError(err error) {
 		return
 	}
 	line, _ := strconv.Atoi(m[1])
-	p.add(line, where{}, "invalid YAML: %s", m[2])
+	p.add(yamlErrorLine(line, m[2], data), where{}, "invalid YAML: %s", m[2])
+}
+
+// yamlErrorLine corrects the line yaml.v3 gives for a syntax error. For
+// parser errors ("did not find expected ...") and tab errors it reports the
+// 0-based line of the construct in error, one less than the editor's line;
+// for an unknown anchor it gives no line, so find the alias.
+func yamlErrorLine(line int, msg string, data []byte) int {
+	switch {
+	case strings.HasPrefix(msg, "did not find expected"), strings.HasPrefix(msg, "found a tab character"):
+		return line + 1
+	case strings.HasPrefix(msg, "unknown anchor '"):
+		name := strings.TrimSuffix(strings.TrimPrefix(msg, "unknown anchor '"), "' referenced")
+		if i := bytes.Index(data, []byte("*"+name)); i >= 0 {
+			return bytes.Count(data[:i], []byte("\n")) + 1
+		}
+	}
+	return line
 }
 
 // topKeys are the keys of the file's root mapping.
@@ -121,12 +138,32 @@ func (p *parser) workspace(f fields) {
 	p.repo.Workspace = s
 }
 
-// eachObject calls parse for every item of the list under key.
+// eachObject calls parse for every item of the list under key, naming the
+// item by its name when it has a valid one and by its position otherwise
+// ("entity 2"), so that even problems met before the name is read say
+// which object they concern.
 func (p *parser) eachObject(f fields, key, kind string, parse func(n *yaml.Node, w where)) {
 	items, _ := p.list(f.get(key), where{}.in(key), kind+" definitions")
 	for i, n := range items {
-		parse(n, where{object: fmt.Sprintf("%s %d", kind, i+1)})
+		w := where{object: fmt.Sprintf("%s %d", kind, i+1)}
+		if name := peekName(n); ValidName(name) {
+			w.object = fmt.Sprintf("%s %q", kind, name)
+		}
+		parse(n, w)
 	}
+}
+
+// peekName returns the value of a mapping's name key, or "".
+func peekName(n *yaml.Node) string {
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k, v := n.Content[i], resolve(n.Content[i+1]); k.Value == "name" && v.Kind == yaml.ScalarNode {
+			return v.Value
+		}
+	}
+	return ""
 }
 
 // objectName reads an object's required name, declares it, and on success

@@ -18,15 +18,16 @@ var actionNote = map[Action]string{
 
 // Render writes the plan for people: one line per changed object with its
 // details indented below, then a summary line. Unchanged objects are only
-// counted.
+// counted. For example:
 //
-//   - feature view user_click_counts
-//     source: impressions_event_source
-//     transform column clicked_squared: Float64 = clicked ** 2
-//     ~ feature view click_events_fv (update in place)
-//     ~ ttl: 7d → 3d
+//	$ featurelog plan -f features.yaml
+//	+ feature view user_click_counts (new)
+//	    source: impressions_event_source
+//	    transform column clicked_squared: Float64 = clicked ** 2
+//	~ feature view click_events_fv (update in place)
+//	    ~ ttl: 7d → 3d
 //
-//     Plan for workspace "ads": 1 to create, 1 to update in place, 0 new versions, 0 to delete, 3 unchanged.
+//	Plan for workspace "ads": 1 to create, 1 to update in place, 0 new versions, 0 to delete, 4 unchanged.
 func (p *Plan) Render(w io.Writer) error {
 	var b strings.Builder
 	for _, c := range p.Changes {
@@ -62,6 +63,10 @@ func (p *Plan) summary() string {
 	for _, c := range p.Changes {
 		n[c.Action]++
 	}
-	return fmt.Sprintf("Plan for workspace %q: %d to create, %d to update in place, %d new versions, %d to delete, %d unchanged.",
-		p.Workspace, n[Create], n[UpdateInPlace], n[NewVersion], n[Delete], n[Unchanged])
+	versions := "new versions"
+	if n[NewVersion] == 1 {
+		versions = "new version"
+	}
+	return fmt.Sprintf("Plan for workspace %q: %d to create, %d to update in place, %d %s, %d to delete, %d unchanged.",
+		p.Workspace, n[Create], n[UpdateInPlace], n[NewVersion], versions, n[Delete], n[Unchanged])
 }

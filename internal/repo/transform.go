@@ -111,7 +111,7 @@ type compileError struct {
 // message describes the failure of the expression src.
 func (e *compileError) message(src string) string {
 	msg := fmt.Sprintf("cannot compile %q: %s", src, e.msg)
-	if e.column > 0 {
+	if e.column > 0 && e.unknown == "" {
 		msg += fmt.Sprintf(" (at column %d of the expression)", e.column)
 	}
 	return msg
@@ -148,6 +148,7 @@ func newCompileError(err error, env map[string]any) *compileError {
 	ce := &compileError{line: fe.Line, column: fe.Column + 1, msg: fe.Message}
 	if name, ok := strings.CutPrefix(fe.Message, "unknown name "); ok {
 		if name == "now" {
+			ce.unknown = name
 			ce.msg = "now() is not allowed: a transform must give the same result when the log is replayed; use the record's timestamp column"
 		} else {
 			ce.unknown = name

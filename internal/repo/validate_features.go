@@ -32,29 +32,51 @@ func (p *parser) features(f fields, w where, v *FeatureView, sc *scope, interval
 	names := map[string]int{}
 	for i, item := range items {
 		ft := p.feature(item, w, i, v, sc, intervalOK)
-		if ft == nil || !p.addFeature(ft, w, v, names) {
+		if ft == nil || !p.addFeature(ft, w.in(featureLabel(ft, i)), v, names) {
 			complete = false
 		}
 	}
 	return complete
 }
 
+// featureLabel names a feature by kind and position: "aggregate 2".
+func featureLabel(ft *Feature, i int) string {
+	if ft != nil && ft.Kind == AttributeFeature {
+		return fmt.Sprintf("attribute %d", i+1)
+	}
+	return fmt.Sprintf("aggregate %d", i+1)
+}
+
 // addFeature appends ft to v unless it mixes kinds or repeats a name.
 func (p *parser) addFeature(ft *Feature, w where, v *FeatureView, names map[string]int) bool {
 	if len(v.Features) > 0 && ft.Kind != v.Features[0].Kind {
-		p.add(ft.Line, w, "mixes aggregate and attribute features; a view's features are all aggregates or all attributes, so move the odd ones to a view of their own")
+		p.add(ft.Line, w, "%s among %s: a view's features are all aggregates or all attributes; move it to a view of its own",
+			kindName(ft.Kind, false), kindName(v.Features[0].Kind, true))
 		return false
 	}
 	if ft.Name == "" { // the interval is invalid, so the default name is unknown
 		return false
 	}
 	if first, dup := names[ft.Name]; dup {
-		p.add(ft.Line, w, "two features are named %q (lines %d and %d); give one a different name:", ft.Name, first, ft.Line)
+		p.add(ft.Line, w, "another feature (line %d) is also named %q; set name: on one of them", first, ft.Name)
 		return false
 	}
 	names[ft.Name] = ft.Line
 	v.Features = append(v.Features, ft)
 	return true
+}
+
+// kindName spells a feature kind: "an attribute", or "attributes".
+func kindName(k FeatureKind, plural bool) string {
+	switch {
+	case k == AttributeFeature && plural:
+		return "attributes"
+	case k == AttributeFeature:
+		return "an attribute"
+	case plural:
+		return "aggregates"
+	}
+	return "an aggregate"
 }
 
 // feature parses one `- aggregate: {...}` or `- attribute: {...}` item.
@@ -72,7 +94,7 @@ func (p *parser) feature(n *yaml.Node, w where, i int, v *FeatureView, sc *scope
 		return p.aggregate(agg, w.in(fmt.Sprintf("aggregate %d", i+1)), n.Line, v, sc, intervalOK)
 	case attr != nil:
 		return p.attribute(attr, w.in(fmt.Sprintf("attribute %d", i+1)), n.Line, v, sc)
-	default:
+	case !f.misspelt["aggregate"] && !f.misspelt["attribute"]:
 		p.add(n.Line, fw, "expected aggregate: {...} or attribute: {...}")
 	}
 	return nil
@@ -258,7 +280,7 @@ func (p *parser) quantile(n *yaml.Node, w where) float64 {
 	switch {
 	case !ok:
 	case q > 1 && q <= 100:
-		p.add(n.Line, w, "must be between 0 and 1, got %v (write the %v%% percentile as %v)", q, q, q/100)
+		p.add(n.Line, w, "must be between 0 and 1, got %v (a percentage? write %v%% as %v)", q, q, q/100)
 	case q < 0 || q > 1:
 		p.add(n.Line, w, "must be between 0 and 1, got %v", q)
 	}
@@ -303,11 +325,7 @@ func (p *parser) windowSize(n *yaml.Node, w where) (time.Duration, bool) {
 	}
 	d, err := ParseDuration(s)
 	if err != nil {
-		hint := didYouMean(s, []string{"lifetime"})
-		if hint == "" {
-			hint = ` (or "lifetime")`
-		}
-		p.add(n.Line, w, "%s%s", durationProblem(s, err), hint)
+		p.add(n.Line, w, "%s", durationProblem(s, err, "lifetime"))
 	}
 	return d, false
 }
@@ -320,7 +338,7 @@ func (p *parser) windowOffset(n *yaml.Node, w where) time.Duration {
 	}
 	d, err := parseDurationTerms(s)
 	if err != nil {
-		p.add(n.Line, w, "%s", durationProblem(s, err))
+		p.add(n.Line, w, "%s", durationProblem(s, err, ""))
 	}
 	return d
 }

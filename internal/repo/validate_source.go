@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/internal/suggest"
 )
 
 var (
@@ -120,23 +121,36 @@ func (p *parser) columnType(n *yaml.Node, w where) (schema.Type, bool) {
 	return t, true
 }
 
+// typeSynonyms maps type names of other systems to ours.
+var typeSynonyms = map[string]string{
+	"int": "Int64", "integer": "Int64", "long": "Int64", "bigint": "Int64",
+	"float": "Float64", "double": "Float64", "bool": "Bool", "boolean": "Bool",
+	"str": "String", "string": "String", "text": "String", "varchar": "String",
+	"datetime": "Timestamp", "time": "Timestamp",
+}
+
 // suggestType proposes a valid spelling of a misspelt type, or "".
 func suggestType(s string) string {
 	if len(s) > len("Array()") && strings.EqualFold(s[:6], "Array(") && s[len(s)-1] == ')' {
 		inner := strings.TrimSpace(s[6 : len(s)-1])
-		if _, err := schema.ParseType(inner); err == nil {
-			return "Array(" + inner + ")"
-		}
-		if fix := suggestType(inner); fix != "" && !strings.HasPrefix(fix, "Array(") {
+		if fix := suggestScalarType(inner); fix != "" {
 			return "Array(" + fix + ")"
 		}
 		return ""
 	}
-	hint := didYouMean(s, schema.ScalarTypeNames)
-	if hint == "" {
-		return ""
+	return suggestScalarType(s)
+}
+
+// suggestScalarType proposes a scalar type for s, or "".
+func suggestScalarType(s string) string {
+	if t, err := schema.ParseType(s); err == nil && t.Kind.Scalar() {
+		return s
 	}
-	return strings.TrimSuffix(strings.TrimPrefix(hint, ` (did you mean "`), `"?)`)
+	if fix, ok := typeSynonyms[strings.ToLower(s)]; ok {
+		return fix
+	}
+	fix, _ := suggest.Closest(s, schema.ScalarTypeNames)
+	return fix
 }
 
 // push parses push.log_offline (default true).

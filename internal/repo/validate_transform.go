@@ -45,9 +45,10 @@ func (p *parser) transformColumns(n *yaml.Node, w where, sc *scope, t *Transform
 		p.add(n.Line, w.in("transform").in("columns"), "expected a mapping of column names to expressions, got %s", describe(n))
 		return
 	}
+	lines := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
-		if c := p.transformColumn(k, v, w, sc); c != nil {
+		if c := p.transformColumn(k, v, w, sc, lines); c != nil {
 			t.Columns = append(t.Columns, c)
 		}
 	}
@@ -55,12 +56,17 @@ func (p *parser) transformColumns(n *yaml.Node, w where, sc *scope, t *Transform
 
 // transformColumn compiles one column and adds it to sc. On failure the
 // name is marked broken in sc, so reading it is not reported again.
-func (p *parser) transformColumn(k, v *yaml.Node, w where, sc *scope) *TransformColumn {
+func (p *parser) transformColumn(k, v *yaml.Node, w where, sc *scope, lines map[string]int) *TransformColumn {
 	name, ok := p.columnName(k, w.in("transform").in("columns"))
 	if !ok {
 		return nil
 	}
 	w = w.in(fmt.Sprintf("transform column %q", name))
+	if line, dup := lines[name]; dup {
+		p.add(k.Line, w, "is defined twice (first at line %d); rename or remove one", line)
+		return nil
+	}
+	lines[name] = k.Line
 	if _, exists := sc.lookup(name); exists || sc.broken[name] {
 		p.add(k.Line, w, "%s already has a column %q; choose another name", sc.desc, name)
 		return nil

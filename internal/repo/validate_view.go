@@ -186,21 +186,28 @@ func (p *parser) duration(n *yaml.Node, w where) time.Duration {
 	}
 	d, err := ParseDuration(s)
 	if err != nil {
-		p.add(n.Line, w, "%s", durationProblem(s, err))
+		p.add(n.Line, w, "%s", durationProblem(s, err, ""))
 		return 0
 	}
 	return d
 }
 
-// durationProblem explains why s is not a duration.
-func durationProblem(s string, err error) string {
-	if strings.HasPrefix(s, "-") {
-		return fmt.Sprintf("%q is negative; durations must be positive", s)
+// durationProblem explains why s is not a duration. word is a keyword
+// accepted instead of a duration ("lifetime", "continuous"), or "".
+func durationProblem(s string, err error, word string) string {
+	switch {
+	case strings.HasPrefix(s, "-"):
+		return fmt.Sprintf("%q is negative; write a positive duration", s)
+	case word != "" && didYouMean(s, []string{word}) != "":
+		return fmt.Sprintf("%q is not a duration (did you mean %q?)", s, word)
+	case errors.Is(err, errDurationSyntax) && word != "":
+		return fmt.Sprintf("%q is neither a duration nor %s: %v", s, word, errDurationSyntax)
 	}
-	if errors.Is(err, errDurationSyntax) {
-		return fmt.Sprintf("%q is not a duration: %v", s, err)
+	var de *durationError
+	if !errors.As(err, &de) { // parseDurationTerms' bare errors
+		de = &durationError{s: s, err: err}
 	}
-	return fmt.Sprintf("duration %q %v", s, err)
+	return de.Error()
 }
 
 // tags reads a mapping of string keys to string values.
@@ -247,11 +254,7 @@ func (p *parser) aggregationInterval(f fields, w where) (time.Duration, bool) {
 	}
 	d, err := ParseDuration(s)
 	if err != nil {
-		hint := didYouMean(s, []string{"continuous"})
-		if hint == "" {
-			hint = ` (or "continuous")`
-		}
-		p.add(n.Line, w, "%s%s", durationProblem(s, err), hint)
+		p.add(n.Line, w, "%s", durationProblem(s, err, "continuous"))
 		return 0, false
 	}
 	return d, true

@@ -22,7 +22,9 @@ import (
 // candidate qualifies when the distance is at most a third of the longer
 // word's length, rounded up: "cnt" finds "count" (2 of 5) but "sum" does not
 // find "max" (2 of 3). Ties go to the earlier candidate, so the answer is
-// deterministic.
+// deterministic. When no candidate is that close, a word of at least three
+// characters that begins exactly one candidate is taken as a truncation of
+// it: "clicked_count_1h" finds "clicked_count_1h_continuous".
 func Closest(word string, candidates []string) (string, bool) {
 	w := normalize(word)
 	best, bestDist := "", -1
@@ -35,7 +37,27 @@ func Closest(word string, candidates []string) (string, bool) {
 			best, bestDist = c, d
 		}
 	}
-	return best, bestDist >= 0
+	if bestDist >= 0 {
+		return best, true
+	}
+	return extension(w, candidates)
+}
+
+// extension returns the only candidate that w (normalized) begins.
+func extension(w []rune, candidates []string) (string, bool) {
+	if len(w) < 3 {
+		return "", false
+	}
+	found := ""
+	for _, c := range candidates {
+		if strings.HasPrefix(string(normalize(c)), string(w)) {
+			if found != "" {
+				return "", false
+			}
+			found = c
+		}
+	}
+	return found, found != ""
 }
 
 // normalize lower-cases s and drops the separators people misremember.

@@ -47,6 +47,17 @@ func TestClosestKeys(t *testing.T) {
 	assert.False(t, ok)
 }
 
+func TestClosestExtension(t *testing.T) {
+	features := []string{"clicked_count_1h_continuous", "clicked_sum_1h_continuous", "clicked_count_12h_continuous"}
+	got, ok := Closest("clicked_sum_1h", features)
+	assert.True(t, ok)
+	assert.Equal(t, "clicked_sum_1h_continuous", got)
+	_, ok = Closest("clicked_count_1", features) // begins two candidates
+	assert.False(t, ok)
+	_, ok = Closest("cl", []string{"clicked"}) // too short to be a truncation
+	assert.False(t, ok)
+}
+
 func TestClosestPrefersNearestThenFirst(t *testing.T) {
 	got, _ := Closest("mix", []string{"max", "min"}) // both at distance 1
 	assert.Equal(t, "max", got)

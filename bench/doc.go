@@ -1,0 +1,60 @@
+// Package bench holds featurelog's macro benchmarks (SPEC §9): each is a
+// config struct and a Run* function returning a Result (operations and
+// records per second, latency percentiles). `featurelog bench` runs them
+// as a suite and prints each figure beside the baseline it is judged
+// against, measured in the same run; `go test -bench . ./bench` runs them
+// one by one. Micro benchmarks live beside the code they measure.
+//
+//	res, err := bench.RunIngestInProcess(bench.IngestInProcessConfig{Loop: bench.Loop{Duration: 5 * time.Second}})
+//	fmt.Printf("%.0f records/s, p99 %v\n", res.RecordsPerSec, res.Latency.P99)
+//
+// # Benchmarks
+//
+// The workload is the ads example (examples/ads/features.yaml, embedded as
+// ads.yaml): single records {user_id, timestamp, clicked} for the push
+// source impressions_event_source, and reads of the attribute view
+// click_events_fv through ad_ctr_feature_service. Ingest is durable
+// (fsync on) unless a config says otherwise.
+//
+//	RunTidwallBaseline       raw tidwall/wal, one Write + fsync per 100-byte record (baseline)
+//	RunIngestHTTP            POST /ingest, 1 record, N clients, closed loop
+//	RunIngestHTTPRate        the same at a fixed rate, open loop
+//	RunBatchIngestHTTP       POST /ingest, 1000 records per request
+//	RunIngestInProcess       engine.Ingest, 1000-record batches
+//	RunIngestJSONInProcess   engine.IngestJSON, 1000-record bodies: the HTTP path minus HTTP
+//	RunGetFeaturesInProcess  engine.GetFeatures, latency of single calls
+//	RunGetFeaturesHTTP       get-features, closed loop
+//	RunGetFeaturesHTTPRate   get-features at a fixed rate (default 5,000/s), open loop
+//	RunReplay                engine.Open replaying the log
+//
+// # Method
+//
+// HTTP benchmarks run the server under test in a process of its own,
+// started from Server.Command (featurelog re-executes itself as
+// `featurelog bench server`; the tests re-execute the test binary), on
+// 127.0.0.1 with a fresh data directory. The baseline, a trivial net/http
+// handler that reads the body and answers a fixed response as large as
+// featurelog's, runs the same way, so both are measured identically by
+// the same client process: one http.Client shared by all workers, with a
+// kept-alive connection per worker.
+//
+// Closed loops (N clients, each sending when its previous request
+// returns) measure throughput. Open loops measure latency at a given
+// rate: a dispatcher releases request i at start + i/rate, sleeping with
+// nanosleep(2) rather than Go timers, which round sub-millisecond waits
+// up to a millisecond; latency runs from the scheduled time, so a server
+// stall is charged for every request it delayed, not just the one in
+// flight (no coordinated omission). Result.SendLag shows how late the
+// client itself was.
+//
+// Every loop is bounded in time (Loop.Duration after Loop.Warmup) and in
+// count (Loop.MaxOps), and targets only loopback addresses.
+//
+// # Caveats
+//
+//   - Client and server share the machine's cores, so absolute HTTP
+//     figures depend on the client's cost; compare them with the baseline
+//     of the same run, not across machines.
+//   - Figures are never asserted in tests: the tests check that every
+//     Run* works on a tiny configuration, not how fast it is.
+package bench

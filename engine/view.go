@@ -22,6 +22,7 @@ type viewRT struct {
 	tsIdx     int             // timestamp_field position in the source schema
 	columns   []schema.Column // source schema, then transform columns
 	servedIdx []int           // attribute features: positions in columns
+	envIdx    []int           // source columns the transform reads
 	startNs   int64           // feature_start_time, Unix ns (MinInt64 if unset)
 	ttl       time.Duration   // serving TTL; 0 means records never expire
 	store     *attrStore      // attribute views; nil for aggregate views
@@ -45,7 +46,7 @@ func (s *viewStats) observe(ts int64) {
 }
 
 func newViewRT(ws string, def *repo.FeatureView, src *sourceRT) (*viewRT, error) {
-	v := &viewRT{def: def, workspace: ws, src: src, startNs: math.MinInt64, ttl: servingTTL(def)}
+	v := &viewRT{def: def, workspace: ws, src: src, startNs: math.MinInt64, ttl: def.ServingTTL()}
 	if !def.FeatureStartTime.IsZero() {
 		v.startNs = def.FeatureStartTime.UnixNano()
 	}
@@ -66,6 +67,7 @@ func newViewRT(ws string, def *repo.FeatureView, src *sourceRT) (*viewRT, error)
 		for _, c := range def.Transform.Columns {
 			v.columns = append(v.columns, schema.Column{Name: c.Name, Type: c.Type})
 		}
+		v.envIdx = transformInputs(def.Transform, src)
 	}
 	if !def.Aggregate() {
 		v.store = newAttrStore()
@@ -77,20 +79,27 @@ func newViewRT(ws string, def *repo.FeatureView, src *sourceRT) (*viewRT, error)
 	return v, nil
 }
 
-// servingTTL is how long a record stays servable: the declared ttl, or for
-// aggregate views the largest window (lifetime windows never expire).
-func servingTTL(def *repo.FeatureView) time.Duration {
-	if def.TTL > 0 || !def.Aggregate() {
-		return def.TTL
-	}
-	var ttl time.Duration
-	for _, f := range def.Features {
-		if f.Window.Lifetime {
-			return 0
+// transformInputs returns the positions of the source columns that the
+// transform's expressions read; only those enter the expression
+// environment.
+func transformInputs(t *repo.Transform, src *sourceRT) []int {
+	seen := map[int]bool{}
+	var out []int
+	add := func(e *repo.Expr) {
+		for _, name := range e.Inputs {
+			if i, ok := src.colIndex[name]; ok && !seen[i] {
+				seen[i] = true
+				out = append(out, i)
+			}
 		}
-		ttl = max(ttl, f.Window.Size+f.Window.Offset)
 	}
-	return ttl
+	for _, c := range t.Columns {
+		add(c.Expr)
+	}
+	if t.Filter != nil {
+		add(t.Filter)
+	}
+	return out
 }
 
 func (v *viewRT) columnIndex(name string) int {
@@ -165,8 +174,8 @@ func (v *viewRT) projectTransformed(row []schema.Value, p projected, pj *project
 	}
 	env := pj.env
 	clear(env)
-	for i, c := range v.src.def.Schema {
-		env[c.Name] = row[i].Any()
+	for _, i := range v.envIdx {
+		env[v.src.def.Schema[i].Name] = row[i].Any()
 	}
 	keep, err := v.def.Transform.Apply(env)
 	if err != nil {

@@ -42,7 +42,7 @@ func createAccountCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("Save this API Key - you will not be able to get it again.\nAPI Key: %s\nService Account ID: %s\n", key, id)
+			fmt.Fprintf(cmd.OutOrStdout(), "Save this API Key - you will not be able to get it again.\nAPI Key: %s\nService Account ID: %s\n", key, id)
 			return nil
 		},
 	}
@@ -83,7 +83,7 @@ func deleteAccountCmd() *cobra.Command {
 				err = withStore(t.data, func(s *auth.Store) error { return s.DeleteAccount(id) })
 			}
 			if err == nil {
-				fmt.Printf("Deleted service account %s.\n", id)
+				fmt.Fprintf(cmd.OutOrStdout(), "Deleted service account %s.\n", id)
 			}
 			return err
 		},
@@ -102,13 +102,13 @@ func listAccountsCmd() *cobra.Command {
 			if c, ok := t.client(); ok {
 				accts, err := c.ListAccounts()
 				for _, a := range accts {
-					fmt.Printf("%s\t%s\t%v\n", a.ID, a.Name, a.Roles)
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%v\n", a.ID, a.Name, a.Roles)
 				}
 				return err
 			}
 			return withStore(t.data, func(s *auth.Store) error {
 				for _, a := range s.Accounts() {
-					fmt.Printf("%s\t%s\t%v\n", a.ID, a.Name, a.Roles)
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%v\n", a.ID, a.Name, a.Roles)
 				}
 				return nil
 			})
@@ -139,7 +139,7 @@ func accessControlCmd() *cobra.Command {
 				})
 			}
 			if err == nil {
-				fmt.Println("Successfully updated role.")
+				fmt.Fprintln(cmd.OutOrStdout(), "Successfully updated role.")
 			}
 			return err
 		},

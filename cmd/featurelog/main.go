@@ -16,6 +16,15 @@ import (
 )
 
 func main() {
+	if err := newRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "featurelog:", err)
+		os.Exit(1)
+	}
+}
+
+// newRoot builds the command tree. Commands print through cmd.OutOrStdout
+// so tests can capture them.
+func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "featurelog",
 		Short:         "An embedded, event-sourced storage engine for streaming ML features",
@@ -23,8 +32,5 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd(), planCmd(), applyCmd(), serviceAccountCmd(), accessControlCmd(), benchCmd())
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "featurelog:", err)
-		os.Exit(1)
-	}
+	return root
 }

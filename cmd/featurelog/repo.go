@@ -2,8 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -27,10 +27,11 @@ func repoCmd(use, short string, apply bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			out := cmd.OutOrStdout()
 			if c, ok := t.client(); ok {
-				return remoteRepo(c, file, content, apply)
+				return remoteRepo(out, c, file, content, apply)
 			}
-			return localRepo(t.data, file, content, apply)
+			return localRepo(out, t.data, file, content, apply)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "feature repo file")
@@ -38,7 +39,7 @@ func repoCmd(use, short string, apply bool) *cobra.Command {
 	return cmd
 }
 
-func localRepo(data, file string, content []byte, apply bool) error {
+func localRepo(out io.Writer, data, file string, content []byte, apply bool) error {
 	db, err := engine.Open(engine.Options{Dir: data, Holder: "featurelog plan/apply", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
@@ -49,19 +50,19 @@ func localRepo(data, file string, content []byte, apply bool) error {
 		if err != nil {
 			return err
 		}
-		fmt.Print(plan.String())
+		fmt.Fprint(out, plan.String())
 		return nil
 	}
 	res, err := db.Apply(file, content)
 	if err != nil {
 		return err
 	}
-	fmt.Print(res.Plan.String())
-	reportApply(!res.Plan.Empty(), res.Rebuilt)
+	fmt.Fprint(out, res.Plan.String())
+	reportApply(out, !res.Plan.Empty(), res.Rebuilt)
 	return nil
 }
 
-func remoteRepo(c *httpapi.Client, file string, content []byte, apply bool) error {
+func remoteRepo(out io.Writer, c *httpapi.Client, file string, content []byte, apply bool) error {
 	call := c.Plan
 	if apply {
 		call = c.Apply
@@ -70,20 +71,20 @@ func remoteRepo(c *httpapi.Client, file string, content []byte, apply bool) erro
 	if err != nil {
 		return err
 	}
-	fmt.Print(res.Plan)
+	fmt.Fprint(out, res.Plan)
 	if apply {
-		reportApply(res.Changed, res.Rebuilt)
+		reportApply(out, res.Changed, res.Rebuilt)
 	}
 	return nil
 }
 
-func reportApply(changed bool, rebuilt []string) {
+func reportApply(out io.Writer, changed bool, rebuilt []string) {
 	switch {
 	case !changed:
-		fmt.Fprintln(os.Stdout, "No changes: the workspace already matches the file.")
+		fmt.Fprintln(out, "No changes: the workspace already matches the file.")
 	case len(rebuilt) > 0:
-		fmt.Fprintf(os.Stdout, "Applied. Rebuilt from the log: %v\n", rebuilt)
+		fmt.Fprintf(out, "Applied. Rebuilt from the log: %v\n", rebuilt)
 	default:
-		fmt.Fprintln(os.Stdout, "Applied.")
+		fmt.Fprintln(out, "Applied.")
 	}
 }

@@ -93,7 +93,10 @@ func (l *Log) nextBatch() bool {
 // nothing is acknowledged before it is durable.
 func (l *Log) commit() {
 	batch := l.c.batch
-
+	if err := l.Err(); err != nil {
+		release(batch, err) // never write after a failure
+		return
+	}
 	entryBytes, payloadBytes := l.encode(batch)
 	if err := l.write(entryBytes); err != nil {
 		release(batch, err)

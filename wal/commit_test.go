@@ -339,7 +339,10 @@ func TestStickyFailureConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
-			for i := 0; ; i++ {
+			// Batch failAt fails within a few dozen appends; the bound
+			// turns a log that keeps accepting appends into a failure
+			// rather than a hang.
+			for i := range 1000 {
 				p := fmt.Appendf(nil, "w%d-%d", w, i)
 				seq, err := l.Append(p)
 				if err != nil {
@@ -350,6 +353,7 @@ func TestStickyFailureConcurrent(t *testing.T) {
 				acked[seq] = p
 				mu.Unlock()
 			}
+			t.Errorf("writer %d: appends still succeed after the failure", w)
 		})
 	}
 	wg.Wait()

@@ -221,6 +221,9 @@ func (l *Log) Append(payload []byte) (seq uint64, err error) {
 
 // enqueue hands r to the committer.
 func (l *Log) enqueue(r *request) error {
+	if err := l.Err(); err != nil {
+		return err
+	}
 	l.queue.Lock()
 	defer l.queue.Unlock()
 	if l.queue.closed {

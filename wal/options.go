@@ -40,7 +40,8 @@ type Options struct {
 	// entries can be lost or torn by a crash. For tests and benchmarks only.
 	NoSync bool
 
-	// Logger receives repair reports. Default slog.Default().
+	// Logger receives repair reports (Warn) and the error that fails the
+	// log (Error). Default slog.Default().
 	Logger *slog.Logger
 
 	// private holds test hooks; the zero value means production behaviour.

@@ -29,6 +29,9 @@ type Server struct {
 	// TempDir is where featurelog's data directory is created (and
 	// removed afterwards). Default os.TempDir().
 	TempDir string
+	// CPUProfile, if set, is the file the server process writes its CPU
+	// profile to (go tool pprof reads it with the server's binary).
+	CPUProfile string
 }
 
 // Validate reports a configuration that cannot start.
@@ -76,6 +79,9 @@ func (s *Server) start() (*process, error) {
 		}
 		p.dir = dir
 		args = append(args, "--mode", modeFeaturelog, "--data", dir)
+	}
+	if s.CPUProfile != "" {
+		args = append(args, "--cpuprofile", s.CPUProfile)
 	}
 	p.cmd = exec.Command(s.Command[0], args...)
 	p.cmd.Stderr = p.stderr

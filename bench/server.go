@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -39,6 +40,7 @@ const addrPrefix = "ADDR "
 //
 //	--mode featurelog --data DIR   engine + httpapi with --no-auth, fsync on, the ads repo applied
 //	--mode trivial --response-size N   reads each body, answers N fixed bytes
+//	--cpuprofile FILE                  profiles the server until it exits
 //
 // Both listen on --addr (default 127.0.0.1:0, loopback only) and print
 // "ADDR host:port" on stdout when ready.
@@ -48,8 +50,16 @@ func ServeMain(args []string) error {
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback only)")
 	data := fs.String("data", "", "data directory (featurelog mode)")
 	size := fs.Int("response-size", 0, "response size in bytes (trivial mode)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the server to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		stop, err := StartCPUProfile(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	if !httpapi.IsLoopback(*addr) {
 		return fmt.Errorf("bench: server address %q is not loopback; benchmarks only target 127.0.0.1", *addr)
@@ -152,4 +162,18 @@ func readAddr(r io.Reader) (string, error) {
 		return "", err
 	}
 	return "", io.ErrUnexpectedEOF
+}
+
+// StartCPUProfile profiles this process into the file path until stop is
+// called.
+func StartCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +27,10 @@ type SuiteConfig struct {
 	TempDir string
 	// Progress receives a line as each benchmark starts. Default none.
 	Progress io.Writer
+	// ServerProfileDir, if set, makes every server process write a CPU
+	// profile there, named after the benchmark and server
+	// (ingest-http-featurelog.prof, ...).
+	ServerProfileDir string
 }
 
 // EnsureDefaults fills in unset fields.
@@ -108,6 +114,11 @@ func RunSuite(cfg SuiteConfig) ([]Row, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.ServerProfileDir != "" {
+		if err := os.MkdirAll(cfg.ServerProfileDir, 0o755); err != nil {
+			return nil, err
+		}
+	}
 	s := &suiteRun{cfg: cfg}
 	var rows []Row
 	for _, b := range suite {
@@ -143,8 +154,13 @@ func (s *suiteRun) loop() Loop {
 	return l
 }
 
-func (s *suiteRun) server(trivial bool, size int) Server {
-	return Server{Command: s.cfg.Command, Trivial: trivial, ResponseSize: size, TempDir: s.cfg.TempDir}
+// server describes a server process for the benchmark named bench.
+func (s *suiteRun) server(bench string, trivial bool, size int) Server {
+	srv := Server{Command: s.cfg.Command, Trivial: trivial, ResponseSize: size, TempDir: s.cfg.TempDir}
+	if s.cfg.ServerProfileDir != "" {
+		srv.CPUProfile = filepath.Join(s.cfg.ServerProfileDir, bench+"-"+srv.label()+".prof")
+	}
+	return srv
 }
 
 func (s *suiteRun) tidwall() ([]Row, error) {
@@ -158,12 +174,12 @@ func (s *suiteRun) tidwall() ([]Row, error) {
 }
 
 func (s *suiteRun) ingestHTTP() ([]Row, error) {
-	fl, err := RunIngestHTTP(IngestHTTPConfig{Server: s.server(false, 0), Loop: s.loop()})
+	fl, err := RunIngestHTTP(IngestHTTPConfig{Server: s.server("ingest-http", false, 0), Loop: s.loop()})
 	if err != nil {
 		return nil, err
 	}
 	s.ingestHTTPRes, s.ingestRespSize = &fl, fl.ResponseBytes
-	tr, err := RunIngestHTTP(IngestHTTPConfig{Server: s.server(true, fl.ResponseBytes), Loop: s.loop()})
+	tr, err := RunIngestHTTP(IngestHTTPConfig{Server: s.server("ingest-http", true, fl.ResponseBytes), Loop: s.loop()})
 	if err != nil {
 		return nil, err
 	}
@@ -178,11 +194,11 @@ func (s *suiteRun) ingestHTTPRate() ([]Row, error) {
 	if rate <= 0 {
 		return nil, errors.New("the closed-loop ingest run measured no throughput to take half of")
 	}
-	fl, err := RunIngestHTTPRate(IngestHTTPRateConfig{Server: s.server(false, 0), Rate: rate, Loop: s.loop()})
+	fl, err := RunIngestHTTPRate(IngestHTTPRateConfig{Server: s.server("ingest-http-rate", false, 0), Rate: rate, Loop: s.loop()})
 	if err != nil {
 		return nil, err
 	}
-	tr, err := RunIngestHTTPRate(IngestHTTPRateConfig{Server: s.server(true, s.ingestRespSize), Rate: rate, Loop: s.loop()})
+	tr, err := RunIngestHTTPRate(IngestHTTPRateConfig{Server: s.server("ingest-http-rate", true, s.ingestRespSize), Rate: rate, Loop: s.loop()})
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +215,7 @@ func (s *suiteRun) ingestHTTPRate() ([]Row, error) {
 }
 
 func (s *suiteRun) batchIngestHTTP() ([]Row, error) {
-	res, err := RunBatchIngestHTTP(BatchIngestHTTPConfig{Server: s.server(false, 0), Loop: s.loop()})
+	res, err := RunBatchIngestHTTP(BatchIngestHTTPConfig{Server: s.server("batch-ingest-http", false, 0), Loop: s.loop()})
 	if err != nil {
 		return nil, err
 	}
@@ -235,11 +251,11 @@ func (s *suiteRun) getFeaturesInProcess() ([]Row, error) {
 }
 
 func (s *suiteRun) getFeaturesHTTP() ([]Row, error) {
-	fl, err := RunGetFeaturesHTTP(GetFeaturesHTTPConfig{Server: s.server(false, 0), Loop: s.loop()})
+	fl, err := RunGetFeaturesHTTP(GetFeaturesHTTPConfig{Server: s.server("get-features-http", false, 0), Loop: s.loop()})
 	if err != nil {
 		return nil, err
 	}
-	tr, err := RunGetFeaturesHTTP(GetFeaturesHTTPConfig{Server: s.server(true, fl.ResponseBytes), Loop: s.loop()})
+	tr, err := RunGetFeaturesHTTP(GetFeaturesHTTPConfig{Server: s.server("get-features-http", true, fl.ResponseBytes), Loop: s.loop()})
 	if err != nil {
 		return nil, err
 	}
@@ -249,16 +265,16 @@ func (s *suiteRun) getFeaturesHTTP() ([]Row, error) {
 func (s *suiteRun) getFeaturesHTTPRate() ([]Row, error) {
 	// The trivial server is sized from a short featurelog closed-loop
 	// probe, so this benchmark also runs on its own.
-	probe, err := RunGetFeaturesHTTP(GetFeaturesHTTPConfig{Server: s.server(false, 0), Clients: 1, Keys: 100,
+	probe, err := RunGetFeaturesHTTP(GetFeaturesHTTPConfig{Server: s.server("get-features-http-probe", false, 0), Clients: 1, Keys: 100,
 		Loop: Loop{Duration: 100 * time.Millisecond, Warmup: 10 * time.Millisecond}})
 	if err != nil {
 		return nil, err
 	}
-	fl, err := RunGetFeaturesHTTPRate(GetFeaturesHTTPRateConfig{Server: s.server(false, 0), Loop: s.loop()})
+	fl, err := RunGetFeaturesHTTPRate(GetFeaturesHTTPRateConfig{Server: s.server("get-features-http-rate", false, 0), Loop: s.loop()})
 	if err != nil {
 		return nil, err
 	}
-	tr, err := RunGetFeaturesHTTPRate(GetFeaturesHTTPRateConfig{Server: s.server(true, probe.ResponseBytes), Loop: s.loop()})
+	tr, err := RunGetFeaturesHTTPRate(GetFeaturesHTTPRateConfig{Server: s.server("get-features-http-rate", true, probe.ResponseBytes), Loop: s.loop()})
 	if err != nil {
 		return nil, err
 	}

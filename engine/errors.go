@@ -18,6 +18,7 @@ const (
 	CodeUnavailable                   // the log cannot guarantee durability; restart needed (503)
 	CodeUnimplemented                 // a capability not built yet (501)
 	CodeResourceExhausted             // the node is saturated (429)
+	CodeTooLarge                      // a request too large to store as one log entry (413)
 )
 
 // Error is an engine error with a code. Find it with errors.As.

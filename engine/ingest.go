@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,6 +51,15 @@ func (s *batchSection) row(i int) []schema.Value {
 	return s.rows[i*w : (i+1)*w : (i+1)*w]
 }
 
+// rows counts the records of every section.
+func (b *batch) rows() int {
+	n := 0
+	for i := range b.sections {
+		n += b.sections[i].n
+	}
+	return n
+}
+
 func (b *batch) recordError(view, source string, idx int, format string, args ...any) {
 	b.errs = append(b.errs, RecordError{FeatureView: view, Source: source, Index: idx, Msg: fmt.Sprintf(format, args...)})
 }
@@ -73,8 +83,8 @@ func (db *DB) commit(b *batch) (*IngestResponse, error) {
 		return nil, &RecordErrors{Workspace: b.ws.name, Errors: b.errs}
 	}
 	resp := metrics(b, plan, now)
-	if b.dryRun {
-		return resp, nil
+	if b.dryRun || b.rows() == 0 {
+		return resp, nil // nothing to write: an empty request costs no fsync
 	}
 	if err := db.Healthy(); err != nil {
 		return nil, err
@@ -99,6 +109,11 @@ func (db *DB) append(b *batch, now time.Time) (uint64, error) {
 		entryBufPool.Put(bufp)
 	}
 	if err != nil {
+		if errors.Is(err, wal.ErrTooLarge) {
+			// The records do not fit one log entry: the client's to fix by
+			// splitting the request; the log is unaffected.
+			return 0, &Error{Code: CodeTooLarge, Msg: "the request's records exceed the largest log entry; split them over several requests", Err: err}
+		}
 		if errors.Is(err, wal.ErrFailed) || errors.Is(err, wal.ErrClosed) {
 			return 0, &Error{Code: CodeUnavailable, Msg: "the log cannot guarantee durability; nothing was written; restart the node", Err: err}
 		}
@@ -170,11 +185,17 @@ func counts(v *viewRT, p *projected, now time.Time) bool {
 	return !p.skip && v.onlineAt(p.ts, now)
 }
 
+// metrics lists the views in file order (IngestResponse.Metrics), not in
+// the order the request lists its sources.
 func metrics(b *batch, plan *ingestPlan, now time.Time) *IngestResponse {
 	resp := &IngestResponse{Workspace: b.ws.name}
-	for si := range b.sections {
-		s := &b.sections[si]
-		for vi, v := range s.src.views {
+	for _, v := range b.ws.order {
+		for si := range b.sections {
+			s := &b.sections[si]
+			vi := slices.Index(s.src.views, v)
+			if vi < 0 {
+				continue
+			}
 			var n int64
 			for r := range plan.projs[si][vi] {
 				if counts(v, &plan.projs[si][vi][r], now) {

@@ -10,7 +10,7 @@ package engine_test
 //
 //	go test ./engine -run TestLatestDifferential              # 3 fixed seeds
 //	go test ./engine -run TestLatestDifferential -seed=42     # one seed
-//	go test ./engine -run TestLatestDifferential -long        # more, bigger
+//	go test ./engine -run TestLatestDifferential -long        # 10 random seeds, 10x the requests
 
 import (
 	"encoding/json"
@@ -20,8 +20,10 @@ import (
 	"log/slog"
 	"math"
 	"math/rand"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,13 +135,16 @@ func newDiffModel() *diffModel {
 	return &diffModel{events: map[string]map[string][]*diffEvent{}}
 }
 
-func (m *diffModel) add(e *diffEvent) {
-	m.n++
-	e.order = m.n
-	if m.events[e.source] == nil {
-		m.events[e.source] = map[string][]*diffEvent{}
+// add records accepted events in log order.
+func (m *diffModel) add(evs ...*diffEvent) {
+	for _, e := range evs {
+		m.n++
+		e.order = m.n
+		if m.events[e.source] == nil {
+			m.events[e.source] = map[string][]*diffEvent{}
+		}
+		m.events[e.source][e.key] = append(m.events[e.source][e.key], e)
 	}
-	m.events[e.source][e.key] = append(m.events[e.source][e.key], e)
 }
 
 // latest is the naive answer: scan every event of the key.
@@ -188,7 +193,7 @@ func countTs(evs []*diffEvent, ts int64) int {
 type diffRun struct {
 	t     *testing.T
 	seed  int64
-	r     *rand.Rand
+	r     *rand.Rand // the test goroutine's; writers have their own
 	dir   string
 	now   atomic.Int64 // the fake clock, Unix ns
 	db    *engine.DB
@@ -196,12 +201,27 @@ type diffRun struct {
 
 	users    []string
 	accounts []int64
+	requests atomic.Int64
+	rejected atomic.Int64
+	dryRuns  atomic.Int64
+}
+
+// diffGen draws requests over a set of keys. Each goroutine that sends
+// requests has its own.
+type diffGen struct {
+	r        *rand.Rand
+	users    []string
+	accounts []int64
 	zipfU    *rand.Zipf
 	zipfA    *rand.Zipf
 	usedTs   []int64 // event times used so far, to make ties
-	requests int
-	rejected int
-	dryRuns  int
+}
+
+func newDiffGen(seed int64, users []string, accounts []int64) *diffGen {
+	r := rand.New(rand.NewSource(seed))
+	return &diffGen{r: r, users: users, accounts: accounts,
+		zipfU: rand.NewZipf(r, 1.2, 1, uint64(len(users)-1)),
+		zipfA: rand.NewZipf(r, 1.2, 1, uint64(len(accounts)-1))}
 }
 
 func (d *diffRun) clock() time.Time { return time.Unix(0, d.now.Load()).UTC() }
@@ -216,18 +236,15 @@ func (d *diffRun) open() {
 func TestLatestDifferential(t *testing.T) {
 	seeds := []int64{1, 2, 3}
 	requests := 300
-	switch {
-	case *diffSeed != 0:
-		seeds = []int64{*diffSeed}
-	case *diffLong:
-		seeds = nil
-		for i := 0; i < 20; i++ {
-			seeds = append(seeds, time.Now().UnixNano()+int64(i))
-		}
-		requests = 3000
-	}
 	if *diffLong {
 		requests = 3000
+		seeds = nil
+		for i := 0; i < 10; i++ {
+			seeds = append(seeds, time.Now().UnixNano()+int64(i))
+		}
+	}
+	if *diffSeed != 0 {
+		seeds = []int64{*diffSeed}
 	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
@@ -236,94 +253,154 @@ func TestLatestDifferential(t *testing.T) {
 	}
 }
 
+// diffWriters is the number of goroutines of the concurrent phase.
+const diffWriters = 4
+
 func runDiff(t *testing.T, seed int64, requests int) {
 	t.Logf("seed %d (rerun with -seed=%d)", seed, seed)
 	r := rand.New(rand.NewSource(seed))
 	d := &diffRun{t: t, seed: seed, r: r, dir: t.TempDir(), model: newDiffModel()}
 	d.now.Store(diffBase.Add(3 * time.Hour).UnixNano())
-	nUsers, nAccounts := 20+r.Intn(60), 5+r.Intn(20)
+	nUsers, nAccounts := 20+r.Intn(60), 8+r.Intn(20)
 	for i := 0; i < nUsers; i++ {
 		d.users = append(d.users, fmt.Sprintf("u%03d", i))
 	}
 	for i := 0; i < nAccounts; i++ {
 		d.accounts = append(d.accounts, int64(i*7919-50000)) // negative ids too
 	}
-	d.zipfU = rand.NewZipf(r, 1.2, 1, uint64(nUsers-1))
-	d.zipfA = rand.NewZipf(r, 1.2, 1, uint64(nAccounts-1))
 	d.open()
 	defer func() { d.db.Close() }()
 	_, err := d.db.Apply("diff.yaml", []byte(diffRepo))
 	require.NoError(t, err)
 
-	for phase := 0; phase < 2; phase++ {
-		for i := 0; i < requests/2; i++ {
-			d.request()
-		}
-		// Reads far after the last event: move the clock past every TTL.
-		d.now.Add(int64(10 * time.Hour))
-		d.compare(fmt.Sprintf("phase %d, live", phase))
-		require.NoError(t, d.db.Close())
-		d.open()
-		d.compare(fmt.Sprintf("phase %d, after reopen", phase))
+	// Phase 0: one writer over every key, the clock moving on after each
+	// request. Phase 1: concurrent writers over disjoint keys (the order
+	// of two requests is then known only for requests of one writer), the
+	// clock still. Each phase ends with reads far after the last event,
+	// then a close and reopen.
+	gen := newDiffGen(r.Int63(), d.users, d.accounts)
+	for i := 0; i < requests/2; i++ {
+		accepted, err := d.request(gen, true)
+		require.NoError(t, err)
+		d.model.add(accepted...)
 	}
-	t.Logf("seed %d: %d requests, %d accepted records, %d rejected requests, %d dry runs",
-		seed, d.requests, d.model.n, d.rejected, d.dryRuns)
+	d.checkPhase("phase 0 (one writer)")
+	d.concurrentPhase(requests / 2)
+	d.checkPhase("phase 1 (concurrent writers)")
+
 	m := d.model
+	t.Logf("seed %d: %d requests, %d accepted records, %d rejected requests, %d dry runs",
+		seed, d.requests.Load(), m.n, d.rejected.Load(), d.dryRuns.Load())
 	t.Logf("seed %d: model answers: %d present, %d missing, %d with ties (%d across requests)",
 		seed, m.present, m.missing, m.ties, m.crossRequestTies)
-	require.Positive(t, d.rejected, "the workload never exercised a rejected request")
+	require.Positive(t, d.rejected.Load(), "the workload never exercised a rejected request")
 	require.Positive(t, m.missing, "the workload never read a missing or expired value")
 	require.Positive(t, m.ties, "the workload never read a tie")
 	require.Positive(t, m.crossRequestTies, "the workload never read a tie across requests")
 }
 
-// request sends one random request and updates the model.
-func (d *diffRun) request() {
-	d.requests++
-	r := d.r
+func (d *diffRun) checkPhase(stage string) {
+	// Reads far after the last event: move the clock past every TTL.
+	d.now.Add(int64(10 * time.Hour))
+	d.compare(stage + ", live")
+	require.NoError(d.t, d.db.Close())
+	d.open()
+	d.compare(stage + ", after reopen")
+}
+
+// concurrentPhase sends requests from diffWriters goroutines, each over its
+// own users and accounts, and adds what each accepted to the model in that
+// writer's order.
+func (d *diffRun) concurrentPhase(requests int) {
+	accepted := make([][]*diffEvent, diffWriters)
+	errs := make([]error, diffWriters)
+	var wg sync.WaitGroup
+	for w := 0; w < diffWriters; w++ {
+		var users []string
+		var accounts []int64
+		for i, u := range d.users {
+			if i%diffWriters == w {
+				users = append(users, u)
+			}
+		}
+		for i, a := range d.accounts {
+			if i%diffWriters == w {
+				accounts = append(accounts, a)
+			}
+		}
+		gen := newDiffGen(d.r.Int63(), users, accounts)
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < requests/diffWriters && errs[w] == nil; i++ {
+				evs, err := d.request(gen, false)
+				accepted[w] = append(accepted[w], evs...)
+				errs[w] = err
+			}
+		}(w)
+	}
+	wg.Wait()
+	for w := range accepted {
+		require.NoError(d.t, errs[w], "writer %d", w)
+		d.model.add(accepted[w]...)
+	}
+}
+
+// request sends one random request and returns the records it wrote (none
+// for a rejected request or a dry run), or an error if the engine's answer
+// is not the model's. When tick is set, the clock moves on afterwards.
+func (d *diffRun) request(g *diffGen, tick bool) ([]*diffEvent, error) {
+	reqNo := int(d.requests.Add(1))
+	r := g.r
 	now := d.now.Load()
 	n := 1 + r.Intn(8)
 	var evs []*diffEvent
 	for i := 0; i < n; i++ {
-		evs = append(evs, d.event(now))
+		evs = append(evs, g.event(now))
 	}
 	valid := true
 	for _, e := range evs {
-		valid = valid && !e.noKey && d.acceptable(e, now)
+		valid = valid && !e.noKey && acceptable(e, now)
+		e.req = reqNo
 	}
 	dryRun := r.Intn(20) == 0
 	useJSON := r.Intn(2) == 0
-	resp, err := d.send(evs, dryRun, useJSON)
-	where := fmt.Sprintf("seed %d request %d (json=%v dry_run=%v)", d.seed, d.requests, useJSON, dryRun)
+	resp, err := d.send(evs, dryRun, useJSON, r)
+	where := fmt.Sprintf("seed %d request %d (json=%v dry_run=%v)", d.seed, reqNo, useJSON, dryRun)
+	if tick {
+		d.now.Add(r.Int63n(int64(90 * time.Second)))
+	}
 	if !valid {
-		d.rejected++
+		d.rejected.Add(1)
 		var re *engine.RecordErrors
-		require.True(d.t, errors.As(err, &re), "%s: an invalid request was accepted (err %v)", where, err)
-		return
-	}
-	require.NoError(d.t, err, where)
-	d.checkMetrics(resp, evs, now, where)
-	if dryRun {
-		d.dryRuns++
-	} else {
-		// Log order: within one request, records of one source keep their
-		// list order; only the order within a source matters to a view.
-		for _, e := range evs {
-			e.req = d.requests
-			d.model.add(e)
+		if !errors.As(err, &re) {
+			return nil, fmt.Errorf("%s: an invalid request was accepted (err %v)", where, err)
 		}
+		return nil, nil
 	}
-	d.now.Add(r.Int63n(int64(90 * time.Second)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if err := checkMetrics(resp, evs, now); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if dryRun {
+		d.dryRuns.Add(1)
+		return nil, nil
+	}
+	// Log order: within one request, records of one source keep their
+	// list order; only the order within a source matters to a view.
+	return evs, nil
 }
 
 // event draws one record: skewed keys, out-of-order, late and equal event
 // times, nulls, absent columns, and now and then an invalid one.
-func (d *diffRun) event(now int64) *diffEvent {
-	r := d.r
+func (g *diffGen) event(now int64) *diffEvent {
+	r := g.r
 	e := &diffEvent{cols: map[string]schema.Value{}}
 	if r.Intn(5) == 0 {
 		e.source = "alt_events"
-		e.acct = d.accounts[d.zipfA.Uint64()]
+		e.acct = g.accounts[g.zipfA.Uint64()]
 		e.key = fmt.Sprint(e.acct)
 		if r.Intn(6) > 0 {
 			e.cols["score"] = schema.Float(math.Round(r.NormFloat64()*1e6) / 1e3)
@@ -332,7 +409,7 @@ func (d *diffRun) event(now int64) *diffEvent {
 		}
 	} else {
 		e.source = "events"
-		e.key = d.users[d.zipfU.Uint64()]
+		e.key = g.users[g.zipfU.Uint64()]
 		switch k := r.Intn(10); {
 		case k < 7:
 			e.cols["value"] = schema.Int(r.Int63n(2000) - 1000)
@@ -347,8 +424,8 @@ func (d *diffRun) event(now int64) *diffEvent {
 		}
 	}
 	switch k := r.Intn(100); {
-	case k < 30 && len(d.usedTs) > 0: // an event time seen before: ties
-		e.ts = d.usedTs[len(d.usedTs)-1-r.Intn(min(len(d.usedTs), 40))]
+	case k < 30 && len(g.usedTs) > 0: // an event time seen before: ties
+		e.ts = g.usedTs[len(g.usedTs)-1-r.Intn(min(len(g.usedTs), 40))]
 	case k < 40: // late, possibly beyond every TTL
 		e.ts = now - r.Int63n(int64(3*time.Hour+15*time.Minute))
 	case k < 45: // ahead of the clock, within the skew (rarely beyond)
@@ -361,14 +438,14 @@ func (d *diffRun) event(now int64) *diffEvent {
 			e.ts -= e.ts % int64(time.Second)
 		}
 	}
-	d.usedTs = append(d.usedTs, e.ts)
+	g.usedTs = append(g.usedTs, e.ts)
 	e.noKey = r.Intn(150) == 0
 	return e
 }
 
 // acceptable reports whether ingest must accept e at now: within the
 // clock skew, and within the TTL of at least one view of its source.
-func (d *diffRun) acceptable(e *diffEvent, now int64) bool {
+func acceptable(e *diffEvent, now int64) bool {
 	if e.ts > now+int64(diffSkew) {
 		return false
 	}
@@ -385,31 +462,41 @@ func counted(v diffView, e *diffEvent, now int64) bool {
 	return e.source == v.source && e.ts >= v.start && (v.ttl == 0 || e.ts >= now-int64(v.ttl))
 }
 
-func (d *diffRun) checkMetrics(resp *engine.IngestResponse, evs []*diffEvent, now int64, where string) {
-	want := map[string]int64{}
+// checkMetrics compares a response's metrics with the model's: the views
+// of the request's sources, in file order, with their counts.
+func checkMetrics(resp *engine.IngestResponse, evs []*diffEvent, now int64) error {
+	type metric struct {
+		view            string
+		online, offline int64
+	}
+	var want, got []metric
 	for _, v := range diffViews {
+		m, seen := metric{view: v.name}, false
 		for _, e := range evs {
 			if e.source == v.source {
-				if _, ok := want[v.name]; !ok {
-					want[v.name] = 0
-				}
+				seen = true
 				if counted(v, e, now) {
-					want[v.name]++
+					m.online++
+					m.offline++
 				}
 			}
 		}
+		if seen {
+			want = append(want, m)
+		}
 	}
-	got := map[string]int64{}
 	for _, m := range resp.Metrics {
-		got[m.FeatureView] = m.Online
-		require.Equal(d.t, m.Online, m.Offline, "%s: view %s", where, m.FeatureView)
+		got = append(got, metric{m.FeatureView, m.Online, m.Offline})
 	}
-	require.Equal(d.t, want, got, "%s: ingest metrics", where)
+	if !slices.Equal(want, got) {
+		return fmt.Errorf("ingest metrics: got %+v, want %+v (views in file order)", got, want)
+	}
+	return nil
 }
 
-func (d *diffRun) send(evs []*diffEvent, dryRun, useJSON bool) (*engine.IngestResponse, error) {
+func (d *diffRun) send(evs []*diffEvent, dryRun, useJSON bool, r *rand.Rand) (*engine.IngestResponse, error) {
 	if useJSON {
-		return d.db.IngestJSON(jsonBody(evs, dryRun, d.r), nil)
+		return d.db.IngestJSON(jsonBody(evs, dryRun, r), nil)
 	}
 	req := &engine.IngestRequest{Workspace: "diff", DryRun: dryRun, Records: map[string][]map[string]any{}}
 	for _, e := range evs {
@@ -578,4 +665,49 @@ func (d *diffRun) match(stage string, got []engine.FeatureValue, key string, t i
 		}
 	}
 	require.Len(d.t, got, i)
+}
+
+// TestIngestRejectsUnstorableTimestamps: event times are int64 Unix
+// nanoseconds (1677 to 2262). A time outside that span must be rejected,
+// not wrapped around into one inside it; likewise an as_of.
+func TestIngestRejectsUnstorableTimestamps(t *testing.T) {
+	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	db, err := engine.Open(engine.Options{Dir: t.TempDir(), Now: func() time.Time { return now }, NoSync: true,
+		Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Apply("diff.yaml", []byte(diffRepo))
+	require.NoError(t, err)
+
+	at := now.Add(-time.Minute)
+	wrapped := at.Add(math.MaxInt64).Add(math.MaxInt64).Add(2) // 2^64ns later
+	require.Equal(t, at.UnixNano(), wrapped.UnixNano(), "the test's premise: UnixNano wraps")
+	for name, ts := range map[string]any{
+		"time.Time beyond 2262": wrapped,
+		"RFC 3339 beyond 2262":  wrapped.Format(time.RFC3339Nano),
+		"zero time.Time":        time.Time{},
+	} {
+		_, err := db.Ingest(&engine.IngestRequest{Workspace: "diff", Records: map[string][]map[string]any{
+			"events": {{"user_id": "wrap", "ts": ts, "value": 1}}}})
+		var re *engine.RecordErrors
+		require.True(t, errors.As(err, &re), "%s: accepted (err %v)", name, err)
+	}
+	_, err = db.IngestJSON([]byte(`{"workspace_name":"diff","dry_run":false,"records":{"events":[{"record":`+
+		`{"user_id":"wrap","ts":"`+wrapped.Format(time.RFC3339Nano)+`","value":1}}]}}`), nil)
+	var re *engine.RecordErrors
+	require.True(t, errors.As(err, &re), "IngestJSON accepted a year-2608 timestamp (err %v)", err)
+
+	_, err = db.Ingest(&engine.IngestRequest{Workspace: "diff", Records: map[string][]map[string]any{
+		"events": {{"user_id": "wrap", "ts": at, "value": 1}}}})
+	require.NoError(t, err)
+	vec, err := db.GetFeatures(&engine.GetFeaturesRequest{Workspace: "diff", Service: "user_fs",
+		JoinKeys: map[string]any{"user_id": "wrap"}})
+	require.NoError(t, err)
+	require.Equal(t, engine.Present, vec.Features[2].Status)
+	require.Equal(t, int64(1), vec.Features[2].Value.I, "only the valid record was written")
+	// An as_of 2^64ns before a time that sees the record must not wrap.
+	_, err = db.GetFeatures(&engine.GetFeaturesRequest{Workspace: "diff", Service: "user_fs",
+		JoinKeys: map[string]any{"user_id": "wrap"}, AsOf: now.Add(math.MinInt64).Add(math.MinInt64)})
+	require.Error(t, err)
+	require.Equal(t, engine.CodeInvalidArgument, engine.CodeOf(err))
 }

@@ -115,6 +115,9 @@ func (db *DB) readTime(asOf time.Time) (time.Time, error) {
 	if asOf.IsZero() {
 		return now, nil
 	}
+	if err := schema.CheckTimestamp(asOf); err != nil {
+		return time.Time{}, errorf(CodeInvalidArgument, "as_of %v", err)
+	}
 	if asOf.After(now) {
 		return time.Time{}, errorf(CodeInvalidArgument, "as_of %s is in the future (now is %s); as_of reads the past",
 			asOf.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))

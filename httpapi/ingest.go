@@ -107,6 +107,8 @@ func ingestStatus(code engine.Code) (int, string) {
 		return http.StatusServiceUnavailable, "Unavailable"
 	case engine.CodeResourceExhausted:
 		return http.StatusTooManyRequests, "ResourceExhausted"
+	case engine.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge, "RequestTooLarge"
 	case engine.CodeUnimplemented:
 		return http.StatusNotImplemented, "Unimplemented"
 	}

@@ -1,11 +1,15 @@
 //go:build unix
 
+// The build constraint is for RLIMIT_FSIZE, which injects a real write
+// failure into the log.
+
+package httpapi_test
+
 // The Stream Ingest API and the online serving API over real HTTP, with
 // real service accounts: every row of the SPEC §2 error table, the success
 // shapes, and the get-features shapes and errors of SPEC §4. Every failed
 // ingest is checked to have written nothing, by counting the log's entries
 // (close the engine, read the log's last seq, reopen).
-package httpapi_test
 
 import (
 	"bytes"
@@ -13,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -52,6 +57,12 @@ sources:
       - {name: qty, type: Int32}
       - {name: note, type: String}
       - {name: price, type: Float64}
+  - name: calcs
+    schema:
+      - {name: customer_id, type: String}
+      - {name: ts, type: Timestamp}
+      - {name: a, type: Int64}
+      - {name: b, type: Int64}
   - name: orphan_source
     schema:
       - {name: customer_id, type: String}
@@ -83,6 +94,17 @@ feature_views:
     ttl: 1d
     features:
       - attribute: {name: note}
+  - name: calc_fv
+    source: calcs
+    entities: [customer]
+    timestamp_field: ts
+    ttl: 7d
+    transform:
+      columns:
+        rem: "a % b"
+      filter: "a >= 0"
+    features:
+      - attribute: {name: rem}
 feature_services:
   - name: shop_fs
     features:
@@ -90,10 +112,10 @@ feature_services:
       - {feature_view: recent_order, features: [amount]}
 `
 
-// fakeClock is the node's clock; tests move it.
+// fakeClock is the node's clock, settable by tests.
 type fakeClock struct{ ns atomic.Int64 }
 
-func (c *fakeClock) Now() time.Time   { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *fakeClock) Now() time.Time  { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *fakeClock) Set(t time.Time) { c.ns.Store(t.UnixNano()) }
 
 // node is a featurelog node behind a real HTTP server, with auth on.
@@ -407,6 +429,10 @@ func badRecords() []badRecord {
 		{"record not an object", `{"record":5}`, "object", false},
 		{"older than every view's TTL", orderRec("br-expired", t0.Add(-7*24*time.Hour-time.Nanosecond)), "TTL", true},
 		{"far older than every view's TTL", orderRec("br-ancient", time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)), "TTL", true},
+		// Event times are int64 Unix nanoseconds: a time 2^64ns after
+		// t0 − 1m must not wrap around to t0 − 1m and be accepted.
+		{"timestamp beyond 2262 that wraps into the TTL", orderRec("br-wrap", t0.Add(-time.Minute).Add(math.MaxInt64).Add(math.MaxInt64).Add(2)), "range", false},
+		{"timestamp in year 1", rawRec(`"customer_id":"br-year1"`, `"ts":"0001-01-01T00:00:00Z"`), "range", false},
 		{"more than the clock skew in the future", orderRec("br-future", t0.Add(5*time.Minute+time.Nanosecond)), "future", true},
 		{"far in the future", orderRec("br-far-future", t0.Add(24*time.Hour)), "future", true},
 	}
@@ -625,6 +651,20 @@ func TestIngestHTTPRequestTooLarge(t *testing.T) {
 	assert.Equal(t, before+1, n.logEntries())
 }
 
+// TestIngestHTTPTooLargeForTheLog: a body under MaxBodyBytes whose records
+// do not fit one log entry (16 MiB) is the client's to split: 413, nothing
+// written, and the log stays usable.
+func TestIngestHTTPTooLargeForTheLog(t *testing.T) {
+	n := newNode(t, httpapi.Options{MaxBodyBytes: 64 << 20})
+	before := n.logEntries()
+	status, body := n.ingest(n.editor, shopBody(false, orderRec("huge", t0.Add(-time.Minute), `"note":"`+strings.Repeat("x", 17<<20)+`"`)))
+	requireRequestError(t, status, body, http.StatusRequestEntityTooLarge, "RequestTooLarge")
+	assert.Equal(t, before, n.logEntries())
+	n.missing("shop", "huge")
+	status, body = n.ingest(n.editor, shopBody(false, orderRec("after-huge", t0.Add(-time.Minute))))
+	require.Equal(t, http.StatusOK, status, "body %s", body)
+}
+
 // TestIngestHTTPUnavailableAfterWriteFailure makes the log's write fail
 // for real: RLIMIT_FSIZE is lowered to the tail segment's size, so the
 // next write gets EFBIG (Go ignores SIGXFSZ). The node must answer 503,
@@ -810,6 +850,62 @@ func TestIngestHTTPFeatureStartTime(t *testing.T) {
 	assert.Equal(t, engine.Present, vec.Features[4].Status)
 }
 
+func calcBody(dryRun bool, recs ...string) []byte {
+	return []byte(fmt.Sprintf(`{"workspace_name":"shop","dry_run":%t,"records":{"calcs":[%s]}}`, dryRun, strings.Join(recs, ",")))
+}
+
+func calcRec(key, members string) string {
+	return fmt.Sprintf(`{"record":{"customer_id":%q,"ts":%q,%s}}`, key, ts(t0.Add(-time.Minute)), members)
+}
+
+// TestIngestHTTPTransform: a transform that fails at run time is a record
+// error naming the view; records the filter drops (false or null) count
+// for neither online nor offline.
+func TestIngestHTTPTransform(t *testing.T) {
+	n := newNode(t, httpapi.Options{})
+	before := n.logEntries()
+	status, body := n.ingest(n.editor, calcBody(false,
+		calcRec("tf-good", `"a":7,"b":3`),
+		calcRec("tf-div0", `"a":7,"b":0`),
+	))
+	errs := requireRecordErrors(t, status, body, "shop")
+	require.Len(t, errs, 1, "body %s", body)
+	assert.Equal(t, recordError{FeatureViewName: "calc_fv", PushSourceName: "calcs", RecordIndex: 1,
+		ErrorType: "TectonObjectValidationError", ErrorMessage: errs[0].ErrorMessage}, errs[0])
+	assert.Equal(t, before, n.logEntries())
+
+	status, body = n.ingest(n.editor, calcBody(false,
+		calcRec("tf-good", `"a":7,"b":3`),
+		calcRec("tf-negative", `"a":-1,"b":3`),
+		calcRec("tf-null", `"a":null,"b":3`),
+	))
+	require.Equal(t, http.StatusOK, status, "body %s", body)
+	assert.JSONEq(t, `{"workspaceName":"shop","ingestMetrics":{"featureViewIngestMetrics":[
+	  {"featureViewName":"calc_fv","onlineRecordIngestCount":"1","offlineRecordIngestCount":"1"}]}}`, string(body))
+	assert.Equal(t, before+1, n.logEntries(), "records dropped by a filter are still logged")
+}
+
+// TestIngestHTTPMultiSourceMetrics: one request may carry several
+// sources; the metrics list every subscribed view in file order, whatever
+// the order of the sources in the body, and the request is one log entry.
+func TestIngestHTTPMultiSourceMetrics(t *testing.T) {
+	n := newNode(t, httpapi.Options{})
+	want := `{"workspaceName":"shop","ingestMetrics":{"featureViewIngestMetrics":[
+	  {"featureViewName":"last_order","onlineRecordIngestCount":"2","offlineRecordIngestCount":"2"},
+	  {"featureViewName":"recent_order","onlineRecordIngestCount":"2","offlineRecordIngestCount":"2"},
+	  {"featureViewName":"note_audit","onlineRecordIngestCount":"0","offlineRecordIngestCount":"2"},
+	  {"featureViewName":"calc_fv","onlineRecordIngestCount":"1","offlineRecordIngestCount":"1"}]}}`
+	orders := `"orders":[` + orderRec("ms-1", t0.Add(-time.Minute)) + `,` + orderRec("ms-2", t0.Add(-2*time.Minute)) + `]`
+	calcs := `"calcs":[` + calcRec("ms-3", `"a":1,"b":2`) + `]`
+	for i, records := range []string{orders + "," + calcs, calcs + "," + orders} {
+		before := n.logEntries()
+		status, body := n.ingest(n.editor, []byte(`{"workspace_name":"shop","dry_run":false,"records":{`+records+`}}`))
+		require.Equal(t, http.StatusOK, status, "body %s", body)
+		assert.JSONEq(t, want, string(body), "order %d", i)
+		assert.Equal(t, before+1, n.logEntries())
+	}
+}
+
 // TestIngestHTTPBoundaryValuesAccepted: the edges of every rule that the
 // error table tests from the other side.
 func TestIngestHTTPBoundaryValuesAccepted(t *testing.T) {
@@ -959,7 +1055,10 @@ func TestGetFeaturesHTTPAsOf(t *testing.T) {
 	assert.JSONEq(t, two, string(read(t0.Add(-10*time.Minute+time.Nanosecond))))
 	assert.JSONEq(t, two, string(read(t0)), "as_of equal to now is allowed")
 
-	for _, asOf := range []time.Time{t0.Add(time.Nanosecond), t0.Add(time.Hour)} {
+	// The last one is 2^64ns before a time that would read "2": it must
+	// not wrap around.
+	wrapped := t0.Add(-10*time.Minute + time.Nanosecond).Add(math.MinInt64).Add(math.MinInt64)
+	for _, asOf := range []time.Time{t0.Add(time.Nanosecond), t0.Add(time.Hour), wrapped} {
 		status, body := n.getFeatures(n.viewer, fmt.Sprintf(`{"params":{"workspace_name":"shop","feature_service_name":"shop_fs",
 		  "join_key_map":{"customer_id":"c2"},"asOf":%q}}`, ts(asOf)))
 		requireServingError(t, status, body, http.StatusBadRequest, 3)

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 
 func benchCmd() *cobra.Command {
 	var duration time.Duration
-	var only, cpuprofile string
+	var only, cpuprofile, serverProfiles string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Run the benchmarks and print a table",
@@ -24,12 +23,13 @@ func benchCmd() *cobra.Command {
 			"processes of this binary, on 127.0.0.1. Benchmarks: " + strings.Join(bench.Names(), ", ") + ".",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBench(duration, only, cpuprofile)
+			return runBench(duration, only, cpuprofile, serverProfiles)
 		},
 	}
 	cmd.Flags().DurationVar(&duration, "duration", 5*time.Second, "measured window of each benchmark loop")
 	cmd.Flags().StringVar(&only, "only", "", "comma-separated benchmarks to run (and those they need)")
-	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this (client) process to FILE")
+	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (in-process benchmarks and the HTTP client) to FILE")
+	cmd.Flags().StringVar(&serverProfiles, "server-cpuprofile-dir", "", "write a CPU profile of every server process to DIR/<benchmark>-<server>.prof")
 	cmd.AddCommand(benchServerCmd())
 	return cmd
 }
@@ -48,25 +48,24 @@ func benchServerCmd() *cobra.Command {
 	}
 }
 
-func runBench(duration time.Duration, only, cpuprofile string) error {
+func runBench(duration time.Duration, only, cpuprofile, serverProfiles string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("finding this binary to start the benchmark servers: %w", err)
 	}
-	cfg := bench.SuiteConfig{Duration: duration, Command: []string{self, "bench", "server"}, Progress: os.Stderr}
-	if only != "" {
-		cfg.Only = strings.Split(only, ",")
+	cfg := bench.SuiteConfig{Duration: duration, Command: []string{self, "bench", "server"}, Progress: os.Stderr,
+		ServerProfileDir: serverProfiles}
+	for _, name := range strings.Split(only, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			cfg.Only = append(cfg.Only, name)
+		}
 	}
 	if cpuprofile != "" {
-		f, err := os.Create(cpuprofile)
+		stop, err := bench.StartCPUProfile(cpuprofile)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	rows, err := bench.RunSuite(cfg)
 	if werr := bench.WriteTable(os.Stdout, rows); werr != nil && err == nil {

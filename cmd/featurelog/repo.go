@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
+	"github.com/featurelog/featurelog/internal/dirlock"
 )
 
 func planCmd() *cobra.Command {
@@ -41,6 +43,9 @@ func repoCmd(use, short string, apply bool) *cobra.Command {
 
 func localRepo(out io.Writer, data, file string, content []byte, apply bool) error {
 	db, err := engine.Open(engine.Options{Dir: data, Holder: "featurelog plan/apply", Logger: slog.New(slog.DiscardHandler)})
+	if errors.Is(err, dirlock.ErrLocked) {
+		return fmt.Errorf("%w\n(to plan or apply on a running node, pass --server URL with an owner's --api-key)", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -73,6 +73,9 @@ func scalarFromAny(x any, k Kind) (Value, error) {
 	case Timestamp:
 		switch ts := x.(type) {
 		case time.Time:
+			if err := CheckTimestamp(ts); err != nil {
+				return Value{}, err
+			}
 			return Time(ts), nil
 		case string:
 			t, err := ParseTimestamp(ts)
@@ -159,13 +162,31 @@ func FloatOfKind(f float64, k Kind) (Value, error) {
 }
 
 // ParseTimestamp parses an RFC 3339 timestamp (fractional seconds allowed)
-// and returns it in UTC.
+// and returns it in UTC. Times that CheckTimestamp refuses are errors.
 func ParseTimestamp(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 timestamp (like 2023-01-02T00:25:06Z)", s)
 	}
-	return t.UTC(), nil
+	return t.UTC(), CheckTimestamp(t)
+}
+
+// Timestamps are stored as Unix nanoseconds in an int64, which spans
+// 1677-09-21 to 2262-04-11. time.Time.UnixNano wraps silently outside that
+// span (a year-2608 time would become one in 2024), so such times are
+// refused wherever a time enters the system.
+var (
+	MinTimestamp = time.Unix(0, math.MinInt64).UTC()
+	MaxTimestamp = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// CheckTimestamp reports whether t can be stored.
+func CheckTimestamp(t time.Time) error {
+	if t.Before(MinTimestamp) || t.After(MaxTimestamp) {
+		return fmt.Errorf("%s is outside the range of timestamps featurelog can store (%s to %s)",
+			t.UTC().Format(time.RFC3339Nano), MinTimestamp.Format(time.RFC3339Nano), MaxTimestamp.Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 func describe(x any) string {

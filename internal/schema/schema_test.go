@@ -99,3 +99,19 @@ func TestValueEqualAndAny(t *testing.T) {
 	ts := time.Unix(0, 42).UTC()
 	assert.Equal(t, ts, TimeNanos(42).Any())
 }
+
+func TestTimestampRange(t *testing.T) {
+	for _, s := range []string{"2608-11-20T11:33:33.709551616Z", "0001-01-01T00:00:00Z", "1677-09-21T00:12:43.145224191Z"} {
+		_, err := ParseTimestamp(s)
+		assert.ErrorContains(t, err, "outside the range of timestamps", s)
+		_, err = FromAny(s, ScalarType(Timestamp))
+		assert.ErrorContains(t, err, "outside the range", s)
+	}
+	_, err := FromAny(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), ScalarType(Timestamp))
+	assert.ErrorContains(t, err, "outside the range")
+	for _, s := range []string{"2262-04-11T23:47:16.854775807Z", "1677-09-21T00:12:43.145224192Z", "1970-01-01T00:00:00Z"} {
+		ts, err := ParseTimestamp(s)
+		require.NoError(t, err, s)
+		assert.Equal(t, s, Time(ts).Time().Format(time.RFC3339Nano), "must round-trip through Unix ns")
+	}
+}

@@ -122,7 +122,7 @@ func (db *DB) replay(cat *catalog, want func(*viewRT) bool) (int, error) {
 		e  record.Entry
 		n  int
 		rb rowBuilder
-		pj projector
+		pj = projector{chunk: replayChunk}
 	)
 	err := db.log.Replay(1, func(seq uint64, payload []byte) error {
 		if err := record.Decode(payload, &e); err != nil {
@@ -143,6 +143,10 @@ func (db *DB) replay(cat *catalog, want func(*viewRT) bool) (int, error) {
 				row := rb.row(sec.Row(r))
 				for _, v := range src.views {
 					if !want(v) {
+						continue
+					}
+					if v.store == nil {
+						v.observe(row) // aggregate views keep no online state yet
 						continue
 					}
 					p, err := v.project(row, &pj)

@@ -127,7 +127,7 @@ func (db *DB) append(b *batch, now time.Time) (uint64, error) {
 func (db *DB) validate(b *batch, now time.Time) *ingestPlan {
 	plan := &ingestPlan{projs: make([][][]projected, len(b.sections))}
 	maxTs := now.Add(db.opts.MaxClockSkew).UnixNano()
-	var pj projector
+	pj := projector{chunk: servedValues(b)}
 	for si := range b.sections {
 		s := &b.sections[si]
 		views := s.src.views
@@ -143,6 +143,19 @@ func (db *DB) validate(b *batch, now time.Time) *ingestPlan {
 		}
 	}
 	return plan
+}
+
+// servedValues is how many served values b's rows can produce: the slab
+// size that wastes nothing.
+func servedValues(b *batch) int {
+	n := 0
+	for i := range b.sections {
+		s := &b.sections[i]
+		for _, v := range s.src.views {
+			n += s.n * len(v.servedIdx)
+		}
+	}
+	return n
 }
 
 func (db *DB) validateRow(b *batch, s *batchSection, projs [][]projected, r int, now time.Time, maxTs int64, pj *projector) {

@@ -107,7 +107,7 @@ func decodeEnvelope(body []byte) (*envelope, error) {
 		if err != nil {
 			return nil, syntaxError(err)
 		}
-		if err := env.field(d.Decoder, name.String(), seen); err != nil {
+		if err := env.field(d.Decoder, body, name.String(), seen); err != nil {
 			return nil, err
 		}
 	}
@@ -125,7 +125,7 @@ func decodeEnvelope(body []byte) (*envelope, error) {
 	return env, nil
 }
 
-func (env *envelope) field(d *jsontext.Decoder, name string, seen map[string]bool) error {
+func (env *envelope) field(d *jsontext.Decoder, body []byte, name string, seen map[string]bool) error {
 	seen[name] = true
 	switch name {
 	case "workspace_name":
@@ -154,7 +154,10 @@ func (env *envelope) field(d *jsontext.Decoder, name string, seen map[string]boo
 		if err != nil {
 			return syntaxError(err)
 		}
-		env.records = v.Clone()
+		// The value's bytes are the body's at [end−len, end): slice the
+		// body rather than copy the decoder's buffer.
+		end := int(d.InputOffset())
+		env.records = jsontext.Value(body[end-len(v) : end])
 	default:
 		return badRequest("unknown field %q in the request (expected workspace_name, dry_run and records)", name)
 	}
@@ -219,13 +222,13 @@ func decodeSourceRecords(d *jsontext.Decoder, src *sourceRT, b *batch) error {
 
 // decodeWrapped decodes one {"record": {...}} element.
 func decodeWrapped(d *jsontext.Decoder, s *batchSection, b *batch) error {
-	where := fmt.Sprintf("push source %q record %d", s.src.def.Name, s.n)
+	where := func() string { return fmt.Sprintf("push source %q record %d", s.src.def.Name, s.n) }
 	tok, err := d.ReadToken()
 	if err != nil {
 		return syntaxError(err)
 	}
 	if tok.Kind() != '{' {
-		return badRequest("%s must be an object {\"record\": {...}}, not %s", where, kindName(tok.Kind()))
+		return badRequest("%s must be an object {\"record\": {...}}, not %s", where(), kindName(tok.Kind()))
 	}
 	found := false
 	for d.PeekKind() != '}' {
@@ -234,7 +237,7 @@ func decodeWrapped(d *jsontext.Decoder, s *batchSection, b *batch) error {
 			return syntaxError(err)
 		}
 		if name.String() != "record" {
-			return badRequest("%s: unknown field %q (expected \"record\")", where, name.String())
+			return badRequest("%s: unknown field %q (expected \"record\")", where(), name.String())
 		}
 		found = true
 		if err := decodeRecord(d, s, b); err != nil {
@@ -243,7 +246,7 @@ func decodeWrapped(d *jsontext.Decoder, s *batchSection, b *batch) error {
 	}
 	d.ReadToken()
 	if !found {
-		return badRequest("%s: field \"record\" is missing", where)
+		return badRequest("%s: field \"record\" is missing", where())
 	}
 	return nil
 }

@@ -121,20 +121,27 @@ type projected struct {
 
 // projector holds scratch space reused across the records one goroutine
 // projects, so projecting allocates nothing per record but the served
-// values (which come from a per-batch slab).
+// values, which are cut from a slab.
 type projector struct {
 	key  []byte         // entity key scratch for non-string keys
 	env  map[string]any // transform environment, cleared per record
 	slab []schema.Value // served values are cut from here
+	// chunk is how many values a new slab holds. Stored versions keep
+	// their slab alive, so it must fit what will be cut from it: ingest
+	// sizes it to the request, replay uses replayChunk.
+	chunk int
 }
 
-// take returns n values cut from the slab, refilling it in chunks.
+// replayChunk is the slab size during replay, where every slab fills up.
+const replayChunk = 4096
+
+// take returns n values cut from the slab.
 func (pj *projector) take(n int) []schema.Value {
 	if n == 0 {
 		return nil
 	}
 	if len(pj.slab) < n {
-		pj.slab = make([]schema.Value, max(n, 1024))
+		pj.slab = make([]schema.Value, max(n, pj.chunk))
 	}
 	out := pj.slab[:n:n]
 	pj.slab = pj.slab[n:]
@@ -237,6 +244,15 @@ func (v *viewRT) applyProjected(p *projected, seq uint64, idx int) {
 	v.stats.observe(p.ts)
 	if v.store != nil {
 		v.store.insert(p.key, version{ts: p.ts, seq: seq, idx: uint32(idx), vals: p.vals})
+	}
+}
+
+// observe notes a replayed record's event time for the freshness of a
+// view that keeps no online state, without running its transform: the
+// record was validated when it was accepted.
+func (v *viewRT) observe(row []schema.Value) {
+	if ts := row[v.tsIdx]; !ts.IsNull() && ts.I >= v.startNs {
+		v.stats.observe(ts.I)
 	}
 }
 

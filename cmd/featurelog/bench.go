@@ -68,8 +68,10 @@ func runBench(duration time.Duration, only, cpuprofile, serverProfiles string) e
 		defer stop()
 	}
 	rows, err := bench.RunSuite(cfg)
-	if werr := bench.WriteTable(os.Stdout, rows); werr != nil && err == nil {
-		err = werr
+	if len(rows) > 0 {
+		if werr := bench.WriteTable(os.Stdout, rows); werr != nil && err == nil {
+			err = werr
+		}
 	}
 	return err
 }

@@ -205,3 +205,7 @@ func (rb *rowBuilder) row(logged []schema.Value) []schema.Value {
 	}
 	return rb.buf
 }
+
+// LogStats returns the log's counters: group commits (one fsync each),
+// entries and bytes appended since open.
+func (db *DB) LogStats() wal.Stats { return db.log.Stats() }

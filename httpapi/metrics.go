@@ -37,6 +37,14 @@ func newMetrics(db *engine.DB) *metrics {
 		}
 		return 1
 	})
+	logCounter := func(name, help string, get func() uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(get()) })
+	}
+	m.reg.MustRegister(
+		logCounter("featurelog_log_commits_total", "Group commits of the log: one write and one fsync each.", func() uint64 { return db.LogStats().Batches }),
+		logCounter("featurelog_log_entries_total", "Log entries appended (one per ingest request).", func() uint64 { return db.LogStats().Entries }),
+		logCounter("featurelog_log_bytes_total", "Payload bytes appended to the log.", func() uint64 { return db.LogStats().Bytes }),
+	)
 	m.reg.MustRegister(m.requests, m.latency, healthy, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -1,17 +1,16 @@
 package engine
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/featurelog/featurelog/internal/jsondec"
 	"github.com/featurelog/featurelog/internal/schema"
 )
 
@@ -54,31 +53,6 @@ type envelope struct {
 	records   jsontext.Value
 }
 
-// pooledDecoder is a decoder with the reader it reads from, pooled
-// together so a request allocates neither.
-type pooledDecoder struct {
-	*jsontext.Decoder
-	r bytes.Reader
-}
-
-var decoderPool = sync.Pool{New: func() any {
-	p := &pooledDecoder{}
-	p.Decoder = jsontext.NewDecoder(&p.r)
-	return p
-}}
-
-func getDecoder(data []byte) *pooledDecoder {
-	p := decoderPool.Get().(*pooledDecoder)
-	p.r.Reset(data)
-	p.Reset(&p.r)
-	return p
-}
-
-func putDecoder(p *pooledDecoder) {
-	p.r.Reset(nil) // drop the reference to the request body
-	decoderPool.Put(p)
-}
-
 func badRequest(format string, args ...any) *Error {
 	return errorf(CodeInvalidArgument, format, args...)
 }
@@ -91,8 +65,8 @@ func syntaxError(err error) *Error {
 }
 
 func decodeEnvelope(body []byte) (*envelope, error) {
-	d := getDecoder(body)
-	defer putDecoder(d)
+	d := jsondec.Get(body)
+	defer jsondec.Put(d)
 	tok, err := d.ReadToken()
 	if err != nil {
 		return nil, syntaxError(err)
@@ -166,8 +140,8 @@ func (env *envelope) field(d *jsontext.Decoder, body []byte, name string, seen m
 
 // decodeRecords decodes the records object into b's sections.
 func decodeRecords(raw jsontext.Value, b *batch) error {
-	d := getDecoder(raw)
-	defer putDecoder(d)
+	d := jsondec.Get(raw)
+	defer jsondec.Put(d)
 	if _, err := d.ReadToken(); err != nil { // '{'
 		return syntaxError(err)
 	}

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/internal/jsondec"
 	"github.com/featurelog/featurelog/internal/schema"
 )
 
@@ -52,7 +52,9 @@ func jsonError(err error) error {
 // decodeServing parses {"params": {...}}. batch selects which of
 // join_key_map and request_data is required.
 func decodeServing(body []byte, batch bool) (*servingParams, error) {
-	d := jsontext.NewDecoder(bytes.NewReader(body))
+	pd := jsondec.Get(body)
+	defer jsondec.Put(pd)
+	d := pd.Decoder
 	p := &servingParams{}
 	found := false
 	err := readObject(d, "request body", func(name string) error {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/featurelog/featurelog/internal/atomicfile"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	twal "github.com/tidwall/wal"
@@ -193,7 +195,7 @@ func recordDirSyncs(opts *Options, l **Log, events *[]syncEvent) {
 			}
 			*events = append(*events, syncEvent{segs[len(segs)-1].first, (*l).LastSeq()})
 		}
-		return syncDir(dir)
+		return atomicfile.SyncDir(dir)
 	}
 }
 
@@ -278,7 +280,7 @@ func TestStickyFailure(t *testing.T) {
 				if dir == opts.Dir && hb.calls.Load() == failAt {
 					return errInjected
 				}
-				return syncDir(dir)
+				return atomicfile.SyncDir(dir)
 			}
 		}, true},
 	} {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/featurelog/featurelog/internal/atomicfile"
 )
 
 // segmentNameLen is the length of a segment file name: tidwall names each
@@ -62,7 +64,7 @@ type syncer struct {
 
 // newSyncer returns the syncer opts ask for.
 func newSyncer(opts *Options) syncer {
-	s := syncer{noSync: opts.NoSync, syncDir: syncDir}
+	s := syncer{noSync: opts.NoSync, syncDir: atomicfile.SyncDir}
 	if opts.private.syncDir != nil {
 		s.syncDir = opts.private.syncDir
 	}
@@ -84,19 +86,6 @@ func (s syncer) file(f *os.File) error {
 		return nil
 	}
 	return f.Sync()
-}
-
-// syncDir fsyncs a directory.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // readBufSize is the initial read buffer of a segmentReader; it grows to

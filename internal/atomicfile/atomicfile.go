@@ -6,10 +6,17 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 )
+
+// ErrNotDurable is wrapped by Write's error when the new file already
+// replaced the old one but the directory fsync failed: the new content is
+// visible now but may or may not survive a crash. A failed fsync is never
+// retried (fsyncgate); the caller decides what that uncertainty means.
+var ErrNotDurable = errors.New("atomicfile: file replaced but the directory fsync failed")
 
 // Write replaces path with data atomically and durably.
 func Write(path string, data []byte, perm os.FileMode) (err error) {
@@ -39,7 +46,10 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 	if err = os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("atomicfile: %w", err)
 	}
-	return SyncDir(dir)
+	if err := SyncDir(dir); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
+	}
+	return nil
 }
 
 // SyncDir fsyncs a directory, making the entries created or renamed in it
@@ -49,8 +59,11 @@ func SyncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("atomicfile: %w", err)
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("atomicfile: fsync of directory %s: %w", dir, err)
 	}
 	return nil

@@ -9,8 +9,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/featurelog/featurelog/internal/atomicfile"
 )
 
 // fileVersion is the account store format version written and read by this
@@ -150,56 +151,13 @@ func describeJSONError(err error) error {
 	return err
 }
 
-// writeFileAtomic replaces path with data (mode 0600): it writes a temp
-// file in the same directory, fsyncs it, renames it over path and fsyncs
-// the directory. replaced reports that the rename happened, so an error
+// writeFileAtomic replaces path with data (mode 0600) through atomicfile.
+// replaced reports that the new file replaced the old one, so an error
 // with replaced set means the new content may or may not survive a crash.
-// A failed fsync is never retried (see fsyncgate).
 func writeFileAtomic(path string, data []byte) (replaced bool, err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, base+".tmp-*") // mode 0600
+	err = atomicfile.Write(path, data, 0o600)
 	if err != nil {
-		return false, fmt.Errorf("auth: write account store: %w", err)
+		return errors.Is(err, atomicfile.ErrNotDurable), fmt.Errorf("auth: write account store: %w", err)
 	}
-	if err := writeAndSync(tmp, data); err != nil {
-		_ = os.Remove(tmp.Name())
-		return false, fmt.Errorf("auth: write account store %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		_ = os.Remove(tmp.Name())
-		return false, fmt.Errorf("auth: write account store: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		return true, fmt.Errorf("auth: write account store: fsync directory %s: %w", dir, err)
-	}
-	return true, nil
-}
-
-func writeAndSync(f *os.File, data []byte) error {
-	_, err := f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o600) // CreateTemp uses 0600 already; be explicit about the contract
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return false, nil
 }

@@ -145,10 +145,6 @@ func (db *DB) replay(cat *catalog, want func(*viewRT) bool) (int, error) {
 					if !want(v) {
 						continue
 					}
-					if v.store == nil {
-						v.observe(row) // aggregate views keep no online state yet
-						continue
-					}
 					p, err := v.project(row, &pj)
 					if err != nil {
 						continue // the view's rules changed since the record was accepted

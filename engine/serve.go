@@ -8,6 +8,7 @@ import (
 
 	"github.com/featurelog/featurelog/internal/repo"
 	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/tiles"
 )
 
 // Status is a served feature's status (SPEC §3).
@@ -134,21 +135,46 @@ func (s *serviceRT) read(joinKeys map[string]any, t time.Time, out []FeatureValu
 	var scratch []byte
 	for i := 0; i < len(s.features); {
 		v := s.features[i].view
-		if v.store == nil {
-			return errorf(CodeUnimplemented, "feature view %q has aggregate features, which are not served yet", v.def.Name)
-		}
 		key, sc, err := v.keyFromMap(joinKeys, scratch)
 		if err != nil {
 			return err
 		}
 		scratch = sc
-		ver, ok := v.store.latestBefore(key, tn)
-		ok = ok && v.onlineAt(ver.ts, t)
-		for ; i < len(s.features) && s.features[i].view == v; i++ {
-			out[i] = s.features[i].value(ver, ok)
+		j := i
+		for j < len(s.features) && s.features[j].view == v {
+			j++
 		}
+		if v.tiles != nil {
+			readAggregates(v, key, tn, s.features[i:j], out[i:j])
+		} else {
+			ver, ok := v.store.latestBefore(key, tn)
+			ok = ok && v.onlineAt(ver.ts, t)
+			for k := i; k < j; k++ {
+				out[k] = s.features[k].value(ver, ok)
+			}
+		}
+		i = j
 	}
 	return nil
+}
+
+// readAggregates fills out with aggregate features of one view. They are
+// always PRESENT; their effective time is the window's end.
+func readAggregates(v *viewRT, key string, t int64, fs []servedFeature, out []FeatureValue) {
+	var buf [16]schema.Value
+	vals := buf[:0]
+	if n := len(v.def.Features); n > len(buf) {
+		vals = make([]schema.Value, n)
+	} else {
+		vals = buf[:n]
+	}
+	v.tiles.Read(key, t, vals)
+	for k, f := range fs {
+		def := v.def.Features[f.idx]
+		w := tiles.Window{Size: int64(def.Window.Size), Offset: int64(def.Window.Offset), Lifetime: def.Window.Lifetime}
+		out[k] = FeatureValue{Name: f.name, Type: def.Type, Value: vals[f.idx], Status: Present,
+			EffectiveTime: time.Unix(0, w.End(t, int64(v.def.AggregationInterval))).UTC()}
+	}
 }
 
 func (f servedFeature) value(ver version, ok bool) FeatureValue {

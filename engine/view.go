@@ -8,6 +8,7 @@ import (
 
 	"github.com/featurelog/featurelog/internal/repo"
 	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/tiles"
 )
 
 // viewRT is the runtime of one version of a feature view: its definition
@@ -21,11 +22,12 @@ type viewRT struct {
 	keyIdx    []int           // join-key positions in the source schema
 	tsIdx     int             // timestamp_field position in the source schema
 	columns   []schema.Column // source schema, then transform columns
-	servedIdx []int           // attribute features: positions in columns
+	servedIdx []int           // positions in columns of the values a record contributes: attribute views' features, aggregate views' distinct inputs
 	envIdx    []int           // source columns the transform reads
 	startNs   int64           // feature_start_time, Unix ns (MinInt64 if unset)
 	ttl       time.Duration   // serving TTL; 0 means records never expire
 	store     *attrStore      // attribute views; nil for aggregate views
+	tiles     *tiles.Store    // aggregate views; nil for attribute views
 	stats     *viewStats      // shared by versions that compute the same thing
 }
 
@@ -69,14 +71,46 @@ func newViewRT(ws string, def *repo.FeatureView, src *sourceRT) (*viewRT, error)
 		}
 		v.envIdx = transformInputs(def.Transform, src)
 	}
-	if !def.Aggregate() {
-		v.store = newAttrStore()
-		for _, f := range def.Features {
-			v.servedIdx = append(v.servedIdx, v.columnIndex(f.Input))
-		}
-	}
 	v.stats = &viewStats{}
+	if def.Aggregate() {
+		return v, v.buildTiles()
+	}
+	v.store = newAttrStore()
+	for _, f := range def.Features {
+		v.servedIdx = append(v.servedIdx, v.columnIndex(f.Input))
+	}
 	return v, nil
+}
+
+// buildTiles sets up an aggregate view's tile store: one aggregator per
+// distinct (function, parameters, input), fed by the distinct input
+// columns.
+func (v *viewRT) buildTiles() error {
+	spec := tiles.Spec{Interval: int64(v.def.AggregationInterval), Start: v.startNs}
+	inputs := map[int]int{} // column → position in the projected values
+	aggs := map[tiles.Agg]int{}
+	for _, f := range v.def.Features {
+		col := v.columnIndex(f.Input)
+		in, ok := inputs[col]
+		if !ok {
+			in = len(v.servedIdx)
+			inputs[col] = in
+			v.servedIdx = append(v.servedIdx, col)
+		}
+		a := tiles.Agg{Function: f.Function, N: f.N, Percentile: f.Percentile, Precision: f.Precision, Input: f.InputType}
+		ai, ok := aggs[a]
+		if !ok {
+			ai = len(spec.Aggs)
+			aggs[a] = ai
+			spec.Aggs = append(spec.Aggs, a)
+			spec.AggInput = append(spec.AggInput, in)
+		}
+		spec.Features = append(spec.Features, tiles.Feature{Agg: ai, Window: tiles.Window{
+			Size: int64(f.Window.Size), Offset: int64(f.Window.Offset), Lifetime: f.Window.Lifetime}})
+	}
+	var err error
+	v.tiles, err = tiles.NewStore(spec)
+	return err
 }
 
 // transformInputs returns the positions of the source columns that the
@@ -192,9 +226,6 @@ func (v *viewRT) projectTransformed(row []schema.Value, p projected, pj *project
 		p.skip = true
 		return p, nil
 	}
-	if v.store == nil {
-		return p, v.checkTransformTypes(env)
-	}
 	var extra [8]schema.Value
 	ext := extra[:0]
 	for _, c := range v.def.Transform.Columns {
@@ -208,23 +239,9 @@ func (v *viewRT) projectTransformed(row []schema.Value, p projected, pj *project
 	return p, nil
 }
 
-// checkTransformTypes verifies that every transform column produced a value
-// of its declared type, for views that do not serve the values (yet).
-func (v *viewRT) checkTransformTypes(env map[string]any) error {
-	for _, c := range v.def.Transform.Columns {
-		if _, err := schema.FromAny(env[c.Name], c.Type); err != nil {
-			return fmt.Errorf("transform column %q: %w", c.Name, err)
-		}
-	}
-	return nil
-}
-
 // served copies the served columns out of row (source columns) and extra
 // (transform columns).
 func (v *viewRT) served(row, extra []schema.Value, pj *projector) []schema.Value {
-	if v.store == nil {
-		return nil
-	}
 	out := pj.take(len(v.servedIdx))
 	for j, i := range v.servedIdx {
 		if i < len(row) {
@@ -245,14 +262,8 @@ func (v *viewRT) applyProjected(p *projected, seq uint64, idx int) {
 	if v.store != nil {
 		v.store.insert(p.key, version{ts: p.ts, seq: seq, idx: uint32(idx), vals: p.vals})
 	}
-}
-
-// observe notes a replayed record's event time for the freshness of a
-// view that keeps no online state, without running its transform: the
-// record was validated when it was accepted.
-func (v *viewRT) observe(row []schema.Value) {
-	if ts := row[v.tsIdx]; !ts.IsNull() && ts.I >= v.startNs {
-		v.stats.observe(ts.I)
+	if v.tiles != nil {
+		v.tiles.Add(p.key, tiles.Order{TS: p.ts, Seq: seq, Idx: uint32(idx)}, p.vals)
 	}
 }
 

@@ -1,0 +1,299 @@
+package tiles
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sort"
+	"sync"
+
+	"github.com/featurelog/featurelog/internal/schema"
+)
+
+// Spec describes what a Store computes for one feature view.
+type Spec struct {
+	// Aggs are the distinct aggregators of the view's features: features
+	// that differ only in their window share one.
+	Aggs []Agg
+	// AggInput gives, per aggregator, the index of its input in the
+	// values passed to Add.
+	AggInput []int
+	// Features are the served features, in order.
+	Features []Feature
+	// Interval is the aggregation interval in ns; 0 for continuous views.
+	Interval int64
+	// Start is feature_start_time in Unix ns, or math.MinInt64. The
+	// caller adds no event before it, so lifetime windows begin here.
+	Start int64
+}
+
+// Feature is one served aggregate: an aggregator over a window.
+type Feature struct {
+	Agg    int // index into Spec.Aggs
+	Window Window
+}
+
+// Validate reports a spec that cannot work.
+func (s *Spec) Validate() error {
+	if len(s.AggInput) != len(s.Aggs) {
+		return errors.New("tiles: Spec.AggInput must have one entry per aggregator")
+	}
+	for i, a := range s.Aggs {
+		if err := a.Validate(); err != nil {
+			return fmt.Errorf("tiles: aggregator %d: %w", i, err)
+		}
+	}
+	for i, f := range s.Features {
+		if f.Agg < 0 || f.Agg >= len(s.Aggs) {
+			return fmt.Errorf("tiles: feature %d names aggregator %d of %d", i, f.Agg, len(s.Aggs))
+		}
+		if !f.Window.Lifetime && f.Window.Size <= 0 {
+			return fmt.Errorf("tiles: feature %d has an empty window", i)
+		}
+		if s.Interval > 0 && (f.Window.Size%s.Interval != 0 || f.Window.Offset%s.Interval != 0) {
+			return fmt.Errorf("tiles: feature %d: window and offset must be multiples of the interval", i)
+		}
+	}
+	return nil
+}
+
+// storeShards is the number of independently locked shards of a Store.
+const storeShards = 64
+
+// Store holds the tiles of one feature view: per entity key, a partial
+// aggregate per aggregator for every tile of every level, and for
+// continuous views the raw events that windows' unaligned edges need.
+//
+// Invariant: every event added is in exactly one tile of every level (and
+// in raw for continuous views), so a coarse tile's state equals the merge
+// of the fine tiles inside it, and any tile-aligned range can be answered
+// from any mix of levels that partitions it.
+type Store struct {
+	spec   Spec
+	levels []int64 // tile resolutions, finest first
+	raw    bool    // keep raw events (continuous views)
+	seed   maphash.Seed
+	shards [storeShards]shard
+	accs   sync.Pool // *[]State, one accumulator per aggregator, for reads
+}
+
+type shard struct {
+	mu   sync.RWMutex         // guards keys and every keyState in it
+	keys map[string]*keyState // entity key → state
+}
+
+// keyState is everything a Store holds for one entity key.
+type keyState struct {
+	raw    []rawEvent // continuous views: every event, sorted by Order
+	levels []level    // one per Store.levels
+}
+
+type rawEvent struct {
+	o    Order
+	vals []schema.Value // the event's inputs, as passed to Add
+}
+
+// level is the tiles of one resolution, sorted by start.
+type level struct {
+	starts []int64
+	tiles  [][]State // tiles[i][agg]
+}
+
+// NewStore returns an empty store for spec.
+func NewStore(spec Spec) (*Store, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{spec: spec, levels: levelsFor(spec.Interval), raw: spec.Interval <= 0, seed: maphash.MakeSeed()}
+	for i := range s.shards {
+		s.shards[i].keys = make(map[string]*keyState)
+	}
+	s.accs.New = func() any {
+		acc := make([]State, len(spec.Aggs))
+		for i, a := range spec.Aggs {
+			acc[i] = a.New()
+		}
+		return &acc
+	}
+	return s, nil
+}
+
+func (s *Store) shard(key string) *shard {
+	return &s.shards[maphash.String(s.seed, key)%storeShards]
+}
+
+// Add aggregates one event of key into every level. vals holds the
+// event's inputs (indexed by Spec.AggInput); null inputs are skipped by
+// the aggregators that read them. vals is retained: the caller must not
+// modify it afterwards.
+func (s *Store) Add(key string, o Order, vals []schema.Value) {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ks := sh.keys[key]
+	if ks == nil {
+		ks = &keyState{levels: make([]level, len(s.levels))}
+		sh.keys[key] = ks
+	}
+	if s.raw {
+		ks.addRaw(rawEvent{o: o, vals: vals})
+	}
+	for li, res := range s.levels {
+		states := ks.levels[li].tile(floorTo(o.TS, res), s.spec.Aggs)
+		for ai, st := range states {
+			if v := vals[s.spec.AggInput[ai]]; !v.IsNull() {
+				st.Add(v, o)
+			}
+		}
+	}
+}
+
+// addRaw inserts e in Order; in-order arrivals append.
+func (ks *keyState) addRaw(e rawEvent) {
+	n := len(ks.raw)
+	if n == 0 || ks.raw[n-1].o.Less(e.o) {
+		ks.raw = append(ks.raw, e)
+		return
+	}
+	i := sort.Search(n, func(i int) bool { return e.o.Less(ks.raw[i].o) })
+	ks.raw = append(ks.raw, rawEvent{})
+	copy(ks.raw[i+1:], ks.raw[i:])
+	ks.raw[i] = e
+}
+
+// tile returns the states of the tile starting at start, creating it.
+func (l *level) tile(start int64, aggs []Agg) []State {
+	n := len(l.starts)
+	if n > 0 && l.starts[n-1] == start {
+		return l.tiles[n-1]
+	}
+	i := n
+	if n > 0 && l.starts[n-1] > start {
+		i = sort.Search(n, func(i int) bool { return l.starts[i] >= start })
+		if l.starts[i] == start {
+			return l.tiles[i]
+		}
+	}
+	states := make([]State, len(aggs))
+	for ai, a := range aggs {
+		states[ai] = a.New()
+	}
+	l.starts = append(l.starts, 0)
+	l.tiles = append(l.tiles, nil)
+	copy(l.starts[i+1:], l.starts[i:])
+	copy(l.tiles[i+1:], l.tiles[i:])
+	l.starts[i], l.tiles[i] = start, states
+	return states
+}
+
+// Read writes, for every feature, its value for key as of t (events with
+// event time strictly before t) into out, which must have one slot per
+// feature. A key with no events reads the empty-window results.
+func (s *Store) Read(key string, t int64, out []schema.Value) {
+	accp := s.accs.Get().(*[]State)
+	defer s.accs.Put(accp)
+	acc := *accp
+	sh := s.shard(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	ks := sh.keys[key]
+	for fi, f := range s.spec.Features {
+		st := acc[f.Agg]
+		st.Reset()
+		if sst, e, ok := bounds(f.Window, t, s.spec.Interval); ok && ks != nil {
+			s.collect(ks, f.Agg, st, sst, e)
+		}
+		out[fi] = st.Result()
+	}
+}
+
+// collect merges everything of aggregator ai with event time in [a, b)
+// into acc: raw events for the unaligned edges, tiles for the rest.
+func (s *Store) collect(ks *keyState, ai int, acc State, a, b int64) {
+	r0 := s.levels[0]
+	a0, b0 := ceilTo(a, r0), floorTo(b, r0)
+	if a0 >= b0 {
+		s.addRaw(ks, ai, acc, a, b)
+		return
+	}
+	s.addRaw(ks, ai, acc, a, a0)
+	s.addRaw(ks, ai, acc, b0, b)
+	s.cover(ks, 0, ai, acc, a0, b0)
+}
+
+// cover merges the tiles of [a, b) (aligned to level li) using the
+// coarsest tiles that fit: the aligned middle from the next level up, the
+// remainders from this one.
+func (s *Store) cover(ks *keyState, li, ai int, acc State, a, b int64) {
+	if li+1 < len(s.levels) {
+		r := s.levels[li+1]
+		a2, b2 := ceilTo(a, r), floorTo(b, r)
+		if a2 < b2 {
+			ks.levels[li].merge(ai, acc, a, a2)
+			ks.levels[li].merge(ai, acc, b2, b)
+			s.cover(ks, li+1, ai, acc, a2, b2)
+			return
+		}
+	}
+	ks.levels[li].merge(ai, acc, a, b)
+}
+
+// merge merges the tiles starting in [a, b) into acc.
+func (l *level) merge(ai int, acc State, a, b int64) {
+	if a >= b {
+		return
+	}
+	i := sort.Search(len(l.starts), func(i int) bool { return l.starts[i] >= a })
+	for ; i < len(l.starts) && l.starts[i] < b; i++ {
+		acc.Merge(l.tiles[i][ai])
+	}
+}
+
+// addRaw adds the raw events with event time in [a, b) to acc.
+func (s *Store) addRaw(ks *keyState, ai int, acc State, a, b int64) {
+	if a >= b || !s.raw {
+		return
+	}
+	in := s.spec.AggInput[ai]
+	i := sort.Search(len(ks.raw), func(i int) bool { return ks.raw[i].o.TS >= a })
+	for ; i < len(ks.raw) && ks.raw[i].o.TS < b; i++ {
+		if v := ks.raw[i].vals[in]; !v.IsNull() {
+			acc.Add(v, ks.raw[i].o)
+		}
+	}
+}
+
+// Stats reports how much a store holds.
+type Stats struct {
+	Keys, RawEvents, Tiles int
+}
+
+// Stats counts keys, raw events and tiles (all levels).
+func (s *Store) Stats() Stats {
+	var st Stats
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		st.Keys += len(sh.keys)
+		for _, ks := range sh.keys {
+			st.RawEvents += len(ks.raw)
+			for _, l := range ks.levels {
+				st.Tiles += len(l.starts)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return st
+}
+
+// Less reports whether o comes before p: by event time, then log sequence,
+// then index within the log entry.
+func (o Order) Less(p Order) bool {
+	if o.TS != p.TS {
+		return o.TS < p.TS
+	}
+	if o.Seq != p.Seq {
+		return o.Seq < p.Seq
+	}
+	return o.Idx < p.Idx
+}

@@ -29,6 +29,11 @@ type Server struct {
 	// TempDir is where featurelog's data directory is created (and
 	// removed afterwards). Default os.TempDir().
 	TempDir string
+	// DataDir, if set, is a closed data directory prepared by the caller
+	// (BuildAggHistory) that featurelog serves as is, replaying its log
+	// on open, instead of a fresh one with the ads repo. It is left in
+	// place.
+	DataDir string
 	// CPUProfile, if set, is the file the server process writes its CPU
 	// profile to (go tool pprof reads it with the server's binary).
 	CPUProfile string
@@ -70,9 +75,12 @@ func (s *Server) start() (*process, error) {
 	}
 	args := append([]string(nil), s.Command[1:]...)
 	p := &process{stderr: &tailBuffer{max: 8 << 10}, done: make(chan error, 1)}
-	if s.Trivial {
+	switch {
+	case s.Trivial:
 		args = append(args, "--mode", modeTrivial, "--response-size", strconv.Itoa(s.ResponseSize))
-	} else {
+	case s.DataDir != "":
+		args = append(args, "--mode", modeFeaturelog, "--data", s.DataDir, "--preloaded")
+	default:
 		dir, err := os.MkdirTemp(s.TempDir, "featurelog-bench-")
 		if err != nil {
 			return nil, err

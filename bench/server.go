@@ -39,6 +39,8 @@ const addrPrefix = "ADDR "
 // benchmark closes it, or died) or it gets SIGINT/SIGTERM.
 //
 //	--mode featurelog --data DIR   engine + httpapi with --no-auth, fsync on, the ads repo applied
+//	  --preloaded                      DIR was prepared by the caller (BuildAggHistory): open it
+//	                                   as is, replaying its log, and apply nothing
 //	--mode trivial --response-size N   reads each body, answers N fixed bytes
 //	--cpuprofile FILE                  profiles the server until it exits
 //
@@ -50,6 +52,7 @@ func ServeMain(args []string) error {
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback only)")
 	data := fs.String("data", "", "data directory (featurelog mode)")
 	size := fs.Int("response-size", 0, "response size in bytes (trivial mode)")
+	preloaded := fs.Bool("preloaded", false, "serve the prepared data directory as is (featurelog mode)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the server to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -72,19 +75,23 @@ func ServeMain(args []string) error {
 	ready := func(a net.Addr) { fmt.Fprintf(os.Stdout, "%s%s\n", addrPrefix, a) }
 	switch *mode {
 	case modeFeaturelog:
-		return serveFeaturelog(ctx, *addr, *data, ready)
+		return serveFeaturelog(ctx, *addr, *data, *preloaded, ready)
 	case modeTrivial:
 		return serveTrivial(ctx, *addr, *size, ready)
 	}
 	return fmt.Errorf("bench: unknown server mode %q (want %s or %s)", *mode, modeFeaturelog, modeTrivial)
 }
 
-func serveFeaturelog(ctx context.Context, addr, dir string, ready func(net.Addr)) error {
+func serveFeaturelog(ctx context.Context, addr, dir string, preloaded bool, ready func(net.Addr)) error {
 	if dir == "" {
 		return errors.New("bench: --data is required in featurelog mode")
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	db, err := openAds(dir, false, logger)
+	open := openAds
+	if preloaded {
+		open = openPreloaded
+	}
+	db, err := open(dir, false, logger)
 	if err != nil {
 		return err
 	}
@@ -111,6 +118,12 @@ func openAds(dir string, noSync bool, logger *slog.Logger) (*engine.DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// openPreloaded opens a data directory prepared by the caller, whose
+// catalog already holds what it serves.
+func openPreloaded(dir string, noSync bool, logger *slog.Logger) (*engine.DB, error) {
+	return engine.Open(engine.Options{Dir: dir, NoSync: noSync, Logger: logger, Holder: "featurelog bench"})
 }
 
 // serveTrivial serves the baseline: a net/http handler that reads the

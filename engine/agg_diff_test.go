@@ -43,8 +43,10 @@ import (
 	"log/slog"
 	"math"
 	"math/rand"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -291,7 +293,7 @@ type aggSize struct {
 
 func TestAggDiff(t *testing.T) {
 	seeds := []int64{1}
-	size := aggSize{requests: 500, keys: 200, span: 40 * time.Hour, reads: 20, every: 25}
+	size := aggSize{requests: 500, keys: 200, span: 40 * time.Hour, reads: 14, every: 25}
 	if *diffLong {
 		size = aggSize{requests: 2500, keys: 400, span: 4 * aggD, reads: 60, every: 20}
 		seeds = nil
@@ -385,28 +387,47 @@ type aggRun struct {
 	t     *testing.T
 	seed  int64
 	size  aggSize
-	r     *rand.Rand
+	r     *rand.Rand // the test goroutine's; concurrent writers have their own generators
 	dir   string
 	now   atomic.Int64 // the fake clock, Unix ns
 	db    *engine.DB
 	model *aggModel
 	stage string
 
+	keys  []string
+	zipf  *rand.Zipf
+	gen   *aggGen      // the generator of the sequential phases
+	gens  []*aggGen    // every generator, for the statistics
+	reqNo atomic.Int64 // request numbers: log order within one writer
+
+	// What the reads exercised, so that the test fails instead of passing
+	// vacuously when the generator drifts.
+	stats struct {
+		reads, values, empty, crossTies int
+	}
+	mismatches     []aggMismatch
+	shrunk         map[string]bool // features already shrunk
+	lastCheckpoint []aggRead
+}
+
+// aggGen draws requests over a set of keys. Each writer goroutine has its
+// own.
+type aggGen struct {
+	r      *rand.Rand
 	keys   []string
 	zipf   *rand.Zipf
 	cats   *rand.Zipf
-	reqNo  int
 	usedTs []int64
 	recent []*aggEvent // accepted events, for duplicates
-
-	// What the workload exercised, so that it fails instead of passing
-	// vacuously when the generator drifts.
+	// What the workload sent.
 	stats struct {
-		events, rejected, dryRuns, dups, veryLate, boundary, future, nulls int
-		reads, values, empty, crossTies                                    int
+		requests, events, rejected, dryRuns, dups, veryLate, ancient, boundary, future, nulls int
 	}
-	mismatches []aggMismatch
-	shrunk     map[string]bool // features already shrunk
+}
+
+func newAggGen(seed int64, keys []string) *aggGen {
+	r := rand.New(rand.NewSource(seed))
+	return &aggGen{r: r, keys: keys, zipf: rand.NewZipf(r, 1.1, 1, uint64(len(keys)-1)), cats: rand.NewZipf(r, 1.3, 1, 59)}
 }
 
 // aggMismatch is one feature value the engine got wrong.
@@ -435,7 +456,8 @@ func runAggDiff(t *testing.T, seed int64, size aggSize) {
 		d.keys = append(d.keys, fmt.Sprintf("u%03d", i))
 	}
 	d.zipf = rand.NewZipf(r, 1.1, 1, uint64(size.keys-1))
-	d.cats = rand.NewZipf(r, 1.3, 1, 59)
+	d.gen = newAggGen(r.Int63(), d.keys)
+	d.gens = []*aggGen{d.gen}
 	d.open()
 	defer func() { d.db.Close() }()
 	_, err := d.db.Apply("agg.yaml", []byte(aggRepo()))
@@ -443,15 +465,8 @@ func runAggDiff(t *testing.T, seed int64, size aggSize) {
 	d.checkNames()
 
 	// Phase 1: the workload, with live checkpoints.
-	d.stage = "phase 1"
 	step := int64(size.span) / int64(size.requests)
-	for i := 0; i < size.requests; i++ {
-		d.request()
-		d.tick(step)
-		if i%size.every == size.every-1 {
-			d.checkpoint()
-		}
-	}
+	d.sequentialPhase("phase 1", size.requests, step)
 	reads := d.readPlan()
 	d.compareAll("after phase 1", reads)
 	require.NoError(t, d.db.Close())
@@ -460,27 +475,155 @@ func runAggDiff(t *testing.T, seed int64, size aggSize) {
 
 	// Phase 2: more events on the reopened DB, late ones landing in tiles
 	// rebuilt by the replay.
-	d.stage = "phase 2"
-	for i := 0; i < size.requests/4; i++ {
-		d.request()
+	d.sequentialPhase("phase 2", size.requests/4, step)
+	d.compareAll("after phase 2", d.readPlan())
+
+	// Phase 3: concurrent writers over disjoint keys, and readers, the
+	// clock still; then everything is compared, live and after a reopen.
+	d.concurrentPhase("phase 3", size.requests/4)
+	d.now.Add(step)
+	reads = d.readPlan()
+	d.compareAll("after phase 3 (concurrent)", reads)
+	require.NoError(t, d.db.Close())
+	d.open()
+	d.compareAll("after phase 3 and a reopen", reads)
+
+	var g aggGen
+	for _, x := range d.gens {
+		s := x.stats
+		g.stats.requests += s.requests
+		g.stats.events += s.events
+		g.stats.rejected += s.rejected
+		g.stats.dryRuns += s.dryRuns
+		g.stats.dups += s.dups
+		g.stats.veryLate += s.veryLate
+		g.stats.ancient += s.ancient
+		g.stats.boundary += s.boundary
+		g.stats.future += s.future
+		g.stats.nulls += s.nulls
+	}
+	gs, s := g.stats, d.stats
+	t.Logf("seed %d: %d requests, %d events (%d duplicates, %d very late, %d around 1970, %d on tile boundaries, %d ahead of the clock, %d null or absent columns), %d rejected requests, %d dry runs",
+		seed, gs.requests, gs.events, gs.dups, gs.veryLate, gs.ancient, gs.boundary, gs.future, gs.nulls, gs.rejected, gs.dryRuns)
+	t.Logf("seed %d: %d reads, %d feature values compared (%d of empty windows, %d 'last' reads with a tie across requests) in %v",
+		seed, s.reads, s.values, s.empty, s.crossTies, time.Since(start).Round(time.Millisecond))
+	d.report()
+	require.Positive(t, gs.rejected, "the workload never sent a request beyond the clock skew")
+	require.Positive(t, gs.dups, "the workload never sent a duplicate")
+	require.Positive(t, gs.veryLate, "the workload never sent an event older than tiles_1h's TTL")
+	require.Positive(t, gs.ancient, "the workload never sent an event around 1970")
+	require.Positive(t, s.crossTies, "the workload never read a tie across requests")
+	require.Positive(t, s.empty, "the workload never read an empty window")
+}
+
+// sequentialPhase sends requests from the test goroutine, the clock moving
+// on after each, with a live checkpoint every size.every requests.
+func (d *aggRun) sequentialPhase(stage string, requests int, step int64) {
+	d.stage = stage
+	for i := 0; i < requests; i++ {
+		evs, err := d.request(d.gen)
+		require.NoError(d.t, err)
+		d.model.add(evs...)
 		d.tick(step)
-		if i%size.every == size.every-1 {
+		if i%d.size.every == d.size.every-1 {
 			d.checkpoint()
 		}
 	}
-	d.compareAll("after phase 2", d.readPlan())
+}
 
-	s := d.stats
-	t.Logf("seed %d: %d requests, %d events (%d duplicates, %d very late, %d on tile boundaries, %d ahead of the clock, %d null or absent columns), %d rejected requests, %d dry runs",
-		seed, d.reqNo, s.events, s.dups, s.veryLate, s.boundary, s.future, s.nulls, s.rejected, s.dryRuns)
-	t.Logf("seed %d: %d reads, %d feature values compared (%d of empty windows, %d 'last'-type reads with a tie across requests) in %v",
-		seed, s.reads, s.values, s.empty, s.crossTies, time.Since(start).Round(time.Millisecond))
-	d.report()
-	require.Positive(t, s.rejected, "the workload never sent a request beyond the clock skew")
-	require.Positive(t, s.dups, "the workload never sent a duplicate")
-	require.Positive(t, s.veryLate, "the workload never sent an event older than tiles_1h's TTL")
-	require.Positive(t, s.crossTies, "the workload never read a tie across requests")
-	require.Positive(t, s.empty, "the workload never read an empty window")
+// aggWriters and aggReaders are the goroutines of the concurrent phase.
+const (
+	aggWriters = 4
+	aggReaders = 2
+)
+
+// concurrentPhase sends requests from aggWriters goroutines, each over
+// its own keys, while aggReaders goroutines read (their answers are only
+// checked for shape: what they must see depends on the interleaving). The
+// clock stands still. Each writer's accepted events go to the model in
+// its order; request numbers grow within a writer, which is all the log
+// order the model needs, as writers share no key.
+func (d *aggRun) concurrentPhase(stage string, requests int) {
+	d.stage = stage
+	accepted := make([][]*aggEvent, aggWriters)
+	errs := make([]error, aggWriters+aggReaders)
+	var writing sync.WaitGroup
+	for w := 0; w < aggWriters; w++ {
+		var keys []string
+		for i, k := range d.keys {
+			if i%aggWriters == w {
+				keys = append(keys, k)
+			}
+		}
+		g := newAggGen(d.r.Int63(), keys)
+		// Duplicates and ties draw on the writer's own keys' history.
+		for _, e := range d.gen.recent {
+			if d.keyWriter(e.key) == w {
+				g.recent = append(g.recent, e)
+				g.usedTs = append(g.usedTs, e.ts)
+			}
+		}
+		d.gens = append(d.gens, g)
+		writing.Add(1)
+		go func(w int) {
+			defer writing.Done()
+			for i := 0; i < requests/aggWriters && errs[w] == nil; i++ {
+				evs, err := d.request(g)
+				accepted[w] = append(accepted[w], evs...)
+				errs[w] = err
+			}
+		}(w)
+	}
+	done := make(chan struct{})
+	var reading sync.WaitGroup
+	for rd := 0; rd < aggReaders; rd++ {
+		r := rand.New(rand.NewSource(d.r.Int63()))
+		reading.Add(1)
+		go func(i int) {
+			defer reading.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				now := d.now.Load()
+				req := &engine.GetFeaturesRequest{Workspace: "aggdiff", Service: "agg_all",
+					JoinKeys: map[string]any{"user_id": d.keys[r.Intn(len(d.keys))]}}
+				if r.Intn(2) == 0 {
+					req.AsOf = time.Unix(0, now-r.Int63n(int64(2*aggD))).UTC()
+				}
+				vec, err := d.db.GetFeatures(req)
+				if err == nil && len(vec.Features) != len(aggServedNames) {
+					err = fmt.Errorf("%d features served, want %d", len(vec.Features), len(aggServedNames))
+				}
+				if err != nil {
+					errs[aggWriters+i] = fmt.Errorf("concurrent reader: %w", err)
+					return
+				}
+			}
+		}(rd)
+	}
+	writing.Wait()
+	close(done)
+	reading.Wait()
+	for _, err := range errs {
+		require.NoError(d.t, err)
+	}
+	for w := range accepted {
+		d.model.add(accepted[w]...)
+		d.gen.recent = append(d.gen.recent, accepted[w]...)
+	}
+}
+
+// keyWriter is the writer of the concurrent phase that owns key.
+func (d *aggRun) keyWriter(key string) int {
+	for i, k := range d.keys {
+		if k == key {
+			return i % aggWriters
+		}
+	}
+	return -1
 }
 
 // checkNames checks that the service serves the features in file order
@@ -488,17 +631,11 @@ func runAggDiff(t *testing.T, seed int64, size aggSize) {
 func (d *aggRun) checkNames() {
 	fs, err := d.db.ServiceFeatures("aggdiff", "agg_all")
 	require.NoError(d.t, err)
-	var want []string
-	for _, v := range aggViews {
-		for _, f := range v.features {
-			want = append(want, v.name+"."+aggFeatureName(v, f))
-		}
-	}
 	var got []string
 	for _, f := range fs {
 		got = append(got, f.Name)
 	}
-	require.Equal(d.t, want, got)
+	require.Equal(d.t, aggServedNames, got)
 	i := 0
 	for _, v := range aggViews {
 		for _, f := range v.features {
@@ -526,15 +663,14 @@ func (d *aggRun) tick(step int64) {
 }
 
 // event draws one record at now.
-func (d *aggRun) event(now int64) (*aggEvent, bool) {
-	r := d.r
-	if len(d.recent) > 0 && r.Intn(25) == 0 { // an exact duplicate of an accepted event
-		src := d.recent[len(d.recent)-1-r.Intn(min(len(d.recent), 200))]
-		e := &aggEvent{key: src.key, ts: src.ts, cols: src.cols}
-		d.stats.dups++
-		return e, true
+func (g *aggGen) event(now int64) *aggEvent {
+	r := g.r
+	if len(g.recent) > 0 && r.Intn(25) == 0 { // an exact duplicate of an accepted event
+		src := g.recent[len(g.recent)-1-r.Intn(min(len(g.recent), 200))]
+		g.stats.dups++
+		return &aggEvent{key: src.key, ts: src.ts, cols: src.cols}
 	}
-	e := &aggEvent{key: d.keys[d.zipf.Uint64()], cols: map[string]schema.Value{}}
+	e := &aggEvent{key: g.keys[g.zipf.Uint64()], cols: map[string]schema.Value{}}
 	switch k := r.Intn(20); {
 	case k < 12:
 		// +0 turns a -0 into 0: whether -0 and 0 are distinct values is
@@ -557,7 +693,7 @@ func (d *aggRun) event(now int64) (*aggEvent, bool) {
 	}
 	switch k := r.Intn(20); {
 	case k < 15:
-		e.cols["category"] = schema.Str(fmt.Sprintf("c%d", d.cats.Uint64()))
+		e.cols["category"] = schema.Str(fmt.Sprintf("c%d", g.cats.Uint64()))
 	case k < 17:
 		e.cols["category"] = schema.Str(fmt.Sprintf("x%d", r.Intn(5000)))
 	case k < 19:
@@ -565,49 +701,48 @@ func (d *aggRun) event(now int64) (*aggEvent, bool) {
 	}
 	for _, c := range []string{"amount", "qty", "category"} {
 		if e.cols[c].IsNull() {
-			d.stats.nulls++
+			g.stats.nulls++
 		}
 	}
 	tile := []int64{int64(aggM), int64(10 * aggM), int64(aggH), int64(aggD)}
-	switch k := r.Intn(100); {
-	case k < 15 && len(d.usedTs) > 0: // an event time seen before: ties
-		e.ts = d.usedTs[len(d.usedTs)-1-r.Intn(min(len(d.usedTs), 60))]
-	case k < 25: // late, up to a day
+	switch k := r.Intn(200); {
+	case k < 30 && len(g.usedTs) > 0: // an event time seen before: ties
+		e.ts = g.usedTs[len(g.usedTs)-1-r.Intn(min(len(g.usedTs), 60))]
+	case k < 50: // late, up to a day
 		e.ts = now - r.Int63n(int64(aggD))
-	case k < 28: // late, up to two days
+	case k < 56: // late, up to two days
 		e.ts = now - r.Int63n(int64(2*aggD))
-	case k < 30: // very late: older than tiles_1h's TTL (3d)
+	case k < 60: // very late: older than tiles_1h's TTL (3d)
 		e.ts = now - int64(3*aggD) - 1 - r.Int63n(int64(12*aggH))
-		d.stats.veryLate++
-	case k < 38: // on a tile boundary, or 1ns off
-		g := tile[r.Intn(len(tile))]
+		g.stats.veryLate++
+	case k < 76: // on a tile boundary, or 1ns off
+		t := tile[r.Intn(len(tile))]
 		b := now - r.Int63n(int64(3*aggH))
-		e.ts = b - b%g + []int64{0, 0, 1, -1}[r.Intn(4)]
-		d.stats.boundary++
-	case k < 42: // ahead of the clock, within the skew
+		e.ts = b - b%t + []int64{0, 0, 1, -1}[r.Intn(4)]
+		g.stats.boundary++
+	case k < 84: // ahead of the clock, within the skew
 		e.ts = now + r.Int63n(int64(aggSkew)+1)
 		if r.Intn(4) == 0 {
 			e.ts = now + int64(aggSkew)
 		}
-		d.stats.future++
-	case k < 44: // around tiles_10m's feature_start_time
+		g.stats.future++
+	case k < 88: // around tiles_10m's feature_start_time
 		e.ts = aggStart.UnixNano() + []int64{-1, 0, 1, -int64(aggM), int64(aggM)}[r.Intn(5)]
 		if e.ts > now+int64(aggSkew) {
 			e.ts = now
 		}
+	case k < 89: // around the Unix epoch: tiles of negative times
+		t := tile[r.Intn(len(tile))]
+		e.ts = (r.Int63n(5)-3)*t + []int64{0, 1, -1, r.Int63n(t)}[r.Intn(4)]
+		g.stats.ancient++
 	default: // recent, at nanosecond or second resolution
 		e.ts = now - r.Int63n(int64(20*aggM))
 		if r.Intn(2) == 0 {
 			e.ts -= e.ts % int64(time.Second)
 		}
 	}
-	d.usedTs = append(d.usedTs, e.ts)
-	valid := true
-	if r.Intn(300) == 0 { // beyond the clock skew: the request is rejected
-		e.ts = now + int64(aggSkew) + 1 + r.Int63n(int64(aggH))
-		valid = false
-	}
-	return e, valid
+	g.usedTs = append(g.usedTs, e.ts)
+	return e
 }
 
 // aggValid is the model's ingest rule (SPEC §2): a record is rejected when
@@ -625,10 +760,14 @@ func aggValid(e *aggEvent, now int64) bool {
 	return false
 }
 
-// request sends one random request and adds what it wrote to the model.
-func (d *aggRun) request() {
-	r := d.r
-	d.reqNo++
+// request sends one random request drawn by g and returns the events it
+// wrote (none for a rejected request or a dry run), or an error when the
+// engine's answer is not the model's. It is safe for concurrent use with
+// distinct generators.
+func (d *aggRun) request(g *aggGen) ([]*aggEvent, error) {
+	r := g.r
+	reqNo := int(d.reqNo.Add(1))
+	g.stats.requests++
 	now := d.now.Load()
 	n := 1 + r.Intn(12)
 	var evs []*aggEvent
@@ -638,11 +777,14 @@ func (d *aggRun) request() {
 		if i > 0 && r.Intn(30) == 0 { // a duplicate within the request
 			src := evs[r.Intn(i)]
 			e = &aggEvent{key: src.key, ts: src.ts, cols: src.cols}
-			d.stats.dups++
+			g.stats.dups++
 		} else {
-			e, _ = d.event(now)
+			e = g.event(now)
 		}
-		e.req, e.idx, e.now = d.reqNo, i, now
+		if r.Intn(300) == 0 { // beyond the clock skew: the request is rejected
+			e = &aggEvent{key: e.key, ts: now + int64(aggSkew) + 1 + r.Int63n(int64(aggH)), cols: e.cols}
+		}
+		e.req, e.idx, e.now = reqNo, i, now
 		if !aggValid(e, now) {
 			bad = append(bad, i)
 		}
@@ -651,32 +793,40 @@ func (d *aggRun) request() {
 	dryRun := r.Intn(25) == 0
 	useJSON := r.Intn(2) == 0
 	resp, err := aggSend(d.db, evs, dryRun, useJSON)
-	where := fmt.Sprintf("seed %d %s request %d (json=%v dry_run=%v, clock %s)", d.seed, d.stage, d.reqNo, useJSON, dryRun, aggTime(now))
+	where := fmt.Sprintf("seed %d %s request %d (json=%v dry_run=%v, clock %s)", d.seed, d.stage, reqNo, useJSON, dryRun, aggTime(now))
 	if len(bad) > 0 {
-		d.stats.rejected++
+		g.stats.rejected++
 		var re *engine.RecordErrors
-		require.True(d.t, errors.As(err, &re), "%s: records %v lie beyond the clock skew, but the request was accepted (err %v)", where, bad, err)
+		if !errors.As(err, &re) {
+			return nil, fmt.Errorf("%s: records %v lie beyond the clock skew, but the request was accepted (err %v)", where, bad, err)
+		}
 		var got []int
 		for _, e := range re.Errors {
 			got = append(got, e.Index)
 		}
-		require.Equal(d.t, bad, got, "%s: the record errors must list exactly the bad records", where)
-		return
+		if !slices.Equal(bad, got) {
+			return nil, fmt.Errorf("%s: the record errors list records %v, want exactly the bad ones %v", where, got, bad)
+		}
+		return nil, nil
 	}
-	require.NoError(d.t, err, where)
-	d.checkMetrics(where, resp, evs, now)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if err := aggCheckMetrics(resp, evs, now); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
 	if dryRun {
-		d.stats.dryRuns++
-		return
+		g.stats.dryRuns++
+		return nil, nil
 	}
-	d.model.add(evs...)
-	d.recent = append(d.recent, evs...)
-	d.stats.events += len(evs)
+	g.recent = append(g.recent, evs...)
+	g.stats.events += len(evs)
+	return evs, nil
 }
 
-// checkMetrics compares a response's per-view counts with the model's:
+// aggCheckMetrics compares a response's per-view counts with the model's:
 // records the view sees (feature_start_time, filter) within its TTL.
-func (d *aggRun) checkMetrics(where string, resp *engine.IngestResponse, evs []*aggEvent, now int64) {
+func aggCheckMetrics(resp *engine.IngestResponse, evs []*aggEvent, now int64) error {
 	var want, got []string
 	for _, v := range aggViews {
 		n := 0
@@ -690,7 +840,10 @@ func (d *aggRun) checkMetrics(where string, resp *engine.IngestResponse, evs []*
 	for _, m := range resp.Metrics {
 		got = append(got, fmt.Sprintf("%s online=%d offline=%d", m.FeatureView, m.Online, m.Offline))
 	}
-	require.Equal(d.t, want, got, "%s: ingest metrics", where)
+	if !slices.Equal(want, got) {
+		return fmt.Errorf("ingest metrics: got %v, want %v", got, want)
+	}
+	return nil
 }
 
 // aggRecord renders an event as an ingest record: absent columns are left
@@ -736,8 +889,9 @@ func (d *aggRun) checkpoint() {
 	now := d.now.Load()
 	var reads []aggRead
 	keys := map[string]bool{}
-	for i := 0; i < 3 && len(d.recent) > 0; i++ {
-		keys[d.recent[len(d.recent)-1-d.r.Intn(min(len(d.recent), 50))].key] = true
+	recent := d.gen.recent
+	for i := 0; i < 3 && len(recent) > 0; i++ {
+		keys[recent[len(recent)-1-d.r.Intn(min(len(recent), 50))].key] = true
 	}
 	keys[d.keys[d.zipf.Uint64()]] = true
 	keys[d.keys[d.r.Intn(len(d.keys))]] = true
@@ -762,6 +916,13 @@ func (d *aggRun) checkpoint() {
 	for _, rd := range reads {
 		d.read(d.stage+" checkpoint", rd)
 	}
+	// Read the previous checkpoint's keys and times again: late events
+	// since then must show in windows (and cached tile ranges) read before.
+	for _, rd := range d.lastCheckpoint {
+		rd.now = false
+		d.read(d.stage+" checkpoint, re-read", rd)
+	}
+	d.lastCheckpoint = reads
 }
 
 // readPlan chooses, for every key (and one never seen), the read times of a
@@ -828,11 +989,13 @@ func (d *aggRun) readPlan() []aggRead {
 	return out
 }
 
+// ceilTo is the smallest multiple of g at or after t (negative t too).
 func ceilTo(t, g int64) int64 {
-	if m := t % g; m != 0 {
-		return t - m + g
+	f := t - ((t%g)+g)%g
+	if f == t {
+		return t
 	}
-	return t
+	return f + g
 }
 
 // compareAll runs a read plan, then one batch read of every key.

@@ -58,7 +58,7 @@ func (db *DB) Apply(filename string, data []byte) (*ApplyResult, error) {
 		return res, nil
 	}
 	meta, rebuilt := nextMeta(filename, data, r, oldMeta, db.opts.Now())
-	ws, err := buildWorkspace(r, meta, prev)
+	ws, err := buildWorkspace(r, meta, prev, db.hot)
 	if err != nil {
 		return nil, err
 	}

@@ -66,14 +66,14 @@ type viewMeta struct {
 func catalogDir(dir string) string { return filepath.Join(dir, "catalog") }
 
 // loadCatalog reads every applied workspace from the data directory.
-func loadCatalog(dir string) (*catalog, error) {
+func loadCatalog(dir string, hot *hotTier) (*catalog, error) {
 	cat := &catalog{workspaces: map[string]*workspace{}}
 	paths, err := filepath.Glob(filepath.Join(catalogDir(dir), "*.json"))
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range paths {
-		ws, err := loadWorkspace(p)
+		ws, err := loadWorkspace(p, hot)
 		if err != nil {
 			return nil, err
 		}
@@ -82,7 +82,7 @@ func loadCatalog(dir string) (*catalog, error) {
 	return cat, nil
 }
 
-func loadWorkspace(path string) (*workspace, error) {
+func loadWorkspace(path string, hot *hotTier) (*workspace, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -95,12 +95,12 @@ func loadWorkspace(path string) (*workspace, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: catalog file %s holds a repo that no longer parses: %w", path, err)
 	}
-	return buildWorkspace(r, meta, nil)
+	return buildWorkspace(r, meta, nil, hot)
 }
 
 // buildWorkspace resolves r into runtime form. Views whose version is
 // unchanged from prev keep prev's online state.
-func buildWorkspace(r *repo.Repo, meta wsMeta, prev *workspace) (*workspace, error) {
+func buildWorkspace(r *repo.Repo, meta wsMeta, prev *workspace, hot *hotTier) (*workspace, error) {
 	ws := &workspace{name: r.Workspace, repo: r, meta: meta,
 		sources: map[string]*sourceRT{}, views: map[string]*viewRT{}, services: map[string]*serviceRT{}}
 	for _, s := range r.Sources {
@@ -111,7 +111,7 @@ func buildWorkspace(r *repo.Repo, meta wsMeta, prev *workspace) (*workspace, err
 		ws.sources[s.Name] = rt
 	}
 	for _, def := range r.FeatureViews {
-		v, err := buildView(ws, def, meta.Views[def.Name], prev)
+		v, err := buildView(ws, def, meta.Views[def.Name], prev, hot)
 		if err != nil {
 			return nil, err
 		}
@@ -125,15 +125,15 @@ func buildWorkspace(r *repo.Repo, meta wsMeta, prev *workspace) (*workspace, err
 	return ws, nil
 }
 
-func buildView(ws *workspace, def *repo.FeatureView, vm viewMeta, prev *workspace) (*viewRT, error) {
-	v, err := newViewRT(ws.name, def, ws.sources[def.Source])
+func buildView(ws *workspace, def *repo.FeatureView, vm viewMeta, prev *workspace, hot *hotTier) (*viewRT, error) {
+	v, err := newViewRT(ws.name, def, ws.sources[def.Source], hot)
 	if err != nil {
 		return nil, err
 	}
 	v.version, v.createdAt = vm.Version, vm.CreatedAt
 	if prev != nil {
 		if old := prev.views[def.Name]; old != nil && old.version == v.version {
-			v.store, v.stats = old.store, old.stats
+			v.store, v.tiles, v.stats = old.store, old.tiles, old.stats
 		}
 	}
 	return v, nil

@@ -26,6 +26,7 @@ type DB struct {
 	lock     *dirlock.Lock
 	log      *wal.Log
 	accounts *auth.Store
+	hot      *hotTier // the aggregate views' shared hot tier
 
 	applyMu  sync.Mutex   // serializes Apply
 	ingestMu sync.RWMutex // readers: Ingest; writer: Apply's swap and rebuild
@@ -45,7 +46,7 @@ func Open(opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{opts: opts, lock: lock}
+	db := &DB{opts: opts, lock: lock, hot: newHotTier(opts.HotTierBytes)}
 	if err := db.open(); err != nil {
 		db.closeFiles()
 		return nil, err
@@ -58,7 +59,7 @@ func (db *DB) open() error {
 	if db.accounts, err = auth.OpenStore(filepath.Join(db.opts.Dir, "accounts.json")); err != nil {
 		return err
 	}
-	cat, err := loadCatalog(db.opts.Dir)
+	cat, err := loadCatalog(db.opts.Dir, db.hot)
 	if err != nil {
 		return err
 	}
@@ -97,6 +98,9 @@ func (db *DB) closeFiles() error {
 	}
 	if db.lock != nil {
 		errs = append(errs, db.lock.Release())
+	}
+	if db.hot != nil && db.hot.cache != nil {
+		db.hot.cache.Reset() // free its memory now, not at the next GC of an unreachable DB
 	}
 	return errors.Join(errs...)
 }

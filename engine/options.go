@@ -22,6 +22,10 @@ type Options struct {
 	MaxClockSkew time.Duration
 	// SegmentSize is the log's target segment size in bytes. Default 64 MiB.
 	SegmentSize int
+	// HotTierBytes is the size of the fastcache that holds merged tile
+	// ranges of aggregate views (fastcache rounds it up to at least
+	// 32 MiB). Default 64 MiB; -1 disables the hot tier.
+	HotTierBytes int
 	// NoSync skips fsyncs. For tests and benchmarks only: a crash may lose
 	// acknowledged records.
 	NoSync bool
@@ -39,6 +43,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaxClockSkew == 0 {
 		o.MaxClockSkew = 5 * time.Minute
+	}
+	if o.HotTierBytes == 0 {
+		o.HotTierBytes = 64 << 20
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

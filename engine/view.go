@@ -47,7 +47,7 @@ func (s *viewStats) observe(ts int64) {
 	}
 }
 
-func newViewRT(ws string, def *repo.FeatureView, src *sourceRT) (*viewRT, error) {
+func newViewRT(ws string, def *repo.FeatureView, src *sourceRT, hot *hotTier) (*viewRT, error) {
 	v := &viewRT{def: def, workspace: ws, src: src, startNs: math.MinInt64, ttl: def.ServingTTL()}
 	if !def.FeatureStartTime.IsZero() {
 		v.startNs = def.FeatureStartTime.UnixNano()
@@ -73,7 +73,7 @@ func newViewRT(ws string, def *repo.FeatureView, src *sourceRT) (*viewRT, error)
 	}
 	v.stats = &viewStats{}
 	if def.Aggregate() {
-		return v, v.buildTiles()
+		return v, v.buildTiles(hot)
 	}
 	v.store = newAttrStore()
 	for _, f := range def.Features {
@@ -85,7 +85,7 @@ func newViewRT(ws string, def *repo.FeatureView, src *sourceRT) (*viewRT, error)
 // buildTiles sets up an aggregate view's tile store: one aggregator per
 // distinct (function, parameters, input), fed by the distinct input
 // columns.
-func (v *viewRT) buildTiles() error {
+func (v *viewRT) buildTiles(hot *hotTier) error {
 	spec := tiles.Spec{Interval: int64(v.def.AggregationInterval), Start: v.startNs}
 	inputs := map[int]int{} // column → position in the projected values
 	aggs := map[tiles.Agg]int{}
@@ -109,7 +109,7 @@ func (v *viewRT) buildTiles() error {
 			Size: int64(f.Window.Size), Offset: int64(f.Window.Offset), Lifetime: f.Window.Lifetime}})
 	}
 	var err error
-	v.tiles, err = tiles.NewStore(spec)
+	v.tiles, err = tiles.NewStore(spec, hot.forStore())
 	return err
 }
 

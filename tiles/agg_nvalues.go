@@ -69,14 +69,69 @@ func cmpEntry(a, b *nEntry) int {
 	return strings.Compare(a.s, b.s)
 }
 
+// valueIndex maps kept values to their index in nState.h: String values
+// by the string, others by their canonical bits (hashing a uint64 is
+// cheaper than a struct with a string).
+type valueIndex struct {
+	bits map[uint64]int32
+	strs map[string]int32
+}
+
+func (x *valueIndex) active() bool { return x.bits != nil || x.strs != nil }
+
+func (x *valueIndex) init(k schema.Kind, n int) {
+	if k == schema.String {
+		x.strs = make(map[string]int32, n)
+	} else {
+		x.bits = make(map[uint64]int32, n)
+	}
+}
+
+func (x *valueIndex) get(k dkey) int {
+	var i int32
+	var ok bool
+	if x.strs != nil {
+		i, ok = x.strs[k.s]
+	} else {
+		i, ok = x.bits[k.x]
+	}
+	if !ok {
+		return -1
+	}
+	return int(i)
+}
+
+func (x *valueIndex) set(k dkey, i int) {
+	if x.strs != nil {
+		x.strs[k.s] = int32(i)
+	} else {
+		x.bits[k.x] = int32(i)
+	}
+}
+
+func (x *valueIndex) del(k dkey) {
+	if x.strs != nil {
+		delete(x.strs, k.s)
+	} else if x.bits != nil {
+		delete(x.bits, k.x)
+	}
+}
+
+func (x *valueIndex) clear() {
+	clear(x.bits)
+	clear(x.strs)
+}
+
+func (x *valueIndex) len() int { return len(x.bits) + len(x.strs) }
+
 // nState is the state of the four n-functions.
 type nState struct {
 	// h is a heap of the kept entries whose root h[0] ranks worst: it is
 	// the entry the next better one evicts.
 	h []nEntry
 	// pos maps each kept value to its index in h, for distinct states
-	// with n > linearMax; nil otherwise. Every swap in h updates it.
-	pos      map[dkey]int32
+	// with n > linearMax (empty otherwise). Every move in h updates it.
+	pos      valueIndex
 	n        int32       // how many entries to keep, 1..MaxN
 	kind     schema.Kind // the input (element) kind
 	latest   bool        // last_* (keep the latest) or first_* (the earliest)
@@ -124,8 +179,7 @@ func (s *nState) add(e nEntry) {
 		}
 		return
 	}
-	k := s.key(&e)
-	if i := s.find(k); i >= 0 {
+	if i := s.find(s.key(&e)); i >= 0 {
 		if s.better(&e, &s.h[i]) { // a better occurrence of a kept value
 			s.h[i] = e
 			s.down(i)
@@ -134,26 +188,22 @@ func (s *nState) add(e nEntry) {
 	}
 	switch {
 	case len(s.h) < int(s.n):
+		if !s.pos.active() && s.n > linearMax {
+			s.pos.init(s.kind, int(s.n))
+		}
 		s.h = append(s.h, e)
-		s.setPos(k, len(s.h)-1)
 		s.up(len(s.h) - 1)
 	case s.better(&e, &s.h[0]):
-		if s.pos != nil {
-			delete(s.pos, s.key(&s.h[0]))
-		}
+		s.pos.del(s.key(&s.h[0]))
 		s.h[0] = e
-		s.setPos(k, 0)
 		s.down(0)
 	}
 }
 
 // find returns the index in h of the entry holding value k, or -1.
 func (s *nState) find(k dkey) int {
-	if s.pos != nil {
-		if i, ok := s.pos[k]; ok {
-			return int(i)
-		}
-		return -1
+	if s.pos.active() {
+		return s.pos.get(k)
 	}
 	if s.n > linearMax && len(s.h) > 0 {
 		panic("BUG: tiles: distinct state without its index")
@@ -166,52 +216,48 @@ func (s *nState) find(k dkey) int {
 	return -1
 }
 
-func (s *nState) setPos(k dkey, i int) {
-	if s.n <= linearMax {
-		return
-	}
-	if s.pos == nil {
-		s.pos = make(map[dkey]int32, s.n)
-	}
-	s.pos[k] = int32(i)
-}
-
-func (s *nState) swap(i, j int) {
-	s.h[i], s.h[j] = s.h[j], s.h[i]
-	if s.pos != nil {
-		s.pos[s.key(&s.h[i])] = int32(i)
-		s.pos[s.key(&s.h[j])] = int32(j)
+// place puts e at h[i], keeping pos current.
+func (s *nState) place(i int, e nEntry) {
+	s.h[i] = e
+	if s.pos.active() {
+		s.pos.set(s.key(&e), i)
 	}
 }
 
-// up restores the heap after h[i] got worse (or was appended).
+// up restores the heap after h[i] got worse (or was appended): the
+// better parents move down into the hole until e's place is found.
 func (s *nState) up(i int) {
+	e := s.h[i]
 	for i > 0 {
 		p := (i - 1) / 2
-		if !s.better(&s.h[p], &s.h[i]) {
-			return
+		if !s.better(&s.h[p], &e) {
+			break
 		}
-		s.swap(i, p)
+		s.place(i, s.h[p])
 		i = p
 	}
+	s.place(i, e)
 }
 
-// down restores the heap after h[i] got better.
+// down restores the heap after h[i] got better: the worse children move
+// up into the hole.
 func (s *nState) down(i int) {
+	e := s.h[i]
 	for {
 		w := 2*i + 1
 		if w >= len(s.h) {
-			return
+			break
 		}
 		if r := w + 1; r < len(s.h) && s.better(&s.h[w], &s.h[r]) {
 			w = r // the worse child
 		}
-		if !s.better(&s.h[i], &s.h[w]) {
-			return
+		if !s.better(&e, &s.h[w]) {
+			break
 		}
-		s.swap(i, w)
+		s.place(i, s.h[w])
 		i = w
 	}
+	s.place(i, e)
 }
 
 func (s *nState) Merge(other State) {
@@ -247,7 +293,7 @@ func (s *nState) Result() schema.Value {
 func (s *nState) Reset() {
 	clear(s.h) // drop the strings
 	s.h = s.h[:0]
-	clear(s.pos)
+	s.pos.clear()
 }
 
 func (s *nState) Empty() bool { return len(s.h) == 0 }
@@ -255,7 +301,7 @@ func (s *nState) Empty() bool { return len(s.h) == 0 }
 func (s *nState) Clone() State {
 	c := *s
 	c.h = slices.Clone(s.h)
-	c.pos = maps.Clone(s.pos)
+	c.pos = valueIndex{bits: maps.Clone(s.pos.bits), strs: maps.Clone(s.pos.strs)}
 	return &c
 }
 
@@ -265,7 +311,7 @@ func (s *nState) MemSize() int {
 		n += len(s.h[i].s)
 	}
 	// A map entry: key, value and about a word of bucket overhead.
-	return n + len(s.pos)*int(unsafe.Sizeof(dkey{})+4+8)
+	return n + s.pos.len()*(8+4+8)
 }
 
 func (s *nState) code() byte {

@@ -509,3 +509,32 @@ func TestStateErrorIsTyped(t *testing.T) {
 	assert.Equal(t, "count", se.Function)
 	assert.Equal(t, 1, se.Offset)
 }
+
+// TestConcurrentReaders: Result, AppendBinary, Clone, MemSize and being
+// merged from modify nothing, so a tile may serve many readers at once
+// (run with -race).
+func TestConcurrentReaders(t *testing.T) {
+	for _, a := range testAggs() {
+		tile := addAll(a, genWorkload(newRand(5), a.Input, 200, true))
+		want := tile.AppendBinary(nil)
+		done := make(chan State)
+		for range 4 {
+			go func() {
+				acc := a.New()
+				for range 3 {
+					acc.Merge(tile)
+					_ = results(a, tile)
+					_ = tile.AppendBinary(nil)
+					_ = tile.Clone()
+					_ = tile.MemSize()
+					_ = tile.Empty()
+				}
+				done <- acc
+			}()
+		}
+		for range 4 {
+			<-done
+		}
+		assert.Equal(t, want, tile.AppendBinary(nil), aggName(a))
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"sort"
 	"sync"
 
@@ -70,11 +71,12 @@ const storeShards = 64
 // from any mix of levels that partitions it.
 type Store struct {
 	spec   Spec
+	hot    HotTier
 	levels []int64 // tile resolutions, finest first
 	raw    bool    // keep raw events (continuous views)
 	seed   maphash.Seed
 	shards [storeShards]shard
-	accs   sync.Pool // *[]State, one accumulator per aggregator, for reads
+	reads  sync.Pool // *readScratch
 }
 
 type shard struct {
@@ -86,6 +88,7 @@ type shard struct {
 type keyState struct {
 	raw    []rawEvent // continuous views: every event, sorted by Order
 	levels []level    // one per Store.levels
+	keyHotState
 }
 
 type rawEvent struct {
@@ -99,21 +102,24 @@ type level struct {
 	tiles  [][]State // tiles[i][agg]
 }
 
-// NewStore returns an empty store for spec.
-func NewStore(spec Spec) (*Store, error) {
+// NewStore returns an empty store for spec, using hot as its hot tier.
+func NewStore(spec Spec, hot HotTier) (*Store, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{spec: spec, levels: levelsFor(spec.Interval), raw: spec.Interval <= 0, seed: maphash.MakeSeed()}
+	s := &Store{spec: spec, hot: hot, levels: levelsFor(spec.Interval), raw: spec.Interval <= 0, seed: maphash.MakeSeed()}
+	if s.hot.MinSpan == 0 {
+		s.hot.MinSpan = 20 * s.levels[0]
+	}
 	for i := range s.shards {
 		s.shards[i].keys = make(map[string]*keyState)
 	}
-	s.accs.New = func() any {
-		acc := make([]State, len(spec.Aggs))
+	s.reads.New = func() any {
+		sc := &readScratch{acc: make([]State, len(spec.Aggs)), body: make([]State, len(spec.Aggs))}
 		for i, a := range spec.Aggs {
-			acc[i] = a.New()
+			sc.acc[i], sc.body[i] = a.New(), a.New()
 		}
-		return &acc
+		return sc
 	}
 	return s, nil
 }
@@ -133,7 +139,11 @@ func (s *Store) Add(key string, o Order, vals []schema.Value) {
 	ks := sh.keys[key]
 	if ks == nil {
 		ks = &keyState{levels: make([]level, len(s.levels))}
+		ks.sealed.Store(math.MinInt64)
 		sh.keys[key] = ks
+	}
+	if o.TS < ks.sealed.Load() {
+		ks.gen++ // a cached range may miss this event: make them all unreachable
 	}
 	if s.raw {
 		ks.addRaw(rawEvent{o: o, vals: vals})
@@ -190,9 +200,9 @@ func (l *level) tile(start int64, aggs []Agg) []State {
 // event time strictly before t) into out, which must have one slot per
 // feature. A key with no events reads the empty-window results.
 func (s *Store) Read(key string, t int64, out []schema.Value) {
-	accp := s.accs.Get().(*[]State)
-	defer s.accs.Put(accp)
-	acc := *accp
+	sc := s.reads.Get().(*readScratch)
+	defer s.reads.Put(sc)
+	acc := sc.acc
 	sh := s.shard(key)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
@@ -201,7 +211,7 @@ func (s *Store) Read(key string, t int64, out []schema.Value) {
 		st := acc[f.Agg]
 		st.Reset()
 		if sst, e, ok := bounds(f.Window, t, s.spec.Interval); ok && ks != nil {
-			s.collect(ks, f.Agg, st, sst, e)
+			s.collect(ks, key, f.Agg, st, sst, e, sc)
 		}
 		out[fi] = st.Result()
 	}
@@ -209,7 +219,7 @@ func (s *Store) Read(key string, t int64, out []schema.Value) {
 
 // collect merges everything of aggregator ai with event time in [a, b)
 // into acc: raw events for the unaligned edges, tiles for the rest.
-func (s *Store) collect(ks *keyState, ai int, acc State, a, b int64) {
+func (s *Store) collect(ks *keyState, key string, ai int, acc State, a, b int64, sc *readScratch) {
 	r0 := s.levels[0]
 	a0, b0 := ceilTo(a, r0), floorTo(b, r0)
 	if a0 >= b0 {
@@ -218,7 +228,7 @@ func (s *Store) collect(ks *keyState, ai int, acc State, a, b int64) {
 	}
 	s.addRaw(ks, ai, acc, a, a0)
 	s.addRaw(ks, ai, acc, b0, b)
-	s.cover(ks, 0, ai, acc, a0, b0)
+	s.coverHot(ks, key, ai, acc, a0, b0, sc)
 }
 
 // cover merges the tiles of [a, b) (aligned to level li) using the

@@ -54,16 +54,17 @@ func (c *AggIngestConfig) Validate() error {
 
 // AggIngestResult holds RunAggIngest's two runs.
 type AggIngestResult struct {
-	// Plain ingests into a source no view subscribes to (the baseline);
-	// Views into one with three aggregate views (ingest_amounts: count,
+	// Plain ingests into a source whose one view applies nothing (the
+	// baseline: see aggPlainSource); Views into one with three
+	// aggregate views (ingest_amounts: count,
 	// sum, mean over 1h, 24h, 7d; ingest_extremes: min, max over 1h,
 	// 24h; ingest_totals: count, sum over 30d).
 	Plain, Views Result
 }
 
 // RunAggIngest measures engine.Ingest of the same records into a source
-// with no views and into one with three aggregate views, each in a
-// fresh data directory, one after the other.
+// with (in effect) no view and into one with three aggregate views, each
+// in a fresh data directory, one after the other.
 func RunAggIngest(cfg AggIngestConfig) (AggIngestResult, error) {
 	var out AggIngestResult
 	cfg.EnsureDefaults()

@@ -36,8 +36,11 @@ const (
 	// aggWindowService(window).
 	aggLongSource = "purchases_long"
 
-	// aggPlainSource has no view subscribed; aggViewsSource has three
-	// aggregate views. Both have aggSource's schema (agg-ingest).
+	// aggPlainSource stands in for a source with no view (which the
+	// engine refuses to ingest into): its one view, an attribute view,
+	// starts in 2200, so every record is logged and skipped before
+	// reaching any online state. aggViewsSource has three aggregate
+	// views. Both have aggSource's schema (agg-ingest).
 	aggPlainSource = "purchases_plain"
 	aggViewsSource = "purchases_views"
 )
@@ -63,6 +66,8 @@ func aggRepo() []byte {
 	for _, w := range aggWindows {
 		aggViewYAML(&b, aggWindowView(w), aggLongSource, countSumMean, []string{w})
 	}
+	fmt.Fprintf(&b, "  - name: ingest_none\n    source: %s\n    entities: [user]\n    timestamp_field: timestamp\n"+
+		"    feature_start_time: 2200-01-01T00:00:00Z\n    features:\n      - attribute: {name: amount}\n", aggPlainSource)
 	aggViewYAML(&b, "ingest_amounts", aggViewsSource, countSumMean, []string{"1h", "24h", "7d"})
 	aggViewYAML(&b, "ingest_extremes", aggViewsSource, []string{"min", "max"}, []string{"1h", "24h"})
 	aggViewYAML(&b, "ingest_totals", aggViewsSource, []string{"count", "sum"}, []string{"30d"})

@@ -86,6 +86,13 @@ var suite = []suiteBench{
 	{name: "get-features-http", run: (*suiteRun).getFeaturesHTTP},
 	{name: "get-features-http-rate", run: (*suiteRun).getFeaturesHTTPRate},
 	{name: "replay", run: (*suiteRun).replay},
+	{name: "agg-read-inprocess", run: (*suiteRun).aggReadInProcess},
+	{name: "agg-read-http", run: (*suiteRun).aggReadHTTP},
+	{name: "agg-read-http-rate", run: (*suiteRun).aggReadHTTPRate},
+	{name: "agg-batch-http-rate", run: (*suiteRun).aggBatchHTTPRate},
+	{name: "agg-cost-growth", run: (*suiteRun).aggCostGrowth},
+	{name: "agg-ingest", run: (*suiteRun).aggIngest},
+	{name: "tile-bytes", run: (*suiteRun).tileBytes},
 }
 
 // Names returns the names of the suite's benchmarks, in run order.
@@ -105,6 +112,7 @@ type suiteRun struct {
 	ingestHTTPRes  *Result // featurelog, closed loop
 	ingestRespSize int     // featurelog's ingest response, which the trivial server mimics
 	getRespSize    int     // featurelog's get-features response, likewise
+	agg            aggShared // the aggregate benchmarks' shared history, removed when the suite ends
 }
 
 // RunSuite runs the selected benchmarks and returns the table rows. It
@@ -121,6 +129,7 @@ func RunSuite(cfg SuiteConfig) ([]Row, error) {
 		}
 	}
 	s := &suiteRun{cfg: cfg}
+	defer s.agg.remove()
 	var rows []Row
 	for _, b := range suite {
 		if !s.selected(b.name) {

@@ -130,6 +130,7 @@ var aggViews = []*aggViewSpec{
 		{input: "qty", fn: "count", window: aggLifetime},
 		{input: "amount", fn: "sum", window: aggLifetime},
 		{input: "amount", fn: "last", window: aggLifetime},
+		{input: "category", fn: "approx_count_distinct", prec: 4, window: aggW(3 * aggD)},
 	}},
 	{name: "tiles_1h", interval: aggH, start: math.MinInt64, ttl: 3 * aggD, transform: aggTxTransform, features: []aggFeature{
 		{input: "qty3", fn: "sum", window: aggW(aggH)},
@@ -151,6 +152,7 @@ var aggViews = []*aggViewSpec{
 		{input: "big", fn: "count", window: aggW(aggH)},
 		{input: "big", fn: "last", window: aggW(3 * aggD)},
 		{input: "amount", fn: "approx_percentile", q: 1, window: aggW(3 * aggD)},
+		{input: "qty3", fn: "approx_count_distinct", prec: 16, window: aggW(aggD), name: "qty3_distinct_p16"},
 	}},
 }
 

@@ -1,9 +1,25 @@
-// Package tiles will hold featurelog's partial aggregates: per view, entity
-// key and aggregation interval, the mergeable state of every aggregation
-// function of SPEC §3, with a hot tier in fastcache.
+// Package tiles holds featurelog's partial aggregates and the tile store
+// that serves windowed aggregate features (SPEC §3).
 //
-// It is empty in this version: aggregate features are parsed, validated and
-// logged, and the log is kept so that the tile builder can be rebuilt from
-// it when it lands. Attribute (latest-value) views are served by the engine
-// package directly.
+// An Agg is one aggregation function over one input column; its State is
+// a mergeable partial aggregate with a compact versioned encoding
+// (docs/format/tiles.md). A Store keeps, per entity key, a State per
+// aggregator for every tile of nested epoch-aligned levels (1m, 10m, 1h,
+// 1d, 10d, 100d for continuous views), plus the raw events that the
+// unaligned edges of continuous windows need, so any window is answered
+// exactly from tens of tiles:
+//
+//	st, _ := tiles.NewStore(tiles.Spec{
+//		Aggs:     []tiles.Agg{{Function: "count", Input: schema.ScalarType(schema.Int64)}},
+//		AggInput: []int{0},
+//		Features: []tiles.Feature{{Agg: 0, Window: tiles.Window{Size: tiles.Hour}}},
+//		Start:    math.MinInt64,
+//	}, tiles.HotTier{})
+//	st.Add("user-1", tiles.Order{TS: ts, Seq: seq}, []schema.Value{schema.Int(1)})
+//	out := make([]schema.Value, 1)
+//	st.Read("user-1", now, out) // count over [now−1h, now)
+//
+// A HotTier (a fastcache) caches merged tile ranges; it is never the only
+// copy of anything, and a per-key generation keeps stale entries from
+// being found (see hot.go).
 package tiles

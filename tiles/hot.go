@@ -43,8 +43,8 @@ func (s *Store) hotKey(dst []byte, ai int, key string, gen uint64, a, b int64) [
 
 // readScratch is the per-read working memory, pooled.
 type readScratch struct {
-	acc  []State // one accumulator per aggregator
-	body []State // one range state per aggregator, for the hot tier
+	acc  []State // one accumulator per plan state
+	body []State // one range state per plan state, for the hot tier
 	key  []byte
 	val  []byte
 }
@@ -60,7 +60,7 @@ func (s *Store) coverHot(ks *keyState, key string, ai int, acc State, a, b int64
 	sc.key = s.hotKey(sc.key, ai, key, ks.gen, a, b)
 	var hit bool
 	if sc.val, hit = s.hot.Cache.HasGet(sc.val[:0], sc.key); hit {
-		if err := s.spec.Aggs[ai].DecodeInto(body, sc.val); err == nil {
+		if err := s.plan.States[ai].DecodeInto(body, sc.val); err == nil {
 			acc.Merge(body)
 			return
 		}

@@ -71,6 +71,8 @@ const storeShards = 64
 // from any mix of levels that partitions it.
 type Store struct {
 	spec   Spec
+	plan   Plan  // the states a tile keeps: spec.Aggs fused (count+sum+min+max of a column share one)
+	input  []int // per plan state, the index of its input in Add's values
 	hot    HotTier
 	levels []int64 // tile resolutions, finest first
 	raw    bool    // keep raw events (continuous views)
@@ -99,7 +101,7 @@ type rawEvent struct {
 // level is the tiles of one resolution, sorted by start.
 type level struct {
 	starts []int64
-	tiles  [][]State // tiles[i][agg]
+	tiles  [][]State // tiles[i][state], one per Store.plan.States
 }
 
 // NewStore returns an empty store for spec, using hot as its hot tier.
@@ -108,6 +110,11 @@ func NewStore(spec Spec, hot HotTier) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{spec: spec, hot: hot, levels: levelsFor(spec.Interval), raw: spec.Interval <= 0, seed: maphash.MakeSeed()}
+	s.plan = Fuse(spec.Aggs, spec.AggInput)
+	s.input = make([]int, len(s.plan.States))
+	for i, slot := range s.plan.Slot {
+		s.input[slot] = spec.AggInput[i]
+	}
 	if s.hot.MinSpan == 0 {
 		s.hot.MinSpan = 20 * s.levels[0]
 	}
@@ -115,8 +122,8 @@ func NewStore(spec Spec, hot HotTier) (*Store, error) {
 		s.shards[i].keys = make(map[string]*keyState)
 	}
 	s.reads.New = func() any {
-		sc := &readScratch{acc: make([]State, len(spec.Aggs)), body: make([]State, len(spec.Aggs))}
-		for i, a := range spec.Aggs {
+		sc := &readScratch{acc: make([]State, len(s.plan.States)), body: make([]State, len(s.plan.States))}
+		for i, a := range s.plan.States {
 			sc.acc[i], sc.body[i] = a.New(), a.New()
 		}
 		return sc
@@ -149,9 +156,9 @@ func (s *Store) Add(key string, o Order, vals []schema.Value) {
 		ks.addRaw(rawEvent{o: o, vals: vals})
 	}
 	for li, res := range s.levels {
-		states := ks.levels[li].tile(floorTo(o.TS, res), s.spec.Aggs)
+		states := ks.levels[li].tile(floorTo(o.TS, res), s.plan.States)
 		for ai, st := range states {
-			if v := vals[s.spec.AggInput[ai]]; !v.IsNull() {
+			if v := vals[s.input[ai]]; !v.IsNull() {
 				st.Add(v, o)
 			}
 		}
@@ -208,12 +215,13 @@ func (s *Store) Read(key string, t int64, out []schema.Value) {
 	defer sh.mu.RUnlock()
 	ks := sh.keys[key]
 	for fi, f := range s.spec.Features {
-		st := acc[f.Agg]
+		slot := s.plan.Slot[f.Agg]
+		st := acc[slot]
 		st.Reset()
 		if sst, e, ok := bounds(f.Window, t, s.spec.Interval); ok && ks != nil {
-			s.collect(ks, key, f.Agg, st, sst, e, sc)
+			s.collect(ks, key, slot, st, sst, e, sc)
 		}
-		out[fi] = st.Result()
+		out[fi] = s.plan.Result(f.Agg, acc)
 	}
 }
 
@@ -264,7 +272,7 @@ func (s *Store) addRaw(ks *keyState, ai int, acc State, a, b int64) {
 	if a >= b || !s.raw {
 		return
 	}
-	in := s.spec.AggInput[ai]
+	in := s.input[ai]
 	i := sort.Search(len(ks.raw), func(i int) bool { return ks.raw[i].o.TS >= a })
 	for ; i < len(ks.raw) && ks.raw[i].o.TS < b; i++ {
 		if v := ks.raw[i].vals[in]; !v.IsNull() {

@@ -293,6 +293,9 @@ func (v *viewRT) summary() *Summary {
 	if v.store != nil {
 		s.Keys, _ = v.store.stats()
 	}
+	if v.tiles != nil {
+		s.Keys = v.tiles.Stats().Keys
+	}
 	return s
 }
 

@@ -126,7 +126,7 @@ func buildWorkspace(r *repo.Repo, meta wsMeta, prev *workspace, hot *hotTier) (*
 }
 
 func buildView(ws *workspace, def *repo.FeatureView, vm viewMeta, prev *workspace, hot *hotTier) (*viewRT, error) {
-	v, err := newViewRT(ws.name, def, ws.sources[def.Source], hot)
+	v, err := newViewRT(def, ws.sources[def.Source], hot)
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,6 @@ import (
 // resolved against its source, and its online state.
 type viewRT struct {
 	def       *repo.FeatureView
-	workspace string
 	version   int       // bumped when what the view computes changes
 	createdAt time.Time // when this version was applied
 	src       *sourceRT
@@ -47,8 +46,8 @@ func (s *viewStats) observe(ts int64) {
 	}
 }
 
-func newViewRT(ws string, def *repo.FeatureView, src *sourceRT, hot *hotTier) (*viewRT, error) {
-	v := &viewRT{def: def, workspace: ws, src: src, startNs: math.MinInt64, ttl: def.ServingTTL()}
+func newViewRT(def *repo.FeatureView, src *sourceRT, hot *hotTier) (*viewRT, error) {
+	v := &viewRT{def: def, src: src, startNs: math.MinInt64, ttl: def.ServingTTL()}
 	if !def.FeatureStartTime.IsZero() {
 		v.startNs = def.FeatureStartTime.UnixNano()
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/featurelog/featurelog/internal/schema"
 )
 
-// Paths of the batch serving endpoint.
+// getFeaturesBatchPath is the batch serving endpoint.
 const getFeaturesBatchPath = "/api/v1/feature-service/get-features-batch"
 
 // aggFeatures is the number of features aggService serves, and
@@ -22,8 +22,8 @@ const (
 	aggCount7d  = 6
 )
 
-// aggReadTimes returns phases read times spread evenly over the last
-// minute of h, newest first: End, End−60s/phases, ... Reading at every
+// aggReadTimes returns phases read times spread evenly over the minute
+// up to end, newest first: end, end−60s/phases, ... Reading at every
 // phase of a minute makes the unaligned edges of the windows (read from
 // raw events, not tiles) take every width they take in online reads at
 // arbitrary times, which a read always at End would not.

@@ -102,7 +102,9 @@ func TestTileBytesTiny(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, res.States)
 	assert.Greater(t, res.Tile, res.States, "a tile adds its []State")
+	assert.GreaterOrEqual(t, res.Separate, res.States, "fusing never costs more")
 	assert.Positive(t, res.MemSize)
+	assert.NotEmpty(t, res.Planned)
 	_, err = RunTileBytes(TileBytesConfig{Functions: []string{"median"}})
 	require.Error(t, err)
 }
@@ -146,4 +148,65 @@ func TestSuiteTileBytes(t *testing.T) {
 	require.Len(t, rows, 2)
 	assert.Contains(t, []string{"pass", "FAIL"}, rows[0].Verdict)
 	assert.Contains(t, rows[0].Result, " B")
+}
+
+// The aggregate macro benchmarks, one by one (go test -bench Agg ./bench).
+
+func BenchmarkAggReadInProcess(b *testing.B) {
+	res, err := RunAggReadInProcess(AggReadConfig{TempDir: b.TempDir(), Loop: benchLoop()})
+	report(b, res, err)
+}
+
+func BenchmarkAggCostGrowth(b *testing.B) {
+	res, err := RunAggCostGrowth(AggCostGrowthConfig{TempDir: b.TempDir(), Loop: benchLoop()})
+	require.NoError(b, err)
+	b.Run("events=small", func(b *testing.B) { report(b, res.Small, nil) })
+	b.Run("events=large", func(b *testing.B) { report(b, res.Large, nil) })
+	for i, w := range aggWindows {
+		b.Run("window="+w, func(b *testing.B) { report(b, res.Windows[i], nil) })
+	}
+}
+
+func BenchmarkAggIngest(b *testing.B) {
+	res, err := RunAggIngest(AggIngestConfig{TempDir: b.TempDir(), Loop: benchLoop()})
+	require.NoError(b, err)
+	b.Run("plain", func(b *testing.B) { report(b, res.Plain, nil) })
+	b.Run("views", func(b *testing.B) { report(b, res.Views, nil) })
+}
+
+func BenchmarkAggHTTP(b *testing.B) {
+	skipShort(b)
+	h, err := BuildAggHistory(AggHistoryConfig{TempDir: b.TempDir()})
+	require.NoError(b, err)
+	defer h.Remove()
+	size := 0
+	b.Run(modeFeaturelog, func(b *testing.B) {
+		res, err := RunAggReadHTTP(AggReadHTTPConfig{Server: testServer(b, false, 0), History: h, Loop: benchLoop()})
+		report(b, res, err)
+		size = res.ResponseBytes
+	})
+	b.Run(modeTrivial, func(b *testing.B) {
+		res, err := RunAggReadHTTP(AggReadHTTPConfig{Server: testServer(b, true, size), History: h, Loop: benchLoop()})
+		report(b, res, err)
+	})
+	b.Run("rate-5k/"+modeFeaturelog, func(b *testing.B) {
+		res, err := RunAggReadHTTPRate(AggReadHTTPConfig{Server: testServer(b, false, 0), History: h, Loop: benchLoop()})
+		report(b, res, err)
+	})
+	b.Run("rate-5k/"+modeTrivial, func(b *testing.B) {
+		res, err := RunAggReadHTTPRate(AggReadHTTPConfig{Server: testServer(b, true, size), History: h, Loop: benchLoop()})
+		report(b, res, err)
+	})
+	b.Run("batch-100-rate-100", func(b *testing.B) {
+		res, err := RunAggBatchHTTPRate(AggBatchHTTPRateConfig{Server: testServer(b, false, 0), Loop: benchLoop()})
+		report(b, res, err)
+	})
+}
+
+func BenchmarkTileBytes(b *testing.B) {
+	res, err := RunTileBytes(TileBytesConfig{})
+	require.NoError(b, err)
+	b.ReportMetric(res.States, "B/tile-states")
+	b.ReportMetric(res.Separate, "B/tile-unfused")
+	b.ReportMetric(res.Tile, "B/tile")
 }

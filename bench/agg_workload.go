@@ -107,13 +107,13 @@ func openAgg(dir string, noSync bool, now func() time.Time) (*engine.DB, error) 
 }
 
 // AggHistory is a data directory holding aggregate history, prepared by
-// BuildAggHistory and closed, so a server process (Server.DataDir) or
-// OpenAggHistory can open it by replaying its log.
+// BuildAggHistory and closed, so that a server process (Server.DataDir)
+// or AggHistory.Open can open it by replaying its log.
 type AggHistory struct {
 	// Dir is the data directory.
 	Dir string
-	// End is the clock the history was ingested at; the latest event is
-	// at End.
+	// End is the end of the history: the newest event is at End, and
+	// the clock stood there when loading finished.
 	End time.Time
 	// Keys are the users with history, in order.
 	Keys []string

@@ -27,6 +27,22 @@
 //	RunGetFeaturesHTTPRate   get-features at a fixed rate (default 5,000/s), open loop
 //	RunReplay                engine.Open replaying the log
 //
+// The aggregate benchmarks use a repo of their own (agg_workload.go):
+// purchases {user_id, timestamp, amount} and continuous views of count,
+// sum and mean over 1h, 24h and 7d, with history loaded in-process by
+// BuildAggHistory (a stopped clock that follows the events, no fsync)
+// and served to HTTP benchmarks as a prepared data directory
+// (Server.DataDir). Reads are as of times spread over the last minute of
+// the history.
+//
+//	RunAggReadInProcess      engine.GetFeatures of 9 aggregates, 1 user with 7 days at 10 events/s
+//	RunAggReadHTTP           the same over HTTP, closed loop (and against the trivial server)
+//	RunAggReadHTTPRate       the same at a fixed rate (default 5,000/s), open loop
+//	RunAggBatchHTTPRate      get-features-batch of 100 users at 100 requests/s, open loop
+//	RunAggCostGrowth         read latency for 10 vs 1M events per user, and windows 1h, 30d, lifetime
+//	RunAggIngest             engine.Ingest into a source with three aggregate views vs (in effect) none
+//	RunTileBytes             heap per tile of count+sum+min+max states
+//
 // # Method
 //
 // HTTP benchmarks run the server under test in a process of its own,

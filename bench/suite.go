@@ -109,9 +109,9 @@ func Names() []string {
 type suiteRun struct {
 	cfg            SuiteConfig
 	tidwallRes     *Result
-	ingestHTTPRes  *Result // featurelog, closed loop
-	ingestRespSize int     // featurelog's ingest response, which the trivial server mimics
-	getRespSize    int     // featurelog's get-features response, likewise
+	ingestHTTPRes  *Result   // featurelog, closed loop
+	ingestRespSize int       // featurelog's ingest response, which the trivial server mimics
+	getRespSize    int       // featurelog's get-features response, likewise
 	agg            aggShared // the aggregate benchmarks' shared history, removed when the suite ends
 }
 

@@ -49,23 +49,29 @@ func (c *TileBytesConfig) Validate() error {
 
 // TileBytesResult is what RunTileBytes measured, in bytes per tile.
 type TileBytesResult struct {
-	// States is the heap the tile's states take: one tiles.Agg.New()
-	// per function.
+	// States is the heap of the states a tiles.Store tile keeps for the
+	// functions: those of tiles.Fuse's plan (which folds count, sum,
+	// min, max and mean of one column into one moments state).
 	States float64
-	// Tile adds the []tiles.State a tiles.Store tile holds them in
-	// (tiles/store.go, level.tile): what a tile costs but for the
-	// level's start-time and tile index entries.
+	// Separate is the heap of one tiles.Agg.New() state per function,
+	// unfused.
+	Separate float64
+	// Tile adds to States the []tiles.State a Store tile holds them in
+	// (tiles/store.go, level.tile): what a tile costs but for its entries
+	// in the level's start-time and tile indexes.
 	Tile float64
-	// MemSize is the states' own estimate (tiles.State.MemSize), summed.
+	// MemSize is the planned states' own estimate (State.MemSize), summed.
 	MemSize int
+	// Planned names the planned states' functions.
+	Planned []string
 }
 
 // RunTileBytes measures the heap that the partial-aggregate states of
 // one tile take: it creates Tiles tiles' states, keeping them
 // reachable, and divides the growth of the live heap (runtime.MemStats
-// HeapAlloc after a GC) by Tiles. The states are the tiles package's own,
-// as the Store makes them; nothing is added to them (an empty state has
-// the size of a full one: they are fixed-size for these functions).
+// HeapAlloc after a GC) by Tiles. The states are the tiles package's
+// own, planned as a Store plans them; nothing is added to them (these
+// functions' states have a fixed size, empty or not).
 func RunTileBytes(cfg TileBytesConfig) (TileBytesResult, error) {
 	var out TileBytesResult
 	cfg.EnsureDefaults()
@@ -75,23 +81,20 @@ func RunTileBytes(cfg TileBytesConfig) (TileBytesResult, error) {
 	aggs := make([]tiles.Agg, len(cfg.Functions))
 	for i, f := range cfg.Functions {
 		aggs[i] = tiles.Agg{Function: f, Input: schema.ScalarType(cfg.Input)}
-		out.MemSize += aggs[i].New().MemSize()
 	}
-	// States only, into an index allocated before the first reading.
-	flat := make([]tiles.State, cfg.Tiles*len(aggs))
-	out.States = heapGrowth(cfg.Tiles, func() {
-		for i := range flat {
-			flat[i] = aggs[i%len(aggs)].New()
-		}
-	})
-	runtime.KeepAlive(flat)
-	flat = nil
-	// As the Store holds them: a []State per tile.
+	planned := tiles.Fuse(aggs, make([]int, len(aggs))).States // all on one column
+	for _, a := range planned {
+		out.MemSize += a.New().MemSize()
+		out.Planned = append(out.Planned, a.Function)
+	}
+	out.States = stateBytes(cfg.Tiles, planned)
+	out.Separate = stateBytes(cfg.Tiles, aggs)
+	// As a Store tile holds them: a []State per tile.
 	index := make([][]tiles.State, cfg.Tiles)
 	out.Tile = heapGrowth(cfg.Tiles, func() {
 		for i := range index {
-			states := make([]tiles.State, len(aggs))
-			for ai, a := range aggs {
+			states := make([]tiles.State, len(planned))
+			for ai, a := range planned {
 				states[ai] = a.New()
 			}
 			index[i] = states
@@ -99,6 +102,19 @@ func RunTileBytes(cfg TileBytesConfig) (TileBytesResult, error) {
 	})
 	runtime.KeepAlive(index)
 	return out, nil
+}
+
+// stateBytes returns the heap per tile of one state of each of aggs,
+// stored into an index allocated before the first reading.
+func stateBytes(n int, aggs []tiles.Agg) float64 {
+	flat := make([]tiles.State, n*len(aggs))
+	b := heapGrowth(n, func() {
+		for i := range flat {
+			flat[i] = aggs[i%len(aggs)].New()
+		}
+	})
+	runtime.KeepAlive(flat)
+	return b
 }
 
 // heapGrowth returns the live heap that fill adds, per each of n items.

@@ -71,8 +71,9 @@ const storeShards = 64
 // from any mix of levels that partitions it.
 type Store struct {
 	spec   Spec
-	plan   Plan  // the states a tile keeps: spec.Aggs fused (count+sum+min+max of a column share one)
-	input  []int // per plan state, the index of its input in Add's values
+	plan   Plan    // the states a tile keeps: spec.Aggs fused (count+sum+min+max of a column share one)
+	groups []group // the features by (state, window): each group's range is gathered once per read
+	input  []int   // per plan state, the index of its input in Add's values
 	hot    HotTier
 	levels []int64 // tile resolutions, finest first
 	raw    bool    // keep raw events (continuous views)
@@ -104,6 +105,37 @@ type level struct {
 	tiles  [][]State // tiles[i][state], one per Store.plan.States
 }
 
+// group is the features that read one plan state over one window, such as
+// count, sum and mean over 1h of one column.
+type group struct {
+	slot     int
+	window   Window
+	features []int // indexes into Spec.Features
+}
+
+// groupKey identifies a group.
+type groupKey struct {
+	slot int
+	w    Window
+}
+
+// groupFeatures groups the features by (plan state, window).
+func groupFeatures(spec Spec, plan Plan) []group {
+	var gs []group
+	index := map[groupKey]int{}
+	for fi, f := range spec.Features {
+		k := groupKey{plan.Slot[f.Agg], f.Window}
+		gi, ok := index[k]
+		if !ok {
+			gi = len(gs)
+			index[k] = gi
+			gs = append(gs, group{slot: k.slot, window: k.w})
+		}
+		gs[gi].features = append(gs[gi].features, fi)
+	}
+	return gs
+}
+
 // NewStore returns an empty store for spec, using hot as its hot tier.
 func NewStore(spec Spec, hot HotTier) (*Store, error) {
 	if err := spec.Validate(); err != nil {
@@ -115,6 +147,7 @@ func NewStore(spec Spec, hot HotTier) (*Store, error) {
 	for i, slot := range s.plan.Slot {
 		s.input[slot] = spec.AggInput[i]
 	}
+	s.groups = groupFeatures(spec, s.plan)
 	if s.hot.MinSpan == 0 {
 		s.hot.MinSpan = 20 * s.levels[0]
 	}
@@ -214,14 +247,15 @@ func (s *Store) Read(key string, t int64, out []schema.Value) {
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	ks := sh.keys[key]
-	for fi, f := range s.spec.Features {
-		slot := s.plan.Slot[f.Agg]
-		st := acc[slot]
+	for _, g := range s.groups {
+		st := acc[g.slot]
 		st.Reset()
-		if sst, e, ok := bounds(f.Window, t, s.spec.Interval); ok && ks != nil {
-			s.collect(ks, key, slot, st, sst, e, sc)
+		if sst, e, ok := bounds(g.window, t, s.spec.Interval); ok && ks != nil {
+			s.collect(ks, key, g.slot, st, sst, e, sc)
 		}
-		out[fi] = s.plan.Result(f.Agg, acc)
+		for _, fi := range g.features {
+			out[fi] = s.plan.Result(s.spec.Features[fi].Agg, acc)
+		}
 	}
 }
 

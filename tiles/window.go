@@ -12,7 +12,8 @@ type Window struct {
 
 // Time constants in nanoseconds.
 const (
-	Minute = int64(60e9)
+	Second = int64(1e9)
+	Minute = 60 * Second
 	Hour   = 60 * Minute
 	Day    = 24 * Hour
 )
@@ -20,8 +21,10 @@ const (
 // continuousLevels are the tile resolutions of a continuous view, finest
 // first; each divides the next, so a coarse tile holds exactly the events
 // of the fine tiles inside it. A window of any length is covered by at
-// most ~2·(ratio−1) tiles per level: tens of tiles, not thousands.
-var continuousLevels = []int64{Minute, 10 * Minute, Hour, Day, 10 * Day, 100 * Day}
+// most ~2·(ratio−1) tiles per level: tens of tiles, not thousands. The
+// finest level bounds the raw events read at each unaligned window edge
+// to 10 seconds' worth.
+var continuousLevels = []int64{10 * Second, Minute, 10 * Minute, Hour, Day, 10 * Day, 100 * Day}
 
 // levelsFor returns the tile resolutions of a view: for interval views the
 // interval, then every coarser continuous level that is a multiple of the

@@ -411,10 +411,15 @@ func aggValueKey(v schema.Value) aggValueKeyT {
 //     digits when the variance is small next to the mean. stddev_*: the
 //     same bound on got² against want² (a sqrt near zero magnifies the
 //     error), and got ≥ 0.
-//   - approx_count_distinct: |got − want| ≤ max(2, 3·1.04/√(2^p)·want),
-//     three standard errors of HyperLogLog with 2^p registers (p is the
+//   - approx_count_distinct: |got − want| ≤ max(2, k·1.04/√(2^p)·want):
+//     k standard errors of HyperLogLog with 2^p registers (p is the
 //     precision, default 8), and at least 2 for the small cardinalities
-//     where the estimate should be (nearly) exact.
+//     where the estimate should be (nearly) exact. k is 3 for p ≥ 10 and 6
+//     below: with few registers the error has a heavy tail. Measured on
+//     the engine's sketch (tiles/agg_hll.go, 1500 random sets per n, n from
+//     60 to 3000), the largest errors were 2.6σ at p = 12, 4.5σ at p = 8
+//     and 5.1σ at p = 6, and at p = 4 over 4.8σ (+127%), which is why the
+//     test uses no precision below 6: there no useful bound holds.
 //   - approx_percentile: |got − want| ≤ 0.01·|want|, SPEC §3's 1% relative
 //     error of the element at rank floor(q·(n−1)).
 func aggCheck(f aggFeature, got, want schema.Value, pts []aggPoint) (bool, string) {
@@ -459,7 +464,11 @@ func aggCheck(f aggFeature, got, want schema.Value, pts []aggPoint) (bool, strin
 		if p == 0 {
 			p = 8
 		}
-		tol := max(2, 3*1.04/math.Sqrt(math.Exp2(float64(p)))*float64(want.I))
+		k := 3.0
+		if p < 10 {
+			k = 6
+		}
+		tol := max(2, k*1.04/math.Sqrt(math.Exp2(float64(p)))*float64(want.I))
 		return within(float64(got.I), float64(want.I), tol)
 	case f.fn == "approx_percentile":
 		ok, why := within(got.F, want.F, 0.01*math.Abs(want.F))
@@ -783,7 +792,11 @@ func TestAggModelCheck(t *testing.T) {
 	require.Contains(t, why, "ranks [1, 2)")
 	ok, _ = aggCheck(aggFeature{fn: "approx_count_distinct"}, schema.Int(102), schema.Int(100), nil)
 	require.True(t, ok)
-	ok, _ = aggCheck(aggFeature{fn: "approx_count_distinct"}, schema.Int(125), schema.Int(100), nil) // 3σ at p=8 is 19.5
+	ok, _ = aggCheck(aggFeature{fn: "approx_count_distinct"}, schema.Int(140), schema.Int(100), nil) // 6σ at p=8 is 39
+	require.False(t, ok)
+	ok, _ = aggCheck(aggFeature{fn: "approx_count_distinct", prec: 12}, schema.Int(1040), schema.Int(1000), nil) // 3σ at p=12 is 48.75
+	require.True(t, ok)
+	ok, _ = aggCheck(aggFeature{fn: "approx_count_distinct", prec: 12}, schema.Int(1050), schema.Int(1000), nil)
 	require.False(t, ok)
 	ok, _ = aggCheck(aggFeature{fn: "count"}, schema.Float(2), schema.Int(2), nil)
 	require.False(t, ok, "kinds must match")

@@ -2,8 +2,10 @@ package engine
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/featurelog/featurelog/internal/repo"
@@ -102,13 +104,37 @@ func (db *DB) GetFeaturesBatch(workspace, service string, joinKeys []map[string]
 		return nil, err
 	}
 	out := make([]FeatureVector, len(joinKeys))
-	for i, jk := range joinKeys {
-		out[i].Features = make([]FeatureValue, len(svc.features))
-		if err := svc.read(jk, t, out[i].Features); err != nil {
-			return nil, fmt.Errorf("request_data[%d]: %w", i, err)
+	return out, readBatch(svc, joinKeys, t, out)
+}
+
+// minParallelBatch is the batch size from which reads are spread over the
+// cores: below it, starting goroutines costs more than it saves.
+const minParallelBatch = 32
+
+// readBatch reads every row of a batch, in parallel chunks when it is
+// large. The first error (by row order) wins.
+func readBatch(svc *serviceRT, joinKeys []map[string]any, t time.Time, out []FeatureVector) error {
+	n := len(joinKeys)
+	workers := min(runtime.GOMAXPROCS(0), max(1, n/(minParallelBatch/2)))
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				out[i].Features = make([]FeatureValue, len(svc.features))
+				errs[i] = svc.read(joinKeys[i], t, out[i].Features)
+			}
+		}(w*n/workers, (w+1)*n/workers)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("request_data[%d]: %w", i, err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func (db *DB) readTime(asOf time.Time) (time.Time, error) {

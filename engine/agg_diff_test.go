@@ -119,6 +119,19 @@ var aggViews = []*aggViewSpec{
 		{input: "amount", fn: "count", window: aggWO(90*aggM, 30*aggM)},
 		{input: "amount", fn: "min", window: aggLifetime, name: "amount_min_ever"},
 		{input: "amount", fn: "last_n", n: 3, window: aggW(aggD)},
+		// Int32 and Float32 inputs: sum, min, max, last and the n
+		// functions keep the input type.
+		{input: "small", fn: "sum", window: aggW(aggD)},
+		{input: "small", fn: "max", window: aggW(aggH)},
+		{input: "small", fn: "last_distinct_n", n: 3, window: aggW(3 * aggD)},
+		{input: "small", fn: "approx_percentile", q: 0.5, window: aggW(aggD)},
+		{input: "small", fn: "mean", window: aggW(90 * aggM)},
+		{input: "ratio", fn: "min", window: aggW(aggD)},
+		{input: "ratio", fn: "sum", window: aggW(90 * aggM)},
+		{input: "ratio", fn: "last_n", n: 2, window: aggW(aggH)},
+		{input: "ratio", fn: "mean", window: aggW(aggD)},
+		{input: "ratio", fn: "last", window: aggWO(aggH, 30*aggM)},
+		{input: "ratio", fn: "var_samp", window: aggW(3 * aggD)},
 	}},
 	{name: "tiles_10m", interval: 10 * aggM, start: aggStart.UnixNano(), features: []aggFeature{
 		{input: "amount", fn: "count", window: aggW(aggH)},
@@ -144,6 +157,9 @@ var aggViews = []*aggViewSpec{
 		{input: "amount", fn: "sum", window: aggLifetime},
 		{input: "amount", fn: "last", window: aggLifetime},
 		{input: "category", fn: "approx_count_distinct", prec: 6, window: aggW(3 * aggD)},
+		{input: "small", fn: "sum", window: aggW(aggH)},
+		{input: "ratio", fn: "max", window: aggW(aggD)},
+		{input: "small", fn: "first_n", n: 2, window: aggW(90 * aggM)},
 	}},
 	{name: "tiles_1h", interval: aggH, start: math.MinInt64, ttl: 3 * aggD, transform: aggTxTransform, features: []aggFeature{
 		{input: "qty3", fn: "sum", window: aggW(aggH)},
@@ -171,7 +187,7 @@ var aggViews = []*aggViewSpec{
 
 // aggKinds are the columns' kinds (source, then tiles_1h's transform).
 var aggKinds = map[string]schema.Kind{"amount": schema.Float64, "qty": schema.Int64, "category": schema.String,
-	"qty3": schema.Int64, "big": schema.Bool}
+	"small": schema.Int32, "ratio": schema.Float32, "qty3": schema.Int64, "big": schema.Bool}
 
 // aggResultKind is the kind SPEC §3 gives a function's result.
 func aggResultKind(f aggFeature) schema.Kind {
@@ -245,6 +261,8 @@ sources:
       - {name: amount, type: Float64}
       - {name: qty, type: Int64}
       - {name: category, type: String}
+      - {name: small, type: Int32}
+      - {name: ratio, type: Float32}
 feature_views:
 `)
 	for _, v := range aggViews {
@@ -714,7 +732,19 @@ func (g *aggGen) event(now int64) *aggEvent {
 	case k < 19:
 		e.cols["category"] = schema.Value{}
 	}
-	for _, c := range []string{"amount", "qty", "category"} {
+	switch k := r.Intn(10); {
+	case k < 7:
+		e.cols["small"] = schema.Int32Val(int32(r.Intn(2001) - 1000))
+	case k < 8:
+		e.cols["small"] = schema.Value{}
+	}
+	switch k := r.Intn(10); {
+	case k < 7:
+		e.cols["ratio"] = schema.Float32Val(float32(math.Round(r.Float64()*1000)/100 + 0))
+	case k < 8:
+		e.cols["ratio"] = schema.Value{}
+	}
+	for _, c := range []string{"amount", "qty", "category", "small", "ratio"} {
 		if e.cols[c].IsNull() {
 			g.stats.nulls++
 		}

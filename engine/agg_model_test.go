@@ -66,7 +66,7 @@ func (a *aggEvent) logBefore(b *aggEvent) bool {
 
 func (a *aggEvent) String() string {
 	var cols []string
-	for _, c := range []string{"amount", "qty", "category"} {
+	for _, c := range []string{"amount", "qty", "category", "small", "ratio"} {
 		v, ok := a.cols[c]
 		switch {
 		case !ok:
@@ -450,6 +450,9 @@ func aggCheck(f aggFeature, got, want schema.Value, pts []aggPoint) (bool, strin
 	switch {
 	case f.fn == "sum" && want.Kind == schema.Float64:
 		return within(got.F, want.F, 1e-9*absSum)
+	case f.fn == "sum" && want.Kind == schema.Float32:
+		// A Float32 sum may be rounded to Float32 (the input type).
+		return within(got.F, want.F, 1e-9*absSum+math.Abs(want.F)/(1<<23))
 	case f.fn == "mean":
 		return within(got.F, want.F, 1e-9*absSum/float64(len(xs)))
 	case strings.HasPrefix(f.fn, "var_"):
@@ -657,6 +660,29 @@ func TestAggModelFunctions(t *testing.T) {
 	requireVal(t, schema.Value{}, aggEval(m, cont, f("stddev_samp", "amount"), schema.Float64, one), "stddev_samp n=1")
 	requireVal(t, schema.Float(0), aggEval(m, cont, f("var_pop", "amount"), schema.Float64, one), "var_pop n=1")
 	requireVal(t, schema.Float(1), aggEval(m, cont, f("last", "amount"), schema.Float64, one), "last n=1")
+}
+
+func TestAggModelNarrowTypes(t *testing.T) {
+	m := newAggModel()
+	for i, x := range []int32{7, -3, 7} {
+		e := aggEv(1, i, aggMin(i), nil, nil, nil)
+		e.cols["small"] = schema.Int32Val(x)
+		e.cols["ratio"] = schema.Float32Val(float32(x) / 4)
+		m.add(e)
+	}
+	v := &aggViewSpec{start: math.MinInt64}
+	w := aggWindow{size: time.Hour}
+	T := aggMin(10)
+	eval := func(fn, in string, kind schema.Kind) schema.Value {
+		return aggEval(m, v, aggFeature{fn: fn, input: in, n: 5, q: 0.5, window: w}, kind, T)
+	}
+	requireVal(t, schema.Value{Kind: schema.Int32, I: 11}, eval("sum", "small", schema.Int32), "sum(Int32) is Int32")
+	requireVal(t, schema.Int32Val(-3), eval("min", "small", schema.Int32), "min(Int32)")
+	requireVal(t, schema.Float(11.0/3), eval("mean", "small", schema.Int32), "mean(Int32) is Float64")
+	requireVal(t, schema.Float(7), eval("approx_percentile", "small", schema.Int32), "percentile(Int32) is Float64") // -3 7 7: rank 1
+	requireVal(t, schema.Float32Val(2.75), eval("sum", "ratio", schema.Float32), "sum(Float32) is Float32")
+	requireVal(t, schema.ArrayVal([]schema.Value{schema.Int32Val(-3), schema.Int32Val(7)}), eval("last_distinct_n", "small", schema.Int32), "last_distinct_n(Int32)")
+	requireVal(t, schema.Float32Val(1.75), eval("last", "ratio", schema.Float32), "last(Float32)")
 }
 
 func TestAggModelTies(t *testing.T) {

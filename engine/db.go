@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -122,45 +123,121 @@ func (db *DB) Healthy() error {
 // replay applies every logged record to the views of cat that want
 // accepts, and returns how many records it read.
 func (db *DB) replay(cat *catalog, want func(*viewRT) bool) (int, error) {
+	r := newReplayer(cat, want)
+	err := db.log.Replay(1, func(seq uint64, payload []byte) error {
+		e := r.next()
+		if err := record.Decode(payload, e); err != nil {
+			return fmt.Errorf("engine: log entry %d: %w", seq, err)
+		}
+		r.add(seq)
+		return nil
+	})
+	r.flush()
+	return r.records, err
+}
+
+// replayBatchRows is how many decoded records replay gathers before the
+// views apply them.
+const replayBatchRows = 1 << 16
+
+// replayer decodes log entries in batches and has the views apply each
+// batch in parallel: views are independent, so up to GOMAXPROCS of them
+// replay at once, each in log order.
+type replayer struct {
+	cat     *catalog
+	views   []*viewRT // the views to rebuild
+	entries []*record.Entry
+	seqs    []uint64
+	used    int // entries of the current batch
+	rows    int // rows in the current batch
+	records int // rows read in all
+}
+
+func newReplayer(cat *catalog, want func(*viewRT) bool) *replayer {
+	r := &replayer{cat: cat}
+	for _, name := range cat.names() {
+		for _, v := range cat.workspaces[name].order {
+			if want(v) {
+				r.views = append(r.views, v)
+			}
+		}
+	}
+	return r
+}
+
+// next returns the entry to decode into, reusing the batch's slots.
+func (r *replayer) next() *record.Entry {
+	if r.used == len(r.entries) {
+		r.entries = append(r.entries, &record.Entry{})
+		r.seqs = append(r.seqs, 0)
+	}
+	return r.entries[r.used]
+}
+
+// add takes the entry just decoded into the batch, flushing when full.
+func (r *replayer) add(seq uint64) {
+	e := r.entries[r.used]
+	r.seqs[r.used] = seq
+	r.used++
+	for i := range e.Sections {
+		n := e.Sections[i].NumRows()
+		r.rows += n
+		r.records += n
+	}
+	if r.rows >= replayBatchRows {
+		r.flush()
+	}
+}
+
+// flush applies the batch to every view, views in parallel, and empties it.
+// Applied values are copied out of the entries, which are then reused.
+func (r *replayer) flush() {
+	if r.used == 0 {
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(r.views)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(r.views); i = int(next.Add(1)) - 1 {
+				r.apply(r.views[i])
+			}
+		}()
+	}
+	wg.Wait()
+	r.used, r.rows = 0, 0
+}
+
+// apply replays the batch into one view.
+func (r *replayer) apply(v *viewRT) {
 	var (
-		e  record.Entry
-		n  int
 		rb rowBuilder
 		pj = projector{chunk: replayChunk}
 	)
-	err := db.log.Replay(1, func(seq uint64, payload []byte) error {
-		if err := record.Decode(payload, &e); err != nil {
-			return fmt.Errorf("engine: log entry %d: %w", seq, err)
+	for ei, e := range r.entries[:r.used] {
+		ws := r.cat.workspaces[e.Workspace]
+		if ws == nil {
+			continue
 		}
-		ws := cat.workspaces[e.Workspace]
 		idx := 0
 		for si := range e.Sections {
 			sec := &e.Sections[si]
-			n += sec.NumRows()
-			if ws == nil || ws.sources[sec.Source] == nil {
+			if ws.sources[sec.Source] != v.src {
 				idx += sec.NumRows()
 				continue
 			}
-			src := ws.sources[sec.Source]
-			rb.reset(src, sec.Columns)
-			for r := 0; r < sec.NumRows(); r++ {
-				row := rb.row(sec.Row(r))
-				for _, v := range src.views {
-					if !want(v) {
-						continue
-					}
-					p, err := v.project(row, &pj)
-					if err != nil {
-						continue // the view's rules changed since the record was accepted
-					}
-					v.applyProjected(&p, seq, idx)
+			rb.reset(v.src, sec.Columns)
+			for row := 0; row < sec.NumRows(); row++ {
+				p, err := v.project(rb.row(sec.Row(row)), &pj)
+				if err == nil { // an error: the view's rules changed since the record was accepted
+					v.applyProjected(&p, r.seqs[ei], idx)
 				}
 				idx++
 			}
 		}
-		return nil
-	})
-	return n, err
+	}
 }
 
 // rowBuilder maps rows logged with one column list onto the current

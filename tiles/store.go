@@ -65,10 +65,12 @@ const storeShards = 64
 // aggregate per aggregator for every tile of every level, and for
 // continuous views the raw events that windows' unaligned edges need.
 //
-// Invariant: every event added is in exactly one tile of every level (and
-// in raw for continuous views), so a coarse tile's state equals the merge
-// of the fine tiles inside it, and any tile-aligned range can be answered
-// from any mix of levels that partitions it.
+// Invariant: once a key has tiles, every event added for it is in exactly
+// one tile of every level (and in raw for continuous views), so a coarse
+// tile's state equals the merge of the fine tiles inside it, and any
+// tile-aligned range can be answered from any mix of levels that
+// partitions it. Before that (fewer than smallKey events) its raw events
+// hold everything.
 type Store struct {
 	spec   Spec
 	plan   Plan    // the states a tile keeps: spec.Aggs fused (count+sum+min+max of a column share one)
@@ -89,8 +91,8 @@ type shard struct {
 
 // keyState is everything a Store holds for one entity key.
 type keyState struct {
-	raw    []rawEvent // continuous views: every event, sorted by Order
-	levels []level    // one per Store.levels
+	raw    []rawEvent // every event, sorted by Order: always for continuous views, until tiles exist for interval views
+	levels []level    // one per Store.levels; nil while the key is small (see smallKey)
 	keyHotState
 }
 
@@ -178,21 +180,51 @@ func (s *Store) Add(key string, o Order, vals []schema.Value) {
 	defer sh.mu.Unlock()
 	ks := sh.keys[key]
 	if ks == nil {
-		ks = &keyState{levels: make([]level, len(s.levels))}
+		ks = &keyState{}
 		ks.sealed.Store(math.MinInt64)
 		sh.keys[key] = ks
 	}
 	if o.TS < ks.sealed.Load() {
 		ks.gen++ // a cached range may miss this event: make them all unreachable
 	}
-	if s.raw {
-		ks.addRaw(rawEvent{o: o, vals: vals})
+	e := rawEvent{o: o, vals: vals}
+	if ks.levels == nil {
+		ks.addRaw(e)
+		if len(ks.raw) >= smallKey {
+			s.buildTiles(ks)
+		}
+		return
 	}
+	if s.raw {
+		ks.addRaw(e)
+	}
+	s.addToTiles(ks, e)
+}
+
+// smallKey is the number of events from which a key gets tiles. Below it
+// a key keeps only its raw events, which every read scans: cheaper than
+// merging tiles, and most keys of a feature store have few events.
+const smallKey = 32
+
+// buildTiles gives a small key its tiles, from its raw events. Interval
+// views keep no raw events once they have tiles.
+func (s *Store) buildTiles(ks *keyState) {
+	ks.levels = make([]level, len(s.levels))
+	for _, e := range ks.raw {
+		s.addToTiles(ks, e)
+	}
+	if !s.raw {
+		ks.raw = nil
+	}
+}
+
+// addToTiles adds e to its tile at every level.
+func (s *Store) addToTiles(ks *keyState, e rawEvent) {
 	for li, res := range s.levels {
-		states := ks.levels[li].tile(floorTo(o.TS, res), s.plan.States)
+		states := ks.levels[li].tile(floorTo(e.o.TS, res), s.plan.States)
 		for ai, st := range states {
-			if v := vals[s.input[ai]]; !v.IsNull() {
-				st.Add(v, o)
+			if v := e.vals[s.input[ai]]; !v.IsNull() {
+				st.Add(v, e.o)
 			}
 		}
 	}
@@ -262,6 +294,10 @@ func (s *Store) Read(key string, t int64, out []schema.Value) {
 // collect merges everything of aggregator ai with event time in [a, b)
 // into acc: raw events for the unaligned edges, tiles for the rest.
 func (s *Store) collect(ks *keyState, key string, ai int, acc State, a, b int64, sc *readScratch) {
+	if ks.levels == nil { // a small key: raw events only
+		ks.addRawRange(s.input[ai], acc, a, b)
+		return
+	}
 	r0 := s.levels[0]
 	a0, b0 := ceilTo(a, r0), floorTo(b, r0)
 	if a0 >= b0 {
@@ -303,10 +339,16 @@ func (l *level) merge(ai int, acc State, a, b int64) {
 
 // addRaw adds the raw events with event time in [a, b) to acc.
 func (s *Store) addRaw(ks *keyState, ai int, acc State, a, b int64) {
-	if a >= b || !s.raw {
+	if s.raw {
+		ks.addRawRange(s.input[ai], acc, a, b)
+	}
+}
+
+// addRawRange adds input in of the raw events in [a, b) to acc.
+func (ks *keyState) addRawRange(in int, acc State, a, b int64) {
+	if a >= b {
 		return
 	}
-	in := s.input[ai]
 	i := sort.Search(len(ks.raw), func(i int) bool { return ks.raw[i].o.TS >= a })
 	for ; i < len(ks.raw) && ks.raw[i].o.TS < b; i++ {
 		if v := ks.raw[i].vals[in]; !v.IsNull() {

@@ -232,26 +232,57 @@ func metrics(b *batch, plan *ingestPlan, now time.Time) *IngestResponse {
 // applied too (they are in the log, and as_of reads of the past see them),
 // but were not counted.
 func apply(b *batch, plan *ingestPlan, seq uint64, now time.Time) {
+	var tasks []applyTask
 	idx := 0
 	for si := range b.sections {
 		s := &b.sections[si]
 		for vi, v := range s.src.views {
-			var online, offline int64
-			for r := range plan.projs[si][vi] {
-				p := &plan.projs[si][vi][r]
-				v.applyProjected(p, seq, idx+r)
-				if counts(v, p, now) {
-					online++
-				}
-			}
-			if v.def.Offline && s.src.def.LogOffline {
-				offline = online
-			}
-			if v.def.Online {
-				v.stats.online.Add(online)
-			}
-			v.stats.offline.Add(offline)
+			tasks = append(tasks, applyTask{v: v, projs: plan.projs[si][vi], base: idx, logOffline: s.src.def.LogOffline})
 		}
 		idx += s.n
+	}
+	if idx < minParallelApply || len(tasks) < 2 {
+		for i := range tasks {
+			tasks[i].run(seq, now)
+		}
+		return
+	}
+	var wg sync.WaitGroup // views are independent: large requests apply them in parallel
+	for i := range tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tasks[i].run(seq, now)
+		}()
+	}
+	wg.Wait()
+}
+
+// minParallelApply is the request size (records) from which the views of
+// a request are applied in parallel.
+const minParallelApply = 256
+
+// applyTask applies one section's projections to one view.
+type applyTask struct {
+	v          *viewRT
+	projs      []projected
+	base       int // index in the entry of the section's first record
+	logOffline bool
+}
+
+func (t *applyTask) run(seq uint64, now time.Time) {
+	var online int64
+	for r := range t.projs {
+		p := &t.projs[r]
+		t.v.applyProjected(p, seq, t.base+r)
+		if counts(t.v, p, now) {
+			online++
+		}
+	}
+	if t.v.def.Online {
+		t.v.stats.online.Add(online)
+	}
+	if t.v.def.Offline && t.logOffline {
+		t.v.stats.offline.Add(online)
 	}
 }

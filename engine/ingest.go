@@ -127,60 +127,85 @@ func (db *DB) append(b *batch, now time.Time) (uint64, error) {
 func (db *DB) validate(b *batch, now time.Time) *ingestPlan {
 	plan := &ingestPlan{projs: make([][][]projected, len(b.sections))}
 	maxTs := now.Add(db.opts.MaxClockSkew).UnixNano()
-	pj := projector{chunk: servedValues(b)}
 	for si := range b.sections {
 		s := &b.sections[si]
 		views := s.src.views
 		plan.projs[si] = make([][]projected, len(views))
-		for vi := range views {
-			plan.projs[si][vi] = make([]projected, s.n)
-		}
-		for r := 0; r < s.n; r++ {
-			if s.bad != nil && s.bad[r] {
-				continue
+		errs := make([][]string, len(views))
+		pass := func(vi int) { plan.projs[si][vi], errs[vi] = db.validateView(s, views[vi], maxTs) }
+		if s.n >= minParallelApply && len(views) > 1 {
+			var wg sync.WaitGroup // views are independent: large requests check them in parallel
+			for vi := range views {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					pass(vi)
+				}()
 			}
-			db.validateRow(b, s, plan.projs[si], r, now, maxTs, &pj)
+			wg.Wait()
+		} else {
+			for vi := range views {
+				pass(vi)
+			}
 		}
+		recordRowErrors(b, s, plan.projs[si], errs, now)
 	}
 	return plan
 }
 
-// servedValues is how many served values b's rows can produce: the slab
-// size that wastes nothing.
-func servedValues(b *batch) int {
-	n := 0
-	for i := range b.sections {
-		s := &b.sections[i]
-		for _, v := range s.src.views {
-			n += s.n * len(v.servedIdx)
+// validateView projects every row of s onto v. errs, nil when every row
+// passes, holds each failing row's error message.
+func (db *DB) validateView(s *batchSection, v *viewRT, maxTs int64) (projs []projected, errs []string) {
+	pj := projector{chunk: s.n * len(v.servedIdx)}
+	projs = make([]projected, s.n)
+	fail := func(r int, msg string) {
+		if errs == nil {
+			errs = make([]string, s.n)
+		}
+		errs[r] = msg
+	}
+	for r := 0; r < s.n; r++ {
+		if s.bad != nil && s.bad[r] {
+			continue
+		}
+		p, err := v.project(s.row(r), &pj)
+		switch {
+		case err != nil:
+			fail(r, err.Error())
+		case p.ts > maxTs:
+			fail(r, fmt.Sprintf("timestamp %s is more than %v in the future (the allowed clock skew); check the producer's clock",
+				time.Unix(0, p.ts).UTC().Format(time.RFC3339Nano), db.opts.MaxClockSkew))
+		default:
+			projs[r] = p
 		}
 	}
-	return n
+	return projs, errs
 }
 
-func (db *DB) validateRow(b *batch, s *batchSection, projs [][]projected, r int, now time.Time, maxTs int64, pj *projector) {
-	row := s.row(r)
-	src := s.src.def.Name
-	expiredEverywhere := true
-	for vi, v := range s.src.views {
-		p, err := v.project(row, pj)
-		if err != nil {
-			b.recordError(v.def.Name, src, r, "%v", err)
-			return
+// recordRowErrors reports, per row, the first view (in file order) that
+// rejected it, or that the row is outside the TTL of every view.
+func recordRowErrors(b *batch, s *batchSection, projs [][]projected, errs [][]string, now time.Time) {
+	src, views := s.src.def.Name, s.src.views
+rows:
+	for r := 0; r < s.n; r++ {
+		if s.bad != nil && s.bad[r] {
+			continue
 		}
-		if p.ts > maxTs {
-			b.recordError(v.def.Name, src, r, "timestamp %s is more than %v in the future (the allowed clock skew); check the producer's clock",
-				time.Unix(0, p.ts).UTC().Format(time.RFC3339Nano), db.opts.MaxClockSkew)
-			return
+		for vi, v := range views {
+			if errs[vi] != nil && errs[vi][r] != "" {
+				b.recordError(v.def.Name, src, r, "%s", errs[vi][r])
+				continue rows
+			}
 		}
-		expiredEverywhere = expiredEverywhere && !v.onlineAt(p.ts, now)
-		projs[vi][r] = p
-	}
-	if expiredEverywhere && len(s.src.views) > 0 {
-		v := s.src.views[0]
-		ts := row[v.tsIdx]
-		b.recordError(v.def.Name, src, r, "timestamp %s is outside of the serving TTL of every feature view subscribed to source %q (oldest accepted: %s)",
-			ts.Time().Format(time.RFC3339Nano), src, oldestAccepted(s.src, now).Format(time.RFC3339))
+		expiredEverywhere := len(views) > 0
+		for vi, v := range views {
+			expiredEverywhere = expiredEverywhere && !v.onlineAt(projs[vi][r].ts, now)
+		}
+		if expiredEverywhere {
+			v := views[0]
+			b.recordError(v.def.Name, src, r, "timestamp %s is outside of the serving TTL of every feature view subscribed to source %q (oldest accepted: %s)",
+				s.row(r)[v.tsIdx].Time().Format(time.RFC3339Nano), src, oldestAccepted(s.src, now).Format(time.RFC3339))
+		}
 	}
 }
 

@@ -21,7 +21,10 @@
 // Apply rebuild it by replaying the log through the same projection code
 // that ingest uses.
 //
-// Caveats: aggregate features are parsed, validated and logged but not yet
-// served (GetFeatures answers CodeUnimplemented for them). Open replays the
-// whole log; checkpoints come with segments.
+// Attribute views keep every version of each entity key (the latest before
+// T answers a read as of T); aggregate views keep partial aggregates in
+// tiles (package tiles), exact to the nanosecond for continuous windows.
+//
+// Caveats: all online state lives in memory and Open replays the whole
+// log; checkpoints and segments come with the compaction milestone.
 package engine

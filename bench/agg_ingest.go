@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -10,47 +9,6 @@ import (
 
 	"github.com/featurelog/featurelog/engine"
 )
-
-// AggIngestConfig configures RunAggIngest.
-type AggIngestConfig struct {
-	// TempDir is where the data directories are created (and removed
-	// afterwards). Default os.TempDir().
-	TempDir string
-	// Concurrency is the number of goroutines calling engine.Ingest.
-	// Default 4.
-	Concurrency int
-	// BatchSize is the number of records per call. Default 1000.
-	BatchSize int
-	// Batches is the number of distinct batches, built before the run
-	// and ingested round-robin; batch i holds users i·BatchSize.. with
-	// event times over the second before the run. Default 64.
-	Batches int
-	// NoSync skips fsyncs. Default false: ingest is durable.
-	NoSync bool
-	Loop
-}
-
-// EnsureDefaults fills in unset fields.
-func (c *AggIngestConfig) EnsureDefaults() {
-	if c.Concurrency == 0 {
-		c.Concurrency = 4
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = 1000
-	}
-	if c.Batches == 0 {
-		c.Batches = 64
-	}
-	c.Loop.EnsureDefaults()
-}
-
-// Validate reports a configuration that cannot run.
-func (c *AggIngestConfig) Validate() error {
-	if c.Concurrency <= 0 || c.BatchSize <= 0 || c.Batches <= 0 {
-		return errors.New("bench: Concurrency, BatchSize and Batches must be positive")
-	}
-	return c.Loop.Validate()
-}
 
 // AggIngestResult holds RunAggIngest's two runs.
 type AggIngestResult struct {
@@ -65,7 +23,7 @@ type AggIngestResult struct {
 // RunAggIngest measures engine.Ingest of the same records into a source
 // with (in effect) no view and into one with three aggregate views, each
 // in a fresh data directory, one after the other.
-func RunAggIngest(cfg AggIngestConfig) (AggIngestResult, error) {
+func RunAggIngest(cfg IngestInProcessConfig) (AggIngestResult, error) {
 	var out AggIngestResult
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -79,7 +37,7 @@ func RunAggIngest(cfg AggIngestConfig) (AggIngestResult, error) {
 	return out, err
 }
 
-func runAggIngest(cfg AggIngestConfig, source string) (Result, error) {
+func runAggIngest(cfg IngestInProcessConfig, source string) (Result, error) {
 	now := time.Now()
 	reqs := make([]*engine.IngestRequest, cfg.Batches)
 	for i := range reqs {

@@ -91,7 +91,7 @@ func TestAggCostGrowthTiny(t *testing.T) {
 }
 
 func TestAggIngestTiny(t *testing.T) {
-	res, err := RunAggIngest(AggIngestConfig{TempDir: t.TempDir(), BatchSize: 50, Batches: 4, Concurrency: 2, Loop: tiny})
+	res, err := RunAggIngest(IngestInProcessConfig{TempDir: t.TempDir(), BatchSize: 50, Batches: 4, Concurrency: 2, Loop: tiny})
 	require.NoError(t, err)
 	checkRun(t, res.Plain, nil, 50)
 	checkRun(t, res.Views, nil, 50)
@@ -168,7 +168,7 @@ func BenchmarkAggCostGrowth(b *testing.B) {
 }
 
 func BenchmarkAggIngest(b *testing.B) {
-	res, err := RunAggIngest(AggIngestConfig{TempDir: b.TempDir(), Loop: benchLoop()})
+	res, err := RunAggIngest(IngestInProcessConfig{TempDir: b.TempDir(), Loop: benchLoop()})
 	require.NoError(b, err)
 	b.Run("plain", func(b *testing.B) { report(b, res.Plain, nil) })
 	b.Run("views", func(b *testing.B) { report(b, res.Views, nil) })

@@ -116,7 +116,7 @@ func (s *suiteRun) aggCostGrowth() ([]Row, error) {
 }
 
 func (s *suiteRun) aggIngest() ([]Row, error) {
-	res, err := RunAggIngest(AggIngestConfig{TempDir: s.cfg.TempDir, Loop: s.loop()})
+	res, err := RunAggIngest(IngestInProcessConfig{TempDir: s.cfg.TempDir, Loop: s.loop()})
 	if err != nil {
 		return nil, err
 	}

@@ -76,14 +76,7 @@ func (s *suiteRun) aggReadHTTPRate() ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	ratio := float64(fl.Latency.P99) / float64(max(tr.Latency.P99, 1))
-	return []Row{
-		{Benchmark: "agg get-features HTTP latency @ 5k req/s p99", Result: fmt.Sprintf("%s (p50 %s)", fmtDur(fl.Latency.P99), fmtDur(fl.Latency.P50)) + errNote(&fl),
-			Baseline: fmt.Sprintf("%s (p50 %s)", fmtDur(tr.Latency.P99), fmtDur(tr.Latency.P50)) + errNote(&tr),
-			Ratio:    fmt.Sprintf("%.2fx", ratio), Target: "<= 1.5x", Verdict: verdict(ratio <= 1.5, &fl, &tr)},
-		{Benchmark: "agg get-features HTTP @ 5k req/s send lag p99 (client)", Result: fmtDur(fl.SendLag.P99), Baseline: fmtDur(tr.SendLag.P99),
-			Ratio: "-", Target: "-", Verdict: "-"},
-	}, nil
+	return p99RateRows("agg get-features HTTP", &fl, &tr), nil
 }
 
 func (s *suiteRun) aggBatchHTTPRate() ([]Row, error) {

@@ -437,6 +437,7 @@ type aggRun struct {
 	// vacuously when the generator drifts.
 	stats struct {
 		reads, values, empty, crossTies int
+		flushes, merges                 int
 	}
 	mismatches     []aggMismatch
 	shrunk         map[string]bool // features already shrunk
@@ -474,9 +475,26 @@ func (d *aggRun) clock() time.Time { return time.Unix(0, d.now.Load()).UTC() }
 
 func (d *aggRun) open() {
 	db, err := engine.Open(engine.Options{Dir: d.dir, Now: d.clock, NoSync: true, SegmentSize: 64 << 10,
-		Logger: slog.New(slog.DiscardHandler)})
+		Logger: slog.New(slog.DiscardHandler), DisableAutoFlush: true, CompactionFanIn: 2})
 	require.NoError(d.t, err, "seed %d", d.seed)
 	d.db = db
+}
+
+// maintain flushes the memtables to segments and merges segments at
+// random moments of the workload, so reads merge memtables with segments
+// of every level, and reopens start from a checkpoint.
+func (d *aggRun) maintain() {
+	switch n := d.r.Intn(40); {
+	case n < 3:
+		require.NoError(d.t, d.db.Flush(), "seed %d", d.seed)
+		d.stats.flushes++
+	case n == 3:
+		require.NoError(d.t, d.db.Compact(), "seed %d", d.seed)
+		d.stats.merges++
+	case n == 4:
+		require.NoError(d.t, d.db.CompactAll(), "seed %d", d.seed)
+		d.stats.merges++
+	}
 }
 
 func runAggDiff(t *testing.T, seed int64, size aggSize) {
@@ -538,8 +556,8 @@ func runAggDiff(t *testing.T, seed int64, size aggSize) {
 	gs, s := g.stats, d.stats
 	t.Logf("seed %d: %d requests, %d events (%d duplicates, %d very late, %d around 1970, %d on tile boundaries, %d ahead of the clock, %d null or absent columns), %d rejected requests, %d dry runs",
 		seed, gs.requests, gs.events, gs.dups, gs.veryLate, gs.ancient, gs.boundary, gs.future, gs.nulls, gs.rejected, gs.dryRuns)
-	t.Logf("seed %d: %d reads, %d feature values compared (%d of empty windows, %d 'last' reads with a tie across requests) in %v",
-		seed, s.reads, s.values, s.empty, s.crossTies, time.Since(start).Round(time.Millisecond))
+	t.Logf("seed %d: %d reads, %d feature values compared (%d of empty windows, %d 'last' reads with a tie across requests), %d flushes, %d merges in %v",
+		seed, s.reads, s.values, s.empty, s.crossTies, s.flushes, s.merges, time.Since(start).Round(time.Millisecond))
 	d.report()
 	require.Positive(t, gs.rejected, "the workload never sent a request beyond the clock skew")
 	require.Positive(t, gs.dups, "the workload never sent a duplicate")
@@ -547,6 +565,8 @@ func runAggDiff(t *testing.T, seed int64, size aggSize) {
 	require.Positive(t, gs.ancient, "the workload never sent an event around 1970")
 	require.Positive(t, s.crossTies, "the workload never read a tie across requests")
 	require.Positive(t, s.empty, "the workload never read an empty window")
+	require.Positive(t, s.flushes, "the workload never flushed memtables to segments")
+	require.Positive(t, s.merges, "the workload never merged segments")
 }
 
 // sequentialPhase sends requests from the test goroutine, the clock moving
@@ -558,6 +578,7 @@ func (d *aggRun) sequentialPhase(stage string, requests int, step int64) {
 		require.NoError(d.t, err)
 		d.model.add(evs...)
 		d.tick(step)
+		d.maintain()
 		if i%d.size.every == d.size.every-1 {
 			d.checkpoint()
 		}
@@ -579,7 +600,7 @@ const (
 func (d *aggRun) concurrentPhase(stage string, requests int) {
 	d.stage = stage
 	accepted := make([][]*aggEvent, aggWriters)
-	errs := make([]error, aggWriters+aggReaders)
+	errs := make([]error, aggWriters+aggReaders+1)
 	var writing sync.WaitGroup
 	for w := 0; w < aggWriters; w++ {
 		var keys []string
@@ -609,6 +630,27 @@ func (d *aggRun) concurrentPhase(stage string, requests int) {
 	}
 	done := make(chan struct{})
 	var reading sync.WaitGroup
+	reading.Add(1)
+	go func() { // flushes and merges race with the writers and readers
+		defer reading.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			var err error
+			if i%4 == 3 {
+				err = d.db.Compact()
+			} else {
+				err = d.db.Flush()
+			}
+			if err != nil {
+				errs[aggWriters+aggReaders] = fmt.Errorf("concurrent flush: %w", err)
+				return
+			}
+		}
+	}()
 	for rd := 0; rd < aggReaders; rd++ {
 		r := rand.New(rand.NewSource(d.r.Int63()))
 		reading.Add(1)

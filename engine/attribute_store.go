@@ -114,3 +114,31 @@ func (s *attrStore) stats() (keys, versions int) {
 	}
 	return keys, versions
 }
+
+// sortedKeys returns every key held, sorted bytewise.
+func (s *attrStore) sortedKeys() []string {
+	var out []string
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for k := range sh.keys {
+			out = append(out, k)
+		}
+		sh.mu.RUnlock()
+	}
+	sort.Strings(out)
+	return out
+}
+
+// history returns key's versions. The slice is shared: only a frozen
+// store's histories (no more inserts) may be read without the lock.
+func (s *attrStore) history(key string) ([]version, bool) {
+	sh := s.shard(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	h := sh.keys[key]
+	if h == nil {
+		return nil, false
+	}
+	return *h, true
+}

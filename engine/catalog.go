@@ -131,9 +131,10 @@ func buildView(ws *workspace, def *repo.FeatureView, vm viewMeta, prev *workspac
 		return nil, err
 	}
 	v.version, v.createdAt = vm.Version, vm.CreatedAt
+	v.data.identify(ws.name, def.Name, vm.Version, vm.Fingerprint, def.Aggregate())
 	if prev != nil {
 		if old := prev.views[def.Name]; old != nil && old.version == v.version {
-			v.store, v.tiles, v.stats = old.store, old.tiles, old.stats
+			v.data, v.stats = old.data, old.stats
 		}
 	}
 	return v, nil

@@ -5,9 +5,16 @@ package engine_test
 // TestCrashKill runs a real node (engine + httpapi on 127.0.0.1:0) in a
 // child process (this test binary re-executed as TestCrashChild), ingests
 // into it over HTTP from several goroutines, SIGKILLs it at random moments
-// and restarts it on the same data directory. After every restart every
-// acknowledged record must be served, and the log must hold every
-// acknowledged record exactly once and no record that was never sent.
+// and restarts it on the same data directory. After every kill the log
+// must hold every acknowledged record exactly once and no record that was
+// never sent. After every restart every acknowledged record must be
+// served, and so must, per writer, the count and sum of n (an aggregate
+// view) over exactly the records in the log: a record in flight at a kill
+// may or may not have made it, but none may be lost or counted twice.
+//
+// TestCrashKillCompaction (crash_compact_test.go) runs the same workload
+// against a node that flushes and merges all the time, and aims kills at
+// flushes and merges.
 //
 //	go test ./engine -run TestCrashKill -crash.cycles=200
 
@@ -27,6 +34,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +50,8 @@ import (
 	"github.com/featurelog/featurelog/wal"
 )
 
-var crashCycles = flag.Int("crash.cycles", 50, "kill/restart cycles of TestCrashKill")
+var crashCycles = flag.Int("crash.cycles", 0,
+	"kill/restart cycles of TestCrashKill and TestCrashKillCompaction (0: their defaults, 50 and 20)")
 
 // crashChildEnv names the data directory of the child node; its presence
 // makes TestCrashChild run the node instead of skipping.
@@ -51,10 +60,21 @@ const crashChildEnv = "FEATURELOG_CRASH_CHILD_DIR"
 // crashAddrPrefix starts the line on which the child prints its address.
 const crashAddrPrefix = "FEATURELOG_CRASH_ADDR="
 
+// crashMaintPrefix starts the lines on which a child running crashMaintain
+// announces its flushes and merges on stderr: "begin <op>", "end <op>" and
+// "error <op>: <err>", op being flush, merge or merge-all.
+const crashMaintPrefix = "FEATURELOG_CRASH_MAINT "
+
+// crashWriters is how many goroutines ingest; a record's writer column is
+// the index of the goroutine that sent it.
+const crashWriters = 4
+
 const crashRepo = `workspace: crash
 entities:
   - name: event
     join_keys: [event_id]
+  - name: writer
+    join_keys: [writer]
 sources:
   - name: crash_events
     schema:
@@ -70,27 +90,45 @@ feature_views:
     features:
       - attribute: {name: writer}
       - attribute: {name: n}
+  - name: crash_writers
+    source: crash_events
+    entities: [writer]
+    timestamp_field: ts
+    features:
+      - aggregate: {input: n, function: count, window: lifetime, name: n_count}
+      - aggregate: {input: n, function: sum, window: lifetime, name: n_sum}
 feature_services:
   - name: crash_fs
     features: [crash_fv]
+  - name: crash_writers_fs
+    features: [crash_writers]
 `
 
 // crashRecord is what was sent for one event id.
 type crashRecord struct{ writer, n int64 }
 
-// TestCrashChild is the child node of TestCrashKill. It serves until it is
-// killed, or until its stdin closes (the parent is gone).
+// writerTotals is, per writer, the count and sum of n of a set of records.
+type writerTotals [crashWriters]struct{ Count, Sum int64 }
+
+// TestCrashChild is the child node of the crash tests. It serves until it
+// is killed, or until its stdin closes (the parent is gone). Its engine
+// options come from the environment (crashChildOptions).
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv(crashChildEnv)
 	if dir == "" {
 		t.Skip("helper process of TestCrashKill")
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	db, err := engine.Open(engine.Options{Dir: dir, Logger: logger, Holder: "TestCrashChild"})
+	// The engine logs at Info, so that the log shows its flushes.
+	opts := engine.Options{Dir: dir, Holder: "TestCrashChild",
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	maintain, err := crashChildOptions(&opts)
+	require.NoError(t, err)
+	db, err := engine.Open(opts)
 	require.NoError(t, err)
 	defer db.Close()
 	_, err = db.Apply("crash.yaml", []byte(crashRepo))
 	require.NoError(t, err)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := httpapi.New(db, httpapi.Options{Addr: "127.0.0.1:0", NoAuth: true, Logger: logger})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -99,6 +137,9 @@ func TestCrashChild(t *testing.T) {
 		cancel()
 	}()
 	err = srv.ListenAndServe(ctx, func(a net.Addr) {
+		if maintain > 0 {
+			go crashMaintain(db, maintain)
+		}
 		fmt.Fprintf(os.Stdout, "%s%s\n", crashAddrPrefix, a)
 	})
 	require.NoError(t, err)
@@ -108,21 +149,23 @@ func TestCrashChild(t *testing.T) {
 type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
+	log   *childLog
 	url   string
 }
 
-// startChild starts the node on dir and waits for its address.
-func startChild(t *testing.T, dir string, logFile *os.File) *child {
+// startChild starts the node on dir, with env added to its environment,
+// and waits for its address.
+func startChild(t *testing.T, dir string, env []string, logFile *os.File) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
-	cmd.Stderr = logFile
+	cmd.Env = append(append(os.Environ(), crashChildEnv+"="+dir), env...)
+	c := &child{cmd: cmd, log: &childLog{file: logFile}}
+	cmd.Stderr = c.log
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	stdin, err := cmd.StdinPipe()
+	c.stdin, err = cmd.StdinPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	c := &child{cmd: cmd, stdin: stdin}
 	t.Cleanup(func() { c.kill() })
 
 	addr := make(chan string, 1)
@@ -147,7 +190,8 @@ func startChild(t *testing.T, dir string, logFile *os.File) *child {
 	return c
 }
 
-// kill SIGKILLs the child and reaps it. It is idempotent.
+// kill SIGKILLs the child and reaps it. It is idempotent. Once it returns,
+// the child's log is complete.
 func (c *child) kill() {
 	if c.cmd.ProcessState != nil {
 		return
@@ -157,12 +201,97 @@ func (c *child) kill() {
 	c.stdin.Close()
 }
 
+// killAtMaint kills the child delay after it next announces a flush or
+// merge starting; it reports false if none started within 10s.
+func (c *child) killAtMaint(delay time.Duration) bool {
+	fired := make(chan struct{})
+	c.log.aimAt(func() {
+		go func() {
+			time.Sleep(delay)
+			c.cmd.Process.Kill() // safe alongside Wait; kill reaps the child
+			close(fired)
+		}()
+	})
+	select {
+	case <-fired:
+		return true
+	case <-time.After(10 * time.Second):
+		return false
+	}
+}
+
 func tail(f *os.File) string {
 	data, _ := os.ReadFile(f.Name())
 	if len(data) > 4000 {
 		data = data[len(data)-4000:]
 	}
 	return string(data)
+}
+
+// childLog is a child's stderr: it appends it to the shared log file and
+// follows the child's announcements (crashMaintPrefix lines).
+type childLog struct {
+	file *os.File
+	// mu guards the fields below; Write runs on exec's copying goroutine.
+	mu struct {
+		sync.Mutex
+		line []byte   // the unfinished last line
+		op   string   // the announced operation running, "" if none
+		errs []string // failures the child announced
+		aim  func()   // if set, called once, as the next operation begins
+	}
+}
+
+func (l *childLog) Write(p []byte) (int, error) {
+	if _, err := l.file.Write(p); err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mu.line = append(l.mu.line, p...)
+	for {
+		i := bytes.IndexByte(l.mu.line, '\n')
+		if i < 0 {
+			break
+		}
+		l.lineLocked(string(l.mu.line[:i]))
+		l.mu.line = append(l.mu.line[:0], l.mu.line[i+1:]...)
+	}
+	return len(p), nil
+}
+
+func (l *childLog) lineLocked(line string) {
+	msg, ok := strings.CutPrefix(line, crashMaintPrefix)
+	if !ok {
+		return
+	}
+	verb, op, _ := strings.Cut(msg, " ")
+	switch verb {
+	case "begin":
+		l.mu.op = op
+		if l.mu.aim != nil {
+			l.mu.aim()
+			l.mu.aim = nil
+		}
+	case "end":
+		l.mu.op = ""
+	case "error":
+		l.mu.errs = append(l.mu.errs, op)
+	}
+}
+
+func (l *childLog) aimAt(f func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mu.aim = f
+}
+
+// state returns the operation running and the failures announced so far;
+// after the child's death, the operation its kill interrupted.
+func (l *childLog) state() (op string, errs []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.op, slices.Clone(l.mu.errs)
 }
 
 // crashState is what the parent knows: every id sent and every id
@@ -183,42 +312,109 @@ func (s *crashState) ackedCopy() map[string]crashRecord {
 	return out
 }
 
+// crashConfig is a crash test's node and workload.
+type crashConfig struct {
+	cycles    int      // kill/restart cycles (-crash.cycles overrides; -short caps at 5)
+	maxTarget int      // requests acknowledged before a kill: uniform in [0, maxTarget)
+	env       []string // added to the child's environment: its engine options
+	// aimAtMaint is the share of kills aimed at a flush or merge: once
+	// the target is reached, the child dies 0–aimDelay after it next
+	// announces one starting. The child must announce them
+	// (crashMaintainEnv).
+	aimAtMaint float64
+	aimDelay   time.Duration
+	// afterKill, if set, inspects the data directory a kill left, before
+	// anything recovers it; op is the announced operation the kill
+	// interrupted, "" if none.
+	afterKill func(t *testing.T, dir, stage, op string)
+}
+
+// crashRun is one run of a crash test.
+type crashRun struct {
+	t       *testing.T
+	cfg     crashConfig
+	r       *rand.Rand
+	dir     string   // the node's data directory
+	scratch string   // where checkLog copies the log
+	logFile *os.File // every child's stderr, in order
+	st      *crashState
+	cycles  int
+	// want is, per writer, the totals of the records in the log after
+	// the last kill: what the node must serve until it ingests more.
+	want writerTotals
+	// killsIn counts the kills by the announced operation they
+	// interrupted ("" none), and aimed the kills aimed at one.
+	killsIn map[string]int
+	aimed   int
+}
+
 func TestCrashKill(t *testing.T) {
-	cycles := *crashCycles
+	runCrash(t, crashConfig{cycles: 50, maxTarget: 40})
+}
+
+// runCrash kills and restarts a child node cfg.cycles times, checking
+// after every kill and every restart.
+func runCrash(t *testing.T, cfg crashConfig) *crashRun {
+	c := &crashRun{t: t, cfg: cfg, cycles: cfg.cycles, dir: filepath.Join(t.TempDir(), "data"),
+		scratch: t.TempDir(), killsIn: map[string]int{},
+		st: &crashState{sent: map[string]crashRecord{}, acked: map[string]crashRecord{}}}
+	if *crashCycles > 0 {
+		c.cycles = *crashCycles
+	}
 	if testing.Short() {
-		cycles = min(cycles, 5)
+		c.cycles = min(c.cycles, 5)
 	}
 	seed := time.Now().UnixNano()
-	r := rand.New(rand.NewSource(seed))
-	t.Logf("seed %d, %d cycles", seed, cycles)
-	dir := filepath.Join(t.TempDir(), "data")
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "child.log"))
+	c.r = rand.New(rand.NewSource(seed))
+	t.Logf("seed %d, %d cycles", seed, c.cycles)
+	var err error
+	c.logFile, err = os.Create(filepath.Join(t.TempDir(), "child.log"))
 	require.NoError(t, err)
-	defer logFile.Close()
-	st := &crashState{sent: map[string]crashRecord{}, acked: map[string]crashRecord{}}
+	t.Cleanup(func() { c.logFile.Close() })
 
-	for cycle := 0; cycle < cycles; cycle++ {
-		c := startChild(t, dir, logFile)
-		verifyServed(t, c.url, st.ackedCopy(), fmt.Sprintf("cycle %d, after restart", cycle))
-		target := int64(r.Intn(40)) // acknowledged requests before the kill; 0: at once
-		ingestUntilKilled(t, c, st, cycle, target, r.Int63())
-		if cycle%2 == 1 {
-			// Every other cycle the parent recovers the directory itself and
-			// counts; otherwise the child recovers what the kill left.
-			verifyInProcess(t, dir, st, fmt.Sprintf("cycle %d, after kill", cycle))
-		}
+	for cycle := 0; cycle < c.cycles; cycle++ {
+		c.cycle(cycle)
 	}
-	verifyInProcess(t, dir, st, "after the last kill")
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	t.Logf("%d records sent, %d acknowledged", len(st.sent), len(st.acked))
-	require.NotEmpty(t, st.acked, "no request was ever acknowledged")
+	c.verifyInProcess("after the last kill")
+	c.st.mu.Lock()
+	defer c.st.mu.Unlock()
+	t.Logf("%d records sent, %d acknowledged", len(c.st.sent), len(c.st.acked))
+	require.NotEmpty(t, c.st.acked, "no request was ever acknowledged")
+	return c
+}
+
+// cycle starts the node, checks what it serves, ingests, kills it and
+// checks what the kill left.
+func (c *crashRun) cycle(cycle int) {
+	ch := startChild(c.t, c.dir, c.cfg.env, c.logFile)
+	stage := fmt.Sprintf("cycle %d, after restart", cycle)
+	verifyServed(c.t, ch.url, c.st.ackedCopy(), stage)
+	c.verifyWritersServed(ch.url, stage)
+	target := int64(c.r.Intn(c.cfg.maxTarget)) // acknowledged requests before the kill; 0: at once
+	aim := c.r.Float64() < c.cfg.aimAtMaint
+	delay := time.Duration(c.r.Int63n(int64(c.cfg.aimDelay) + 1))
+	c.ingestUntilKilled(ch, cycle, target, c.r.Int63(), aim, delay)
+
+	stage = fmt.Sprintf("cycle %d, after kill", cycle)
+	op, errs := ch.log.state()
+	assert.Empty(c.t, errs, "%s: the child's flushes or merges failed", stage)
+	c.killsIn[op]++
+	if c.cfg.afterKill != nil {
+		c.cfg.afterKill(c.t, c.dir, stage, op)
+	}
+	c.want = c.checkLog(stage)
+	if cycle%2 == 1 {
+		// Every other cycle the parent recovers the directory itself and
+		// counts; otherwise the child recovers what the kill left.
+		c.verifyInProcess(stage)
+	}
 }
 
 // ingestUntilKilled runs writers against the child until target requests
-// have been acknowledged, then SIGKILLs the child with requests in flight.
-func ingestUntilKilled(t *testing.T, c *child, st *crashState, cycle int, target, seed int64) {
-	const writers = 4
+// have been acknowledged, then SIGKILLs the child with requests in flight:
+// at once, or, if aim, delay after it next starts a flush or merge.
+func (c *crashRun) ingestUntilKilled(ch *child, cycle int, target, seed int64, aim bool, delay time.Duration) {
+	t, st := c.t, c.st
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
 	var acks atomic.Int64
@@ -228,7 +424,7 @@ func ingestUntilKilled(t *testing.T, c *child, st *crashState, cycle int, target
 		once.Do(func() { close(reached) })
 	}
 	var wg sync.WaitGroup
-	for w := 0; w < writers; w++ {
+	for w := 0; w < crashWriters; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
@@ -253,7 +449,7 @@ func ingestUntilKilled(t *testing.T, c *child, st *crashState, cycle int, target
 					st.sent[id] = rec
 				}
 				st.mu.Unlock()
-				resp, err := client.Post(c.url+"/ingest", "application/json", &body)
+				resp, err := client.Post(ch.url+"/ingest", "application/json", &body)
 				if err != nil {
 					return // the node is gone
 				}
@@ -282,7 +478,13 @@ func ingestUntilKilled(t *testing.T, c *child, st *crashState, cycle int, target
 	case <-time.After(60 * time.Second):
 		t.Errorf("cycle %d: %d of %d requests acknowledged within 60s", cycle, acks.Load(), target)
 	}
-	c.kill()
+	if aim {
+		c.aimed++
+		if !ch.killAtMaint(delay) {
+			t.Errorf("cycle %d: the child started no flush or merge within 10s; its log: %s", cycle, tail(c.logFile))
+		}
+	}
+	ch.kill()
 	wg.Wait()
 }
 
@@ -298,23 +500,10 @@ func verifyServed(t *testing.T, url string, acked map[string]crashRecord, stage 
 		for _, id := range chunk {
 			rows = append(rows, fmt.Sprintf(`{"join_key_map":{"event_id":%q}}`, id))
 		}
-		body := `{"params":{"workspace_name":"crash","feature_service_name":"crash_fs","request_data":[` + strings.Join(rows, ",") + `]}}`
-		resp, err := http.Post(url+"/api/v1/feature-service/get-features-batch", "application/json", strings.NewReader(body))
-		require.NoError(t, err, stage)
-		data, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", stage, data)
-		var out struct {
-			Result []struct {
-				Features []*string `json:"features"`
-			} `json:"result"`
-		}
-		require.NoError(t, json.Unmarshal(data, &out), stage)
-		require.Len(t, out.Result, len(chunk), stage)
+		out := getFeaturesBatch(t, url, "crash_fs", rows, stage)
 		for i, id := range chunk {
 			want := acked[id]
-			f := out.Result[i].Features
+			f := out[i]
 			require.Len(t, f, 2, stage)
 			require.NotNil(t, f[0], "%s: acknowledged record %s is not served", stage, id)
 			require.NotNil(t, f[1], "%s: acknowledged record %s is not served", stage, id)
@@ -324,16 +513,73 @@ func verifyServed(t *testing.T, url string, acked map[string]crashRecord, stage 
 	}
 }
 
-// verifyInProcess opens the killed node's directory in this process:
-// every acknowledged record is served, and the log holds each of them
-// exactly once and nothing that was never sent.
-func verifyInProcess(t *testing.T, dir string, st *crashState, stage string) {
+// verifyWritersServed reads the per-writer count and sum from a running
+// node: they must be those of the records in the log.
+func (c *crashRun) verifyWritersServed(url, stage string) {
+	t := c.t
 	t.Helper()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	db, err := engine.Open(engine.Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+	var rows []string
+	for w := 0; w < crashWriters; w++ {
+		rows = append(rows, fmt.Sprintf(`{"join_key_map":{"writer":%d}}`, w))
+	}
+	out := getFeaturesBatch(t, url, "crash_writers_fs", rows, stage)
+	var got writerTotals
+	for w, f := range out {
+		require.Len(t, f, 2, stage)
+		for i, dst := range []*int64{&got[w].Count, &got[w].Sum} {
+			if f[i] == nil {
+				continue // nothing yet: 0
+			}
+			v, err := strconv.ParseInt(*f[i], 10, 64)
+			require.NoError(t, err, "%s: writer %d", stage, w)
+			*dst = v
+		}
+	}
+	c.requireWriters(got, stage)
+}
+
+// requireWriters compares served per-writer totals with the log's.
+func (c *crashRun) requireWriters(got writerTotals, stage string) {
+	c.t.Helper()
+	require.Equal(c.t, c.want, got,
+		"%s: per writer, the count and sum of n served (actual) are not those of the records in the log (expected): a record lost or counted twice", stage)
+}
+
+// getFeaturesBatch posts one get-features-batch request for rows (request
+// data items) and returns each row's features.
+func getFeaturesBatch(t *testing.T, url, service string, rows []string, stage string) [][]*string {
+	t.Helper()
+	body := `{"params":{"workspace_name":"crash","feature_service_name":"` + service + `","request_data":[` + strings.Join(rows, ",") + `]}}`
+	resp, err := http.Post(url+"/api/v1/feature-service/get-features-batch", "application/json", strings.NewReader(body))
 	require.NoError(t, err, stage)
-	ids := sortedIDs(st.acked)
+	data, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", stage, data)
+	var out struct {
+		Result []struct {
+			Features []*string `json:"features"`
+		} `json:"result"`
+	}
+	require.NoError(t, json.Unmarshal(data, &out), stage)
+	require.Len(t, out.Result, len(rows), stage)
+	res := make([][]*string, len(rows))
+	for i, r := range out.Result {
+		res[i] = r.Features
+	}
+	return res
+}
+
+// verifyInProcess opens the killed node's directory in this process:
+// every acknowledged record is served, and so are the per-writer totals of
+// the log; after Close the log still holds what it held.
+func (c *crashRun) verifyInProcess(stage string) {
+	t := c.t
+	t.Helper()
+	acked := c.st.ackedCopy()
+	db, err := engine.Open(engine.Options{Dir: c.dir, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err, stage)
+	ids := sortedIDs(acked)
 	jks := make([]map[string]any, len(ids))
 	for i, id := range ids {
 		jks[i] = map[string]any{"event_id": id}
@@ -343,25 +589,65 @@ func verifyInProcess(t *testing.T, dir string, st *crashState, stage string) {
 	for i, id := range ids {
 		f := vecs[i].Features
 		require.Equal(t, engine.Present, f[0].Status, "%s: acknowledged record %s is not served", stage, id)
-		assert.Equal(t, st.acked[id].writer, f[0].Value.I, "%s: record %s", stage, id)
-		assert.Equal(t, st.acked[id].n, f[1].Value.I, "%s: record %s", stage, id)
+		assert.Equal(t, acked[id].writer, f[0].Value.I, "%s: record %s", stage, id)
+		assert.Equal(t, acked[id].n, f[1].Value.I, "%s: record %s", stage, id)
 	}
+	jks = jks[:0]
+	for w := 0; w < crashWriters; w++ {
+		jks = append(jks, map[string]any{"writer": int64(w)})
+	}
+	vecs, err = db.GetFeaturesBatch("crash", "crash_writers_fs", jks, time.Time{})
+	require.NoError(t, err, stage)
+	var got writerTotals
+	for w, v := range vecs {
+		if f := v.Features; f[0].Status == engine.Present {
+			got[w].Count, got[w].Sum = f[0].Value.I, f[1].Value.I
+		}
+	}
+	c.requireWriters(got, stage+", in process")
 	require.NoError(t, db.Close(), stage)
+	require.Equal(t, c.want, c.checkLog(stage+", after an in-process open"), "%s: opening changed the log", stage)
+	t.Logf("%s: %d acknowledged records and the writers' totals verified in process", stage, len(ids))
+}
 
-	counts := logCounts(t, dir, "crash_events", "event_id")
-	for _, id := range ids {
+// checkLog reads a copy of the log (so that the node, not this check,
+// repairs a torn tail of the real one): it must hold every acknowledged
+// record exactly once, and at most once records that were sent but not
+// acknowledged, and nothing else. It returns the per-writer totals of the
+// records it holds: what the node must serve.
+func (c *crashRun) checkLog(stage string) writerTotals {
+	t := c.t
+	t.Helper()
+	counts := logCounts(t, copyLog(t, c.dir, c.scratch), "crash_events", "event_id")
+	c.st.mu.Lock()
+	defer c.st.mu.Unlock()
+	for id := range c.st.acked {
 		require.Equal(t, 1, counts[id], "%s: acknowledged record %s is in the log %d times", stage, id, counts[id])
 	}
+	var totals writerTotals
 	unacked := 0
 	for id, n := range counts {
-		_, sent := st.sent[id]
+		rec, sent := c.st.sent[id]
 		require.True(t, sent, "%s: the log holds record %s, which was never sent", stage, id)
 		require.Equal(t, 1, n, "%s: record %s is in the log %d times", stage, id, n)
-		if _, ok := st.acked[id]; !ok {
+		totals[rec.writer].Count++
+		totals[rec.writer].Sum += rec.n
+		if _, ok := c.st.acked[id]; !ok {
 			unacked++
 		}
 	}
-	t.Logf("%s: %d acknowledged records verified; %d records in the log were in flight at a kill", stage, len(ids), unacked)
+	t.Logf("%s: the log holds the %d acknowledged records once each, and %d that were in flight at a kill", stage, len(c.st.acked), unacked)
+	return totals
+}
+
+// copyLog copies the log of data directory dir into scratch, replacing
+// any earlier copy, and returns the data directory of the copy.
+func copyLog(t *testing.T, dir, scratch string) string {
+	t.Helper()
+	dst := filepath.Join(scratch, "wal")
+	require.NoError(t, os.RemoveAll(dst))
+	require.NoError(t, os.CopyFS(dst, os.DirFS(filepath.Join(dir, "wal"))))
+	return scratch
 }
 
 // logCounts reads the log in dir directly and counts, per value of the

@@ -3,11 +3,15 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"math"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/featurelog/featurelog/compaction"
 	"github.com/featurelog/featurelog/internal/auth"
 	"github.com/featurelog/featurelog/internal/dirlock"
 	"github.com/featurelog/featurelog/internal/record"
@@ -33,6 +37,18 @@ type DB struct {
 	ingestMu sync.RWMutex // readers: Ingest; writer: Apply's swap and rebuild
 	cat      atomic.Pointer[catalog]
 	closed   atomic.Bool
+
+	// Flushes and merges (compact.go). maint serializes them and guards
+	// man and viewsByID. Lock order: maint, then applyMu, then ingestMu.
+	maint     sync.Mutex
+	man       *manifest
+	viewsByID map[string]*viewData // view versions with segments, by viewData.id
+	maintStop chan struct{}
+	maintDone chan struct{}
+	maintErr  atomic.Pointer[error] // the last background failure
+	flushes   atomic.Int64
+	merges    atomic.Int64
+	lastFlush atomic.Int64 // Unix ns
 }
 
 // Open opens (or creates) the data directory in opts.Dir, locks it,
@@ -47,10 +63,21 @@ func Open(opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{opts: opts, lock: lock, hot: newHotTier(opts.HotTierBytes)}
+	db := &DB{opts: opts, lock: lock, hot: newHotTier(opts.HotTierBytes), viewsByID: map[string]*viewData{},
+		maintStop: make(chan struct{}), maintDone: make(chan struct{})}
+	db.lastFlush.Store(time.Now().UnixNano())
+	if db.hot.states, err = newStateCache(opts.StateCacheBytes); err != nil {
+		db.closeFiles()
+		return nil, err
+	}
 	if err := db.open(); err != nil {
 		db.closeFiles()
 		return nil, err
+	}
+	if opts.DisableAutoFlush {
+		close(db.maintDone)
+	} else {
+		go db.maintain()
 	}
 	return db, nil
 }
@@ -66,13 +93,16 @@ func (db *DB) open() error {
 	}
 	db.cat.Store(cat)
 	db.log, err = wal.Open(wal.Options{Dir: filepath.Join(db.opts.Dir, "wal"), SegmentSize: db.opts.SegmentSize,
-		NoSync: db.opts.NoSync, Logger: db.opts.Logger})
+		NoSync: db.opts.NoSync, Logger: db.opts.Logger, CompressMin: logCompressMin})
 	if err != nil {
 		return err
 	}
 	if rep := db.log.Repair(); rep != nil {
 		db.opts.Logger.Warn("repaired torn log tail", "segment", rep.Segment, "offset", rep.Offset,
 			"dropped_bytes", rep.DroppedBytes, "copy", rep.CopyPath)
+	}
+	if err := db.openSegments(cat); err != nil {
+		return err
 	}
 	n, err := db.replay(cat, func(*viewRT) bool { return true })
 	if err != nil {
@@ -82,11 +112,56 @@ func (db *DB) open() error {
 	return nil
 }
 
+// openSegments loads the manifest, opens the segments of every view
+// version in cat, and deletes segment files the manifest does not name.
+func (db *DB) openSegments(cat *catalog) error {
+	var err error
+	if db.man, err = loadManifest(db.opts.Dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(segmentsDir(db.opts.Dir), 0o755); err != nil {
+		return err
+	}
+	removed, err := removeOrphans(db.opts.Dir, db.man)
+	if err != nil {
+		return err
+	}
+	if len(removed) > 0 {
+		db.opts.Logger.Warn("removed segment files no checkpoint names (left by an interrupted flush or merge)", "files", removed)
+	}
+	for _, d := range liveViews(cat) {
+		mv := db.man.Views[d.id]
+		if mv == nil || mv.Fingerprint != d.print {
+			continue
+		}
+		for _, ms := range mv.Segments {
+			r, err := compaction.Open(filepath.Join(segmentsDir(db.opts.Dir), ms.File))
+			if err != nil {
+				return fmt.Errorf("engine: segment of %s: %w", d.id, err)
+			}
+			if m := r.Meta(); m.Workspace != d.meta.Workspace || m.View != d.meta.View || m.Version != d.meta.Version {
+				r.Close()
+				return fmt.Errorf("engine: segment %s belongs to %s/%s@%d, but the checkpoint lists it for %s", ms.File, m.Workspace, m.View, m.Version, d.id)
+			}
+			d.segs = append(d.segs, &segRef{h: compaction.NewHandle(r), id: ms.ID, file: ms.File, level: ms.Level,
+				minSeq: ms.MinSeq, maxSeq: ms.MaxSeq, bytes: ms.Bytes})
+		}
+		d.segs = sortedSegs(d.segs)
+		d.covered = mv.Covered
+		db.viewsByID[d.id] = d
+	}
+	return nil
+}
+
 // Close waits for in-flight appends, closes the log and releases the lock.
 func (db *DB) Close() error {
 	if !db.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	close(db.maintStop)
+	<-db.maintDone // a flush in progress completes; nothing new starts
+	db.maint.Lock()
+	defer db.maint.Unlock()
 	db.ingestMu.Lock() // wait for in-flight ingests to finish applying
 	defer db.ingestMu.Unlock()
 	return db.closeFiles()
@@ -102,6 +177,14 @@ func (db *DB) closeFiles() error {
 	}
 	if db.hot != nil && db.hot.cache != nil {
 		db.hot.cache.Reset() // free its memory now, not at the next GC of an unreachable DB
+	}
+	if db.hot != nil {
+		db.hot.states.close()
+	}
+	if cat := db.cat.Load(); cat != nil {
+		for _, d := range liveViews(cat) {
+			d.closeSegments(false)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -123,8 +206,20 @@ func (db *DB) Healthy() error {
 // replay applies every logged record to the views of cat that want
 // accepts, and returns how many records it read.
 func (db *DB) replay(cat *catalog, want func(*viewRT) bool) (int, error) {
-	r := newReplayer(cat, want)
-	err := db.log.Replay(1, func(seq uint64, payload []byte) error {
+	return db.replayWith(newReplayer(cat, want))
+}
+
+// replayWith replays the log after the views' covered sequences into r's
+// views.
+func (db *DB) replayWith(r *replayer) (int, error) {
+	from := uint64(math.MaxUint64)
+	for _, v := range r.views {
+		from = min(from, v.data.covered+1)
+	}
+	if len(r.views) == 0 || from > db.log.LastSeq() {
+		return 0, nil
+	}
+	err := db.log.Replay(max(from, db.log.FirstSeq()), func(seq uint64, payload []byte) error {
 		e := r.next()
 		if err := record.Decode(payload, e); err != nil {
 			return fmt.Errorf("engine: log entry %d: %w", seq, err)
@@ -136,6 +231,11 @@ func (db *DB) replay(cat *catalog, want func(*viewRT) bool) (int, error) {
 	return r.records, err
 }
 
+// logCompressMin is the payload size from which log entries are stored
+// compressed: batched requests shrink 2–3x; single records are not worth
+// compressing.
+const logCompressMin = 1024
+
 // replayBatchRows is how many decoded records replay gathers before the
 // views apply them.
 const replayBatchRows = 1 << 16
@@ -145,7 +245,8 @@ const replayBatchRows = 1 << 16
 // replay at once, each in log order.
 type replayer struct {
 	cat     *catalog
-	views   []*viewRT // the views to rebuild
+	views   []*viewRT       // the views to rebuild
+	keep    map[string]bool // when set, only records of these entity keys are applied
 	entries []*record.Entry
 	seqs    []uint64
 	used    int // entries of the current batch
@@ -218,7 +319,7 @@ func (r *replayer) apply(v *viewRT) {
 	)
 	for ei, e := range r.entries[:r.used] {
 		ws := r.cat.workspaces[e.Workspace]
-		if ws == nil {
+		if ws == nil || r.seqs[ei] <= v.data.covered {
 			continue
 		}
 		idx := 0
@@ -231,6 +332,9 @@ func (r *replayer) apply(v *viewRT) {
 			rb.reset(v.src, sec.Columns)
 			for row := 0; row < sec.NumRows(); row++ {
 				p, err := v.project(rb.row(sec.Row(row)), &pj)
+				if err == nil && r.keep != nil && !p.skip && !r.keep[p.key] {
+					p.skip = true
+				}
 				if err == nil { // an error: the view's rules changed since the record was accepted
 					v.applyProjected(&p, r.seqs[ei], idx)
 				}

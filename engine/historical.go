@@ -1,11 +1,20 @@
 package engine
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/tiles"
 )
 
 // HistoricalRequest asks for point-in-time correct features of a service
@@ -29,6 +38,9 @@ type HistoricalRequest struct {
 	// Progress, when set, is called now and then with the number of rows
 	// written so far.
 	Progress func(rows int)
+	// ChunkRows is how many spine rows are read, answered and written at a
+	// time (spine mode); memory grows with it. Default 1<<20.
+	ChunkRows int
 }
 
 // Spine supplies the rows of a spine-mode join.
@@ -75,19 +87,650 @@ type SpineError struct {
 func (e *SpineError) Error() string { return fmt.Sprintf("spine row %d: %v", e.Row, e.Err) }
 func (e *SpineError) Unwrap() error { return e.Err }
 
+// spineChunk is how many spine rows are read, answered and written at a
+// time: the join's memory is bounded by it, not by the spine. Each chunk
+// reads the segments once in key order, so a chunk should be large: with
+// few rows per block of a segment, every chunk would decompress the whole
+// segment again. A million rows take a few hundred MB.
+const spineChunk = 1 << 20
+
 // GetFeaturesForEvents answers a spine-mode historical join: for every
 // spine row at time T, in spine order, the row followed by the vector an
-// online read with as_of T returns. Memory is bounded: the spine is read
-// and answered in chunks.
+// online read with as_of T returns. Memory is bounded: the spine is read,
+// validated and answered in chunks, and a chunk's rows are written only
+// after the whole chunk has been validated.
 func (db *DB) GetFeaturesForEvents(ctx context.Context, req *HistoricalRequest, spine Spine, sink HistoricalSink) error {
-	return errorf(CodeUnimplemented, "historical retrieval is not implemented yet")
+	svc, err := db.historicalService(req)
+	if err != nil {
+		return err
+	}
+	j, err := db.newJoin(svc, req)
+	if err != nil {
+		return err
+	}
+	defer j.close()
+	cols := spine.Columns()
+	sp := spineParser{svc: svc, cols: cols, tsCol: -1}
+	if err := sp.bindKeys(); err != nil {
+		return err
+	}
+	written := 0
+	chunkRows := req.ChunkRows
+	if chunkRows <= 0 {
+		chunkRows = spineChunk
+	}
+	for chunk := 0; ; chunk++ {
+		rows, err := readChunk(spine, written, chunkRows)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 && chunk > 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if chunk == 0 {
+			if err := sp.bindTime(req.TimestampKey, rows); err != nil {
+				return err
+			}
+			if err := sink.Begin(j.columns(cols, true)); err != nil {
+				return err
+			}
+		}
+		c, err := sp.parse(rows, written)
+		if err != nil {
+			return err
+		}
+		vals, err := j.answer(c)
+		if err != nil {
+			return err
+		}
+		nf := len(svc.features)
+		for i, row := range rows {
+			if err := sink.Row(row, vals[i*nf:(i+1)*nf]); err != nil {
+				return err
+			}
+		}
+		written += len(rows)
+		if req.Progress != nil {
+			req.Progress(written)
+		}
+		if len(rows) < chunkRows {
+			return nil
+		}
+	}
 }
 
-// GetFeaturesForRange answers a range-mode historical query: for every
-// key, the intervals within [Start, End) over which its feature vector
-// holds, as rows of join keys, _valid_from, _valid_to and the features.
-func (db *DB) GetFeaturesForRange(ctx context.Context, req *HistoricalRequest, sink HistoricalSink) error {
-	return errorf(CodeUnimplemented, "historical retrieval is not implemented yet")
+// readChunk reads up to spineChunk rows; before counts the rows already
+// read, for error messages.
+func readChunk(spine Spine, before, n int) ([][]any, error) {
+	var rows [][]any
+	for len(rows) < n {
+		row, err := spine.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var se *SpineError
+			if errors.As(err, &se) {
+				return nil, &Error{Code: CodeInvalidArgument, Msg: se.Error(), Err: se}
+			}
+			return nil, &Error{Code: CodeInvalidArgument, Msg: fmt.Sprintf("spine row %d: %v", before+len(rows)+1, err), Err: &SpineError{Row: before + len(rows) + 1, Err: err}}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
 }
 
-var _ = time.Time{}
+// historicalService finds the service of a historical request. Unlike
+// online reads, services without online serving qualify.
+func (db *DB) historicalService(req *HistoricalRequest) (*serviceRT, error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
+	ws, err := db.cat.Load().workspace(req.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	svc := ws.services[req.Service]
+	if svc == nil {
+		return nil, errorf(CodeNotFound, "feature service %q not found in workspace %q", req.Service, req.Workspace)
+	}
+	if req.FromSource {
+		for _, f := range svc.features {
+			if src := f.view.src.def; !src.LogOffline {
+				return nil, errorf(CodeInvalidArgument, "from_source recomputes from the offline log, but source %q has log_offline: false", src.Name)
+			}
+		}
+	}
+	return svc, nil
+}
+
+// spineParser turns spine rows into join inputs.
+type spineParser struct {
+	svc     *serviceRT
+	cols    []string
+	tsCol   int
+	keyCols []int // per svc.joinKeys, the spine column
+}
+
+func (sp *spineParser) bindKeys() error {
+	for _, k := range sp.svc.joinKeys {
+		i := indexOf(sp.cols, k)
+		if i < 0 {
+			return errorf(CodeInvalidArgument, "the spine has no column %q, a join key of feature service %q (spine columns: %s)",
+				k, sp.svc.def.Name, strings.Join(sp.cols, ", "))
+		}
+		sp.keyCols = append(sp.keyCols, i)
+	}
+	return nil
+}
+
+func indexOf(xs []string, x string) int {
+	for i, y := range xs {
+		if y == x {
+			return i
+		}
+	}
+	return -1
+}
+
+// bindTime picks the timestamp column: the named one, or the only column
+// whose values in the first chunk are all timestamps.
+func (sp *spineParser) bindTime(name string, rows [][]any) error {
+	if name != "" {
+		if sp.tsCol = indexOf(sp.cols, name); sp.tsCol < 0 {
+			return errorf(CodeInvalidArgument, "timestamp_key %q is not a spine column (spine columns: %s)", name, strings.Join(sp.cols, ", "))
+		}
+		return nil
+	}
+	var found []string
+	for c := range sp.cols {
+		if isTimeColumn(rows, c) {
+			found = append(found, sp.cols[c])
+			sp.tsCol = c
+		}
+	}
+	switch {
+	case len(rows) == 0:
+		sp.tsCol = -1
+		return nil
+	case len(found) == 0:
+		return errorf(CodeInvalidArgument, "no spine column holds RFC 3339 timestamps in every row; name the time column with timestamp_key")
+	case len(found) > 1:
+		return errorf(CodeInvalidArgument, "several spine columns hold timestamps (%s); name the time column with timestamp_key", strings.Join(found, ", "))
+	}
+	return nil
+}
+
+func isTimeColumn(rows [][]any, c int) bool {
+	for _, r := range rows {
+		if _, err := spineTime(r[c]); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func spineTime(x any) (int64, error) {
+	var t time.Time
+	switch v := x.(type) {
+	case time.Time:
+		t = v
+	case string:
+		var err error
+		if t, err = schema.ParseTimestamp(v); err != nil {
+			return 0, err
+		}
+	case nil:
+		return 0, errors.New("is null; every spine row needs a time")
+	default:
+		return 0, fmt.Errorf("%v is not a timestamp", x)
+	}
+	if err := schema.CheckTimestamp(t); err != nil {
+		return 0, err
+	}
+	return t.UnixNano(), nil
+}
+
+// chunkInput is a parsed chunk: per row its time and per view its key.
+type chunkInput struct {
+	ts   []int64
+	keys [][]string // [view][row]
+}
+
+func (sp *spineParser) parse(rows [][]any, before int) (*chunkInput, error) {
+	c := &chunkInput{ts: make([]int64, len(rows))}
+	views := sp.svc.views()
+	c.keys = make([][]string, len(views))
+	for vi := range views {
+		c.keys[vi] = make([]string, len(rows))
+	}
+	jk := map[string]any{}
+	var scratch []byte
+	for i, row := range rows {
+		bad := func(err error) error {
+			se := &SpineError{Row: before + i + 1, Err: err}
+			return &Error{Code: CodeInvalidArgument, Msg: se.Error(), Err: se}
+		}
+		if len(row) != len(sp.cols) {
+			return nil, bad(fmt.Errorf("has %d values for %d columns", len(row), len(sp.cols)))
+		}
+		t, err := spineTime(row[sp.tsCol])
+		if err != nil {
+			return nil, bad(fmt.Errorf("column %q: %w", sp.cols[sp.tsCol], err))
+		}
+		c.ts[i] = t
+		for k, col := range sp.keyCols {
+			jk[sp.svc.joinKeys[k]] = row[col]
+		}
+		for vi, v := range views {
+			key, sc, err := v.keyFromMap(jk, scratch)
+			scratch = sc
+			if err != nil {
+				return nil, bad(err)
+			}
+			c.keys[vi][i] = key
+		}
+	}
+	return c, nil
+}
+
+// views returns the distinct views of the service's features, in order.
+func (s *serviceRT) views() []*viewRT {
+	var out []*viewRT
+	for _, f := range s.features {
+		if len(out) == 0 || out[len(out)-1] != f.view {
+			if !containsView(out, f.view) {
+				out = append(out, f.view)
+			}
+		}
+	}
+	return out
+}
+
+func containsView(vs []*viewRT, v *viewRT) bool {
+	for _, w := range vs {
+		if w == v {
+			return true
+		}
+	}
+	return false
+}
+
+// join answers historical rows of one service from a snapshot of its
+// views' sources, taken when the query starts.
+type join struct {
+	db    *DB
+	svc   *serviceRT
+	views []*viewJoin
+}
+
+type viewJoin struct {
+	v    *viewRT
+	d    *viewData // v.data, or a temporary rebuild from the log (from_source)
+	src  sources
+	outs [][2]int // (feature index in the view, position in the service's vector)
+	held bool     // src's segments are acquired
+	// fromSource: every chunk rebuilds the view from the log, for the
+	// chunk's keys only, into a temporary memtable.
+	fromSource bool
+}
+
+func (db *DB) newJoin(svc *serviceRT, req *HistoricalRequest) (*join, error) {
+	j := &join{db: db, svc: svc}
+	for _, v := range svc.views() {
+		vj := &viewJoin{v: v, d: v.data, fromSource: req.FromSource}
+		for pos, f := range svc.features {
+			if f.view == v {
+				vj.outs = append(vj.outs, [2]int{f.idx, pos})
+			}
+		}
+		if !req.FromSource {
+			vj.src, vj.held = v.data.snapshot(true), true
+		}
+		j.views = append(j.views, vj)
+	}
+	return j, nil
+}
+
+func (j *join) close() {
+	for _, vj := range j.views {
+		if vj.held {
+			vj.src.release()
+			vj.held = false
+		}
+	}
+}
+
+// columns lists the output columns: the lead columns, then the features.
+func (j *join) columns(lead []string, spine bool) []HistoricalColumn {
+	var out []HistoricalColumn
+	for _, c := range lead {
+		out = append(out, HistoricalColumn{Name: c, Spine: spine})
+	}
+	for _, f := range j.svc.features {
+		out = append(out, HistoricalColumn{Name: f.name, Type: f.view.def.Features[f.idx].Type})
+	}
+	return out
+}
+
+// answer computes the features of every row of c, row-major.
+func (j *join) answer(c *chunkInput) ([]schema.Value, error) {
+	nf := len(j.svc.features)
+	out := make([]schema.Value, len(c.ts)*nf)
+	orders := map[string][]int32{} // by join-key list: views keyed alike share the sort
+	for vi, vj := range j.views {
+		if vj.fromSource {
+			d, err := j.db.rebuildFromLog(vj.v, c.keys[vi])
+			if err != nil {
+				return nil, err
+			}
+			vj.d, vj.src = d, sources{attrs: d.attrs, tiles: d.tiles}
+		}
+		jk := joinKeyList(vj.v)
+		if orders[jk] == nil {
+			orders[jk] = sortRows(c.keys[vi], c.ts)
+		}
+		if err := vj.fill(orders[jk], c.keys[vi], c.ts, out, nf); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func joinKeyList(v *viewRT) string {
+	var b strings.Builder
+	for _, jk := range v.def.JoinKeys {
+		b.WriteString(jk.Name)
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// sortRows returns the row numbers sorted by (key, time), sorting the two
+// halves on two cores and merging them.
+func sortRows(keys []string, ts []int64) []int32 {
+	order := make([]int32, len(keys))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	less := func(x, y int32) int {
+		if c := strings.Compare(keys[x], keys[y]); c != 0 {
+			return c
+		}
+		return cmp.Compare(ts[x], ts[y])
+	}
+	if len(order) < 1<<14 || runtime.GOMAXPROCS(0) < 2 {
+		slices.SortFunc(order, less)
+		return order
+	}
+	mid := len(order) / 2
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); slices.SortFunc(order[:mid], less) }()
+	slices.SortFunc(order[mid:], less)
+	wg.Wait()
+	merged := make([]int32, 0, len(order))
+	a, b := order[:mid], order[mid:]
+	for len(a) > 0 && len(b) > 0 {
+		if less(b[0], a[0]) < 0 {
+			merged, b = append(merged, b[0]), b[1:]
+		} else {
+			merged, a = append(merged, a[0]), a[1:]
+		}
+	}
+	return append(append(merged, a...), b...)
+}
+
+// fill answers one view for every row. order holds the rows sorted by
+// (key, time), so each key's state is gathered once and the segments are
+// read in key order; it is split between the cores at key boundaries.
+func (vj *viewJoin) fill(order []int32, keys []string, ts []int64, out []schema.Value, nf int) error {
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(order)/1024))
+	cuts := make([]int, workers+1)
+	cuts[workers] = len(order)
+	for w := 1; w < workers; w++ {
+		c := max(w*len(order)/workers, cuts[w-1])
+		for c < len(order) && c > 0 && keys[order[c]] == keys[order[c-1]] {
+			c++
+		}
+		cuts[w] = c
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = vj.fillRange(keys, ts, order[cuts[w]:cuts[w+1]], out, nf)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// fillRange answers the rows of order (sorted by key, then time).
+func (vj *viewJoin) fillRange(keys []string, ts []int64, order []int32, out []schema.Value, nf int) error {
+	kc := newKeyCursor(vj)
+	vals := make([]schema.Value, len(vj.v.def.Features))
+	for lo := 0; lo < len(order); {
+		key := keys[order[lo]]
+		hi := lo + 1
+		for hi < len(order) && keys[order[hi]] == key {
+			hi++
+		}
+		if err := kc.seek(key); err != nil {
+			return err
+		}
+		for _, r := range order[lo:hi] {
+			kc.read(ts[r], vals)
+			for _, o := range vj.outs {
+				out[int(r)*nf+o[1]] = vals[o[0]]
+			}
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// keyCursor gathers one key's state from every source of a view, reading
+// the segments with forward-only iterators (keys come in sorted order).
+type keyCursor struct {
+	vj    *viewJoin
+	its   []*segCursor
+	key   string
+	own   *tiles.KeyState   // the active memtable's state, for change instants
+	extra []*tiles.KeyState // aggregate views: frozen and segment states
+	hists [][]version       // attribute views: frozen and segment histories
+}
+
+type segCursor struct {
+	sg *segRef
+	it interface {
+		SeekGE([]byte) bool
+		Key() []byte
+		Value() []byte
+		Err() error
+	}
+}
+
+func newKeyCursor(vj *viewJoin) *keyCursor {
+	kc := &keyCursor{vj: vj}
+	for _, sg := range vj.src.segs {
+		kc.its = append(kc.its, &segCursor{sg: sg, it: sg.h.Reader().NewIterator()})
+	}
+	return kc
+}
+
+func (kc *keyCursor) seek(key string) error {
+	if key < kc.key { // keys out of order (range mode entities): restart the iterators
+		for _, c := range kc.its {
+			c.it = c.sg.h.Reader().NewIterator()
+		}
+	}
+	kc.key, kc.extra, kc.hists, kc.own = key, kc.extra[:0], kc.hists[:0], nil
+	d := kc.vj.d
+	for _, m := range kc.vj.src.frozen {
+		if m.tiles != nil {
+			if ks := m.tiles.Own(key); ks != nil {
+				kc.extra = append(kc.extra, ks)
+			}
+		} else if h, ok := m.attrs.history(key); ok {
+			kc.hists = append(kc.hists, h)
+		}
+	}
+	for _, c := range kc.its {
+		if !c.sg.h.Reader().MayContain([]byte(key)) {
+			continue
+		}
+		if !c.it.SeekGE([]byte(key)) {
+			if err := c.it.Err(); err != nil {
+				return &Error{Code: CodeInternal, Msg: "segment " + c.sg.file, Err: err}
+			}
+			continue
+		}
+		if string(c.it.Key()) != key {
+			continue
+		}
+		if kc.vj.src.tiles != nil {
+			ks, err := kc.vj.src.tiles.DecodeKeyState(c.it.Value())
+			if err != nil {
+				return &Error{Code: CodeInternal, Msg: fmt.Sprintf("segment %s, key %q", c.sg.file, key), Err: err}
+			}
+			kc.extra = append(kc.extra, ks)
+		} else {
+			h, err := decodeVersions(c.it.Value(), d.types)
+			if err != nil {
+				return &Error{Code: CodeInternal, Msg: fmt.Sprintf("segment %s, key %q", c.sg.file, key), Err: err}
+			}
+			kc.hists = append(kc.hists, h)
+		}
+	}
+	return nil
+}
+
+// read writes the view's features for the current key as of t into vals,
+// exactly as an online read as of t computes them.
+func (kc *keyCursor) read(t int64, vals []schema.Value) {
+	v, src := kc.vj.v, &kc.vj.src
+	if src.tiles != nil {
+		src.tiles.ReadWith(kc.key, t, vals, true, kc.extra)
+		return
+	}
+	best, found := src.attrs.latestBefore(kc.key, t)
+	for _, h := range kc.hists {
+		if ver, ok := latestIn(h, t); ok && (!found || versionLess(&best, &ver)) {
+			best, found = ver, true
+		}
+	}
+	found = found && v.onlineAt(best.ts, time.Unix(0, t))
+	for i := range vals {
+		vals[i] = schema.Value{}
+		if found {
+			vals[i] = best.vals[i]
+		}
+	}
+}
+
+// rebuildFromLog recomputes view v from the offline log into a temporary
+// memtable, keeping only the given keys: the from_source path, which
+// shares everything with ingest but the storage of its result.
+func (db *DB) rebuildFromLog(v *viewRT, keys []string) (*viewData, error) {
+	if first := db.log.FirstSeq(); first > 1 {
+		return nil, errorf(CodeInvalidArgument, "from_source needs the whole offline log, but it begins at entry %d", first)
+	}
+	tmp, err := newViewRT(v.def, v.src, &hotTier{})
+	if err != nil {
+		return nil, err
+	}
+	want := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
+	}
+	r := &replayer{cat: db.cat.Load(), views: []*viewRT{tmp}, keep: want}
+	if _, err := db.replayWith(r); err != nil {
+		return nil, err
+	}
+	return tmp.data, nil
+}
+
+// changeInstants appends the instants in (start, end) at which one of the
+// view's features can change value for the current key: for an event at
+// e and a window of size W and offset O, e+O+1 (it enters: reads as of T
+// see events before T) and e+O+W+1 (it leaves), rounded up to the
+// aggregation interval for interval views (their windows move only when
+// a tile closes); for an attribute record, e+1 and, with a TTL, e+ttl+1.
+func (kc *keyCursor) changeInstants(dst []int64, start, end int64) []int64 {
+	add := func(t int64) {
+		if t > start && t < end {
+			dst = append(dst, t)
+		}
+	}
+	v, src := kc.vj.v, &kc.vj.src
+	if src.tiles == nil {
+		var hs [][]version
+		if h, ok := src.attrs.history(kc.key); ok {
+			hs = append(hs, append([]version(nil), h...))
+		}
+		for _, h := range append(hs, kc.hists...) {
+			for _, ver := range h {
+				add(satAdd(ver.ts, 1))
+				if v.ttl > 0 {
+					add(satAdd(satAdd(ver.ts, int64(v.ttl)), 1))
+				}
+			}
+		}
+		return dst
+	}
+	if kc.own == nil {
+		kc.own = src.tiles.Own(kc.key)
+	}
+	var times []int64
+	if kc.own != nil {
+		times = kc.own.ChangeTimes(times)
+	}
+	for _, ks := range kc.extra {
+		times = ks.ChangeTimes(times)
+	}
+	interval := int64(v.def.AggregationInterval)
+	for _, f := range v.def.Features {
+		o, w := int64(f.Window.Offset), int64(f.Window.Size)
+		for _, e := range times {
+			in := satAdd(satAdd(e, o), 1)
+			add(roundUp(in, interval))
+			if !f.Window.Lifetime {
+				add(roundUp(satAdd(in, w), interval))
+			}
+		}
+	}
+	return dst
+}
+
+// satAdd adds, saturating at the int64 range.
+func satAdd(a, b int64) int64 {
+	s := a + b
+	if b > 0 && s < a {
+		return math.MaxInt64
+	}
+	if b < 0 && s > a {
+		return math.MinInt64
+	}
+	return s
+}
+
+// roundUp rounds t up to a multiple of interval (no change when 0).
+func roundUp(t, interval int64) int64 {
+	if interval <= 0 {
+		return t
+	}
+	r := t % interval
+	if r < 0 {
+		r += interval
+	}
+	if r == 0 {
+		return t
+	}
+	return satAdd(t, interval-r)
+}

@@ -14,6 +14,7 @@ import (
 type hotTier struct {
 	cache  *fastcache.Cache // nil when disabled
 	nextID atomic.Uint64
+	states *stateCache // key states decoded from segments
 }
 
 func newHotTier(bytes int) *hotTier {

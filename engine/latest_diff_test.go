@@ -228,7 +228,7 @@ func (d *diffRun) clock() time.Time { return time.Unix(0, d.now.Load()).UTC() }
 
 func (d *diffRun) open() {
 	db, err := engine.Open(engine.Options{Dir: d.dir, Now: d.clock, NoSync: true, SegmentSize: 8 << 10,
-		Logger: slog.New(slog.DiscardHandler)})
+		Logger: slog.New(slog.DiscardHandler), DisableAutoFlush: true, CompactionFanIn: 2})
 	require.NoError(d.t, err, "seed %d", d.seed)
 	d.db = db
 }
@@ -283,6 +283,14 @@ func runDiff(t *testing.T, seed int64, requests int) {
 		accepted, err := d.request(gen, true)
 		require.NoError(t, err)
 		d.model.add(accepted...)
+		// Flush and merge at random moments, so reads merge memtables
+		// with segments and reopens start from a checkpoint.
+		switch r.Intn(30) {
+		case 0, 1:
+			require.NoError(t, d.db.Flush())
+		case 2:
+			require.NoError(t, d.db.Compact())
+		}
 	}
 	d.checkPhase("phase 0 (one writer)")
 	d.concurrentPhase(requests / 2)

@@ -26,6 +26,22 @@ type Options struct {
 	// ranges of aggregate views (fastcache rounds it up to at least
 	// 32 MiB). Default 64 MiB; -1 disables the hot tier.
 	HotTierBytes int
+	// FlushRecords is how many records a view's active memtable takes
+	// before the background maintainer flushes every memtable to segments
+	// (a checkpoint). Default 1,000,000.
+	FlushRecords int
+	// FlushInterval flushes memtables holding anything at least this often,
+	// bounding the log replayed on open. Default 10m.
+	FlushInterval time.Duration
+	// CompactionFanIn is how many segments of one level a merge combines.
+	// Default 4.
+	CompactionFanIn int
+	// StateCacheBytes bounds the cache of key states decoded from
+	// segments. Default 256 MiB; -1 disables it.
+	StateCacheBytes int64
+	// DisableAutoFlush stops the background maintainer: memtables are
+	// flushed and segments merged only by Flush and Compact. For tests.
+	DisableAutoFlush bool
 	// NoSync skips fsyncs. For tests and benchmarks only: a crash may lose
 	// acknowledged records.
 	NoSync bool
@@ -49,6 +65,18 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.FlushRecords == 0 {
+		o.FlushRecords = 1_000_000
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = 10 * time.Minute
+	}
+	if o.CompactionFanIn == 0 {
+		o.CompactionFanIn = 4
+	}
+	if o.StateCacheBytes == 0 {
+		o.StateCacheBytes = 256 << 20
 	}
 }
 

@@ -170,10 +170,15 @@ func (s *serviceRT) read(joinKeys map[string]any, t time.Time, out []FeatureValu
 		for j < len(s.features) && s.features[j].view == v {
 			j++
 		}
-		if v.tiles != nil {
-			readAggregates(v, key, tn, s.features[i:j], out[i:j])
+		if v.data.spec != nil {
+			if err := readAggregates(v, key, tn, s.features[i:j], out[i:j]); err != nil {
+				return err
+			}
 		} else {
-			ver, ok := v.store.latestBefore(key, tn)
+			ver, ok, err := v.data.latestBefore(v.data.hot.states, key, tn)
+			if err != nil {
+				return err
+			}
 			ok = ok && v.onlineAt(ver.ts, t)
 			for k := i; k < j; k++ {
 				out[k] = s.features[k].value(ver, ok)
@@ -186,7 +191,7 @@ func (s *serviceRT) read(joinKeys map[string]any, t time.Time, out []FeatureValu
 
 // readAggregates fills out with aggregate features of one view. They are
 // always PRESENT; their effective time is the window's end.
-func readAggregates(v *viewRT, key string, t int64, fs []servedFeature, out []FeatureValue) {
+func readAggregates(v *viewRT, key string, t int64, fs []servedFeature, out []FeatureValue) error {
 	var buf [16]schema.Value
 	vals := buf[:0]
 	if n := len(v.def.Features); n > len(buf) {
@@ -194,13 +199,16 @@ func readAggregates(v *viewRT, key string, t int64, fs []servedFeature, out []Fe
 	} else {
 		vals = buf[:n]
 	}
-	v.tiles.Read(key, t, vals)
+	if err := v.data.readTiles(v.data.hot.states, key, t, vals); err != nil {
+		return err
+	}
 	for k, f := range fs {
 		def := v.def.Features[f.idx]
 		w := tiles.Window{Size: int64(def.Window.Size), Offset: int64(def.Window.Offset), Lifetime: def.Window.Lifetime}
 		out[k] = FeatureValue{Name: f.name, Type: def.Type, Value: vals[f.idx], Status: Present,
 			EffectiveTime: time.Unix(0, w.End(t, int64(v.def.AggregationInterval))).UTC()}
 	}
+	return nil
 }
 
 func (f servedFeature) value(ver version, ok bool) FeatureValue {
@@ -316,12 +324,7 @@ func (v *viewRT) summary() *Summary {
 	if n := v.stats.newest.Load(); n != 0 {
 		s.Freshness = time.Unix(0, n).UTC()
 	}
-	if v.store != nil {
-		s.Keys, _ = v.store.stats()
-	}
-	if v.tiles != nil {
-		s.Keys = v.tiles.Stats().Keys
-	}
+	s.Keys = v.data.memKeys()
 	return s
 }
 

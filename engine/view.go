@@ -25,8 +25,7 @@ type viewRT struct {
 	envIdx    []int           // source columns the transform reads
 	startNs   int64           // feature_start_time, Unix ns (MinInt64 if unset)
 	ttl       time.Duration   // serving TTL; 0 means records never expire
-	store     *attrStore      // attribute views; nil for aggregate views
-	tiles     *tiles.Store    // aggregate views; nil for attribute views
+	data      *viewData       // the online state: memtables and segments
 	stats     *viewStats      // shared by versions that compute the same thing
 }
 
@@ -71,12 +70,14 @@ func newViewRT(def *repo.FeatureView, src *sourceRT, hot *hotTier) (*viewRT, err
 		v.envIdx = transformInputs(def.Transform, src)
 	}
 	v.stats = &viewStats{}
+	v.data = &viewData{hot: hot}
 	if def.Aggregate() {
 		return v, v.buildTiles(hot)
 	}
-	v.store = newAttrStore()
+	v.data.attrs = newAttrStore()
 	for _, f := range def.Features {
 		v.servedIdx = append(v.servedIdx, v.columnIndex(f.Input))
+		v.data.types = append(v.data.types, f.Type)
 	}
 	return v, nil
 }
@@ -108,7 +109,8 @@ func (v *viewRT) buildTiles(hot *hotTier) error {
 			Size: int64(f.Window.Size), Offset: int64(f.Window.Offset), Lifetime: f.Window.Lifetime}})
 	}
 	var err error
-	v.tiles, err = tiles.NewStore(spec, hot.forStore())
+	v.data.spec = &spec
+	v.data.tiles, err = tiles.NewStore(spec, hot.forStore())
 	return err
 }
 
@@ -258,12 +260,13 @@ func (v *viewRT) applyProjected(p *projected, seq uint64, idx int) {
 		return
 	}
 	v.stats.observe(p.ts)
-	if v.store != nil {
-		v.store.insert(p.key, version{ts: p.ts, seq: seq, idx: uint32(idx), vals: p.vals})
+	d := v.data
+	if d.attrs != nil {
+		d.attrs.insert(p.key, version{ts: p.ts, seq: seq, idx: uint32(idx), vals: p.vals})
+	} else {
+		d.tiles.Add(p.key, tiles.Order{TS: p.ts, Seq: seq, Idx: uint32(idx)}, p.vals)
 	}
-	if v.tiles != nil {
-		v.tiles.Add(p.key, tiles.Order{TS: p.ts, Seq: seq, Idx: uint32(idx)}, p.vals)
-	}
+	d.records.Add(1)
 }
 
 // onlineAt reports whether a record with event time ts is still within

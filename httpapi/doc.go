@@ -1,8 +1,9 @@
 // Package httpapi serves a featurelog engine over HTTP: the Stream Ingest
 // API (POST /ingest), online serving (get-features, get-features-batch),
-// feature-view summaries, the admin calls the CLI uses against a running
+// historical retrieval (get-features-for-events, streamed NDJSON; see
+// historical.go and docs/historical.md), feature-view summaries, the admin calls the CLI uses against a running
 // node (plan, apply, service accounts, roles), and /healthz, /readyz and
-// /metrics. Shapes follow SPEC §2, §4 and §8 exactly.
+// /metrics. Shapes follow SPEC §2, §4, §5 and §8 exactly.
 //
 //	db, _ := engine.Open(engine.Options{Dir: "featurelog-data"})
 //	srv, _ := httpapi.New(db, httpapi.Options{Addr: "127.0.0.1:8080"})

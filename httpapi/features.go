@@ -32,7 +32,16 @@ func writeServingError(w http.ResponseWriter, status, code int, msg string) {
 }
 
 func (s *Server) writeEngineError(w http.ResponseWriter, err error) {
-	status, code := http.StatusInternalServerError, grpcInternal
+	status, code := engineStatus(err)
+	if status >= 500 {
+		s.opts.Logger.Error("request failed", "err", err)
+	}
+	writeServingError(w, status, code, err.Error())
+}
+
+// engineStatus maps an engine error to an HTTP status and a gRPC code.
+func engineStatus(err error) (status, code int) {
+	status, code = http.StatusInternalServerError, grpcInternal
 	switch engine.CodeOf(err) {
 	case engine.CodeInvalidArgument:
 		status, code = http.StatusBadRequest, grpcInvalidArgument
@@ -50,10 +59,7 @@ func (s *Server) writeEngineError(w http.ResponseWriter, err error) {
 	if errors.Is(err, engine.ErrClosed) {
 		status, code = http.StatusServiceUnavailable, grpcUnavailable
 	}
-	if status >= 500 {
-		s.opts.Logger.Error("request failed", "err", err)
-	}
-	writeServingError(w, status, code, err.Error())
+	return status, code
 }
 
 // servingRequest authenticates, reads and parses a serving request, and

@@ -20,6 +20,9 @@ type Options struct {
 	NoAuth bool
 	// MaxBodyBytes bounds request bodies (413 beyond). Default 16 MiB.
 	MaxBodyBytes int64
+	// MaxSpineBytes bounds the NDJSON spine of a historical request, which
+	// streams rather than being held in memory (413 beyond). Default 1 GiB.
+	MaxSpineBytes int64
 	// Logger receives request errors. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -32,6 +35,9 @@ func (o *Options) EnsureDefaults() {
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = 16 << 20
 	}
+	if o.MaxSpineBytes == 0 {
+		o.MaxSpineBytes = 1 << 30
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -42,8 +48,8 @@ func (o *Options) Validate() error {
 	if o.NoAuth && !IsLoopback(o.Addr) {
 		return fmt.Errorf("httpapi: --no-auth is refused on %q: without API keys the node may only listen on a loopback address (127.0.0.1, ::1 or localhost)", o.Addr)
 	}
-	if o.MaxBodyBytes < 0 {
-		return errors.New("httpapi: MaxBodyBytes must not be negative")
+	if o.MaxBodyBytes < 0 || o.MaxSpineBytes < 0 {
+		return errors.New("httpapi: MaxBodyBytes and MaxSpineBytes must not be negative")
 	}
 	return nil
 }
@@ -84,6 +90,7 @@ func (s *Server) routes() {
 	s.handle("POST /ingest", "ingest", s.ingest)
 	s.handle("POST /api/v1/feature-service/get-features", "get_features", s.getFeatures)
 	s.handle("POST /api/v1/feature-service/get-features-batch", "get_features_batch", s.getFeaturesBatch)
+	s.handle("POST /api/v1/feature-service/get-features-for-events", "get_features_for_events", s.historical)
 	s.handle("GET /api/v1/workspaces/{ws}/feature-views/{name}", "feature_view", s.featureView)
 	s.handle("POST /api/v1/plan", "plan", s.plan)
 	s.handle("POST /api/v1/apply", "apply", s.apply)

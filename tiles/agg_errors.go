@@ -30,3 +30,27 @@ func (e *StateError) Error() string {
 
 // Unwrap returns ErrCorruptState.
 func (e *StateError) Unwrap() error { return ErrCorruptState }
+
+// Errors of key states (keystate_codec.go).
+var (
+	// ErrCorruptKeyState is wrapped by every *KeyStateError.
+	ErrCorruptKeyState = errors.New("tiles: corrupt key state")
+)
+
+// KeyStateError reports an encoded key state that Store.DecodeKeyState
+// cannot decode: another version or form, truncated or trailing bytes,
+// events out of order, tiles that do not partition the events, or a tile
+// state that does not decode. The bytes are corrupt, or were written for
+// a view of another Spec. Find it with errors.As; it wraps
+// ErrCorruptKeyState.
+type KeyStateError struct {
+	Offset int    // byte offset within the encoding where decoding failed
+	Reason string // what was wrong
+}
+
+func (e *KeyStateError) Error() string {
+	return fmt.Sprintf("tiles: corrupt key state at byte %d: %s", e.Offset, e.Reason)
+}
+
+// Unwrap returns ErrCorruptKeyState.
+func (e *KeyStateError) Unwrap() error { return ErrCorruptKeyState }

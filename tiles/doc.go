@@ -22,4 +22,15 @@
 // A HotTier (a fastcache) caches merged tile ranges; it is never the only
 // copy of anything, and a per-key generation keeps stale entries from
 // being found (see hot.go).
+//
+// A KeyState is one key's state detached from its Store, for an LSM whose
+// memtables (Stores) and segments each hold the key's events of a range
+// of log sequence. AppendKeyState encodes a key of a Store
+// (docs/format/tiles.md, "Key state"), DecodeKeyState reads it back,
+// MergeKeyStates combines the states of several sources (compaction), and
+// ReadWith reads a key across sources:
+//
+//	b, _ := memtable.AppendKeyState(nil, "user-1") // flush
+//	seg, err := st.DecodeKeyState(b)               // segment read
+//	st.ReadWith("user-1", now, out, true, []*tiles.KeyState{seg})
 package tiles

@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/featurelog/featurelog/internal/schema"
 )
@@ -43,6 +44,9 @@ func (s *Spec) Validate() error {
 		if err := a.Validate(); err != nil {
 			return fmt.Errorf("tiles: aggregator %d: %w", i, err)
 		}
+		if err := s.validateInput(i); err != nil {
+			return err
+		}
 	}
 	for i, f := range s.Features {
 		if f.Agg < 0 || f.Agg >= len(s.Aggs) {
@@ -53,6 +57,23 @@ func (s *Spec) Validate() error {
 		}
 		if s.Interval > 0 && (f.Window.Size%s.Interval != 0 || f.Window.Offset%s.Interval != 0) {
 			return fmt.Errorf("tiles: feature %d: window and offset must be multiples of the interval", i)
+		}
+	}
+	return nil
+}
+
+// validateInput checks aggregator i's input position: not negative, and
+// of one type for every aggregator that reads it, as encoded key states
+// store each input column once (see keystate_codec.go).
+func (s *Spec) validateInput(i int) error {
+	in := s.AggInput[i]
+	if in < 0 {
+		return fmt.Errorf("tiles: aggregator %d has the negative input position %d", i, in)
+	}
+	for j := range i {
+		if s.AggInput[j] == in && s.Aggs[j].Input != s.Aggs[i].Input {
+			return fmt.Errorf("tiles: aggregators %d and %d read input %d as %v and %v: give an input one type",
+				j, i, in, s.Aggs[j].Input, s.Aggs[i].Input)
 		}
 	}
 	return nil
@@ -77,8 +98,12 @@ type Store struct {
 	groups []group // the features by (state, window): each group's range is gathered once per read
 	input  []int   // per plan state, the index of its input in Add's values
 	hot    HotTier
-	levels []int64 // tile resolutions, finest first
-	raw    bool    // keep raw events (continuous views)
+	levels []int64     // tile resolutions, finest first
+	raw    bool        // keep raw events (continuous views)
+	cols   []rawColumn // the inputs the plan reads, by position: the columns of an encoded key state's raw events
+	width  int         // len of a decoded raw event's values: the largest input position + 1
+	tl     *tiler      // builds a key's tiles; shared with KeyStates, which build theirs lazily
+	frozen atomic.Bool // set by Freeze: no Add may follow, so Own may share the store's memory
 	seed   maphash.Seed
 	shards [storeShards]shard
 	reads  sync.Pool // *readScratch
@@ -89,10 +114,21 @@ type shard struct {
 	keys map[string]*keyState // entity key → state
 }
 
+// tiler is what building a key's tiles takes: the Store's layout. A
+// KeyState keeps the tiler, not the Store, so that it can build its tiles
+// lazily without keeping a memtable alive. Immutable.
+type tiler struct {
+	levels []int64 // Store.levels
+	states []Agg   // Store.plan.States
+	input  []int   // Store.input
+	raw    bool    // Store.raw
+}
+
 // keyState is everything a Store holds for one entity key.
 type keyState struct {
 	raw    []rawEvent // every event, sorted by Order: always for continuous views, until tiles exist for interval views
 	levels []level    // one per Store.levels; nil while the key is small (see smallKey)
+	n      int        // events added: interval views drop raw events once tiled, so they are counted here
 	keyHotState
 }
 
@@ -150,6 +186,8 @@ func NewStore(spec Spec, hot HotTier) (*Store, error) {
 		s.input[slot] = spec.AggInput[i]
 	}
 	s.groups = groupFeatures(spec, s.plan)
+	s.cols, s.width = rawColumns(spec)
+	s.tl = &tiler{levels: s.levels, states: s.plan.States, input: s.input, raw: s.raw}
 	if s.hot.MinSpan == 0 {
 		s.hot.MinSpan = 20 * s.levels[0]
 	}
@@ -175,6 +213,9 @@ func (s *Store) shard(key string) *shard {
 // the aggregators that read them. vals is retained: the caller must not
 // modify it afterwards.
 func (s *Store) Add(key string, o Order, vals []schema.Value) {
+	if s.frozen.Load() {
+		panic("BUG: tiles: Add to a frozen Store")
+	}
 	sh := s.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -187,18 +228,19 @@ func (s *Store) Add(key string, o Order, vals []schema.Value) {
 	if o.TS < ks.sealed.Load() {
 		ks.gen++ // a cached range may miss this event: make them all unreachable
 	}
+	ks.n++
 	e := rawEvent{o: o, vals: vals}
 	if ks.levels == nil {
 		ks.addRaw(e)
 		if len(ks.raw) >= smallKey {
-			s.buildTiles(ks)
+			s.tl.buildTiles(ks)
 		}
 		return
 	}
 	if s.raw {
 		ks.addRaw(e)
 	}
-	s.addToTiles(ks, e)
+	s.tl.addToTiles(ks, e)
 }
 
 // smallKey is the number of events from which a key gets tiles. Below it
@@ -208,22 +250,22 @@ const smallKey = 32
 
 // buildTiles gives a small key its tiles, from its raw events. Interval
 // views keep no raw events once they have tiles.
-func (s *Store) buildTiles(ks *keyState) {
-	ks.levels = make([]level, len(s.levels))
+func (t *tiler) buildTiles(ks *keyState) {
+	ks.levels = make([]level, len(t.levels))
 	for _, e := range ks.raw {
-		s.addToTiles(ks, e)
+		t.addToTiles(ks, e)
 	}
-	if !s.raw {
+	if !t.raw {
 		ks.raw = nil
 	}
 }
 
 // addToTiles adds e to its tile at every level.
-func (s *Store) addToTiles(ks *keyState, e rawEvent) {
-	for li, res := range s.levels {
-		states := ks.levels[li].tile(floorTo(e.o.TS, res), s.plan.States)
+func (t *tiler) addToTiles(ks *keyState, e rawEvent) {
+	for li, res := range t.levels {
+		states := ks.levels[li].tile(floorTo(e.o.TS, res), t.states)
 		for ai, st := range states {
-			if v := e.vals[s.input[ai]]; !v.IsNull() {
+			if v := e.vals[t.input[ai]]; !v.IsNull() {
 				st.Add(v, e.o)
 			}
 		}
@@ -272,18 +314,43 @@ func (l *level) tile(start int64, aggs []Agg) []State {
 // event time strictly before t) into out, which must have one slot per
 // feature. A key with no events reads the empty-window results.
 func (s *Store) Read(key string, t int64, out []schema.Value) {
+	s.ReadWith(key, t, out, true, nil)
+}
+
+// ReadWith is Read, also merging extra: states of the same key from other
+// sources (frozen stores, segments), over events disjoint from the
+// store's own and from each other's. own=false ignores the store's own
+// state for key, as when reading segments only. Extra states are read
+// without the hot tier: they are not the store's, so its generation
+// scheme does not cover them. Nil entries of extra are skipped.
+//
+// Every source is collected into one accumulator per plan state, so the
+// result equals a Read of a store that received all the events, bit for
+// bit except float sums, means and variances, whose merge order differs
+// (see the merge invariants in docs/format/tiles.md).
+func (s *Store) ReadWith(key string, t int64, out []schema.Value, own bool, extra []*KeyState) {
 	sc := s.reads.Get().(*readScratch)
 	defer s.reads.Put(sc)
 	acc := sc.acc
-	sh := s.shard(key)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	ks := sh.keys[key]
+	var ks *keyState
+	if own {
+		sh := s.shard(key)
+		sh.mu.RLock()
+		defer sh.mu.RUnlock()
+		ks = sh.keys[key]
+	}
 	for _, g := range s.groups {
 		st := acc[g.slot]
 		st.Reset()
-		if sst, e, ok := bounds(g.window, t, s.spec.Interval); ok && ks != nil {
-			s.collect(ks, key, g.slot, st, sst, e, sc)
+		if sst, e, ok := bounds(g.window, t, s.spec.Interval); ok {
+			if ks != nil {
+				s.collect(ks, key, g.slot, st, sst, e, sc)
+			}
+			for _, x := range extra {
+				if x != nil {
+					s.collect(x.state(), key, g.slot, st, sst, e, nil)
+				}
+			}
 		}
 		for _, fi := range g.features {
 			out[fi] = s.plan.Result(s.spec.Features[fi].Agg, acc)
@@ -292,7 +359,8 @@ func (s *Store) Read(key string, t int64, out []schema.Value) {
 }
 
 // collect merges everything of aggregator ai with event time in [a, b)
-// into acc: raw events for the unaligned edges, tiles for the rest.
+// into acc: raw events for the unaligned edges, tiles for the rest. With
+// sc nil it bypasses the hot tier (for states that are not the store's).
 func (s *Store) collect(ks *keyState, key string, ai int, acc State, a, b int64, sc *readScratch) {
 	if ks.levels == nil { // a small key: raw events only
 		ks.addRawRange(s.input[ai], acc, a, b)
@@ -306,6 +374,10 @@ func (s *Store) collect(ks *keyState, key string, ai int, acc State, a, b int64,
 	}
 	s.addRaw(ks, ai, acc, a, a0)
 	s.addRaw(ks, ai, acc, b0, b)
+	if sc == nil {
+		s.cover(ks, 0, ai, acc, a0, b0)
+		return
+	}
 	s.coverHot(ks, key, ai, acc, a0, b0, sc)
 }
 

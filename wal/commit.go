@@ -43,6 +43,8 @@ type committer struct {
 	// frame is the scratch buffer frames are built in before tidwall
 	// copies them into twb.
 	frame []byte
+	// zbuf is the scratch buffer payloads are compressed into.
+	zbuf []byte
 	// last is the seq of the last entry handed to tidwall successfully.
 	last uint64
 	// tail is the newest segment file the committer knows of.
@@ -117,9 +119,17 @@ func (l *Log) encode(batch []*request) (entryBytes, payloadBytes int64) {
 	l.c.twb.Clear()
 	for i, r := range batch {
 		r.seq = l.c.last + uint64(i) + 1
-		l.c.frame = appendFrame(l.c.frame[:0], r.seq, r.payload)
+		var flags byte
+		stored := r.payload
+		if l.opts.CompressMin > 0 && len(r.payload) >= l.opts.CompressMin {
+			var z bool
+			if l.c.zbuf, z = deflate(l.c.zbuf[:0], r.payload, l.opts.CompressMin); z {
+				stored, flags = l.c.zbuf, flagZstd
+			}
+		}
+		l.c.frame = appendFrameFlags(l.c.frame[:0], r.seq, flags, stored)
 		l.c.twb.Write(r.seq, l.c.frame)
-		entryBytes += int64(entrySize(len(r.payload)))
+		entryBytes += int64(entrySize(len(stored)))
 		payloadBytes += int64(len(r.payload))
 	}
 	return entryBytes, payloadBytes

@@ -31,6 +31,12 @@ const (
 	headerSize = 22
 	// maxPayload is the largest length the frame can describe.
 	maxPayload = math.MaxUint32
+	// flagZstd marks a payload stored zstd-compressed (one zstd frame);
+	// length and CRC are of the stored bytes. Part of the on-disk format;
+	// do not change.
+	flagZstd = 1 << 0
+	// knownFlags are the flags this version reads.
+	knownFlags = flagZstd
 )
 
 // crcTable is the Castagnoli polynomial, hardware-accelerated on amd64 and
@@ -49,15 +55,23 @@ const (
 	reasonBadLength   = "frame payload length disagrees with entry length"
 	reasonBadSeq      = "frame seq is not the next seq"
 	reasonBadChecksum = "checksum mismatch"
+	reasonBadZstd     = "compressed payload does not decompress"
 )
 
 // appendFrame appends the frame of payload with sequence number seq to dst.
 // The header is built in place in dst: a local array would escape to the
 // heap through crc32.Update and cost an allocation per append.
 func appendFrame(dst []byte, seq uint64, payload []byte) []byte {
+	return appendFrameFlags(dst, seq, 0, payload)
+}
+
+// appendFrameFlags is appendFrame with the header's flags set; stored is
+// the payload as stored (compressed when flags has flagZstd).
+func appendFrameFlags(dst []byte, seq uint64, flags byte, stored []byte) []byte {
+	payload := stored
 	start := len(dst)
 	dst = append(dst, frameMagic...)
-	dst = append(dst, frameVersion, 0)
+	dst = append(dst, frameVersion, flags)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(payload)))
 	dst = binary.LittleEndian.AppendUint64(dst, seq)
 	crc := crc32.Update(crc32.Update(0, crcTable, dst[start:]), crcTable, payload)
@@ -96,7 +110,7 @@ func parseFrame(frame []byte) (seq uint64, payload []byte, reason string) {
 		return 0, nil, reasonBadMagic
 	case frame[offVersion] != frameVersion:
 		return 0, nil, reasonBadVersion
-	case frame[offFlags] != 0:
+	case frame[offFlags]&^knownFlags != 0:
 		return 0, nil, reasonBadFlags
 	case uint64(binary.LittleEndian.Uint32(frame[offLength:])) != uint64(len(frame)-headerSize):
 		return 0, nil, reasonBadLength
@@ -108,6 +122,10 @@ func parseFrame(frame []byte) (seq uint64, payload []byte, reason string) {
 	}
 	return binary.LittleEndian.Uint64(frame[offSeq:]), payload, ""
 }
+
+// compressed reports whether a verified frame's payload is stored
+// zstd-compressed.
+func compressed(frame []byte) bool { return frame[offFlags]&flagZstd != 0 }
 
 // entryStatus is the outcome of splitting one tidwall entry off a buffer.
 type entryStatus int

@@ -35,6 +35,11 @@ type Options struct {
 	// Default 16 MiB; at most 4 GiB - 1 (the frame's length field).
 	MaxBatchBytes int
 
+	// CompressMin: payloads of at least this many bytes are stored
+	// zstd-compressed when that makes them at least an eighth smaller
+	// (frame flag 1, docs/format/wal.md). 0 stores every payload as is.
+	CompressMin int
+
 	// NoSync skips every file and directory fsync, including those of a
 	// repair (tidwall still fsyncs a segment it cycles out). Acknowledged
 	// entries can be lost or torn by a crash. For tests and benchmarks only.

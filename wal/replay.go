@@ -91,8 +91,14 @@ func (r *segmentReader) frame(seq uint64) ([]byte, error) {
 		return nil, fmt.Errorf("wal: read %s: %w", r.path, err)
 	case reason == "":
 		var payload []byte
-		if payload, reason = decodeFrame(body, seq); reason == "" {
+		if payload, reason = decodeFrame(body, seq); reason == "" && !compressed(body) {
 			return payload, nil
+		}
+		if reason == "" {
+			if r.plain, err = inflate(r.plain[:0], payload); err == nil {
+				return r.plain, nil
+			}
+			reason = reasonBadZstd
 		}
 	}
 	return nil, &CorruptionError{File: r.path, Offset: off, Seq: seq, Reason: reason}

@@ -104,6 +104,8 @@ type segmentReader struct {
 	buf  []byte
 	r, w int
 	off  int64
+	// plain holds the last payload decompressed (frames with flagZstd).
+	plain []byte
 }
 
 // reset points the reader at path, keeping its buffer.

@@ -30,8 +30,75 @@ func benchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&only, "only", "", "comma-separated benchmarks to run (and those they need)")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (in-process benchmarks and the HTTP client) to FILE")
 	cmd.Flags().StringVar(&serverProfiles, "server-cpuprofile-dir", "", "write a CPU profile of every server process to DIR/<benchmark>-<server>.prof")
-	cmd.AddCommand(benchServerCmd())
+	cmd.AddCommand(benchServerCmd(), benchHistoricalCmd(), benchHistoricalChildCmd())
 	return cmd
+}
+
+// benchHistoricalCmd runs the historical benchmarks (bench.RunHistorical).
+func benchHistoricalCmd() *cobra.Command {
+	var cfg bench.HistoricalConfig
+	var only string
+	cmd := &cobra.Command{
+		Use:   "historical",
+		Short: "Run the historical-retrieval benchmarks (spine join, open, disk, reads during compaction)",
+		Long: "Runs the historical benchmarks (package bench, RunHistorical) and prints the same table as bench.\n" +
+			"Data directories are built once and cached under --dir, keyed by size. Benchmarks: " +
+			strings.Join(bench.HistoricalNames(), ", ") + ".",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("finding this binary to start the benchmark children: %w", err)
+			}
+			cfg.Command, cfg.Progress, cfg.Only = []string{self, "bench", "historical-child"}, os.Stderr, splitNames(only)
+			rows, err := bench.RunHistorical(cfg)
+			return writeRows(rows, err)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Events, "events", 20_000_000, "events in the spine join's data set")
+	f.IntVar(&cfg.Keys, "keys", 1_000_000, "users in the spine join's data set")
+	f.IntVar(&cfg.SpineRows, "spine-rows", 1_000_000, "spine rows")
+	f.BoolVar(&cfg.Rebuild, "rebuild", false, "rebuild the cached data directories")
+	f.StringVar(&cfg.TempDir, "dir", "", "where data directories are cached (default the system temp dir)")
+	f.StringVar(&only, "only", "", "comma-separated benchmarks to run")
+	f.StringVar(&cfg.ChildCPUProfile, "cpuprofile", "", "write a CPU profile of the full-size join child's joins to FILE")
+	f.DurationVar(&cfg.Compaction.Duration, "duration", 5*time.Second, "measured window of each compaction-reads loop")
+	return cmd
+}
+
+// benchHistoricalChildCmd is the hidden entry point of the historical
+// benchmarks' child processes (bench.HistoricalChildMain).
+func benchHistoricalChildCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "historical-child",
+		Short:              "Open a data directory and run a spine join for the historical benchmarks (internal)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			return bench.HistoricalChildMain(args)
+		},
+	}
+}
+
+func splitNames(list string) []string {
+	var out []string
+	for _, name := range strings.Split(list, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// writeRows prints the table of rows, if any, and returns err.
+func writeRows(rows []bench.Row, err error) error {
+	if len(rows) > 0 {
+		if werr := bench.WriteTable(os.Stdout, rows); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return err
 }
 
 // benchServerCmd is the hidden entry point of the server processes the

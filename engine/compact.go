@@ -1,0 +1,396 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/featurelog/featurelog/compaction"
+	"github.com/featurelog/featurelog/tiles"
+)
+
+// Flush writes every view's active memtable to a segment and records the
+// checkpoint, so a later Open replays only the log after it. Ingest pauses
+// only for the instant the memtables are swapped; reads never pause.
+func (db *DB) Flush() error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	db.maint.Lock()
+	defer db.maint.Unlock()
+	return db.flushLocked()
+}
+
+// Compact merges segments: every level holding at least CompactionFanIn
+// segments of a view is merged into one segment of the next level. Reads
+// and ingest go on meanwhile.
+func (db *DB) Compact() error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	db.maint.Lock()
+	defer db.maint.Unlock()
+	return db.compactLocked(false)
+}
+
+// CompactAll merges every view's segments into one.
+func (db *DB) CompactAll() error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	db.maint.Lock()
+	defer db.maint.Unlock()
+	return db.compactLocked(true)
+}
+
+// liveViews returns the view data of every view version in the catalog.
+func liveViews(cat *catalog) []*viewData {
+	var out []*viewData
+	for _, name := range cat.names() {
+		for _, v := range cat.workspaces[name].order {
+			out = append(out, v.data)
+		}
+	}
+	return out
+}
+
+// flushLocked freezes every view's memtable at one log sequence, writes
+// the frozen memtables, installs the segments and saves the manifest.
+// The caller holds db.maint.
+func (db *DB) flushLocked() error {
+	start := time.Now()
+	views, err := db.freezeAll()
+	if err != nil {
+		return err
+	}
+	var records int64
+	for _, d := range views {
+		for {
+			d.mu.RLock()
+			var m *memtable
+			if len(d.frozen) > 0 {
+				m = d.frozen[0]
+			}
+			d.mu.RUnlock()
+			if m == nil {
+				break
+			}
+			sg, n, err := db.writeMemtable(d, m)
+			if err != nil {
+				return fmt.Errorf("engine: flushing %s: %w", d.id, err)
+			}
+			records += n
+			d.installFlush(m, sg)
+		}
+	}
+	if err := db.saveManifest(views); err != nil {
+		return err
+	}
+	db.flushes.Add(1)
+	db.lastFlush.Store(time.Now().UnixNano())
+	db.opts.Logger.Info("flushed memtables", "records", records, "views", len(views), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// freezeAll swaps every view's active memtable for a new one, with ingest
+// and Apply paused, and returns the views.
+func (db *DB) freezeAll() ([]*viewData, error) {
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	db.ingestMu.Lock()
+	defer db.ingestMu.Unlock()
+	seq := db.log.LastSeq()
+	views := liveViews(db.cat.Load())
+	for _, d := range views {
+		if _, err := d.freeze(seq); err != nil {
+			return nil, err
+		}
+	}
+	return views, nil
+}
+
+// writeMemtable writes frozen memtable m of view d to a new segment; nil
+// when m holds nothing.
+func (db *DB) writeMemtable(d *viewData, m *memtable) (*segRef, int64, error) {
+	var keys []string
+	var records int64
+	if m.tiles != nil {
+		keys = m.tiles.Keys()
+	} else {
+		keys = m.attrs.sortedKeys()
+	}
+	if len(keys) == 0 {
+		return nil, 0, nil
+	}
+	d.mu.RLock()
+	minSeq := d.covered + 1
+	d.mu.RUnlock()
+	w, sg, err := db.createSegment(d, 0, minSeq, m.maxSeq)
+	if err != nil {
+		return nil, 0, err
+	}
+	var buf []byte
+	for _, k := range keys {
+		var ok bool
+		if m.tiles != nil {
+			buf, ok = m.tiles.AppendKeyState(buf[:0], k)
+		} else {
+			var h []version
+			h, ok = m.attrs.history(k)
+			buf = appendVersions(buf[:0], h, d.types)
+			records += int64(len(h))
+		}
+		if !ok {
+			continue
+		}
+		if err := w.Add([]byte(k), buf); err != nil {
+			w.Abort()
+			return nil, 0, err
+		}
+	}
+	return db.finishSegment(w, sg, records)
+}
+
+// createSegment starts a segment of view d.
+func (db *DB) createSegment(d *viewData, level int, minSeq, maxSeq uint64) (*compaction.Writer, *segRef, error) {
+	id := db.man.NextSegment
+	db.man.NextSegment++
+	sg := &segRef{id: id, file: segmentFile(id), level: level, minSeq: minSeq, maxSeq: maxSeq}
+	meta := d.meta
+	meta.Level, meta.MinSeq, meta.MaxSeq = level, minSeq, maxSeq
+	w, err := compaction.Create(filepath.Join(segmentsDir(db.opts.Dir), sg.file), meta, compaction.WriterOptions{})
+	return w, sg, err
+}
+
+func (db *DB) finishSegment(w *compaction.Writer, sg *segRef, records int64) (*segRef, int64, error) {
+	info, err := w.Finish()
+	if err != nil {
+		w.Abort()
+		// Finish may fail after the rename (the directory fsync): the file
+		// must not outlive this attempt; an orphan would be removed on
+		// open anyway.
+		os.Remove(filepath.Join(segmentsDir(db.opts.Dir), sg.file))
+		return nil, 0, err
+	}
+	r, err := compaction.Open(info.Path)
+	if err != nil {
+		return nil, 0, err
+	}
+	sg.h, sg.bytes = compaction.NewHandle(r), info.FileBytes
+	return sg, records, nil
+}
+
+// saveManifest records the segments and covered sequence of views, which
+// must be every live view, and drops the segments of views no longer live.
+func (db *DB) saveManifest(views []*viewData) error {
+	live := map[string]bool{}
+	for _, d := range views {
+		d.mu.RLock()
+		mv := &manifestView{Fingerprint: d.print, Covered: d.covered}
+		for _, s := range d.segs {
+			mv.Segments = append(mv.Segments, manifestSegment{ID: s.id, File: s.file, Level: s.level,
+				MinSeq: s.minSeq, MaxSeq: s.maxSeq, Bytes: s.bytes})
+		}
+		d.mu.RUnlock()
+		db.man.Views[d.id] = mv
+		live[d.id] = true
+		db.viewsByID[d.id] = d
+	}
+	for id := range db.man.Views {
+		if !live[id] {
+			delete(db.man.Views, id)
+		}
+	}
+	if err := db.man.save(db.opts.Dir); err != nil {
+		return err
+	}
+	for id, d := range db.viewsByID {
+		if !live[id] {
+			d.closeSegments(true) // the view version was replaced or removed
+			delete(db.viewsByID, id)
+		}
+	}
+	return nil
+}
+
+// compactLocked merges segments; all merges each view's segments into one.
+func (db *DB) compactLocked(all bool) error {
+	views := liveViews(db.cat.Load())
+	merged := false
+	for _, d := range views {
+		for {
+			group := db.mergeCandidates(d, all)
+			if len(group) < 2 {
+				break
+			}
+			sg, err := db.mergeSegments(d, group)
+			if err != nil {
+				return fmt.Errorf("engine: merging segments of %s: %w", d.id, err)
+			}
+			d.installMerge(group, sg)
+			merged = true
+			if err := db.saveManifest(views); err != nil {
+				return err
+			}
+			for _, o := range group {
+				o.h.Obsolete()
+				o.h.Release() // deleted once the last reader lets go
+			}
+			if all {
+				break
+			}
+		}
+	}
+	if merged {
+		db.merges.Add(1)
+	}
+	return nil
+}
+
+// mergeCandidates picks the segments of d to merge next: the oldest
+// CompactionFanIn of the lowest level that has that many (size-tiered, so
+// every record is rewritten about log_fanIn(total) times), or all of them.
+func (db *DB) mergeCandidates(d *viewData, all bool) []*segRef {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if all {
+		return append([]*segRef(nil), d.segs...)
+	}
+	byLevel := map[int][]*segRef{}
+	lowest := -1
+	for _, s := range d.segs {
+		byLevel[s.level] = append(byLevel[s.level], s)
+		if len(byLevel[s.level]) >= db.opts.CompactionFanIn && (lowest < 0 || s.level < lowest) {
+			lowest = s.level
+		}
+	}
+	if lowest < 0 {
+		return nil
+	}
+	return byLevel[lowest][:db.opts.CompactionFanIn]
+}
+
+// mergeSegments merges group (segments of d over disjoint record ranges)
+// into one segment of the next level: per key, the states are merged
+// (tiles) or the histories joined (attributes).
+func (db *DB) mergeSegments(d *viewData, group []*segRef) (*segRef, error) {
+	level, minSeq, maxSeq := 0, group[0].minSeq, group[0].maxSeq
+	its := make([]*compaction.Iterator, len(group))
+	for i, s := range group {
+		level = max(level, s.level+1)
+		minSeq, maxSeq = min(minSeq, s.minSeq), max(maxSeq, s.maxSeq)
+		its[i] = s.h.Reader().NewIterator()
+	}
+	d.mu.RLock()
+	st := d.tiles
+	d.mu.RUnlock()
+	w, sg, err := db.createSegment(d, level, minSeq, maxSeq)
+	if err != nil {
+		return nil, err
+	}
+	mi := compaction.NewMergeIterator(its)
+	var buf []byte
+	var kss []*tiles.KeyState
+	var hs [][]version
+	for mi.Next() {
+		val, err := d.mergeValues(st, mi.Values(), buf[:0], kss[:0], hs[:0])
+		if err != nil {
+			w.Abort()
+			return nil, fmt.Errorf("key %q: %w", mi.Key(), err)
+		}
+		buf = val
+		if err := w.Add(mi.Key(), val); err != nil {
+			w.Abort()
+			return nil, err
+		}
+	}
+	if err := mi.Err(); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	sg2, _, err := db.finishSegment(w, sg, 0)
+	return sg2, err
+}
+
+// mergeValues merges one key's values from several segments.
+func (d *viewData) mergeValues(st *tiles.Store, vals [][]byte, dst []byte, kss []*tiles.KeyState, hs [][]version) ([]byte, error) {
+	var only []byte
+	n := 0
+	for _, v := range vals {
+		if v != nil {
+			only = v
+			n++
+		}
+	}
+	if n == 1 {
+		return append(dst, only...), nil
+	}
+	for _, v := range vals {
+		if v == nil {
+			continue
+		}
+		if st != nil {
+			ks, err := st.DecodeKeyState(v)
+			if err != nil {
+				return nil, err
+			}
+			kss = append(kss, ks)
+		} else {
+			h, err := decodeVersions(v, d.types)
+			if err != nil {
+				return nil, err
+			}
+			hs = append(hs, h)
+		}
+	}
+	if st != nil {
+		return st.AppendEncoded(dst, st.MergeKeyStates(kss)), nil
+	}
+	return appendVersions(dst, mergeVersions(hs), d.types), nil
+}
+
+// maintain flushes and merges in the background: a flush when a view's
+// active memtable holds FlushRecords records or the last flush is older
+// than FlushInterval, then whatever merges are due.
+func (db *DB) maintain() {
+	defer close(db.maintDone)
+	t := time.NewTicker(maintainTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.maintStop:
+			return
+		case <-t.C:
+		}
+		if !db.flushDue() {
+			continue
+		}
+		db.maint.Lock()
+		err := db.flushLocked()
+		if err == nil {
+			err = db.compactLocked(false)
+		}
+		db.maint.Unlock()
+		if err != nil {
+			db.maintErr.Store(&err)
+			db.opts.Logger.Error("background flush or merge failed; the log keeps every record, so nothing is lost", "err", err)
+		}
+	}
+}
+
+// maintainTick is how often the background maintainer looks for work.
+const maintainTick = 250 * time.Millisecond
+
+func (db *DB) flushDue() bool {
+	var pending int64
+	for _, d := range liveViews(db.cat.Load()) {
+		n := d.records.Load()
+		if n >= int64(db.opts.FlushRecords) {
+			return true
+		}
+		pending += n
+	}
+	last := time.Unix(0, db.lastFlush.Load())
+	return pending > 0 && time.Since(last) >= db.opts.FlushInterval
+}

@@ -1,0 +1,193 @@
+package tabular
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/internal/schema"
+)
+
+// Values cross this package as `any`: spine values as the readers return
+// them (nil, string, int64, float64, bool, time.Time, jsontext.Value, and
+// engine.Number from other spines), and engine values as schema.Value.
+
+// AppendJSON appends v as JSON with the encodings of the HTTP API
+// (SPEC §4): a schema.Value of kind Int64 as a string, floats as numbers
+// (non-finite ones as "NaN", "Infinity", "-Infinity"), timestamps as
+// RFC 3339 strings. Plain Go values keep their JSON type: an int64 spine
+// value is a JSON number, as it was given.
+func AppendJSON(dst []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...)
+	case string:
+		return appendQuoted(dst, x)
+	case int64:
+		return strconv.AppendInt(dst, x, 10)
+	case int:
+		return strconv.AppendInt(dst, int64(x), 10)
+	case float64:
+		return appendJSONFloat(dst, x, 64)
+	case bool:
+		return strconv.AppendBool(dst, x)
+	case time.Time:
+		return appendQuotedTime(dst, x)
+	case engine.Number:
+		return append(dst, x...)
+	case jsontext.Value:
+		return append(dst, x...)
+	case schema.Value:
+		return appendValueJSON(dst, x)
+	}
+	return appendQuoted(dst, fmt.Sprint(v))
+}
+
+// appendValueJSON appends an engine value with the encodings of SPEC §4.
+func appendValueJSON(dst []byte, v schema.Value) []byte {
+	switch v.Kind {
+	case schema.String:
+		return appendQuoted(dst, v.S)
+	case schema.Int64, schema.Int32:
+		dst = append(dst, '"')
+		dst = strconv.AppendInt(dst, v.I, 10)
+		return append(dst, '"')
+	case schema.Float64:
+		return appendJSONFloat(dst, v.F, 64)
+	case schema.Float32:
+		return appendJSONFloat(dst, v.F, 32)
+	case schema.Bool:
+		return strconv.AppendBool(dst, v.I != 0)
+	case schema.Timestamp:
+		return appendQuotedTime(dst, v.Time())
+	case schema.Array:
+		dst = append(dst, '[')
+		for i, e := range v.A {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendValueJSON(dst, e)
+		}
+		return append(dst, ']')
+	}
+	return append(dst, "null"...)
+}
+
+func appendQuoted(dst []byte, s string) []byte {
+	out, _ := jsontext.AppendQuote(dst, s) // invalid UTF-8 is replaced, still valid JSON
+	return out
+}
+
+func appendQuotedTime(dst []byte, t time.Time) []byte {
+	dst = append(dst, '"')
+	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, '"')
+}
+
+func appendJSONFloat(dst []byte, f float64, bits int) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(dst, `"NaN"`...)
+	case math.IsInf(f, 1):
+		return append(dst, `"Infinity"`...)
+	case math.IsInf(f, -1):
+		return append(dst, `"-Infinity"`...)
+	}
+	return jsontext.AppendFloat(dst, f, bits)
+}
+
+// appendText appends v as CSV cell text: integers in decimal, floats with
+// strconv 'g' -1, timestamps RFC 3339 with nanoseconds, arrays as JSON
+// (integers as JSON numbers there: a CSV reader parses them with
+// json.loads, not a JavaScript engine), null as nothing.
+func appendText(dst []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return dst
+	case string:
+		return append(dst, x...)
+	case int64:
+		return strconv.AppendInt(dst, x, 10)
+	case int:
+		return strconv.AppendInt(dst, int64(x), 10)
+	case float64:
+		return strconv.AppendFloat(dst, x, 'g', -1, 64)
+	case bool:
+		return strconv.AppendBool(dst, x)
+	case time.Time:
+		return x.UTC().AppendFormat(dst, time.RFC3339Nano)
+	case engine.Number:
+		return append(dst, x...)
+	case jsontext.Value:
+		return append(dst, x...)
+	case schema.Value:
+		return appendValueText(dst, x)
+	}
+	return fmt.Append(dst, v)
+}
+
+func appendValueText(dst []byte, v schema.Value) []byte {
+	switch v.Kind {
+	case schema.Null:
+		return dst
+	case schema.String:
+		return append(dst, v.S...)
+	case schema.Int64, schema.Int32:
+		return strconv.AppendInt(dst, v.I, 10)
+	case schema.Float64:
+		return strconv.AppendFloat(dst, v.F, 'g', -1, 64)
+	case schema.Float32:
+		return strconv.AppendFloat(dst, v.F, 'g', -1, 32)
+	case schema.Bool:
+		return strconv.AppendBool(dst, v.I != 0)
+	case schema.Timestamp:
+		return v.Time().AppendFormat(dst, time.RFC3339Nano)
+	case schema.Array:
+		return appendArrayJSON(dst, v)
+	}
+	return dst
+}
+
+// appendArrayJSON appends an array as plain JSON: integers as numbers,
+// non-finite floats as the strings "NaN", "Infinity", "-Infinity".
+func appendArrayJSON(dst []byte, v schema.Value) []byte {
+	dst = append(dst, '[')
+	for i, e := range v.A {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if e.Kind == schema.Int64 || e.Kind == schema.Int32 {
+			dst = strconv.AppendInt(dst, e.I, 10)
+		} else {
+			dst = appendValueJSON(dst, e)
+		}
+	}
+	return append(dst, ']')
+}
+
+// decodeJSONValue converts one raw JSON value of a JSON Lines spine to the
+// Go value the engine receives: strings, int64 (integers that fit) or
+// float64, bool, nil; objects and arrays stay raw (copied).
+func decodeJSONValue(raw jsontext.Value) (any, error) {
+	switch raw.Kind() {
+	case 'n':
+		return nil, nil
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	case '"':
+		s, err := jsontext.AppendUnquote(nil, raw)
+		return string(s), err
+	case '0':
+		if i, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+			return i, nil
+		}
+		return strconv.ParseFloat(string(raw), 64)
+	}
+	return raw.Clone(), nil
+}

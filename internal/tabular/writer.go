@@ -1,0 +1,65 @@
+package tabular
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/internal/schema"
+)
+
+// Writer writes a historical result to a file. It is an
+// engine.HistoricalSink: the engine calls Begin once, then Row per row.
+type Writer interface {
+	engine.HistoricalSink
+	// Rows returns the number of rows written so far.
+	Rows() int64
+	// Close flushes what is buffered and ends the file (the Parquet
+	// footer). It does not close the underlying io.Writer.
+	Close() error
+}
+
+// CreateWriter returns a Writer of the format path's extension names,
+// writing to w. Begin fixes the columns; every row must match them.
+func CreateWriter(path string, w io.Writer) (Writer, error) {
+	f, err := FormatOf(path)
+	if err != nil {
+		return nil, err
+	}
+	switch f {
+	case CSV:
+		return newCSVWriter(w), nil
+	case JSONL:
+		return newJSONLWriter(w), nil
+	}
+	return newParquetWriter(w), nil
+}
+
+var errNoBegin = errors.New("BUG: tabular: Row before Begin")
+
+// columnNames returns the names of cols.
+func columnNames(cols []engine.HistoricalColumn) []string {
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// cloneValue copies v deeply, so that a buffered row does not share an
+// array with the engine.
+func cloneValue(v schema.Value) schema.Value {
+	if v.Kind == schema.Array {
+		v.A = append([]schema.Value(nil), v.A...)
+	}
+	return v
+}
+
+// checkWidth refuses a row whose width differs from the columns'.
+func checkWidth(cols int, lead []any, features []schema.Value) error {
+	if n := len(lead) + len(features); n != cols {
+		return fmt.Errorf("BUG: tabular: a row of %d values for %d columns", n, cols)
+	}
+	return nil
+}

@@ -219,7 +219,7 @@ func (s *histRun) size(div int) (*HistoricalData, []Row, error) {
 	b := &h.Build
 	what := fmt.Sprintf("build %s events, %s keys (engine.Ingest 2000/call, 2 goroutines, NoSync; then Flush+CompactAll)",
 		fmtCount(events), fmtCount(keys))
-	res := fmt.Sprintf("%s events/s: ingest %s + flush/compact %s = %s", fmtRate(b.IngestRate()), fmtDur(b.Ingest), fmtDur(b.Finish), fmtDur(b.Total))
+	res := fmt.Sprintf("%s events/s: ingest %s + flush/compact %s = %s", fmtRate(b.IngestRate()), fmtSpan(b.Ingest), fmtSpan(b.Finish), fmtSpan(b.Total))
 	if h.Cached {
 		res += " (cached, built " + b.Built.Format(time.RFC3339) + ")"
 	}
@@ -390,3 +390,12 @@ func fmtMB(b int64) string {
 
 // quietLogger discards the engine's logs.
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// fmtSpan is fmtDur, but minutes and seconds from 100s up (fmtDur would
+// print 1.09e+03s).
+func fmtSpan(d time.Duration) string {
+	if d < 100*time.Second {
+		return fmtDur(d)
+	}
+	return d.Round(time.Second).String()
+}

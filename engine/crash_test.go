@@ -38,6 +38,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,10 +148,12 @@ func TestCrashChild(t *testing.T) {
 
 // child is one run of the child node.
 type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	log   *childLog
-	url   string
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	log      *childLog
+	logStart int64         // where its output starts in the log file
+	exited   chan struct{} // closed once the child is reaped
+	url      string
 }
 
 // startChild starts the node on dir, with env added to its environment,
@@ -159,13 +162,20 @@ func startChild(t *testing.T, dir string, env []string, logFile *os.File) *child
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	cmd.Env = append(append(os.Environ(), crashChildEnv+"="+dir), env...)
-	c := &child{cmd: cmd, log: &childLog{file: logFile}}
+	c := &child{cmd: cmd, log: &childLog{file: logFile}, exited: make(chan struct{})}
 	cmd.Stderr = c.log
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	c.stdin, err = cmd.StdinPipe()
 	require.NoError(t, err)
+	fi, err := logFile.Stat()
+	require.NoError(t, err)
+	c.logStart = fi.Size()
 	require.NoError(t, cmd.Start())
+	go func() {
+		cmd.Wait() // also waits for the copy of its stderr to the log
+		close(c.exited)
+	}()
 	t.Cleanup(func() { c.kill() })
 
 	addr := make(chan string, 1)
@@ -190,15 +200,24 @@ func startChild(t *testing.T, dir string, env []string, logFile *os.File) *child
 	return c
 }
 
-// kill SIGKILLs the child and reaps it. It is idempotent. Once it returns,
-// the child's log is complete.
+// kill SIGKILLs the child and waits until it is reaped. It is idempotent.
+// Once it returns, the child's log is complete.
 func (c *child) kill() {
-	if c.cmd.ProcessState != nil {
-		return
+	c.cmd.Process.Kill() // fails harmlessly once the child is reaped
+	<-c.exited
+}
+
+// dump has a child that stopped answering print its goroutines (SIGQUIT),
+// kills it, and returns its log.
+func (c *child) dump() string {
+	c.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-c.exited:
+	case <-time.After(10 * time.Second):
 	}
-	c.cmd.Process.Kill()
-	c.cmd.Wait()
-	c.stdin.Close()
+	c.kill()
+	data, _ := os.ReadFile(c.log.file.Name())
+	return string(data[min(c.logStart, int64(len(data))):])
 }
 
 // killAtMaint kills the child delay after it next announces a flush or
@@ -208,7 +227,7 @@ func (c *child) killAtMaint(delay time.Duration) bool {
 	c.log.aimAt(func() {
 		go func() {
 			time.Sleep(delay)
-			c.cmd.Process.Kill() // safe alongside Wait; kill reaps the child
+			c.cmd.Process.Kill() // kill reaps the child
 			close(fired)
 		}()
 	})
@@ -388,8 +407,8 @@ func runCrash(t *testing.T, cfg crashConfig) *crashRun {
 func (c *crashRun) cycle(cycle int) {
 	ch := startChild(c.t, c.dir, c.cfg.env, c.logFile)
 	stage := fmt.Sprintf("cycle %d, after restart", cycle)
-	verifyServed(c.t, ch.url, c.st.ackedCopy(), stage)
-	c.verifyWritersServed(ch.url, stage)
+	verifyServed(c.t, ch, c.st.ackedCopy(), stage)
+	c.verifyWritersServed(ch, stage)
 	target := int64(c.r.Intn(c.cfg.maxTarget)) // acknowledged requests before the kill; 0: at once
 	aim := c.r.Float64() < c.cfg.aimAtMaint
 	delay := time.Duration(c.r.Int63n(int64(c.cfg.aimDelay) + 1))
@@ -490,7 +509,7 @@ func (c *crashRun) ingestUntilKilled(ch *child, cycle int, target, seed int64, a
 
 // verifyServed reads every acknowledged id from a running node with
 // get-features-batch.
-func verifyServed(t *testing.T, url string, acked map[string]crashRecord, stage string) {
+func verifyServed(t *testing.T, ch *child, acked map[string]crashRecord, stage string) {
 	t.Helper()
 	ids := sortedIDs(acked)
 	for len(ids) > 0 {
@@ -500,7 +519,7 @@ func verifyServed(t *testing.T, url string, acked map[string]crashRecord, stage 
 		for _, id := range chunk {
 			rows = append(rows, fmt.Sprintf(`{"join_key_map":{"event_id":%q}}`, id))
 		}
-		out := getFeaturesBatch(t, url, "crash_fs", rows, stage)
+		out := getFeaturesBatch(t, ch, "crash_fs", rows, stage)
 		for i, id := range chunk {
 			want := acked[id]
 			f := out[i]
@@ -515,14 +534,14 @@ func verifyServed(t *testing.T, url string, acked map[string]crashRecord, stage 
 
 // verifyWritersServed reads the per-writer count and sum from a running
 // node: they must be those of the records in the log.
-func (c *crashRun) verifyWritersServed(url, stage string) {
+func (c *crashRun) verifyWritersServed(ch *child, stage string) {
 	t := c.t
 	t.Helper()
 	var rows []string
 	for w := 0; w < crashWriters; w++ {
 		rows = append(rows, fmt.Sprintf(`{"join_key_map":{"writer":%d}}`, w))
 	}
-	out := getFeaturesBatch(t, url, "crash_writers_fs", rows, stage)
+	out := getFeaturesBatch(t, ch, "crash_writers_fs", rows, stage)
 	var got writerTotals
 	for w, f := range out {
 		require.Len(t, f, 2, stage)
@@ -546,12 +565,16 @@ func (c *crashRun) requireWriters(got writerTotals, stage string) {
 }
 
 // getFeaturesBatch posts one get-features-batch request for rows (request
-// data items) and returns each row's features.
-func getFeaturesBatch(t *testing.T, url, service string, rows []string, stage string) [][]*string {
+// data items) to the child and returns each row's features. A child that
+// does not answer within 60s fails the test with its goroutines.
+func getFeaturesBatch(t *testing.T, ch *child, service string, rows []string, stage string) [][]*string {
 	t.Helper()
 	body := `{"params":{"workspace_name":"crash","feature_service_name":"` + service + `","request_data":[` + strings.Join(rows, ",") + `]}}`
-	resp, err := http.Post(url+"/api/v1/feature-service/get-features-batch", "application/json", strings.NewReader(body))
-	require.NoError(t, err, stage)
+	client := &http.Client{Timeout: 60 * time.Second}
+	resp, err := client.Post(ch.url+"/api/v1/feature-service/get-features-batch", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("%s: get-features-batch of %s: %v; the child's log since it started:\n%s", stage, service, err, ch.dump())
+	}
 	data, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.NoError(t, err)

@@ -324,7 +324,7 @@ func histSizes() (histSize, []int64) {
 	size := histSize{requests: 300, keys: 120, span: 40 * time.Hour, spine: 3000, parity: 300, ranges: 2, perKey: 40, modeled: 3000}
 	seeds := []int64{1}
 	if *diffLong {
-		size = histSize{requests: 1500, keys: 300, span: 4 * aggD, spine: 70000, parity: 3000, ranges: 6, perKey: 400, modeled: 12000}
+		size = histSize{requests: 1500, keys: 300, span: 4 * aggD, spine: 70000, parity: 3000, ranges: 6, perKey: 150, modeled: 12000}
 		seeds = nil
 		for i := 0; i < 3; i++ {
 			seeds = append(seeds, time.Now().UnixNano()+int64(i))
@@ -970,7 +970,9 @@ type histRangeRun struct {
 func histRange(t *testing.T, db *engine.DB, run histRangeRun, r *rand.Rand) []histRow {
 	var rows []histRow
 	sink := histCollector(&rows)
+	t0 := time.Now()
 	require.NoError(t, db.GetFeaturesForRange(context.Background(), &run.req, sink), run.stage)
+	t.Logf("%s: the engine answered %d rows in %v", run.stage, len(rows), time.Since(t0).Round(time.Millisecond))
 	require.Equal(t, 1, sink.begins, run.stage)
 	cols := sink.cols
 	require.GreaterOrEqual(t, len(cols), 3, run.stage)

@@ -296,6 +296,7 @@ func (h *HistoricalRows) Close() error { return h.body.Close() }
 
 func (h *HistoricalRows) copyTo(out io.Writer) error {
 	defer h.Close()
+	var buf []byte
 	for {
 		_, _, err := h.Next()
 		if err == io.EOF {
@@ -304,7 +305,8 @@ func (h *HistoricalRows) copyTo(out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if _, err := out.Write(append(h.line, '\n')); err != nil {
+		buf = append(append(buf[:0], h.line...), '\n') // h.line is the reader's buffer: do not append to it
+		if _, err := out.Write(buf); err != nil {
 			return err
 		}
 	}

@@ -75,8 +75,7 @@ func (s *Server) historical(w http.ResponseWriter, r *http.Request) {
 		writeServingError(w, http.StatusUnauthorized, grpcUnauthenticated, err.Error())
 		return
 	}
-	rc := http.NewResponseController(w)
-	p, ok := s.historicalParams(w, r, rc)
+	p, ok := s.historicalParams(w, r)
 	if !ok {
 		return
 	}
@@ -84,13 +83,20 @@ func (s *Server) historical(w http.ResponseWriter, r *http.Request) {
 		s.writeEngineError(w, err)
 		return
 	}
+	rc := http.NewResponseController(w)
+	defer clearDeadlines(rc)
 	req := &engine.HistoricalRequest{Workspace: p.workspace, Service: p.service, TimestampKey: p.timestampKey,
-		FromSource: p.fromSource, Start: p.start, End: p.end, Entities: p.entities}
+		FromSource: p.fromSource, Start: p.start, End: p.end, Entities: p.entities, ChunkRows: s.opts.HistoricalChunkRows}
 	if p.rangeMode() {
 		st := &stream{w: w, rc: rc}
 		st.finish(r.Context(), s, s.db.GetFeaturesForRange(r.Context(), req, st))
 		return
 	}
+	s.spineJoin(w, r, rc, p, req)
+}
+
+// spineJoin answers spine mode.
+func (s *Server) spineJoin(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, p *historicalParams, req *engine.HistoricalRequest) {
 	if isNDJSON(r) {
 		// Answer rows while the spine still arrives (HTTP/1.1; an error
 		// means the protocol needs no opt-in). Closing the body before the
@@ -108,9 +114,17 @@ func (s *Server) historical(w http.ResponseWriter, r *http.Request) {
 	st.finish(r.Context(), s, s.db.GetFeaturesForEvents(r.Context(), req, sp, st))
 }
 
+// clearDeadlines undoes the deadlines the answer and an NDJSON spine set
+// as they go (ioWindow), for the connection's next request: a server
+// without timeouts would not reset them.
+func clearDeadlines(rc *http.ResponseController) {
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
+}
+
 // historicalParams reads the params from the query string (NDJSON) or the
 // JSON body, writing the error response itself.
-func (s *Server) historicalParams(w http.ResponseWriter, r *http.Request, rc *http.ResponseController) (*historicalParams, bool) {
+func (s *Server) historicalParams(w http.ResponseWriter, r *http.Request) (*historicalParams, bool) {
 	if isNDJSON(r) {
 		p, err := queryHistorical(r.URL.Query())
 		if err != nil {

@@ -317,7 +317,9 @@ func keys(m map[string][][]member) []string {
 }
 
 func TestHistoricalHTTPErrors(t *testing.T) {
-	n := historicalNode(t, httpapi.Options{})
+	// Chunks of 4 rows: the engine answers the first rows of a spine before
+	// it reads a bad row further on. A JSON spine must still get a 400.
+	n := historicalNode(t, httpapi.Options{HistoricalChunkRows: 4})
 	good := ndjsonSpine(spineRows()[:2])
 	ads := func(extra ...string) url.Values {
 		q := url.Values{"workspace_name": {"ads"}, "feature_service_name": {"ad_ctr_feature_service"}}
@@ -470,16 +472,28 @@ func TestHistoricalHTTPClientStreams(t *testing.T) {
 	}
 }
 
-// TestHistoricalHTTPClientSurfacesLateErrors: an error found after the
-// answer started is its last line; the Client returns it as an error.
-func TestHistoricalHTTPClientSurfacesLateErrors(t *testing.T) {
-	n := historicalNode(t, httpapi.Options{})
+// TestHistoricalHTTPLateErrors: with an NDJSON spine, an error found
+// after the answer started is its last line, and the Client returns it as
+// an error.
+func TestHistoricalHTTPLateErrors(t *testing.T) {
+	n := historicalNode(t, httpapi.Options{HistoricalChunkRows: 1000})
 	var spine strings.Builder
-	const rows = 20_000
+	const rows = 20_500
 	for i := range rows {
 		fmt.Fprintf(&spine, "{\"user_id\": \"u1\", \"ts\": %q}\n", ts(t0.Add(-time.Duration(i%60)*time.Minute)))
 	}
 	spine.WriteString("{\"user_id\": \"u1\", \"ts\": \n")
+
+	q := url.Values{"workspace_name": {"ads"}, "feature_service_name": {"ad_ctr_feature_service"}, "timestamp_key": {"ts"}}
+	a := n.historicalNDJSON(n.viewer, q, []byte(spine.String()))
+	require.Equal(t, http.StatusOK, a.status, "the answer started before the bad line was read")
+	lines := a.lines(t)
+	require.Len(t, lines, rows/1000*1000+1, "the rows of every whole chunk, then the error")
+	last := lines[len(lines)-1]
+	require.Equal(t, []string{"code", "error", "message"}, []string{last[0].name, last[1].name, last[2].name}, "%v", last)
+	assert.Equal(t, "3", last[0].raw)
+	assert.Contains(t, last[2].raw, fmt.Sprintf("line %d: invalid JSON", rows+1))
+
 	var out bytes.Buffer
 	c := httpapi.NewClient(n.srv.URL, n.viewer)
 	err := c.GetFeaturesForEvents(context.Background(), "ads", "ad_ctr_feature_service", "ts", false, strings.NewReader(spine.String()), &out)

@@ -23,6 +23,11 @@ type Options struct {
 	// MaxSpineBytes bounds the NDJSON spine of a historical request, which
 	// streams rather than being held in memory (413 beyond). Default 1 GiB.
 	MaxSpineBytes int64
+	// HistoricalChunkRows is how many spine rows a historical request has
+	// the engine read, answer and write at a time: it bounds the request's
+	// memory and how soon its first rows stream. Default 0: the engine's
+	// (engine.HistoricalRequest.ChunkRows).
+	HistoricalChunkRows int
 	// Logger receives request errors. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -48,8 +53,8 @@ func (o *Options) Validate() error {
 	if o.NoAuth && !IsLoopback(o.Addr) {
 		return fmt.Errorf("httpapi: --no-auth is refused on %q: without API keys the node may only listen on a loopback address (127.0.0.1, ::1 or localhost)", o.Addr)
 	}
-	if o.MaxBodyBytes < 0 || o.MaxSpineBytes < 0 {
-		return errors.New("httpapi: MaxBodyBytes and MaxSpineBytes must not be negative")
+	if o.MaxBodyBytes < 0 || o.MaxSpineBytes < 0 || o.HistoricalChunkRows < 0 {
+		return errors.New("httpapi: MaxBodyBytes, MaxSpineBytes and HistoricalChunkRows must not be negative")
 	}
 	return nil
 }

@@ -165,8 +165,12 @@ func mustStore(t testing.TB, spec Spec, hot HotTier) *Store {
 // with the others' decoded states, decoded states only, their merge, the
 // merge of live snapshots — reads like one store that got every event.
 func TestKeyStateDifferential(t *testing.T) {
+	seeds := uint64(4)
+	if testing.Short() {
+		seeds = 1
+	}
 	for _, interval := range []int64{0, 10 * Minute, Hour} {
-		for seed := range uint64(4) {
+		for seed := range seeds {
 			t.Run(fmt.Sprintf("%s/seed=%d", intervalName(interval), seed), func(t *testing.T) {
 				checkSplit(t, newRand(seed*31+uint64(interval)), ksSpec(interval))
 			})

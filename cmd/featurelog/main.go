@@ -5,6 +5,7 @@
 //	featurelog apply -f features.yaml
 //	featurelog service-account create --name ingest
 //	featurelog access-control assign-role --role editor --workspace ads --service-account ID
+//	featurelog historical --workspace ads --service ad_ctr_feature_service --spine spine.csv --out training.parquet
 //	featurelog bench
 package main
 
@@ -31,6 +32,6 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), planCmd(), applyCmd(), serviceAccountCmd(), accessControlCmd(), benchCmd())
+	root.AddCommand(serveCmd(), planCmd(), applyCmd(), serviceAccountCmd(), accessControlCmd(), historicalCmd(), benchCmd())
 	return root
 }

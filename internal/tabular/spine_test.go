@@ -285,13 +285,16 @@ func TestSpineParquetCorrupt(t *testing.T) {
 	for i := len(flipped) - 40; i < len(flipped)-8; i++ {
 		flipped[i] ^= 0x5a // the footer's metadata
 	}
+	huge := bytes.Clone(good)
+	copy(huge[len(huge)-8:], []byte{0xf0, 0xff, 0xff, 0xff}) // a footer length of ~4 GiB
 	cases := map[string][]byte{
-		"empty":          {},
-		"not parquet":    []byte("user_id,ts\nu1,2024-05-01T12:00:00Z\n"),
-		"truncated":      good[:len(good)/2],
-		"no footer":      good[:len(good)-8],
-		"flipped footer": flipped,
-		"magic only":     []byte("PAR1PAR1"),
+		"huge footer length": huge,
+		"empty":              {},
+		"not parquet":        []byte("user_id,ts\nu1,2024-05-01T12:00:00Z\n"),
+		"truncated":          good[:len(good)/2],
+		"no footer":          good[:len(good)-8],
+		"flipped footer":     flipped,
+		"magic only":         []byte("PAR1PAR1"),
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {

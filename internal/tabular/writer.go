@@ -38,6 +38,15 @@ func CreateWriter(path string, w io.Writer) (Writer, error) {
 
 var errNoBegin = errors.New("BUG: tabular: Row before Begin")
 
+// checkResultColumns refuses a result whose column names repeat, as when
+// a spine column is named like a feature.
+func checkResultColumns(cols []engine.HistoricalColumn) error {
+	if err := checkColumns(columnNames(cols)); err != nil {
+		return fmt.Errorf("the result's columns: %w (does a spine column have a feature's name? rename it)", err)
+	}
+	return nil
+}
+
 // columnNames returns the names of cols.
 func columnNames(cols []engine.HistoricalColumn) []string {
 	names := make([]string, len(cols))

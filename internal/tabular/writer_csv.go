@@ -21,11 +21,11 @@ type csvWriter struct {
 func newCSVWriter(w io.Writer) *csvWriter { return &csvWriter{w: csv.NewWriter(w)} }
 
 func (c *csvWriter) Begin(cols []engine.HistoricalColumn) error {
-	c.cols = len(cols)
-	c.record = make([]string, len(cols))
-	if err := checkColumns(columnNames(cols)); err != nil {
+	if err := checkResultColumns(cols); err != nil {
 		return err
 	}
+	c.cols = len(cols)
+	c.record = make([]string, len(cols))
 	return c.w.Write(columnNames(cols))
 }
 

@@ -22,7 +22,7 @@ func newJSONLWriter(w io.Writer) *jsonlWriter {
 }
 
 func (j *jsonlWriter) Begin(cols []engine.HistoricalColumn) error {
-	if err := checkColumns(columnNames(cols)); err != nil {
+	if err := checkResultColumns(cols); err != nil {
 		return err
 	}
 	j.names = make([][]byte, len(cols))

@@ -53,7 +53,7 @@ type heldRow struct {
 func newParquetWriter(out io.Writer) *parquetWriter { return &parquetWriter{out: out} }
 
 func (p *parquetWriter) Begin(cols []engine.HistoricalColumn) error {
-	if err := checkColumns(columnNames(cols)); err != nil {
+	if err := checkResultColumns(cols); err != nil {
 		return err
 	}
 	p.cols = slices.Clone(cols)

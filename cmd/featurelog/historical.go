@@ -1,0 +1,398 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/httpapi"
+	"github.com/featurelog/featurelog/internal/dirlock"
+	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/internal/tabular"
+)
+
+// historicalFlags are the flags of `featurelog historical` (SPEC §5).
+type historicalFlags struct {
+	t                        target
+	workspace, service       string
+	spine, out, timestampKey string
+	start, end, entities     string
+	fromSource, quiet        bool
+}
+
+func historicalCmd() *cobra.Command {
+	var f historicalFlags
+	cmd := &cobra.Command{
+		Use:   "historical --workspace W --service S (--spine FILE | --start T --end T [--entities FILE]) --out FILE",
+		Short: "Write point-in-time correct training data for a spine, or a range of time, to a file",
+		Long: `Spine mode joins every row of the spine (.parquet, .csv, .jsonl or .ndjson) with
+the features an online read at the row's time returns; range mode writes, for
+each key, the intervals of [--start, --end) over which its features hold.
+The output format follows --out's extension. The file appears only when complete.`,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runHistorical(cmd, &f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.workspace, "workspace", "", "workspace of the feature service (required)")
+	fl.StringVar(&f.service, "service", "", "feature service to read (required)")
+	fl.StringVar(&f.spine, "spine", "", "spine file: .parquet, .csv, .jsonl or .ndjson")
+	fl.StringVar(&f.out, "out", "", "output file: .parquet, .csv, .jsonl or .ndjson (required)")
+	fl.StringVar(&f.timestampKey, "timestamp-key", "", "spine column holding each row's time (default: the spine's one timestamp column)")
+	fl.BoolVar(&f.fromSource, "from-source", false, "recompute the features from the offline log instead of the tiles")
+	fl.StringVar(&f.start, "start", "", "range mode: start of the range (RFC 3339)")
+	fl.StringVar(&f.end, "end", "", "range mode: end of the range, exclusive (RFC 3339)")
+	fl.StringVar(&f.entities, "entities", "", "range mode: file of join-key rows to report (default: every key with data)")
+	fl.BoolVar(&f.quiet, "quiet", false, "no progress bar")
+	f.t.flags(cmd)
+	return cmd
+}
+
+// query checks the flags and returns the request they make.
+func (f *historicalFlags) query() (httpapi.HistoricalQuery, error) {
+	q := httpapi.HistoricalQuery{Workspace: f.workspace, Service: f.service, TimestampKey: f.timestampKey, FromSource: f.fromSource}
+	ranged := f.start != "" || f.end != ""
+	switch {
+	case f.service == "":
+		return q, errors.New("--service S is required: the feature service whose features to write")
+	case f.workspace == "":
+		return q, errors.New("--workspace W is required: the workspace of --service (the `workspace:` of its repo file)")
+	case f.out == "":
+		return q, fmt.Errorf("--out FILE is required: the file to write (%s)", tabular.Supported)
+	case f.spine == "" && !ranged:
+		return q, errors.New("give --spine FILE (a row per training example) or --start T and --end T (range mode)")
+	case f.spine != "" && ranged:
+		return q, errors.New("--spine and --start/--end are exclusive: give a spine, or a range")
+	case f.entities != "" && !ranged:
+		return q, errors.New("--entities is for range mode, with --start and --end")
+	case ranged && f.timestampKey != "":
+		return q, errors.New("--timestamp-key names a spine column; range mode has no spine")
+	}
+	for flag, path := range map[string]string{"--out": f.out, "--spine": f.spine, "--entities": f.entities} {
+		if _, err := tabular.FormatOf(path); err != nil && path != "" {
+			return q, fmt.Errorf("%s: %w", flag, err)
+		}
+	}
+	if !ranged {
+		return q, nil
+	}
+	var err error
+	if q.Start, err = parseFlagTime("--start", f.start); err != nil {
+		return q, err
+	}
+	if q.End, err = parseFlagTime("--end", f.end); err != nil {
+		return q, err
+	}
+	if !q.End.After(q.Start) {
+		return q, fmt.Errorf("--end %s must be after --start %s", f.end, f.start)
+	}
+	return q, nil
+}
+
+func parseFlagTime(flag, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, fmt.Errorf("%s T is required in range mode (RFC 3339, like 2024-05-01T00:00:00Z)", flag)
+	}
+	t, err := schema.ParseTimestamp(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", flag, err)
+	}
+	return t, nil
+}
+
+func runHistorical(cmd *cobra.Command, f *historicalFlags) error {
+	q, err := f.query()
+	if err != nil {
+		return err
+	}
+	var spine tabular.Spine
+	if f.spine != "" {
+		file, err := os.Open(f.spine)
+		if err != nil {
+			return fmt.Errorf("--spine: %w", err)
+		}
+		defer file.Close()
+		if spine, err = tabular.OpenSpine(f.spine, file); err != nil {
+			return err
+		}
+	} else if f.entities != "" {
+		if q.Entities, err = readEntities(f.entities); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(commandContext(cmd), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	out, err := tabular.CreateFile(f.out)
+	if err != nil {
+		return err
+	}
+	defer out.Abort()
+	total := int64(-1)
+	if spine != nil {
+		total = spine.Len()
+	}
+	bar := newProgress(cmd.ErrOrStderr(), total, f.quiet)
+	if c, ok := f.t.client(); ok {
+		err = remoteHistorical(ctx, c, q, spine, out, bar)
+	} else {
+		err = localHistorical(ctx, f.t.data, q, spine, out, bar)
+	}
+	if err != nil {
+		bar.abandon()
+		return spineError(err, f.spine, spine)
+	}
+	if err := out.Commit(); err != nil {
+		bar.abandon()
+		return err
+	}
+	bar.finish(int(out.Rows()))
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %d rows to %s\n", out.Rows(), f.out)
+	return nil
+}
+
+func commandContext(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+// readEntities reads range mode's join-key rows from a file; null cells
+// are left out.
+func readEntities(path string) ([]map[string]any, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--entities: %w", err)
+	}
+	defer file.Close()
+	s, err := tabular.OpenSpine(path, file)
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]any
+	for {
+		row, err := s.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[string]any, len(row))
+		for i, v := range row {
+			if v != nil {
+				m[s.Columns()[i]] = v
+			}
+		}
+		out = append(out, m)
+	}
+}
+
+// localHistorical runs the request on the data directory.
+func localHistorical(ctx context.Context, data string, q httpapi.HistoricalQuery, spine tabular.Spine, out tabular.Writer, bar *progress) error {
+	db, err := engine.Open(engine.Options{Dir: data, Holder: "featurelog historical", Logger: slog.New(slog.DiscardHandler)})
+	if errors.Is(err, dirlock.ErrLocked) {
+		return fmt.Errorf("%w\n(to read from a running node, pass --server URL with an API key of a viewer of the workspace)", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	req := &engine.HistoricalRequest{Workspace: q.Workspace, Service: q.Service, TimestampKey: q.TimestampKey, FromSource: q.FromSource,
+		Start: q.Start, End: q.End, Entities: q.Entities, Progress: bar.set}
+	if spine == nil {
+		return db.GetFeaturesForRange(ctx, req, out)
+	}
+	return db.GetFeaturesForEvents(ctx, req, spine, out)
+}
+
+// remoteHistorical runs the request on a node. A spine is sent as NDJSON
+// while the answer streams back; each answer row's spine values are taken
+// from the spine file itself (kept until answered, in order), so that they
+// keep their types (a Parquet timestamp stays a timestamp), and features
+// are decoded by the types the node lists.
+func remoteHistorical(ctx context.Context, c *httpapi.Client, q httpapi.HistoricalQuery, spine tabular.Spine, out tabular.Writer, bar *progress) error {
+	sent := &leadQueue{}
+	if spine == nil {
+		return copyAnswer(ctx, c, q, nil, false, sent, out, bar)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := sendSpine(spine, pw, sent)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	err := copyAnswer(ctx, c, q, pr, true, sent, out, bar)
+	pr.Close() // unblocks the sender when the answer ended early
+	if serr := <-done; err != nil && serr != nil && !errors.Is(serr, io.ErrClosedPipe) {
+		return serr // reading the spine file failed: the cause of the failed request
+	}
+	return err
+}
+
+func copyAnswer(ctx context.Context, c *httpapi.Client, q httpapi.HistoricalQuery, body io.Reader, spineMode bool, sent *leadQueue, out tabular.Writer, bar *progress) error {
+	rows, err := c.OpenHistorical(ctx, q, body)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if err := out.Begin(rows.Columns()); err != nil {
+		return err
+	}
+	for n := 1; ; n++ {
+		lead, features, err := rows.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if spineMode {
+			if lead, err = sent.pop(len(lead)); err != nil {
+				return err
+			}
+		}
+		if err := out.Row(lead, features); err != nil {
+			return err
+		}
+		bar.set(n)
+	}
+}
+
+// sendSpine writes the spine as NDJSON, one row per line, remembering each
+// row's values for its answer.
+func sendSpine(spine tabular.Spine, w io.Writer, sent *leadQueue) error {
+	cols := spine.Columns()
+	var buf []byte
+	for {
+		row, err := spine.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		buf = append(buf[:0], '{')
+		for i, v := range row {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = tabular.AppendJSON(append(strconv.AppendQuote(buf, cols[i]), ':'), v)
+		}
+		buf = append(buf, '}', '\n')
+		sent.push(row)
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+	}
+}
+
+// leadQueue holds the spine rows sent and not yet answered, in order.
+type leadQueue struct {
+	mu   sync.Mutex
+	rows [][]any
+	head int
+}
+
+func (q *leadQueue) push(row []any) {
+	q.mu.Lock()
+	q.rows = append(q.rows, row)
+	q.mu.Unlock()
+}
+
+func (q *leadQueue) pop(width int) ([]any, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head == len(q.rows) {
+		return nil, errors.New("the node answered more rows than the spine has")
+	}
+	row := q.rows[q.head]
+	q.rows[q.head] = nil
+	q.head++
+	if q.head >= 1024 && 2*q.head >= len(q.rows) {
+		n := copy(q.rows, q.rows[q.head:])
+		q.rows, q.head = q.rows[:n], 0
+	}
+	if len(row) != width {
+		return nil, fmt.Errorf("the node answered %d spine columns for a spine of %d", width, len(row))
+	}
+	return row, nil
+}
+
+// lineRE finds the spine row a node's error names: it numbers the NDJSON
+// lines sendSpine wrote, one per spine row.
+var lineRE = regexp.MustCompile(`^line (\d+): `)
+
+// spineError names the spine file's line (or row) in an error about a
+// spine row.
+func spineError(err error, path string, spine tabular.Spine) error {
+	if spine == nil {
+		return err
+	}
+	var le *tabular.LineError
+	if errors.As(err, &le) {
+		return le // the spine file's own error names its line already
+	}
+	var se *engine.SpineError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%s: %s: %w", path, spine.Position(se.Row), se.Err)
+	}
+	if m := lineRE.FindStringSubmatch(err.Error()); m != nil {
+		row, _ := strconv.Atoi(m[1])
+		return fmt.Errorf("%s: %s: %s", path, spine.Position(row), err.Error()[len(m[0]):])
+	}
+	return err
+}
+
+// progress is the progress bar on stderr, counting output rows; it is
+// off when stderr is not a terminal or with --quiet. Its methods accept a
+// nil bar.
+type progress struct {
+	bar *progressbar.ProgressBar
+}
+
+func newProgress(w io.Writer, total int64, quiet bool) *progress {
+	f, ok := w.(*os.File)
+	if quiet || !ok || !term.IsTerminal(int(f.Fd())) {
+		return &progress{}
+	}
+	return &progress{bar: progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("historical"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)}
+}
+
+func (p *progress) set(rows int) {
+	if p.bar != nil {
+		p.bar.Set(rows)
+	}
+}
+
+func (p *progress) finish(rows int) {
+	if p.bar != nil {
+		p.bar.Set(rows)
+		p.bar.Finish()
+	}
+}
+
+func (p *progress) abandon() {
+	if p.bar != nil {
+		p.bar.Exit()
+	}
+}

@@ -96,6 +96,9 @@ func (s *sources) release() {
 // record the frozen memtable holds.
 func (d *viewData) freeze(seq uint64) (*memtable, error) {
 	m := &memtable{attrs: d.attrs, tiles: d.tiles, maxSeq: seq}
+	if m.tiles != nil {
+		m.tiles.Freeze() // no more adds: Own may share instead of copying
+	}
 	var nt *tiles.Store
 	if d.spec != nil {
 		var err error

@@ -68,14 +68,14 @@ func BenchmarkMergeKeyStates(b *testing.B) {
 	}
 }
 
-// halves returns the states of the older and newer half of s's key "k".
+// halves returns the states of the older and newer half of the events of
+// s's key "k" (storeBenchEvents).
 func halves(b *testing.B, s *Store) []*KeyState {
-	whole := s.Own("k")
+	evs, _ := storeBenchEvents(s.Own("k").Events())
 	var parts []*KeyState
 	for h := range 2 {
 		p := mustStore(b, s.spec, HotTier{})
-		n := len(whole.ks.raw)
-		for _, e := range whole.ks.raw[h*n/2 : (h+1)*n/2] {
+		for _, e := range evs[h*len(evs)/2 : (h+1)*len(evs)/2] {
 			p.Add("k", e.o, e.vals)
 		}
 		parts = append(parts, p.Own("k"))

@@ -9,19 +9,29 @@ import (
 )
 
 // benchStore returns a store of hotSpec(interval) holding one key "k"
-// with n events one per 10 seconds, ending at the returned time.
+// with the n events of storeBenchEvents, and the time after the last.
 func benchStore(b testing.TB, interval int64, n int) (*Store, int64) {
 	s, err := NewStore(hotSpec(interval), HotTier{})
 	if err != nil {
 		b.Fatal(err)
 	}
+	evs, end := storeBenchEvents(n)
+	for _, e := range evs {
+		s.Add("k", e.o, e.vals)
+	}
+	return s, end
+}
+
+// storeBenchEvents returns n events one per 10 seconds, and the time
+// after the last.
+func storeBenchEvents(n int) (evs []ksEvent, end int64) {
 	t0 := int64(1_700_000_000) * 1e9
 	rng := newRand(1)
 	for i := range n {
 		v := schema.Float(math.Round(rng.NormFloat64()*1000) / 8)
-		s.Add("k", Order{TS: t0 + int64(i)*10*Second, Seq: uint64(i)}, []schema.Value{v})
+		evs = append(evs, ksEvent{key: "k", o: Order{TS: t0 + int64(i)*10*Second, Seq: uint64(i)}, vals: []schema.Value{v}})
 	}
-	return s, t0 + int64(n)*10*Second
+	return evs, t0 + int64(n)*10*Second
 }
 
 // BenchmarkStoreRead reads every feature of hotSpec for one key, without

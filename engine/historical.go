@@ -39,7 +39,8 @@ type HistoricalRequest struct {
 	// written so far.
 	Progress func(rows int)
 	// ChunkRows is how many spine rows are read, answered and written at a
-	// time (spine mode); memory grows with it. Default 1<<20.
+	// time (spine mode); memory grows with it. Default: 1<<20, fewer for
+	// services with more than 8 features (8M feature values per chunk).
 	ChunkRows int
 }
 
@@ -94,6 +95,9 @@ func (e *SpineError) Unwrap() error { return e.Err }
 // segment again. A million rows take a few hundred MB.
 const spineChunk = 1 << 20
 
+// chunkValues bounds the feature values of a chunk (about 512 MiB).
+const chunkValues = 1 << 23
+
 // GetFeaturesForEvents answers a spine-mode historical join: for every
 // spine row at time T, in spine order, the row followed by the vector an
 // online read with as_of T returns. Memory is bounded: the spine is read,
@@ -117,7 +121,9 @@ func (db *DB) GetFeaturesForEvents(ctx context.Context, req *HistoricalRequest, 
 	written := 0
 	chunkRows := req.ChunkRows
 	if chunkRows <= 0 {
-		chunkRows = spineChunk
+		// A chunk holds its rows and their feature values (64 bytes each):
+		// bound the values, so a service with many features gets fewer rows.
+		chunkRows = min(spineChunk, max(1024, chunkValues/max(1, len(svc.features))))
 	}
 	for chunk := 0; ; chunk++ {
 		rows, err := readChunk(spine, written, chunkRows)

@@ -13,11 +13,13 @@ package engine_test
 //     (keys never seen, times before every event, tile boundaries, window
 //     edges, event times ±1ns, the far past and future, duplicate rows) is
 //     answered with timestamp_key given and inferred, and every value of
-//     every row is checked against the model; spine columns must pass
-//     through untouched, in spine order. Then online/offline parity (as_of
-//     T, and a read without as_of against a spine row at its effective
-//     time), from_source against the tiles, range mode, and everything
-//     again after Close and reopen.
+//     every row (with -long, of a sample of rows and all rows from 1000
+//     before the 65536th on) is checked against the model; spine columns
+//     must pass through untouched, in spine order. Then online/offline
+//     parity (bit for bit: as_of T, and a read without as_of against a
+//     spine row at its effective time), from_source against the tiles
+//     (bit for bit but for float sums, means and variances: histLoose),
+//     range mode, and the spine again after Close and reopen.
 //   - TestHistoricalAttrDiff: the same for attribute views with TTLs
 //     (diffRepo), including the TTL expiry instants ts+ttl and ts+ttl+1ns,
 //     an Int64 join key given as int64, float64, Number and string, and
@@ -30,7 +32,7 @@ package engine_test
 //
 //	go test ./engine -run Historical             # short: one seed, a few seconds
 //	go test ./engine -run Historical -seed=42    # replay one seed
-//	go test ./engine -run Historical -long       # 3 random seeds, spines longer than a chunk (65536 rows)
+//	go test ./engine -run Historical -long       # 3 random seeds, 70000-row spines, 1M-row error case
 //
 // The -seed and -long flags are latest_diff_test.go's.
 
@@ -481,7 +483,8 @@ func (h *histAgg) spine(n int) (*histSpine, []histQuery) {
 
 // pick draws one key and time: an event time ±1ns, a window edge after
 // an event (±1ns), a tile boundary (k·1m, 10m, 1h, 1d) ±1ns, a time
-// before every event (down to the earliest storable time), around
+// before every event (down to the earliest storable time), the Unix
+// epoch ±1ns (events around 1970 exist), around
 // tiles_10m's feature_start_time, now, the future (up to the latest
 // storable time), or anywhere; keys that have events (weighted by their
 // number of events), any key, or keys never seen.
@@ -522,7 +525,7 @@ func (h *histAgg) pick() histQuery {
 		t = ceilTo(e.ts+r.Int63n(int64(3*aggD)), grids[r.Intn(len(grids))]) + d
 	case k < 66:
 		t = []int64{h.minTs - 1, h.minTs, h.minTs - int64(aggD), time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano(),
-			time.Date(1678, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano(), math.MinInt64, math.MinInt64 + 1}[r.Intn(7)]
+			time.Date(1678, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano(), math.MinInt64, math.MinInt64 + 1, 0, d}[r.Intn(9)]
 	case k < 69:
 		t = aggStart.UnixNano() + d
 		if r.Intn(2) == 0 {
@@ -701,10 +704,10 @@ func (h *histAgg) checkColumns(stage string, got []engine.HistoricalColumn, spin
 	}
 }
 
-// online reads agg_all for key as of t (0: now, without as_of).
-func (h *histAgg) online(key string, t int64) ([]engine.FeatureValue, error) {
+// online reads agg_all for key as of t, or now without as_of.
+func (h *histAgg) online(key string, t int64, now bool) ([]engine.FeatureValue, error) {
 	req := &engine.GetFeaturesRequest{Workspace: "aggdiff", Service: "agg_all", JoinKeys: map[string]any{"user_id": key}}
-	if t != 0 {
+	if !now {
 		req.AsOf = time.Unix(0, t).UTC()
 	}
 	vec, err := h.db.GetFeatures(req)
@@ -723,7 +726,7 @@ func (h *histAgg) parity(stage string, qs []histQuery, kept map[int][]schema.Val
 		if q.t > now {
 			continue
 		}
-		fs, err := h.online(q.key, q.t)
+		fs, err := h.online(q.key, q.t, false)
 		require.NoError(h.t, err, "%s: key %s as of %s", stage, q.key, aggTime(q.t))
 		n++
 		for fi, f := range fs {
@@ -746,7 +749,7 @@ func (h *histAgg) parityNow(stage string, keys []string) {
 	sp := &histSpine{cols: []string{"user_id", "at"}}
 	var want [][]engine.FeatureValue
 	for _, k := range keys {
-		fs, err := h.online(k, 0)
+		fs, err := h.online(k, 0, true)
 		require.NoError(h.t, err)
 		eff := fs[0].EffectiveTime
 		require.Equal(h.t, h.now.Load(), eff.UnixNano(), "%s: the effective time of %s read now", stage, fs[0].Name)
@@ -815,7 +818,7 @@ func runHistAgg(t *testing.T, seed int64, size histSize) {
 	req.FromSource = true
 	h.runSpine(histSpineRun{stage: "from_source", req: req, ref: tiles, refOf: "the tiles"}, sp, qs, pristine)
 
-	// 5. Range mode.
+	// 4. Range mode.
 	h.ranges(size)
 
 	// After Close and reopen: segments plus the replayed log tail.
@@ -878,7 +881,7 @@ func (h *histAgg) rangeRun(stage string, start, end int64, keys []string, ordere
 		keys: keys, ordered: ordered, unseen: unseen, keyKind: schema.String, perKey: perKey, rep: h.rep,
 		keyOf: func(v schema.Value) string { return v.S },
 		online: func(key string, t int64) ([]schema.Value, error) {
-			fs, err := h.online(key, t)
+			fs, err := h.online(key, t, false)
 			return histValues(fs), err
 		},
 		model: func(where, key string, t int64, vals []schema.Value) { h.check(where, histQuery{key, t}, vals) },
@@ -908,6 +911,7 @@ func (h *histAgg) rangeRun(stage string, start, end int64, keys []string, ordere
 // events at both rows' starts: a row boundary where no value changed.
 func (h *histAgg) roundingSplit(key string, a, b histRow) int {
 	ta, tb := a.lead[1].(time.Time).UnixNano(), b.lead[1].(time.Time).UnixNano()
+	var diffs []string
 	for fi, hf := range h.feats {
 		if histSame(a.vals[fi], b.vals[fi]) {
 			continue
@@ -915,6 +919,7 @@ func (h *histAgg) roundingSplit(key string, a, b histRow) int {
 		if !hf.loose {
 			return 0
 		}
+		diffs = append(diffs, fmt.Sprintf("%s %s → %s", aggServedNames[fi], aggFmt(a.vals[fi]), aggFmt(b.vals[fi])))
 		pa, pb := h.points(hf, key, ta), h.points(hf, key, tb)
 		if len(pa) != len(pb) {
 			return 0
@@ -924,6 +929,10 @@ func (h *histAgg) roundingSplit(key string, a, b histRow) int {
 				return 0
 			}
 		}
+	}
+	if h.splits == 0 {
+		h.t.Logf("a range row boundary where only float rounding changed: key %s, rows from %s and %s: %s",
+			key, aggTime(ta), aggTime(tb), strings.Join(diffs, "; "))
 	}
 	return 1
 }
@@ -1686,9 +1695,11 @@ func (s *histGenSpine) row(i int) []any {
 
 // TestHistoricalStreaming: a 200k-row spine is answered chunk by chunk:
 // the sink receives rows while the spine is still being read, and the
-// engine never reads more than half the spine ahead of what it wrote (it
-// reads one chunk, 65536 rows, ahead). Spines of exactly a chunk ±1 row
-// come back whole and in order.
+// engine never reads more than half the spine ahead of what it wrote.
+// The join holds a chunk's rows and their feature vectors (64 bytes per
+// value), so the chunk bounds its memory: with chunks of 1<<16 rows it
+// reads one chunk ahead. Spines of 1<<16 rows ±1 come back whole and in
+// order.
 func TestHistoricalStreaming(t *testing.T) {
 	db, now := histSmallDB(t)
 	const total = 200_000
@@ -1711,7 +1722,7 @@ func TestHistoricalStreaming(t *testing.T) {
 	var progress []int
 	start := time.Now()
 	err := db.GetFeaturesForEvents(context.Background(), &engine.HistoricalRequest{Workspace: "hist", Service: "clicks_fs",
-		TimestampKey: "ts", Progress: func(n int) { progress = append(progress, n) }}, sp, sink)
+		TimestampKey: "ts", ChunkRows: 1 << 16, Progress: func(n int) { progress = append(progress, n) }}, sp, sink)
 	require.NoError(t, err)
 	t.Logf("%d rows in %v; first row delivered after %d spine rows were read; at most %d rows read ahead; progress %v",
 		total, time.Since(start).Round(time.Millisecond), firstAt, maxAhead, progress)

@@ -276,11 +276,16 @@ func (db *DB) mergeCandidates(d *viewData, all bool) []*segRef {
 // (tiles) or the histories joined (attributes).
 func (db *DB) mergeSegments(d *viewData, group []*segRef) (*segRef, error) {
 	level, minSeq, maxSeq := 0, group[0].minSeq, group[0].maxSeq
+	same := true
 	its := make([]*compaction.Iterator, len(group))
 	for i, s := range group {
-		level = max(level, s.level+1)
+		level = max(level, s.level)
+		same = same && s.level == group[0].level
 		minSeq, maxSeq = min(minSeq, s.minSeq), max(maxSeq, s.maxSeq)
 		its[i] = s.h.Reader().NewIterator()
+	}
+	if same { // a tier is full: its merge moves up; a CompactAll of mixed levels stays at the top one
+		level++
 	}
 	d.mu.RLock()
 	st := d.tiles

@@ -61,11 +61,6 @@ const crashChildEnv = "FEATURELOG_CRASH_CHILD_DIR"
 // crashAddrPrefix starts the line on which the child prints its address.
 const crashAddrPrefix = "FEATURELOG_CRASH_ADDR="
 
-// crashMaintPrefix starts the lines on which a child running crashMaintain
-// announces its flushes and merges on stderr: "begin <op>", "end <op>" and
-// "error <op>: <err>", op being flush, merge or merge-all.
-const crashMaintPrefix = "FEATURELOG_CRASH_MAINT "
-
 // crashWriters is how many goroutines ingest; a record's writer column is
 // the index of the goroutine that sent it.
 const crashWriters = 4
@@ -117,7 +112,7 @@ type writerTotals [crashWriters]struct{ Count, Sum int64 }
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv(crashChildEnv)
 	if dir == "" {
-		t.Skip("helper process of TestCrashKill")
+		t.Skip("helper process of the crash tests")
 	}
 	// The engine logs at Info, so that the log shows its flushes.
 	opts := engine.Options{Dir: dir, Holder: "TestCrashChild",
@@ -220,97 +215,12 @@ func (c *child) dump() string {
 	return string(data[min(c.logStart, int64(len(data))):])
 }
 
-// killAtMaint kills the child delay after it next announces a flush or
-// merge starting; it reports false if none started within 10s.
-func (c *child) killAtMaint(delay time.Duration) bool {
-	fired := make(chan struct{})
-	c.log.aimAt(func() {
-		go func() {
-			time.Sleep(delay)
-			c.cmd.Process.Kill() // kill reaps the child
-			close(fired)
-		}()
-	})
-	select {
-	case <-fired:
-		return true
-	case <-time.After(10 * time.Second):
-		return false
-	}
-}
-
 func tail(f *os.File) string {
 	data, _ := os.ReadFile(f.Name())
 	if len(data) > 4000 {
 		data = data[len(data)-4000:]
 	}
 	return string(data)
-}
-
-// childLog is a child's stderr: it appends it to the shared log file and
-// follows the child's announcements (crashMaintPrefix lines).
-type childLog struct {
-	file *os.File
-	// mu guards the fields below; Write runs on exec's copying goroutine.
-	mu struct {
-		sync.Mutex
-		line []byte   // the unfinished last line
-		op   string   // the announced operation running, "" if none
-		errs []string // failures the child announced
-		aim  func()   // if set, called once, as the next operation begins
-	}
-}
-
-func (l *childLog) Write(p []byte) (int, error) {
-	if _, err := l.file.Write(p); err != nil {
-		return 0, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.mu.line = append(l.mu.line, p...)
-	for {
-		i := bytes.IndexByte(l.mu.line, '\n')
-		if i < 0 {
-			break
-		}
-		l.lineLocked(string(l.mu.line[:i]))
-		l.mu.line = append(l.mu.line[:0], l.mu.line[i+1:]...)
-	}
-	return len(p), nil
-}
-
-func (l *childLog) lineLocked(line string) {
-	msg, ok := strings.CutPrefix(line, crashMaintPrefix)
-	if !ok {
-		return
-	}
-	verb, op, _ := strings.Cut(msg, " ")
-	switch verb {
-	case "begin":
-		l.mu.op = op
-		if l.mu.aim != nil {
-			l.mu.aim()
-			l.mu.aim = nil
-		}
-	case "end":
-		l.mu.op = ""
-	case "error":
-		l.mu.errs = append(l.mu.errs, op)
-	}
-}
-
-func (l *childLog) aimAt(f func()) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.mu.aim = f
-}
-
-// state returns the operation running and the failures announced so far;
-// after the child's death, the operation its kill interrupted.
-func (l *childLog) state() (op string, errs []string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.mu.op, slices.Clone(l.mu.errs)
 }
 
 // crashState is what the parent knows: every id sent and every id
@@ -395,6 +305,13 @@ func runCrash(t *testing.T, cfg crashConfig) *crashRun {
 		c.cycle(cycle)
 	}
 	c.verifyInProcess("after the last kill")
+	log, err := os.ReadFile(c.logFile.Name())
+	require.NoError(t, err)
+	for _, bad := range []string{"WARNING: DATA RACE", "\npanic: "} {
+		if i := bytes.Index(log, []byte(bad)); i >= 0 {
+			t.Errorf("a child reported a failure in its log:\n%s", log[i:min(len(log), i+4000)])
+		}
+	}
 	c.st.mu.Lock()
 	defer c.st.mu.Unlock()
 	t.Logf("%d records sent, %d acknowledged", len(c.st.sent), len(c.st.acked))

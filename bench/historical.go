@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -248,7 +249,7 @@ func (s *histRun) open() ([]Row, error) {
 		cache = "page cache as earlier runs left it"
 	}
 	return append(rows, Row{Benchmark: fmt.Sprintf("engine.Open after %s ingested events (fresh process; %s)", fmtCount(h.Build.Events), cache),
-		Result:   fmt.Sprintf("%s (%d records replayed, %d log entries, peak RSS %s)", fmtDur(res.Open), res.Replayed, res.LogEntries, fmtMB(res.PeakRSS)),
+		Result:   fmt.Sprintf("%s (%d records replayed, %d log entries, peak RSS %s)", fmtSpan(res.Open), res.Replayed, res.LogEntries, fmtMB(res.PeakRSS)),
 		Baseline: "-", Ratio: "-", Target: "<= 5s", Verdict: verdictBool(res.Open <= 5*time.Second)}), nil
 }
 
@@ -297,12 +298,14 @@ func (s *histRun) spineJoin() ([]Row, error) {
 		return rows, err
 	}
 	ratio := float64(fr.Joins[0]) / float64(max(sr.Joins[0], 1))
+	cpuRatio := float64(fr.JoinsCPU[0]) / float64(max(sr.JoinsCPU[0], 1))
 	limit := float64(s.cfg.Scale) * 1.25
 	rows = append(rows, Row{
 		Benchmark: fmt.Sprintf("spine join scaling: full vs 1/%d size (%s rows, %s events, %s keys)", s.cfg.Scale,
 			fmtCount(n), fmtCount(small.Build.Events), fmtCount(small.Build.Keys)),
-		Result: fmtDur(fr.Joins[0]), Baseline: fmt.Sprintf("%s (peak RSS %s)", joinFigure(sr, n), fmtMB(sr.PeakRSS)),
-		Ratio: fmt.Sprintf("%.2fx", ratio), Target: fmt.Sprintf("<= %.1fx (%dx = linear)", limit, s.cfg.Scale), Verdict: verdictBool(ratio <= limit)})
+		Result: fmtSpan(fr.Joins[0]), Baseline: fmt.Sprintf("%s (peak RSS %s)", joinFigure(sr, n), fmtMB(sr.PeakRSS)),
+		Ratio: fmt.Sprintf("%.2fx (CPU %.2fx)", ratio, cpuRatio), Target: fmt.Sprintf("wall <= %.1fx (%dx = linear)", limit, s.cfg.Scale),
+		Verdict: verdictBool(ratio <= limit)})
 	return rows, nil
 }
 
@@ -319,12 +322,12 @@ func checkJoin(r *childResult, rows int) error {
 
 // joinFigure prints a child's first join, its rate and the later runs.
 func joinFigure(r *childResult, rows int) string {
-	s := fmt.Sprintf("%s (CPU %s; %s rows/s; open %s and spine %s not counted)", fmtDur(r.Joins[0]), fmtDur(r.JoinsCPU[0]),
-		fmtRate(float64(rows)/r.Joins[0].Seconds()), fmtDur(r.Open), fmtDur(r.Spine))
+	s := fmt.Sprintf("%s (CPU %s; %s rows/s; open %s and spine %s not counted)", fmtSpan(r.Joins[0]), fmtSpan(r.JoinsCPU[0]),
+		fmtRate(float64(rows)/r.Joins[0].Seconds()), fmtSpan(r.Open), fmtSpan(r.Spine))
 	if len(r.Joins) > 1 {
 		var later []string
 		for _, d := range r.Joins[1:] {
-			later = append(later, fmtDur(d))
+			later = append(later, fmtSpan(d))
 		}
 		s += "; then " + strings.Join(later, ", ")
 	}
@@ -341,7 +344,7 @@ func (s *histRun) disk() ([]Row, error) {
 	return []Row{
 		{Benchmark: fmt.Sprintf("disk per event, ads example (%s events, %s users, %.0f%% clicks, %d records/request; after Flush+CompactAll)",
 			fmtCount(c.Events), fmtCount(c.Users), c.ClickRate*100, c.BatchSize),
-			Result:   fmt.Sprintf("%.1f B (log %.1f B + segments %.1f B)", total, res.PerEvent(res.LogBytes), res.PerEvent(res.SegmentBytes)),
+			Result:   fmt.Sprintf("%.2f B (log %.2f B + segments %.2f B)", total, res.PerEvent(res.LogBytes), res.PerEvent(res.SegmentBytes)),
 			Baseline: "-", Ratio: "-", Target: "<= 30 B", Verdict: verdictBool(total <= 30)},
 		{Benchmark: "segment compression (compaction.Reader RawBytes / FileBytes)",
 			Result: fmt.Sprintf("%.2fx (%d segments: %s raw in %s)", res.Compression(), res.Segments,
@@ -359,9 +362,13 @@ func (s *histRun) compactionReads() ([]Row, error) {
 	}
 	b, d := &res.Baseline, &res.During
 	ratio := float64(d.Latency.P99) / float64(max(b.Latency.P99, 1))
-	what := fmt.Sprintf("engine.GetFeatures p99 @ %s/s, %d readers, %s events/%s users", fmtRate(c.Rate), c.Readers, fmtCount(c.Events), fmtCount(c.Keys))
+	rate := fmt.Sprintf("%s/s", fmtRate(res.Rate))
+	if c.Rate == 0 {
+		rate += " (half the closed loop's " + fmtRate(res.ClosedLoop.OpsPerSec) + "/s, at most " + fmtRate(maxAutoReadRate) + "/s)"
+	}
+	what := fmt.Sprintf("engine.GetFeatures p99 @ %s, %d readers, %s events/%s users", rate, c.Readers, fmtCount(c.Events), fmtCount(c.Keys))
 	fig := func(r *Result) string {
-		return fmt.Sprintf("p99 %s (p50 %s)", fmtDur(r.Latency.P99), fmtDur(r.Latency.P50)) + errNote(r)
+		return fmt.Sprintf("p99 %s (p50 %s)", fmtSpan(r.Latency.P99), fmtSpan(r.Latency.P50)) + errNote(r)
 	}
 	busy := res.CompactionTime.Seconds() / (c.Duration + c.Warmup).Seconds()
 	return []Row{
@@ -370,7 +377,7 @@ func (s *histRun) compactionReads() ([]Row, error) {
 		{Benchmark: what + ", idle (no ingest, no compaction)", Result: fig(&res.Idle), Baseline: "-", Ratio: "-", Target: "reported", Verdict: verdictOnly(&res.Idle)},
 		{Benchmark: fmt.Sprintf("compaction in that window (%d segments per view at start, ingest %s records/s)", c.Segments, fmtRate(c.IngestRate)),
 			Result: fmt.Sprintf("first round %s; %d Flush+CompactAll rounds, %s in all (%.0f%% of the window)",
-				fmtDur(res.FirstCompaction), res.Compactions, fmtDur(res.CompactionTime), 100*busy),
+				fmtSpan(res.FirstCompaction), res.Compactions, fmtSpan(res.CompactionTime), 100*busy),
 			Baseline: "-", Ratio: "-", Target: "-", Verdict: "-"},
 	}, nil
 }
@@ -391,11 +398,16 @@ func fmtMB(b int64) string {
 // quietLogger discards the engine's logs.
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// fmtSpan is fmtDur, but minutes and seconds from 100s up (fmtDur would
-// print 1.09e+03s).
+// fmtSpan is fmtDur of d rounded to three significant digits first, and
+// minutes and seconds from 100s up: fmtDur prints 999.6ms as "1e+03ms"
+// and 1090s as "1.09e+03s".
 func fmtSpan(d time.Duration) string {
-	if d < 100*time.Second {
-		return fmtDur(d)
+	if d >= 100*time.Second {
+		return d.Round(time.Second).String()
 	}
-	return d.Round(time.Second).String()
+	if d >= 1000 {
+		unit := time.Duration(math.Pow10(int(math.Floor(math.Log10(float64(d)))) - 2))
+		d = (d + unit/2) / unit * unit
+	}
+	return fmtDur(d)
 }

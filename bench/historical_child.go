@@ -342,7 +342,7 @@ func runChild(c childSpec) (*childResult, error) {
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("bench: historical child (%s): %w%s", c.command[0], err, stderr.note())
+		return nil, fmt.Errorf("bench: historical child (%s): %w%s", c.command[0], err, childNote(stderr))
 	}
 	for _, line := range strings.Split(stdout.String(), "\n") {
 		if js, ok := strings.CutPrefix(line, childResultPrefix); ok {
@@ -353,5 +353,10 @@ func runChild(c childSpec) (*childResult, error) {
 			return &res, nil
 		}
 	}
-	return nil, fmt.Errorf("bench: historical child printed no result%s", stderr.note())
+	return nil, fmt.Errorf("bench: historical child printed no result%s", childNote(stderr))
+}
+
+// childNote returns "; child stderr: ..." or "".
+func childNote(t *tailBuffer) string {
+	return strings.Replace(t.note(), "; server stderr: ", "; child stderr: ", 1)
 }

@@ -218,9 +218,13 @@ func BuildHistoricalData(cfg HistoricalDataConfig) (*HistoricalData, error) {
 	markerPath := filepath.Join(cfg.CacheDir, "complete.json")
 	if !cfg.Rebuild {
 		if b, ok := readMarker(markerPath); ok && sameData(&b, &want) {
-			h.Build, h.Cached = b, true
-			fmt.Fprintf(cfg.Progress, "bench: reusing %s (built %s; --rebuild to build it again)\n", cfg.CacheDir, b.Built.Format(time.RFC3339))
-			return h, nil
+			err := checkReadable(h.Dir, b.Keys)
+			if err == nil {
+				h.Build, h.Cached = b, true
+				fmt.Fprintf(cfg.Progress, "bench: reusing %s (built %s; --rebuild to build it again)\n", cfg.CacheDir, b.Built.Format(time.RFC3339))
+				return h, nil
+			}
+			fmt.Fprintf(cfg.Progress, "bench: the cached %s is unreadable by this build (%v); rebuilding it\n", cfg.CacheDir, err)
 		}
 	}
 	if err := os.RemoveAll(cfg.CacheDir); err != nil {
@@ -244,6 +248,29 @@ func BuildHistoricalData(cfg HistoricalDataConfig) (*HistoricalData, error) {
 	}
 	h.Build = b
 	return h, nil
+}
+
+// checkReadable opens a cached directory and reads a few keys through
+// every view, as of a time inside the history: a directory written by a
+// build with another on-disk format fails here rather than in the
+// measured child.
+func checkReadable(dir string, keys int) error {
+	db, err := engine.Open(engine.Options{Dir: dir, Now: func() time.Time { return histEnd },
+		Logger: slog.New(slog.DiscardHandler), Holder: "featurelog bench historical"})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, svc := range []string{histService, histIntervalService} {
+		for i := 0; i < keys; i += max(keys/16, 1) {
+			_, err := db.GetFeatures(&engine.GetFeaturesRequest{Workspace: histWorkspace, Service: svc,
+				JoinKeys: map[string]any{"user_id": histKey(i)}, AsOf: histEnd.Add(-time.Hour)})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func readMarker(path string) (HistoricalBuild, bool) {

@@ -134,3 +134,19 @@ func BenchmarkSpineJoin(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
 }
+
+func TestFmtSpan(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{500 * time.Nanosecond, "500ns"},
+		{1_234_567, "1.23ms"},
+		{999_600_000, "1s"},
+		{999_400_000, "999ms"},
+		{4_414_000_000, "4.41s"},
+		{1090 * time.Second, "18m10s"},
+	} {
+		assert.Equal(t, c.want, fmtSpan(c.d), "%d ns", int64(c.d))
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -220,7 +219,7 @@ func (s *histRun) size(div int) (*HistoricalData, []Row, error) {
 	b := &h.Build
 	what := fmt.Sprintf("build %s events, %s keys (engine.Ingest 2000/call, 2 goroutines, NoSync; then Flush+CompactAll)",
 		fmtCount(events), fmtCount(keys))
-	res := fmt.Sprintf("%s events/s: ingest %s + flush/compact %s = %s", fmtRate(b.IngestRate()), fmtSpan(b.Ingest), fmtSpan(b.Finish), fmtSpan(b.Total))
+	res := fmt.Sprintf("%s events/s: ingest %s + flush/compact %s = %s", fmtRate(b.IngestRate()), fmtDur(b.Ingest), fmtDur(b.Finish), fmtDur(b.Total))
 	if h.Cached {
 		res += " (cached, built " + b.Built.Format(time.RFC3339) + ")"
 	}
@@ -249,7 +248,7 @@ func (s *histRun) open() ([]Row, error) {
 		cache = "page cache as earlier runs left it"
 	}
 	return append(rows, Row{Benchmark: fmt.Sprintf("engine.Open after %s ingested events (fresh process; %s)", fmtCount(h.Build.Events), cache),
-		Result:   fmt.Sprintf("%s (%d records replayed, %d log entries, peak RSS %s)", fmtSpan(res.Open), res.Replayed, res.LogEntries, fmtMB(res.PeakRSS)),
+		Result:   fmt.Sprintf("%s (%d records replayed, %d log entries, peak RSS %s)", fmtDur(res.Open), res.Replayed, res.LogEntries, fmtMB(res.PeakRSS)),
 		Baseline: "-", Ratio: "-", Target: "<= 5s", Verdict: verdictBool(res.Open <= 5*time.Second)}), nil
 }
 
@@ -303,7 +302,7 @@ func (s *histRun) spineJoin() ([]Row, error) {
 	rows = append(rows, Row{
 		Benchmark: fmt.Sprintf("spine join scaling: full vs 1/%d size (%s rows, %s events, %s keys)", s.cfg.Scale,
 			fmtCount(n), fmtCount(small.Build.Events), fmtCount(small.Build.Keys)),
-		Result: fmtSpan(fr.Joins[0]), Baseline: fmt.Sprintf("%s (peak RSS %s)", joinFigure(sr, n), fmtMB(sr.PeakRSS)),
+		Result: fmtDur(fr.Joins[0]), Baseline: fmt.Sprintf("%s (peak RSS %s)", joinFigure(sr, n), fmtMB(sr.PeakRSS)),
 		Ratio: fmt.Sprintf("%.2fx (CPU %.2fx)", ratio, cpuRatio), Target: fmt.Sprintf("wall <= %.1fx (%dx = linear)", limit, s.cfg.Scale),
 		Verdict: verdictBool(ratio <= limit)})
 	return rows, nil
@@ -322,12 +321,12 @@ func checkJoin(r *childResult, rows int) error {
 
 // joinFigure prints a child's first join, its rate and the later runs.
 func joinFigure(r *childResult, rows int) string {
-	s := fmt.Sprintf("%s (CPU %s; %s rows/s; open %s and spine %s not counted)", fmtSpan(r.Joins[0]), fmtSpan(r.JoinsCPU[0]),
-		fmtRate(float64(rows)/r.Joins[0].Seconds()), fmtSpan(r.Open), fmtSpan(r.Spine))
+	s := fmt.Sprintf("%s (CPU %s; %s rows/s; open %s and spine %s not counted)", fmtDur(r.Joins[0]), fmtDur(r.JoinsCPU[0]),
+		fmtRate(float64(rows)/r.Joins[0].Seconds()), fmtDur(r.Open), fmtDur(r.Spine))
 	if len(r.Joins) > 1 {
 		var later []string
 		for _, d := range r.Joins[1:] {
-			later = append(later, fmtSpan(d))
+			later = append(later, fmtDur(d))
 		}
 		s += "; then " + strings.Join(later, ", ")
 	}
@@ -368,7 +367,7 @@ func (s *histRun) compactionReads() ([]Row, error) {
 	}
 	what := fmt.Sprintf("engine.GetFeatures p99 @ %s, %d readers, %s events/%s users", rate, c.Readers, fmtCount(c.Events), fmtCount(c.Keys))
 	fig := func(r *Result) string {
-		return fmt.Sprintf("p99 %s (p50 %s)", fmtSpan(r.Latency.P99), fmtSpan(r.Latency.P50)) + errNote(r)
+		return fmt.Sprintf("p99 %s (p50 %s)", fmtDur(r.Latency.P99), fmtDur(r.Latency.P50)) + errNote(r)
 	}
 	busy := res.CompactionTime.Seconds() / (c.Duration + c.Warmup).Seconds()
 	return []Row{
@@ -377,7 +376,7 @@ func (s *histRun) compactionReads() ([]Row, error) {
 		{Benchmark: what + ", idle (no ingest, no compaction)", Result: fig(&res.Idle), Baseline: "-", Ratio: "-", Target: "reported", Verdict: verdictOnly(&res.Idle)},
 		{Benchmark: fmt.Sprintf("compaction in that window (%d segments per view at start, ingest %s records/s)", c.Segments, fmtRate(c.IngestRate)),
 			Result: fmt.Sprintf("first round %s; %d Flush+CompactAll rounds, %s in all (%.0f%% of the window)",
-				fmtSpan(res.FirstCompaction), res.Compactions, fmtSpan(res.CompactionTime), 100*busy),
+				fmtDur(res.FirstCompaction), res.Compactions, fmtDur(res.CompactionTime), 100*busy),
 			Baseline: "-", Ratio: "-", Target: "-", Verdict: "-"},
 	}, nil
 }
@@ -397,17 +396,3 @@ func fmtMB(b int64) string {
 
 // quietLogger discards the engine's logs.
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// fmtSpan is fmtDur of d rounded to three significant digits first, and
-// minutes and seconds from 100s up: fmtDur prints 999.6ms as "1e+03ms"
-// and 1090s as "1.09e+03s".
-func fmtSpan(d time.Duration) string {
-	if d >= 100*time.Second {
-		return d.Round(time.Second).String()
-	}
-	if d >= 1000 {
-		unit := time.Duration(math.Pow10(int(math.Floor(math.Log10(float64(d)))) - 2))
-		d = (d + unit/2) / unit * unit
-	}
-	return fmtDur(d)
-}

@@ -322,7 +322,7 @@ func buildHistorical(h *HistoricalData, cfg *HistoricalDataConfig) (HistoricalBu
 	}
 	b.Ingest = time.Since(t0)
 	fmt.Fprintf(cfg.Progress, "bench: ingested %d events in %s (%s events/s); flushing and compacting\n",
-		cfg.Events, fmtSpan(b.Ingest), fmtRate(float64(cfg.Events)/b.Ingest.Seconds()))
+		cfg.Events, fmtDur(b.Ingest), fmtRate(float64(cfg.Events)/b.Ingest.Seconds()))
 	t1 := time.Now()
 	err = db.Flush()
 	if err == nil {

@@ -147,6 +147,6 @@ func TestFmtSpan(t *testing.T) {
 		{4_414_000_000, "4.41s"},
 		{1090 * time.Second, "18m10s"},
 	} {
-		assert.Equal(t, c.want, fmtSpan(c.d), "%d ns", int64(c.d))
+		assert.Equal(t, c.want, fmtDur(c.d), "%d ns", int64(c.d))
 	}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -107,6 +108,15 @@ func (r *Result) merge(o *Result) {
 // fmtDur prints a duration with three significant digits in a unit that
 // suits it.
 func fmtDur(d time.Duration) string {
+	// Round to three significant digits first, so 999.6ms prints as 1s,
+	// not 1e+03ms; long spans print as Go durations (18m10s).
+	if d >= 100*time.Second {
+		return d.Round(time.Second).String()
+	}
+	if d >= 1000 {
+		unit := time.Duration(math.Pow10(int(math.Floor(math.Log10(float64(d)))) - 2))
+		d = (d + unit/2) / unit * unit
+	}
 	switch {
 	case d < time.Microsecond:
 		return fmt.Sprintf("%dns", d.Nanoseconds())

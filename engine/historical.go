@@ -347,22 +347,11 @@ func (sp *spineParser) parse(rows [][]any, before int) (*chunkInput, error) {
 func (s *serviceRT) views() []*viewRT {
 	var out []*viewRT
 	for _, f := range s.features {
-		if len(out) == 0 || out[len(out)-1] != f.view {
-			if !containsView(out, f.view) {
-				out = append(out, f.view)
-			}
+		if !slices.Contains(out, f.view) {
+			out = append(out, f.view)
 		}
 	}
 	return out
-}
-
-func containsView(vs []*viewRT, v *viewRT) bool {
-	for _, w := range vs {
-		if w == v {
-			return true
-		}
-	}
-	return false
 }
 
 // join answers historical rows of one service from a snapshot of its
@@ -542,7 +531,8 @@ func (vj *viewJoin) fillRange(keys []string, ts []int64, order []int32, out []sc
 }
 
 // keyCursor gathers one key's state from every source of a view, reading
-// the segments with forward-only iterators (keys come in sorted order).
+// the segments with iterators: keys mostly come in sorted order, where
+// SeekGE reuses the block it holds (it also seeks backwards).
 type keyCursor struct {
 	vj    *viewJoin
 	its   []*segCursor
@@ -571,11 +561,6 @@ func newKeyCursor(vj *viewJoin) *keyCursor {
 }
 
 func (kc *keyCursor) seek(key string) error {
-	if key < kc.key { // keys out of order (range mode entities): restart the iterators
-		for _, c := range kc.its {
-			c.it = c.sg.h.Reader().NewIterator()
-		}
-	}
 	kc.key, kc.extra, kc.hists, kc.own = key, kc.extra[:0], kc.hists[:0], nil
 	d := kc.vj.d
 	for _, m := range kc.vj.src.frozen {

@@ -2,14 +2,12 @@ package httpapi
 
 import (
 	"fmt"
-	"io"
 	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/featurelog/featurelog/internal/jsondec"
 	"github.com/featurelog/featurelog/internal/schema"
 )
 
@@ -37,26 +35,9 @@ func (p *historicalParams) rangeMode() bool { return p.hasStart || p.hasEnd }
 
 // decodeHistorical parses a JSON body {"params": {...}}.
 func decodeHistorical(body []byte) (*historicalParams, error) {
-	pd := jsondec.Get(body)
-	defer jsondec.Put(pd)
-	d := pd.Decoder
 	p := &historicalParams{}
-	found := false
-	err := readObject(d, "request body", func(name string) error {
-		if name != "params" {
-			return paramError("unknown field %q in the request body (expected \"params\")", name)
-		}
-		found = true
-		return readObject(d, "params", func(name string) error { return p.field(d, name) })
-	})
-	if err != nil {
+	if err := decodeParamsBody(body, p.field); err != nil {
 		return nil, err
-	}
-	if _, err := d.ReadToken(); err != io.EOF {
-		return nil, paramError("request body has data after the JSON object")
-	}
-	if !found {
-		return nil, paramError("request body must be {\"params\": {...}}")
 	}
 	return p, p.check()
 }

@@ -52,28 +52,37 @@ func jsonError(err error) error {
 // decodeServing parses {"params": {...}}. batch selects which of
 // join_key_map and request_data is required.
 func decodeServing(body []byte, batch bool) (*servingParams, error) {
+	p := &servingParams{}
+	if err := decodeParamsBody(body, p.field); err != nil {
+		return nil, err
+	}
+	return p, p.check(batch)
+}
+
+// decodeParamsBody walks a body of the form {"params": {...}} and hands
+// each member of params to field; anything else in the body is an error.
+func decodeParamsBody(body []byte, field func(d *jsontext.Decoder, name string) error) error {
 	pd := jsondec.Get(body)
 	defer jsondec.Put(pd)
 	d := pd.Decoder
-	p := &servingParams{}
 	found := false
 	err := readObject(d, "request body", func(name string) error {
 		if name != "params" {
 			return paramError("unknown field %q in the request body (expected \"params\")", name)
 		}
 		found = true
-		return readObject(d, "params", func(name string) error { return p.field(d, name) })
+		return readObject(d, "params", func(name string) error { return field(d, name) })
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := d.ReadToken(); err != io.EOF {
-		return nil, paramError("request body has data after the JSON object")
+		return paramError("request body has data after the JSON object")
 	}
 	if !found {
-		return nil, paramError("request body must be {\"params\": {...}}")
+		return paramError("request body must be {\"params\": {...}}")
 	}
-	return p, p.check(batch)
+	return nil
 }
 
 func (p *servingParams) check(batch bool) error {

@@ -2,12 +2,9 @@ package compaction
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-
-	"github.com/featurelog/featurelog/internal/atomicfile"
 )
 
 // Handle counts the users of an open segment, so that a segment replaced by
@@ -22,6 +19,9 @@ import (
 type Handle struct {
 	// r is the segment; valid while the caller holds a reference.
 	r *Reader
+	// onErr, if set, is told of a failure to remove the file; set before
+	// the handle is shared, then immutable.
+	onErr func(error)
 	// refs is the number of references. It only goes up from a positive
 	// value (Acquire's compare-and-swap), so once 0 it stays 0.
 	refs atomic.Int64
@@ -43,6 +43,11 @@ func NewHandle(r *Reader) *Handle {
 	h.refs.Store(1)
 	return h
 }
+
+// OnRemoveError makes the handle call fn if removing its obsolete file
+// fails (the file is left behind; the engine removes orphans on open).
+// Call it before sharing the handle.
+func (h *Handle) OnRemoveError(fn func(error)) { h.onErr = fn }
 
 // Reader returns the segment. Use it only while holding a reference.
 func (h *Handle) Reader() *Reader { return h.r }
@@ -103,15 +108,18 @@ func (h *Handle) Obsolete() {
 // Release to see both flags set calls it.
 func (h *Handle) remove() {
 	path := h.r.Path()
-	err := os.Remove(path)
+	err := h.r.fs.Remove(path)
 	if err == nil {
-		err = atomicfile.SyncDir(filepath.Dir(path))
+		err = h.r.fs.SyncDir(filepath.Dir(path))
 	} else {
 		err = fmt.Errorf("compaction: removing obsolete segment: %w", err)
 	}
 	h.mu.Lock()
 	h.setErrLocked(err)
 	h.mu.Unlock()
+	if err != nil && h.onErr != nil {
+		h.onErr(err)
+	}
 }
 
 // setErrLocked records err if it is the first error. h.mu must be held.

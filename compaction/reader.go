@@ -1,6 +1,8 @@
 package compaction
 
 import (
+	"github.com/featurelog/featurelog/internal/vfs"
+
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -24,9 +26,12 @@ import (
 type Reader struct {
 	// path is the file's path, for errors.
 	path string
+	// fs is the file system the file was opened through; Handle removes
+	// the file through it.
+	fs vfs.FS
 	// f is the open file; blocks are read from it with ReadAt, which is
 	// safe concurrently.
-	f *os.File
+	f vfs.File
 	// size is the file size at Open.
 	size int64
 	// meta, keys and rawBytes are decoded from the file at Open.
@@ -51,12 +56,15 @@ type Reader struct {
 // Open opens the segment at path and verifies its header, footer, index,
 // bitmap and meta. A malformed file gives a *CorruptionError; nothing it
 // allocates is larger than the file, whatever its length fields say.
-func Open(path string) (*Reader, error) {
-	f, err := os.Open(path)
+func Open(path string) (*Reader, error) { return OpenFS(vfs.Default, path) }
+
+// OpenFS is Open through the file system fs.
+func OpenFS(fs vfs.FS, path string) (*Reader, error) {
+	f, err := fs.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("compaction: %w", err)
 	}
-	r := &Reader{path: path, f: f}
+	r := &Reader{path: path, fs: fs, f: f}
 	r.bufs.New = func() any { return new(blockBuf) }
 	if err := r.load(); err != nil {
 		f.Close()

@@ -1,6 +1,8 @@
 package compaction
 
 import (
+	"github.com/featurelog/featurelog/internal/vfs"
+
 	"bytes"
 	"math/rand/v2"
 	"os"
@@ -290,7 +292,7 @@ func TestCreateErrors(t *testing.T) {
 func TestWriterOptions(t *testing.T) {
 	var o WriterOptions
 	o.EnsureDefaults()
-	assert.Equal(t, WriterOptions{BlockSize: DefaultBlockSize, Level: zstd.SpeedDefault}, o)
+	assert.Equal(t, WriterOptions{BlockSize: DefaultBlockSize, Level: zstd.SpeedDefault, FS: vfs.Default}, o)
 	require.NoError(t, o.Validate())
 	for _, bad := range []WriterOptions{
 		{BlockSize: -1, Level: zstd.SpeedDefault},

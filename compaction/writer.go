@@ -1,6 +1,8 @@
 package compaction
 
 import (
+	"github.com/featurelog/featurelog/internal/vfs"
+
 	"bufio"
 	"bytes"
 	"encoding/binary"
@@ -30,6 +32,9 @@ type WriterOptions struct {
 	BlockSize int
 	// Level is the zstd level of the blocks. Default zstd.SpeedDefault.
 	Level zstd.EncoderLevel
+	// FS is the file system the segment is written through. Default
+	// vfs.Default.
+	FS vfs.FS
 }
 
 // EnsureDefaults fills in the default of every unset field.
@@ -39,6 +44,9 @@ func (o *WriterOptions) EnsureDefaults() {
 	}
 	if o.Level == 0 {
 		o.Level = zstd.SpeedDefault
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
 	}
 }
 
@@ -73,7 +81,7 @@ type Writer struct {
 	// path is the final path; tmpPath the file being written.
 	path, tmpPath string
 	// f is the temporary file and bw buffers writes to it.
-	f  *os.File
+	f  vfs.File
 	bw *bufio.Writer
 	// enc is the shared encoder of opts.Level.
 	enc *zstd.Encoder
@@ -132,7 +140,7 @@ func Create(path string, meta Meta, opts WriterOptions) (*Writer, error) {
 		return nil, fmt.Errorf("compaction: creating zstd encoder: %w", err)
 	}
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := opts.FS.Create(tmp)
 	if err != nil {
 		return nil, fmt.Errorf("compaction: %w", err)
 	}
@@ -254,10 +262,10 @@ func (w *Writer) Finish() (Info, error) {
 		return Info{}, errors.Join(err, w.Abort())
 	}
 	w.done = true
-	if err := os.Rename(w.tmpPath, w.path); err != nil {
-		return Info{}, errors.Join(fmt.Errorf("compaction: %w", err), os.Remove(w.tmpPath))
+	if err := w.opts.FS.Rename(w.tmpPath, w.path); err != nil {
+		return Info{}, errors.Join(fmt.Errorf("compaction: %w", err), w.opts.FS.Remove(w.tmpPath))
 	}
-	if err := atomicfile.SyncDir(filepath.Dir(w.path)); err != nil {
+	if err := w.opts.FS.SyncDir(filepath.Dir(w.path)); err != nil {
 		return Info{}, fmt.Errorf("compaction: segment %s: %w: %w", w.path, atomicfile.ErrNotDurable, err)
 	}
 	return Info{Path: w.path, Keys: w.keys, RawBytes: w.rawBytes, FileBytes: w.off}, nil
@@ -325,7 +333,7 @@ func (w *Writer) Abort() error {
 		err = w.f.Close()
 		w.f = nil
 	}
-	if rerr := os.Remove(w.tmpPath); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+	if rerr := w.opts.FS.Remove(w.tmpPath); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 		err = errors.Join(err, rerr)
 	}
 	if err != nil {

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -159,8 +158,18 @@ func (db *DB) createSegment(d *viewData, level int, minSeq, maxSeq uint64) (*com
 	sg := &segRef{id: id, file: segmentFile(id), level: level, minSeq: minSeq, maxSeq: maxSeq}
 	meta := d.meta
 	meta.Level, meta.MinSeq, meta.MaxSeq = level, minSeq, maxSeq
-	w, err := compaction.Create(filepath.Join(segmentsDir(db.opts.Dir), sg.file), meta, compaction.WriterOptions{})
+	w, err := compaction.Create(filepath.Join(segmentsDir(db.opts.Dir), sg.file), meta, compaction.WriterOptions{FS: db.opts.FS})
 	return w, sg, err
+}
+
+// newHandle wraps an open segment in a handle that logs a failure to
+// remove the file once it is obsolete (the next open removes it).
+func (db *DB) newHandle(r *compaction.Reader) *compaction.Handle {
+	h := compaction.NewHandle(r)
+	h.OnRemoveError(func(err error) {
+		db.opts.Logger.Warn("removing an obsolete segment failed; the next open removes it", "segment", r.Path(), "err", err)
+	})
+	return h
 }
 
 func (db *DB) finishSegment(w *compaction.Writer, sg *segRef, records int64) (*segRef, int64, error) {
@@ -170,14 +179,14 @@ func (db *DB) finishSegment(w *compaction.Writer, sg *segRef, records int64) (*s
 		// Finish may fail after the rename (the directory fsync): the file
 		// must not outlive this attempt; an orphan would be removed on
 		// open anyway.
-		os.Remove(filepath.Join(segmentsDir(db.opts.Dir), sg.file))
+		db.opts.FS.Remove(filepath.Join(segmentsDir(db.opts.Dir), sg.file))
 		return nil, 0, err
 	}
-	r, err := compaction.Open(info.Path)
+	r, err := compaction.OpenFS(db.opts.FS, info.Path)
 	if err != nil {
 		return nil, 0, err
 	}
-	sg.h, sg.bytes = compaction.NewHandle(r), info.FileBytes
+	sg.h, sg.bytes = db.newHandle(r), info.FileBytes
 	return sg, records, nil
 }
 
@@ -202,7 +211,7 @@ func (db *DB) saveManifest(views []*viewData) error {
 			delete(db.man.Views, id)
 		}
 	}
-	if err := db.man.save(db.opts.Dir); err != nil {
+	if err := db.man.save(db.opts.FS, db.opts.Dir); err != nil {
 		return err
 	}
 	for id, d := range db.viewsByID {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -31,7 +30,8 @@ type DB struct {
 	lock     *dirlock.Lock
 	log      *wal.Log
 	accounts *auth.Store
-	hot      *hotTier // the aggregate views' shared hot tier
+	hot      *hotTier    // the aggregate views' shared hot tier
+	idem     idempotency // Idempotency-Key table (idempotency.go)
 
 	applyMu  sync.Mutex   // serializes Apply
 	ingestMu sync.RWMutex // readers: Ingest; writer: Apply's swap and rebuild
@@ -93,7 +93,7 @@ func (db *DB) open() error {
 	}
 	db.cat.Store(cat)
 	db.log, err = wal.Open(wal.Options{Dir: filepath.Join(db.opts.Dir, "wal"), SegmentSize: db.opts.SegmentSize,
-		NoSync: db.opts.NoSync, Logger: db.opts.Logger, CompressMin: logCompressMin})
+		NoSync: db.opts.NoSync, Logger: db.opts.Logger, CompressMin: logCompressMin, FS: db.opts.FS})
 	if err != nil {
 		return err
 	}
@@ -108,6 +108,9 @@ func (db *DB) open() error {
 	if err != nil {
 		return err
 	}
+	if err := db.loadIdempotency(); err != nil { // idempotency: the last 24h of keys, whatever the checkpoints
+		return err
+	}
 	db.opts.Logger.Info("opened data directory", "dir", db.opts.Dir, "log_entries", db.log.LastSeq(), "records_replayed", n)
 	return nil
 }
@@ -116,13 +119,13 @@ func (db *DB) open() error {
 // version in cat, and deletes segment files the manifest does not name.
 func (db *DB) openSegments(cat *catalog) error {
 	var err error
-	if db.man, err = loadManifest(db.opts.Dir); err != nil {
+	if db.man, err = loadManifest(db.opts.FS, db.opts.Dir); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(segmentsDir(db.opts.Dir), 0o755); err != nil {
+	if err := db.opts.FS.MkdirAll(segmentsDir(db.opts.Dir)); err != nil {
 		return err
 	}
-	removed, err := removeOrphans(db.opts.Dir, db.man)
+	removed, err := removeOrphans(db.opts.FS, db.opts.Dir, db.man)
 	if err != nil {
 		return err
 	}
@@ -135,7 +138,7 @@ func (db *DB) openSegments(cat *catalog) error {
 			continue
 		}
 		for _, ms := range mv.Segments {
-			r, err := compaction.Open(filepath.Join(segmentsDir(db.opts.Dir), ms.File))
+			r, err := compaction.OpenFS(db.opts.FS, filepath.Join(segmentsDir(db.opts.Dir), ms.File))
 			if err != nil {
 				return fmt.Errorf("engine: segment of %s: %w", d.id, err)
 			}
@@ -143,7 +146,7 @@ func (db *DB) openSegments(cat *catalog) error {
 				r.Close()
 				return fmt.Errorf("engine: segment %s belongs to %s/%s@%d, but the checkpoint lists it for %s", ms.File, m.Workspace, m.View, m.Version, d.id)
 			}
-			d.segs = append(d.segs, &segRef{h: compaction.NewHandle(r), id: ms.ID, file: ms.File, level: ms.Level,
+			d.segs = append(d.segs, &segRef{h: db.newHandle(r), id: ms.ID, file: ms.File, level: ms.Level,
 				minSeq: ms.MinSeq, maxSeq: ms.MaxSeq, bytes: ms.Bytes})
 		}
 		d.segs = sortedSegs(d.segs)

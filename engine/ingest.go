@@ -17,6 +17,9 @@ import (
 type IngestResponse struct {
 	Workspace string
 	Metrics   []ViewIngestMetrics // every view subscribed to a source of the request, in file order
+	// Replayed is set when the request repeated an Idempotency-Key: the
+	// response is the first request's, and nothing was written.
+	Replayed bool
 }
 
 // ViewIngestMetrics counts one view's records of one request.
@@ -35,6 +38,7 @@ type Authorizer func(workspace string) error
 type batch struct {
 	ws       *workspace
 	dryRun   bool
+	idem     *idemTicket // the request's claim on its Idempotency-Key; nil without one
 	sections []batchSection
 	errs     []RecordError
 }
@@ -89,16 +93,24 @@ func (db *DB) commit(b *batch) (*IngestResponse, error) {
 	if err := db.Healthy(); err != nil {
 		return nil, err
 	}
-	seq, err := db.append(b, now)
+	seq, err := db.append(b, resp, now)
 	if err != nil {
 		return nil, err
 	}
 	apply(b, plan, seq, now)
+	if b.idem != nil {
+		db.idem.record(b.idem, resp, now.UnixNano()) // after apply: a repeat reads its own writes too
+	}
 	return resp, nil
 }
 
-func (db *DB) append(b *batch, now time.Time) (uint64, error) {
+// append logs b as one entry, with its Idempotency-Key and resp when it
+// has a key.
+func (db *DB) append(b *batch, resp *IngestResponse, now time.Time) (uint64, error) {
 	e := record.Entry{Workspace: b.ws.name, IngestTime: now.UnixNano(), Sections: make([]record.Section, len(b.sections))}
+	if b.idem != nil {
+		e.IdempotencyKey, e.Response = b.idem.scope.key, responseRecord(resp)
+	}
 	for i, s := range b.sections {
 		e.Sections[i] = record.Section{Source: s.src.def.Name, Columns: s.src.def.Schema, Rows: s.rows}
 	}

@@ -17,6 +17,9 @@ type IngestRequest struct {
 	// time.Time (or an RFC 3339 string) for Timestamp columns, and slices
 	// for arrays. Sources are processed in name order.
 	Records map[string][]map[string]any
+	// IdempotencyKey, if set, makes a retry safe, as the Idempotency-Key
+	// header does (see IngestJSONWithKey).
+	IdempotencyKey string
 }
 
 // Ingest validates, logs (fsynced) and applies one request atomically:
@@ -26,6 +29,18 @@ func (db *DB) Ingest(req *IngestRequest) (*IngestResponse, error) {
 	if req.Workspace == "" {
 		return nil, badRequest("Required field `workspace_name` is missing in the request")
 	}
+	if req.IdempotencyKey != "" {
+		if err := checkIdempotencyKey(req.IdempotencyKey); err != nil {
+			return nil, err
+		}
+	}
+	return db.ingestOnce(req.Workspace, req.IdempotencyKey, req.DryRun, func(tk *idemTicket) (*IngestResponse, error) {
+		return db.ingestGo(req, tk)
+	})
+}
+
+// ingestGo converts the records of req and commits them.
+func (db *DB) ingestGo(req *IngestRequest, tk *idemTicket) (*IngestResponse, error) {
 	db.ingestMu.RLock()
 	defer db.ingestMu.RUnlock()
 	if db.closed.Load() {
@@ -35,7 +50,7 @@ func (db *DB) Ingest(req *IngestRequest) (*IngestResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &batch{ws: ws, dryRun: req.DryRun}
+	b := &batch{ws: ws, dryRun: req.DryRun, idem: tk}
 	names := make([]string, 0, len(req.Records))
 	for name := range req.Records {
 		names = append(names, name)

@@ -20,6 +20,23 @@ import (
 // record is reported. authorize is called with the workspace before
 // anything else is looked up.
 func (db *DB) IngestJSON(body []byte, authorize Authorizer) (*IngestResponse, error) {
+	return db.IngestJSONWithKey(body, "", authorize)
+}
+
+// IngestJSONWithKey is IngestJSON with an Idempotency-Key (SPEC §2); an
+// empty key is none. A request whose key was used in its workspace by a
+// request that wrote, less than Options.IdempotencyWindow ago (across
+// restarts), is answered with that request's response, marked Replayed,
+// and writes nothing, whatever its body. Concurrent requests with one key
+// write at most once. A key whose first request failed or wrote nothing
+// is not remembered; dry runs ignore keys. The key must be 1 to
+// MaxIdempotencyKeyLen bytes of printable ASCII.
+func (db *DB) IngestJSONWithKey(body []byte, key string, authorize Authorizer) (*IngestResponse, error) {
+	if key != "" {
+		if err := checkIdempotencyKey(key); err != nil {
+			return nil, err
+		}
+	}
 	env, err := decodeEnvelope(body)
 	if err != nil {
 		return nil, err
@@ -29,6 +46,13 @@ func (db *DB) IngestJSON(body []byte, authorize Authorizer) (*IngestResponse, er
 			return nil, err
 		}
 	}
+	return db.ingestOnce(env.workspace, key, env.dryRun, func(tk *idemTicket) (*IngestResponse, error) {
+		return db.ingestEnvelope(env, tk)
+	})
+}
+
+// ingestEnvelope decodes the records of env and commits them.
+func (db *DB) ingestEnvelope(env *envelope, tk *idemTicket) (*IngestResponse, error) {
 	db.ingestMu.RLock()
 	defer db.ingestMu.RUnlock()
 	if db.closed.Load() {
@@ -38,7 +62,7 @@ func (db *DB) IngestJSON(body []byte, authorize Authorizer) (*IngestResponse, er
 	if err != nil {
 		return nil, err
 	}
-	b := &batch{ws: ws, dryRun: env.dryRun}
+	b := &batch{ws: ws, dryRun: env.dryRun, idem: tk}
 	if err := decodeRecords(env.records, b); err != nil {
 		return nil, err
 	}
@@ -58,6 +82,10 @@ func badRequest(format string, args ...any) *Error {
 }
 
 func syntaxError(err error) *Error {
+	var de *jsondec.DepthError
+	if errors.As(err, &de) {
+		return badRequest("request body is refused: %v", de)
+	}
 	if err == io.ErrUnexpectedEOF || err == io.EOF {
 		return badRequest("request body is not valid JSON: unexpected end of input")
 	}

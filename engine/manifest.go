@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"github.com/featurelog/featurelog/internal/vfs"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,9 +52,9 @@ func segmentFile(id uint64) string { return fmt.Sprintf("%016d.seg", id) }
 
 // loadManifest reads the manifest; a data directory without one has no
 // segments.
-func loadManifest(dir string) (*manifest, error) {
+func loadManifest(fs vfs.FS, dir string) (*manifest, error) {
 	m := &manifest{Format: manifestFormat, NextSegment: 1, Views: map[string]*manifestView{}}
-	data, err := os.ReadFile(manifestPath(dir))
+	data, err := vfs.ReadFile(fs, manifestPath(dir))
 	if errors.Is(err, os.ErrNotExist) {
 		return m, nil
 	}
@@ -72,12 +74,12 @@ func loadManifest(dir string) (*manifest, error) {
 }
 
 // save writes the manifest atomically and durably.
-func (m *manifest) save(dir string) error {
+func (m *manifest) save(fs vfs.FS, dir string) error {
 	data, err := json.MarshalIndent(m, "", " ")
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(manifestPath(dir), data, 0o644)
+	return atomicfile.WriteFS(fs, manifestPath(dir), data)
 }
 
 // referenced returns the segment files the manifest names.
@@ -93,8 +95,8 @@ func (m *manifest) referenced() map[string]bool {
 
 // removeOrphans deletes segment files (and temporary files) the manifest
 // does not name: leftovers of a flush or merge a crash interrupted.
-func removeOrphans(dir string, m *manifest) ([]string, error) {
-	entries, err := os.ReadDir(segmentsDir(dir))
+func removeOrphans(fs vfs.FS, dir string, m *manifest) ([]string, error) {
+	entries, err := fs.ReadDir(segmentsDir(dir))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
@@ -108,13 +110,13 @@ func removeOrphans(dir string, m *manifest) ([]string, error) {
 		if name == "MANIFEST" || ref[name] || (!strings.HasSuffix(name, ".seg") && !strings.Contains(name, ".tmp")) {
 			continue
 		}
-		if err := os.Remove(filepath.Join(segmentsDir(dir), name)); err != nil {
+		if err := fs.Remove(filepath.Join(segmentsDir(dir), name)); err != nil {
 			return removed, err
 		}
 		removed = append(removed, name)
 	}
 	if len(removed) > 0 {
-		return removed, atomicfile.SyncDir(segmentsDir(dir))
+		return removed, fs.SyncDir(segmentsDir(dir))
 	}
 	return nil, nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/featurelog/featurelog/internal/vfs"
 )
 
 // Options configure a DB. The zero value of every field but Dir is a
@@ -45,6 +47,15 @@ type Options struct {
 	// NoSync skips fsyncs. For tests and benchmarks only: a crash may lose
 	// acknowledged records.
 	NoSync bool
+	// IdempotencyWindow is how long an Idempotency-Key is remembered after
+	// the request that wrote with it (SPEC §2). Default 24h.
+	IdempotencyWindow time.Duration
+	// IdempotencyMaxKeys bounds the keys remembered at once; past it the
+	// oldest are forgotten early, with a warning. Default 1<<20.
+	IdempotencyMaxKeys int
+	// FS is the file system under the log, the segments and the manifest
+	// (tests inject faults through it). Default vfs.Default.
+	FS vfs.FS
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -66,6 +77,15 @@ func (o *Options) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.IdempotencyWindow == 0 {
+		o.IdempotencyWindow = DefaultIdempotencyWindow
+	}
+	if o.IdempotencyMaxKeys == 0 {
+		o.IdempotencyMaxKeys = DefaultIdempotencyMaxKeys
+	}
 	if o.FlushRecords == 0 {
 		o.FlushRecords = 1_000_000
 	}
@@ -84,6 +104,9 @@ func (o *Options) EnsureDefaults() {
 func (o *Options) Validate() error {
 	if o.Dir == "" {
 		return errors.New("engine: Options.Dir is required")
+	}
+	if o.IdempotencyWindow < 0 || o.IdempotencyMaxKeys < 0 {
+		return errors.New("engine: Options.IdempotencyWindow and IdempotencyMaxKeys must not be negative")
 	}
 	if o.MaxClockSkew < 0 {
 		return errors.New("engine: Options.MaxClockSkew must not be negative")

@@ -2,18 +2,26 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"reflect"
 	"sort"
+	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/internal/auth"
+	"github.com/featurelog/featurelog/internal/jsondec"
 )
 
 // The admin API is what the CLI's --server mode calls. Bodies are small
-// JSON objects decoded strictly (unknown fields rejected); errors use the
-// serving API's shape.
+// JSON objects decoded strictly (decodeAdmin); errors use the serving
+// API's shape.
 
 // ApplyRequest is the body of POST /api/v1/plan and /api/v1/apply.
 type ApplyRequest struct {
@@ -61,13 +69,44 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request, into any) (caller
 	if into == nil {
 		return c, true
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(into); err != nil {
-		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, "bad request body: "+err.Error())
+	buf := bodyPool.Get().(*[]byte)
+	defer putBody(buf)
+	body, tooLarge, err := s.readAll(w, r, buf)
+	switch {
+	case tooLarge:
+		writeServingError(w, http.StatusRequestEntityTooLarge, grpcInvalidArgument,
+			fmt.Sprintf("request body is larger than the limit of %d bytes", s.opts.MaxBodyBytes))
+		return c, false
+	case err != nil:
+		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, "reading the request body failed: "+err.Error())
+		return c, false
+	}
+	if err := decodeAdmin(body, into); err != nil {
+		s.writeEngineError(w, err)
 		return c, false
 	}
 	return c, true
+}
+
+// decodeAdmin decodes an admin body strictly: one JSON object, member
+// names matched exactly, no unknown or duplicate members, valid UTF-8,
+// nesting within jsondec.MaxDepth, nothing after the object.
+func decodeAdmin(body []byte, into any) error {
+	d := jsondec.Get(body)
+	defer jsondec.Put(d)
+	if k := d.PeekKind(); k != '{' {
+		if _, err := d.ReadToken(); err != nil {
+			return jsonError(err)
+		}
+		return paramError("request body must be a JSON object")
+	}
+	if err := jsonv2.UnmarshalDecode(d.Decoder, into, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return adminBodyError(err, into)
+	}
+	if _, err := d.ReadToken(); err != io.EOF {
+		return paramError("request body has data after the JSON object")
+	}
+	return nil
 }
 
 func forbidden(w http.ResponseWriter, msg string) {
@@ -87,11 +126,17 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request)  { s.planOrApply(w
 func (s *Server) apply(w http.ResponseWriter, r *http.Request) { s.planOrApply(w, r, true) }
 
 // planOrApply needs the owner role on the workspace the file declares,
-// which is known only after parsing: plan first, check, then apply.
+// which is known only after parsing: plan first, check, then apply. A key
+// that owns no workspace is refused before its file is even parsed, so
+// that only owners learn how the node judges a file.
 func (s *Server) planOrApply(w http.ResponseWriter, r *http.Request, apply bool) {
 	var req ApplyRequest
 	c, ok := s.admin(w, r, &req)
 	if !ok {
+		return
+	}
+	if !c.noAuth && !c.principal.IsOwnerSomewhere() {
+		forbidden(w, "planning and applying a repo file need the owner role on its workspace; this key owns no workspace")
 		return
 	}
 	plan, err := s.db.Plan(req.File, []byte(req.Content))
@@ -137,7 +182,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	key, acct, err := s.db.Accounts().CreateAccount(req.Name, req.Description)
 	if err != nil {
-		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, err.Error())
+		s.writeAccountError(w, err)
 		return
 	}
 	writeJSONValue(w, http.StatusOK, accountResponse(acct, key))
@@ -177,10 +222,25 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.db.Accounts().DeleteAccount(id); err != nil {
-		s.writeEngineError(w, err)
+		s.writeAccountError(w, err)
 		return
 	}
 	writeJSONValue(w, http.StatusOK, map[string]string{"deleted": id})
+}
+
+// writeAccountError answers a failed account store call: 404 for an
+// unknown account, 400 for invalid input, 500 for a store that could not
+// be written.
+func (s *Server) writeAccountError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, auth.ErrNoSuchAccount):
+		writeServingError(w, http.StatusNotFound, grpcNotFound, err.Error())
+	case errors.Is(err, auth.ErrInvalidName), errors.Is(err, auth.ErrInvalidDescription),
+		errors.Is(err, auth.ErrInvalidWorkspace), errors.Is(err, auth.ErrInvalidRole):
+		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, err.Error())
+	default:
+		s.writeEngineError(w, err)
+	}
 }
 
 func (c caller) ownsAll(a auth.Account) (string, bool) {
@@ -209,9 +269,9 @@ func (s *Server) assignRole(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	role, err := auth.ParseRole(req.Role)
+	role, err := checkAssignRole(&req)
 	if err != nil {
-		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, err.Error())
+		s.writeAccountError(w, err)
 		return
 	}
 	if !c.allowed(req.Workspace, auth.Owner) {
@@ -219,10 +279,68 @@ func (s *Server) assignRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.db.Accounts().AssignRole(req.ServiceAccount, req.Workspace, role); err != nil {
-		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, err.Error())
+		s.writeAccountError(w, err)
 		return
 	}
 	writeJSONValue(w, http.StatusOK, map[string]string{"status": "Successfully updated role."})
+}
+
+// checkAssignRole validates what needs no state, before permissions are
+// checked: the role and the presence of every field.
+func checkAssignRole(req *AssignRoleRequest) (auth.Role, error) {
+	switch {
+	case req.ServiceAccount == "":
+		return 0, paramError("service_account is required: the ID printed by \"featurelog service-account create\"")
+	case req.Workspace == "":
+		return 0, paramError("workspace is required")
+	}
+	return auth.ParseRole(req.Role)
+}
+
+// adminBodyError says what is wrong with an admin body, in the body's
+// terms (its member names and JSON kinds, not Go types).
+func adminBodyError(err error, into any) error {
+	var sem *jsonv2.SemanticError
+	if !errors.As(err, &sem) {
+		return jsonError(err) // syntax, end of input, nesting
+	}
+	field := strings.TrimPrefix(string(sem.JSONPointer), "/")
+	switch {
+	case errors.Is(sem.Err, jsonv2.ErrUnknownName):
+		return paramError("unknown field %q in the request body (expected %s)", field, strings.Join(memberNames(into), ", "))
+	case field != "" && sem.GoType != nil:
+		return paramError("field %q of the request body must be a %s, not %s", field, sem.GoType.Kind(), jsonKindName(sem.JSONKind))
+	}
+	return paramError("bad request body: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// memberNames lists the JSON member names of the struct v points to.
+func memberNames(v any) []string {
+	t := reflect.TypeOf(v).Elem()
+	var names []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		names = append(names, name)
+	}
+	return names
+}
+
+func jsonKindName(k jsontext.Kind) string {
+	switch k {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "another JSON value"
 }
 
 // featureView serves GET /api/v1/workspaces/{ws}/feature-views/{name}.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -73,8 +74,13 @@ func (s *Server) servingRequest(w http.ResponseWriter, r *http.Request, batch bo
 	buf := bodyPool.Get().(*[]byte)
 	defer putBody(buf)
 	body, tooLarge, err := s.readAll(w, r, buf)
-	if tooLarge || err != nil {
-		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, "request body too large or unreadable")
+	switch {
+	case tooLarge:
+		writeServingError(w, http.StatusRequestEntityTooLarge, grpcInvalidArgument, fmt.Sprintf(
+			"request body is larger than the limit of %d bytes; a batch takes at most %d rows", s.opts.MaxBodyBytes, maxBatchRows))
+		return nil, false
+	case err != nil:
+		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, "reading the request body failed: "+err.Error())
 		return nil, false
 	}
 	p, err := decodeServing(body, batch)

@@ -52,12 +52,46 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeRequestError(w, http.StatusBadRequest, "RequestValidationError", "reading the request body failed: "+err.Error())
 		return
 	}
-	resp, err := s.db.IngestJSON(body, c.require(auth.Editor, "ingest"))
+	key, err := idempotencyKey(r)
+	if err != nil {
+		writeRequestError(w, http.StatusBadRequest, "RequestValidationError", err.Error())
+		return
+	}
+	resp, err := s.db.IngestJSONWithKey(body, key, c.require(auth.Editor, "ingest"))
 	if err != nil {
 		s.writeIngestError(w, err)
 		return
 	}
+	if resp.Replayed {
+		w.Header().Set(replayedHeader, "true")
+	}
 	writeJSONBytes(w, http.StatusOK, appendIngestResponse(make([]byte, 0, 256), resp))
+}
+
+// The idempotency headers of POST /ingest (SPEC §2).
+const (
+	// idempotencyHeader carries the client's key: a repeat of a key seen
+	// in the workspace in the last 24h is answered with the first
+	// response and writes nothing.
+	idempotencyHeader = "Idempotency-Key"
+	// replayedHeader is set to "true" on such a repeat's response.
+	replayedHeader = "Idempotent-Replayed"
+)
+
+// idempotencyKey returns the request's Idempotency-Key, or "" without
+// one. A header given empty or more than once is an error; the engine
+// checks the key's length and bytes.
+func idempotencyKey(r *http.Request) (string, error) {
+	vals := r.Header.Values(idempotencyHeader)
+	switch {
+	case len(vals) == 0:
+		return "", nil
+	case len(vals) > 1:
+		return "", fmt.Errorf("the %s header is given %d times; send it once", idempotencyHeader, len(vals))
+	case vals[0] == "":
+		return "", fmt.Errorf("the %s header is empty; send a non-empty key (e.g. a UUID), or no header", idempotencyHeader)
+	}
+	return vals[0], nil
 }
 
 func appendIngestResponse(dst []byte, resp *engine.IngestResponse) []byte {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -43,8 +44,12 @@ func paramError(format string, args ...any) error {
 }
 
 func jsonError(err error) error {
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
+	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 		return paramError("request body is not valid JSON: unexpected end of input")
+	}
+	var de *jsondec.DepthError
+	if errors.As(err, &de) {
+		return paramError("request body is refused: %v", de)
 	}
 	return paramError("request body is not valid JSON: %s", strings.TrimPrefix(err.Error(), "jsontext: "))
 }

@@ -2,10 +2,11 @@ package wal
 
 import (
 	"fmt"
-	"os"
 	"sync"
 
 	twal "github.com/tidwall/wal"
+
+	"github.com/featurelog/featurelog/internal/vfs"
 )
 
 // request is one Append waiting for the committer. Requests are pooled so
@@ -49,6 +50,9 @@ type committer struct {
 	last uint64
 	// tail is the newest segment file the committer knows of.
 	tail segment
+	// tailFile is tail opened through Options.FS: the committer fsyncs
+	// the tail through it, since tidwall's own fsync is turned off.
+	tailFile vfs.File
 	// tailBytes tracks tail's size: tidwall cycles when the bytes of its
 	// tail reach SegmentSize. Resynchronized from the file by checkCycle.
 	tailBytes int64
@@ -135,17 +139,29 @@ func (l *Log) encode(batch []*request) (entryBytes, payloadBytes int64) {
 	return entryBytes, payloadBytes
 }
 
-// write hands c.twb to tidwall and, if tidwall may have started new
-// segment files meanwhile, makes them durable. Any error fails the log.
+// write hands c.twb to tidwall, then fsyncs the tail and, if tidwall may
+// have started new segment files meanwhile, makes them durable. Any error
+// fails the log.
 func (l *Log) write(entryBytes int64) error {
+	if err := vfs.NoteWrite(l.opts.FS, l.c.tail.path, int(entryBytes)); err != nil {
+		return l.fail("write", err)
+	}
 	if err := l.tw.WriteBatch(&l.c.twb); err != nil {
-		return l.fail("write and fsync", err)
+		return l.fail("write", err)
 	}
 	l.c.tailBytes += entryBytes
 	if l.c.tailBytes+cycleSlack < int64(l.opts.SegmentSize) {
-		return nil
+		return l.syncTail()
 	}
 	return l.checkCycle()
+}
+
+// syncTail fsyncs the tail segment.
+func (l *Log) syncTail() error {
+	if err := l.sync.file(l.c.tailFile); err != nil {
+		return l.fail("fsync", fmt.Errorf("%s: %w", l.c.tail.path, err))
+	}
+	return nil
 }
 
 // checkCycle looks for segment files tidwall created since the last check.
@@ -153,7 +169,7 @@ func (l *Log) write(entryBytes int64) error {
 // of a batch), so a crash could lose a whole new segment of acknowledged
 // entries: fsync the directory before anything in them is acknowledged.
 func (l *Log) checkCycle() error {
-	segs, err := listSegments(l.opts.Dir)
+	segs, err := listSegments(l.opts.FS, l.opts.Dir)
 	if err != nil {
 		return l.fail("list segments", err)
 	}
@@ -163,12 +179,14 @@ func (l *Log) checkCycle() error {
 			l.c.created = append(l.c.created, s)
 		}
 	}
-	if len(l.c.created) > 0 {
-		if err := l.syncNewSegments(); err != nil {
+	if len(l.c.created) == 0 {
+		if err := l.syncTail(); err != nil {
 			return err
 		}
+	} else if err := l.syncNewSegments(); err != nil {
+		return err
 	}
-	fi, err := os.Stat(l.c.tail.path)
+	fi, err := l.c.tailFile.Stat()
 	if err != nil {
 		return l.fail("stat tail segment", err)
 	}
@@ -176,16 +194,32 @@ func (l *Log) checkCycle() error {
 	return nil
 }
 
-// syncNewSegments fsyncs the directory for c.created and makes the newest
-// one the tail.
+// syncNewSegments fsyncs the old tail, each of c.created and the
+// directory, and makes the newest segment the tail.
 func (l *Log) syncNewSegments() error {
+	if err := l.syncTail(); err != nil {
+		return err
+	}
+	for _, s := range l.c.created {
+		f, err := l.opts.FS.OpenWrite(s.path)
+		if err != nil {
+			return l.fail("open new segment", err)
+		}
+		if err := l.c.tailFile.Close(); err != nil {
+			// Synced above, so nothing is lost; say so all the same.
+			l.opts.Logger.Warn("wal: closing a full segment failed after its fsync", "segment", l.c.tail.path, "err", err)
+		}
+		l.c.tail, l.c.tailFile = s, f
+		if err := l.syncTail(); err != nil {
+			return err
+		}
+	}
 	if err := l.sync.dir(l.opts.Dir); err != nil {
 		return l.fail("fsync directory", fmt.Errorf("%s: %w", l.opts.Dir, err))
 	}
 	if !l.opts.NoSync {
 		l.stats.dirSyncs.Add(1)
 	}
-	l.c.tail = l.c.created[len(l.c.created)-1]
 	// tidwall keeps the segment it cycled out in its cache; we never read
 	// through tidwall, so free that memory. This cannot lose data.
 	_ = l.tw.ClearCache()

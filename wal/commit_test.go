@@ -1,6 +1,8 @@
 package wal
 
 import (
+	"github.com/featurelog/featurelog/internal/vfs"
+
 	"errors"
 	"fmt"
 	"sync"
@@ -189,7 +191,7 @@ type syncEvent struct {
 func recordDirSyncs(opts *Options, l **Log, events *[]syncEvent) {
 	opts.private.syncDir = func(dir string) error {
 		if *l != nil && dir == opts.Dir {
-			segs, err := listSegments(dir)
+			segs, err := listSegments(vfs.Default, dir)
 			if err != nil {
 				return err
 			}

@@ -48,10 +48,18 @@
 //
 // Append enqueues its payload for a single committer goroutine, which takes
 // everything queued (up to Options.MaxBatchBytes), frames it, and writes it
-// with one tidwall WriteBatch: one write and one fsync shared by all the
-// waiting appenders. tidwall may start new segment files during a batch
-// without fsyncing the directory; the committer detects that and fsyncs the
-// directory before it acknowledges anything.
+// with one tidwall WriteBatch, then fsyncs the tail segment itself: one
+// write and one fsync shared by all the waiting appenders. tidwall runs
+// with its own fsync off, so that the fsync goes through Options.FS (the
+// internal/vfs interface), where tests inject failures and track durable
+// bytes; tidwall still fsyncs each segment it fills. tidwall may start new
+// segment files during a batch without fsyncing the directory; the
+// committer detects that, fsyncs the new files and the directory before it
+// acknowledges anything.
+//
+// Every file operation of the log but tidwall's own writes goes through
+// Options.FS; tidwall's writes are announced to it first (vfs.NoteWrite),
+// so a fault-injecting FS can fail them too.
 //
 // A write, fsync or directory fsync error fails the log for good: the batch's
 // appenders and every later Append get an error wrapping ErrFailed, and Err

@@ -1,6 +1,8 @@
 package wal
 
 import (
+	"github.com/featurelog/featurelog/internal/vfs"
+
 	"bytes"
 	"encoding/binary"
 	"flag"
@@ -156,7 +158,7 @@ func FuzzSegmentDecoders(f *testing.F) {
 
 		path := filepath.Join(t.TempDir(), segmentName(1))
 		require.NoError(t, os.WriteFile(path, data, 0o644))
-		var r segmentReader
+		r := segmentReader{fs: vfs.Default}
 		defer r.close()
 		var count uint64
 		err := r.replay(segment{first: 1, path: path}, 1, next-1, false, func(uint64, []byte) error {

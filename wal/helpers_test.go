@@ -1,6 +1,8 @@
 package wal
 
 import (
+	"github.com/featurelog/featurelog/internal/vfs"
+
 	"bytes"
 	"fmt"
 	"io"
@@ -82,7 +84,7 @@ func requireEntries(t testing.TB, l *Log, n uint64) {
 // segmentPaths lists the segment files of dir in order.
 func segmentPaths(t testing.TB, dir string) []string {
 	t.Helper()
-	segs, err := listSegments(dir)
+	segs, err := listSegments(vfs.Default, dir)
 	require.NoError(t, err)
 	paths := make([]string, len(segs))
 	for i, s := range segs {

@@ -1,8 +1,9 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
-	"os"
+	iofs "io/fs"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -120,7 +121,7 @@ func (l *Log) open() error {
 	if err := l.createDir(); err != nil {
 		return fmt.Errorf("wal: create %s: %w", l.opts.Dir, err)
 	}
-	segs, err := listSegments(l.opts.Dir)
+	segs, err := listSegments(l.opts.FS, l.opts.Dir)
 	if err != nil {
 		return fmt.Errorf("wal: list segments: %w", err)
 	}
@@ -142,10 +143,12 @@ func (l *Log) open() error {
 
 // createDir creates Dir if needed and makes its entry durable.
 func (l *Log) createDir() error {
-	if _, err := os.Stat(l.opts.Dir); err == nil {
+	if _, err := l.opts.FS.Stat(l.opts.Dir); err == nil {
 		return nil
+	} else if !errors.Is(err, iofs.ErrNotExist) {
+		return err
 	}
-	if err := os.MkdirAll(l.opts.Dir, 0o755); err != nil {
+	if err := l.opts.FS.MkdirAll(l.opts.Dir); err != nil {
 		return err
 	}
 	return l.sync.dir(filepath.Dir(filepath.Clean(l.opts.Dir)))
@@ -171,13 +174,18 @@ func (l *Log) adopt(tw *twal.Log, segs []segment, rec recovered) error {
 		return fmt.Errorf("wal: tidwall reads %s as entries %d..%d but its frames say %d..%d; "+
 			"the directory was changed behind the log's back", l.opts.Dir, first, last, segs[0].first, rec.last)
 	}
+	tail := segs[len(segs)-1]
+	tf, err := l.opts.FS.OpenWrite(tail.path)
+	if err != nil {
+		return fmt.Errorf("wal: open tail segment: %w", err)
+	}
 	l.tw = tw
 	if l.opts.private.wrapBackend != nil {
 		l.tw = l.opts.private.wrapBackend(tw)
 	}
 	l.mu.segments = segs
 	l.lastSeq.Store(last)
-	l.c = committer{tail: segs[len(segs)-1], tailBytes: rec.tailBytes, last: last}
+	l.c = committer{tail: tail, tailFile: tf, tailBytes: rec.tailBytes, last: last}
 	return nil
 }
 
@@ -187,7 +195,7 @@ func (l *Log) createdFirst() ([]segment, error) {
 	if err := l.sync.dir(l.opts.Dir); err != nil {
 		return nil, fmt.Errorf("wal: sync %s: %w", l.opts.Dir, err)
 	}
-	segs, err := listSegments(l.opts.Dir)
+	segs, err := listSegments(l.opts.FS, l.opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("wal: list segments: %w", err)
 	}
@@ -284,7 +292,7 @@ func (l *Log) Close() error {
 		return nil
 	}
 	<-l.committed
-	err := l.tw.Close()
+	err := errors.Join(l.tw.Close(), l.c.tailFile.Close())
 	close(l.closed)
 	if ferr := l.Err(); ferr != nil {
 		return ferr

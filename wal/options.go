@@ -7,6 +7,8 @@ import (
 	"math"
 
 	twal "github.com/tidwall/wal"
+
+	"github.com/featurelog/featurelog/internal/vfs"
 )
 
 // Defaults applied by Options.EnsureDefaults.
@@ -45,6 +47,11 @@ type Options struct {
 	// entries can be lost or torn by a crash. For tests and benchmarks only.
 	NoSync bool
 
+	// FS is the file system the log's files are read, fsynced, repaired
+	// and listed through. tidwall writes the tail segment itself, telling
+	// FS first (vfs.NoteWrite). Default vfs.Default.
+	FS vfs.FS
+
 	// Logger receives repair reports (Warn) and the error that fails the
 	// log (Error). Default slog.Default().
 	Logger *slog.Logger
@@ -73,6 +80,9 @@ func (o *Options) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
 }
 
 // Validate reports the first invalid field. Call it after EnsureDefaults.
@@ -85,8 +95,8 @@ func (o *Options) Validate() error {
 	case o.MaxBatchBytes <= 0 || int64(o.MaxBatchBytes) > math.MaxUint32:
 		return fmt.Errorf("wal: Options.MaxBatchBytes must be in [1, %d], got %d",
 			uint64(math.MaxUint32), o.MaxBatchBytes)
-	case o.Logger == nil:
-		return errors.New("wal: Options.Logger is nil; call EnsureDefaults")
+	case o.Logger == nil || o.FS == nil:
+		return errors.New("wal: Options.Logger or Options.FS is nil; call EnsureDefaults")
 	}
 	return nil
 }
@@ -94,7 +104,10 @@ func (o *Options) Validate() error {
 // tidwallOptions maps Options onto the tidwall log underneath.
 func (o *Options) tidwallOptions() *twal.Options {
 	return &twal.Options{
-		NoSync:      o.NoSync,
+		// The committer fsyncs the tail itself, through FS, so that a
+		// failing fsync can be injected and durable bytes tracked.
+		// tidwall still fsyncs every segment it cycles out.
+		NoSync:      true,
 		SegmentSize: o.SegmentSize,
 		LogFormat:   twal.Binary,
 		// We never call tidwall's Read (see Replay), so its segment cache

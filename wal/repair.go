@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/featurelog/featurelog/internal/vfs"
 )
 
 // damagedDir is the subdirectory of Dir that receives a copy of every
@@ -36,7 +37,7 @@ func recoverSegments(opts *Options, segs []segment, s syncer) (recovered, error)
 	}
 	tail := segs[len(segs)-1]
 	if len(segs) > 1 {
-		if err := verifySegment(segs[len(segs)-2], tail.first-1); err != nil {
+		if err := verifySegment(opts.FS, segs[len(segs)-2], tail.first-1); err != nil {
 			return recovered{}, err
 		}
 	}
@@ -45,8 +46,8 @@ func recoverSegments(opts *Options, segs []segment, s syncer) (recovered, error)
 
 // verifySegment checks that seg holds exactly the valid entries
 // seg.first..end.
-func verifySegment(seg segment, end uint64) error {
-	var r segmentReader
+func verifySegment(fs vfs.FS, seg segment, end uint64) error {
+	r := segmentReader{fs: fs}
 	defer r.close()
 	nop := func(uint64, []byte) error { return nil }
 	return r.replay(seg, end+1, end, true, nop)
@@ -54,7 +55,7 @@ func verifySegment(seg segment, end uint64) error {
 
 // recoverTail scans the tail segment and repairs a torn tail.
 func recoverTail(opts *Options, tail segment, s syncer) (recovered, error) {
-	data, err := os.ReadFile(tail.path)
+	data, err := vfs.ReadFile(opts.FS, tail.path)
 	if err != nil {
 		return recovered{}, fmt.Errorf("wal: read tail segment: %w", err)
 	}
@@ -128,11 +129,11 @@ func frameAt(data []byte, off int) (seq uint64, ok bool) {
 // valid prefix. tidwall must never see the cut bytes: it would refuse a
 // torn entry and read zero bytes as valid empty entries.
 func repairTail(opts *Options, seg segment, data []byte, valid int, s syncer) (*RepairReport, error) {
-	copyPath, err := saveDamaged(opts.Dir, seg, data, s)
+	copyPath, err := saveDamaged(opts.FS, opts.Dir, seg, data, s)
 	if err != nil {
 		return nil, fmt.Errorf("wal: copy damaged segment %s aside: %w", seg.path, err)
 	}
-	if err := truncateFile(seg.path, int64(valid), s); err != nil {
+	if err := truncateFile(opts.FS, seg.path, int64(valid), s); err != nil {
 		return nil, fmt.Errorf("wal: cut torn tail of %s at offset %d: %w", seg.path, valid, err)
 	}
 	if err := s.dir(opts.Dir); err != nil {
@@ -147,16 +148,16 @@ func repairTail(opts *Options, seg segment, data []byte, valid int, s syncer) (*
 
 // saveDamaged durably writes data to Dir/damaged/<segment>.<unixnano>
 // (temp file, fsync, rename, fsync) and returns that path.
-func saveDamaged(dir string, seg segment, data []byte, s syncer) (string, error) {
+func saveDamaged(fs vfs.FS, dir string, seg segment, data []byte, s syncer) (string, error) {
 	ddir := filepath.Join(dir, damagedDir)
-	if err := os.MkdirAll(ddir, 0o755); err != nil {
+	if err := fs.MkdirAll(ddir); err != nil {
 		return "", err
 	}
 	path := filepath.Join(ddir, filepath.Base(seg.path)+"."+strconv.FormatInt(time.Now().UnixNano(), 10))
-	if err := writeFileSync(path+".tmp", data, s); err != nil {
+	if err := writeFileSync(fs, path+".tmp", data, s); err != nil {
 		return "", err
 	}
-	if err := os.Rename(path+".tmp", path); err != nil {
+	if err := fs.Rename(path+".tmp", path); err != nil {
 		return "", err
 	}
 	if err := s.dir(ddir); err != nil {
@@ -166,8 +167,8 @@ func saveDamaged(dir string, seg segment, data []byte, s syncer) (string, error)
 }
 
 // writeFileSync writes and fsyncs a new file.
-func writeFileSync(path string, data []byte, s syncer) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+func writeFileSync(fs vfs.FS, path string, data []byte, s syncer) error {
+	f, err := fs.Create(path)
 	if err != nil {
 		return err
 	}
@@ -181,8 +182,8 @@ func writeFileSync(path string, data []byte, s syncer) error {
 }
 
 // truncateFile cuts path to size and fsyncs it.
-func truncateFile(path string, size int64, s syncer) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+func truncateFile(fs vfs.FS, path string, size int64, s syncer) error {
+	f, err := fs.OpenWrite(path)
 	if err != nil {
 		return err
 	}

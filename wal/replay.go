@@ -32,7 +32,7 @@ func (l *Log) Replay(from uint64, fn func(seq uint64, payload []byte) error) err
 	}
 	// Start at the last segment beginning at or before from.
 	i := max(sort.Search(len(segs), func(i int) bool { return segs[i].first > from })-1, 0)
-	var r segmentReader
+	r := segmentReader{fs: l.opts.FS}
 	defer r.close()
 	for ; i < len(segs) && segs[i].first <= last; i++ {
 		end, whole := last, false

@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 
-	"github.com/featurelog/featurelog/internal/atomicfile"
+	"github.com/featurelog/featurelog/internal/vfs"
 )
 
 // segmentNameLen is the length of a segment file name: tidwall names each
@@ -41,8 +40,8 @@ func parseSegmentName(name string) (first uint64, ok bool) {
 }
 
 // listSegments returns the segments in dir, in seq order.
-func listSegments(dir string) ([]segment, error) {
-	ents, err := os.ReadDir(dir)
+func listSegments(fs vfs.FS, dir string) ([]segment, error) {
+	ents, err := fs.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -58,13 +57,14 @@ func listSegments(dir string) ([]segment, error) {
 // syncer performs the fsyncs of the log, or none of them under NoSync.
 type syncer struct {
 	noSync bool
+	fs     vfs.FS
 	// syncDir fsyncs a directory; a hook in tests.
 	syncDir func(dir string) error
 }
 
 // newSyncer returns the syncer opts ask for.
 func newSyncer(opts *Options) syncer {
-	s := syncer{noSync: opts.NoSync, syncDir: atomicfile.SyncDir}
+	s := syncer{noSync: opts.NoSync, fs: opts.FS, syncDir: opts.FS.SyncDir}
 	if opts.private.syncDir != nil {
 		s.syncDir = opts.private.syncDir
 	}
@@ -81,7 +81,7 @@ func (s syncer) dir(path string) error {
 }
 
 // file fsyncs an open file.
-func (s syncer) file(f *os.File) error {
+func (s syncer) file(f vfs.File) error {
 	if s.noSync {
 		return nil
 	}
@@ -96,7 +96,9 @@ const readBufSize = 1 << 20
 // buffer, reading at most the size the file had when it was opened (the
 // tail segment may grow while it is read).
 type segmentReader struct {
-	f    *os.File
+	// fs opens the segment files.
+	fs   vfs.FS
+	f    vfs.File
 	path string
 	// size bounds the bytes read from f.
 	size int64
@@ -111,7 +113,7 @@ type segmentReader struct {
 // reset points the reader at path, keeping its buffer.
 func (s *segmentReader) reset(path string) error {
 	s.close()
-	f, err := os.Open(path)
+	f, err := s.fs.Open(path)
 	if err != nil {
 		return err
 	}
@@ -120,7 +122,7 @@ func (s *segmentReader) reset(path string) error {
 		f.Close()
 		return err
 	}
-	*s = segmentReader{f: f, path: path, size: fi.Size(), buf: s.buf}
+	*s = segmentReader{fs: s.fs, f: f, path: path, size: fi.Size(), buf: s.buf}
 	return nil
 }
 

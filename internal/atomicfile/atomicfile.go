@@ -8,8 +8,12 @@ package atomicfile
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
+
+	"github.com/featurelog/featurelog/internal/vfs"
 )
 
 // ErrNotDurable is wrapped by Write's error when the new file already
@@ -47,6 +51,37 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 		return fmt.Errorf("atomicfile: %w", err)
 	}
 	if err := SyncDir(dir); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
+	}
+	return nil
+}
+
+// WriteFS is Write through the file system fs, with mode 0644.
+func WriteFS(fs vfs.FS, path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp := filepath.Join(dir, "."+filepath.Base(path)+".tmp-"+strconv.FormatUint(rand.Uint64(), 36))
+	f, err := fs.CreateExclusive(tmp)
+	if err != nil {
+		return fmt.Errorf("atomicfile: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			fs.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("atomicfile: writing %s: %w", tmp, err)
+	}
+	if err = fs.Rename(tmp, path); err != nil {
+		return fmt.Errorf("atomicfile: %w", err)
+	}
+	if err := fs.SyncDir(dir); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotDurable, err)
 	}
 	return nil

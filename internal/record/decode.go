@@ -21,6 +21,19 @@ func Decode(buf []byte, e *Entry) error {
 	return nil
 }
 
+// DecodeHeader parses everything before the sections into e: workspace,
+// ingest time and, for KindIngestIdempotent entries, the key and the
+// response. It leaves e.Sections empty and does not look at the sections'
+// bytes, so it is cheap, and does not detect damage there; Decode does.
+func DecodeHeader(buf []byte, e *Entry) error {
+	d := decoder{buf: buf}
+	e.Sections = e.Sections[:0]
+	if err := d.header(e); err != nil {
+		return fmt.Errorf("%w: %v (at byte %d of %d)", ErrCorrupt, err, d.off, len(buf))
+	}
+	return nil
+}
+
 type decoder struct {
 	buf []byte
 	off int
@@ -33,18 +46,7 @@ func (e decodeError) Error() string { return string(e) }
 const errShort = decodeError("truncated")
 
 func (d *decoder) entry(e *Entry) error {
-	if len(d.buf) < 2 {
-		return errShort
-	}
-	if d.buf[0] != Version || d.buf[1] != KindIngest {
-		return fmt.Errorf("unknown version %d or kind %d", d.buf[0], d.buf[1])
-	}
-	d.off = 2
-	var err error
-	if e.IngestTime, err = d.varint(); err != nil {
-		return err
-	}
-	if e.Workspace, err = d.str(); err != nil {
+	if err := d.header(e); err != nil {
 		return err
 	}
 	n, err := d.count()
@@ -58,6 +60,75 @@ func (d *decoder) entry(e *Entry) error {
 		}
 	}
 	return nil
+}
+
+// header decodes the fields before nsections.
+func (d *decoder) header(e *Entry) error {
+	if len(d.buf) < 2 {
+		return errShort
+	}
+	kind := d.buf[1]
+	if d.buf[0] != Version || (kind != KindIngest && kind != KindIngestIdempotent) {
+		return fmt.Errorf("unknown version %d or kind %d", d.buf[0], kind)
+	}
+	d.off = 2
+	var err error
+	if e.IngestTime, err = d.varint(); err != nil {
+		return err
+	}
+	if e.Workspace, err = d.str(); err != nil {
+		return err
+	}
+	e.IdempotencyKey, e.Response = "", e.Response[:0]
+	if kind == KindIngestIdempotent {
+		return d.idem(e)
+	}
+	return nil
+}
+
+// idem decodes the key and response of a KindIngestIdempotent entry.
+func (d *decoder) idem(e *Entry) error {
+	var err error
+	if e.IdempotencyKey, err = d.str(); err != nil {
+		return err
+	}
+	if e.IdempotencyKey == "" {
+		return decodeError("empty idempotency key") // such an entry is encoded as KindIngest
+	}
+	n, err := d.count()
+	if err != nil {
+		return err
+	}
+	if n > len(d.buf)-d.off {
+		return decodeError("view count exceeds entry size")
+	}
+	e.Response = resize(e.Response, n)
+	for i := range e.Response {
+		m := &e.Response[i]
+		if m.View, err = d.str(); err != nil {
+			return err
+		}
+		if m.Online, err = d.nonNegative(); err != nil {
+			return err
+		}
+		if m.Offline, err = d.nonNegative(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nonNegative reads a uvarint that must fit an int64.
+func (d *decoder) nonNegative() (int64, error) {
+	x, n := binary.Uvarint(d.buf[d.off:])
+	if n <= 0 {
+		return 0, decodeError("bad uvarint")
+	}
+	if x > math.MaxInt64 {
+		return 0, fmt.Errorf("count %d too large", x)
+	}
+	d.off += n
+	return int64(x), nil
 }
 
 func (d *decoder) section(s *Section) error {

@@ -1,5 +1,8 @@
 // Package record encodes and decodes the payload of one log entry: one
-// ingest request, written atomically (SPEC §2). The wal package frames and
+// ingest request, written atomically (SPEC §2). A request sent with an
+// Idempotency-Key is logged as a KindIngestIdempotent entry that also
+// carries the key and the response the request was answered with, so the
+// records and the key are one atomic append. The wal package frames and
 // checksums these bytes and knows nothing of them; this package knows
 // nothing of frames. The layout is specified in docs/format/record.md.
 //
@@ -12,7 +15,9 @@
 //	var e record.Entry
 //	err := record.Decode(buf, &e)
 //
-//	entry   := version:u8 kind:u8 ingest_time:varint workspace:str nsections:uvarint section*
+//	entry   := version:u8 kind:u8 ingest_time:varint workspace:str [idem] nsections:uvarint section*
+//	idem    := key:str nviews:uvarint (view:str online:uvarint offline:uvarint)*
+//	                                        kind 2 only: the key and the first response
 //	section := source:str ncols:uvarint (name:str kind:u8 elem:u8)* nrows:uvarint row*
 //	row     := value*                       one per column, in column order
 //	value   := 0x00                         null
@@ -35,6 +40,10 @@ import (
 const (
 	Version    = 1
 	KindIngest = 1
+	// KindIngestIdempotent is KindIngest plus, between the workspace and
+	// the sections, the request's Idempotency-Key and its response: a
+	// header DecodeHeader reads without decoding the sections.
+	KindIngestIdempotent = 2
 
 	tagNull    = 0
 	tagPresent = 1
@@ -51,7 +60,31 @@ var ErrCorrupt = errors.New("record: corrupt entry")
 type Entry struct {
 	Workspace  string
 	IngestTime int64 // Unix ns at which the node accepted the request
-	Sections   []Section
+	// IdempotencyKey is the request's Idempotency-Key; empty for requests
+	// sent without one. A non-empty key makes the entry
+	// KindIngestIdempotent.
+	IdempotencyKey string
+	// Response is, when IdempotencyKey is set, what the request was
+	// answered with: one element per view, in response order. Repeats of
+	// the key are answered with it.
+	Response []ViewMetrics
+	Sections []Section
+}
+
+// ViewMetrics is one view's counts in a logged response (the engine's
+// ViewIngestMetrics). Counts are never negative.
+type ViewMetrics struct {
+	View    string
+	Online  int64
+	Offline int64
+}
+
+// Kind returns the kind e is encoded as.
+func (e *Entry) Kind() byte {
+	if e.IdempotencyKey != "" {
+		return KindIngestIdempotent
+	}
+	return KindIngest
 }
 
 // Section holds the rows of one source within an entry.
@@ -79,12 +112,29 @@ func (s *Section) Row(i int) []schema.Value {
 
 // AppendEntry appends the encoding of e to dst.
 func AppendEntry(dst []byte, e *Entry) []byte {
-	dst = append(dst, Version, KindIngest)
+	dst = append(dst, Version, e.Kind())
 	dst = binary.AppendVarint(dst, e.IngestTime)
 	dst = appendStr(dst, e.Workspace)
+	if e.IdempotencyKey != "" {
+		dst = appendIdem(dst, e)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.Sections)))
 	for i := range e.Sections {
 		dst = appendSection(dst, &e.Sections[i])
+	}
+	return dst
+}
+
+func appendIdem(dst []byte, e *Entry) []byte {
+	dst = appendStr(dst, e.IdempotencyKey)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Response)))
+	for _, m := range e.Response {
+		if m.Online < 0 || m.Offline < 0 {
+			panic(fmt.Sprintf("BUG: record: negative count in the response of view %q", m.View))
+		}
+		dst = appendStr(dst, m.View)
+		dst = binary.AppendUvarint(dst, uint64(m.Online))
+		dst = binary.AppendUvarint(dst, uint64(m.Offline))
 	}
 	return dst
 }

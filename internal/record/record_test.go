@@ -1,8 +1,10 @@
 package record
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -38,10 +40,22 @@ func randomRow(r *rand.Rand) []schema.Value {
 	return row
 }
 
+// randomIdem gives half the entries an idempotency key and a response.
+func randomIdem(r *rand.Rand, e *Entry) {
+	if r.IntN(2) == 0 {
+		return
+	}
+	e.IdempotencyKey = fmt.Sprintf("key-%d", r.Uint64())
+	for i := 0; i < r.IntN(4); i++ {
+		e.Response = append(e.Response, ViewMetrics{View: fmt.Sprintf("v%d", i), Online: r.Int64N(1 << 40), Offline: int64(r.IntN(3)) * (math.MaxInt64 / 2)})
+	}
+}
+
 func TestRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for iter := 0; iter < 200; iter++ {
 		in := Entry{Workspace: "ads", IngestTime: r.Int64()}
+		randomIdem(r, &in)
 		for s := 0; s < 1+r.IntN(3); s++ {
 			sec := Section{Source: "src", Columns: testColumns}
 			for i := 0; i < r.IntN(20); i++ {
@@ -50,10 +64,23 @@ func TestRoundTrip(t *testing.T) {
 			in.Sections = append(in.Sections, sec)
 		}
 		buf := AppendEntry(nil, &in)
+		require.Equal(t, in.Kind(), buf[1])
 		var out Entry
 		require.NoError(t, Decode(buf, &out))
 		require.Equal(t, in.Workspace, out.Workspace)
 		require.Equal(t, in.IngestTime, out.IngestTime)
+		require.Equal(t, in.IdempotencyKey, out.IdempotencyKey)
+		require.Equal(t, len(in.Response), len(out.Response))
+		for i := range in.Response {
+			require.Equal(t, in.Response[i], out.Response[i])
+		}
+		var hdr Entry
+		require.NoError(t, DecodeHeader(buf, &hdr))
+		require.Equal(t, out.IngestTime, hdr.IngestTime)
+		require.Equal(t, out.Workspace, hdr.Workspace)
+		require.Equal(t, out.IdempotencyKey, hdr.IdempotencyKey)
+		require.Equal(t, out.Response, hdr.Response)
+		require.Empty(t, hdr.Sections)
 		require.Len(t, out.Sections, len(in.Sections))
 		for i := range in.Sections {
 			a, b := in.Sections[i], out.Sections[i]
@@ -67,17 +94,75 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestDecodeRejectsDamage(t *testing.T) {
-	in := Entry{Workspace: "ads", Sections: []Section{{Source: "s", Columns: testColumns, Rows: randomRow(rand.New(rand.NewPCG(3, 4)))}}}
-	buf := AppendEntry(nil, &in)
-	for cut := 0; cut < len(buf); cut++ {
+	for _, key := range []string{"", "retry-1"} {
+		in := Entry{Workspace: "ads", IdempotencyKey: key, Sections: []Section{{Source: "s", Columns: testColumns, Rows: randomRow(rand.New(rand.NewPCG(3, 4)))}}}
+		if key != "" {
+			in.Response = []ViewMetrics{{View: "v", Online: 1, Offline: 1}}
+		}
+		buf := AppendEntry(nil, &in)
+		for cut := 0; cut < len(buf); cut++ {
+			var out Entry
+			assert.ErrorIs(t, Decode(buf[:cut], &out), ErrCorrupt, "key %q: cut at %d", key, cut)
+		}
 		var out Entry
-		assert.ErrorIs(t, Decode(buf[:cut], &out), ErrCorrupt, "cut at %d", cut)
+		assert.ErrorIs(t, Decode(append(buf, 0), &out), ErrCorrupt, "trailing byte")
+		bad := append([]byte{}, buf...)
+		bad[0] = 9
+		assert.ErrorIs(t, Decode(bad, &out), ErrCorrupt, "bad version")
+		bad[0], bad[1] = Version, 3
+		assert.ErrorIs(t, Decode(bad, &out), ErrCorrupt, "unknown kind")
+		assert.ErrorIs(t, DecodeHeader(bad, &out), ErrCorrupt, "unknown kind")
 	}
-	var out Entry
-	assert.ErrorIs(t, Decode(append(buf, 0), &out), ErrCorrupt, "trailing byte")
-	bad := append([]byte{}, buf...)
-	bad[0] = 9
-	assert.ErrorIs(t, Decode(bad, &out), ErrCorrupt, "bad version")
+}
+
+// TestDecodeIdempotentDamage: the key and response of a kind 2 entry are
+// checked field by field, by Decode and by DecodeHeader.
+func TestDecodeIdempotentDamage(t *testing.T) {
+	ws := appendStr([]byte{Version, KindIngestIdempotent, 0}, "ads")
+	oneView := append(appendStr(nil, "k"), 1, 1, 'v') // key "k", nviews 1, view "v"
+	cases := []struct {
+		name string
+		idem []byte // the bytes after the workspace
+	}{
+		{"empty_key", []byte{0, 0, 0}},
+		{"key_past_end", []byte{10, 'k'}},
+		{"view_count_past_end", slices.Concat(appendStr(nil, "k"), []byte{50, 0})},
+		{"count_over_int64", slices.Concat(oneView, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0})},
+		{"missing_offline", slices.Concat(oneView, []byte{1})},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			buf := slices.Concat(ws, c.idem)
+			var e Entry
+			assert.ErrorIs(t, Decode(buf, &e), ErrCorrupt)
+			assert.ErrorIs(t, DecodeHeader(buf, &e), ErrCorrupt)
+		})
+	}
+	// The well-formed neighbour of those cases decodes.
+	var e Entry
+	require.NoError(t, Decode(slices.Concat(ws, oneView, []byte{1, 2, 0}), &e))
+	assert.Equal(t, "k", e.IdempotencyKey)
+	assert.Equal(t, []ViewMetrics{{View: "v", Online: 1, Offline: 2}}, e.Response)
+}
+
+// TestDecodeReusesEntryAcrossKinds: decoding a kind 1 entry into an Entry
+// that held a kind 2 one clears the key and response.
+func TestDecodeReusesEntryAcrossKinds(t *testing.T) {
+	var e Entry
+	require.NoError(t, Decode(AppendEntry(nil, &Entry{Workspace: "a", IdempotencyKey: "k", Response: []ViewMetrics{{View: "v"}}}), &e))
+	require.Equal(t, "k", e.IdempotencyKey)
+	require.NoError(t, Decode(AppendEntry(nil, &Entry{Workspace: "b"}), &e))
+	assert.Equal(t, "", e.IdempotencyKey)
+	assert.Empty(t, e.Response)
+}
+
+// TestKind1Golden: an entry without a key encodes exactly as before kind 2
+// existed, so old logs and new kind 1 entries are byte-identical.
+func TestKind1Golden(t *testing.T) {
+	e := Entry{Workspace: "ads", IngestTime: 3, Sections: []Section{{Source: "s",
+		Columns: []schema.Column{{Name: "n", Type: schema.ScalarType(schema.Int64)}}, Rows: []schema.Value{schema.Int(-2)}}}}
+	want := []byte{1, 1, 6, 3, 'a', 'd', 's', 1, 1, 's', 1, 1, 'n', 2, 0, 1, 1, 3}
+	assert.Equal(t, want, AppendEntry(nil, &e))
 }
 
 func FuzzDecode(f *testing.F) {
@@ -85,6 +170,10 @@ func FuzzDecode(f *testing.F) {
 	in := Entry{Workspace: "ads", Sections: []Section{{Source: "s", Columns: testColumns, Rows: randomRow(r)}}}
 	f.Add(AppendEntry(nil, &in))
 	f.Add([]byte{1, 1, 0, 0, 0})
+	in.IdempotencyKey = "retry-7"
+	in.Response = []ViewMetrics{{View: "user_click_counts", Online: 2, Offline: 2}, {View: "v2", Online: 0, Offline: math.MaxInt64}}
+	f.Add(AppendEntry(nil, &in))
+	f.Add([]byte{1, 2, 0, 0, 1, 'k', 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var e Entry
 		if Decode(data, &e) != nil {
@@ -96,5 +185,15 @@ func FuzzDecode(f *testing.F) {
 		var e2 Entry
 		require.NoError(t, Decode(again, &e2))
 		require.Equal(t, len(e.Sections), len(e2.Sections))
+		require.Equal(t, e.IdempotencyKey, e2.IdempotencyKey)
+		require.Equal(t, len(e.Response), len(e2.Response))
+		for i := range e.Response {
+			require.Equal(t, e.Response[i], e2.Response[i])
+		}
+		// What Decode accepts, DecodeHeader reads the same.
+		var h Entry
+		require.NoError(t, DecodeHeader(data, &h))
+		require.Equal(t, e.IngestTime, h.IngestTime)
+		require.Equal(t, e.IdempotencyKey, h.IdempotencyKey)
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/featurelog/featurelog/engine"
@@ -30,6 +31,54 @@ type Options struct {
 	HistoricalChunkRows int
 	// Logger receives request errors. Default slog.Default().
 	Logger *slog.Logger
+
+	// Admission control of POST /ingest (admission.go). A request over
+	// these limits is refused with 429 ResourceExhausted and Retry-After
+	// before its body is read.
+
+	// MaxInflightIngest bounds the ingest requests executing at once
+	// (reading the body, validating, waiting for the log's group commit,
+	// applying). The log commits every waiting append with one fsync, so
+	// this is also the largest group commit HTTP ingest can form. Default
+	// 16 × GOMAXPROCS, at least 32.
+	MaxInflightIngest int
+	// MaxQueuedIngest bounds the ingest requests waiting, in FIFO order,
+	// for an execution slot. Default 4 × MaxInflightIngest.
+	MaxQueuedIngest int
+	// MaxPendingIngestBytes bounds the declared body bytes
+	// (Content-Length; MaxBodyBytes for a chunked body) of the ingest
+	// requests executing or queued together, and so the ingest bodies the
+	// node holds in memory. At least MaxBodyBytes. Default 4 × MaxBodyBytes.
+	MaxPendingIngestBytes int64
+	// IngestQueueTimeout is how long an ingest request waits for a slot
+	// before it is refused; it bounds the latency a queued request adds.
+	// Retry-After is this rounded up to whole seconds, at least 1.
+	// Default 500ms.
+	IngestQueueTimeout time.Duration
+
+	// HTTP server limits (net/http.Server), against slow and idle
+	// clients. Historical answers (get-features-for-events) stream for
+	// longer than ReadTimeout and WriteTimeout: they extend their own
+	// deadlines as long as data keeps moving.
+
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, headers and body.
+	// Default 60s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the time from the end of a request's headers to
+	// the end of its response. Default 60s.
+	WriteTimeout time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its
+	// next request. Default 120s.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's header block (431 beyond; net/http
+	// allows 4 KiB of slack). Default 1 MiB.
+	MaxHeaderBytes int
+	// ShutdownTimeout is how long ListenAndServe waits, once its context
+	// is done, for in-flight requests to finish before closing their
+	// connections. Default 30s.
+	ShutdownTimeout time.Duration
 }
 
 // EnsureDefaults fills in unset fields.
@@ -46,6 +95,28 @@ func (o *Options) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.ensureAdmissionDefaults()
+	setDefault(&o.ReadHeaderTimeout, 10*time.Second)
+	setDefault(&o.ReadTimeout, 60*time.Second)
+	setDefault(&o.WriteTimeout, 60*time.Second)
+	setDefault(&o.IdleTimeout, 120*time.Second)
+	setDefault(&o.MaxHeaderBytes, 1<<20)
+	setDefault(&o.ShutdownTimeout, 30*time.Second)
+}
+
+func (o *Options) ensureAdmissionDefaults() {
+	setDefault(&o.MaxInflightIngest, max(32, 16*runtime.GOMAXPROCS(0)))
+	setDefault(&o.MaxQueuedIngest, 4*o.MaxInflightIngest)
+	setDefault(&o.MaxPendingIngestBytes, 4*o.MaxBodyBytes)
+	setDefault(&o.IngestQueueTimeout, 500*time.Millisecond)
+}
+
+// setDefault sets *v to def if it is zero.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
 
 // Validate refuses options that would be unsafe.
@@ -55,6 +126,15 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxBodyBytes < 0 || o.MaxSpineBytes < 0 || o.HistoricalChunkRows < 0 {
 		return errors.New("httpapi: MaxBodyBytes, MaxSpineBytes and HistoricalChunkRows must not be negative")
+	}
+	if o.MaxInflightIngest < 0 || o.MaxQueuedIngest < 0 || o.IngestQueueTimeout < 0 {
+		return errors.New("httpapi: MaxInflightIngest, MaxQueuedIngest and IngestQueueTimeout must not be negative (0 means the default)")
+	}
+	if o.MaxPendingIngestBytes < o.MaxBodyBytes {
+		return fmt.Errorf("httpapi: MaxPendingIngestBytes (%d) must be at least MaxBodyBytes (%d), or no request of the largest allowed size could ever be admitted", o.MaxPendingIngestBytes, o.MaxBodyBytes)
+	}
+	if o.ReadHeaderTimeout < 0 || o.ReadTimeout < 0 || o.WriteTimeout < 0 || o.IdleTimeout < 0 || o.MaxHeaderBytes < 0 || o.ShutdownTimeout < 0 {
+		return errors.New("httpapi: ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout, MaxHeaderBytes and ShutdownTimeout must not be negative (0 means the default)")
 	}
 	return nil
 }
@@ -74,10 +154,11 @@ func IsLoopback(addr string) bool {
 
 // Server is the HTTP front of one engine.
 type Server struct {
-	db      *engine.DB
-	opts    Options
-	mux     *http.ServeMux
-	metrics *metrics
+	db         *engine.DB
+	opts       Options
+	mux        *http.ServeMux
+	metrics    *metrics
+	ingestGate *admission // admission control of POST /ingest
 }
 
 // New returns a Server for db.
@@ -86,13 +167,14 @@ func New(db *engine.DB, opts Options) (*Server, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{db: db, opts: opts, mux: http.NewServeMux(), metrics: newMetrics(db)}
+	s := &Server{db: db, opts: opts, mux: http.NewServeMux(), metrics: newMetrics(db), ingestGate: newAdmission(&opts)}
+	s.metrics.reg.MustRegister(s.ingestGate.collectors()...)
 	s.routes()
 	return s, nil
 }
 
 func (s *Server) routes() {
-	s.handle("POST /ingest", "ingest", s.ingest)
+	s.handle("POST /ingest", "ingest", s.admit(s.ingest))
 	s.handle("POST /api/v1/feature-service/get-features", "get_features", s.getFeatures)
 	s.handle("POST /api/v1/feature-service/get-features-batch", "get_features_batch", s.getFeaturesBatch)
 	s.handle("POST /api/v1/feature-service/get-features-for-events", "get_features_for_events", s.historical)
@@ -115,24 +197,31 @@ func (s *Server) handle(pattern, name string, h http.HandlerFunc) {
 // Handler returns the server's routes, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// HTTPServer returns an http.Server with timeouts that keep slow or idle
-// clients from holding connections forever.
+// HTTPServer returns an http.Server with the timeouts of Options, which
+// keep slow or idle clients from holding connections forever: a client
+// trickling its headers (slowloris) is cut off after ReadHeaderTimeout,
+// one trickling its body after ReadTimeout.
 func (s *Server) HTTPServer() *http.Server {
 	return &http.Server{
 		Addr:              s.opts.Addr,
 		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    1 << 20,
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
+		ReadTimeout:       s.opts.ReadTimeout,
+		WriteTimeout:      s.opts.WriteTimeout,
+		IdleTimeout:       s.opts.IdleTimeout,
+		MaxHeaderBytes:    s.opts.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
 	}
 }
 
-// ListenAndServe serves until ctx is done, then stops accepting, lets
-// in-flight requests finish (up to 30s) and returns. ready, if not nil, is
-// called with the bound address once the listener is open.
+// ListenAndServe serves until ctx is done, then drains: it stops
+// accepting, closes idle connections and waits up to ShutdownTimeout for
+// in-flight requests to finish. Requests still running then have their
+// connections closed and ListenAndServe returns at once with an error;
+// the caller then closes the engine, whose Close waits for the ingests
+// still inside it and fails later ones with 503, so no request is
+// acknowledged without its fsync. ready, if not nil, is called with the
+// bound address once the listener is open.
 func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) error {
 	hs := s.HTTPServer()
 	ln, err := net.Listen("tcp", s.opts.Addr)
@@ -149,10 +238,11 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
-		return err
+		hs.Close() // cut the connections of requests still running
+		return fmt.Errorf("httpapi: requests still running after the shutdown timeout of %s; their connections were closed: %w", s.opts.ShutdownTimeout, err)
 	}
 	<-errc
 	return nil

@@ -30,7 +30,7 @@ func benchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&only, "only", "", "comma-separated benchmarks to run (and those they need)")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (in-process benchmarks and the HTTP client) to FILE")
 	cmd.Flags().StringVar(&serverProfiles, "server-cpuprofile-dir", "", "write a CPU profile of every server process to DIR/<benchmark>-<server>.prof")
-	cmd.AddCommand(benchServerCmd(), benchHistoricalCmd(), benchHistoricalChildCmd())
+	cmd.AddCommand(benchServerCmd(), benchHistoricalCmd(), benchHistoricalChildCmd(), benchOverloadCmd(), benchSlowlorisCmd())
 	return cmd
 }
 
@@ -64,6 +64,61 @@ func benchHistoricalCmd() *cobra.Command {
 	f.StringVar(&only, "only", "", "comma-separated benchmarks to run")
 	f.StringVar(&cfg.ChildCPUProfile, "cpuprofile", "", "write a CPU profile of the full-size join child's joins to FILE")
 	f.DurationVar(&cfg.Compaction.Duration, "duration", 5*time.Second, "measured window of each compaction-reads loop")
+	return cmd
+}
+
+// benchOverloadCmd runs the admission-control benchmark (bench.RunOverload).
+func benchOverloadCmd() *cobra.Command {
+	var cfg bench.OverloadConfig
+	cmd := &cobra.Command{
+		Use:   "overload",
+		Short: "Offer twice the sustainable ingest rate: admitted, 429s, admitted p99, peak RSS, acks lost",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("finding this binary to start the benchmark server: %w", err)
+			}
+			cfg.Command, cfg.Progress = []string{self, "bench", "server"}, os.Stderr
+			res, err := bench.RunOverload(cfg)
+			if res == nil {
+				return err
+			}
+			return writeRows(bench.OverloadRows(res), err)
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured window of each loop")
+	f.IntVar(&cfg.Clients, "clients", 0, "closed-loop concurrency that finds the sustainable rate (0: 64)")
+	f.Float64Var(&cfg.Factor, "factor", 0, "offered rate as a multiple of the sustainable rate (0: 2)")
+	f.IntVar(&cfg.BatchSize, "batch", 0, "records per request (0: 100)")
+	return cmd
+}
+
+// benchSlowlorisCmd runs the slowloris benchmark (bench.RunSlowloris).
+func benchSlowlorisCmd() *cobra.Command {
+	var cfg bench.SlowlorisConfig
+	cmd := &cobra.Command{
+		Use:   "slowloris",
+		Short: "p99 of get-features and ingest with and without 200 connections trickling headers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("finding this binary to start the benchmark server: %w", err)
+			}
+			cfg.Command, cfg.Progress = []string{self, "bench", "server"}, os.Stderr
+			res, err := bench.RunSlowloris(cfg)
+			if res == nil {
+				return err
+			}
+			return writeRows(bench.SlowlorisRows(res), err)
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measured window of each loop")
+	f.IntVar(&cfg.Conns, "conns", 0, "slowloris connections (0: 200)")
+	f.IntVar(&cfg.Clients, "clients", 0, "concurrency of the normal requests (0: 4)")
 	return cmd
 }
 

@@ -1,6 +1,8 @@
 package wal
 
 import (
+	"fmt"
+
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -38,6 +40,16 @@ func deflate(dst, payload []byte, min int) ([]byte, bool) {
 }
 
 // inflate appends the payload stored compressed in stored to dst.
-func inflate(dst, stored []byte) ([]byte, error) {
+// The frame must declare its size, at most limit (the largest payload the
+// log accepts), so that a crafted frame cannot make it allocate gigabytes
+// before failing; deflate's frames always declare it.
+func inflate(dst, stored []byte, limit int) ([]byte, error) {
+	var h zstd.Header
+	if err := h.Decode(stored); err != nil {
+		return nil, err
+	}
+	if !h.HasFCS || h.FrameContentSize > uint64(limit) {
+		return nil, fmt.Errorf("zstd frame declares %d bytes (declared: %v); the limit is %d", h.FrameContentSize, h.HasFCS, limit)
+	}
 	return decoder.DecodeAll(stored, dst)
 }

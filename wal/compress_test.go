@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 )
 
@@ -90,4 +91,21 @@ func dirBytes(t *testing.T, dir string) int64 {
 func appendEntry(dst, frame []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(frame)))
 	return append(dst, frame...)
+}
+
+// TestInflateRefusesOversizedFrames: a frame declaring more than the
+// largest payload is refused before anything is allocated for it.
+func TestInflateRefusesOversizedFrames(t *testing.T) {
+	frame := []byte{0x28, 0xb5, 0x2f, 0xfd, 0xc0, 0x00}    // magic, 8-byte FCS, 1 KiB window
+	frame = binary.LittleEndian.AppendUint64(frame, 3<<30) // declares 3 GiB
+	frame = append(frame, 0x01, 0x00, 0x00)                // last block: raw, empty
+	var h zstd.Header
+	require.NoError(t, h.Decode(frame))
+	require.True(t, h.HasFCS)
+	require.Equal(t, uint64(3<<30), h.FrameContentSize)
+	_, err := inflate(nil, frame, DefaultMaxBatchBytes)
+	require.ErrorContains(t, err, "declares 3221225472 bytes")
+	ok, err := inflate(nil, encoder.EncodeAll(make([]byte, 4096), nil), DefaultMaxBatchBytes)
+	require.NoError(t, err)
+	require.Len(t, ok, 4096)
 }

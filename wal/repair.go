@@ -37,7 +37,7 @@ func recoverSegments(opts *Options, segs []segment, s syncer) (recovered, error)
 	}
 	tail := segs[len(segs)-1]
 	if len(segs) > 1 {
-		if err := verifySegment(opts.FS, segs[len(segs)-2], tail.first-1); err != nil {
+		if err := verifySegment(opts, segs[len(segs)-2], tail.first-1); err != nil {
 			return recovered{}, err
 		}
 	}
@@ -46,8 +46,8 @@ func recoverSegments(opts *Options, segs []segment, s syncer) (recovered, error)
 
 // verifySegment checks that seg holds exactly the valid entries
 // seg.first..end.
-func verifySegment(fs vfs.FS, seg segment, end uint64) error {
-	r := segmentReader{fs: fs}
+func verifySegment(opts *Options, seg segment, end uint64) error {
+	r := segmentReader{fs: opts.FS, maxPlain: opts.MaxBatchBytes}
 	defer r.close()
 	nop := func(uint64, []byte) error { return nil }
 	return r.replay(seg, end+1, end, true, nop)

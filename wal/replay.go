@@ -32,7 +32,7 @@ func (l *Log) Replay(from uint64, fn func(seq uint64, payload []byte) error) err
 	}
 	// Start at the last segment beginning at or before from.
 	i := max(sort.Search(len(segs), func(i int) bool { return segs[i].first > from })-1, 0)
-	r := segmentReader{fs: l.opts.FS}
+	r := segmentReader{fs: l.opts.FS, maxPlain: l.opts.MaxBatchBytes}
 	defer r.close()
 	for ; i < len(segs) && segs[i].first <= last; i++ {
 		end, whole := last, false
@@ -95,7 +95,7 @@ func (r *segmentReader) frame(seq uint64) ([]byte, error) {
 			return payload, nil
 		}
 		if reason == "" {
-			if r.plain, err = inflate(r.plain[:0], payload); err == nil {
+			if r.plain, err = inflate(r.plain[:0], payload, r.maxPayload()); err == nil {
 				return r.plain, nil
 			}
 			reason = reasonBadZstd

@@ -97,9 +97,12 @@ const readBufSize = 1 << 20
 // tail segment may grow while it is read).
 type segmentReader struct {
 	// fs opens the segment files.
-	fs   vfs.FS
-	f    vfs.File
-	path string
+	fs vfs.FS
+	// maxPlain bounds a decompressed payload: the log's MaxBatchBytes
+	// (0: DefaultMaxBatchBytes).
+	maxPlain int
+	f        vfs.File
+	path     string
 	// size bounds the bytes read from f.
 	size int64
 	// buf[r:w] holds the file bytes from offset off on, not yet consumed.
@@ -122,8 +125,16 @@ func (s *segmentReader) reset(path string) error {
 		f.Close()
 		return err
 	}
-	*s = segmentReader{fs: s.fs, f: f, path: path, size: fi.Size(), buf: s.buf}
+	*s = segmentReader{fs: s.fs, maxPlain: s.maxPlain, f: f, path: path, size: fi.Size(), buf: s.buf}
 	return nil
+}
+
+// maxPayload is the largest payload a frame may decompress to.
+func (s *segmentReader) maxPayload() int {
+	if s.maxPlain <= 0 {
+		return DefaultMaxBatchBytes
+	}
+	return s.maxPlain
 }
 
 func (s *segmentReader) close() {

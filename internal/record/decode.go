@@ -53,6 +53,9 @@ func (d *decoder) entry(e *Entry) error {
 	if err != nil {
 		return err
 	}
+	if n > (len(d.buf)-d.off)/3 { // a section takes at least 3 bytes
+		return decodeError("section count exceeds entry size")
+	}
 	e.Sections = resize(e.Sections, n)
 	for i := range e.Sections {
 		if err := d.section(&e.Sections[i]); err != nil {
@@ -139,6 +142,9 @@ func (d *decoder) section(s *Section) error {
 	ncols, err := d.count()
 	if err != nil {
 		return err
+	}
+	if ncols > (len(d.buf)-d.off)/3 { // a column takes at least 3 bytes
+		return decodeError("column count exceeds entry size")
 	}
 	s.Columns = resize(s.Columns, ncols)
 	for i := range s.Columns {
@@ -269,7 +275,7 @@ func (d *decoder) count() (int, error) {
 		return 0, decodeError("bad uvarint")
 	}
 	if x > maxCount {
-		return 0, fmt.Errorf("count %d too large", x)
+		return 0, decodeError(fmt.Sprintf("count %d too large", x))
 	}
 	d.off += n
 	return int(x), nil

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -196,4 +197,27 @@ func FuzzDecode(f *testing.F) {
 		require.Equal(t, e.IngestTime, h.IngestTime)
 		require.Equal(t, e.IdempotencyKey, h.IdempotencyKey)
 	})
+}
+
+// TestDecodeBoundsCountsByEntrySize: a count in a short entry must not make
+// the decoder allocate for it (an 11-byte entry once asked for 16 GiB).
+func TestDecodeBoundsCountsByEntrySize(t *testing.T) {
+	base := AppendEntry(nil, &Entry{Workspace: "ads"})
+	huge := binary.AppendUvarint(nil, maxCount-1)
+	sections := append(append([]byte(nil), base[:len(base)-1]...), huge...)
+	var e Entry
+	err := Decode(sections, &e)
+	require.ErrorIs(t, err, ErrCorrupt)
+	assert.Contains(t, err.Error(), "section count exceeds entry size")
+
+	columns := append(append([]byte(nil), base[:len(base)-1]...), 1, 1, 's')
+	columns = append(columns, huge...)
+	err = Decode(columns, &e)
+	require.ErrorIs(t, err, ErrCorrupt)
+	assert.Contains(t, err.Error(), "column count exceeds entry size")
+
+	tooMany := append(append([]byte(nil), base[:len(base)-1]...), binary.AppendUvarint(nil, maxCount+1)...)
+	err = Decode(tooMany, &e)
+	require.ErrorIs(t, err, ErrCorrupt)
+	assert.Contains(t, err.Error(), "too large")
 }

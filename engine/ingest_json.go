@@ -100,7 +100,7 @@ func decodeEnvelope(body []byte) (*envelope, error) {
 		return nil, syntaxError(err)
 	}
 	if tok.Kind() != '{' {
-		return nil, badRequest("request body must be a JSON object, not %s", kindName(tok.Kind()))
+		return nil, badRequest("request body must be a JSON object, not %s", jsondec.KindName(tok.Kind()))
 	}
 	env := &envelope{}
 	seen := map[string]bool{}
@@ -145,7 +145,7 @@ func (env *envelope) field(d *jsontext.Decoder, body []byte, name string, seen m
 			return syntaxError(err)
 		}
 		if k := tok.Kind(); k != 't' && k != 'f' {
-			return badRequest("field `dry_run` must be true or false, not %s", kindName(k))
+			return badRequest("field `dry_run` must be true or false, not %s", jsondec.KindName(k))
 		}
 		env.dryRun = tok.Bool()
 	case "records":
@@ -230,7 +230,7 @@ func decodeWrapped(d *jsontext.Decoder, s *batchSection, b *batch) error {
 		return syntaxError(err)
 	}
 	if tok.Kind() != '{' {
-		return badRequest("%s must be an object {\"record\": {...}}, not %s", where(), kindName(tok.Kind()))
+		return badRequest("%s must be an object {\"record\": {...}}, not %s", where(), jsondec.KindName(tok.Kind()))
 	}
 	found := false
 	for d.PeekKind() != '}' {
@@ -258,7 +258,7 @@ func decodeWrapped(d *jsontext.Decoder, s *batchSection, b *batch) error {
 func decodeRecord(d *jsontext.Decoder, s *batchSection, b *batch) error {
 	src := s.src
 	if d.PeekKind() != '{' {
-		b.recordError("", src.def.Name, s.n, "record must be a JSON object, not %s", kindName(d.PeekKind()))
+		b.recordError("", src.def.Name, s.n, "record must be a JSON object, not %s", jsondec.KindName(d.PeekKind()))
 		s.bad[s.n] = true
 		return skip(d)
 	}
@@ -313,7 +313,7 @@ func decodeValue(d *jsontext.Decoder, t schema.Type) (v schema.Value, msg string
 		return decodeArray(d, t.Elem)
 	}
 	if k == '{' || k == '[' {
-		return v, fmt.Sprintf("expected %v, got %s", t, kindName(k)), d.SkipValue()
+		return v, fmt.Sprintf("expected %v, got %s", t, jsondec.KindName(k)), d.SkipValue()
 	}
 	tok, err := d.ReadToken()
 	if err != nil {
@@ -325,7 +325,7 @@ func decodeValue(d *jsontext.Decoder, t schema.Type) (v schema.Value, msg string
 
 func decodeArray(d *jsontext.Decoder, elem schema.Kind) (schema.Value, string, error) {
 	if k := d.PeekKind(); k != '[' {
-		return schema.Value{}, fmt.Sprintf("expected Array(%v), got %s", elem, kindName(k)), d.SkipValue()
+		return schema.Value{}, fmt.Sprintf("expected Array(%v), got %s", elem, jsondec.KindName(k)), d.SkipValue()
 	}
 	d.ReadToken()
 	var out []schema.Value
@@ -334,7 +334,7 @@ func decodeArray(d *jsontext.Decoder, elem schema.Kind) (schema.Value, string, e
 		k := d.PeekKind()
 		if k == '{' || k == '[' || k == 'n' {
 			if msg == "" {
-				msg = fmt.Sprintf("array element %d: expected %v, got %s", i, elem, kindName(k))
+				msg = fmt.Sprintf("array element %d: expected %v, got %s", i, elem, jsondec.KindName(k))
 			}
 			if err := d.SkipValue(); err != nil {
 				return schema.Value{}, "", err
@@ -434,23 +434,5 @@ func tokenDesc(tok jsontext.Token) string {
 	case '0':
 		return "the number " + tok.String()
 	}
-	return kindName(tok.Kind())
-}
-
-func kindName(k jsontext.Kind) string {
-	switch k {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case '0':
-		return "a number"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "invalid JSON"
+	return jsondec.KindName(tok.Kind())
 }

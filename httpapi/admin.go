@@ -12,7 +12,6 @@ import (
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/internal/auth"
@@ -309,7 +308,7 @@ func adminBodyError(err error, into any) error {
 	case errors.Is(sem.Err, jsonv2.ErrUnknownName):
 		return paramError("unknown field %q in the request body (expected %s)", field, strings.Join(memberNames(into), ", "))
 	case field != "" && sem.GoType != nil:
-		return paramError("field %q of the request body must be a %s, not %s", field, sem.GoType.Kind(), jsonKindName(sem.JSONKind))
+		return paramError("field %q of the request body must be a %s, not %s", field, sem.GoType.Kind(), jsondec.KindName(sem.JSONKind))
 	}
 	return paramError("bad request body: %s", strings.TrimPrefix(err.Error(), "json: "))
 }
@@ -323,24 +322,6 @@ func memberNames(v any) []string {
 		names = append(names, name)
 	}
 	return names
-}
-
-func jsonKindName(k jsontext.Kind) string {
-	switch k {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case '0':
-		return "a number"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "another JSON value"
 }
 
 // featureView serves GET /api/v1/workspaces/{ws}/feature-views/{name}.

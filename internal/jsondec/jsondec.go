@@ -152,3 +152,24 @@ func stringEnd(data []byte, from int) int {
 	}
 	return -1
 }
+
+// KindName names a JSON value's kind for error messages: "an object",
+// "a number", ...; kind 0 (what an invalid token peeks as) is "invalid
+// JSON".
+func KindName(k jsontext.Kind) string {
+	switch k {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "invalid JSON"
+}

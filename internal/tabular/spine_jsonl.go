@@ -104,7 +104,7 @@ func ReadObject(line []byte, member func(name string, raw jsontext.Value) error)
 		return syntaxError(err)
 	}
 	if tok.Kind() != '{' {
-		return fmt.Errorf("expected a JSON object, found %s", kindName(tok.Kind()))
+		return fmt.Errorf("expected a JSON object, found %s", jsondec.KindName(tok.Kind()))
 	}
 	for d.PeekKind() != '}' {
 		tok, err := d.ReadToken()
@@ -142,20 +142,4 @@ func trimJSONPrefix(s string) string {
 		return s[len(p):]
 	}
 	return s
-}
-
-func kindName(k jsontext.Kind) string {
-	switch k {
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case '0':
-		return "a number"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "something else"
 }

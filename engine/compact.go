@@ -386,7 +386,9 @@ func (db *DB) maintain() {
 			err = db.compactLocked(false)
 		}
 		db.maint.Unlock()
-		if err != nil {
+		if err == nil {
+			db.maintErr.Store(nil)
+		} else {
 			db.maintErr.Store(&err)
 			db.opts.Logger.Error("background flush or merge failed; the log keeps every record, so nothing is lost", "err", err)
 		}

@@ -14,31 +14,32 @@ package engine_test
 //
 // TestCrashKillCompaction (crash_compact_test.go) runs the same workload
 // against a node that flushes and merges all the time, and aims kills at
-// flushes and merges.
+// flushes and merges. TestCrashKillHistorical (crash_historical_test.go)
+// adds historical reads, in the node and over HTTP, aims kills at them
+// too, and checks historical reads after every restart.
+//
+// The harness is split by concern: this file drives the cycles and the
+// writers, crash_child_test.go is the child node and the parent's handle
+// on it, crash_verify_test.go holds the checks.
 //
 //	go test ./engine -run TestCrashKill -crash.cycles=200
+//	go test ./engine -run TestCrashKillHistorical -crash.cycles=1000 -timeout 2h   # the long campaign
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,13 +47,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/httpapi"
-	"github.com/featurelog/featurelog/internal/record"
-	"github.com/featurelog/featurelog/wal"
 )
 
 var crashCycles = flag.Int("crash.cycles", 0,
-	"kill/restart cycles of TestCrashKill and TestCrashKillCompaction (0: their defaults, 50 and 20)")
+	"kill/restart cycles of TestCrashKill, TestCrashKillCompaction and TestCrashKillHistorical (0: their defaults, 50, 20 and 30)")
 
 // crashChildEnv names the data directory of the child node; its presence
 // makes TestCrashChild run the node instead of skipping.
@@ -106,129 +104,14 @@ type crashRecord struct{ writer, n int64 }
 // writerTotals is, per writer, the count and sum of n of a set of records.
 type writerTotals [crashWriters]struct{ Count, Sum int64 }
 
-// TestCrashChild is the child node of the crash tests. It serves until it
-// is killed, or until its stdin closes (the parent is gone). Its engine
-// options come from the environment (crashChildOptions).
-func TestCrashChild(t *testing.T) {
-	dir := os.Getenv(crashChildEnv)
-	if dir == "" {
-		t.Skip("helper process of the crash tests")
-	}
-	// The engine logs at Info, so that the log shows its flushes.
-	opts := engine.Options{Dir: dir, Holder: "TestCrashChild",
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
-	maintain, err := crashChildOptions(&opts)
-	require.NoError(t, err)
-	db, err := engine.Open(opts)
-	require.NoError(t, err)
-	defer db.Close()
-	_, err = db.Apply("crash.yaml", []byte(crashRepo))
-	require.NoError(t, err)
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := httpapi.New(db, httpapi.Options{Addr: "127.0.0.1:0", NoAuth: true, Logger: logger})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		io.Copy(io.Discard, os.Stdin)
-		cancel()
-	}()
-	err = srv.ListenAndServe(ctx, func(a net.Addr) {
-		if maintain > 0 {
-			go crashMaintain(db, maintain)
-		}
-		fmt.Fprintf(os.Stdout, "%s%s\n", crashAddrPrefix, a)
-	})
-	require.NoError(t, err)
-}
-
-// child is one run of the child node.
-type child struct {
-	cmd      *exec.Cmd
-	stdin    io.WriteCloser
-	log      *childLog
-	logStart int64         // where its output starts in the log file
-	exited   chan struct{} // closed once the child is reaped
-	url      string
-}
-
-// startChild starts the node on dir, with env added to its environment,
-// and waits for its address.
-func startChild(t *testing.T, dir string, env []string, logFile *os.File) *child {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(append(os.Environ(), crashChildEnv+"="+dir), env...)
-	c := &child{cmd: cmd, log: &childLog{file: logFile}, exited: make(chan struct{})}
-	cmd.Stderr = c.log
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	c.stdin, err = cmd.StdinPipe()
-	require.NoError(t, err)
-	fi, err := logFile.Stat()
-	require.NoError(t, err)
-	c.logStart = fi.Size()
-	require.NoError(t, cmd.Start())
-	go func() {
-		cmd.Wait() // also waits for the copy of its stderr to the log
-		close(c.exited)
-	}()
-	t.Cleanup(func() { c.kill() })
-
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), crashAddrPrefix); ok {
-				addr <- a
-				break
-			}
-		}
-		io.Copy(io.Discard, stdout)
-		close(addr)
-	}()
-	select {
-	case a, ok := <-addr:
-		require.True(t, ok, "the child node exited before serving; its log: %s", tail(logFile))
-		c.url = "http://" + a
-	case <-time.After(60 * time.Second):
-		t.Fatalf("the child node did not start within 60s; its log: %s", tail(logFile))
-	}
-	return c
-}
-
-// kill SIGKILLs the child and waits until it is reaped. It is idempotent.
-// Once it returns, the child's log is complete.
-func (c *child) kill() {
-	c.cmd.Process.Kill() // fails harmlessly once the child is reaped
-	<-c.exited
-}
-
-// dump has a child that stopped answering print its goroutines (SIGQUIT),
-// kills it, and returns its log.
-func (c *child) dump() string {
-	c.cmd.Process.Signal(syscall.SIGQUIT)
-	select {
-	case <-c.exited:
-	case <-time.After(10 * time.Second):
-	}
-	c.kill()
-	data, _ := os.ReadFile(c.log.file.Name())
-	return string(data[min(c.logStart, int64(len(data))):])
-}
-
-func tail(f *os.File) string {
-	data, _ := os.ReadFile(f.Name())
-	if len(data) > 4000 {
-		data = data[len(data)-4000:]
-	}
-	return string(data)
-}
-
 // crashState is what the parent knows: every id sent and every id
-// acknowledged.
+// acknowledged, and per writer the totals of each.
 type crashState struct {
-	mu    sync.Mutex
-	sent  map[string]crashRecord
-	acked map[string]crashRecord
+	mu          sync.Mutex
+	sent        map[string]crashRecord
+	acked       map[string]crashRecord
+	sentTotals  writerTotals
+	ackedTotals writerTotals
 }
 
 func (s *crashState) ackedCopy() map[string]crashRecord {
@@ -241,21 +124,46 @@ func (s *crashState) ackedCopy() map[string]crashRecord {
 	return out
 }
 
+// addLocked adds recs to m and to the totals t.
+func addLocked(m map[string]crashRecord, t *writerTotals, recs map[string]crashRecord) {
+	for id, rec := range recs {
+		m[id] = rec
+		t[rec.writer].Count++
+		t[rec.writer].Sum += rec.n
+	}
+}
+
+// totals returns the per-writer totals of the records acknowledged and
+// of those sent so far.
+func (s *crashState) totals() (acked, sent writerTotals) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ackedTotals, s.sentTotals
+}
+
 // crashConfig is a crash test's node and workload.
 type crashConfig struct {
 	cycles    int      // kill/restart cycles (-crash.cycles overrides; -short caps at 5)
 	maxTarget int      // requests acknowledged before a kill: uniform in [0, maxTarget)
 	env       []string // added to the child's environment: its engine options
-	// aimAtMaint is the share of kills aimed at a flush or merge: once
-	// the target is reached, the child dies 0–aimDelay after it next
-	// announces one starting. The child must announce them
-	// (crashMaintainEnv).
+	// aimAtMaint is the share of kills aimed at an operation the child
+	// announces (a flush, merge or historical read): once the target is
+	// reached, the child dies 0–aimDelay after it next announces one of
+	// aimOps starting (chosen at random; nil: any). The child must
+	// announce them (crashMaintainEnv, crashHistoricalEnv).
 	aimAtMaint float64
 	aimDelay   time.Duration
+	aimOps     []string
 	// afterKill, if set, inspects the data directory a kill left, before
 	// anything recovers it; op is the announced operation the kill
 	// interrupted, "" if none.
 	afterKill func(t *testing.T, dir, stage, op string)
+	// afterStart, if set, checks a restarted node further, after the
+	// checks of every crash test; c.want is what it must serve.
+	afterStart func(c *crashRun, ch *child, stage string)
+	// reader, if set, runs beside the writers until the kill: it must
+	// return once a request to the node fails.
+	reader func(c *crashRun, ch *child, cycle int)
 }
 
 // crashRun is one run of a crash test.
@@ -324,16 +232,25 @@ func runCrash(t *testing.T, cfg crashConfig) *crashRun {
 func (c *crashRun) cycle(cycle int) {
 	ch := startChild(c.t, c.dir, c.cfg.env, c.logFile)
 	stage := fmt.Sprintf("cycle %d, after restart", cycle)
-	verifyServed(c.t, ch, c.st.ackedCopy(), stage)
+	verifyServed(c.t, ch, c.servedSample(cycle), stage)
 	c.verifyWritersServed(ch, stage)
+	if c.cfg.afterStart != nil {
+		c.cfg.afterStart(c, ch, stage)
+	}
 	target := int64(c.r.Intn(c.cfg.maxTarget)) // acknowledged requests before the kill; 0: at once
-	aim := c.r.Float64() < c.cfg.aimAtMaint
+	aim := ""
+	if c.r.Float64() < c.cfg.aimAtMaint {
+		aim = "any"
+		if len(c.cfg.aimOps) > 0 {
+			aim = c.cfg.aimOps[c.r.Intn(len(c.cfg.aimOps))]
+		}
+	}
 	delay := time.Duration(c.r.Int63n(int64(c.cfg.aimDelay) + 1))
 	c.ingestUntilKilled(ch, cycle, target, c.r.Int63(), aim, delay)
 
 	stage = fmt.Sprintf("cycle %d, after kill", cycle)
 	op, errs := ch.log.state()
-	assert.Empty(c.t, errs, "%s: the child's flushes or merges failed", stage)
+	assert.Empty(c.t, errs[:min(len(errs), 5)], "%s: the child's flushes, merges or historical reads failed (%d times; the first 5)", stage, len(errs))
 	c.killsIn[op]++
 	if c.cfg.afterKill != nil {
 		c.cfg.afterKill(c.t, c.dir, stage, op)
@@ -346,10 +263,44 @@ func (c *crashRun) cycle(cycle int) {
 	}
 }
 
+// crashServedSample bounds the acknowledged records of cycles before the
+// last whose service is checked after a restart: every record of the last
+// cycle is checked, and a random sample of this many of the others. The
+// per-writer totals (served and in the log) and checkLog still cover every
+// record at every cycle; the sample keeps a long campaign's cycles from
+// slowing down as records accumulate.
+const crashServedSample = 2000
+
+// servedSample returns the acknowledged records that the restart of cycle
+// checks by id.
+func (c *crashRun) servedSample(cycle int) map[string]crashRecord {
+	acked := c.st.ackedCopy()
+	if len(acked) <= crashServedSample {
+		return acked
+	}
+	last := fmt.Sprintf("c%d-", cycle-1)
+	out := map[string]crashRecord{}
+	var older []string
+	for id, rec := range acked {
+		if strings.HasPrefix(id, last) {
+			out[id] = rec
+		} else {
+			older = append(older, id)
+		}
+	}
+	slices.Sort(older) // map order is not the seed's
+	c.r.Shuffle(len(older), func(i, j int) { older[i], older[j] = older[j], older[i] })
+	for _, id := range older[:min(len(older), crashServedSample)] {
+		out[id] = acked[id]
+	}
+	return out
+}
+
 // ingestUntilKilled runs writers against the child until target requests
 // have been acknowledged, then SIGKILLs the child with requests in flight:
-// at once, or, if aim, delay after it next starts a flush or merge.
-func (c *crashRun) ingestUntilKilled(ch *child, cycle int, target, seed int64, aim bool, delay time.Duration) {
+// at once, or, if aim is set, delay after the child next announces that
+// operation starting ("any": any operation).
+func (c *crashRun) ingestUntilKilled(ch *child, cycle int, target, seed int64, aim string, delay time.Duration) {
 	t, st := c.t, c.st
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
@@ -360,6 +311,13 @@ func (c *crashRun) ingestUntilKilled(ch *child, cycle int, target, seed int64, a
 		once.Do(func() { close(reached) })
 	}
 	var wg sync.WaitGroup
+	if c.cfg.reader != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.cfg.reader(c, ch, cycle)
+		}()
+	}
 	for w := 0; w < crashWriters; w++ {
 		wg.Add(1)
 		go func(w int) {
@@ -381,9 +339,7 @@ func (c *crashRun) ingestUntilKilled(ch *child, cycle int, target, seed int64, a
 				}
 				body.WriteString(`]}}`)
 				st.mu.Lock()
-				for id, rec := range recs {
-					st.sent[id] = rec
-				}
+				addLocked(st.sent, &st.sentTotals, recs)
 				st.mu.Unlock()
 				resp, err := client.Post(ch.url+"/ingest", "application/json", &body)
 				if err != nil {
@@ -399,9 +355,7 @@ func (c *crashRun) ingestUntilKilled(ch *child, cycle int, target, seed int64, a
 					return
 				}
 				st.mu.Lock()
-				for id, rec := range recs {
-					st.acked[id] = rec
-				}
+				addLocked(st.acked, &st.ackedTotals, recs)
 				st.mu.Unlock()
 				if acks.Add(1) >= target {
 					once.Do(func() { close(reached) })
@@ -414,226 +368,18 @@ func (c *crashRun) ingestUntilKilled(ch *child, cycle int, target, seed int64, a
 	case <-time.After(60 * time.Second):
 		t.Errorf("cycle %d: %d of %d requests acknowledged within 60s", cycle, acks.Load(), target)
 	}
-	if aim {
+	if aim != "" {
 		c.aimed++
-		if !ch.killAtMaint(delay) {
-			t.Errorf("cycle %d: the child started no flush or merge within 10s; its log: %s", cycle, tail(c.logFile))
+		op := aim
+		if op == "any" {
+			op = ""
+		}
+		if !ch.killAt(op, delay) {
+			t.Errorf("cycle %d: the child started no %s operation within 10s; its log: %s", cycle, aim, tail(c.logFile))
 		}
 	}
 	ch.kill()
 	wg.Wait()
-}
-
-// verifyServed reads every acknowledged id from a running node with
-// get-features-batch.
-func verifyServed(t *testing.T, ch *child, acked map[string]crashRecord, stage string) {
-	t.Helper()
-	ids := sortedIDs(acked)
-	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), 1000)]
-		ids = ids[len(chunk):]
-		var rows []string
-		for _, id := range chunk {
-			rows = append(rows, fmt.Sprintf(`{"join_key_map":{"event_id":%q}}`, id))
-		}
-		out := getFeaturesBatch(t, ch, "crash_fs", rows, stage)
-		for i, id := range chunk {
-			want := acked[id]
-			f := out[i]
-			require.Len(t, f, 2, stage)
-			require.NotNil(t, f[0], "%s: acknowledged record %s is not served", stage, id)
-			require.NotNil(t, f[1], "%s: acknowledged record %s is not served", stage, id)
-			assert.Equal(t, fmt.Sprint(want.writer), *f[0], "%s: record %s", stage, id)
-			assert.Equal(t, fmt.Sprint(want.n), *f[1], "%s: record %s", stage, id)
-		}
-	}
-}
-
-// verifyWritersServed reads the per-writer count and sum from a running
-// node: they must be those of the records in the log.
-func (c *crashRun) verifyWritersServed(ch *child, stage string) {
-	t := c.t
-	t.Helper()
-	var rows []string
-	for w := 0; w < crashWriters; w++ {
-		rows = append(rows, fmt.Sprintf(`{"join_key_map":{"writer":%d}}`, w))
-	}
-	out := getFeaturesBatch(t, ch, "crash_writers_fs", rows, stage)
-	var got writerTotals
-	for w, f := range out {
-		require.Len(t, f, 2, stage)
-		for i, dst := range []*int64{&got[w].Count, &got[w].Sum} {
-			if f[i] == nil {
-				continue // nothing yet: 0
-			}
-			v, err := strconv.ParseInt(*f[i], 10, 64)
-			require.NoError(t, err, "%s: writer %d", stage, w)
-			*dst = v
-		}
-	}
-	c.requireWriters(got, stage)
-}
-
-// requireWriters compares served per-writer totals with the log's.
-func (c *crashRun) requireWriters(got writerTotals, stage string) {
-	c.t.Helper()
-	require.Equal(c.t, c.want, got,
-		"%s: per writer, the count and sum of n served (actual) are not those of the records in the log (expected): a record lost or counted twice", stage)
-}
-
-// getFeaturesBatch posts one get-features-batch request for rows (request
-// data items) to the child and returns each row's features. A child that
-// does not answer within 60s fails the test with its goroutines.
-func getFeaturesBatch(t *testing.T, ch *child, service string, rows []string, stage string) [][]*string {
-	t.Helper()
-	body := `{"params":{"workspace_name":"crash","feature_service_name":"` + service + `","request_data":[` + strings.Join(rows, ",") + `]}}`
-	client := &http.Client{Timeout: 60 * time.Second}
-	resp, err := client.Post(ch.url+"/api/v1/feature-service/get-features-batch", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("%s: get-features-batch of %s: %v; the child's log since it started:\n%s", stage, service, err, ch.dump())
-	}
-	data, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", stage, data)
-	var out struct {
-		Result []struct {
-			Features []*string `json:"features"`
-		} `json:"result"`
-	}
-	require.NoError(t, json.Unmarshal(data, &out), stage)
-	require.Len(t, out.Result, len(rows), stage)
-	res := make([][]*string, len(rows))
-	for i, r := range out.Result {
-		res[i] = r.Features
-	}
-	return res
-}
-
-// verifyInProcess opens the killed node's directory in this process:
-// every acknowledged record is served, and so are the per-writer totals of
-// the log; after Close the log still holds what it held.
-func (c *crashRun) verifyInProcess(stage string) {
-	t := c.t
-	t.Helper()
-	acked := c.st.ackedCopy()
-	db, err := engine.Open(engine.Options{Dir: c.dir, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err, stage)
-	ids := sortedIDs(acked)
-	jks := make([]map[string]any, len(ids))
-	for i, id := range ids {
-		jks[i] = map[string]any{"event_id": id}
-	}
-	vecs, err := db.GetFeaturesBatch("crash", "crash_fs", jks, time.Time{})
-	require.NoError(t, err, stage)
-	for i, id := range ids {
-		f := vecs[i].Features
-		require.Equal(t, engine.Present, f[0].Status, "%s: acknowledged record %s is not served", stage, id)
-		assert.Equal(t, acked[id].writer, f[0].Value.I, "%s: record %s", stage, id)
-		assert.Equal(t, acked[id].n, f[1].Value.I, "%s: record %s", stage, id)
-	}
-	jks = jks[:0]
-	for w := 0; w < crashWriters; w++ {
-		jks = append(jks, map[string]any{"writer": int64(w)})
-	}
-	vecs, err = db.GetFeaturesBatch("crash", "crash_writers_fs", jks, time.Time{})
-	require.NoError(t, err, stage)
-	var got writerTotals
-	for w, v := range vecs {
-		if f := v.Features; f[0].Status == engine.Present {
-			got[w].Count, got[w].Sum = f[0].Value.I, f[1].Value.I
-		}
-	}
-	c.requireWriters(got, stage+", in process")
-	require.NoError(t, db.Close(), stage)
-	require.Equal(t, c.want, c.checkLog(stage+", after an in-process open"), "%s: opening changed the log", stage)
-	t.Logf("%s: %d acknowledged records and the writers' totals verified in process", stage, len(ids))
-}
-
-// checkLog reads a copy of the log (so that the node, not this check,
-// repairs a torn tail of the real one): it must hold every acknowledged
-// record exactly once, and at most once records that were sent but not
-// acknowledged, and nothing else. It returns the per-writer totals of the
-// records it holds: what the node must serve.
-func (c *crashRun) checkLog(stage string) writerTotals {
-	t := c.t
-	t.Helper()
-	counts := logCounts(t, copyLog(t, c.dir, c.scratch), "crash_events", "event_id")
-	c.st.mu.Lock()
-	defer c.st.mu.Unlock()
-	for id := range c.st.acked {
-		require.Equal(t, 1, counts[id], "%s: acknowledged record %s is in the log %d times", stage, id, counts[id])
-	}
-	var totals writerTotals
-	unacked := 0
-	for id, n := range counts {
-		rec, sent := c.st.sent[id]
-		require.True(t, sent, "%s: the log holds record %s, which was never sent", stage, id)
-		require.Equal(t, 1, n, "%s: record %s is in the log %d times", stage, id, n)
-		totals[rec.writer].Count++
-		totals[rec.writer].Sum += rec.n
-		if _, ok := c.st.acked[id]; !ok {
-			unacked++
-		}
-	}
-	t.Logf("%s: the log holds the %d acknowledged records once each, and %d that were in flight at a kill", stage, len(c.st.acked), unacked)
-	return totals
-}
-
-// copyLog copies the log of data directory dir into scratch, replacing
-// any earlier copy, and returns the data directory of the copy.
-func copyLog(t *testing.T, dir, scratch string) string {
-	t.Helper()
-	dst := filepath.Join(scratch, "wal")
-	require.NoError(t, os.RemoveAll(dst))
-	require.NoError(t, os.CopyFS(dst, os.DirFS(filepath.Join(dir, "wal"))))
-	return scratch
-}
-
-// logCounts reads the log in dir directly and counts, per value of the
-// String column col of source, the logged records.
-func logCounts(t *testing.T, dir, source, col string) map[string]int {
-	t.Helper()
-	l, err := wal.Open(wal.Options{Dir: filepath.Join(dir, "wal"), Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	defer l.Close()
-	counts := map[string]int{}
-	var e record.Entry
-	err = l.Replay(1, func(seq uint64, payload []byte) error {
-		if err := record.Decode(payload, &e); err != nil {
-			return fmt.Errorf("log entry %d: %w", seq, err)
-		}
-		for si := range e.Sections {
-			sec := &e.Sections[si]
-			if sec.Source != source {
-				continue
-			}
-			ci := -1
-			for i, c := range sec.Columns {
-				if c.Name == col {
-					ci = i
-				}
-			}
-			if ci < 0 {
-				return fmt.Errorf("log entry %d: source %s has no column %s", seq, source, col)
-			}
-			for r := 0; r < sec.NumRows(); r++ {
-				counts[sec.Row(r)[ci].S]++
-			}
-		}
-		return nil
-	})
-	require.NoError(t, err)
-	return counts
-}
-
-func sortedIDs(m map[string]crashRecord) []string {
-	out := make([]string, 0, len(m))
-	for id := range m {
-		out = append(out, id)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // TestRestartServesAcknowledged: records acknowledged by Ingest and

@@ -201,7 +201,19 @@ func (db *DB) Healthy() error {
 		return ErrClosed
 	}
 	if err := db.log.Err(); err != nil {
-		return &Error{Code: CodeUnavailable, Msg: "the log cannot guarantee durability; restart the node", Err: err}
+		return &Error{Code: CodeUnavailable, Err: err,
+			Msg: diskFullSays(err, "the log failed and cannot guarantee durability; no write is acknowledged until the node restarts")}
+	}
+	return nil
+}
+
+// MaintenanceErr returns the error of the background maintainer's last
+// flush or merge if it failed, or nil once one succeeds. A failing
+// checkpoint loses nothing (the log keeps every record) but lets memtables
+// and the log replayed on open grow: /readyz reports it as degraded.
+func (db *DB) MaintenanceErr() error {
+	if p := db.maintErr.Load(); p != nil {
+		return *p
 	}
 	return nil
 }

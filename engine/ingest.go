@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/featurelog/featurelog/internal/record"
@@ -126,12 +127,34 @@ func (db *DB) append(b *batch, resp *IngestResponse, now time.Time) (uint64, err
 			// splitting the request; the log is unaffected.
 			return 0, &Error{Code: CodeTooLarge, Msg: "the request's records exceed the largest log entry; split them over several requests", Err: err}
 		}
-		if errors.Is(err, wal.ErrFailed) || errors.Is(err, wal.ErrClosed) {
-			return 0, &Error{Code: CodeUnavailable, Msg: "the log cannot guarantee durability; nothing was written; restart the node", Err: err}
+		if errors.Is(err, wal.ErrClosed) {
+			return 0, &Error{Code: CodeUnavailable, Msg: "the node is shutting down; nothing was written", Err: err}
+		}
+		if errors.Is(err, wal.ErrFailed) {
+			return 0, &Error{Code: CodeUnavailable, Msg: logFailedMsg(err), Err: err}
 		}
 		return 0, &Error{Code: CodeInternal, Msg: "appending to the log failed; nothing was acknowledged", Err: err}
 	}
 	return seq, nil
+}
+
+// logFailedMsg is the message of an append refused by a failed log. The
+// request may or may not be in the log: the failing write can leave it
+// whole (TestDiskFull found such requests served after a restart), so a
+// client must not be told that nothing was written, or its retry would
+// double it. A full disk is named as such, with what to do.
+func logFailedMsg(err error) string {
+	return diskFullSays(err, "the log failed and cannot guarantee durability: this request may or may not have been stored "+
+		"(retry it with the same Idempotency-Key to be safe); no write is acknowledged until the node restarts")
+}
+
+// diskFullSays prefixes msg, the report of a log failure caused by err,
+// with what to do when the cause is a full disk or a file-size limit.
+func diskFullSays(err error, msg string) string {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) {
+		return "the disk is full or a file-size limit was reached: " + msg + "; free space, then restart the node"
+	}
+	return msg
 }
 
 // validate projects every row onto every subscribed view, recording the

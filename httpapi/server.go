@@ -257,5 +257,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeJSONBytes(w, http.StatusServiceUnavailable, appendObject(nil, "status", "unavailable", "error", err.Error()))
 		return
 	}
+	if err := s.db.MaintenanceErr(); err != nil {
+		writeJSONBytes(w, http.StatusOK, appendObject(nil, "status", "ready", "degraded",
+			"background checkpoints are failing (nothing is lost; the log replayed on open grows): "+err.Error()))
+		return
+	}
 	writeJSONBytes(w, http.StatusOK, []byte(`{"status":"ready"}`))
 }

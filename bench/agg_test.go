@@ -138,8 +138,9 @@ func TestAggHTTPTiny(t *testing.T) {
 			HistoryConfig: AggHistoryConfig{Keys: 7, Span: 2 * time.Hour, DenseAt: []time.Duration{0, time.Hour}, DenseWidth: time.Minute}, Loop: tiny})
 		checkRun(t, res, err, 5)
 	})
-	_, err = h.Open() // the servers left the history in place
+	db, err := h.Open() // the servers left the history in place
 	require.NoError(t, err)
+	require.NoError(t, db.Close())
 }
 
 func TestSuiteTileBytes(t *testing.T) {

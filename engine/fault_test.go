@@ -339,3 +339,37 @@ func faultLogged(t *testing.T, dir, ctx string) map[string]int {
 	require.NoError(t, err, "%s: replay the log", ctx)
 	return counts
 }
+
+// TestMaintenanceErrReportsFailingCheckpoints: while the background
+// maintainer's flushes fail, MaintenanceErr says why; once one succeeds it
+// clears. Ingest is unaffected throughout: the log keeps every record.
+func TestMaintenanceErrReportsFailingCheckpoints(t *testing.T) {
+	scratch := faultScratch(t)
+	dir := filepath.Join(scratch, "run")
+	require.NoError(t, os.CopyFS(dir, os.DirFS(faultTemplate(t, scratch))))
+	in := vfs.NewInjector(vfs.Default)
+	opts := faultOptions(dir, in, slog.New(slog.DiscardHandler))
+	opts.DisableAutoFlush, opts.FlushRecords = false, 1
+	db, err := engine.Open(opts)
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.MaintenanceErr())
+
+	in.FailOps(vfs.OpCreate) // segment files cannot be created
+	k := 0
+	require.Eventually(t, func() bool {
+		k++
+		_, err := db.IngestJSON(faultRequest(k), nil)
+		require.NoError(t, err, "ingest must not depend on checkpoints")
+		return db.MaintenanceErr() != nil
+	}, 10*time.Second, 20*time.Millisecond)
+	require.ErrorIs(t, db.MaintenanceErr(), vfs.ErrInjected)
+
+	in.FailOps()
+	require.Eventually(t, func() bool {
+		k++
+		_, err := db.IngestJSON(faultRequest(k), nil)
+		require.NoError(t, err)
+		return db.MaintenanceErr() == nil
+	}, 10*time.Second, 20*time.Millisecond, "a successful checkpoint clears the error")
+}

@@ -400,7 +400,6 @@ func testDiskFullSegments(t *testing.T, merge bool) {
 	}
 	status, body := n.get(t, "/readyz")
 	assert.Equal(t, http.StatusOK, status, "/readyz while checkpoints fail: %s", body)
-	assert.Contains(t, string(body), `"degraded":"background checkpoints are failing`, "/readyz while checkpoints fail")
 	require.Equal(t, totalsOf(acked), n.writerTotals(t), "per writer, the totals served before the kill")
 
 	n.kill()

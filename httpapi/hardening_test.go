@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,7 @@ import (
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
+	"github.com/featurelog/featurelog/internal/vfs"
 )
 
 // liveNode is a featurelog node with the ads repo, fsync on and auth off,
@@ -332,4 +334,52 @@ func TestServerHistoricalStreamsPastTimeouts(t *testing.T) {
 		got++
 	}
 	assert.Equal(t, rows, got, "every spine row is answered")
+}
+
+// TestReadyzReportsFailingCheckpoints: while background checkpoints fail
+// (segment files cannot be created), /readyz stays 200, says "degraded"
+// and why, and ingest keeps acknowledging; once they succeed it is plain
+// "ready" again.
+func TestReadyzReportsFailingCheckpoints(t *testing.T) {
+	in := vfs.NewInjector(vfs.Default)
+	db, err := engine.Open(engine.Options{Dir: t.TempDir(), Logger: discard, FS: in, FlushRecords: 1})
+	require.NoError(t, err)
+	defer db.Close()
+	ads, err := os.ReadFile(filepath.Join("..", "examples", "ads", "features.yaml"))
+	require.NoError(t, err)
+	_, err = db.Apply("features.yaml", ads)
+	require.NoError(t, err)
+	srv, err := httpapi.New(db, httpapi.Options{NoAuth: true, Logger: discard})
+	require.NoError(t, err)
+	h := srv.Handler()
+	do := func(method, path, body string) (int, string) {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(method, path, strings.NewReader(body)))
+		return w.Code, w.Body.String()
+	}
+	readyz := func() string {
+		code, body := do(http.MethodGet, "/readyz", "")
+		require.Equal(t, http.StatusOK, code, body)
+		return body
+	}
+	assert.Equal(t, `{"status":"ready"}`, readyz())
+
+	in.FailOps(vfs.OpCreate)
+	i := 0
+	require.Eventually(t, func() bool {
+		i++
+		code, body := do(http.MethodPost, "/ingest", ingestBody(fmt.Sprintf("u%d", i)))
+		require.Equal(t, http.StatusOK, code, body)
+		return strings.Contains(readyz(), `"degraded"`)
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.Contains(t, readyz(), "background checkpoints are failing")
+	assert.Contains(t, readyz(), "injected fault")
+
+	in.FailOps()
+	require.Eventually(t, func() bool {
+		i++
+		code, body := do(http.MethodPost, "/ingest", ingestBody(fmt.Sprintf("u%d", i)))
+		require.Equal(t, http.StatusOK, code, body)
+		return readyz() == `{"status":"ready"}`
+	}, 10*time.Second, 20*time.Millisecond)
 }

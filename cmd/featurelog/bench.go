@@ -46,11 +46,11 @@ func benchHistoricalCmd() *cobra.Command {
 			strings.Join(bench.HistoricalNames(), ", ") + ".",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			self, err := os.Executable()
+			command, err := selfCommand("historical-child")
 			if err != nil {
-				return fmt.Errorf("finding this binary to start the benchmark children: %w", err)
+				return err
 			}
-			cfg.Command, cfg.Progress, cfg.Only = []string{self, "bench", "historical-child"}, os.Stderr, splitNames(only)
+			cfg.Command, cfg.Progress, cfg.Only = command, os.Stderr, splitNames(only)
 			rows, err := bench.RunHistorical(cfg)
 			return writeRows(rows, err)
 		},
@@ -75,11 +75,11 @@ func benchOverloadCmd() *cobra.Command {
 		Short: "Offer twice the sustainable ingest rate: admitted, 429s, admitted p99, peak RSS, acks lost",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			self, err := os.Executable()
+			command, err := selfCommand("server")
 			if err != nil {
-				return fmt.Errorf("finding this binary to start the benchmark server: %w", err)
+				return err
 			}
-			cfg.Command, cfg.Progress = []string{self, "bench", "server"}, os.Stderr
+			cfg.Command, cfg.Progress = command, os.Stderr
 			res, err := bench.RunOverload(cfg)
 			if res == nil {
 				return err
@@ -103,11 +103,11 @@ func benchSlowlorisCmd() *cobra.Command {
 		Short: "p99 of get-features and ingest with and without 200 connections trickling headers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			self, err := os.Executable()
+			command, err := selfCommand("server")
 			if err != nil {
-				return fmt.Errorf("finding this binary to start the benchmark server: %w", err)
+				return err
 			}
-			cfg.Command, cfg.Progress = []string{self, "bench", "server"}, os.Stderr
+			cfg.Command, cfg.Progress = command, os.Stderr
 			res, err := bench.RunSlowloris(cfg)
 			if res == nil {
 				return err
@@ -170,12 +170,22 @@ func benchServerCmd() *cobra.Command {
 	}
 }
 
-func runBench(duration time.Duration, only, cpuprofile, serverProfiles string) error {
+// selfCommand is the command line that runs this binary's hidden
+// `bench <sub>` entry point, for benchmarks that start child processes.
+func selfCommand(sub string) ([]string, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("finding this binary to start the benchmark servers: %w", err)
+		return nil, fmt.Errorf("finding this binary to start the benchmark's child processes: %w", err)
 	}
-	cfg := bench.SuiteConfig{Duration: duration, Command: []string{self, "bench", "server"}, Progress: os.Stderr,
+	return []string{self, "bench", sub}, nil
+}
+
+func runBench(duration time.Duration, only, cpuprofile, serverProfiles string) error {
+	command, err := selfCommand("server")
+	if err != nil {
+		return err
+	}
+	cfg := bench.SuiteConfig{Duration: duration, Command: command, Progress: os.Stderr,
 		ServerProfileDir: serverProfiles}
 	for _, name := range strings.Split(only, ",") {
 		if name = strings.TrimSpace(name); name != "" {

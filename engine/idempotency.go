@@ -332,25 +332,48 @@ func (db *DB) loadIdempotency() error {
 
 // idemScanStart returns a seq from which every entry ingested at or after
 // target+idemClockSlack is replayed: the first seq whose ingest time is at
-// least target, found by binary search on seqs, or LastSeq()+1 when none
-// is. Ingest times are in seq order to within idemClockSlack, so every
-// entry before the entry found (whose time is < target) has a time below
-// target+idemClockSlack. Each probe reads one entry's header, plus the
-// entries before it in its log segment, which Replay verifies.
+// least target, or LastSeq()+1 when none is. Ingest times are in seq order
+// to within idemClockSlack, so every entry before it has a time below
+// target+idemClockSlack. A binary search over the log's segments, reading
+// only each probed segment's first entry, finds the segment to start in;
+// one scan of that segment's entry headers finds the seq.
 func (db *DB) idemScanStart(target int64) (uint64, error) {
-	lo, last := db.log.FirstSeq(), db.log.LastSeq()
-	if lo == 0 {
-		return 1, nil // empty log
+	seg, err := db.idemScanSegment(target)
+	if err != nil || seg == 0 {
+		return 1, err
 	}
-	t, err := db.ingestTimeAt(lo)
-	if err != nil || t >= target {
-		return lo, err
+	from := db.log.LastSeq() + 1
+	var e record.Entry
+	err = db.log.Replay(seg, func(seq uint64, payload []byte) error {
+		if err := record.DecodeHeader(payload, &e); err != nil {
+			return fmt.Errorf("engine: log entry %d: %w", seq, err)
+		}
+		if e.IngestTime < target {
+			return nil
+		}
+		from = seq
+		return errStopScan
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		return 0, err
 	}
-	// Invariant: time(lo) < target; hi is last+1 or has time(hi) >= target.
-	hi := last + 1
+	return from, nil
+}
+
+// idemScanSegment returns the first seq of the last log segment whose
+// first entry was ingested before target, or of the first segment when
+// none was; 0 for an empty log.
+func (db *DB) idemScanSegment(target int64) (uint64, error) {
+	starts := db.log.SegmentStarts()
+	if len(starts) == 0 {
+		return 0, nil
+	}
+	// Invariant: time(starts[lo]) < target, or lo == 0; hi is len(starts)
+	// or time(starts[hi]) >= target.
+	lo, hi := 0, len(starts)
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
-		t, err := db.ingestTimeAt(mid)
+		t, err := db.ingestTimeAt(starts[mid])
 		if err != nil {
 			return 0, err
 		}
@@ -360,7 +383,7 @@ func (db *DB) idemScanStart(target int64) (uint64, error) {
 			hi = mid
 		}
 	}
-	return hi, nil
+	return starts[lo], nil
 }
 
 // ingestTimeAt returns the ingest time of log entry seq.

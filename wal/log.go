@@ -252,6 +252,24 @@ func (l *Log) FirstSeq() uint64 {
 	return 0
 }
 
+// SegmentStarts returns the seq of the first entry of each segment that
+// holds entries, oldest first: where Replay can start without reading
+// earlier entries (Replay verifies a segment from its start). It returns
+// nil for an empty or closed log.
+func (l *Log) SegmentStarts() []uint64 {
+	segs, last, err := l.snapshot()
+	if err != nil {
+		return nil
+	}
+	var out []uint64
+	for _, s := range segs {
+		if s.first <= last {
+			out = append(out, s.first)
+		}
+	}
+	return out
+}
+
 // LastSeq returns the seq of the newest durable entry, or 0 if the log is
 // empty. Seqs start at 1 and are dense.
 func (l *Log) LastSeq() uint64 { return l.lastSeq.Load() }

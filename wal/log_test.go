@@ -2,6 +2,7 @@ package wal
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/featurelog/featurelog/internal/vfs"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -176,4 +179,33 @@ func TestOpenIgnoresForeignFiles(t *testing.T) {
 	require.NoError(t, os.Mkdir(filepath.Join(opts.Dir, damagedDir), 0o755))
 	l = openT(t, opts)
 	requireEntries(t, l, 5)
+}
+
+func TestSegmentStarts(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, Options{Dir: dir, SegmentSize: 256, NoSync: true})
+	assert.Empty(t, l.SegmentStarts(), "an empty log has no starts")
+	for i := range 40 {
+		_, err := l.Append([]byte(fmt.Sprintf("entry %02d with some padding", i)))
+		require.NoError(t, err)
+	}
+	starts := l.SegmentStarts()
+	require.Greater(t, len(starts), 2, "small segments cycle")
+	segs, err := listSegments(vfs.Default, dir)
+	require.NoError(t, err)
+	for i, s := range starts {
+		assert.Equal(t, segs[i].first, s)
+		var first uint64
+		require.NoError(t, l.Replay(s, func(seq uint64, _ []byte) error {
+			if first == 0 {
+				first = seq
+			}
+			return nil
+		}))
+		assert.Equal(t, s, first, "Replay starts at a segment start")
+	}
+	assert.Equal(t, uint64(1), starts[0])
+	assert.LessOrEqual(t, starts[len(starts)-1], l.LastSeq())
+	require.NoError(t, l.Close())
+	assert.Nil(t, l.SegmentStarts(), "a closed log has none")
 }

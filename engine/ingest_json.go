@@ -168,7 +168,7 @@ func (env *envelope) field(d *jsontext.Decoder, body []byte, name string, seen m
 
 // decodeRecords decodes the records object into b's sections.
 func decodeRecords(raw jsontext.Value, b *batch) error {
-	d := jsondec.Get(raw)
+	d := jsondec.GetPart(raw) // raw is part of the body decodeEnvelope read
 	defer jsondec.Put(d)
 	if _, err := d.ReadToken(); err != nil { // '{'
 		return syntaxError(err)

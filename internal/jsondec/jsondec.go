@@ -80,12 +80,20 @@ var pool = sync.Pool{New: func() any {
 // When data is nested deeper than MaxDepth, the decoder's first read
 // fails with a *DepthError (wrapped by jsontext as a read error).
 func Get(data []byte) *Decoder {
-	d := pool.Get().(*Decoder)
 	if off := TooDeep(data, MaxDepth); off >= 0 {
+		d := pool.Get().(*Decoder)
 		d.b = bytes.Buffer{}
 		d.Reset(errReader{&DepthError{Offset: off, Limit: MaxDepth}})
 		return d
 	}
+	return GetPart(data)
+}
+
+// GetPart is Get for data that is part of a body already read through a
+// decoder from Get (a value it returned whole): its depth was checked
+// with that body's, so it is not scanned again.
+func GetPart(data []byte) *Decoder {
+	d := pool.Get().(*Decoder)
 	d.b = *bytes.NewBuffer(data)
 	d.Reset(&d.b)
 	return d

@@ -196,7 +196,7 @@ func (db *DB) saveManifest(views []*viewData) error {
 	live := map[string]bool{}
 	for _, d := range views {
 		d.mu.RLock()
-		mv := &manifestView{Fingerprint: d.print, Covered: d.covered}
+		mv := &manifestView{Fingerprint: d.print, Layout: d.layout, Covered: d.covered}
 		for _, s := range d.segs {
 			mv.Segments = append(mv.Segments, manifestSegment{ID: s.id, File: s.file, Level: s.level,
 				MinSeq: s.minSeq, MaxSeq: s.maxSeq, Bytes: s.bytes})

@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,12 +102,21 @@ func (db *DB) open() error {
 		db.opts.Logger.Warn("repaired torn log tail", "segment", rep.Segment, "offset", rep.Offset,
 			"dropped_bytes", rep.DroppedBytes, "copy", rep.CopyPath)
 	}
-	if err := db.openSegments(cat); err != nil {
+	rebuilt, err := db.openSegments(cat)
+	if err != nil {
 		return err
 	}
 	n, err := db.replay(cat, func(*viewRT) bool { return true })
 	if err != nil {
 		return err
+	}
+	if len(rebuilt) > 0 { // checkpoint them now, so the next open replays nothing of them
+		db.maint.Lock()
+		err := db.flushLocked()
+		db.maint.Unlock()
+		if err != nil {
+			return fmt.Errorf("engine: checkpointing the rebuilt views %v: %w", rebuilt, err)
+		}
 	}
 	if err := db.loadIdempotency(); err != nil { // idempotency: the last 24h of keys, whatever the checkpoints
 		return err
@@ -117,19 +127,26 @@ func (db *DB) open() error {
 
 // openSegments loads the manifest, opens the segments of every view
 // version in cat, and deletes segment files the manifest does not name.
-func (db *DB) openSegments(cat *catalog) error {
+// It returns the view versions whose checkpoint it dropped because their
+// segments have another layout (dropStaleLayouts): replay rebuilds them
+// from the whole log.
+func (db *DB) openSegments(cat *catalog) ([]string, error) {
 	var err error
 	if db.man, err = loadManifest(db.opts.FS, db.opts.Dir); err != nil {
-		return err
+		return nil, err
 	}
 	if err := db.opts.FS.MkdirAll(segmentsDir(db.opts.Dir)); err != nil {
-		return err
+		return nil, err
+	}
+	stale, err := db.dropStaleLayouts(cat)
+	if err != nil {
+		return nil, err
 	}
 	removed, err := removeOrphans(db.opts.FS, db.opts.Dir, db.man)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(removed) > 0 {
+	if len(removed) > 0 && len(stale) == 0 {
 		db.opts.Logger.Warn("removed segment files no checkpoint names (left by an interrupted flush or merge)", "files", removed)
 	}
 	for _, d := range liveViews(cat) {
@@ -137,23 +154,73 @@ func (db *DB) openSegments(cat *catalog) error {
 		if mv == nil || mv.Fingerprint != d.print {
 			continue
 		}
-		for _, ms := range mv.Segments {
-			r, err := compaction.OpenFS(db.opts.FS, filepath.Join(segmentsDir(db.opts.Dir), ms.File))
-			if err != nil {
-				return fmt.Errorf("engine: segment of %s: %w", d.id, err)
-			}
-			if m := r.Meta(); m.Workspace != d.meta.Workspace || m.View != d.meta.View || m.Version != d.meta.Version {
-				r.Close()
-				return fmt.Errorf("engine: segment %s belongs to %s/%s@%d, but the checkpoint lists it for %s", ms.File, m.Workspace, m.View, m.Version, d.id)
-			}
-			d.segs = append(d.segs, &segRef{h: db.newHandle(r), id: ms.ID, file: ms.File, level: ms.Level,
-				minSeq: ms.MinSeq, maxSeq: ms.MaxSeq, bytes: ms.Bytes})
+		if err := db.adoptSegments(d, mv); err != nil {
+			return nil, err
 		}
-		d.segs = sortedSegs(d.segs)
-		d.covered = mv.Covered
-		db.viewsByID[d.id] = d
 	}
+	return stale, nil
+}
+
+// adoptSegments opens the segments mv lists for view version d.
+func (db *DB) adoptSegments(d *viewData, mv *manifestView) error {
+	for _, ms := range mv.Segments {
+		r, err := compaction.OpenFS(db.opts.FS, filepath.Join(segmentsDir(db.opts.Dir), ms.File))
+		if err != nil {
+			return fmt.Errorf("engine: segment of %s: %w", d.id, err)
+		}
+		if m := r.Meta(); m.Workspace != d.meta.Workspace || m.View != d.meta.View || m.Version != d.meta.Version {
+			r.Close()
+			return fmt.Errorf("engine: segment %s belongs to %s/%s@%d, but the checkpoint lists it for %s", ms.File, m.Workspace, m.View, m.Version, d.id)
+		}
+		d.segs = append(d.segs, &segRef{h: db.newHandle(r), id: ms.ID, file: ms.File, level: ms.Level,
+			minSeq: ms.MinSeq, maxSeq: ms.MaxSeq, bytes: ms.Bytes})
+	}
+	d.segs = sortedSegs(d.segs)
+	d.covered = mv.Covered
+	db.viewsByID[d.id] = d
 	return nil
+}
+
+// dropStaleLayouts removes from the manifest, durably, the checkpoints of
+// view versions whose segments encode key states in another layout than
+// this build's: those written before issue 10's fix for a view with
+// aggregates that differ only in their input column, which shared one
+// state and so hold wrong values (and too few raw columns to be read
+// now). Their segment files become orphans, and the views are rebuilt
+// from the whole log. The log is never truncated by the builds that can
+// have written such a checkpoint, so it holds their history; if it does
+// not, Open fails rather than serve a view rebuilt from part of it.
+func (db *DB) dropStaleLayouts(cat *catalog) ([]string, error) {
+	var stale, why []string
+	for _, d := range liveViews(cat) {
+		mv := db.man.Views[d.id]
+		if mv == nil || mv.Fingerprint != d.print || d.readsLayout(mv.Layout) {
+			continue
+		}
+		stale = append(stale, d.id)
+		if mv.Layout == "" {
+			why = append(why, d.id+": written by a build before the fix of issue 10, in which aggregates that differ only in their input column shared one state")
+		} else {
+			why = append(why, fmt.Sprintf("%s: written with state layout %s; this build's is %s", d.id, mv.Layout, d.layout))
+		}
+	}
+	if len(stale) == 0 {
+		return nil, nil
+	}
+	if first := db.log.FirstSeq(); first > 1 {
+		return nil, fmt.Errorf("engine: the segments of %s cannot be read and must be rebuilt from the log (%s), "+
+			"but the log in %s begins at entry %d: restore its earlier segments from a backup and open again",
+			strings.Join(stale, ", "), strings.Join(why, "; "), filepath.Join(db.opts.Dir, "wal"), first)
+	}
+	for _, id := range stale {
+		delete(db.man.Views, id)
+	}
+	if err := db.man.save(db.opts.FS, db.opts.Dir); err != nil {
+		return nil, err
+	}
+	db.opts.Logger.Warn("rebuilding view versions from the log, whose segments this build cannot read; the rebuild replaces them",
+		"views", stale, "why", why)
+	return stale, nil
 }
 
 // Close waits for in-flight appends, closes the log and releases the lock.

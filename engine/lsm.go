@@ -28,18 +28,26 @@ import (
 // it for reading) always adds to the memtable it looked up.
 type viewData struct {
 	mu      sync.RWMutex
-	attrs   *attrStore      // active memtable of an attribute view
-	tiles   *tiles.Store    // active memtable of an aggregate view
-	frozen  []*memtable     // oldest first
-	segs    []*segRef       // sorted by minSeq
-	covered uint64          // segments hold every record of the view with log seq ≤ covered
-	spec    *tiles.Spec     // the aggregate view's spec, for new memtables
-	hot     *hotTier        // for new memtables' hot tier
-	records atomic.Int64    // records added to the active memtable
-	types   []schema.Type   // attribute views: the features' types, for the segment codec
-	id      string          // manifest key: workspace/view@version
-	print   string          // the view version's fingerprint
-	meta    compaction.Meta // template for the view's segments
+	attrs   *attrStore    // active memtable of an attribute view
+	tiles   *tiles.Store  // active memtable of an aggregate view
+	frozen  []*memtable   // oldest first
+	segs    []*segRef     // sorted by minSeq
+	covered uint64        // segments hold every record of the view with log seq ≤ covered
+	spec    *tiles.Spec   // the aggregate view's spec, for new memtables
+	hot     *hotTier      // for new memtables' hot tier
+	records atomic.Int64  // records added to the active memtable
+	types   []schema.Type // attribute views: the features' types, for the segment codec
+	id      string        // manifest key: workspace/view@version
+	print   string        // the view version's fingerprint
+	// layout identifies how the view's segments encode a key's state
+	// (tiles.Spec.Fingerprint, or the attribute types); the manifest
+	// keeps it, and segments of another layout are never read.
+	layout string
+	// legacy reports whether builds that did not record layouts (before
+	// issue 10's fix) wrote this layout: true unless two aggregates
+	// differ only in their input column, which those builds merged.
+	legacy bool
+	meta   compaction.Meta // template for the view's segments
 }
 
 // memtable is a frozen memtable: no record is added to it any more.
@@ -181,6 +189,16 @@ func (d *viewData) identify(ws, view string, version int, fingerprint string, ag
 	if aggregate {
 		d.meta.Kind = "tiles"
 	}
+}
+
+// readsLayout reports whether the view can read segments a manifest
+// lists with layout (empty: a manifest of a build that did not record
+// layouts).
+func (d *viewData) readsLayout(layout string) bool {
+	if layout == "" {
+		return d.legacy
+	}
+	return layout == d.layout
 }
 
 // memKeys counts the entity keys the view holds: exact while everything

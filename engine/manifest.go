@@ -30,9 +30,13 @@ type manifest struct {
 const manifestFormat = 1
 
 type manifestView struct {
-	Fingerprint string            `json:"fingerprint"`
-	Covered     uint64            `json:"covered_seq"`
-	Segments    []manifestSegment `json:"segments"`
+	Fingerprint string `json:"fingerprint"`
+	// Layout is viewData.layout when the segments were written; absent
+	// in manifests of builds before issue 10's fix (see
+	// viewData.legacy).
+	Layout   string            `json:"layout,omitempty"`
+	Covered  uint64            `json:"covered_seq"`
+	Segments []manifestSegment `json:"segments"`
 }
 
 type manifestSegment struct {

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -79,16 +80,41 @@ func newViewRT(def *repo.FeatureView, src *sourceRT, hot *hotTier) (*viewRT, err
 		v.servedIdx = append(v.servedIdx, v.columnIndex(f.Input))
 		v.data.types = append(v.data.types, f.Type)
 	}
+	v.data.layout, v.data.legacy = attrLayout(v.data.types), true
 	return v, nil
 }
 
+// attrLayout identifies the encoding of an attribute view's histories:
+// its features' types, in order.
+func attrLayout(types []schema.Type) string {
+	var b strings.Builder
+	b.WriteString("attributes 1")
+	for _, t := range types {
+		b.WriteString("|" + t.String())
+	}
+	return b.String()
+}
+
+// aggregator identifies one aggregator of a view: function and
+// parameters (with the input's type), and the input column. Two features
+// share an aggregator, and so one state, only when all of these are
+// equal: they then differ only in their window. (Builds before issue 10
+// keyed by tiles.Agg alone, which names the input's type but not its
+// column, so sum(amount) and sum(fee) shared the first one's state.)
+type aggregator struct {
+	agg tiles.Agg
+	in  int // position of the input in the projected values
+}
+
 // buildTiles sets up an aggregate view's tile store: one aggregator per
-// distinct (function, parameters, input), fed by the distinct input
-// columns.
+// distinct (function, parameters, input column), fed by the distinct
+// input columns.
 func (v *viewRT) buildTiles(hot *hotTier) error {
 	spec := tiles.Spec{Interval: int64(v.def.AggregationInterval), Start: v.startNs}
 	inputs := map[int]int{} // column → position in the projected values
-	aggs := map[tiles.Agg]int{}
+	aggs := map[aggregator]int{}
+	legacy := map[tiles.Agg]int{} // what builds before the fix keyed by: the first input of each
+	v.data.legacy = true
 	for _, f := range v.def.Features {
 		col := v.columnIndex(f.Input)
 		in, ok := inputs[col]
@@ -98,10 +124,15 @@ func (v *viewRT) buildTiles(hot *hotTier) error {
 			v.servedIdx = append(v.servedIdx, col)
 		}
 		a := tiles.Agg{Function: f.Function, N: f.N, Percentile: f.Percentile, Precision: f.Precision, Input: f.InputType}
-		ai, ok := aggs[a]
+		if first, ok := legacy[a]; !ok {
+			legacy[a] = in
+		} else if first != in {
+			v.data.legacy = false
+		}
+		ai, ok := aggs[aggregator{a, in}]
 		if !ok {
 			ai = len(spec.Aggs)
-			aggs[a] = ai
+			aggs[aggregator{a, in}] = ai
 			spec.Aggs = append(spec.Aggs, a)
 			spec.AggInput = append(spec.AggInput, in)
 		}
@@ -109,7 +140,7 @@ func (v *viewRT) buildTiles(hot *hotTier) error {
 			Size: int64(f.Window.Size), Offset: int64(f.Window.Offset), Lifetime: f.Window.Lifetime}})
 	}
 	var err error
-	v.data.spec = &spec
+	v.data.spec, v.data.layout = &spec, spec.Fingerprint()
 	v.data.tiles, err = tiles.NewStore(spec, hot.forStore())
 	return err
 }

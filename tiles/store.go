@@ -1,6 +1,8 @@
 package tiles
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -60,6 +62,25 @@ func (s *Spec) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Fingerprint identifies what the Store of s keeps per key and how its
+// encoded key states are laid out: levels, planned states, raw columns
+// and served features all follow from it. A key state may be decoded only
+// by a Store whose Spec has the fingerprint of the writer's (see
+// keystate_codec.go); callers that persist key states keep it beside them
+// to tell when the layout changed although the view did not (issue 10).
+func (s *Spec) Fingerprint() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "tiles spec 1|interval %d|start %d|aggs %d", s.Interval, s.Start, len(s.Aggs))
+	for i, a := range s.Aggs {
+		fmt.Fprintf(h, "|%q n=%d q=%x p=%d in=%s@%d", a.Function, a.N, math.Float64bits(a.Percentile), a.Precision, a.Input, s.AggInput[i])
+	}
+	fmt.Fprintf(h, "|features %d", len(s.Features))
+	for _, f := range s.Features {
+		fmt.Fprintf(h, "|%d %d %d %t", f.Agg, f.Window.Size, f.Window.Offset, f.Window.Lifetime)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // validateInput checks aggregator i's input position: not negative, and

@@ -1,33 +1,16 @@
 package engine_test
 
-// The naive model of aggregate features (SPEC §3) that the differential
-// test in agg_diff_test.go compares the engine against. It keeps every
-// accepted event and answers a read by scanning all of a key's events: no
-// tiles, no sketches, no incremental state, so that it is obviously right.
-//
-// What it implements, per feature (function, params, window) of a view
-// (aggregation interval, feature_start_time, transform and filter), read
-// as of T:
-//
-//   - window end E: T − O for continuous views; A − O with
-//     A = T − (T mod I) for a view with aggregation_interval I (tiles
-//     aligned to the Unix epoch). The window is [E − W, E); lifetime
-//     windows have no lower bound (from feature_start_time, or the first
-//     event). Everything is exact to the nanosecond. Since E ≤ T, every
-//     event in a window has event time strictly before T.
-//   - the events a view sees: event time ≥ feature_start_time, kept by the
-//     filter (a filter that reads a null drops the record), transform
-//     columns computed (null in, null out). Nulls of the input column are
-//     excluded. Records outside a view's TTL at ingest are still applied
-//     (DESIGN.md, "Online state is a function of the log"), so the model
-//     keeps every accepted event for every view.
-//   - order: "latest" is by event time, ties by log order (request number,
-//     then index within the request); the later-ingested record wins.
-//
-// The model returns exact values for the sketches too: approx_count_distinct
-// the exact number of distinct values, approx_percentile the element at rank
-// floor(q·(n−1)) of the sorted values. aggCheck says how close the engine
-// must come (see its comment for every tolerance).
+// The semantics of SPEC §3's functions, as the naive model of the
+// differential tests (gen_model_test.go) computes them: aggCompute takes
+// the non-null input values of a window in "latest" order (event time,
+// ties by log order: the later-ingested record is the later one) and
+// scans them: no tiles, no sketches, no incremental state, so that it is
+// obviously right. It returns exact values for the sketches too:
+// approx_count_distinct the exact number of distinct values,
+// approx_percentile the element at rank floor(q·(n−1)) of the sorted
+// values. aggCheck says how close the engine must come (see its comment
+// for every tolerance). The model's windows, transforms and filters are
+// gen_model_test.go's; their unit tests are at the end of this file.
 
 import (
 	"fmt"
@@ -42,42 +25,6 @@ import (
 	"github.com/featurelog/featurelog/internal/schema"
 )
 
-// aggEvent is one accepted record of the source, as sent.
-type aggEvent struct {
-	req  int    // request number: log order across requests
-	idx  int    // index within the request: log order within it
-	now  int64  // the server clock when its request was ingested
-	key  string // user_id
-	ts   int64  // event time, Unix ns
-	cols map[string]schema.Value
-}
-
-// logBefore reports whether a comes before b in "latest" order: event
-// time, then log order.
-func (a *aggEvent) logBefore(b *aggEvent) bool {
-	if a.ts != b.ts {
-		return a.ts < b.ts
-	}
-	if a.req != b.req {
-		return a.req < b.req
-	}
-	return a.idx < b.idx
-}
-
-func (a *aggEvent) String() string {
-	var cols []string
-	for _, c := range []string{"amount", "qty", "category", "small", "ratio"} {
-		v, ok := a.cols[c]
-		switch {
-		case !ok:
-			cols = append(cols, c+"=absent")
-		default:
-			cols = append(cols, c+"="+aggFmt(v))
-		}
-	}
-	return fmt.Sprintf("%s req#%d[%d] %s", aggTime(a.ts), a.req, a.idx, strings.Join(cols, " "))
-}
-
 // aggWindow is a feature's window.
 type aggWindow struct {
 	size, offset time.Duration
@@ -86,7 +33,7 @@ type aggWindow struct {
 
 // aggFeature is one aggregate feature as the model sees it.
 type aggFeature struct {
-	name   string // served name within the view
+	name   string // served name within the view ("": the default)
 	input  string
 	fn     string
 	n      int     // the n functions
@@ -95,145 +42,68 @@ type aggFeature struct {
 	window aggWindow
 }
 
-// aggViewSpec is one aggregate view.
-type aggViewSpec struct {
-	name     string
-	interval time.Duration // 0: continuous
-	start    int64         // feature_start_time, Unix ns; MinInt64: none
-	ttl      time.Duration // serving TTL (0: none), for ingest metrics
-	// transform computes the view's row from a source row; keep false
-	// drops it. Nil keeps every row as is.
-	transform func(src map[string]schema.Value) (row map[string]schema.Value, keep bool)
-	features  []aggFeature
-}
-
-// aggTxTransform is the transform of the view tiles_1h in the diff test's
-// repo (aggRepo):
-//
-//	columns: {qty3: "qty * 3", big: "amount > 50.0"}
-//	filter: "qty >= -2"
-//
-// Nulls propagate; a filter that reads a null drops the record.
-func aggTxTransform(src map[string]schema.Value) (map[string]schema.Value, bool) {
-	qty := src["qty"]
-	if qty.IsNull() || qty.I < -2 {
-		return nil, false
-	}
-	row := map[string]schema.Value{"qty3": schema.Int(qty.I * 3)}
-	for k, v := range src {
-		row[k] = v
-	}
-	if a := src["amount"]; !a.IsNull() {
-		row["big"] = schema.BoolVal(a.F > 50)
-	}
-	return row, true
-}
-
 // aggPoint is one non-null input value in a window.
 type aggPoint struct {
-	ev  *aggEvent
+	ts  int64 // the record's event time for the view
+	req int   // its request: among equal times, the later request is the later record
 	val schema.Value
 }
 
-// aggModel holds every accepted event, per key, in log order.
-type aggModel struct {
-	events map[string][]*aggEvent
-	n      int
-	// rows caches, per view and key, what each event contributes to the
-	// view, in latest order; add drops a key's entries.
-	rows map[aggRowsKey][]aggRow
+const (
+	aggM = time.Minute
+	aggH = time.Hour
+	aggD = 24 * time.Hour
+)
+
+// aggDur spells a duration in its largest whole unit, as the repo does.
+func aggDur(d time.Duration) string {
+	switch {
+	case d%aggD == 0:
+		return fmt.Sprintf("%dd", d/aggD)
+	case d%aggH == 0:
+		return fmt.Sprintf("%dh", d/aggH)
+	case d%aggM == 0:
+		return fmt.Sprintf("%dm", d/aggM)
+	}
+	return fmt.Sprintf("%ds", d/time.Second)
 }
 
-type aggRowsKey struct {
-	view *aggViewSpec
-	key  string
+// aggDefaultName is SPEC §1's default feature name.
+func aggDefaultName(f aggFeature, interval time.Duration) string {
+	fn := f.fn
+	switch f.fn {
+	case "last_n", "first_n", "last_distinct_n", "first_distinct_n":
+		fn = strings.TrimSuffix(f.fn, "n") + fmt.Sprint(f.n)
+	case "approx_percentile":
+		fn = "approx_percentile_p" + strings.ReplaceAll(fmt.Sprint(math.Round(f.q*1e8)/1e6), ".", "_")
+	}
+	w := "lifetime"
+	if !f.window.lifetime {
+		w = aggDur(f.window.size)
+	}
+	if f.window.offset > 0 {
+		w += "_offset_" + aggDur(f.window.offset)
+	}
+	iv := "continuous"
+	if interval > 0 {
+		iv = aggDur(interval)
+	}
+	return f.input + "_" + fn + "_" + w + "_" + iv
 }
 
-type aggRow struct {
-	ev  *aggEvent
-	row map[string]schema.Value
-}
-
-func newAggModel() *aggModel {
-	return &aggModel{events: map[string][]*aggEvent{}, rows: map[aggRowsKey][]aggRow{}}
-}
-
-func (m *aggModel) add(evs ...*aggEvent) {
-	for _, e := range evs {
-		m.events[e.key] = append(m.events[e.key], e)
-		m.n++
-		for k := range m.rows {
-			if k.key == e.key {
-				delete(m.rows, k)
-			}
+// aggCrossTie reports whether the latest point ties on event time with a
+// point of another request.
+func aggCrossTie(pts []aggPoint) bool {
+	if len(pts) < 2 {
+		return false
+	}
+	last := pts[len(pts)-1]
+	for _, p := range pts[:len(pts)-1] {
+		if p.ts == last.ts && p.req != last.req {
+			return true
 		}
 	}
-}
-
-// viewRows returns what the key's events contribute to the view, in
-// latest order.
-func (m *aggModel) viewRows(v *aggViewSpec, key string) []aggRow {
-	rk := aggRowsKey{v, key}
-	if rows, ok := m.rows[rk]; ok {
-		return rows
-	}
-	rows := []aggRow{}
-	for _, e := range m.events[key] {
-		if row, ok := v.row(e); ok {
-			rows = append(rows, aggRow{e, row})
-		}
-	}
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].ev.logBefore(rows[j].ev) })
-	m.rows[rk] = rows
-	return rows
-}
-
-// windowEnd is the window's end (exclusive) for a read as of t; it is also
-// the served value's effective time.
-func (v *aggViewSpec) windowEnd(f aggFeature, t int64) int64 {
-	a := t
-	if v.interval > 0 {
-		i := int64(v.interval)
-		a = t - ((t%i)+i)%i // floor to the tile grid, negative times too
-	}
-	return a - int64(f.window.offset)
-}
-
-// window returns [lo, hi): lo is MinInt64 for a lifetime window.
-func (v *aggViewSpec) window(f aggFeature, t int64) (lo, hi int64) {
-	hi = v.windowEnd(f, t)
-	if f.window.lifetime {
-		return math.MinInt64, hi
-	}
-	return hi - int64(f.window.size), hi
-}
-
-// row returns what e contributes to the view, or false when the view does
-// not see it (before feature_start_time, or dropped by the filter).
-func (v *aggViewSpec) row(e *aggEvent) (map[string]schema.Value, bool) {
-	if e.ts < v.start {
-		return nil, false
-	}
-	if v.transform == nil {
-		return e.cols, true
-	}
-	return v.transform(e.cols)
-}
-
-// points returns the non-null input values of the key's events in f's
-// window as of t, in "latest" order (oldest first).
-func (m *aggModel) points(v *aggViewSpec, f aggFeature, key string, t int64) []aggPoint {
-	lo, hi := v.window(f, t)
-	var pts []aggPoint
-	for _, r := range m.viewRows(v, key) {
-		if r.ev.ts < lo || r.ev.ts >= hi {
-			continue
-		}
-		if val := r.row[f.input]; !val.IsNull() {
-			pts = append(pts, aggPoint{r.ev, val})
-		}
-	}
-	return pts
+	return false
 }
 
 // aggCompute is the exact SPEC §3 result of fn over pts (in latest order).
@@ -536,9 +406,30 @@ var aggT0 = time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 
 func aggMin(m int) int64 { return aggT0 + int64(m)*int64(time.Minute) }
 
-// aggEv builds an event of key "k" in request req at index idx.
-func aggEv(req, idx int, ts int64, amount any, qty any, cat any) *aggEvent {
-	cols := map[string]schema.Value{}
+// unitSource is the model tests' source: user_id, ts and a column of each
+// numeric type and a string.
+var unitSource = &genSource{name: "s", keys: []string{"user_id"}, times: []string{"ts"}, cols: []genCol{
+	{"user_id", schema.ScalarType(schema.String)}, {"ts", schema.ScalarType(schema.Timestamp)},
+	{"amount", schema.ScalarType(schema.Float64)}, {"qty", schema.ScalarType(schema.Int64)},
+	{"category", schema.ScalarType(schema.String)}, {"small", schema.ScalarType(schema.Int32)},
+	{"ratio", schema.ScalarType(schema.Float32)}}}
+
+// unitView returns a view of unitSource keyed by user_id.
+func unitView(interval time.Duration, start int64) *genView {
+	return &genView{name: "v", src: unitSource, entities: []*genEntity{{name: "user", keys: []string{"user_id"}}},
+		ts: "ts", interval: interval, start: start, offline: true}
+}
+
+// unitModel returns a model of the views with evs added.
+func unitModel(evs []*genEvent, views ...*genView) *genModel {
+	m := newGenModel(&genRepo{sources: []*genSource{unitSource}, views: views})
+	m.add(evs...)
+	return m
+}
+
+// aggEv builds a record of key "k" in request req at index idx.
+func aggEv(req, idx int, ts int64, amount any, qty any, cat any) *genEvent {
+	cols := map[string]schema.Value{"user_id": schema.Str("k"), "ts": schema.TimeNanos(ts)}
 	if amount != nil {
 		cols["amount"] = schema.Float(amount.(float64))
 	}
@@ -548,11 +439,11 @@ func aggEv(req, idx int, ts int64, amount any, qty any, cat any) *aggEvent {
 	if cat != nil {
 		cols["category"] = schema.Str(cat.(string))
 	}
-	return &aggEvent{req: req, idx: idx, key: "k", ts: ts, cols: cols}
+	return &genEvent{src: unitSource, req: req, idx: idx, cols: cols}
 }
 
-func aggEval(m *aggModel, v *aggViewSpec, f aggFeature, kind schema.Kind, t int64) schema.Value {
-	return aggCompute(f, kind, m.points(v, f, "k", t))
+func aggEval(m *genModel, v *genView, f aggFeature, kind schema.Kind, t int64) schema.Value {
+	return aggCompute(f, kind, m.points(v, f, "s:k", t))
 }
 
 func floats(xs ...float64) schema.Value {
@@ -575,9 +466,9 @@ func requireVal(t *testing.T, want, got schema.Value, msg string) {
 	t.Helper()
 	require.True(t, want.Equal(got), "%s: got %s, want %s", msg, aggFmt(got), aggFmt(want))
 }
-
 func TestAggModelFunctions(t *testing.T) {
-	m := newAggModel()
+	cont := unitView(0, math.MinInt64)
+	m := unitModel(nil, cont)
 	// amounts 1, 2, 4, null, 10 at minutes 0..4; a tie at minute 2 across
 	// requests; categories with repeats.
 	m.add(
@@ -588,7 +479,6 @@ func TestAggModelFunctions(t *testing.T) {
 		aggEv(3, 1, aggMin(4), 10.0, -1, "c"),
 		aggEv(1, 2, aggMin(2), 7.0, 9, "b"), // same time as req 2's, ingested earlier
 	)
-	cont := &aggViewSpec{name: "c", start: math.MinInt64}
 	w := aggWindow{size: time.Hour}
 	T := aggMin(60)
 	f := func(fn, in string) aggFeature { return aggFeature{fn: fn, input: in, n: 2, q: 0.5, window: w} }
@@ -663,14 +553,14 @@ func TestAggModelFunctions(t *testing.T) {
 }
 
 func TestAggModelNarrowTypes(t *testing.T) {
-	m := newAggModel()
+	v := unitView(0, math.MinInt64)
+	m := unitModel(nil, v)
 	for i, x := range []int32{7, -3, 7} {
 		e := aggEv(1, i, aggMin(i), nil, nil, nil)
 		e.cols["small"] = schema.Int32Val(x)
 		e.cols["ratio"] = schema.Float32Val(float32(x) / 4)
 		m.add(e)
 	}
-	v := &aggViewSpec{start: math.MinInt64}
 	w := aggWindow{size: time.Hour}
 	T := aggMin(10)
 	eval := func(fn, in string, kind schema.Kind) schema.Value {
@@ -686,7 +576,8 @@ func TestAggModelNarrowTypes(t *testing.T) {
 }
 
 func TestAggModelTies(t *testing.T) {
-	m := newAggModel()
+	v := unitView(0, math.MinInt64)
+	m := unitModel(nil, v)
 	ts := aggMin(10)
 	// Three records at one event time: req 5 idx 1 is the latest in log
 	// order, although it was added to the model first.
@@ -696,7 +587,6 @@ func TestAggModelTies(t *testing.T) {
 		aggEv(5, 0, ts, 2.0, nil, "y"),
 		aggEv(6, 0, ts-1, 9.0, nil, "w"), // earlier event time, ingested last
 	)
-	v := &aggViewSpec{start: math.MinInt64}
 	w := aggWindow{size: time.Hour}
 	T := ts + 1
 	requireVal(t, schema.Float(3), aggEval(m, v, aggFeature{fn: "last", input: "amount", window: w}, schema.Float64, T), "last")
@@ -719,7 +609,12 @@ func TestAggModelTies(t *testing.T) {
 }
 
 func TestAggModelWindows(t *testing.T) {
-	m := newAggModel()
+	cont := unitView(0, math.MinInt64)
+	t10 := unitView(10*time.Minute, math.MinInt64)
+	t60 := unitView(time.Hour, math.MinInt64)
+	s10 := unitView(10*time.Minute, aggMin(10))
+	s10c := unitView(0, aggMin(10))
+	m := unitModel(nil, cont, t10, t60, s10, s10c)
 	at := []int64{aggMin(0), aggMin(10) - 1, aggMin(10), aggMin(59), aggMin(60), aggMin(61), aggMin(95)}
 	for i, ts := range at {
 		m.add(aggEv(i+1, 0, ts, float64(i+1), nil, nil))
@@ -729,16 +624,15 @@ func TestAggModelWindows(t *testing.T) {
 		want int64
 		end  int64 // window end = effective time
 	}
-	check := func(name string, v *aggViewSpec, w aggWindow, reads []rd) {
+	check := func(name string, v *genView, w aggWindow, reads []rd) {
 		t.Helper()
 		f := aggFeature{fn: "count", input: "amount", window: w}
 		for _, r := range reads {
 			got := aggEval(m, v, f, schema.Float64, r.t).I
 			require.Equal(t, r.want, got, "%s as of %s", name, aggTime(r.t))
-			require.Equal(t, r.end, v.windowEnd(f, r.t), "%s: window end as of %s", name, aggTime(r.t))
+			require.Equal(t, r.end, genWindowEnd(v, f, r.t), "%s: window end as of %s", name, aggTime(r.t))
 		}
 	}
-	cont := &aggViewSpec{start: math.MinInt64}
 	h := aggWindow{size: time.Hour}
 	// Continuous: [T−1h, T), to the nanosecond.
 	check("continuous 1h", cont, h, []rd{
@@ -759,7 +653,6 @@ func TestAggModelWindows(t *testing.T) {
 		{aggMin(125) + 1, 4, aggMin(95) + 1},
 	})
 	// Interval 10m: A = T − (T mod 10m), window [A − 1h, A).
-	t10 := &aggViewSpec{interval: 10 * time.Minute, start: math.MinInt64}
 	check("10m tiles 1h", t10, h, []rd{
 		{aggMin(60) - 1, 3, aggMin(50)}, // [m−10, m50): m0 m10−1ns m10
 		{aggMin(60), 4, aggMin(60)},
@@ -771,7 +664,6 @@ func TestAggModelWindows(t *testing.T) {
 		{aggMin(125) + 1, 3, aggMin(90)}, // A = m120, [m30, m90): m59 m60 m61
 		{aggMin(130), 4, aggMin(100)},    // [m40, m100): m59 m60 m61 m95
 	})
-	t60 := &aggViewSpec{interval: time.Hour, start: math.MinInt64}
 	check("1h tiles 1h", t60, h, []rd{
 		{aggMin(95), 4, aggMin(60)},
 		{aggMin(119), 4, aggMin(60)},
@@ -779,18 +671,23 @@ func TestAggModelWindows(t *testing.T) {
 	})
 	// feature_start_time m10: events before it are not aggregated; a
 	// lifetime window starts there.
-	s10 := &aggViewSpec{start: aggMin(10), interval: 10 * time.Minute}
 	check("10m tiles lifetime from m10", s10, aggWindow{lifetime: true}, []rd{
 		{aggMin(96), 4, aggMin(90)}, // m10 m59 m60 m61
 		{aggMin(100), 5, aggMin(100)},
 		{aggMin(10), 0, aggMin(10)},
 	})
-	s10c := &aggViewSpec{start: aggMin(10)}
 	check("continuous 1h from m10", s10c, h, []rd{{aggMin(60), 2, aggMin(60)}}) // m10 m59
 }
 
 func TestAggModelTransformFilter(t *testing.T) {
-	m := newAggModel()
+	// columns: {qty3: "qty * 3", big: "amount > 50.0"}, filter: "qty >= -2"
+	v := unitView(0, math.MinInt64)
+	v.txCols = []genTxCol{
+		{genCol{"qty3", schema.ScalarType(schema.Int64)}, genUn("qty * 3", "qty", func(x schema.Value) schema.Value { return schema.Int(x.I * 3) })},
+		{genCol{"big", schema.ScalarType(schema.Bool)}, genUn("amount > 50.0", "amount", func(x schema.Value) schema.Value { return schema.BoolVal(x.F > 50) })},
+	}
+	v.filter = genUn("qty >= -2", "qty", func(x schema.Value) schema.Value { return schema.BoolVal(x.I >= -2) })
+	m := unitModel(nil, v)
 	m.add(
 		aggEv(1, 0, aggMin(0), 1.0, 2, "a"),
 		aggEv(1, 1, aggMin(1), 2.0, nil, "b"), // the filter reads a null: dropped
@@ -798,7 +695,6 @@ func TestAggModelTransformFilter(t *testing.T) {
 		aggEv(1, 3, aggMin(3), nil, -2, "d"),
 		aggEv(1, 4, aggMin(4), 80.0, 5, nil),
 	)
-	v := &aggViewSpec{start: math.MinInt64, transform: aggTxTransform}
 	w := aggWindow{size: time.Hour}
 	T := aggMin(10)
 	requireVal(t, schema.Int(3), aggEval(m, v, aggFeature{fn: "count", input: "qty3", window: w}, schema.Int64, T), "count(qty3)")

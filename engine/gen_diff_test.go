@@ -1,0 +1,895 @@
+package engine_test
+
+// The differential test of online serving over generated repos (issue
+// 10): for each seed a repo is drawn (gen_repo_test.go), a random workload
+// (gen_workload_test.go) is ingested through Ingest and IngestJSON with a
+// fake clock that moves with the events, and every feature of every
+// service is compared with the naive model (gen_model_test.go) at many
+// read times: event times ±1ns, window and TTL edges ±1ns, tile and
+// interval boundaries, feature_start_time, before everything, and now
+// (with and without as_of). Every response's metrics and record errors are
+// checked against the model too.
+//
+//   - phase 1: one writer; flushes and merges at random moments; live
+//     checkpoints every few requests read recent keys at now and at
+//     recent times and read the previous checkpoint's reads again (late
+//     events must show in windows, and cached tile ranges, read before);
+//     then a full comparison, and another after Close and reopen (replay);
+//   - phase 2: more requests on the reopened DB, then a full comparison;
+//   - phase 3: concurrent writers over disjoint keys while readers read
+//     (checked for shape) and flushes and merges run; then a full
+//     comparison, live and after another reopen.
+//
+// Besides generated repos, the test runs two fixed ones (genFixedRepos):
+// the repos of the hand-written differential tests this one replaced.
+//
+// On a mismatch the test prints the repo file, the feature, identity,
+// read time, got and want and the window's values, and for the first
+// mismatch of up to three features it shrinks the repo and the events to
+// a minimal reproduction on a fresh DB (gen_shrink_test.go).
+//
+//	go test ./engine -run TestGenDiff                  # short: a few seeds and the fixed repos, seconds
+//	go test ./engine -run TestGenDiff -seed=42         # one seed
+//	go test ./engine -run TestGenDiff -long            # many random seeds, bigger workloads
+//	go test ./engine -run TestGenDiff -long -seed=N    # replay one seed of a -long run
+//	go test ./engine -run TestGenDiff -repo=fixed-agg  # one fixed repo
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/internal/schema"
+)
+
+var (
+	diffSeed  = flag.Int64("seed", 0, "run the differential tests with this seed only (0: the default seeds)")
+	diffLong  = flag.Bool("long", false, "run the differential tests on more seeds and bigger workloads")
+	diffSeeds = flag.Int("seeds", 0, "with -long, how many random seeds (0: the test's default)")
+	diffRepo  = flag.String("repo", "", "run the differential tests on this repo only: a seed's, or fixed-agg, fixed-attr")
+)
+
+// genSize is a workload's size.
+type genSize struct {
+	requests int           // requests of phase 1 (phases 2 and 3 add a quarter each)
+	span     time.Duration // how far the clock moves during phase 1
+	keys     int           // values per join-key name
+	idents   int           // identities per view read in a full comparison
+	reads    int           // read times per identity in a full comparison
+	every    int           // requests between live checkpoints
+}
+
+// genCase is one repo the differential tests run: a seed's or a fixed one.
+type genCase struct {
+	name string
+	seed int64 // the workload's seed (and the repo's, when generated)
+	repo func() *genRepo
+}
+
+// genCases returns the cases of a run: shortSeeds generated repos and the
+// fixed repos; with -long, longSeeds random seeds; -seed and -repo pick
+// one.
+func genCases(shortSeeds []int64, longSeeds int) []genCase {
+	seeds := shortSeeds
+	if *diffLong {
+		seeds = nil
+		n := longSeeds
+		if *diffSeeds > 0 {
+			n = *diffSeeds
+		}
+		base := time.Now().UnixNano()
+		for i := 0; i < n; i++ {
+			seeds = append(seeds, base+int64(i))
+		}
+	}
+	if *diffSeed != 0 {
+		seeds = []int64{*diffSeed}
+	}
+	var out []genCase
+	for _, s := range seeds {
+		out = append(out, genCase{name: fmt.Sprintf("seed=%d", s), seed: s, repo: func() *genRepo { return genRandomRepo(s) }})
+	}
+	if *diffSeed == 0 {
+		for _, f := range genFixedRepos {
+			out = append(out, genCase{name: f.name, seed: 1, repo: f.repo})
+		}
+	}
+	if *diffRepo != "" {
+		out = slices.DeleteFunc(out, func(c genCase) bool { return c.name != *diffRepo && c.name != "seed="+*diffRepo })
+	}
+	return out
+}
+
+func TestGenDiff(t *testing.T) {
+	size := genSize{requests: 300, span: 40 * aggH, keys: 120, idents: 12, reads: 10, every: 25}
+	if *diffLong {
+		size = genSize{requests: 1500, span: 4 * aggD, keys: 300, idents: 40, reads: 30, every: 20}
+	}
+	for _, c := range genCases([]int64{1, 2, 3, 4}, 20) {
+		t.Run(c.name, func(t *testing.T) { runGenDiff(t, c, size) })
+	}
+}
+
+// genRun is one workload over one repo against one DB.
+type genRun struct {
+	t     *testing.T
+	c     genCase
+	repo  *genRepo
+	size  genSize
+	r     *rand.Rand // the test goroutine's; writers and readers have their own
+	dir   string
+	now   atomic.Int64 // the fake clock, Unix ns
+	db    *engine.DB
+	model *genModel
+	w     *genWorkload
+	gen   *genGen   // the sequential phases' generator
+	gens  []*genGen // every generator, for the statistics
+	reqNo atomic.Int64
+	stage string
+
+	mu  sync.Mutex  // guards log
+	log []*genEvent // accepted records in log order (per writer), for the shrinker
+
+	// What the reads exercised, so that a drifting generator fails the
+	// test instead of passing vacuously.
+	stats struct {
+		reads, values, empty, missing, present, crossTies, flushes, merges int
+	}
+	mismatches     []genMismatch
+	shrunk         map[string]bool
+	lastCheckpoint []genRead
+}
+
+// genMismatch is one value the engine got wrong.
+type genMismatch struct {
+	stage, service, feature string
+	id                      genIdentity
+	t                       int64
+	detail                  string
+}
+
+// genRead is one read: a service, an identity, a time (now: no as_of).
+type genRead struct {
+	svc *genService
+	id  genIdentity
+	t   int64
+	now bool
+}
+
+func (d *genRun) clock() time.Time { return time.Unix(0, d.now.Load()).UTC() }
+
+func (d *genRun) open() {
+	db, err := engine.Open(engine.Options{Dir: d.dir, Now: d.clock, NoSync: true, SegmentSize: 64 << 10,
+		Logger: slog.New(slog.DiscardHandler), DisableAutoFlush: true, CompactionFanIn: 2})
+	require.NoError(d.t, err, "%s", d.c.name)
+	d.db = db
+}
+
+// newGenRun applies the case's repo to a fresh DB.
+func newGenRun(t *testing.T, c genCase, size genSize) *genRun {
+	repo := c.repo()
+	t.Logf("%s: %d sources, %d views, %d services (rerun with -repo=%s)", repo.name, len(repo.sources), len(repo.views),
+		len(repo.services), strings.TrimPrefix(c.name, "seed="))
+	r := rand.New(rand.NewSource(c.seed))
+	d := &genRun{t: t, c: c, repo: repo, size: size, r: r, dir: t.TempDir(), model: newGenModel(repo),
+		w: newGenWorkload(repo, size.keys), shrunk: map[string]bool{}}
+	d.now.Store(genBase.Add(8 * time.Hour).UnixNano())
+	d.gen = newGenGen(d.w, r.Int63(), 0, 1)
+	d.gens = []*genGen{d.gen}
+	d.open()
+	t.Cleanup(func() { d.db.Close() })
+	if _, err := d.db.Apply("gen.yaml", []byte(repo.render())); err != nil {
+		t.Fatalf("%s: the generated repo does not apply: %v\n%s", c.name, err, genNumbered(repo.render()))
+	}
+	d.checkNames()
+	return d
+}
+
+// genNumbered prints a repo file with line numbers.
+func genNumbered(text string) string {
+	var b strings.Builder
+	for i, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		fmt.Fprintf(&b, "%4d  %s\n", i+1, l)
+	}
+	return b.String()
+}
+
+func runGenDiff(t *testing.T, c genCase, size genSize) {
+	start := time.Now()
+	d := newGenRun(t, c, size)
+	step := int64(size.span) / int64(size.requests)
+
+	d.sequentialPhase("phase 1", size.requests, step, true)
+	reads := d.readPlan()
+	d.compareAll("after phase 1", reads)
+	require.NoError(t, d.db.Close())
+	d.open()
+	d.compareAll("after reopen (replay)", reads)
+
+	d.sequentialPhase("phase 2", size.requests/4, step, true)
+	d.compareAll("after phase 2", d.readPlan())
+
+	d.concurrentPhase("phase 3", size.requests/4)
+	d.now.Add(step)
+	reads = d.readPlan()
+	d.compareAll("after phase 3 (concurrent)", reads)
+	require.NoError(t, d.db.Close())
+	d.open()
+	d.compareAll("after phase 3 and a reopen", reads)
+
+	gs, s := d.genStats(), d.stats
+	t.Logf("%s: %d requests, %d records (%d duplicates, %d very late, %d around 1970, %d on boundaries, %d ahead of the clock, %d null or absent values), %d rejected requests, %d dry runs",
+		c.name, gs.requests, gs.events, gs.dups, gs.veryLate, gs.ancient, gs.boundary, gs.future, gs.nulls, gs.rejected, gs.dryRuns)
+	t.Logf("%s: %d reads, %d values compared (%d empty windows, %d attributes present, %d missing, %d 'last' ties across requests), %d flushes, %d merges in %v",
+		c.name, s.reads, s.values, s.empty, s.present, s.missing, s.crossTies, s.flushes, s.merges, time.Since(start).Round(time.Millisecond))
+	d.report()
+	require.Positive(t, gs.rejected, "the workload never sent a request that must fail")
+	require.Positive(t, gs.dups, "the workload never sent a duplicate")
+	require.Positive(t, s.flushes, "the workload never flushed")
+	require.Positive(t, s.merges, "the workload never merged segments")
+	require.Greater(t, d.model.n, gs.requests, "too few records accepted")
+	if d.hasAggregates() {
+		require.Positive(t, s.empty, "no read of an empty window")
+	}
+	if d.hasAttributes() {
+		require.Positive(t, s.missing, "no read of a missing or expired attribute")
+		require.Positive(t, s.present, "no read of a present attribute")
+	}
+}
+
+func (d *genRun) hasAggregates() bool {
+	return slices.ContainsFunc(d.repo.views, (*genView).aggregate)
+}
+
+func (d *genRun) hasAttributes() bool {
+	return slices.ContainsFunc(d.repo.views, func(v *genView) bool { return !v.aggregate() })
+}
+
+func (d *genRun) genStats() genGenStats {
+	var s genGenStats
+	for _, g := range d.gens {
+		s.add(g.stats)
+	}
+	return s
+}
+
+// checkNames checks that each service serves its features in order with
+// SPEC §1's default names and §3's (and the transforms' inferred) types.
+func (d *genRun) checkNames() {
+	for _, svc := range d.repo.services {
+		fs, err := d.db.ServiceFeatures(d.repo.ws, svc.name)
+		require.NoError(d.t, err)
+		var got, want []string
+		for _, f := range fs {
+			got = append(got, f.Name+" "+f.Type.String())
+		}
+		for _, sf := range svc.features() {
+			want = append(want, sf.name+" "+sf.view.featureType(sf.idx).String())
+		}
+		require.Equal(d.t, want, got, "%s: service %s\n%s", d.c.name, svc.name, genNumbered(d.repo.render()))
+	}
+}
+
+// maintain flushes and merges at random moments.
+func (d *genRun) maintain() {
+	switch n := d.r.Intn(40); {
+	case n < 3:
+		require.NoError(d.t, d.db.Flush())
+		d.stats.flushes++
+	case n == 3:
+		require.NoError(d.t, d.db.Compact())
+		d.stats.merges++
+	case n == 4:
+		require.NoError(d.t, d.db.CompactAll())
+		d.stats.merges++
+	}
+}
+
+func (d *genRun) tick(step int64) {
+	switch k := d.r.Intn(20); {
+	case k == 0: // to the next 10m boundary exactly
+		n := d.now.Load()
+		d.now.Store(n - n%int64(10*aggM) + int64(10*aggM))
+	case k == 1: // just past an hour boundary
+		n := d.now.Load()
+		d.now.Store(n - n%int64(aggH) + int64(aggH) + 1)
+	default:
+		d.now.Add(d.r.Int63n(2*step + 1))
+	}
+}
+
+// sequentialPhase sends requests from the test goroutine, the clock
+// moving on after each.
+func (d *genRun) sequentialPhase(stage string, requests int, step int64, checkpoints bool) {
+	d.stage = stage
+	for i := 0; i < requests; i++ {
+		evs, err := d.request(d.gen)
+		require.NoError(d.t, err)
+		d.accept(d.gen, evs)
+		d.tick(step)
+		d.maintain()
+		if checkpoints && i%d.size.every == d.size.every-1 {
+			d.checkpoint()
+		}
+	}
+}
+
+// accept adds accepted records to the model and the log.
+func (d *genRun) accept(g *genGen, evs []*genEvent) {
+	d.model.add(evs...)
+	d.mu.Lock()
+	d.log = append(d.log, evs...)
+	d.mu.Unlock()
+	for _, e := range evs {
+		g.recent[e.src] = append(g.recent[e.src], e)
+	}
+}
+
+// request sends one request drawn by g and returns the records it wrote
+// (none for a failed request or a dry run), or an error when the engine's
+// answer is not the model's. Safe for concurrent use with distinct
+// generators.
+func (d *genRun) request(g *genGen) ([]*genEvent, error) {
+	reqNo := int(d.reqNo.Add(1))
+	g.stats.requests++
+	now := d.now.Load()
+	evs := g.request(now)
+	for _, e := range evs {
+		e.req = reqNo
+	}
+	dryRun := g.r.Intn(25) == 0
+	useJSON := g.r.Intn(2) == 0
+	want := d.model.verdict(evs, now, genSkew)
+	resp, err := genSend(d.db, d.repo.ws, evs, dryRun, useJSON)
+	where := fmt.Sprintf("%s %s request %d (json=%v dry_run=%v, clock %s)", d.c.name, d.stage, reqNo, useJSON, dryRun, aggTime(now))
+	if len(want.rejected) > 0 {
+		g.stats.rejected++
+		var re *engine.RecordErrors
+		if !errors.As(err, &re) {
+			return nil, fmt.Errorf("%s: records %v must fail the request, but it was accepted (err %v)", where, want.rejected, err)
+		}
+		var got, wantIdx []string
+		for _, e := range re.Errors {
+			got = append(got, fmt.Sprintf("%s[%d]", e.Source, e.Index))
+		}
+		for _, w := range want.rejected {
+			wantIdx = append(wantIdx, w[:strings.Index(w, "]")+1])
+		}
+		sort.Strings(got)
+		sort.Strings(wantIdx)
+		if !slices.Equal(got, wantIdx) {
+			return nil, fmt.Errorf("%s: the record errors name %v, want %v (%v); errors: %v", where, got, wantIdx, want.rejected, re.Errors)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w\nthe records: %v", where, err, evs)
+	}
+	var got []string
+	for _, m := range resp.Metrics {
+		got = append(got, fmt.Sprintf("%s online=%d offline=%d", m.FeatureView, m.Online, m.Offline))
+	}
+	if !slices.Equal(want.metrics, got) {
+		return nil, fmt.Errorf("%s: ingest metrics %v, want %v", where, got, want.metrics)
+	}
+	if dryRun {
+		g.stats.dryRuns++
+		return nil, nil
+	}
+	g.stats.events += len(evs)
+	return evs, nil
+}
+
+// genWriters and genReaders are the goroutines of the concurrent phase.
+const (
+	genWriters = 4
+	genReaders = 2
+)
+
+// concurrentPhase sends requests from genWriters goroutines, each over
+// the key indexes it owns, while readers read (answers checked for shape
+// only: what they must see depends on the interleaving) and flushes and
+// merges run. The clock stands still. Request numbers grow within a
+// writer, which is all the log order the model needs, as writers share
+// no entity key.
+func (d *genRun) concurrentPhase(stage string, requests int) {
+	d.stage = stage
+	errs := make([]error, genWriters+genReaders+1)
+	var writing sync.WaitGroup
+	for w := 0; w < genWriters; w++ {
+		g := newGenGen(d.w, d.r.Int63(), w, genWriters)
+		for s, rec := range d.gen.recent { // duplicates and ties draw on the writer's own keys' history
+			for _, e := range rec {
+				if g.owns(e, genWriters, w) {
+					g.recent[s] = append(g.recent[s], e)
+				}
+			}
+		}
+		d.gens = append(d.gens, g)
+		writing.Add(1)
+		go func() {
+			defer writing.Done()
+			for i := 0; i < requests/genWriters && errs[w] == nil; i++ {
+				evs, err := d.request(g)
+				if err == nil {
+					d.accept(g, evs)
+				}
+				errs[w] = err
+			}
+		}()
+	}
+	done := make(chan struct{})
+	var others sync.WaitGroup
+	others.Add(1)
+	go func() { // flushes and merges race with the writers and readers
+		defer others.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			var err error
+			if i%4 == 3 {
+				err = d.db.Compact()
+			} else {
+				err = d.db.Flush()
+			}
+			if err != nil {
+				errs[genWriters+genReaders] = fmt.Errorf("concurrent flush: %w", err)
+				return
+			}
+		}
+	}()
+	all := d.repo.services[0]
+	for rd := 0; rd < genReaders; rd++ {
+		r := rand.New(rand.NewSource(d.r.Int63()))
+		others.Add(1)
+		go func() {
+			defer others.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				req := &engine.GetFeaturesRequest{Workspace: d.repo.ws, Service: all.name, JoinKeys: d.joinKeys(all, d.randomIdentity(r), r)}
+				if r.Intn(2) == 0 {
+					req.AsOf = time.Unix(0, d.now.Load()-r.Int63n(int64(2*aggD))).UTC()
+				}
+				vec, err := d.db.GetFeatures(req)
+				if err == nil && len(vec.Features) != len(all.features()) {
+					err = fmt.Errorf("%d features served, want %d", len(vec.Features), len(all.features()))
+				}
+				if err != nil {
+					errs[genWriters+rd] = fmt.Errorf("concurrent reader: %w", err)
+					return
+				}
+			}
+		}()
+	}
+	writing.Wait()
+	close(done)
+	others.Wait()
+	for _, err := range errs {
+		require.NoError(d.t, err)
+	}
+	for _, g := range d.gens[len(d.gens)-genWriters:] {
+		for s, rec := range g.recent {
+			d.gen.recent[s] = append(d.gen.recent[s], rec...)
+		}
+	}
+}
+
+// ---------------------------------------------------------------------
+// Identities and reads.
+
+// identityOf names the entity of e's join keys, and random (popular)
+// values for the other join-key names of the repo.
+func (d *genRun) identityOf(e *genEvent, r *rand.Rand) genIdentity {
+	id := d.randomIdentity(r)
+	for _, k := range e.src.keys {
+		if v, ok := e.cols[k]; ok && !v.IsNull() {
+			if v.Kind == schema.String {
+				id[k] = v.S
+			} else {
+				id[k] = strconv.FormatInt(v.I, 10)
+			}
+		}
+	}
+	return id
+}
+
+// randomIdentity draws a value for every join-key name.
+func (d *genRun) randomIdentity(r *rand.Rand) genIdentity {
+	id := genIdentity{}
+	for k, vals := range d.w.keyVals {
+		n := vals[min(len(vals)-1, int(r.ExpFloat64()*float64(len(vals))/8))]
+		id[k] = strconv.FormatInt(n, 10)
+		if n >= 0 && d.repo.keyType(k) == schema.String && r.Intn(8) == 0 {
+			id[k] = "0" + id[k]
+		}
+	}
+	return id
+}
+
+// unseenIdentity names keys no record has.
+func (d *genRun) unseenIdentity() genIdentity {
+	id := genIdentity{}
+	for k := range d.w.keyVals {
+		id[k] = "987654321"
+	}
+	return id
+}
+
+// joinKeys renders id as a join_key_map for svc: a key typed String in
+// any of the service's views as text; an integer key as int64, float64,
+// a JSON number or decimal text.
+func (d *genRun) joinKeys(svc *genService, id genIdentity, r *rand.Rand) map[string]any {
+	out := map[string]any{}
+	for _, k := range svc.joinKeys() {
+		s := id[k]
+		if genServiceKeyKind(svc, k) == schema.String {
+			out[k] = s
+			continue
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			panic(err)
+		}
+		out[k] = []any{n, float64(n), engine.Number(s), s}[r.Intn(4)]
+	}
+	return out
+}
+
+// genServiceKeyKind is String when any view of svc keys k as a String,
+// else the integer kind.
+func genServiceKeyKind(svc *genService, k string) schema.Kind {
+	var kind schema.Kind
+	for _, v := range svc.views() {
+		for _, c := range v.joinKeys() {
+			if c.name == k {
+				if c.t.Kind == schema.String {
+					return schema.String
+				}
+				kind = c.t.Kind
+			}
+		}
+	}
+	return kind
+}
+
+// read reads one vector and compares it with the model; now and then it
+// reads another service with the same identity too.
+func (d *genRun) read(stage string, rd genRead) {
+	d.readOne(stage, rd)
+	if d.r.Intn(6) == 0 {
+		rd.svc = d.repo.services[d.r.Intn(len(d.repo.services))]
+		d.readOne(stage, rd)
+	}
+}
+
+func (d *genRun) readOne(stage string, rd genRead) {
+	req := &engine.GetFeaturesRequest{Workspace: d.repo.ws, Service: rd.svc.name, JoinKeys: d.joinKeys(rd.svc, rd.id, d.r)}
+	if !rd.now {
+		req.AsOf = time.Unix(0, rd.t).UTC()
+	}
+	vec, err := d.db.GetFeatures(req)
+	require.NoError(d.t, err, "%s %s: %s %s as of %s", d.c.name, stage, rd.svc.name, rd.id, aggTime(rd.t))
+	d.stats.reads++
+	d.match(stage, rd, vec.Features)
+}
+
+// match compares one served vector with the model.
+func (d *genRun) match(stage string, rd genRead, got []engine.FeatureValue) {
+	sfs := rd.svc.features()
+	if len(got) != len(sfs) {
+		d.t.Fatalf("%s %s: %s serves %d features, want %d", d.c.name, stage, rd.svc.name, len(got), len(sfs))
+	}
+	for i, sf := range sfs {
+		fv := got[i]
+		if fv.Name != sf.name {
+			d.t.Fatalf("%s %s: %s feature %d is %q, want %q", d.c.name, stage, rd.svc.name, i, fv.Name, sf.name)
+		}
+		key := rd.id.key(sf.view)
+		w := d.model.want(sf.view, sf.idx, key, rd.t)
+		d.stats.values++
+		var why []string
+		wantStatus := engine.MissingData
+		if w.present {
+			wantStatus = engine.Present
+		}
+		switch {
+		case sf.view.aggregate() && len(w.pts) == 0:
+			d.stats.empty++
+		case !sf.view.aggregate() && w.present:
+			d.stats.present++
+		case !sf.view.aggregate():
+			d.stats.missing++
+		}
+		if sf.view.aggregate() && sf.view.aggs[sf.idx].fn == "last" && aggCrossTie(w.pts) {
+			d.stats.crossTies++
+		}
+		if fv.Status != wantStatus {
+			why = append(why, fmt.Sprintf("status %s, want %s", fv.Status, wantStatus))
+		}
+		var eff int64
+		if !fv.EffectiveTime.IsZero() {
+			eff = fv.EffectiveTime.UnixNano()
+		}
+		if w.present && eff != w.effective || !w.present && !fv.EffectiveTime.IsZero() {
+			why = append(why, fmt.Sprintf("effective time %s, want %s", aggTime(eff), aggTime(w.effective)))
+		}
+		if ok, reason := w.check(sf.view, sf.idx, fv.Value); !ok {
+			why = append(why, reason)
+		}
+		if len(why) > 0 {
+			d.mismatch(stage, rd, sf, key, fv, w, strings.Join(why, "; "))
+		}
+	}
+}
+
+// checkpoint reads a few recent identities while the workload runs: at
+// now, just before, at the current tile boundaries and at recent event
+// times; and reads the previous checkpoint's reads again.
+func (d *genRun) checkpoint() {
+	now := d.now.Load()
+	all := d.repo.services[0]
+	var reads []genRead
+	d.mu.Lock()
+	recent := d.log[max(0, len(d.log)-50):]
+	d.mu.Unlock()
+	for i := 0; i < 3 && len(recent) > 0; i++ {
+		e := recent[d.r.Intn(len(recent))]
+		id := d.identityOf(e, d.r)
+		reads = append(reads, genRead{svc: all, id: id, t: now, now: true}, genRead{svc: all, id: id, t: now - 1})
+		for _, g := range []int64{int64(aggM), int64(10 * aggM), int64(aggH)} {
+			b := now - now%g
+			reads = append(reads, genRead{svc: all, id: id, t: b}, genRead{svc: all, id: id, t: b - 1})
+		}
+		for _, v := range d.repo.viewsOf(e.src) {
+			if p := genProject(v, e); p.outcome == genApplied && p.ts+1 <= now {
+				reads = append(reads, genRead{svc: all, id: id, t: p.ts}, genRead{svc: all, id: id, t: p.ts + 1})
+			}
+		}
+	}
+	for _, rd := range reads {
+		d.read(d.stage+" checkpoint", rd)
+	}
+	for _, rd := range d.lastCheckpoint {
+		rd.now = false
+		d.read(d.stage+" checkpoint, re-read", rd)
+	}
+	d.lastCheckpoint = reads
+}
+
+// edges returns the distances after an event time at which a feature of
+// v can change (window ends and starts, the TTL), and v's grid.
+func genEdges(v *genView) []int64 {
+	var out []int64
+	for _, f := range v.aggs {
+		out = append(out, int64(f.window.offset))
+		if !f.window.lifetime {
+			out = append(out, int64(f.window.offset+f.window.size))
+		}
+	}
+	if ttl := v.servingTTL(); ttl > 0 && !v.aggregate() {
+		out = append(out, int64(ttl))
+	}
+	return slices.Compact(out)
+}
+
+// readPlan chooses the reads of a full comparison: per view, a few keys
+// with records (and one never seen), each at times around a few of its
+// records: the event time ±1ns, the window and TTL edges after it ±1ns
+// (aligned up to the view's interval too), tile boundaries; the first
+// event ±1ns, long before everything, and now with and without as_of.
+func (d *genRun) readPlan() []genRead {
+	now := d.now.Load()
+	all := d.repo.services[0]
+	grids := []int64{int64(aggM), int64(10 * aggM), int64(aggH), int64(aggD)}
+	var out []genRead
+	plan := func(id genIdentity, v *genView, rows []genRow) {
+		set := map[int64]bool{genBase.UnixNano() - int64(10*aggD): true}
+		var cands []int64
+		add := func(t int64) {
+			if t <= now {
+				cands = append(cands, t)
+			}
+		}
+		for i := 0; i < 4 && len(rows) > 0; i++ {
+			ts := rows[d.r.Intn(len(rows))].ts
+			for _, dt := range []int64{0, 1, -1} {
+				add(ts + dt)
+				for _, e := range genEdges(v) {
+					add(ts + e + dt)
+					if v.interval > 0 {
+						add(ceilTo(ts+e, int64(v.interval)) + dt)
+					}
+				}
+				for _, g := range grids {
+					add(ceilTo(ts, g) + dt)
+				}
+			}
+		}
+		if len(rows) > 0 {
+			for _, dt := range []int64{-1, 0, 1} {
+				set[rows[0].ts+dt] = true
+			}
+		}
+		if v.start != 0 && v.start > genBase.UnixNano()-int64(aggD) {
+			for _, dt := range []int64{-1, 0, 1} {
+				add(v.start + dt)
+			}
+		}
+		for len(set) < d.size.reads && len(cands) > 0 {
+			i := d.r.Intn(len(cands))
+			set[cands[i]] = true
+			cands[i] = cands[len(cands)-1]
+			cands = cands[:len(cands)-1]
+		}
+		var ts []int64
+		for t := range set {
+			if t <= now {
+				ts = append(ts, t)
+			}
+		}
+		slices.Sort(ts)
+		for _, t := range ts {
+			out = append(out, genRead{svc: all, id: id, t: t})
+		}
+		out = append(out, genRead{svc: all, id: id, t: now, now: true}, genRead{svc: all, id: id, t: now})
+	}
+	for _, v := range d.repo.views {
+		keys := d.model.keys(v)
+		d.r.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+		for _, k := range keys[:min(len(keys), d.size.idents)] {
+			rows := d.model.keyRows(v, k)
+			plan(d.identityOf(rows[d.r.Intn(len(rows))].ev, d.r), v, rows)
+		}
+	}
+	plan(d.unseenIdentity(), d.repo.views[0], nil)
+	return out
+}
+
+// ceilTo is the smallest multiple of g at or after t (negative t too).
+func ceilTo(t, g int64) int64 {
+	f := t - ((t%g)+g)%g
+	if f == t {
+		return t
+	}
+	return f + g
+}
+
+// compareAll runs a read plan, then batch reads of many identities at one
+// time.
+func (d *genRun) compareAll(stage string, reads []genRead) {
+	start := time.Now()
+	for _, rd := range reads {
+		d.read(stage, rd)
+	}
+	now := d.now.Load()
+	t := genBase.UnixNano() + d.r.Int63n(now-genBase.UnixNano())
+	all := d.repo.services[0]
+	var ids []genIdentity
+	var jks []map[string]any
+	for i := 0; i < 64; i++ {
+		id := d.randomIdentity(d.r)
+		ids = append(ids, id)
+		jks = append(jks, d.joinKeys(all, id, d.r))
+	}
+	vecs, err := d.db.GetFeaturesBatch(d.repo.ws, all.name, jks, time.Unix(0, t))
+	require.NoError(d.t, err)
+	require.Len(d.t, vecs, len(jks))
+	for i, id := range ids {
+		d.match(stage+" (batch)", genRead{svc: all, id: id, t: t}, vecs[i].Features)
+	}
+	d.t.Logf("%s: %d reads in %v", stage, len(reads)+len(ids), time.Since(start).Round(time.Millisecond))
+}
+
+// ---------------------------------------------------------------------
+// Mismatches.
+
+// genMaxDetailed bounds the mismatches printed in full.
+const genMaxDetailed = 12
+
+func (d *genRun) mismatch(stage string, rd genRead, sf genServed, key string, fv engine.FeatureValue, w genWant, why string) {
+	m := genMismatch{stage: stage, service: rd.svc.name, feature: sf.name, id: rd.id, t: rd.t}
+	var b strings.Builder
+	fmt.Fprintf(&b, "MISMATCH %s, %s: %s via %s, %s, as of %s (%d ns)\n", d.c.name, stage, sf.name, rd.svc.name, rd.id, aggTime(rd.t), rd.t)
+	fmt.Fprintf(&b, "  got:  %s (%v), effective %s, status %s\n", aggFmt(fv.Value), fv.Value.Kind, aggTime(fv.EffectiveTime.UnixNano()), fv.Status)
+	fmt.Fprintf(&b, "  want: %s (%v), effective %s, present %v\n", aggFmt(w.val), w.val.Kind, aggTime(w.effective), w.present)
+	fmt.Fprintf(&b, "  why:  %s\n", why)
+	b.WriteString(d.explain(sf, key, rd.t, w))
+	m.detail = b.String()
+	d.mismatches = append(d.mismatches, m)
+	if len(d.mismatches) == 1 {
+		d.t.Logf("the repo (%s):\n%s", d.repo.name, genNumbered(d.repo.render()))
+	}
+	if len(d.mismatches) <= genMaxDetailed {
+		d.t.Log(m.detail)
+	}
+	if !d.shrunk[sf.name] && len(d.shrunk) < 3 {
+		d.shrunk[sf.name] = true
+		d.t.Log(genShrink(d.t, d.repo, d.snapshotLog(), sf.view.name, sf.name, rd.id, rd.t, d.now.Load()))
+	}
+}
+
+func (d *genRun) snapshotLog() []*genEvent {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.log)
+}
+
+// explain lists what the model saw: an aggregate's window values, or an
+// attribute's record and its neighbours.
+func (d *genRun) explain(sf genServed, key string, t int64, w genWant) string {
+	var b strings.Builder
+	v := sf.view
+	if v.aggregate() {
+		f := v.aggs[sf.idx]
+		lo, hi := genWindow(v, f, t)
+		fmt.Fprintf(&b, "  window [%s, %s) of %s(%s); %d non-null input values in it, in latest order:\n", aggTime(lo), aggTime(hi), f.fn, f.input, len(w.pts))
+		for i, p := range w.pts {
+			if len(w.pts) > 20 && i >= 15 && i < len(w.pts)-5 {
+				if i == 15 {
+					fmt.Fprintf(&b, "    ... %d more ...\n", len(w.pts)-20)
+				}
+				continue
+			}
+			fmt.Fprintf(&b, "    %s = %s at %s (req %d)\n", f.input, aggFmt(p.val), aggTime(p.ts), p.req)
+		}
+		return b.String()
+	}
+	rows := d.model.keyRows(v, key)
+	fmt.Fprintf(&b, "  the key's records (ttl %v), latest last:\n", v.servingTTL())
+	for _, r := range rows[max(0, len(rows)-8):] {
+		fmt.Fprintf(&b, "    %s %s = %s  [%s]\n", aggTime(r.ts), v.attrs[sf.idx], aggFmt(r.row[v.attrs[sf.idx]]), r.ev)
+	}
+	return b.String()
+}
+
+// report fails the test with a summary of the mismatches per feature.
+func (d *genRun) report() {
+	if len(d.mismatches) == 0 {
+		return
+	}
+	type agg struct {
+		n      int
+		stages map[string]int
+		first  genMismatch
+	}
+	by := map[string]*agg{}
+	var names []string
+	for _, m := range d.mismatches {
+		a := by[m.feature]
+		if a == nil {
+			a = &agg{stages: map[string]int{}, first: m}
+			by[m.feature] = a
+			names = append(names, m.feature)
+		}
+		a.n++
+		a.stages[m.stage]++
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d mismatched feature values in %d features (first %d printed in full above, with the repo):\n",
+		d.c.name, len(d.mismatches), len(names), genMaxDetailed)
+	for _, n := range names {
+		a := by[n]
+		fmt.Fprintf(&b, "  %-60s %5d  first: %s as of %s; by stage %v\n", n, a.n, a.first.id, aggTime(a.first.t), a.stages)
+	}
+	d.t.Error(b.String())
+}

@@ -91,6 +91,7 @@ type genView struct {
 	filter    *genExpr
 	aggs      []aggFeature
 	attrs     []string // attribute views: the served columns
+	desc      string   // description: metadata, whose change rebuilds nothing
 }
 
 // genEntry is one entry of a service: a view, whole or a subset.
@@ -342,6 +343,9 @@ func (r *genRepo) renderView(b *strings.Builder, v *genView) {
 		ents = append(ents, e.name)
 	}
 	fmt.Fprintf(b, "  - name: %s\n    source: %s\n    entities: [%s]\n", v.name, v.src.name, strings.Join(ents, ", "))
+	if v.desc != "" {
+		fmt.Fprintf(b, "    description: %s\n", strconv.Quote(v.desc))
+	}
 	if !v.tsImplied {
 		fmt.Fprintf(b, "    timestamp_field: %s\n", v.ts)
 	}
@@ -824,6 +828,31 @@ func genServices(r *rand.Rand, g *genRepo) {
 	g.services = append(g.services, all)
 	for _, v := range g.views {
 		g.services = append(g.services, &genService{name: v.name + "_fs", entries: []genEntry{{view: v}}})
+	}
+	// Views with the same join-key names (maybe typed differently in
+	// their sources) in one service: range mode may list every key only
+	// when the types agree too.
+	byKeys := map[string][]*genView{}
+	var names []string
+	for _, v := range g.views {
+		var ks []string
+		for _, c := range v.joinKeys() {
+			ks = append(ks, c.name)
+		}
+		n := strings.Join(ks, "_")
+		if byKeys[n] == nil {
+			names = append(names, n)
+		}
+		byKeys[n] = append(byKeys[n], v)
+	}
+	for _, n := range names {
+		if vs := byKeys[n]; len(vs) > 1 {
+			s := &genService{name: "by_" + n + "_fs"}
+			for _, v := range vs {
+				s.entries = append(s.entries, genEntry{view: v})
+			}
+			g.services = append(g.services, s)
+		}
 	}
 	for i := 0; i < 1+r.Intn(2); i++ {
 		s := &genService{name: fmt.Sprintf("mix%d_fs", i+1)}

@@ -104,11 +104,11 @@ const chunkValues = 1 << 23
 // validated and answered in chunks, and a chunk's rows are written only
 // after the whole chunk has been validated.
 func (db *DB) GetFeaturesForEvents(ctx context.Context, req *HistoricalRequest, spine Spine, sink HistoricalSink) error {
-	svc, err := db.historicalService(req)
+	svc, cat, err := db.historicalService(req)
 	if err != nil {
 		return err
 	}
-	j, err := db.newJoin(svc, req)
+	j, err := db.newJoin(svc, cat, req)
 	if err != nil {
 		return err
 	}
@@ -191,26 +191,29 @@ func readChunk(spine Spine, before, n int) ([][]any, error) {
 
 // historicalService finds the service of a historical request. Unlike
 // online reads, services without online serving qualify.
-func (db *DB) historicalService(req *HistoricalRequest) (*serviceRT, error) {
+// historicalService resolves the request's service in the current
+// catalog, which the query then keeps using (see join.cat).
+func (db *DB) historicalService(req *HistoricalRequest) (*serviceRT, *catalog, error) {
 	if db.closed.Load() {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
-	ws, err := db.cat.Load().workspace(req.Workspace)
+	cat := db.cat.Load()
+	ws, err := cat.workspace(req.Workspace)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	svc := ws.services[req.Service]
 	if svc == nil {
-		return nil, errorf(CodeNotFound, "feature service %q not found in workspace %q", req.Service, req.Workspace)
+		return nil, nil, errorf(CodeNotFound, "feature service %q not found in workspace %q", req.Service, req.Workspace)
 	}
 	if req.FromSource {
 		for _, f := range svc.features {
 			if src := f.view.src.def; !src.LogOffline {
-				return nil, errorf(CodeInvalidArgument, "from_source recomputes from the offline log, but source %q has log_offline: false", src.Name)
+				return nil, nil, errorf(CodeInvalidArgument, "from_source recomputes from the offline log, but source %q has log_offline: false", src.Name)
 			}
 		}
 	}
-	return svc, nil
+	return svc, cat, nil
 }
 
 // spineParser turns spine rows into join inputs.
@@ -357,8 +360,12 @@ func (s *serviceRT) views() []*viewRT {
 // join answers historical rows of one service from a snapshot of its
 // views' sources, taken when the query starts.
 type join struct {
-	db    *DB
-	svc   *serviceRT
+	db  *DB
+	svc *serviceRT
+	// cat is the catalog svc was resolved in. from_source replays the log
+	// with it: the replayer matches a logged section to a view by its
+	// source's runtime, which an Apply during the query replaces.
+	cat   *catalog
 	views []*viewJoin
 }
 
@@ -373,8 +380,8 @@ type viewJoin struct {
 	fromSource bool
 }
 
-func (db *DB) newJoin(svc *serviceRT, req *HistoricalRequest) (*join, error) {
-	j := &join{db: db, svc: svc}
+func (db *DB) newJoin(svc *serviceRT, cat *catalog, req *HistoricalRequest) (*join, error) {
+	j := &join{db: db, svc: svc, cat: cat}
 	for _, v := range svc.views() {
 		vj := &viewJoin{v: v, d: v.data, fromSource: req.FromSource}
 		for pos, f := range svc.features {
@@ -418,7 +425,7 @@ func (j *join) answer(c *chunkInput) ([]schema.Value, error) {
 	orders := map[string][]int32{} // by join-key list: views keyed alike share the sort
 	for vi, vj := range j.views {
 		if vj.fromSource {
-			d, err := j.db.rebuildFromLog(vj.v, c.keys[vi])
+			d, err := j.db.rebuildFromLog(vj.v, c.keys[vi], j.cat)
 			if err != nil {
 				return nil, err
 			}
@@ -625,10 +632,10 @@ func (kc *keyCursor) read(t int64, vals []schema.Value) {
 	}
 }
 
-// rebuildFromLog recomputes view v from the offline log into a temporary
-// memtable, keeping only the given keys: the from_source path, which
-// shares everything with ingest but the storage of its result.
-func (db *DB) rebuildFromLog(v *viewRT, keys []string) (*viewData, error) {
+// rebuildFromLog recomputes view v of catalog cat from the offline log
+// into a temporary memtable, keeping only the given keys: the from_source
+// path, which shares everything with ingest but the storage of its result.
+func (db *DB) rebuildFromLog(v *viewRT, keys []string, cat *catalog) (*viewData, error) {
 	if first := db.log.FirstSeq(); first > 1 {
 		return nil, errorf(CodeInvalidArgument, "from_source needs the whole offline log, but it begins at entry %d", first)
 	}
@@ -640,7 +647,7 @@ func (db *DB) rebuildFromLog(v *viewRT, keys []string) (*viewData, error) {
 	for _, k := range keys {
 		want[k] = true
 	}
-	r := &replayer{cat: db.cat.Load(), views: []*viewRT{tmp}, keep: want}
+	r := &replayer{cat: cat, views: []*viewRT{tmp}, keep: want}
 	if _, err := db.replayWith(r); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/featurelog/featurelog/internal/schema"
@@ -22,14 +23,14 @@ const rangeChunk = 1 << 16
 // instants where a feature can change are derived from the key's event
 // times and the windows, and the vector is read at each of them.
 func (db *DB) GetFeaturesForRange(ctx context.Context, req *HistoricalRequest, sink HistoricalSink) error {
-	svc, err := db.historicalService(req)
+	svc, cat, err := db.historicalService(req)
 	if err != nil {
 		return err
 	}
 	if err := checkRange(req.Start, req.End); err != nil {
 		return err
 	}
-	j, err := db.newJoin(svc, req)
+	j, err := db.newJoin(svc, cat, req)
 	if err != nil {
 		return err
 	}
@@ -123,8 +124,9 @@ func (j *join) entities(given []map[string]any) (*entitySet, error) {
 		return es, nil
 	}
 	for _, vj := range j.views {
-		if !sameJoinKeys(vj.v, j.svc.joinKeys) {
-			return nil, errorf(CodeInvalidArgument, "feature service %q joins views on different join keys; range mode needs an entities list", j.svc.def.Name)
+		if !sameJoinKeys(vj.v, j.views[0].v, j.svc.joinKeys) {
+			return nil, errorf(CodeInvalidArgument, "feature service %q joins views on different join keys (%s); range mode needs an entities list",
+				j.svc.def.Name, describeJoinKeys(j.views))
 		}
 	}
 	keys, err := j.allKeys()
@@ -144,16 +146,33 @@ func (j *join) entities(given []map[string]any) (*entitySet, error) {
 	return es, nil
 }
 
-func sameJoinKeys(v *viewRT, names []string) bool {
+// sameJoinKeys reports whether v has the join keys names, in that order,
+// of the types first gives them: only then are their entity keys the same
+// byte strings (a user_id of 7 is keyed apart as a String, an Int32 and
+// an Int64; engine/key.go).
+func sameJoinKeys(v, first *viewRT, names []string) bool {
 	if len(v.def.JoinKeys) != len(names) {
 		return false
 	}
 	for i, jk := range v.def.JoinKeys {
-		if jk.Name != names[i] {
+		if jk.Name != names[i] || jk.Type != first.def.JoinKeys[i].Type {
 			return false
 		}
 	}
 	return true
+}
+
+// describeJoinKeys lists each view's typed join keys, for errors.
+func describeJoinKeys(views []*viewJoin) string {
+	var parts []string
+	for _, vj := range views {
+		var ks []string
+		for _, jk := range vj.v.def.JoinKeys {
+			ks = append(ks, jk.Name+" "+jk.Type.String())
+		}
+		parts = append(parts, vj.v.def.Name+": "+strings.Join(ks, ", "))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // allKeys returns every entity key with data in any view, sorted.
@@ -165,10 +184,10 @@ func (j *join) allKeys() ([]string, error) {
 		}
 	}
 	for _, vj := range j.views {
-		d := vj.v.data
 		src := vj.src
-		if vj.fromSource {
-			src = d.snapshot(false) // from_source still lists keys from the online state
+		if vj.fromSource { // from_source lists the keys of the online state too: its memtables and segments
+			src = vj.v.data.snapshot(true)
+			defer src.release()
 		}
 		if src.tiles != nil {
 			add(src.tiles.Keys())
@@ -181,9 +200,6 @@ func (j *join) allKeys() ([]string, error) {
 			} else {
 				add(m.attrs.sortedKeys())
 			}
-		}
-		if vj.fromSource {
-			continue // its segments were not acquired
 		}
 		for _, sg := range src.segs {
 			it := sg.h.Reader().NewIterator()
@@ -254,7 +270,7 @@ func (rr *rangeRun) chunk(es *entitySet, lo, hi int) error {
 	cursors := make([]*keyCursor, len(j.views))
 	for vi, vj := range j.views {
 		if vj.fromSource {
-			d, err := j.db.rebuildFromLog(vj.v, es.keys[vi][lo:hi])
+			d, err := j.db.rebuildFromLog(vj.v, es.keys[vi][lo:hi], j.cat)
 			if err != nil {
 				return err
 			}

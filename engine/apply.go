@@ -57,7 +57,7 @@ func (db *DB) Apply(filename string, data []byte) (*ApplyResult, error) {
 	if res.Plan.Empty() {
 		return res, nil
 	}
-	meta, rebuilt := nextMeta(filename, data, r, oldMeta, db.opts.Now())
+	meta, rebuilt := nextMeta(filename, data, r, oldRepo, oldMeta, db.opts.Now())
 	ws, err := buildWorkspace(r, meta, prev, db.hot)
 	if err != nil {
 		return nil, err

@@ -2,13 +2,17 @@ package engine
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/featurelog/featurelog/internal/repo"
 )
 
 // TestReapplyKeepsOrRebuildsState: a metadata-only change keeps every
@@ -91,4 +95,86 @@ func TestBatchEqualsSingleReads(t *testing.T) {
 	_, err = db.GetFeaturesBatch("ads", "ad_ctr_feature_service_v2", bad, time.Time{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "request_data[150]")
+}
+
+// TestNextMetaVersions: what gets a new version on apply (issue 10's
+// review of what a version's identity leaves out).
+func TestNextMetaVersions(t *testing.T) {
+	const repoText = `workspace: w
+entities:
+  - name: user
+    join_keys: [user_id]
+sources:
+  - name: s
+    schema:
+      - {name: user_id, type: String}
+      - {name: ts, type: Timestamp}
+      - {name: amount, type: %s}
+      - {name: clicked, type: Int64}
+feature_views:
+  - name: filtered
+    source: s
+    entities: [user]
+    transform:
+      filter: "amount > 0"
+    features:
+      - aggregate: {input: clicked, function: count, window: 1d}
+  - name: plain
+    source: s
+    entities: [user]
+    features:
+      - aggregate: {input: clicked, function: sum, window: 1d}
+feature_services:
+  - name: fs
+    features: [plain]
+`
+	parse := func(amount string, drop ...string) *repo.Repo {
+		text := fmt.Sprintf(repoText, amount)
+		for _, d := range drop { // remove a view by its name line and the lines up to the next view
+			i := strings.Index(text, "  - name: "+d+"\n")
+			j := i + 1 + strings.Index(text[i+1:], "  - name: ")
+			text = text[:i] + text[j:]
+		}
+		r, err := repo.Parse("w.yaml", []byte(text))
+		require.NoError(t, err)
+		return r
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	r1 := parse("Int64")
+	meta, rebuilt := nextMeta("w.yaml", nil, r1, nil, nil, now)
+	require.Equal(t, []string{"filtered", "plain"}, rebuilt)
+
+	// Only a filter reads amount: retyping it changes what "filtered"
+	// computes (logged Int64 values read as null now), not "plain".
+	r2 := parse("Float64")
+	meta2, rebuilt := nextMeta("w.yaml", nil, r2, r1, &meta, now)
+	require.Equal(t, []string{"filtered"}, rebuilt)
+	require.Equal(t, 2, meta2.Views["filtered"].Version)
+	require.Equal(t, 1, meta2.Views["plain"].Version)
+
+	// A catalog written before the fix holds legacy fingerprints: an
+	// unchanged view keeps its version (and its legacy fingerprint, which
+	// its checkpoint names); a retyped input still gives a new version.
+	legacy := meta
+	legacy.Views = map[string]viewMeta{}
+	for name, vm := range meta.Views {
+		vm.Fingerprint = r1.FeatureView(name).LegacyFingerprint()
+		legacy.Views[name] = vm
+	}
+	require.NotEqual(t, legacy.Views["filtered"].Fingerprint, meta.Views["filtered"].Fingerprint, "the test's premise")
+	kept, rebuilt := nextMeta("w.yaml", nil, r1, r1, &legacy, now)
+	require.Empty(t, rebuilt)
+	require.Equal(t, legacy.Views, kept.Views)
+	_, rebuilt = nextMeta("w.yaml", nil, r2, r1, &legacy, now)
+	require.Equal(t, []string{"filtered"}, rebuilt)
+
+	// A view removed and added back never reuses a version.
+	r3 := parse("Float64", "filtered")
+	meta3, rebuilt := nextMeta("w.yaml", nil, r3, r2, &meta2, now)
+	require.Empty(t, rebuilt)
+	require.Equal(t, map[string]int{"filtered": 2}, meta3.Retired)
+	meta4, rebuilt := nextMeta("w.yaml", nil, r2, r3, &meta3, now)
+	require.Equal(t, []string{"filtered"}, rebuilt)
+	require.Equal(t, 3, meta4.Views["filtered"].Version)
+	require.Empty(t, meta4.Retired)
 }

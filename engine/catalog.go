@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -55,6 +56,11 @@ type wsMeta struct {
 	Source    string              `json:"source"`
 	AppliedAt time.Time           `json:"applied_at"`
 	Views     map[string]viewMeta `json:"views"`
+	// Retired holds, for each view the workspace had and no longer has,
+	// its last version: a view added back gets the next one, never a
+	// version used before (segments, the manifest and the log of jobs
+	// name view versions).
+	Retired map[string]int `json:"retired,omitempty"`
 }
 
 type viewMeta struct {
@@ -160,11 +166,20 @@ func buildService(ws *workspace, def *repo.FeatureService) *serviceRT {
 	return s
 }
 
-// nextMeta versions r's views against the previous metadata: a view keeps
-// its version while what it computes is unchanged, and gets version+1 (or
-// 1) otherwise.
-func nextMeta(filename string, data []byte, r *repo.Repo, prev *wsMeta, now time.Time) (wsMeta, []string) {
-	meta := wsMeta{File: filename, Source: string(data), AppliedAt: now.UTC(), Views: map[string]viewMeta{}}
+// nextMeta versions r's views against the previous metadata and repo
+// (nil for a new workspace): a view keeps its version while what it
+// computes is unchanged, and gets the next version otherwise: one more
+// than its current or, for a view added back, its retired version.
+func nextMeta(filename string, data []byte, r *repo.Repo, prevRepo *repo.Repo, prev *wsMeta, now time.Time) (wsMeta, []string) {
+	meta := wsMeta{File: filename, Source: string(data), AppliedAt: now.UTC(), Views: map[string]viewMeta{}, Retired: map[string]int{}}
+	if prev != nil {
+		maps.Copy(meta.Retired, prev.Retired)
+		for name, vm := range prev.Views {
+			if r.FeatureView(name) == nil {
+				meta.Retired[name] = max(meta.Retired[name], vm.Version)
+			}
+		}
+	}
 	var rebuilt []string
 	for _, v := range r.FeatureViews {
 		fp := v.ComputeFingerprint()
@@ -172,14 +187,29 @@ func nextMeta(filename string, data []byte, r *repo.Repo, prev *wsMeta, now time
 		if prev != nil {
 			old = prev.Views[v.Name]
 		}
-		if old.Version > 0 && old.Fingerprint == fp {
+		if old.Version > 0 && (old.Fingerprint == fp || keepsLegacyVersion(old, v, prevRepo)) {
 			meta.Views[v.Name] = old
 			continue
 		}
-		meta.Views[v.Name] = viewMeta{Version: old.Version + 1, Fingerprint: fp, CreatedAt: now.UTC()}
+		meta.Views[v.Name] = viewMeta{Version: max(old.Version, meta.Retired[v.Name]) + 1, Fingerprint: fp, CreatedAt: now.UTC()}
+		delete(meta.Retired, v.Name)
 		rebuilt = append(rebuilt, v.Name)
 	}
 	return meta, rebuilt
+}
+
+// keepsLegacyVersion reports whether old, a version whose fingerprint a
+// build before issue 10 computed (repo.LegacyFingerprint), computes what v
+// computes: the legacy fingerprint is unchanged and so are the types of
+// the source columns the transform reads, which it left out. The version
+// then keeps its legacy fingerprint, which its checkpoint names, instead
+// of being rebuilt because the fingerprint's text changed.
+func keepsLegacyVersion(old viewMeta, v *repo.FeatureView, prevRepo *repo.Repo) bool {
+	if prevRepo == nil || old.Fingerprint != v.LegacyFingerprint() {
+		return false
+	}
+	pv := prevRepo.FeatureView(v.Name)
+	return pv != nil && pv.TransformInputs() == v.TransformInputs()
 }
 
 func saveWorkspaceMeta(dir string, meta wsMeta, name string) error {

@@ -16,6 +16,10 @@ package engine_test
 //     events must show in windows, and cached tile ranges, read before);
 //     then a full comparison, and another after Close and reopen (replay);
 //   - phase 2: more requests on the reopened DB, then a full comparison;
+//   - re-applies (gen_reapply_test.go): descriptions only (nothing
+//     rebuilt), a column retyped (the views reading it rebuilt, its
+//     logged values read as null), a view removed and added back (a new
+//     version; no segment file left behind); full comparisons;
 //   - phase 3: concurrent writers over disjoint keys while readers read
 //     (checked for shape) and flushes and merges run; then a full
 //     comparison, live and after another reopen.
@@ -221,6 +225,8 @@ func runGenDiff(t *testing.T, c genCase, size genSize) {
 
 	d.sequentialPhase("phase 2", size.requests/4, step, true)
 	d.compareAll("after phase 2", d.readPlan())
+	d.reapply()
+	d.compareAll("after re-applying", d.readPlan())
 
 	d.concurrentPhase("phase 3", size.requests/4)
 	d.now.Add(step)

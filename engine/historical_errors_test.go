@@ -668,3 +668,48 @@ func TestHistoricalStreaming(t *testing.T) {
 		require.Equal(t, 1, sink.begins)
 	}
 }
+
+// TestRangeRefusesColumnNameClash: range mode adds _valid_from and
+// _valid_to after the join keys; a join key of that name is refused there
+// (spine mode, which adds no columns of its own, still answers).
+func TestRangeRefusesColumnNameClash(t *testing.T) {
+	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	db, err := engine.Open(engine.Options{Dir: t.TempDir(), Now: func() time.Time { return now }, NoSync: true,
+		DisableAutoFlush: true, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Apply("clash.yaml", []byte(`workspace: clash
+entities:
+  - name: period
+    join_keys: [_valid_from]
+sources:
+  - name: s
+    schema:
+      - {name: _valid_from, type: String}
+      - {name: ts, type: Timestamp}
+      - {name: x, type: Int64}
+feature_views:
+  - name: v
+    source: s
+    entities: [period]
+    features:
+      - aggregate: {input: x, function: count, window: 1d}
+feature_services:
+  - name: fs
+    features: [v]
+`))
+	require.NoError(t, err)
+	_, err = db.Ingest(&engine.IngestRequest{Workspace: "clash", Records: map[string][]map[string]any{
+		"s": {{"_valid_from": "p1", "ts": now.Add(-time.Hour), "x": 1}}}})
+	require.NoError(t, err)
+	err = db.GetFeaturesForRange(context.Background(), &engine.HistoricalRequest{Workspace: "clash", Service: "fs",
+		Start: now.Add(-2 * time.Hour), End: now}, &histSink{})
+	require.Error(t, err)
+	require.Equal(t, engine.CodeInvalidArgument, engine.CodeOf(err))
+	require.Contains(t, err.Error(), `"_valid_from" is a join key`)
+	var rows []histRow
+	require.NoError(t, db.GetFeaturesForEvents(context.Background(), &engine.HistoricalRequest{Workspace: "clash", Service: "fs"},
+		&histSpine{cols: []string{"_valid_from", "ts"}, rows: [][]any{{"p1", now}}}, histCollector(&rows)))
+	require.Len(t, rows, 1)
+	require.Equal(t, int64(1), rows[0].vals[0].I)
+}

@@ -30,6 +30,11 @@ func (db *DB) GetFeaturesForRange(ctx context.Context, req *HistoricalRequest, s
 	if err := checkRange(req.Start, req.End); err != nil {
 		return err
 	}
+	for _, k := range svc.joinKeys {
+		if k == "_valid_from" || k == "_valid_to" {
+			return errorf(CodeInvalidArgument, "range mode adds the columns _valid_from and _valid_to, but %q is a join key of feature service %q; use spine mode, or rename the column", k, svc.def.Name)
+		}
+	}
 	j, err := db.newJoin(svc, cat, req)
 	if err != nil {
 		return err

@@ -344,6 +344,14 @@ func TestUpgradeRebuildsSharedAggregators(t *testing.T) {
 	upgradeSame(t, "after the upgrade", db, fresh)
 	upgradeColumnsApart(t, db)
 
+	// The catalog holds the fingerprints the old build computed (which
+	// leave out the types of the columns only transforms read): applying
+	// the repo with a metadata change keeps every version.
+	res, err := db.Apply("features.yaml", []byte(strings.Replace(upgradeRepo, "  - name: cont_sums\n", "  - name: cont_sums\n    description: upgraded\n", 1)))
+	require.NoError(t, err)
+	require.False(t, res.Plan.Empty())
+	require.Empty(t, res.Rebuilt, "a description rebuilt views of a catalog written before the fix")
+
 	// A second open reads the new checkpoint: nothing is rebuilt or
 	// replayed.
 	require.NoError(t, db.Close())

@@ -22,7 +22,15 @@ type part struct {
 // computeParts are the aspects of a view that decide what it computes.
 // Their text is hashed by ComputeFingerprint: changing how any of them is
 // spelt re-versions every view, so treat it as part of the on-disk format.
-func (v *FeatureView) computeParts() []part {
+func (v *FeatureView) computeParts() []part { return v.parts(false) }
+
+// computePartsV1 are the compute parts that builds before issue 10 hashed.
+// They leave out the types of the source columns that only expressions
+// read, so a view whose filter read a column that became Float64 kept its
+// version and its state (LegacyFingerprint).
+func (v *FeatureView) computePartsV1() []part { return v.parts(true) }
+
+func (v *FeatureView) parts(v1 bool) []part {
 	parts := []part{
 		{"source", v.Source},
 		{"entities", entitiesText(v)},
@@ -38,6 +46,9 @@ func (v *FeatureView) computeParts() []part {
 		if t.Filter != nil {
 			parts = append(parts, part{"filter", t.Filter.Source})
 		}
+		if ins := v.transformInputs(); ins != "" && !v1 {
+			parts = append(parts, part{"transform inputs", ins})
+		}
 	}
 	if v.Aggregate() {
 		parts = append(parts, part{"aggregation interval", intervalLabel(v.AggregationInterval)})
@@ -46,6 +57,36 @@ func (v *FeatureView) computeParts() []part {
 		parts = append(parts, part{"feature " + f.Name, f.describe()})
 	}
 	return parts
+}
+
+// transformInputs spells the typed source columns the transform's
+// expressions and filter read, by name: "amount Float64, qty Int64"; ""
+// without a transform. Transform columns' types are parts of their own.
+func (v *FeatureView) transformInputs() string {
+	t := v.Transform
+	if t == nil || v.src == nil {
+		return ""
+	}
+	var names []string
+	add := func(e *Expr) {
+		if e != nil {
+			names = append(names, e.Inputs...)
+		}
+	}
+	for _, c := range t.Columns {
+		add(c.Expr)
+	}
+	add(t.Filter)
+	slices.Sort(names)
+	var typed []string
+	for _, n := range slices.Compact(names) {
+		for _, c := range v.src.Schema {
+			if c.Name == n {
+				typed = append(typed, n+" "+c.Type.String())
+			}
+		}
+	}
+	return strings.Join(typed, ", ")
 }
 
 // entitiesText spells the entities with their typed join keys:

@@ -83,11 +83,14 @@ type genCase struct {
 	repo func() *genRepo
 }
 
-// genCases returns the cases of a run: shortSeeds generated repos and the
-// fixed repos; with -long, longSeeds random seeds; -seed and -repo pick
-// one.
+// genCases returns the cases of a run: shortSeeds generated repos (the
+// first only with -short) and the fixed repos; with -long, longSeeds
+// random seeds; -seed and -repo pick one.
 func genCases(shortSeeds []int64, longSeeds int) []genCase {
 	seeds := shortSeeds
+	if testing.Short() { // the race run: one seed is enough to race the concurrent phase
+		seeds = shortSeeds[:1]
+	}
 	if *diffLong {
 		seeds = nil
 		n := longSeeds

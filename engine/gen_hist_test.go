@@ -78,7 +78,7 @@ type genHist struct {
 func runGenHist(t *testing.T, c genCase, size genHistSize) {
 	start := time.Now()
 	d := newGenRun(t, c, size.genSize)
-	h := &genHist{genRun: d, hsize: size, rep: newHistReport(t, c.seed), rnd: rand.New(rand.NewSource(c.seed + 1))}
+	h := &genHist{genRun: d, hsize: size, rep: newHistReport(t, c), rnd: rand.New(rand.NewSource(c.seed + 1))}
 	h.workload()
 	type done struct {
 		svc      *genService
@@ -353,7 +353,7 @@ func (h *genHist) runSpine(run genSpineRun, sp *histSpine, qs []genQuery, pristi
 	require.NotEmpty(h.t, progress, "%s: Progress never called", run.stage)
 	require.True(h.t, slices.IsSorted(progress) && progress[len(progress)-1] == len(qs),
 		"%s: progress reports %v, want increasing to %d", run.stage, progress, len(qs))
-	h.rep.flush(h.c.name + " " + run.stage)
+	h.rep.flush(run.stage)
 	h.t.Logf("%s: %d rows in %v", run.stage, len(qs), time.Since(start).Round(time.Millisecond))
 	return cells, kept
 }
@@ -434,7 +434,7 @@ func (h *genHist) parity(stage string, svc *genService, qs []genQuery, kept map[
 			}
 		}
 	}
-	h.rep.flush(h.c.name + " " + stage)
+	h.rep.flush(stage)
 	h.t.Logf("%s: %d rows read back online", stage, n)
 }
 
@@ -474,6 +474,49 @@ func (h *genHist) fromSourceDuringApply(svc *genService, sp *histSpine, qs []gen
 		refOf: "the tiles", spine: as}, sp, qs, pristine)
 }
 
+// histReport gathers mismatches: the first few in full, then a count per
+// feature when the stage ends.
+type histReport struct {
+	t      *testing.T
+	c      genCase
+	n      int
+	counts map[string]int
+	names  []string
+}
+
+// histMaxDetailed bounds the mismatches printed in full per stage.
+const histMaxDetailed = 12
+
+func newHistReport(t *testing.T, c genCase) *histReport {
+	return &histReport{t: t, c: c, counts: map[string]int{}}
+}
+
+func (p *histReport) add(feature string, detail func() string) {
+	p.n++
+	if p.counts[feature] == 0 {
+		p.names = append(p.names, feature)
+	}
+	p.counts[feature]++
+	if p.n <= histMaxDetailed {
+		p.t.Logf("MISMATCH %s: %s", p.c.name, detail())
+	}
+}
+
+// flush fails the test when anything mismatched since the last flush.
+func (p *histReport) flush(stage string) {
+	if p.n == 0 {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s, %s: %d mismatched values in %d features (first %d printed above; rerun with -repo=%s):\n",
+		p.c.name, stage, p.n, len(p.names), min(p.n, histMaxDetailed), strings.TrimPrefix(p.c.name, "seed="))
+	for _, n := range p.names {
+		fmt.Fprintf(&b, "  %-60s %6d\n", n, p.counts[n])
+	}
+	p.t.Error(b.String())
+	p.n, p.counts, p.names = 0, map[string]int{}, nil
+}
+
 // ---------------------------------------------------------------------
 // Range mode.
 
@@ -493,10 +536,9 @@ func (h *genHist) ranges(svc *genService) {
 		if i == 0 {
 			end = now
 		}
-		var ids []genIdentity
-		for j := 0; j < 3; j++ {
-			q := h.pick(svc)
-			ids = append(ids, q.id)
+		ids := h.activeIdentities(svc, start-int64(aggD), end, 3) // entities whose vectors change in the range
+		for j := 0; j < 2; j++ {
+			ids = append(ids, h.pick(svc).id)
 		}
 		ids = append(ids, h.unseenIdentity())
 		h.rnd.Shuffle(len(ids), func(a, b int) { ids[a], ids[b] = ids[b], ids[a] })
@@ -515,6 +557,25 @@ func (h *genHist) ranges(svc *genService) {
 	for _, fromSource := range []bool{false, true} {
 		h.rangeRun(fmt.Sprintf("%s range, every key (from_source %v)", svc.name, fromSource), svc, start, start+int64(20*aggM), nil, fromSource)
 	}
+}
+
+// activeIdentities draws up to n identities of records of svc's views
+// with event times in [lo, hi).
+func (h *genHist) activeIdentities(svc *genService, lo, hi int64, n int) []genIdentity {
+	var cands []*genEvent
+	for _, e := range h.snapshotLog() {
+		for _, v := range svc.views() {
+			if p := genProject(v, e); v.src == e.src && p.outcome == genApplied && p.ts >= lo && p.ts < hi {
+				cands = append(cands, e)
+				break
+			}
+		}
+	}
+	var out []genIdentity
+	for i := 0; i < n && len(cands) > 0; i++ {
+		out = append(out, h.identityOf(cands[h.rnd.Intn(len(cands))], h.rnd))
+	}
+	return out
 }
 
 // genRangeRow is a range row: its entity (model keys per view), interval
@@ -624,7 +685,7 @@ func (h *genHist) rangeRun(stage string, svc *genService, start, end int64, ids 
 			}
 		}
 	}
-	h.rep.flush(h.c.name + " " + stage)
+	h.rep.flush(stage)
 	h.t.Logf("%s [%s, %s): %d entities, %d rows in %v (%d features)", stage, aggTime(start), aggTime(end), len(groups), len(rows),
 		time.Since(t0).Round(time.Millisecond), len(sfs))
 }

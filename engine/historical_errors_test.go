@@ -189,49 +189,6 @@ type histQuery struct {
 	t   int64
 }
 
-// histReport gathers mismatches: the first few in full, then a count per
-// feature when the stage ends.
-type histReport struct {
-	t      *testing.T
-	seed   int64
-	n      int
-	counts map[string]int
-	names  []string
-}
-
-// histMaxDetailed bounds the mismatches printed in full per stage.
-const histMaxDetailed = 12
-
-func newHistReport(t *testing.T, seed int64) *histReport {
-	return &histReport{t: t, seed: seed, counts: map[string]int{}}
-}
-
-func (p *histReport) add(feature string, detail func() string) {
-	p.n++
-	if p.counts[feature] == 0 {
-		p.names = append(p.names, feature)
-	}
-	p.counts[feature]++
-	if p.n <= histMaxDetailed {
-		p.t.Logf("MISMATCH seed %d: %s", p.seed, detail())
-	}
-}
-
-// flush fails the test when anything mismatched since the last flush.
-func (p *histReport) flush(stage string) {
-	if p.n == 0 {
-		return
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d, %s: %d mismatched values in %d features (first %d printed above; rerun with -seed=%d):\n",
-		p.seed, stage, p.n, len(p.names), min(p.n, histMaxDetailed), p.seed)
-	for _, n := range p.names {
-		fmt.Fprintf(&b, "  %-60s %6d\n", n, p.counts[n])
-	}
-	p.t.Error(b.String())
-	p.n, p.counts, p.names = 0, map[string]int{}, nil
-}
-
 // histTsValue renders a spine time in one of the forms the engine reads:
 // time.Time in UTC or another zone, RFC 3339 with Z or an offset.
 func histTsValue(t int64, r *rand.Rand) any {

@@ -31,10 +31,13 @@ type HotTier struct {
 // any range cached for the key (keyState.sealed) bumps the generation, so
 // no entry that misses the event can be found again.
 
-// hotKey builds the cache key of a range into dst.
+// hotKey builds the cache key of a range into dst. Every part but the
+// entity key has a fixed width, so two ranges' keys are equal only when
+// every part is. (The plan state's index took 16 bits until issue 10's
+// review: a view with 65,536 states would have shared entries.)
 func (s *Store) hotKey(dst []byte, ai int, key string, gen uint64, a, b int64) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst[:0], s.hot.ID)
-	dst = binary.LittleEndian.AppendUint16(dst, uint16(ai))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(ai))
 	dst = binary.LittleEndian.AppendUint64(dst, gen)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(a))
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(b))

@@ -63,7 +63,7 @@ var (
 	diffSeed  = flag.Int64("seed", 0, "run the differential tests with this seed only (0: the default seeds)")
 	diffLong  = flag.Bool("long", false, "run the differential tests on more seeds and bigger workloads")
 	diffSeeds = flag.Int("seeds", 0, "with -long, how many random seeds (0: the test's default)")
-	diffRepo  = flag.String("repo", "", "run the differential tests on this repo only: a seed's, or fixed-agg, fixed-attr")
+	diffRepo  = flag.String("repo", "", "run the differential tests on this fixed repo only: fixed-agg or fixed-attr (-seed picks a generated one)")
 )
 
 // genSize is a workload's size.
@@ -115,9 +115,24 @@ func genCases(shortSeeds []int64, longSeeds int) []genCase {
 		}
 	}
 	if *diffRepo != "" {
-		out = slices.DeleteFunc(out, func(c genCase) bool { return c.name != *diffRepo && c.name != "seed="+*diffRepo })
+		out = slices.DeleteFunc(out, func(c genCase) bool { return c.name != *diffRepo })
+		if len(out) == 0 {
+			panic(fmt.Sprintf("-repo=%s names no fixed repo (fixed-agg, fixed-attr); a generated repo is picked with -seed", *diffRepo))
+		}
 	}
 	return out
+}
+
+// rerun is the flag that runs c again.
+func (c genCase) rerun() string {
+	long := ""
+	if *diffLong {
+		long = "-long "
+	}
+	if strings.HasPrefix(c.name, "seed=") {
+		return long + "-seed=" + strings.TrimPrefix(c.name, "seed=")
+	}
+	return long + "-repo=" + c.name
 }
 
 func TestGenDiff(t *testing.T) {
@@ -188,8 +203,8 @@ func (d *genRun) open() {
 // newGenRun applies the case's repo to a fresh DB.
 func newGenRun(t *testing.T, c genCase, size genSize) *genRun {
 	repo := c.repo()
-	t.Logf("%s: %d sources, %d views, %d services (rerun with -repo=%s)", repo.name, len(repo.sources), len(repo.views),
-		len(repo.services), strings.TrimPrefix(c.name, "seed="))
+	t.Logf("%s: %d sources, %d views, %d services (rerun with %s)", repo.name, len(repo.sources), len(repo.views),
+		len(repo.services), c.rerun())
 	r := rand.New(rand.NewSource(c.seed))
 	d := &genRun{t: t, c: c, repo: repo, size: size, r: r, dir: t.TempDir(), model: newGenModel(repo),
 		w: newGenWorkload(repo, size.keys), shrunk: map[string]bool{}}
@@ -197,7 +212,12 @@ func newGenRun(t *testing.T, c genCase, size genSize) *genRun {
 	d.gen = newGenGen(d.w, r.Int63(), 0, 1)
 	d.gens = []*genGen{d.gen}
 	d.open()
-	t.Cleanup(func() { d.db.Close() })
+	t.Cleanup(func() {
+		d.db.Close()
+		if t.Failed() && len(d.mismatches) == 0 { // mismatches print it themselves
+			t.Logf("the repo of the failed run (%s; rerun with %s):\n%s", repo.name, c.rerun(), genNumbered(d.repo.render()))
+		}
+	})
 	if _, err := d.db.Apply("gen.yaml", []byte(repo.render())); err != nil {
 		t.Fatalf("%s: the generated repo does not apply: %v\n%s", c.name, err, genNumbered(repo.render()))
 	}
@@ -833,7 +853,7 @@ func (d *genRun) mismatch(stage string, rd genRead, sf genServed, key string, fv
 	}
 	if !d.shrunk[sf.name] && len(d.shrunk) < 3 {
 		d.shrunk[sf.name] = true
-		d.t.Log(genShrink(d.t, d.repo, d.snapshotLog(), sf.view.name, sf.name, rd.id, rd.t, d.now.Load()))
+		d.t.Log(genShrink(d.t, genShrinkHow{}, d.repo, d.snapshotLog(), sf.view.name, sf.name, rd.id, rd.t, d.now.Load()))
 	}
 }
 

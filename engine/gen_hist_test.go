@@ -381,11 +381,13 @@ func (h *genHist) problem(where string, svc *genService, q genQuery, fi int, got
 				s += fmt.Sprintf(" [online as_of T serves %s]", aggFmt(vec.Features[fi].Value))
 			}
 		}
-		if h.rep.n == 1 {
-			s += "\nthe repo:\n" + genNumbered(h.repo.render())
-		}
 		return s
 	})
+	if sf := svc.features()[fi]; !h.shrunk[name] && len(h.shrunk) < 2 {
+		h.shrunk[name] = true
+		how := genShrinkHow{historical: true, fromSource: strings.Contains(where, "from_source")}
+		h.t.Log(genShrink(h.t, how, h.repo, h.snapshotLog(), sf.view.name, name, q.id, q.t, h.now.Load()))
+	}
 }
 
 // compareCells compares a row with an earlier run's.
@@ -508,8 +510,8 @@ func (p *histReport) flush(stage string) {
 		return
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s, %s: %d mismatched values in %d features (first %d printed above; rerun with -repo=%s):\n",
-		p.c.name, stage, p.n, len(p.names), min(p.n, histMaxDetailed), strings.TrimPrefix(p.c.name, "seed="))
+	fmt.Fprintf(&b, "%s, %s: %d mismatched values in %d features (first %d printed above; rerun with %s):\n",
+		p.c.name, stage, p.n, len(p.names), min(p.n, histMaxDetailed), p.c.rerun())
 	for _, n := range p.names {
 		fmt.Fprintf(&b, "  %-60s %6d\n", n, p.counts[n])
 	}

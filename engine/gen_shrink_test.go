@@ -9,6 +9,7 @@ package engine_test
 // at its clock) and the read: a reproduction to paste into a test.
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -37,9 +38,26 @@ func (m genReproMode) String() string {
 		"flush after every request, CompactAll, then read", "ingest with a read as of t after every request"}[m]
 }
 
+// genShrinkHow is how the mismatch was read: online (GetFeatures), or as
+// a one-row spine (GetFeaturesForEvents), from the tiles or from source.
+type genShrinkHow struct {
+	historical, fromSource bool
+}
+
+func (h genShrinkHow) String() string {
+	switch {
+	case h.fromSource:
+		return "GetFeaturesForEvents(from_source)"
+	case h.historical:
+		return "GetFeaturesForEvents"
+	}
+	return "GetFeatures"
+}
+
 // genShrinker is one shrinking session.
 type genShrinker struct {
 	t       *testing.T
+	how     genShrinkHow
 	view    string // the failing view
 	feature string // its feature's name within the view
 	id      genIdentity
@@ -52,9 +70,10 @@ type genShrinker struct {
 const genShrinkBudget = 800
 
 // genShrink shrinks a mismatch of served (view.feature) for id as of at,
-// with the clock at now, and returns the reproduction it found.
-func genShrink(t *testing.T, repo *genRepo, log []*genEvent, view, served string, id genIdentity, at, now int64) string {
-	s := &genShrinker{t: t, view: view, feature: strings.TrimPrefix(served, view+"."), id: id, at: at, now: now}
+// read as how says, with the clock at now, and returns the reproduction
+// it found.
+func genShrink(t *testing.T, how genShrinkHow, repo *genRepo, log []*genEvent, view, served string, id genIdentity, at, now int64) string {
+	s := &genShrinker{t: t, how: how, view: view, feature: strings.TrimPrefix(served, view+"."), id: id, at: at, now: now}
 	rp := s.reproRepo(repo)
 	evs := genRebind(log, rp)
 	for !s.fails(rp, evs) {
@@ -115,7 +134,7 @@ func genShrink(t *testing.T, repo *genRepo, log []*genEvent, view, served string
 	for _, k := range rp.services[0].joinKeys() {
 		shown[k] = id[k]
 	}
-	fmt.Fprintf(&b, "--- read\n  clock %s, GetFeatures(repro_fs, %s, as_of %s):\n%s", aggTime(now), shown, aggTime(at), detail)
+	fmt.Fprintf(&b, "--- read\n  clock %s, %s(repro_fs, %s, as of %s):\n%s", aggTime(now), how, shown, aggTime(at), detail)
 	return b.String()
 }
 
@@ -188,10 +207,22 @@ func (s *genShrinker) try(rp *genRepo, evs []*genEvent) (bool, string) {
 	svc := rp.services[0]
 	read := func() (*engine.FeatureVector, error) {
 		jk := map[string]any{}
+		sp := &histSpine{cols: append(svc.joinKeys(), "ts"), rows: [][]any{nil}}
 		for _, k := range svc.joinKeys() {
 			jk[k] = s.id[k]
+			sp.rows[0] = append(sp.rows[0], s.id[k])
 		}
-		return db.GetFeatures(&engine.GetFeaturesRequest{Workspace: rp.ws, Service: svc.name, JoinKeys: jk, AsOf: time.Unix(0, s.at).UTC()})
+		if !s.how.historical {
+			return db.GetFeatures(&engine.GetFeaturesRequest{Workspace: rp.ws, Service: svc.name, JoinKeys: jk, AsOf: time.Unix(0, s.at).UTC()})
+		}
+		sp.rows[0] = append(sp.rows[0], time.Unix(0, s.at).UTC())
+		var rows []histRow
+		err := db.GetFeaturesForEvents(context.Background(), &engine.HistoricalRequest{Workspace: rp.ws, Service: svc.name,
+			TimestampKey: "ts", FromSource: s.how.fromSource}, sp, histCollector(&rows))
+		if err != nil {
+			return nil, err
+		}
+		return &engine.FeatureVector{Features: []engine.FeatureValue{{Value: rows[0].vals[0]}}}, nil
 	}
 	for i := 0; i < len(evs); {
 		j := i
@@ -241,6 +272,9 @@ func (s *genShrinker) try(rp *genRepo, evs []*genEvent) (bool, string) {
 	w := m.want(v, idx, s.id.key(v), s.at)
 	fv := vec.Features[0]
 	ok, why := w.check(v, idx, fv.Value)
+	if s.how.historical { // a historical row has values only
+		return !ok, fmt.Sprintf("    got %s, want %s: %s\n", aggFmt(fv.Value), aggFmt(w.val), why)
+	}
 	if w.present != (fv.Status == engine.Present) {
 		ok, why = false, why+" status "+string(fv.Status)
 	}

@@ -6,6 +6,7 @@ package engine_test
 
 import (
 	"fmt"
+	"math"
 	"math/rand"
 	"slices"
 	"strconv"
@@ -251,7 +252,7 @@ func (d *genRun) readPlan() []genRead {
 				set[rows[0].ts+dt] = true
 			}
 		}
-		if v.start != 0 && v.start > genBase.UnixNano()-int64(aggD) {
+		if v.start != math.MinInt64 {
 			for _, dt := range []int64{-1, 0, 1} {
 				add(v.start + dt)
 			}

@@ -4,7 +4,10 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/rand"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/httpapi"
+	"github.com/featurelog/featurelog/internal/auth"
 )
 
 func (n *node) get(path, authz string) (int, []byte) {
@@ -117,4 +121,78 @@ func TestFeatureViewSummary(t *testing.T) {
 	requireServingError(t, status, body, http.StatusUnauthorized, 16)
 	status, body = n.get("/api/v1/workspaces/ads/feature-views/user_click_counts", "Tecton-key "+n.otherEditor)
 	requireServingError(t, status, body, http.StatusForbidden, 7)
+}
+
+// sumsRepo has three sums of Float64 columns in one view: a source column,
+// a transform column derived from it, and another source column. Builds
+// before issue 10's fix served the first one's sum for all three.
+const sumsRepo = `workspace: sums
+entities:
+  - name: user
+    join_keys: [user_id]
+sources:
+  - name: tx
+    schema:
+      - {name: user_id, type: String}
+      - {name: ts, type: Timestamp}
+      - {name: amount, type: Float64}
+      - {name: fee, type: Float64}
+feature_views:
+  - name: totals
+    source: tx
+    entities: [user]
+    transform:
+      columns:
+        amount2: "amount * 2.0"
+    features:
+      - aggregate: {input: amount, function: sum, window: 1d}
+      - aggregate: {input: amount2, function: sum, window: 1d}
+      - aggregate: {input: fee, function: sum, window: 1d}
+feature_services:
+  - name: totals_fs
+    features: [totals]
+`
+
+// TestSumsOverDifferentColumnsHTTP is issue 10's report, as a user met it:
+// records pushed over HTTP in random time order, and get-features serving
+// sum(amount), sum(amount2 = amount * 2) and sum(fee), each its own,
+// before and after a restart.
+func TestSumsOverDifferentColumnsHTTP(t *testing.T) {
+	n := newNode(t, httpapi.Options{})
+	_, err := n.db.Apply("sums.yaml", []byte(sumsRepo))
+	require.NoError(t, err)
+	key := n.account("sums-editor", map[string]auth.Role{"sums": auth.Editor})
+	r := rand.New(rand.NewSource(10))
+	var recs []string
+	var amount, fee float64
+	for i := 0; i < 40; i++ {
+		a, f := float64(r.Intn(400))/4, float64(r.Intn(40))/8+1
+		amount, fee = amount+a, fee+f
+		at := t0.Add(-time.Duration(r.Int63n(int64(20 * time.Hour))))
+		recs = append(recs, fmt.Sprintf(`{"record":{"user_id":"u1","ts":%q,"amount":%v,"fee":%v}}`, ts(at), a, f))
+	}
+	r.Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
+	for i := 0; i < len(recs); i += 10 {
+		status, body := n.ingest(key, []byte(`{"workspace_name":"sums","dry_run":false,"records":{"tx":[`+strings.Join(recs[i:i+10], ",")+`]}}`))
+		require.Equal(t, 200, status, "%s", body)
+	}
+	check := func(stage string) {
+		status, body := n.getFeatures(key, `{"params":{"workspace_name":"sums","feature_service_name":"totals_fs","join_key_map":{"user_id":"u1"}}}`)
+		require.Equal(t, 200, status, "%s", body)
+		var out struct {
+			Result struct {
+				Features []float64 `json:"features"`
+			} `json:"result"`
+		}
+		require.NoError(t, json.Unmarshal(body, &out), "%s", body)
+		require.Len(t, out.Result.Features, 3, "%s", body)
+		require.InDelta(t, amount, out.Result.Features[0], 1e-9*amount, "%s: sum(amount)", stage)
+		require.InDelta(t, 2*amount, out.Result.Features[1], 2e-9*amount, "%s: sum(amount2)", stage)
+		require.InDelta(t, fee, out.Result.Features[2], 1e-9*fee, "%s: sum(fee)", stage)
+	}
+	check("live")
+	require.NoError(t, n.db.Flush())
+	require.NoError(t, n.db.Close())
+	n.open()
+	check("after a flush and a restart")
 }

@@ -168,9 +168,10 @@ func (db *DB) adoptSegments(d *viewData, mv *manifestView) error {
 		if err != nil {
 			return fmt.Errorf("engine: segment of %s: %w", d.id, err)
 		}
-		if m := r.Meta(); m.Workspace != d.meta.Workspace || m.View != d.meta.View || m.Version != d.meta.Version {
+		if m := r.Meta(); m.Workspace != d.meta.Workspace || m.View != d.meta.View || m.Version != d.meta.Version || m.Fingerprint != d.print {
 			r.Close()
-			return fmt.Errorf("engine: segment %s belongs to %s/%s@%d, but the checkpoint lists it for %s", ms.File, m.Workspace, m.View, m.Version, d.id)
+			return fmt.Errorf("engine: segment %s belongs to %s/%s@%d (fingerprint %s), but the checkpoint lists it for %s (fingerprint %s)",
+				ms.File, m.Workspace, m.View, m.Version, m.Fingerprint, d.id, d.print)
 		}
 		d.segs = append(d.segs, &segRef{h: db.newHandle(r), id: ms.ID, file: ms.File, level: ms.Level,
 			minSeq: ms.MinSeq, maxSeq: ms.MaxSeq, bytes: ms.Bytes})

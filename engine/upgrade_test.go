@@ -388,3 +388,33 @@ func TestUpgradeRefusesWithoutHistory(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+// TestOpenRefusesSegmentOfAnotherFingerprint: a checkpoint that lists a
+// segment written for another definition of the view (its metadata's
+// fingerprint differs) fails Open, naming both, instead of serving it.
+func TestOpenRefusesSegmentOfAnotherFingerprint(t *testing.T) {
+	dir := upgradeFixture(t)
+	const other = "0123456789abcdef0123456789abcdef"
+	edit := func(path string, f func(map[string]any)) {
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(data, &m))
+		f(m)
+		data, err = json.Marshal(m)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(path, data, 0o644))
+	}
+	edit(filepath.Join(dir, "catalog", "upgrade.json"), func(m map[string]any) {
+		m["views"].(map[string]any)["plain"].(map[string]any)["fingerprint"] = other
+	})
+	edit(filepath.Join(dir, "segments", "MANIFEST"), func(m map[string]any) {
+		m["views"].(map[string]any)["upgrade/plain@1"].(map[string]any)["fingerprint"] = other
+	})
+	_, err := engine.Open(engine.Options{Dir: dir, Now: func() time.Time { return upgradeNow }, NoSync: true,
+		DisableAutoFlush: true, Logger: slog.New(slog.DiscardHandler)})
+	require.Error(t, err)
+	for _, want := range []string{"0000000000000011.seg", "upgrade/plain@1", other, "6c8e28a9f7f6eaecc3e3846e50e093e2"} {
+		require.Contains(t, err.Error(), want)
+	}
+}

@@ -204,9 +204,6 @@ func (db *DB) saveManifest(views []*viewData) error {
 		d.mu.RUnlock()
 		db.man.Views[d.id] = mv
 		live[d.id] = true
-		if old := db.viewsByID[d.id]; old != nil && old != d {
-			old.closeSegments(true) // versions are never reused (wsMeta.Retired); should one be, its old segments must not outlive it
-		}
 		db.viewsByID[d.id] = d
 	}
 	for id := range db.man.Views {

@@ -28,10 +28,6 @@ func genCols(cols []genCol, kinds ...schema.Kind) []genCol {
 	return out
 }
 
-// genNum is a numeric value as expressions see it: Int64 and Int32 as
-// int64, floats as float64.
-func genNum(v schema.Value) float64 { return aggNum(v) }
-
 // genExprOf draws an expression of kind want over cols, or nil when cols
 // offer none.
 func genExprOf(r *rand.Rand, cols []genCol, want schema.Kind) *genExpr {
@@ -106,7 +102,7 @@ func genExprOf(r *rand.Rand, cols []genCol, want schema.Kind) *genExpr {
 			opts = append(opts,
 				func() *genExpr {
 					a, b := pick(nums), pick(nums)
-					return genBin(a.name+" + "+b.name+" * 1.0", []string{a.name, b.name}, func(x, y schema.Value) schema.Value { return schema.Float(genNum(x) + genNum(y)*1.0) })
+					return genBin(a.name+" + "+b.name+" * 1.0", []string{a.name, b.name}, func(x, y schema.Value) schema.Value { return schema.Float(aggNum(x) + aggNum(y)*1.0) })
 				})
 		}
 		if len(ints) > 0 {
@@ -217,9 +213,6 @@ func genBoolExpr(r *rand.Rand, cols []genCol) *genExpr {
 	}
 	return opts[r.Intn(len(opts))]()
 }
-
-// genFilter draws a filter that keeps most records.
-func genFilter(r *rand.Rand, cols []genCol) *genExpr { return genBoolExpr(r, cols) }
 
 func genUn(text, in string, f func(schema.Value) schema.Value) *genExpr {
 	return &genExpr{text: text, inputs: []string{in}, eval: func(row map[string]schema.Value) schema.Value { return f(row[in]) }}

@@ -231,7 +231,7 @@ func genTransform(r *rand.Rand, v *genView) {
 		}
 	}
 	if r.Intn(2) == 0 {
-		v.filter = genFilter(r, genScope(v))
+		v.filter = genBoolExpr(r, genScope(v))
 	}
 }
 

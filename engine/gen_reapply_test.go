@@ -4,12 +4,9 @@ package engine_test
 // must and must not be rebuilt, and what the views serve afterwards.
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
+	"maps"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/stretchr/testify/require"
 
@@ -153,13 +150,13 @@ func (d *genRun) rebind(repo *genRepo, edit func(e *genEvent)) {
 	d.repo = repo
 	d.model = newGenModel(repo)
 	d.model.add(log...)
-	d.w.repo = repo
+	d.w.setRepo(repo)
+	recent := map[*genSource][]*genEvent{}
+	for _, e := range log {
+		recent[e.src] = append(recent[e.src], e)
+	}
 	for _, g := range d.gens {
-		recent := map[*genSource][]*genEvent{}
-		for _, e := range log {
-			recent[e.src] = append(recent[e.src], e)
-		}
-		g.recent = recent
+		g.recent = maps.Clone(recent)
 	}
 	d.lastCheckpoint = nil
 }
@@ -167,30 +164,7 @@ func (d *genRun) rebind(repo *genRepo, edit func(e *genEvent)) {
 // checkSegmentFiles requires the segments directory to hold exactly the
 // segment files the manifest names.
 func (d *genRun) checkSegmentFiles() {
-	dir := filepath.Join(d.dir, "segments")
-	data, err := os.ReadFile(filepath.Join(dir, "MANIFEST"))
-	require.NoError(d.t, err)
-	var man struct {
-		Views map[string]struct {
-			Segments []struct {
-				File string `json:"file"`
-			} `json:"segments"`
-		} `json:"views"`
-	}
-	require.NoError(d.t, json.Unmarshal(data, &man))
-	var named, onDisk []string
-	for _, v := range man.Views {
-		for _, s := range v.Segments {
-			named = append(named, s.File)
-		}
-	}
-	entries, err := os.ReadDir(dir)
-	require.NoError(d.t, err)
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".seg") {
-			onDisk = append(onDisk, e.Name())
-		}
-	}
-	sort.Strings(named)
-	require.Equal(d.t, named, onDisk, "%s: segment files on disk and in the manifest", d.c.name)
+	s := readCrashSegments(d.t, d.dir, d.c.name)
+	require.True(d.t, s.manifest, "%s: no segments/MANIFEST", d.c.name)
+	require.Empty(d.t, s.orphans, "%s: segment files the manifest does not name", d.c.name)
 }

@@ -273,15 +273,6 @@ func (r *genRepo) viewsOf(src *genSource) []*genView {
 	return out
 }
 
-func (r *genRepo) service(name string) *genService {
-	for _, s := range r.services {
-		if s.name == name {
-			return s
-		}
-	}
-	return nil
-}
-
 // keyType is the type of join-key column name in the views that use it,
 // or String when they disagree (then only decimal strings name a key in
 // all of them).

@@ -32,11 +32,13 @@ const genSkew = int64(5 * time.Minute)
 // genWorkload is what every writer of one run shares.
 type genWorkload struct {
 	repo    *genRepo
-	keyVals map[string][]int64 // per join-key name, the values keys take
+	infos   map[*genSource]genSourceInfo // per source of repo
+	keyVals map[string][]int64           // per join-key name, the values keys take
 }
 
 func newGenWorkload(repo *genRepo, keys int) *genWorkload {
-	w := &genWorkload{repo: repo, keyVals: map[string][]int64{}}
+	w := &genWorkload{keyVals: map[string][]int64{}}
+	w.setRepo(repo)
 	for _, k := range genKeyNames {
 		n := keys
 		if k == "shop" {
@@ -220,14 +222,21 @@ func (g *genGen) value(t schema.Type, now int64) (schema.Value, bool) {
 	panic(fmt.Sprintf("gen: no values of %v", t))
 }
 
-// sourceInfo is what the time generator needs of a source's views.
+// setRepo makes the workload draw for repo's sources.
+func (w *genWorkload) setRepo(repo *genRepo) {
+	w.repo, w.infos = repo, map[*genSource]genSourceInfo{}
+	for _, s := range repo.sources {
+		w.infos[s] = w.sourceInfo(s)
+	}
+}
+
+// genSourceInfo is what the time generator needs of a source's views.
 type genSourceInfo struct {
-	grids     []int64 // tile levels and intervals, ns
-	minTTL    int64   // the smallest positive serving TTL; 0: none
-	maxTTL    int64   // the largest serving TTL; 0 when some view never expires
-	anyNoTTL  bool    // some view never expires: very old records are accepted
-	starts    []int64 // feature_start_times
-	maxWindow int64
+	grids    []int64 // tile levels and intervals, ns
+	minTTL   int64   // the smallest positive serving TTL; 0: none
+	maxTTL   int64   // the largest serving TTL; 0 when some view never expires
+	anyNoTTL bool    // some view never expires: very old records are accepted
+	starts   []int64 // feature_start_times
 }
 
 func (w *genWorkload) sourceInfo(s *genSource) genSourceInfo {
@@ -246,9 +255,6 @@ func (w *genWorkload) sourceInfo(s *genSource) genSourceInfo {
 		in.maxTTL = max(in.maxTTL, ttl)
 		if v.start != math.MinInt64 {
 			in.starts = append(in.starts, v.start)
-		}
-		for _, f := range v.aggs {
-			in.maxWindow = max(in.maxWindow, int64(f.window.size+f.window.offset))
 		}
 	}
 	if in.anyNoTTL {
@@ -325,7 +331,7 @@ func (g *genGen) event(s *genSource, now int64) *genEvent {
 		return &genEvent{src: s, cols: src.cols}
 	}
 	e := &genEvent{src: s, cols: map[string]schema.Value{}}
-	in := g.w.sourceInfo(s)
+	in := g.w.infos[s]
 	ts := g.eventTime(in, now)
 	g.usedTs = append(g.usedTs, ts)
 	if in.maxTTL > 0 && ts >= now-in.maxTTL { // other time columns stay within the TTL when this one does

@@ -189,10 +189,9 @@ func readChunk(spine Spine, before, n int) ([][]any, error) {
 	return rows, nil
 }
 
-// historicalService finds the service of a historical request. Unlike
-// online reads, services without online serving qualify.
-// historicalService resolves the request's service in the current
-// catalog, which the query then keeps using (see join.cat).
+// historicalService finds the service of a historical request in the
+// current catalog, which the query then keeps using (see join.cat).
+// Unlike online reads, services without online serving qualify.
 func (db *DB) historicalService(req *HistoricalRequest) (*serviceRT, *catalog, error) {
 	if db.closed.Load() {
 		return nil, nil, ErrClosed

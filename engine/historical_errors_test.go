@@ -183,12 +183,6 @@ func histCellOf(v schema.Value) histCell {
 	return histCell{h: histHash(14695981039346656037, v), kind: v.Kind, f: v.F}
 }
 
-// histQuery is what a spine row asks: a key's features as of t.
-type histQuery struct {
-	key string
-	t   int64
-}
-
 // histTsValue renders a spine time in one of the forms the engine reads:
 // time.Time in UTC or another zone, RFC 3339 with Z or an offset.
 func histTsValue(t int64, r *rand.Rand) any {
@@ -239,14 +233,6 @@ func histPristine(rows [][]any) [][]any {
 	out := make([][]any, len(rows))
 	for i, r := range rows {
 		out[i] = slices.Clone(r)
-	}
-	return out
-}
-
-func histValues(fs []engine.FeatureValue) []schema.Value {
-	out := make([]schema.Value, len(fs))
-	for i, f := range fs {
-		out[i] = f.Value
 	}
 	return out
 }

@@ -19,7 +19,6 @@ package engine_test
 // being the old layout: the fixture is not meant to be rewritten.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -30,7 +29,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -213,23 +211,12 @@ func upgradeFixture(t *testing.T) string {
 }
 
 // upgradeLogs collects an engine's log records as JSON lines.
-type upgradeLogs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *upgradeLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type upgradeLogs struct{ lockedBuffer }
 
 // find returns the records whose message starts with msg.
 func (l *upgradeLogs) find(t *testing.T, msg string) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
 		var rec map[string]any
 		require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
 		if m, _ := rec["msg"].(string); strings.HasPrefix(m, msg) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
+	"github.com/featurelog/featurelog/internal/auth"
 	"github.com/featurelog/featurelog/internal/schema"
 	"github.com/featurelog/featurelog/internal/tabular"
 )
@@ -505,4 +506,65 @@ func TestHistoricalHTTPLateErrors(t *testing.T) {
 			assert.True(t, strings.HasPrefix(line, `{"user_id":"u1"`), line)
 		}
 	}
+}
+
+// TestHistoricalHTTPRangeRefusals: range mode without entities over views
+// whose join keys share a name but not a type, and over a join key named
+// like one of range mode's own columns, are 400s naming the cause.
+func TestHistoricalHTTPRangeRefusals(t *testing.T) {
+	n := newNode(t, httpapi.Options{})
+	_, err := n.db.Apply("mixed.yaml", []byte(`workspace: mixed
+entities:
+  - name: user
+    join_keys: [user_id]
+  - name: period
+    join_keys: [_valid_to]
+sources:
+  - name: s_str
+    schema:
+      - {name: user_id, type: String}
+      - {name: _valid_to, type: String}
+      - {name: ts, type: Timestamp}
+      - {name: a, type: Int64}
+  - name: s_int
+    schema:
+      - {name: user_id, type: Int64}
+      - {name: ts, type: Timestamp}
+      - {name: b, type: Int64}
+feature_views:
+  - name: va
+    source: s_str
+    entities: [user]
+    features:
+      - aggregate: {input: a, function: sum, window: 1d}
+  - name: vb
+    source: s_int
+    entities: [user]
+    features:
+      - aggregate: {input: b, function: sum, window: 1d}
+  - name: vp
+    source: s_str
+    entities: [period]
+    features:
+      - aggregate: {input: a, function: count, window: 1d}
+feature_services:
+  - name: users_fs
+    features: [va, vb]
+  - name: periods_fs
+    features: [vp]
+`))
+	require.NoError(t, err)
+	viewer := n.account("mixed-viewer", map[string]auth.Role{"mixed": auth.Viewer})
+	rangeBody := func(svc, entities string) []byte {
+		return []byte(fmt.Sprintf(`{"params": {"workspace_name": "mixed", "feature_service_name": %q,
+		  "start_time": %q, "end_time": %q%s}}`, svc, ts(t0.Add(-time.Hour)), ts(t0), entities))
+	}
+	a := n.historicalJSON(viewer, rangeBody("users_fs", ""))
+	requireServingError(t, a.status, a.body, http.StatusBadRequest, 3)
+	assert.Contains(t, string(a.body), "va: user_id String; vb: user_id Int64")
+	a = n.historicalJSON(viewer, rangeBody("users_fs", `, "entities": [{"user_id": "7"}]`))
+	require.Equal(t, http.StatusOK, a.status, "with an entities list the views are joined: %s", a.body)
+	a = n.historicalJSON(viewer, rangeBody("periods_fs", ""))
+	requireServingError(t, a.status, a.body, http.StatusBadRequest, 3)
+	assert.Contains(t, string(a.body), `\"_valid_to\" is a join key`)
 }

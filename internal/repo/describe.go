@@ -80,10 +80,8 @@ func (v *FeatureView) transformInputs() string {
 	slices.Sort(names)
 	var typed []string
 	for _, n := range slices.Compact(names) {
-		for _, c := range v.src.Schema {
-			if c.Name == n {
-				typed = append(typed, n+" "+c.Type.String())
-			}
+		if c, ok := v.src.Column(n); ok { // earlier transform columns are typed in their own parts
+			typed = append(typed, n+" "+c.Type.String())
 		}
 	}
 	return strings.Join(typed, ", ")

@@ -18,7 +18,7 @@ import (
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/internal/jsondec"
 	"github.com/featurelog/featurelog/internal/schema"
-	"github.com/featurelog/featurelog/internal/tabular"
+	"github.com/featurelog/featurelog/internal/tabread"
 )
 
 // HistoricalQuery is a historical request as the Client sends it.
@@ -80,7 +80,7 @@ func (c *Client) OpenHistorical(ctx context.Context, q HistoricalQuery, spine io
 		resp.Body.Close()
 		return nil, fmt.Errorf("the node's answer has a bad %s header: %w", ColumnsHeader, err)
 	}
-	return &HistoricalRows{body: resp.Body, lr: tabular.NewLineReader(resp.Body, maxAnswerLine), cols: cols, nlead: leadColumns(cols)}, nil
+	return &HistoricalRows{body: resp.Body, lr: tabread.NewLineReader(resp.Body, maxAnswerLine), cols: cols, nlead: leadColumns(cols)}, nil
 }
 
 // leadColumns counts the leading columns: up to _valid_to in range mode,
@@ -207,7 +207,7 @@ func kindOfDataType(s string) (schema.Kind, bool) {
 // HistoricalRows reads a streamed historical answer.
 type HistoricalRows struct {
 	body  io.ReadCloser
-	lr    *tabular.LineReader
+	lr    *tabread.LineReader
 	cols  []engine.HistoricalColumn
 	nlead int    // leading columns: the spine's, or range mode's join keys, _valid_from and _valid_to
 	line  []byte // the last line read
@@ -236,7 +236,7 @@ func (h *HistoricalRows) Next() (lead []any, features []schema.Value, err error)
 	h.line = line
 	vals := make([]any, 0, len(h.cols))
 	names := make([]string, 0, len(h.cols))
-	err = tabular.ReadObject(line, func(name string, raw jsontext.Value) error {
+	err = tabread.ReadObject(line, func(name string, raw jsontext.Value) error {
 		names = append(names, name)
 		vals = append(vals, raw.Clone())
 		return nil

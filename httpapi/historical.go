@@ -15,6 +15,7 @@ import (
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/internal/auth"
 	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/internal/tabread"
 	"github.com/featurelog/featurelog/internal/tabular"
 )
 
@@ -189,7 +190,7 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 func historicalError(err error, sp *httpSpine) (status, code int, msg string) {
 	var (
 		mbe *http.MaxBytesError
-		le  *tabular.LineError
+		le  *tabread.LineError
 		be  *bodyError
 		se  *engine.SpineError
 	)

@@ -9,7 +9,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/tabular"
+	"github.com/featurelog/featurelog/internal/tabread"
 )
 
 // A spine arrives as JSON objects. Each value is kept twice: as its raw
@@ -95,7 +95,7 @@ func (s *jsonSpine) source() func() (spineRow, error) {
 // blank lines are skipped but counted. The first row fixes the columns,
 // because the engine needs them before it reads any row.
 type ndjsonSpine struct {
-	lr    *tabular.LineReader
+	lr    *tabread.LineReader
 	cols  []string
 	index map[string]int
 	fixed bool      // the first row was read: cols is final
@@ -110,7 +110,7 @@ func (e *bodyError) Error() string { return "reading the request body failed: " 
 func (e *bodyError) Unwrap() error { return e.err }
 
 func openNDJSON(body io.Reader, maxLine int) (*ndjsonSpine, error) {
-	s := &ndjsonSpine{lr: tabular.NewLineReader(body, maxLine), index: map[string]int{}, cols: []string{}}
+	s := &ndjsonSpine{lr: tabread.NewLineReader(body, maxLine), index: map[string]int{}, cols: []string{}}
 	row, err := s.read()
 	if err == io.EOF {
 		return s, nil // an empty spine
@@ -133,7 +133,7 @@ func (s *ndjsonSpine) next() (spineRow, error) {
 
 func (s *ndjsonSpine) read() (spineRow, error) {
 	line, n, err := s.lr.Next()
-	var le *tabular.LineError
+	var le *tabread.LineError
 	switch {
 	case err == io.EOF || errors.As(err, &le):
 		return spineRow{}, err
@@ -142,7 +142,7 @@ func (s *ndjsonSpine) read() (spineRow, error) {
 	}
 	fixed := s.fixed
 	row := spineRow{raw: make([]jsontext.Value, len(s.cols)), line: n}
-	err = tabular.ReadObject(line, func(name string, raw jsontext.Value) error {
+	err = tabread.ReadObject(line, func(name string, raw jsontext.Value) error {
 		i, ok := s.index[name]
 		switch {
 		case ok:
@@ -158,7 +158,7 @@ func (s *ndjsonSpine) read() (spineRow, error) {
 		return nil
 	})
 	if err != nil {
-		return spineRow{}, &tabular.LineError{Line: n, Err: err}
+		return spineRow{}, &tabread.LineError{Line: n, Err: err}
 	}
 	s.fixed = true
 	return row, nil

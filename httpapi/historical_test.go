@@ -23,7 +23,7 @@ import (
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/auth"
 	"github.com/featurelog/featurelog/internal/schema"
-	"github.com/featurelog/featurelog/internal/tabular"
+	"github.com/featurelog/featurelog/internal/tabread"
 )
 
 const (
@@ -117,7 +117,7 @@ func (a answer) lines(t *testing.T) [][]member {
 			continue
 		}
 		var ms []member
-		require.NoError(t, tabular.ReadObject([]byte(line), func(name string, raw jsontext.Value) error {
+		require.NoError(t, tabread.ReadObject([]byte(line), func(name string, raw jsontext.Value) error {
 			ms = append(ms, member{name, string(raw)})
 			return nil
 		}), "line %s", line)

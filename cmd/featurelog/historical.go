@@ -22,6 +22,7 @@ import (
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/dirlock"
 	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/internal/tabread"
 	"github.com/featurelog/featurelog/internal/tabular"
 )
 
@@ -70,7 +71,7 @@ func (f *historicalFlags) query() (httpapi.HistoricalQuery, error) {
 	case f.workspace == "":
 		return q, errors.New("--workspace W is required: the workspace of --service (the `workspace:` of its repo file)")
 	case f.out == "":
-		return q, fmt.Errorf("--out FILE is required: the file to write (%s)", tabular.Supported)
+		return q, fmt.Errorf("--out FILE is required: the file to write (%s)", tabread.Supported)
 	case f.spine == "" && !ranged:
 		return q, errors.New("give --spine FILE (a row per training example) or --start T and --end T (range mode)")
 	case f.spine != "" && ranged:
@@ -81,7 +82,7 @@ func (f *historicalFlags) query() (httpapi.HistoricalQuery, error) {
 		return q, errors.New("--timestamp-key names a spine column; range mode has no spine")
 	}
 	for flag, path := range map[string]string{"--out": f.out, "--spine": f.spine, "--entities": f.entities} {
-		if _, err := tabular.FormatOf(path); err != nil && path != "" {
+		if _, err := tabread.FormatOf(path); err != nil && path != "" {
 			return q, fmt.Errorf("%s: %w", flag, err)
 		}
 	}
@@ -117,14 +118,14 @@ func runHistorical(cmd *cobra.Command, f *historicalFlags) error {
 	if err != nil {
 		return err
 	}
-	var spine tabular.Spine
+	var spine tabread.Spine
 	if f.spine != "" {
 		file, err := os.Open(f.spine)
 		if err != nil {
 			return fmt.Errorf("--spine: %w", err)
 		}
 		defer file.Close()
-		if spine, err = tabular.OpenSpine(f.spine, file); err != nil {
+		if spine, err = tabread.OpenSpine(f.spine, file); err != nil {
 			return err
 		}
 	} else if f.entities != "" {
@@ -177,7 +178,7 @@ func readEntities(path string) ([]map[string]any, error) {
 		return nil, fmt.Errorf("--entities: %w", err)
 	}
 	defer file.Close()
-	s, err := tabular.OpenSpine(path, file)
+	s, err := tabread.OpenSpine(path, file)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +202,7 @@ func readEntities(path string) ([]map[string]any, error) {
 }
 
 // localHistorical runs the request on the data directory.
-func localHistorical(ctx context.Context, data string, q httpapi.HistoricalQuery, spine tabular.Spine, out tabular.Writer, bar *progress) error {
+func localHistorical(ctx context.Context, data string, q httpapi.HistoricalQuery, spine tabread.Spine, out tabular.Writer, bar *progress) error {
 	db, err := engine.Open(engine.Options{Dir: data, Holder: "featurelog historical", Logger: slog.New(slog.DiscardHandler)})
 	if errors.Is(err, dirlock.ErrLocked) {
 		return fmt.Errorf("%w\n(to read from a running node, pass --server URL with an API key of a viewer of the workspace)", err)
@@ -223,7 +224,7 @@ func localHistorical(ctx context.Context, data string, q httpapi.HistoricalQuery
 // from the spine file itself (kept until answered, in order), so that they
 // keep their types (a Parquet timestamp stays a timestamp), and features
 // are decoded by the types the node lists.
-func remoteHistorical(ctx context.Context, c *httpapi.Client, q httpapi.HistoricalQuery, spine tabular.Spine, out tabular.Writer, bar *progress) error {
+func remoteHistorical(ctx context.Context, c *httpapi.Client, q httpapi.HistoricalQuery, spine tabread.Spine, out tabular.Writer, bar *progress) error {
 	sent := &leadQueue{}
 	if spine == nil {
 		return copyAnswer(ctx, c, q, nil, false, sent, out, bar)
@@ -274,7 +275,7 @@ func copyAnswer(ctx context.Context, c *httpapi.Client, q httpapi.HistoricalQuer
 
 // sendSpine writes the spine as NDJSON, one row per line, remembering each
 // row's values for its answer.
-func sendSpine(spine tabular.Spine, w io.Writer, sent *leadQueue) error {
+func sendSpine(spine tabread.Spine, w io.Writer, sent *leadQueue) error {
 	cols := spine.Columns()
 	var buf []byte
 	for {
@@ -338,11 +339,11 @@ var lineRE = regexp.MustCompile(`^line (\d+): `)
 
 // spineError names the spine file's line (or row) in an error about a
 // spine row.
-func spineError(err error, path string, spine tabular.Spine) error {
+func spineError(err error, path string, spine tabread.Spine) error {
 	if spine == nil {
 		return err
 	}
-	var le *tabular.LineError
+	var le *tabread.LineError
 	if errors.As(err, &le) {
 		return le // the spine file's own error names its line already
 	}

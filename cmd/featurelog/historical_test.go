@@ -20,7 +20,7 @@ import (
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/auth"
 	"github.com/featurelog/featurelog/internal/schema"
-	"github.com/featurelog/featurelog/internal/tabular"
+	"github.com/featurelog/featurelog/internal/tabread"
 )
 
 // ht0 is the time the data directory's events were ingested at.
@@ -104,7 +104,7 @@ func readOut(t *testing.T, path string) ([]string, [][]any) {
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
-	s, err := tabular.OpenSpine(path, f)
+	s, err := tabread.OpenSpine(path, f)
 	require.NoError(t, err)
 	var rows [][]any
 	for {

@@ -4,7 +4,7 @@
 // .ndjson). It is the file side of `featurelog historical` (SPEC §5).
 //
 //	f, _ := os.Open("spine.csv")
-//	spine, err := tabular.OpenSpine("spine.csv", f)
+//	spine, err := tabread.OpenSpine("spine.csv", f)
 //	out, _ := os.Create("training.parquet")
 //	w, err := tabular.CreateWriter("training.parquet", out)
 //	err = db.GetFeaturesForEvents(ctx, req, spine, w)

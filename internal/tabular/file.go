@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/featurelog/featurelog/internal/tabread"
 )
 
 // File is a result file written atomically: rows go to path + ".tmp",
@@ -22,7 +24,7 @@ type File struct {
 // CreateFile starts writing a result to path, in the format its
 // extension names.
 func CreateFile(path string) (*File, error) {
-	if _, err := FormatOf(path); err != nil {
+	if _, err := tabread.FormatOf(path); err != nil {
 		return nil, err
 	}
 	tmp := path + ".tmp"

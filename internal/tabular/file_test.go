@@ -10,6 +10,7 @@ import (
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/internal/tabread"
 )
 
 func TestFileCommitAndAbort(t *testing.T) {
@@ -42,7 +43,7 @@ func TestFileCommitAndAbort(t *testing.T) {
 	assert.Len(t, entries, 1, "and no temp file")
 
 	_, err = CreateFile(filepath.Join(dir, "out.xlsx"))
-	assert.ErrorIs(t, err, ErrUnsupportedFormat)
+	assert.ErrorIs(t, err, tabread.ErrUnsupportedFormat)
 	_, err = CreateFile(filepath.Join(dir, "missing", "out.csv"))
 	assert.ErrorContains(t, err, "creating the output file")
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/internal/tabread"
 )
 
 // Writer writes a historical result to a file. It is an
@@ -23,14 +24,14 @@ type Writer interface {
 // CreateWriter returns a Writer of the format path's extension names,
 // writing to w. Begin fixes the columns; every row must match them.
 func CreateWriter(path string, w io.Writer) (Writer, error) {
-	f, err := FormatOf(path)
+	f, err := tabread.FormatOf(path)
 	if err != nil {
 		return nil, err
 	}
 	switch f {
-	case CSV:
+	case tabread.CSV:
 		return newCSVWriter(w), nil
-	case JSONL:
+	case tabread.JSONL:
 		return newJSONLWriter(w), nil
 	}
 	return newParquetWriter(w), nil
@@ -41,7 +42,7 @@ var errNoBegin = errors.New("BUG: tabular: Row before Begin")
 // checkResultColumns refuses a result whose column names repeat, as when
 // a spine column is named like a feature.
 func checkResultColumns(cols []engine.HistoricalColumn) error {
-	if err := checkColumns(columnNames(cols)); err != nil {
+	if err := tabread.CheckColumns(columnNames(cols)); err != nil {
 		return fmt.Errorf("the result's columns: %w (does a spine column have a feature's name? rename it)", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package tabular
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/internal/tabread"
 )
 
 var wts = time.Date(2024, 5, 1, 12, 0, 0, 123456789, time.UTC)
@@ -71,7 +73,7 @@ func TestWriterCSV(t *testing.T) {
 	assert.Equal(t, want, got)
 
 	// Read back as a spine: every cell is its text, empty cells null.
-	s, err := OpenSpine("out.csv", strings.NewReader(got))
+	s, err := tabread.OpenSpine("out.csv", strings.NewReader(got))
 	require.NoError(t, err)
 	rows := readAll(t, s)
 	require.Len(t, rows, 3)
@@ -88,7 +90,7 @@ func TestWriterJSONL(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
 		assert.True(t, json.Valid([]byte(line)), line)
 	}
-	s, err := OpenSpine("out.jsonl", strings.NewReader(got))
+	s, err := tabread.OpenSpine("out.jsonl", strings.NewReader(got))
 	require.NoError(t, err)
 	rows := readAll(t, s)
 	assert.Equal(t, []any{"u1", "2024-05-01T12:00:00.123456789Z", int64(1), 0.5, nil, "9223372036854775807", 2.5, 0.1, "é", true,
@@ -108,7 +110,7 @@ func parquetRows(t *testing.T, data []byte) (*parquet.File, []map[string]any) {
 		if !c.Leaf() {
 			leaf = c.Columns()[0].Columns()[0] // LIST: list.element
 		}
-		conv, err := converter(leaf)
+		conv, err := tabread.ParquetConverter(leaf)
 		require.NoError(t, err, c.Name())
 		convs[i] = conv
 	}
@@ -198,7 +200,7 @@ func TestWriterParquetRoundTrip(t *testing.T) {
 	require.NoError(t, w.Row([]any{"a", wts}, []schema.Value{schema.Int(3)}))
 	require.NoError(t, w.Row([]any{"b", nil}, []schema.Value{{}}))
 	require.NoError(t, w.Close())
-	s, err := OpenSpine("out.parquet", bytes.NewReader(buf.Bytes()))
+	s, err := tabread.OpenSpine("out.parquet", bytes.NewReader(buf.Bytes()))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"k", "at", "v.n"}, s.Columns())
 	assert.Equal(t, [][]any{{"a", wts, int64(3)}, {"b", nil, nil}}, readAll(t, s))
@@ -218,7 +220,7 @@ func TestWriterParquetRowGroups(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(n), f.NumRows())
 	assert.Len(t, f.RowGroups(), 2, "a row group every %d rows bounds the writer's memory", rowGroupRows)
-	s, err := OpenSpine("out.parquet", bytes.NewReader(buf.Bytes()))
+	s, err := tabread.OpenSpine("out.parquet", bytes.NewReader(buf.Bytes()))
 	require.NoError(t, err)
 	rows := readAll(t, s)
 	require.Equal(t, n, len(rows))
@@ -297,7 +299,7 @@ func TestWriterEmptyResult(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, w.Begin(cols))
 	require.NoError(t, w.Close())
-	s, err := OpenSpine("e.parquet", bytes.NewReader(buf.Bytes()))
+	s, err := tabread.OpenSpine("e.parquet", bytes.NewReader(buf.Bytes()))
 	require.NoError(t, err, "an empty result is a valid Parquet file")
 	assert.Equal(t, []string{"k", "v.n"}, s.Columns())
 	assert.Empty(t, readAll(t, s))
@@ -309,5 +311,19 @@ func TestWriterRefusesDuplicateColumns(t *testing.T) {
 		require.NoError(t, err)
 		err = w.Begin([]engine.HistoricalColumn{{Name: "v.n", Spine: true}, {Name: "v.n", Type: schema.ScalarType(schema.Int64)}})
 		assert.ErrorContains(t, err, `column "v.n" appears twice`, path)
+	}
+}
+
+// readAll reads every row of a file written by a writer.
+func readAll(t *testing.T, s tabread.Spine) [][]any {
+	t.Helper()
+	var rows [][]any
+	for {
+		row, err := s.Next()
+		if err == io.EOF {
+			return rows
+		}
+		require.NoError(t, err)
+		rows = append(rows, row)
 	}
 }

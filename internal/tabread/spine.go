@@ -1,15 +1,18 @@
-package tabular
+package tabread
 
 import (
 	"fmt"
 	"io"
-
-	"github.com/featurelog/featurelog/engine"
 )
 
-// Spine is an engine.Spine read from a file.
+// Spine is a table read from a file, row by row; it satisfies
+// engine.Spine.
 type Spine interface {
-	engine.Spine
+	// Columns names the columns, in order.
+	Columns() []string
+	// Next returns the next row, one value per column, or io.EOF after the
+	// last: strings, int64, float64, bool, time.Time or nil.
+	Next() ([]any, error)
 	// Len returns the number of rows when the file records it (Parquet),
 	// or -1.
 	Len() int64

@@ -1,4 +1,4 @@
-package tabular
+package tabread
 
 import (
 	"fmt"

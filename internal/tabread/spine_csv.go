@@ -1,4 +1,4 @@
-package tabular
+package tabread
 
 import (
 	"bufio"
@@ -33,14 +33,14 @@ func openCSV(path string, r io.Reader) (*csvSpine, error) {
 		return nil, s.wrap(err)
 	}
 	s.cols = append([]string(nil), header...)
-	if err := checkColumns(s.cols); err != nil {
+	if err := CheckColumns(s.cols); err != nil {
 		return nil, &LineError{Path: path, Line: 1, Err: err}
 	}
 	return s, nil
 }
 
-// checkColumns refuses empty and duplicate column names.
-func checkColumns(cols []string) error {
+// CheckColumns refuses empty and duplicate column names.
+func CheckColumns(cols []string) error {
 	seen := make(map[string]bool, len(cols))
 	for i, c := range cols {
 		if c == "" {

@@ -1,4 +1,4 @@
-package tabular
+package tabread
 
 import (
 	"bytes"
@@ -42,14 +42,14 @@ func openParquet(path string, r io.Reader) (_ *parquetSpine, err error) {
 	}
 	s := &parquetSpine{path: path, file: f, groups: f.RowGroups(), buf: make([]parquet.Row, 0, 256)}
 	for _, c := range f.Root().Columns() {
-		conv, err := converter(c)
+		conv, err := ParquetConverter(c)
 		if err != nil {
 			return nil, fmt.Errorf("%s: column %q: %w", path, c.Name(), err)
 		}
 		s.cols = append(s.cols, c.Name())
 		s.conv = append(s.conv, conv)
 	}
-	if err := checkColumns(s.cols); err != nil {
+	if err := CheckColumns(s.cols); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, nil
@@ -146,8 +146,8 @@ func (s *parquetSpine) fill() error {
 	return nil
 }
 
-// converter returns how to turn a flat column's values into Go values.
-func converter(c *parquet.Column) (func(parquet.Value) any, error) {
+// ParquetConverter returns how to turn a flat column's values into Go values.
+func ParquetConverter(c *parquet.Column) (func(parquet.Value) any, error) {
 	if !c.Leaf() || c.Repeated() {
 		return nil, errors.New("nested and repeated columns cannot be spine columns; flatten the spine")
 	}

@@ -1,7 +1,6 @@
-// Package tabular reads historical-retrieval spines from files and writes
-// historical results to files, in three formats chosen by the file's
-// extension: Parquet (.parquet), CSV (.csv) and JSON Lines (.jsonl or
-// .ndjson). It is the file side of `featurelog historical` (SPEC §5).
+// Package tabular writes historical results to files (package tabread
+// reads the spines), in three formats chosen by the file's extension:
+// Parquet (.parquet), CSV (.csv) and JSON Lines (.jsonl or .ndjson). It is the file side of `featurelog historical` (SPEC §5).
 //
 //	f, _ := os.Open("spine.csv")
 //	spine, err := tabread.OpenSpine("spine.csv", f)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -25,7 +26,7 @@ func TestReapplyKeepsOrRebuildsState(t *testing.T) {
 	db, err := Open(Options{Dir: t.TempDir(), Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	defer db.Close()
-	_, err = db.Apply("features.yaml", src)
+	_, err = db.ApplyWait(context.Background(), "features.yaml", src)
 	require.NoError(t, err)
 	var recs []map[string]any
 	for i := 0; i < 5; i++ {
@@ -44,16 +45,18 @@ func TestReapplyKeepsOrRebuildsState(t *testing.T) {
 	require.Equal(t, int64(5), before[1].Value.I, "five clicks in the last hour")
 
 	meta := bytes.Replace(src, []byte("The aggregated count of ad clicks for a user."), []byte("Clicks per user."), 1)
-	res, err := db.Apply("features.yaml", meta)
+	res, err := db.ApplyWait(context.Background(), "features.yaml", meta)
 	require.NoError(t, err)
 	assert.Empty(t, res.Rebuilt, "a description change must not rebuild")
 	assert.Equal(t, before, read(), "state survives a metadata-only apply")
 
 	changed := bytes.Replace(meta, []byte("{input: clicked, function: count, window: 1h}"), []byte("{input: clicked, function: count, window: 2h}"), 1)
-	res, err = db.Apply("features.yaml", changed)
+	res, err = db.ApplyWait(context.Background(), "features.yaml", changed)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"user_click_counts"}, res.Rebuilt)
-	assert.Equal(t, 5, res.Records, "the rebuild replays the logged records")
+	require.Len(t, res.Jobs, 1)
+	assert.Equal(t, JobSuccess, res.Jobs[0].State)
+	assert.Equal(t, int64(5), res.Jobs[0].Result.LogRecords, "the backfill reads the logged records")
 	after := read()
 	assert.Equal(t, "user_click_counts.clicked_count_2h_continuous", after[1].Name)
 	assert.Equal(t, int64(5), after[1].Value.I, "the new version is rebuilt from the log")
@@ -70,7 +73,7 @@ func TestBatchEqualsSingleReads(t *testing.T) {
 	db, err := Open(Options{Dir: t.TempDir(), NoSync: true, Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	defer db.Close()
-	_, err = db.Apply("features.yaml", src)
+	_, err = db.ApplyWait(context.Background(), "features.yaml", src)
 	require.NoError(t, err)
 	var recs []map[string]any
 	keys := make([]map[string]any, 150)

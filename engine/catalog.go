@@ -34,12 +34,19 @@ type sourceRT struct {
 	def      *repo.Source
 	colIndex map[string]int
 	views    []*viewRT // subscribed views, in file order
+	// priors are the earlier versions of views being backfilled, which
+	// serve until their successor's backfill succeeds: ingest applies
+	// records to them too (backfill.go).
+	priors []*viewRT
 }
 
 type serviceRT struct {
 	def      *repo.FeatureService
 	features []servedFeature
 	joinKeys []string // union of the views' join keys, in first-seen order
+	// unavailable is set while a view of the service is being backfilled
+	// and no earlier version can serve its features (SPEC §6: 503).
+	unavailable error
 }
 
 type servedFeature struct {
@@ -61,6 +68,21 @@ type wsMeta struct {
 	// version used before (segments, the manifest and the log of jobs
 	// name view versions).
 	Retired map[string]int `json:"retired,omitempty"`
+	// Staged is set while the backfill jobs of the last apply run.
+	Staged *stagedMeta `json:"staged,omitempty"`
+}
+
+// stagedMeta is an apply whose new view versions are being backfilled:
+// they receive ingested records but do not serve; the versions they
+// replace serve until the backfill jobs all succeed, when the new ones
+// take over atomically. If a job fails or is cancelled the workspace goes
+// back to Prev (backfill.go).
+type stagedMeta struct {
+	Apply string            `json:"apply"` // the apply's id, shared by its jobs (JobParams.Apply)
+	Jobs  map[string]string `json:"jobs"`  // view → its backfill job
+	// Prev is the workspace's metadata before the apply (nil: the
+	// workspace is new): it defines the versions that serve meanwhile.
+	Prev *wsMeta `json:"prev,omitempty"`
 }
 
 type viewMeta struct {
@@ -110,11 +132,7 @@ func buildWorkspace(r *repo.Repo, meta wsMeta, prev *workspace, hot *hotTier) (*
 	ws := &workspace{name: r.Workspace, repo: r, meta: meta,
 		sources: map[string]*sourceRT{}, views: map[string]*viewRT{}, services: map[string]*serviceRT{}}
 	for _, s := range r.Sources {
-		rt := &sourceRT{def: s, colIndex: map[string]int{}}
-		for i, c := range s.Schema {
-			rt.colIndex[c.Name] = i
-		}
-		ws.sources[s.Name] = rt
+		ws.sources[s.Name] = newSourceRT(s)
 	}
 	for _, def := range r.FeatureViews {
 		v, err := buildView(ws, def, meta.Views[def.Name], prev, hot)
@@ -125,10 +143,23 @@ func buildWorkspace(r *repo.Repo, meta wsMeta, prev *workspace, hot *hotTier) (*
 		ws.order = append(ws.order, v)
 		v.src.views = append(v.src.views, v)
 	}
+	if meta.Staged != nil {
+		if err := stageViews(ws, meta.Staged, prev, hot); err != nil {
+			return nil, err
+		}
+	}
 	for _, def := range r.FeatureServices {
 		ws.services[def.Name] = buildService(ws, def)
 	}
 	return ws, nil
+}
+
+func newSourceRT(s *repo.Source) *sourceRT {
+	rt := &sourceRT{def: s, colIndex: map[string]int{}}
+	for i, c := range s.Schema {
+		rt.colIndex[c.Name] = i
+	}
+	return rt
 }
 
 func buildView(ws *workspace, def *repo.FeatureView, vm viewMeta, prev *workspace, hot *hotTier) (*viewRT, error) {
@@ -138,12 +169,29 @@ func buildView(ws *workspace, def *repo.FeatureView, vm viewMeta, prev *workspac
 	}
 	v.version, v.createdAt = vm.Version, vm.CreatedAt
 	v.data.identify(ws.name, def.Name, vm.Version, vm.Fingerprint, def.Aggregate())
-	if prev != nil {
-		if old := prev.views[def.Name]; old != nil && old.version == v.version {
-			v.data, v.stats = old.data, old.stats
-		}
+	if old := prev.version(def.Name, v.version); old != nil {
+		v.data, v.stats = old.data, old.stats
 	}
 	return v, nil
+}
+
+// version returns the runtime of a view version in ws, the one staged
+// for a backfill or materialization before the one serving meanwhile;
+// nil if ws has no such version.
+func (ws *workspace) version(name string, version int) *viewRT {
+	if ws == nil {
+		return nil
+	}
+	v := ws.views[name]
+	switch {
+	case v == nil:
+		return nil
+	case v.version == version:
+		return v
+	case v.prior != nil && v.prior.version == version:
+		return v.prior
+	}
+	return nil
 }
 
 func buildService(ws *workspace, def *repo.FeatureService) *serviceRT {
@@ -152,9 +200,22 @@ func buildService(ws *workspace, def *repo.FeatureService) *serviceRT {
 	for _, sf := range def.Features {
 		v := ws.views[sf.View]
 		for i, f := range v.def.Features {
-			if f.Name == sf.Feature {
-				s.features = append(s.features, servedFeature{view: v, idx: i, name: sf.View + "." + f.Name})
+			if f.Name != sf.Feature {
+				continue
 			}
+			sv, si := v, i
+			if v.pending != "" {
+				sv, si = v.servedBy(f)
+				if sv == nil && s.unavailable == nil {
+					s.unavailable = &Error{Code: CodeUnavailable, Msg: fmt.Sprintf(
+						"feature view %q of feature service %q is being backfilled by job %s and serves once it succeeds (featurelog jobs wait %s)",
+						v.def.Name, def.Name, v.pending, v.pending)}
+				}
+				if sv == nil {
+					sv, si = v, i
+				}
+			}
+			s.features = append(s.features, servedFeature{view: sv, idx: si, name: sf.View + "." + f.Name})
 		}
 		for _, jk := range v.def.JoinKeys {
 			if !seen[jk.Name] {

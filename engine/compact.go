@@ -43,12 +43,16 @@ func (db *DB) CompactAll() error {
 	return db.compactLocked(true)
 }
 
-// liveViews returns the view data of every view version in the catalog.
+// liveViews returns the view data of every view version in the catalog
+// that serves: a version being built by a job is left out (the job
+// checkpoints it when it installs it), and the version it replaces is in.
 func liveViews(cat *catalog) []*viewData {
 	var out []*viewData
 	for _, name := range cat.names() {
 		for _, v := range cat.workspaces[name].order {
-			out = append(out, v.data)
+			if s := v.serving(); s != nil {
+				out = append(out, s.data)
+			}
 		}
 	}
 	return out
@@ -112,6 +116,15 @@ func (db *DB) freezeAll() ([]*viewData, error) {
 // writeMemtable writes frozen memtable m of view d to a new segment; nil
 // when m holds nothing.
 func (db *DB) writeMemtable(d *viewData, m *memtable) (*segRef, int64, error) {
+	d.mu.RLock()
+	minSeq := d.covered + 1
+	d.mu.RUnlock()
+	return db.writeMemtableRange(d, m, minSeq, m.maxSeq)
+}
+
+// writeMemtableRange writes m as a segment of d holding the records with
+// log seq in [minSeq, maxSeq] (0, 0 for batch rows, which have none).
+func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64) (*segRef, int64, error) {
 	var keys []string
 	var records int64
 	if m.tiles != nil {
@@ -122,10 +135,7 @@ func (db *DB) writeMemtable(d *viewData, m *memtable) (*segRef, int64, error) {
 	if len(keys) == 0 {
 		return nil, 0, nil
 	}
-	d.mu.RLock()
-	minSeq := d.covered + 1
-	d.mu.RUnlock()
-	w, sg, err := db.createSegment(d, 0, minSeq, m.maxSeq)
+	w, sg, err := db.createSegment(d, 0, minSeq, maxSeq)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -153,8 +163,7 @@ func (db *DB) writeMemtable(d *viewData, m *memtable) (*segRef, int64, error) {
 
 // createSegment starts a segment of view d.
 func (db *DB) createSegment(d *viewData, level int, minSeq, maxSeq uint64) (*compaction.Writer, *segRef, error) {
-	id := db.man.NextSegment
-	db.man.NextSegment++
+	id := db.nextSeg.Add(1) - 1
 	sg := &segRef{id: id, file: segmentFile(id), level: level, minSeq: minSeq, maxSeq: maxSeq}
 	meta := d.meta
 	meta.Level, meta.MinSeq, meta.MaxSeq = level, minSeq, maxSeq
@@ -211,6 +220,7 @@ func (db *DB) saveManifest(views []*viewData) error {
 			delete(db.man.Views, id)
 		}
 	}
+	db.man.NextSegment = db.nextSeg.Load()
 	if err := db.man.save(db.opts.FS, db.opts.Dir); err != nil {
 		return err
 	}

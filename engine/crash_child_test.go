@@ -45,7 +45,7 @@ func TestCrashChild(t *testing.T) {
 	db, err := engine.Open(opts)
 	require.NoError(t, err)
 	defer db.Close()
-	_, err = db.Apply("crash.yaml", []byte(crashRepo))
+	_, err = db.ApplyWait(context.Background(), "crash.yaml", []byte(crashRepo))
 	require.NoError(t, err)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := httpapi.New(db, httpapi.Options{Addr: "127.0.0.1:0", NoAuth: true, Logger: logger})

@@ -27,6 +27,7 @@ package engine_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -393,7 +394,7 @@ func TestRestartServesAcknowledged(t *testing.T) {
 		return db
 	}
 	db := open()
-	_, err := db.Apply("crash.yaml", []byte(crashRepo))
+	_, err := db.ApplyWait(context.Background(), "crash.yaml", []byte(crashRepo))
 	require.NoError(t, err)
 	acked := map[string]crashRecord{}
 	now := time.Now()

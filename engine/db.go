@@ -47,6 +47,10 @@ type DB struct {
 	maintStop chan struct{}
 	maintDone chan struct{}
 	maintErr  atomic.Pointer[error] // the last background failure
+	jobs      *jobTable             // jobs.go
+	runner    *jobRunner            // jobrun.go
+	jobsDone  chan struct{}         // closed when the job runner has stopped
+	nextSeg   atomic.Uint64 // the next segment id (manifest.NextSegment once saved)
 	flushes   atomic.Int64
 	merges    atomic.Int64
 	lastFlush atomic.Int64 // Unix ns
@@ -65,7 +69,7 @@ func Open(opts Options) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{opts: opts, lock: lock, hot: newHotTier(opts.HotTierBytes), viewsByID: map[string]*viewData{},
-		maintStop: make(chan struct{}), maintDone: make(chan struct{})}
+		maintStop: make(chan struct{}), maintDone: make(chan struct{}), runner: newJobRunner(), jobsDone: make(chan struct{})}
 	db.lastFlush.Store(time.Now().UnixNano())
 	if db.hot.states, err = newStateCache(opts.StateCacheBytes); err != nil {
 		db.closeFiles()
@@ -80,12 +84,16 @@ func Open(opts Options) (*DB, error) {
 	} else {
 		go db.maintain()
 	}
+	go db.runJobs()
 	return db, nil
 }
 
 func (db *DB) open() error {
 	var err error
 	if db.accounts, err = auth.OpenStore(filepath.Join(db.opts.Dir, "accounts.json")); err != nil {
+		return err
+	}
+	if db.jobs, err = loadJobs(db.opts.Dir); err != nil {
 		return err
 	}
 	cat, err := loadCatalog(db.opts.Dir, db.hot)
@@ -121,6 +129,9 @@ func (db *DB) open() error {
 	if err := db.loadIdempotency(); err != nil { // idempotency: the last 24h of keys, whatever the checkpoints
 		return err
 	}
+	if err := db.resumeJobs(); err != nil {
+		return err
+	}
 	db.opts.Logger.Info("opened data directory", "dir", db.opts.Dir, "log_entries", db.log.LastSeq(), "records_replayed", n)
 	return nil
 }
@@ -135,11 +146,15 @@ func (db *DB) openSegments(cat *catalog) ([]string, error) {
 	if db.man, err = loadManifest(db.opts.FS, db.opts.Dir); err != nil {
 		return nil, err
 	}
+	db.nextSeg.Store(db.man.NextSegment)
 	if err := db.opts.FS.MkdirAll(segmentsDir(db.opts.Dir)); err != nil {
 		return nil, err
 	}
 	stale, err := db.dropStaleLayouts(cat)
 	if err != nil {
+		return nil, err
+	}
+	if err := db.dropStaged(cat); err != nil {
 		return nil, err
 	}
 	removed, err := removeOrphans(db.opts.FS, db.opts.Dir, db.man)
@@ -224,6 +239,24 @@ func (db *DB) dropStaleLayouts(cat *catalog) ([]string, error) {
 	return stale, nil
 }
 
+// dropStaged removes from the manifest the checkpoints of view versions
+// an interrupted backfill was building: their job re-runs from scratch.
+func (db *DB) dropStaged(cat *catalog) error {
+	dropped := false
+	for _, name := range cat.names() {
+		for _, v := range cat.workspaces[name].order {
+			if v.pending != "" && db.man.Views[v.data.id] != nil {
+				delete(db.man.Views, v.data.id)
+				dropped = true
+			}
+		}
+	}
+	if !dropped {
+		return nil
+	}
+	return db.man.save(db.opts.FS, db.opts.Dir)
+}
+
 // Close waits for in-flight appends, closes the log and releases the lock.
 func (db *DB) Close() error {
 	if !db.closed.CompareAndSwap(false, true) {
@@ -231,6 +264,7 @@ func (db *DB) Close() error {
 	}
 	close(db.maintStop)
 	<-db.maintDone // a flush in progress completes; nothing new starts
+	<-db.jobsDone  // a running job stops; it re-runs on open
 	db.maint.Lock()
 	defer db.maint.Unlock()
 	db.ingestMu.Lock() // wait for in-flight ingests to finish applying
@@ -341,8 +375,8 @@ func newReplayer(cat *catalog, want func(*viewRT) bool) *replayer {
 	r := &replayer{cat: cat}
 	for _, name := range cat.names() {
 		for _, v := range cat.workspaces[name].order {
-			if want(v) {
-				r.views = append(r.views, v)
+			if s := v.serving(); s != nil && want(s) {
+				r.views = append(r.views, s)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"log/slog"
@@ -47,7 +48,7 @@ feature_services:
   - name: ads_fs
     features: [last_click]
 `
-	if _, err := db.Apply("features.yaml", []byte(repo)); err != nil {
+	if _, err := db.ApplyWait(context.Background(), "features.yaml", []byte(repo)); err != nil {
 		log.Fatal(err)
 	}
 

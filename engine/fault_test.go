@@ -9,6 +9,7 @@ package engine_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -190,7 +191,7 @@ func faultTemplate(t *testing.T, scratch string) string {
 	dir := filepath.Join(scratch, "template")
 	db, err := engine.Open(engine.Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
-	_, err = db.Apply("fault.yaml", []byte(faultRepo))
+	_, err = db.ApplyWait(context.Background(), "fault.yaml", []byte(faultRepo))
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 	return dir

@@ -39,6 +39,7 @@ package engine_test
 //	go test ./engine -run TestGenDiff -repo=fixed-agg  # one fixed repo
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -216,7 +217,7 @@ func newGenRun(t *testing.T, c genCase, size genSize) *genRun {
 			t.Logf("the repo of the failed run (%s; rerun with %s):\n%s", repo.name, c.rerun(), genNumbered(d.repo.render()))
 		}
 	})
-	if _, err := d.db.Apply("gen.yaml", []byte(repo.render())); err != nil {
+	if _, err := d.db.ApplyWait(context.Background(), "gen.yaml", []byte(repo.render())); err != nil {
 		t.Fatalf("%s: the generated repo does not apply: %v\n%s", c.name, err, genNumbered(repo.render()))
 	}
 	d.checkNames()

@@ -465,7 +465,7 @@ func (h *genHist) fromSourceDuringApply(svc *genService, sp *histSpine, qs []gen
 		v.desc = "described after the workload"
 	}
 	as := &applySpine{histSpine: sp, at: len(qs) / 2, apply: func() {
-		res, err := h.db.Apply("gen.yaml", []byte(described.render()))
+		res, err := h.db.ApplyWait(context.Background(), "gen.yaml", []byte(described.render()))
 		require.NoError(h.t, err)
 		require.Empty(h.t, res.Rebuilt, "a description change rebuilt views")
 	}}

@@ -4,6 +4,7 @@ package engine_test
 // must and must not be rebuilt, and what the views serve afterwards.
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"sort"
@@ -34,7 +35,7 @@ func (d *genRun) reapply() {
 		v.desc = "re-applied with a description"
 	}
 	before := d.versions()
-	res, err := d.db.Apply("gen.yaml", []byte(described.render()))
+	res, err := d.db.ApplyWait(context.Background(), "gen.yaml", []byte(described.render()))
 	require.NoError(d.t, err)
 	require.Empty(d.t, res.Rebuilt, "%s: a description change rebuilt views", d.c.name)
 	require.Equal(d.t, before, d.versions(), "%s: a description change changed versions", d.c.name)
@@ -58,7 +59,7 @@ func (d *genRun) reapply() {
 				}
 			}
 		}
-		res, err := d.db.Apply("gen.yaml", []byte(retyped.render()))
+		res, err := d.db.ApplyWait(context.Background(), "gen.yaml", []byte(retyped.render()))
 		require.NoError(d.t, err)
 		sort.Strings(readers)
 		sort.Strings(res.Rebuilt)
@@ -81,9 +82,9 @@ func (d *genRun) reapply() {
 		s.entries = slices.DeleteFunc(s.entries, func(e genEntry) bool { return e.view.name == v.name })
 		return len(s.entries) == 0
 	})
-	_, err = d.db.Apply("gen.yaml", []byte(without.render()))
+	_, err = d.db.ApplyWait(context.Background(), "gen.yaml", []byte(without.render()))
 	require.NoError(d.t, err)
-	res, err = d.db.Apply("gen.yaml", []byte(d.repo.render()))
+	res, err = d.db.ApplyWait(context.Background(), "gen.yaml", []byte(d.repo.render()))
 	require.NoError(d.t, err)
 	require.Equal(d.t, []string{v.name}, res.Rebuilt, "%s: re-adding %s", d.c.name, v.name)
 	require.Equal(d.t, version+1, d.versions()[v.name], "%s: %s removed and added back must not reuse version %d", d.c.name, v.name, version)

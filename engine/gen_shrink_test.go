@@ -199,7 +199,7 @@ func (s *genShrinker) try(rp *genRepo, evs []*genEvent) (bool, string) {
 		s.t.Fatalf("shrink: %v", err)
 	}
 	defer func() { db.Close() }()
-	if _, err := db.Apply("repro.yaml", []byte(rp.render())); err != nil {
+	if _, err := db.ApplyWait(context.Background(), "repro.yaml", []byte(rp.render())); err != nil {
 		return false, "" // the candidate repo is invalid
 	}
 	m := newGenModel(rp)

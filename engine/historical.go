@@ -205,6 +205,9 @@ func (db *DB) historicalService(req *HistoricalRequest) (*serviceRT, *catalog, e
 	if svc == nil {
 		return nil, nil, errorf(CodeNotFound, "feature service %q not found in workspace %q", req.Service, req.Workspace)
 	}
+	if svc.unavailable != nil {
+		return nil, nil, svc.unavailable
+	}
 	if req.FromSource {
 		for _, f := range svc.features {
 			if src := f.view.src.def; !src.LogOffline {

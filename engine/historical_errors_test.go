@@ -290,7 +290,7 @@ func histSmallDB(t *testing.T) (*engine.DB, time.Time) {
 		DisableAutoFlush: true, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
-	_, err = db.Apply("hist.yaml", []byte(histRepo))
+	_, err = db.ApplyWait(context.Background(), "hist.yaml", []byte(histRepo))
 	require.NoError(t, err)
 	r := rand.New(rand.NewSource(7))
 	for i := 0; i < 300; i++ {
@@ -621,7 +621,7 @@ func TestRangeRefusesColumnNameClash(t *testing.T) {
 		DisableAutoFlush: true, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	defer db.Close()
-	_, err = db.Apply("clash.yaml", []byte(`workspace: clash
+	_, err = db.ApplyWait(context.Background(), "clash.yaml", []byte(`workspace: clash
 entities:
   - name: period
     join_keys: [_valid_from]

@@ -53,7 +53,7 @@ func TestHistoricalSmoke(t *testing.T) {
 		DisableAutoFlush: true, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	defer db.Close()
-	_, err = db.Apply("features.yaml", src)
+	_, err = db.ApplyWait(context.Background(), "features.yaml", src)
 	require.NoError(t, err)
 	r := rand.New(rand.NewSource(1))
 	for i := 0; i < 300; i++ {

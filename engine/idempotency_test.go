@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -39,9 +40,9 @@ func newIdemNode(t *testing.T, segSize int) *idemNode {
 	t.Cleanup(func() { n.db.Close() })
 	src, err := os.ReadFile("../examples/ads/features.yaml")
 	require.NoError(t, err)
-	_, err = n.db.Apply("ads.yaml", src)
+	_, err = n.db.ApplyWait(context.Background(), "ads.yaml", src)
 	require.NoError(t, err)
-	_, err = n.db.Apply("ads2.yaml", bytes.Replace(src, []byte("workspace: ads\n"), []byte("workspace: ads2\n"), 1))
+	_, err = n.db.ApplyWait(context.Background(), "ads2.yaml", bytes.Replace(src, []byte("workspace: ads\n"), []byte("workspace: ads2\n"), 1))
 	require.NoError(t, err)
 	return n
 }

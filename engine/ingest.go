@@ -299,6 +299,9 @@ func apply(b *batch, plan *ingestPlan, seq uint64, now time.Time) {
 		for vi, v := range s.src.views {
 			tasks = append(tasks, applyTask{v: v, projs: plan.projs[si][vi], base: idx, logOffline: s.src.def.LogOffline})
 		}
+		for _, p := range s.src.priors { // versions serving while their successor is built (backfill.go)
+			tasks = append(tasks, applyTask{v: p, projs: projectPrior(s, p), base: idx, logOffline: s.src.def.LogOffline})
+		}
 		idx += s.n
 	}
 	if idx < minParallelApply || len(tasks) < 2 {
@@ -316,6 +319,26 @@ func apply(b *batch, plan *ingestPlan, seq uint64, now time.Time) {
 		}()
 	}
 	wg.Wait()
+}
+
+// projectPrior projects a section's rows onto a prior version. A row it
+// rejects is skipped: the rows were validated by the version that
+// replaces it.
+func projectPrior(s *batchSection, v *viewRT) []projected {
+	pj := projector{chunk: s.n * len(v.servedIdx)}
+	projs := make([]projected, s.n)
+	for r := 0; r < s.n; r++ {
+		if s.bad != nil && s.bad[r] {
+			projs[r].skip = true
+			continue
+		}
+		p, err := v.project(s.row(r), &pj)
+		if err != nil {
+			p.skip = true
+		}
+		projs[r] = p
+	}
+	return projs
 }
 
 // minParallelApply is the request size (records) from which the views of

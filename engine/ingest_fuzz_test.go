@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,7 +104,7 @@ func openFuzzDB(f testing.TB) *DB {
 		}
 	})
 	for file, src := range map[string][]byte{"ads.yaml": ads, "fz.yaml": []byte(fuzzRepo)} {
-		if _, err := db.Apply(file, src); err != nil {
+		if _, err := db.ApplyWait(context.Background(), file, src); err != nil {
 			f.Fatalf("apply %s: %v", file, err)
 		}
 	}

@@ -5,6 +5,7 @@ package engine_test
 // the span int64 nanoseconds can hold.
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"math"
@@ -107,7 +108,7 @@ feature_services:
 		Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	defer db.Close()
-	_, err = db.Apply("ttl.yaml", []byte(repo))
+	_, err = db.ApplyWait(context.Background(), "ttl.yaml", []byte(repo))
 	require.NoError(t, err)
 	ingest := func(ts time.Time) (*engine.IngestResponse, error) {
 		return db.Ingest(&engine.IngestRequest{Workspace: "aggttl", Records: map[string][]map[string]any{
@@ -148,7 +149,7 @@ func TestIngestRejectsUnstorableTimestamps(t *testing.T) {
 		Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	defer db.Close()
-	_, err = db.Apply("diff.yaml", []byte(timeRepo))
+	_, err = db.ApplyWait(context.Background(), "diff.yaml", []byte(timeRepo))
 	require.NoError(t, err)
 
 	at := now.Add(-time.Minute)

@@ -35,6 +35,11 @@ type Options struct {
 	// FlushInterval flushes memtables holding anything at least this often,
 	// bounding the log replayed on open. Default 10m.
 	FlushInterval time.Duration
+	// BackfillRunRecords bounds the memory of a backfill or
+	// materialization job: each view it builds writes its private
+	// memtable to a segment whenever it holds this many records.
+	// Default 1,000,000.
+	BackfillRunRecords int
 	// CompactionFanIn is how many segments of one level a merge combines.
 	// Default 4.
 	CompactionFanIn int
@@ -94,6 +99,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.CompactionFanIn == 0 {
 		o.CompactionFanIn = 4
+	}
+	if o.BackfillRunRecords == 0 {
+		o.BackfillRunRecords = 1_000_000
 	}
 	if o.StateCacheBytes == 0 {
 		o.StateCacheBytes = 256 << 20

@@ -75,6 +75,9 @@ func (db *DB) service(workspace, name string) (*serviceRT, error) {
 	if !svc.def.OnlineServingEnabled {
 		return nil, errorf(CodeInvalidArgument, "feature service %q has online_serving_enabled: false", name)
 	}
+	if svc.unavailable != nil {
+		return nil, svc.unavailable
+	}
 	return svc, nil
 }
 

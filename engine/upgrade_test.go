@@ -139,7 +139,7 @@ func upgradeOpen(t *testing.T, dir string, logger *slog.Logger) *engine.DB {
 // twice and compacting after upgradeFlushAt of them.
 func upgradeLoad(t *testing.T, db *engine.DB) {
 	t.Helper()
-	_, err := db.Apply("features.yaml", []byte(upgradeRepo))
+	_, err := db.ApplyWait(context.Background(), "features.yaml", []byte(upgradeRepo))
 	require.NoError(t, err)
 	for i, recs := range upgradeRequests() {
 		_, err := db.Ingest(&engine.IngestRequest{Workspace: "upgrade", Records: recs})
@@ -334,7 +334,7 @@ func TestUpgradeRebuildsSharedAggregators(t *testing.T) {
 	// The catalog holds the fingerprints the old build computed (which
 	// leave out the types of the columns only transforms read): applying
 	// the repo with a metadata change keeps every version.
-	res, err := db.Apply("features.yaml", []byte(strings.Replace(upgradeRepo, "  - name: cont_sums\n", "  - name: cont_sums\n    description: upgraded\n", 1)))
+	res, err := db.ApplyWait(context.Background(), "features.yaml", []byte(strings.Replace(upgradeRepo, "  - name: cont_sums\n", "  - name: cont_sums\n    description: upgraded\n", 1)))
 	require.NoError(t, err)
 	require.False(t, res.Plan.Empty())
 	require.Empty(t, res.Rebuilt, "a description rebuilt views of a catalog written before the fix")

@@ -69,7 +69,7 @@ func (s *jsonlSpine) decode(line []byte) ([]any, error) {
 	fixed := s.cols != nil
 	row := make([]any, len(s.cols))
 	err := ReadObject(line, func(name string, raw jsontext.Value) error {
-		v, err := decodeJSONValue(raw)
+		v, err := DecodeJSONValue(raw)
 		if err != nil {
 			return fmt.Errorf("member %q: %v", name, err)
 		}

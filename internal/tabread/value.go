@@ -6,10 +6,10 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// decodeJSONValue converts one raw JSON value of a JSON Lines spine to the
+// DecodeJSONValue converts one raw JSON value of a JSON Lines file to the
 // Go value the engine receives: strings, int64 (integers that fit) or
 // float64, bool, nil; objects and arrays stay raw (copied).
-func decodeJSONValue(raw jsontext.Value) (any, error) {
+func DecodeJSONValue(raw jsontext.Value) (any, error) {
 	switch raw.Kind() {
 	case 'n':
 		return nil, nil

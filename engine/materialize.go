@@ -1,0 +1,205 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// MaterializeRequest asks for a materialization job (SPEC §6): load the
+// batch rows with event time in [Start, End) into a view.
+type MaterializeRequest struct {
+	Start, End time.Time
+	// Online and Offline say which stores to load. featurelog serves
+	// online reads and historical reads from one state, so loading either
+	// loads both; at least one must be set.
+	Online, Offline bool
+	// Overwrite replaces the rows of a range an earlier materialization
+	// loaded instead of refusing the overlap.
+	Overwrite bool
+}
+
+// Materialize starts a materialization job. A range overlapping a
+// successful earlier materialization of the same view version is refused
+// with a *JobConflict naming it, unless Overwrite is set; the view's
+// state is then rebuilt with that range read again, so its rows are
+// replaced, never added twice.
+func (db *DB) Materialize(workspace, view string, req MaterializeRequest) (Job, error) {
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	if db.closed.Load() {
+		return Job{}, ErrClosed
+	}
+	ws, err := db.cat.Load().workspace(workspace)
+	if err != nil {
+		return Job{}, err
+	}
+	v := ws.views[view]
+	switch {
+	case v == nil:
+		return Job{}, errorf(CodeNotFound, "feature view %q not found in workspace %q", view, workspace)
+	case req.Start.IsZero() || req.End.IsZero():
+		return Job{}, errorf(CodeInvalidArgument, "start_time and end_time are required")
+	case !req.Start.Before(req.End):
+		return Job{}, errorf(CodeInvalidArgument, "start_time %s must be before end_time %s",
+			req.Start.UTC().Format(time.RFC3339Nano), req.End.UTC().Format(time.RFC3339Nano))
+	case !req.Online && !req.Offline:
+		return Job{}, errorf(CodeInvalidArgument, "online and offline are both false: a materialization must load at least one of them")
+	case v.src.def.Batch == nil:
+		return Job{}, errorf(CodeInvalidArgument, "feature view %q reads source %q, which has no batch files to materialize (add batch: to the source)",
+			view, v.src.def.Name)
+	}
+	if err := db.refuseWhileJobs(workspace); err != nil {
+		return Job{}, err
+	}
+	if !req.Overwrite {
+		for _, j := range db.jobs.list(func(j *Job) bool {
+			return j.Type == JobMaterialization && j.State == JobSuccess && j.Workspace == workspace &&
+				j.FeatureView == view && j.Version == v.version
+		}) {
+			if j.Params.StartTime.Before(req.End) && req.Start.Before(*j.Params.EndTime) {
+				return j, &JobConflict{Job: j, Msg: fmt.Sprintf(
+					"[%s, %s) overlaps materialization job %s of feature view %q, which loaded [%s, %s); set overwrite to replace its rows",
+					rfc(req.Start), rfc(req.End), j.ID, view, rfc(*j.Params.StartTime), rfc(*j.Params.EndTime))}
+			}
+		}
+	}
+	now := db.opts.Now()
+	start, end := req.Start.UTC(), req.End.UTC()
+	j := &Job{ID: newJobID(now), Type: JobMaterialization, Workspace: workspace, FeatureView: view, Version: v.version,
+		CreatedAt: now.UTC(), Progress: JobProgress{Unit: "bytes"},
+		Params: JobParams{StartTime: &start, EndTime: &end, Online: &req.Online, Offline: &req.Offline, Overwrite: &req.Overwrite}}
+	if err := db.jobs.create(j); err != nil {
+		return Job{}, err
+	}
+	db.runner.push(j.ID)
+	return db.Job(workspace, j.ID)
+}
+
+func rfc(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// runMaterialization rebuilds the state of job j's view version from the
+// log and the batch rows its version includes, this job's range among
+// them, beside ingest and reads (the steps of backfill.go), and makes it
+// the serving state.
+func (db *DB) runMaterialization(ctx context.Context, j Job) (*JobResult, error) {
+	v, cat, err := db.stageMaterialization(j)
+	if err != nil {
+		return nil, err
+	}
+	ws := cat.workspaces[j.Workspace]
+	b, err := newBuild(v, j.ID, includeBatch(v.createdAt.UnixNano(), db.materializationRanges(j.Workspace, j.FeatureView, j.Version, &j)))
+	if err != nil {
+		return nil, err
+	}
+	start, end := j.Params.StartTime.UnixNano(), j.Params.EndTime.UnixNano()
+	b.counts = func(ts int64) bool { return ts >= start && ts < end }
+	err = db.buildViews(ctx, cat, ws, []*build{b}, v.data.checkpoint(), db.reportProgress([]Job{j}))
+	if err == nil {
+		err = db.commitMaterialization(j, b)
+	}
+	if err != nil {
+		b.discard()
+		return nil, err
+	}
+	return &b.res, nil
+}
+
+// stageMaterialization gives j's view a staged copy with empty state that
+// ingest feeds from now on, while the current state serves as its prior.
+func (db *DB) stageMaterialization(j Job) (*viewRT, *catalog, error) {
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	cat := db.cat.Load()
+	ws := cat.workspaces[j.Workspace]
+	if ws == nil || ws.views[j.FeatureView] == nil || ws.views[j.FeatureView].version != j.Version || ws.views[j.FeatureView].pending != "" {
+		return nil, nil, fmt.Errorf("feature view %q version %d is no longer what serves in workspace %q", j.FeatureView, j.Version, j.Workspace)
+	}
+	nws, err := buildWorkspace(ws.repo, ws.meta, ws, db.hot)
+	if err != nil {
+		return nil, nil, err
+	}
+	cur := nws.views[j.FeatureView]
+	v, err := newViewRT(cur.def, cur.src, db.hot)
+	if err != nil {
+		return nil, nil, err
+	}
+	v.version, v.createdAt, v.stats = cur.version, cur.createdAt, cur.stats
+	v.data.identify(ws.name, cur.def.Name, cur.version, cur.data.print, cur.def.Aggregate())
+	v.pending, v.prior = j.ID, cur
+	nws.views[cur.def.Name] = v
+	nws.order[slices.Index(nws.order, cur)] = v
+	cur.src.views[slices.Index(cur.src.views, cur)] = v
+	cur.src.priors = append(cur.src.priors, cur)
+	for _, def := range nws.repo.FeatureServices {
+		nws.services[def.Name] = buildService(nws, def)
+	}
+	db.ingestMu.Lock()
+	defer db.ingestMu.Unlock()
+	v.data.covered = db.log.LastSeq()
+	ncat := db.cat.Load().with(nws)
+	db.cat.Store(ncat)
+	return v, ncat, nil
+}
+
+// commitMaterialization makes the built state serve: the manifest names
+// its segments in place of the old state's, then the catalog swaps.
+func (db *DB) commitMaterialization(j Job, b *build) error {
+	db.maint.Lock()
+	defer db.maint.Unlock()
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	cat := db.cat.Load()
+	ws := cat.workspaces[j.Workspace]
+	v := ws.views[j.FeatureView]
+	if v != b.v {
+		return fmt.Errorf("BUG: engine: materialization %s is no longer staged", j.ID)
+	}
+	b.install()
+	nws, err := buildWorkspace(ws.repo, ws.meta, ws, db.hot) // shares the staged state: version prefers it
+	if err != nil {
+		return err
+	}
+	ncat := cat.with(nws)
+	if err := db.saveManifest(liveViews(ncat)); err != nil {
+		return err
+	}
+	db.ingestMu.Lock()
+	db.cat.Store(ncat)
+	db.ingestMu.Unlock()
+	v.prior.data.closeSegments(true)
+	return nil
+}
+
+// unstageMaterialization puts back the state that served before j.
+func (db *DB) unstageMaterialization(j Job) error {
+	db.maint.Lock()
+	defer db.maint.Unlock()
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	cat := db.cat.Load()
+	ws := cat.workspaces[j.Workspace]
+	if ws == nil {
+		return nil
+	}
+	v := ws.views[j.FeatureView]
+	if v == nil || v.pending != j.ID {
+		return nil // not staged (it failed before, or the node restarted)
+	}
+	orig := *ws
+	orig.views = map[string]*viewRT{}
+	for k, x := range ws.views {
+		orig.views[k] = x
+	}
+	orig.views[j.FeatureView] = v.prior
+	nws, err := buildWorkspace(ws.repo, ws.meta, &orig, db.hot)
+	if err != nil {
+		return err
+	}
+	db.ingestMu.Lock()
+	db.cat.Store(cat.with(nws))
+	db.ingestMu.Unlock()
+	v.data.closeSegments(true)
+	return nil
+}

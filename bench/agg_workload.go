@@ -2,6 +2,7 @@ package bench
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -99,7 +100,7 @@ func openAgg(dir string, noSync bool, now func() time.Time) (*engine.DB, error) 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := db.Apply(aggRepoName, aggRepo()); err != nil {
+	if _, err := db.ApplyWait(context.Background(), aggRepoName, aggRepo()); err != nil {
 		db.Close()
 		return nil, err
 	}

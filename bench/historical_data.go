@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -300,7 +301,7 @@ func openHist(dir string, opts engine.Options) (*engine.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := db.Apply(histRepoName, []byte(histRepo)); err != nil {
+	if _, err := db.ApplyWait(context.Background(), histRepoName, []byte(histRepo)); err != nil {
 		db.Close()
 		return nil, err
 	}

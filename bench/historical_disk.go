@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -111,7 +112,7 @@ func RunDisk(cfg DiskConfig) (DiskResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if _, err := db.Apply(adsRepoName, adsRepo); err != nil {
+	if _, err := db.ApplyWait(context.Background(), adsRepoName, adsRepo); err != nil {
 		db.Close()
 		return res, err
 	}

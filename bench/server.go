@@ -113,7 +113,7 @@ func openAds(dir string, noSync bool, logger *slog.Logger) (*engine.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := db.Apply(adsRepoName, adsRepo); err != nil {
+	if _, err := db.ApplyWait(context.Background(), adsRepoName, adsRepo); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -507,3 +507,6 @@ func (rb *rowBuilder) row(logged []schema.Value) []schema.Value {
 // LogStats returns the log's counters: group commits (one fsync each),
 // entries and bytes appended since open.
 func (db *DB) LogStats() wal.Stats { return db.log.Stats() }
+
+// LogRepair reports the torn log tail Open repaired, or nil.
+func (db *DB) LogRepair() *wal.RepairReport { return db.log.Repair() }

@@ -236,6 +236,9 @@ func (db *DB) Jobs(workspace string, f JobFilter) ([]Job, error) {
 	default:
 		return nil, errorf(CodeInvalidArgument, "unknown job state %q; use PENDING, RUNNING, SUCCESS, FAILED, MANUAL_CANCELLATION_REQUESTED or CANCELLED", f.State)
 	}
+	if _, err := db.cat.Load().workspace(workspace); err != nil && len(db.jobs.list(func(j *Job) bool { return j.Workspace == workspace })) == 0 {
+		return nil, err
+	}
 	out := db.jobs.list(func(j *Job) bool {
 		return j.Workspace == workspace && (f.FeatureView == "" || j.FeatureView == f.FeatureView) &&
 			(f.Type == "" || j.Type == f.Type) && (f.State == "" || j.State == f.State)

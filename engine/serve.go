@@ -291,6 +291,11 @@ type Summary struct {
 	OfflineRecords           int64     // records kept in the offline log since the node opened
 	Freshness                time.Time // newest event time applied; zero if none
 	Keys                     int       // entity keys held online
+	// Job is the backfill or materialization job building this version
+	// while it does not serve yet; empty when it serves.
+	Job string
+	// ServingVersion is the version that serves meanwhile (0: none).
+	ServingVersion int
 }
 
 // FeatureViewSummary returns a view's summary.
@@ -328,6 +333,14 @@ func (v *viewRT) summary() *Summary {
 		s.Freshness = time.Unix(0, n).UTC()
 	}
 	s.Keys = v.data.memKeys()
+	if v.pending != "" {
+		s.Job = v.pending
+		if p := v.prior; p != nil {
+			s.ServingVersion = p.version
+		}
+	} else {
+		s.ServingVersion = v.version
+	}
 	return s
 }
 

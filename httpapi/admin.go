@@ -34,6 +34,8 @@ type ApplyResponse struct {
 	Plan      string   `json:"plan"` // human-readable plan
 	Changed   bool     `json:"changed"`
 	Rebuilt   []string `json:"rebuilt,omitempty"`
+	// Jobs are the backfill jobs the apply started (SPEC §6).
+	Jobs []engine.Job `json:"jobs,omitempty"`
 }
 
 // AccountRequest creates a service account.
@@ -154,7 +156,7 @@ func (s *Server) planOrApply(w http.ResponseWriter, r *http.Request, apply bool)
 			s.writeEngineError(w, err)
 			return
 		}
-		resp.Plan, resp.Changed, resp.Rebuilt = res.Plan.String(), !res.Plan.Empty(), res.Rebuilt
+		resp.Plan, resp.Changed, resp.Rebuilt, resp.Jobs = res.Plan.String(), !res.Plan.Empty(), res.Rebuilt, res.Jobs
 	}
 	writeJSONValue(w, http.StatusOK, resp)
 }
@@ -364,5 +366,13 @@ func summaryJSON(s *engine.Summary) map[string]any {
 		"created_at": opt(s.CreatedAt), "version": s.Version, "online": s.Online, "offline": s.Offline,
 		"online_record_count": s.OnlineRecords, "offline_record_count": s.OfflineRecords,
 		"freshness": opt(s.Freshness), "entity_keys_online": s.Keys,
+		"serving_version": s.ServingVersion, "job": jobRef(s.Job),
 	}
+}
+
+func jobRef(id string) any {
+	if id == "" {
+		return nil
+	}
+	return id
 }

@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/featurelog/featurelog/engine"
 )
 
 // Client calls a running node's admin API, for the CLI's --server mode.
@@ -56,6 +60,49 @@ func (c *Client) AssignRole(account, workspace, role string) error {
 	return c.call("POST", "/api/v1/access-control/assign-role", AssignRoleRequest{ServiceAccount: account, Workspace: workspace, Role: role}, nil)
 }
 
+// Jobs lists a workspace's jobs, newest first; filter fields left empty
+// match all.
+func (c *Client) Jobs(workspace string, f engine.JobFilter) ([]engine.Job, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"feature_view": f.FeatureView, "type": string(f.Type), "state": string(f.State)} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	path := "/api/v1/workspaces/" + url.PathEscape(workspace) + "/jobs"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out JobsResponse
+	return out.Jobs, c.call("GET", path, nil, &out)
+}
+
+// Job returns one job; with wait > 0 the node answers when the job ends
+// or the wait is over.
+func (c *Client) Job(workspace, id string, wait time.Duration) (engine.Job, error) {
+	path := "/api/v1/workspaces/" + url.PathEscape(workspace) + "/jobs/" + url.PathEscape(id)
+	if wait > 0 {
+		path += "?wait=" + wait.String()
+	}
+	var out engine.Job
+	return out, c.call("GET", path, nil, &out)
+}
+
+// CancelJob cancels a job.
+func (c *Client) CancelJob(workspace, id string) (engine.Job, error) {
+	var out engine.Job
+	return out, c.call("POST", "/api/v1/workspaces/"+url.PathEscape(workspace)+"/jobs/"+url.PathEscape(id)+"/cancel", nil, &out)
+}
+
+// Materialize starts a materialization job.
+func (c *Client) Materialize(workspace, view string, req MaterializationRequest) (engine.Job, error) {
+	var out engine.Job
+	return out, c.call("POST", "/api/v1/workspaces/"+url.PathEscape(workspace)+"/feature-views/"+url.PathEscape(view)+"/materialization-jobs", req, &out)
+}
+
 func (c *Client) call(method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -82,7 +129,7 @@ func (c *Client) call(method, path string, in, out any) error {
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		var e struct{ Message string }
 		if json.Unmarshal(data, &e) == nil && e.Message != "" {
 			return fmt.Errorf("%s (HTTP %d)", e.Message, resp.StatusCode)

@@ -12,14 +12,15 @@ import (
 
 // gRPC codes of the serving API's error bodies (SPEC §4).
 const (
-	grpcInvalidArgument   = 3
-	grpcNotFound          = 5
-	grpcPermissionDenied  = 7
-	grpcResourceExhausted = 8
-	grpcUnimplemented     = 12
-	grpcInternal          = 13
-	grpcUnavailable       = 14
-	grpcUnauthenticated   = 16
+	grpcInvalidArgument    = 3
+	grpcNotFound           = 5
+	grpcFailedPrecondition = 9
+	grpcPermissionDenied   = 7
+	grpcResourceExhausted  = 8
+	grpcUnimplemented      = 12
+	grpcInternal           = 13
+	grpcUnavailable        = 14
+	grpcUnauthenticated    = 16
 )
 
 func writeServingError(w http.ResponseWriter, status, code int, msg string) {
@@ -33,6 +34,11 @@ func writeServingError(w http.ResponseWriter, status, code int, msg string) {
 }
 
 func (s *Server) writeEngineError(w http.ResponseWriter, err error) {
+	var jc *engine.JobConflict
+	if errors.As(err, &jc) { // 409 with the job in the way (SPEC §6)
+		writeJSONValue(w, http.StatusConflict, map[string]any{"code": grpcFailedPrecondition, "error": jc.Msg, "message": jc.Msg, "job": jc.Job})
+		return
+	}
 	status, code := engineStatus(err)
 	if status >= 500 {
 		s.opts.Logger.Error("request failed", "err", err)

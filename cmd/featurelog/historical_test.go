@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -37,7 +38,7 @@ func historicalData(t *testing.T) string {
 	require.NoError(t, err)
 	repo, err := os.ReadFile(example)
 	require.NoError(t, err)
-	_, err = db.Apply("features.yaml", repo)
+	_, err = db.ApplyWait(context.Background(), "features.yaml", repo)
 	require.NoError(t, err)
 	var recs []string
 	for i := range 12 {

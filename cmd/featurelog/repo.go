@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +22,7 @@ func applyCmd() *cobra.Command { return repoCmd("apply", "Apply a feature repo f
 func repoCmd(use, short string, apply bool) *cobra.Command {
 	var t target
 	var file string
+	var w waitFlags
 	cmd := &cobra.Command{
 		Use:   use + " -f FILE",
 		Short: short,
@@ -30,18 +32,48 @@ func repoCmd(use, short string, apply bool) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			w.errOut = cmd.ErrOrStderr()
 			if c, ok := t.client(); ok {
-				return remoteRepo(out, c, file, content, apply)
+				return remoteRepo(out, c, file, content, apply, w)
 			}
-			return localRepo(out, t.data, file, content, apply)
+			return localRepo(out, t.data, file, content, apply, w)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "feature repo file")
+	if apply {
+		cmd.Flags().BoolVar(&w.wait, "wait", false, "wait for the backfill jobs the apply starts, with a progress bar (always, on a data directory)")
+		cmd.Flags().BoolVarP(&w.quiet, "quiet", "q", false, "no progress bar")
+	}
 	t.flags(cmd)
 	return cmd
 }
 
-func localRepo(out io.Writer, data, file string, content []byte, apply bool) error {
+// waitFlags are apply's --wait and --quiet.
+type waitFlags struct {
+	wait, quiet bool
+	errOut      io.Writer
+}
+
+// reportJobs prints the jobs an apply started and, when asked (always
+// on a data directory, whose jobs run in this process), waits for them.
+func reportJobs(out io.Writer, api jobsAPI, jobs []engine.Job, w waitFlags) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	var ids []string
+	for _, j := range jobs {
+		fmt.Fprintf(out, "Started backfill job %s for %s version %d.\n", j.ID, j.FeatureView, j.Version)
+		ids = append(ids, j.ID)
+	}
+	if !w.wait && !api.local() {
+		fmt.Fprintf(out, "The new versions serve once their backfills succeed; watch them with featurelog jobs wait --workspace %s %s\n",
+			jobs[0].Workspace, strings.Join(ids, " "))
+		return nil
+	}
+	return waitJobs(out, w.errOut, api, jobs[0].Workspace, ids, 0, w.quiet)
+}
+
+func localRepo(out io.Writer, data, file string, content []byte, apply bool, w waitFlags) error {
 	db, err := engine.Open(engine.Options{Dir: data, Holder: "featurelog plan/apply", Logger: slog.New(slog.DiscardHandler)})
 	if errors.Is(err, dirlock.ErrLocked) {
 		return fmt.Errorf("%w\n(to plan or apply on a running node, pass --server URL with an owner's --api-key)", err)
@@ -64,10 +96,10 @@ func localRepo(out io.Writer, data, file string, content []byte, apply bool) err
 	}
 	fmt.Fprint(out, res.Plan.String())
 	reportApply(out, !res.Plan.Empty(), res.Rebuilt)
-	return nil
+	return reportJobs(out, localJobs{db}, res.Jobs, w)
 }
 
-func remoteRepo(out io.Writer, c *httpapi.Client, file string, content []byte, apply bool) error {
+func remoteRepo(out io.Writer, c *httpapi.Client, file string, content []byte, apply bool, w waitFlags) error {
 	call := c.Plan
 	if apply {
 		call = c.Apply
@@ -77,10 +109,11 @@ func remoteRepo(out io.Writer, c *httpapi.Client, file string, content []byte, a
 		return err
 	}
 	fmt.Fprint(out, res.Plan)
-	if apply {
-		reportApply(out, res.Changed, res.Rebuilt)
+	if !apply {
+		return nil
 	}
-	return nil
+	reportApply(out, res.Changed, res.Rebuilt)
+	return reportJobs(out, remoteJobs{c}, res.Jobs, w)
 }
 
 func reportApply(out io.Writer, changed bool, rebuilt []string) {
@@ -88,7 +121,7 @@ func reportApply(out io.Writer, changed bool, rebuilt []string) {
 	case !changed:
 		fmt.Fprintln(out, "No changes: the workspace already matches the file.")
 	case len(rebuilt) > 0:
-		fmt.Fprintf(out, "Applied. Rebuilt from the log: %v\n", rebuilt)
+		fmt.Fprintf(out, "Applied. New versions, backfilled from the log and batch files: %v\n", rebuilt)
 	default:
 		fmt.Fprintln(out, "Applied.")
 	}

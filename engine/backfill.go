@@ -80,6 +80,9 @@ func (db *DB) spill(b *build, minSeq, maxSeq uint64, log bool) error {
 		return nil
 	}
 	covered := d.covered
+	if log {
+		b.res.LogRecords += d.records.Load()
+	}
 	m, err := d.freeze(maxSeq)
 	if err != nil {
 		return err
@@ -201,7 +204,7 @@ func (db *DB) buildFromLog(ctx context.Context, cat *catalog, builds []*build, s
 	if s0 < first || s0 == 0 {
 		return nil
 	}
-	r := &replayer{cat: cat}
+	r := &replayer{cat: cat, batchRows: db.opts.BackfillRunRecords, countAt: db.opts.Now()}
 	for _, b := range builds {
 		b.bv.data.covered = first - 1
 		r.views = append(r.views, b.bv)
@@ -246,7 +249,6 @@ func (db *DB) buildFromLog(ctx context.Context, cat *catalog, builds []*build, s
 	}
 	r.flush()
 	for _, b := range builds {
-		b.res.LogRecords = b.bv.data.records.Load() + b.res.LogRecords
 		if err := db.spill(b, b.bv.data.covered+1, s0, true); err != nil {
 			return err
 		}
@@ -328,6 +330,7 @@ func (db *DB) buildFromBatch(ctx context.Context, src *sourceRT, bs *batchsrc.So
 			mine = append(mine, b)
 		}
 	}
+	now := db.opts.Now()
 	pjs := make([]projector, len(mine))
 	for i := range pjs {
 		pjs[i].chunk = replayChunk
@@ -355,7 +358,7 @@ func (db *DB) buildFromBatch(ctx context.Context, src *sourceRT, bs *batchsrc.So
 			b.bv.applyProjected(&p, 0, int(b.nextIx))
 			b.nextIx++
 			b.res.BatchRows++
-			if b.counts == nil || b.counts(p.ts) {
+			if (b.counts == nil || b.counts(p.ts)) && b.v.onlineAt(p.ts, now) {
 				b.counted++
 			}
 			if b.bv.data.records.Load() >= int64(db.opts.BackfillRunRecords) {
@@ -394,7 +397,7 @@ func (b *build) install() {
 	d.mu.Unlock()
 	n := b.counted
 	if b.counts == nil {
-		n += b.res.LogRecords
+		n += b.bv.stats.online.Load()
 	}
 	b.v.stats.online.Add(n)
 	b.v.stats.offline.Add(n)
@@ -406,18 +409,18 @@ func (b *build) install() {
 // workspace's source when that source still has every column the old one
 // had with the same type (ingest then applies to it too), else to its old
 // source (it serves what it had, unchanged).
-func stageViews(ws *workspace, st *stagedMeta, prev *workspace, hot *hotTier) error {
+func stageViews(ws *workspace, st *stagedMeta, prev *workspace, hot *hotTier) (*repo.Repo, error) {
 	var prevRepo *repo.Repo
 	if st.Prev != nil {
 		var err error
 		if prevRepo, err = repo.Parse(st.Prev.File, []byte(st.Prev.Source)); err != nil {
-			return fmt.Errorf("engine: the earlier repo of workspace %q no longer parses: %w", ws.name, err)
+			return nil, fmt.Errorf("engine: the earlier repo of workspace %q no longer parses: %w", ws.name, err)
 		}
 	}
 	for view, job := range st.Jobs {
 		v := ws.views[view]
 		if v == nil {
-			return fmt.Errorf("BUG: engine: staged view %q is not in workspace %q", view, ws.name)
+			return nil, fmt.Errorf("BUG: engine: staged view %q is not in workspace %q", view, ws.name)
 		}
 		v.pending = job
 		if prevRepo == nil {
@@ -436,7 +439,7 @@ func stageViews(ws *workspace, st *stagedMeta, prev *workspace, hot *hotTier) er
 		}
 		p, err := newViewRT(def, src, hot)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		p.version, p.createdAt = vm.Version, vm.CreatedAt
 		p.data.identify(ws.name, view, vm.Version, vm.Fingerprint, def.Aggregate())
@@ -448,7 +451,7 @@ func stageViews(ws *workspace, st *stagedMeta, prev *workspace, hot *hotTier) er
 			src.priors = append(src.priors, p)
 		}
 	}
-	return nil
+	return prevRepo, nil
 }
 
 // keepsColumns reports whether every column of old is in cur, same type.
@@ -484,6 +487,9 @@ func (db *DB) runBackfill(ctx context.Context, g string, jobs []Job) (map[string
 	s0 := builds[0].v.data.checkpoint()
 	err := db.buildViews(ctx, cat, ws, builds, s0, db.reportProgress(jobs))
 	if err == nil {
+		err = db.hookBeforeCommit(ctx)
+	}
+	if err == nil {
 		err = db.commitBackfill(ws.name, g, builds)
 	}
 	if err != nil {
@@ -497,6 +503,13 @@ func (db *DB) runBackfill(ctx context.Context, g string, jobs []Job) (map[string
 		out[b.job] = &b.res
 	}
 	return out, nil
+}
+
+func (db *DB) hookBeforeCommit(ctx context.Context) error {
+	if db.beforeCommit != nil {
+		db.beforeCommit(ctx)
+	}
+	return ctx.Err()
 }
 
 // jobError is a failure of one job of a group.

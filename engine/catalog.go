@@ -143,13 +143,20 @@ func buildWorkspace(r *repo.Repo, meta wsMeta, prev *workspace, hot *hotTier) (*
 		ws.order = append(ws.order, v)
 		v.src.views = append(v.src.views, v)
 	}
+	var prevRepo *repo.Repo
 	if meta.Staged != nil {
-		if err := stageViews(ws, meta.Staged, prev, hot); err != nil {
+		var err error
+		if prevRepo, err = stageViews(ws, meta.Staged, prev, hot); err != nil {
 			return nil, err
 		}
 	}
 	for _, def := range r.FeatureServices {
-		ws.services[def.Name] = buildService(ws, def)
+		ws.services[def.Name] = buildService(ws, def, false)
+	}
+	if prevRepo != nil { // until the staged apply commits, services serve as before it
+		for _, def := range prevRepo.FeatureServices {
+			ws.services[def.Name] = buildService(ws, def, true)
+		}
 	}
 	return ws, nil
 }
@@ -194,30 +201,38 @@ func (ws *workspace) version(name string, version int) *viewRT {
 	return nil
 }
 
-func buildService(ws *workspace, def *repo.FeatureService) *serviceRT {
+// buildService resolves a service. fromPrior builds it from the
+// workspace's earlier definition while an apply is staged: each view's
+// version that serves is read (the prior of one being backfilled).
+// Otherwise a view being backfilled with no earlier version makes the
+// service unavailable (SPEC §6: 503 naming the view and the job).
+func buildService(ws *workspace, def *repo.FeatureService, fromPrior bool) *serviceRT {
 	s := &serviceRT{def: def}
 	seen := map[string]bool{}
 	for _, sf := range def.Features {
 		v := ws.views[sf.View]
-		for i, f := range v.def.Features {
-			if f.Name != sf.Feature {
-				continue
+		if v == nil { // fromPrior: the staged apply removes the view
+			if s.unavailable == nil {
+				s.unavailable = errorf(CodeUnavailable, "feature service %q serves its earlier definition until the backfill jobs of the last apply to workspace %q succeed, "+
+					"and that definition reads feature view %q, which the apply removes", def.Name, ws.name, sf.View)
 			}
-			sv, si := v, i
-			if v.pending != "" {
-				sv, si = v.servedBy(f)
-				if sv == nil && s.unavailable == nil {
-					s.unavailable = &Error{Code: CodeUnavailable, Msg: fmt.Sprintf(
-						"feature view %q of feature service %q is being backfilled by job %s and serves once it succeeds (featurelog jobs wait %s)",
-						v.def.Name, def.Name, v.pending, v.pending)}
-				}
-				if sv == nil {
-					sv, si = v, i
-				}
-			}
-			s.features = append(s.features, servedFeature{view: sv, idx: si, name: sf.View + "." + f.Name})
+			continue
 		}
-		for _, jk := range v.def.JoinKeys {
+		rv := v
+		if v.pending != "" {
+			if fromPrior && v.prior != nil {
+				rv = v.prior
+			} else if s.unavailable == nil {
+				s.unavailable = errorf(CodeUnavailable, "feature view %q of feature service %q is being backfilled by job %s and serves once it succeeds (featurelog jobs wait %s)",
+					v.def.Name, def.Name, v.pending, v.pending)
+			}
+		}
+		for i, f := range rv.def.Features {
+			if f.Name == sf.Feature {
+				s.features = append(s.features, servedFeature{view: rv, idx: i, name: sf.View + "." + f.Name})
+			}
+		}
+		for _, jk := range rv.def.JoinKeys {
 			if !seen[jk.Name] {
 				seen[jk.Name] = true
 				s.joinKeys = append(s.joinKeys, jk.Name)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -50,10 +51,14 @@ type DB struct {
 	jobs      *jobTable             // jobs.go
 	runner    *jobRunner            // jobrun.go
 	jobsDone  chan struct{}         // closed when the job runner has stopped
-	nextSeg   atomic.Uint64 // the next segment id (manifest.NextSegment once saved)
-	flushes   atomic.Int64
-	merges    atomic.Int64
-	lastFlush atomic.Int64 // Unix ns
+	// beforeCommit, when set (tests), is called by a backfill or
+	// materialization job after it built its segments and before it
+	// commits them; a job cancelled meanwhile is undone.
+	beforeCommit func(ctx context.Context)
+	nextSeg      atomic.Uint64 // the next segment id (manifest.NextSegment once saved)
+	flushes      atomic.Int64
+	merges       atomic.Int64
+	lastFlush    atomic.Int64 // Unix ns
 }
 
 // Open opens (or creates) the data directory in opts.Dir, locks it,
@@ -369,6 +374,12 @@ type replayer struct {
 	used    int // entries of the current batch
 	rows    int // rows in the current batch
 	records int // rows read in all
+	// batchRows is how many rows a batch gathers before the views apply
+	// it (replayBatchRows when 0).
+	batchRows int
+	// countAt, when set, counts in each view's stats.online the records
+	// applied that are within its TTL at countAt, as ingest counts them.
+	countAt time.Time
 }
 
 func newReplayer(cat *catalog, want func(*viewRT) bool) *replayer {
@@ -402,7 +413,7 @@ func (r *replayer) add(seq uint64) {
 		r.rows += n
 		r.records += n
 	}
-	if r.rows >= replayBatchRows {
+	if r.rows >= replayBatchRows || (r.batchRows > 0 && r.rows >= r.batchRows) {
 		r.flush()
 	}
 }
@@ -431,9 +442,12 @@ func (r *replayer) flush() {
 // apply replays the batch into one view.
 func (r *replayer) apply(v *viewRT) {
 	var (
-		rb rowBuilder
-		pj = projector{chunk: replayChunk}
+		rb      rowBuilder
+		pj      = projector{chunk: replayChunk}
+		counted int64
 	)
+	count := !r.countAt.IsZero()
+	defer func() { v.stats.online.Add(counted) }()
 	for ei, e := range r.entries[:r.used] {
 		ws := r.cat.workspaces[e.Workspace]
 		if ws == nil || r.seqs[ei] <= v.data.covered {
@@ -454,6 +468,9 @@ func (r *replayer) apply(v *viewRT) {
 				}
 				if err == nil { // an error: the view's rules changed since the record was accepted
 					v.applyProjected(&p, r.seqs[ei], idx)
+					if count && !p.skip && v.onlineAt(p.ts, r.countAt) {
+						counted++
+					}
 				}
 				idx++
 			}

@@ -97,6 +97,9 @@ func (db *DB) runMaterialization(ctx context.Context, j Job) (*JobResult, error)
 	b.counts = func(ts int64) bool { return ts >= start && ts < end }
 	err = db.buildViews(ctx, cat, ws, []*build{b}, v.data.checkpoint(), db.reportProgress([]Job{j}))
 	if err == nil {
+		err = db.hookBeforeCommit(ctx)
+	}
+	if err == nil {
 		err = db.commitMaterialization(j, b)
 	}
 	if err != nil {
@@ -133,7 +136,7 @@ func (db *DB) stageMaterialization(j Job) (*viewRT, *catalog, error) {
 	cur.src.views[slices.Index(cur.src.views, cur)] = v
 	cur.src.priors = append(cur.src.priors, cur)
 	for _, def := range nws.repo.FeatureServices {
-		nws.services[def.Name] = buildService(nws, def)
+		nws.services[def.Name] = buildService(nws, def, true)
 	}
 	db.ingestMu.Lock()
 	defer db.ingestMu.Unlock()

@@ -36,27 +36,6 @@ type viewRT struct {
 	prior   *viewRT
 }
 
-// servedBy returns the view and feature index that serve feature f of v
-// while v is pending: the prior version's feature of the same name and
-// type, when the prior has the same join keys; nil when nothing can.
-func (v *viewRT) servedBy(f *repo.Feature) (*viewRT, int) {
-	p := v.prior
-	if p == nil || len(p.def.JoinKeys) != len(v.def.JoinKeys) {
-		return nil, 0
-	}
-	for i, jk := range v.def.JoinKeys {
-		if p.def.JoinKeys[i] != jk {
-			return nil, 0
-		}
-	}
-	for i, pf := range p.def.Features {
-		if pf.Name == f.Name && pf.Type == f.Type {
-			return p, i
-		}
-	}
-	return nil, 0
-}
-
 // serving returns the version whose state reads and checkpoints use in
 // v's place: v, or while v is pending its prior (nil if none).
 func (v *viewRT) serving() *viewRT {

@@ -156,14 +156,16 @@ func (db *DB) apply(filename string, data []byte) (*ApplyResult, bool, error) {
 			j := &Job{ID: newJobID(now), Type: JobBackfill, Workspace: r.Workspace, FeatureView: name,
 				Version: meta.Views[name].Version, CreatedAt: now.UTC(), Params: JobParams{Apply: st.Apply},
 				Progress: JobProgress{Unit: "bytes"}}
+			if src := r.Source(r.FeatureView(name).Source); src.Batch != nil {
+				quick = false
+				end := meta.Views[name].CreatedAt
+				j.Params.BatchEnd = &end
+			}
 			if err := db.jobs.create(j); err != nil {
 				return nil, false, err
 			}
 			st.Jobs[name] = j.ID
 			res.Jobs = append(res.Jobs, *j)
-			if src := r.Source(r.FeatureView(name).Source); src.Batch != nil {
-				quick = false
-			}
 		}
 		meta.Staged = st
 	}

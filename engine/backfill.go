@@ -477,8 +477,8 @@ func (db *DB) runBackfill(ctx context.Context, g string, jobs []Job) (map[string
 		if v.pending == "" {
 			continue
 		}
-		created := v.createdAt.UnixNano()
-		b, err := newBuild(v, v.pending, func(ts int64) bool { return ts < created })
+		j, _, _ := db.jobs.get(v.pending)
+		b, err := newBuild(v, v.pending, includeBatch(db.batchRanges(ws.name, v.def.Name, v.version, &j)))
 		if err != nil {
 			return nil, err
 		}
@@ -642,29 +642,28 @@ func (c *catalog) without(name string) *catalog {
 	return n
 }
 
-// materializationRanges returns the event-time ranges of the successful
-// materializations of a view version, and of job (when not empty).
-func (db *DB) materializationRanges(ws, view string, version int, also *Job) [][2]int64 {
+// batchRanges returns the event-time ranges of batch rows a view
+// version's state holds: its backfill's history (before BatchEnd) and
+// its successful materializations' ranges, and those of job also.
+func (db *DB) batchRanges(ws, view string, version int, also *Job) [][2]int64 {
 	var out [][2]int64
 	for _, j := range db.jobs.list(func(j *Job) bool {
-		return j.Type == JobMaterialization && j.Workspace == ws && j.FeatureView == view && j.Version == version &&
+		return j.Workspace == ws && j.FeatureView == view && j.Version == version &&
 			(j.State == JobSuccess || (also != nil && j.ID == also.ID))
 	}) {
-		if j.Params.StartTime != nil && j.Params.EndTime != nil {
+		switch {
+		case j.Type == JobBackfill && j.Params.BatchEnd != nil:
+			out = append(out, [2]int64{math.MinInt64, j.Params.BatchEnd.UnixNano()})
+		case j.Type == JobMaterialization:
 			out = append(out, [2]int64{j.Params.StartTime.UnixNano(), j.Params.EndTime.UnixNano()})
 		}
 	}
 	return out
 }
 
-// includeBatch returns the batch-row filter of a view version: rows
-// before the version was created (its history, which its backfill
-// loads), and rows in a materialized range.
-func includeBatch(created int64, ranges [][2]int64) func(int64) bool {
+// includeBatch returns the batch-row filter of ranges.
+func includeBatch(ranges [][2]int64) func(int64) bool {
 	return func(ts int64) bool {
-		if ts < created {
-			return true
-		}
 		for _, r := range ranges {
 			if ts >= r[0] && ts < r[1] {
 				return true

@@ -57,6 +57,10 @@ type JobParams struct {
 	// Apply is shared by the backfill jobs one apply started: they
 	// succeed, fail or are cancelled together (DESIGN.md).
 	Apply string `json:"apply,omitempty"`
+	// BatchEnd is set on a backfill of a view whose source has batch
+	// files: it loads the batch rows with event time before it (the
+	// time of the apply), the view's history.
+	BatchEnd *time.Time `json:"batch_end,omitempty"`
 	// Materialization: the event-time range [StartTime, EndTime) and the
 	// flags of SPEC §6.
 	StartTime *time.Time `json:"start_time,omitempty"`

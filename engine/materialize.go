@@ -89,7 +89,7 @@ func (db *DB) runMaterialization(ctx context.Context, j Job) (*JobResult, error)
 		return nil, err
 	}
 	ws := cat.workspaces[j.Workspace]
-	b, err := newBuild(v, j.ID, includeBatch(v.createdAt.UnixNano(), db.materializationRanges(j.Workspace, j.FeatureView, j.Version, &j)))
+	b, err := newBuild(v, j.ID, includeBatch(db.batchRanges(j.Workspace, j.FeatureView, j.Version, &j)))
 	if err != nil {
 		return nil, err
 	}

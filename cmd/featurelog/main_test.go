@@ -50,7 +50,7 @@ func TestPlanApplyIdempotent(t *testing.T) {
 
 	out, err = run(t, "apply", "-f", example, "--data", data)
 	require.NoError(t, err)
-	assert.Contains(t, out, "Applied. Rebuilt from the log: [user_click_counts click_events_fv]")
+	assert.Contains(t, out, "Applied. Views built by backfill jobs (from the log and batch files): [user_click_counts click_events_fv]")
 
 	out, err = run(t, "apply", "-f", example, "--data", data)
 	require.NoError(t, err)

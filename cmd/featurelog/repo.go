@@ -121,7 +121,7 @@ func reportApply(out io.Writer, changed bool, rebuilt []string) {
 	case !changed:
 		fmt.Fprintln(out, "No changes: the workspace already matches the file.")
 	case len(rebuilt) > 0:
-		fmt.Fprintf(out, "Applied. New versions, backfilled from the log and batch files: %v\n", rebuilt)
+		fmt.Fprintf(out, "Applied. Views built by backfill jobs (from the log and batch files): %v\n", rebuilt)
 	default:
 		fmt.Fprintln(out, "Applied.")
 	}

@@ -18,7 +18,10 @@ func (db *DB) Flush() error {
 	}
 	db.maint.Lock()
 	defer db.maint.Unlock()
-	return db.flushLocked()
+	if err := db.flushLocked(); err != nil {
+		return err
+	}
+	return db.truncateLogLocked()
 }
 
 // Compact merges segments: every level holding at least CompactionFanIn
@@ -394,6 +397,9 @@ func (db *DB) maintain() {
 		err := db.flushLocked()
 		if err == nil {
 			err = db.compactLocked(false)
+		}
+		if err == nil {
+			err = db.truncateLogLocked()
 		}
 		db.maint.Unlock()
 		if err == nil {

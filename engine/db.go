@@ -58,6 +58,7 @@ type DB struct {
 	nextSeg      atomic.Uint64 // the next segment id (manifest.NextSegment once saved)
 	flushes      atomic.Int64
 	merges       atomic.Int64
+	truncations  atomic.Int64 // log segments removed (truncate.go)
 	lastFlush    atomic.Int64 // Unix ns
 }
 

@@ -309,6 +309,8 @@ func adminBodyError(err error, into any) error {
 	switch {
 	case errors.Is(sem.Err, jsonv2.ErrUnknownName):
 		return paramError("unknown field %q in the request body (expected %s)", field, strings.Join(memberNames(into), ", "))
+	case field != "" && sem.GoType == reflect.TypeFor[time.Time]():
+		return paramError("field %q of the request body must be an RFC 3339 time such as \"2026-01-02T15:04:05Z\"", field)
 	case field != "" && sem.GoType != nil:
 		return paramError("field %q of the request body must be a %s, not %s", field, sem.GoType.Kind(), jsondec.KindName(sem.JSONKind))
 	}

@@ -12,6 +12,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -33,6 +34,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/auth"
 )
@@ -74,11 +76,12 @@ func (n *node) send(req testRequest, authz string) testReply {
 }
 
 // nodeState is what a request may write: log entries appended, the
-// catalog's files (every applied repo), and the service accounts.
+// catalog's files (every applied repo), the service accounts and jobs.
 type nodeState struct {
 	logEntries uint64
 	catalog    string // digest of catalog/*.json, names and contents
 	accounts   string // the accounts as JSON
+	jobs       int    // job files
 }
 
 func (n *node) state() nodeState {
@@ -95,7 +98,9 @@ func (n *node) state() nodeState {
 	}
 	accts, err := json.Marshal(n.db.Accounts().Accounts())
 	require.NoError(n.t, err)
-	return nodeState{logEntries: n.db.LogStats().Entries, catalog: hex.EncodeToString(h.Sum(nil)), accounts: string(accts)}
+	jobs, err := filepath.Glob(filepath.Join(n.dir, "jobs", "*.json"))
+	require.NoError(n.t, err)
+	return nodeState{logEntries: n.db.LogStats().Entries, catalog: hex.EncodeToString(h.Sum(nil)), accounts: string(accts), jobs: len(jobs)}
 }
 
 // requireUnchanged asserts that nothing was written since before.
@@ -105,6 +110,7 @@ func (n *node) requireUnchanged(t *testing.T, before nodeState, what string) {
 	assert.Equal(t, before.logEntries, after.logEntries, "%s: the log was written", what)
 	assert.Equal(t, before.catalog, after.catalog, "%s: the catalog was written", what)
 	assert.Equal(t, before.accounts, after.accounts, "%s: the service accounts were written", what)
+	assert.Equal(t, before.jobs, after.jobs, "%s: a job was started", what)
 }
 
 // Errors of the two API shapes: the ingest API's requestError and the
@@ -136,6 +142,7 @@ func requireAuthError(t *testing.T, ingestShape bool, r testReply, typ string) s
 // authMatrix is the auth matrix's node and keys.
 type authMatrix struct {
 	*node
+	repo       string // the shop repo the matrix applies: shopRepo and a view of a batch source
 	admin      string // owner of shop and ads: creates and revokes accounts over HTTP
 	shopOwner  string // owner of shop only
 	otherOwner string // owner of workspace "other" only
@@ -167,6 +174,16 @@ type authEndpoint struct {
 	otherWorkspace func(m *authMatrix) string
 	// grant is the role the revoked key holds on shop before revocation.
 	grant auth.Role
+	// ok is the status of an allowed request (0: 200). Cancelling a job
+	// that ended answers 409 once the caller may cancel.
+	ok int
+}
+
+func (e authEndpoint) okStatus() int {
+	if e.ok == 0 {
+		return http.StatusOK
+	}
+	return e.ok
 }
 
 func bearer(key string) string { return "Tecton-key " + key }
@@ -176,7 +193,7 @@ func postJSON(path string, body string) testRequest {
 }
 
 func (m *authMatrix) applyBody(seq int64) string {
-	content := strings.Replace(shopRepo, "  - name: last_order\n", fmt.Sprintf("  - name: last_order\n    description: revision %d\n", seq), 1)
+	content := strings.Replace(m.repo, "  - name: last_order\n", fmt.Sprintf("  - name: last_order\n    description: revision %d\n", seq), 1)
 	data, err := json.Marshal(httpapi.ApplyRequest{File: "shop.yaml", Content: content})
 	require.NoError(m.t, err)
 	return string(data)
@@ -233,6 +250,29 @@ func endpoints() []authEndpoint {
 		{pattern: "POST /api/v1/apply", role: "owner", grant: auth.Owner,
 			allowed: shopOwner, insufficient: editor, otherWorkspace: otherOwner,
 			request: func(m *authMatrix) testRequest { return postJSON("/api/v1/apply", m.applyBody(m.next())) }},
+		{pattern: "GET /api/v1/workspaces/{ws}/jobs", role: "viewer", grant: auth.Viewer,
+			allowed: viewer, insufficient: noRole, otherWorkspace: otherOwner,
+			request: func(m *authMatrix) testRequest {
+				return testRequest{method: http.MethodGet, path: "/api/v1/workspaces/shop/jobs?type=backfill"}
+			}},
+		{pattern: "GET /api/v1/workspaces/{ws}/jobs/{id}", role: "viewer", grant: auth.Viewer,
+			allowed: viewer, insufficient: noRole, otherWorkspace: otherOwner,
+			request: func(m *authMatrix) testRequest {
+				return testRequest{method: http.MethodGet, path: "/api/v1/workspaces/shop/jobs/" + m.job()}
+			}},
+		{pattern: "POST /api/v1/workspaces/{ws}/jobs/{id}/cancel", role: "owner", grant: auth.Owner, ok: http.StatusConflict,
+			allowed: shopOwner, insufficient: editor, otherWorkspace: otherOwner,
+			request: func(m *authMatrix) testRequest {
+				return postJSON("/api/v1/workspaces/shop/jobs/"+m.job()+"/cancel", "")
+			}},
+		{pattern: "POST /api/v1/workspaces/{ws}/feature-views/{name}/materialization-jobs", role: "owner", grant: auth.Owner, ok: http.StatusCreated,
+			allowed: shopOwner, insufficient: editor, otherWorkspace: otherOwner,
+			request: func(m *authMatrix) testRequest {
+				m.waitJobs()
+				start := t0.Add(time.Duration(m.next()) * time.Hour)
+				return postJSON("/api/v1/workspaces/shop/feature-views/refund_totals/materialization-jobs",
+					fmt.Sprintf(`{"start_time":%q,"end_time":%q}`, ts(start), ts(start.Add(time.Hour))))
+			}},
 		// Not scoped to a workspace: any owner may list and create
 		// accounts (a new account holds no role). The "other workspace"
 		// cell is an editor of another workspace, owner of none.
@@ -318,12 +358,54 @@ func TestAuthMatrixCoversEveryRoute(t *testing.T) {
 	assert.Equal(t, registeredRoutes(t), table, "the auth matrix's endpoints must be exactly the routes of server.go routes()")
 }
 
+// matrixRefunds is a source with batch files and a view of it, which the
+// matrix adds to the shop repo for the materialization endpoint.
+const matrixRefunds = `  - name: refunds
+    schema:
+      - {name: customer_id, type: String}
+      - {name: ts, type: Timestamp}
+      - {name: amount, type: Int64}
+    batch:
+      uri: %q
+      format: csv
+      timestamp_field: ts
+`
+
 func newMatrix(t *testing.T) *authMatrix {
 	m := &authMatrix{node: newNode(t, httpapi.Options{})}
+	csvPath := filepath.Join(t.TempDir(), "refunds.csv")
+	require.NoError(t, os.WriteFile(csvPath, []byte("customer_id,ts,amount\nc1,"+ts(t0.Add(-time.Hour))+",5\n"), 0o644))
+	m.repo = strings.Replace(shopRepo, "feature_views:\n", "  "+strings.TrimSpace(fmt.Sprintf(matrixRefunds, csvPath))+"\nfeature_views:\n", 1)
+	m.repo = strings.Replace(m.repo, "feature_views:\n", `feature_views:
+  - name: refund_totals
+    source: refunds
+    entities: [customer]
+    timestamp_field: ts
+    features:
+      - aggregate: {input: amount, function: sum, window: lifetime}
+`, 1)
+	_, err := m.db.ApplyWait(context.Background(), "shop.yaml", []byte(m.repo))
+	require.NoError(t, err)
 	m.admin = m.account("admin", map[string]auth.Role{"shop": auth.Owner, "ads": auth.Owner})
 	m.shopOwner = m.account("shop-owner", map[string]auth.Role{"shop": auth.Owner})
 	m.otherOwner = m.account("other-owner", map[string]auth.Role{"other": auth.Owner})
 	return m
+}
+
+// job returns the id of one of shop's jobs (one that ended).
+func (m *authMatrix) job() string {
+	jobs, err := m.db.Jobs("shop", engine.JobFilter{Type: engine.JobBackfill})
+	require.NoError(m.t, err)
+	require.NotEmpty(m.t, jobs)
+	return jobs[len(jobs)-1].ID
+}
+
+// waitJobs waits for shop's jobs to end: a materialization refuses to
+// start while another of the workspace runs.
+func (m *authMatrix) waitJobs() {
+	jobs, err := m.db.Jobs("shop", engine.JobFilter{})
+	require.NoError(m.t, err)
+	require.NoError(m.t, m.db.WaitJobs(context.Background(), jobs))
 }
 
 // authCell is one refused cell of the matrix.
@@ -361,7 +443,7 @@ func (m *authMatrix) revoked(t *testing.T, e authEndpoint) string {
 		fmt.Sprintf(`{"service_account":%q,"workspace":"shop","role":%q}`, acct.ID, e.grant)), bearer(m.admin))
 	require.Equal(t, http.StatusOK, r.status, "assign-role: %s", r.body)
 	r = m.send(e.request(m), bearer(acct.APIKey))
-	require.Equal(t, http.StatusOK, r.status, "before revocation the key may call %s: %s", e.pattern, r.body)
+	require.Equal(t, e.okStatus(), r.status, "before revocation the key may call %s: %s", e.pattern, r.body)
 	r = m.send(testRequest{method: http.MethodDelete, path: "/api/v1/service-accounts/" + acct.ID}, bearer(m.admin))
 	require.Equal(t, http.StatusOK, r.status, "delete: %s", r.body)
 	return acct.APIKey
@@ -390,7 +472,7 @@ func TestAuthMatrix(t *testing.T) {
 		// matrix cannot pass by refusing everything.
 		t.Run(e.pattern+"/allowed", func(t *testing.T) {
 			r := m.send(e.request(m), bearer(e.allowed(m)))
-			assert.Equal(t, http.StatusOK, r.status, "%s with the %s role: %s", e.pattern, e.role, r.body)
+			assert.Equal(t, e.okStatus(), r.status, "%s with the %s role: %s", e.pattern, e.role, r.body)
 		})
 	}
 	t.Logf("%d refused cells, 0 bypasses", refused)

@@ -250,7 +250,33 @@ func badCases() []badCase {
 		{name: "assign-role malformed account ID", req: assign(`{"service_account":"bob","workspace":"shop","role":"viewer"}`), status: 404, typ: grpcNotFound, msg: `no such service account "bob": IDs are 16 lowercase hex characters`},
 		{name: "assign-role unknown member", req: assign(`{"service_account":"0123456789abcdef","workspace":"shop","role":"viewer","expires":"never"}`), status: 400, typ: grpcInvalid, msg: `unknown field "expires" in the request body (expected service_account, workspace, role)`},
 		{name: "delete unknown account", req: testRequest{method: http.MethodDelete, path: "/api/v1/service-accounts/0123456789abcdef"}, status: 404, typ: grpcNotFound, msg: `"0123456789abcdef" not found`},
+
+		// Jobs and materializations.
+		{name: "jobs unknown query parameter", req: get("/api/v1/workspaces/shop/jobs?stat=RUNNING"), status: 400, typ: grpcInvalid, msg: `unknown query parameter(s) "stat" (known: feature_view, type, state, limit)`},
+		{name: "jobs unknown type", req: get("/api/v1/workspaces/shop/jobs?type=backfil"), status: 400, typ: grpcInvalid, msg: `unknown job type "backfil"`},
+		{name: "jobs unknown state", req: get("/api/v1/workspaces/shop/jobs?state=running"), status: 400, typ: grpcInvalid, msg: `unknown job state "running"; use PENDING, RUNNING`},
+		{name: "jobs limit zero", req: get("/api/v1/workspaces/shop/jobs?limit=0"), status: 400, typ: grpcInvalid, msg: `limit "0" must be a whole number from 1 to 1000`},
+		{name: "jobs limit not a number", req: get("/api/v1/workspaces/shop/jobs?limit=ten"), status: 400, typ: grpcInvalid, msg: `limit "ten" must be a whole number`},
+		{name: "jobs of an unknown workspace", req: get("/api/v1/workspaces/ghost/jobs"), authz: ghost, status: 404, typ: grpcNotFound, msg: `workspace "ghost" not found`},
+		{name: "job unknown", req: get("/api/v1/workspaces/shop/jobs/job_nope"), status: 404, typ: grpcNotFound, msg: `job "job_nope" not found in workspace "shop"`},
+		{name: "job wait not a duration", req: get("/api/v1/workspaces/shop/jobs/job_nope?wait=forever"), status: 400, typ: grpcInvalid, msg: `wait "forever" must be a duration from 0s to`},
+		{name: "job wait too long", req: get("/api/v1/workspaces/shop/jobs/job_nope?wait=1h"), status: 400, typ: grpcInvalid, msg: `wait "1h" must be a duration`},
+		{name: "job unknown query parameter", req: get("/api/v1/workspaces/shop/jobs/job_nope?timeout=5s"), status: 400, typ: grpcInvalid, msg: `unknown query parameter(s) "timeout" (known: wait)`},
+		{name: "cancel unknown job", req: postJSON("/api/v1/workspaces/shop/jobs/job_nope/cancel", ""), status: 404, typ: grpcNotFound, msg: `job "job_nope" not found`},
+		{name: "materialize unknown view", req: materialize("nope", `{"start_time":"2026-01-01T00:00:00Z","end_time":"2026-01-02T00:00:00Z"}`), status: 404, typ: grpcNotFound, msg: `feature view "nope" not found in workspace "shop"`},
+		{name: "materialize end before start", req: materialize("last_order", `{"start_time":"2026-01-02T00:00:00Z","end_time":"2026-01-01T00:00:00Z"}`), status: 400, typ: grpcInvalid, msg: "start_time 2026-01-02T00:00:00Z must be before end_time 2026-01-01T00:00:00Z"},
+		{name: "materialize without times", req: materialize("last_order", `{}`), status: 400, typ: grpcInvalid, msg: "start_time and end_time are required"},
+		{name: "materialize time not RFC 3339", req: materialize("last_order", `{"start_time":"yesterday","end_time":"2026-01-01T00:00:00Z"}`), status: 400, typ: grpcInvalid, msg: `field "start_time" of the request body must be an RFC 3339 time`},
+		{name: "materialize unknown member", req: materialize("last_order", `{"start_time":"2026-01-01T00:00:00Z","end_time":"2026-01-02T00:00:00Z","overwrite_all":true}`), status: 400, typ: grpcInvalid, msg: `unknown field "overwrite_all"`},
+		{name: "materialize neither online nor offline", req: materialize("last_order", `{"start_time":"2026-01-01T00:00:00Z","end_time":"2026-01-02T00:00:00Z","online":false,"offline":false}`), status: 400, typ: grpcInvalid, msg: "online and offline are both false"},
+		{name: "materialize a view without batch files", req: materialize("last_order", `{"start_time":"2026-01-01T00:00:00Z","end_time":"2026-01-02T00:00:00Z"}`), status: 400, typ: grpcInvalid, msg: `reads source "orders", which has no batch files to materialize`},
 	}
+}
+
+func get(path string) testRequest { return testRequest{method: http.MethodGet, path: path} }
+
+func materialize(view, body string) testRequest {
+	return postJSON("/api/v1/workspaces/shop/feature-views/"+view+"/materialization-jobs", body)
 }
 
 // requireBadInput asserts r is the case's error and returns its message

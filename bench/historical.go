@@ -210,7 +210,7 @@ func (s *histRun) size(div int) (*HistoricalData, []Row, error) {
 	}
 	events, keys := s.cfg.Events/div, s.cfg.Keys/div
 	dc := HistoricalDataConfig{Events: events, Keys: keys, Rebuild: s.cfg.Rebuild, Progress: s.cfg.Progress,
-		CacheDir: filepath.Join(s.cfg.TempDir, fmt.Sprintf("featurelog-bench-historical-%s-events-%s-keys", fmtCount(events), fmtCount(keys)))}
+		CacheDir: historicalCacheDir(s.cfg.TempDir, events, keys)}
 	h, err := BuildHistoricalData(dc)
 	if err != nil {
 		return nil, nil, err
@@ -396,3 +396,12 @@ func fmtMB(b int64) string {
 
 // quietLogger discards the engine's logs.
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// historicalCacheDir is where the historical data set of a size is
+// cached under root; the jobs benchmarks share it.
+func historicalCacheDir(root string, events, keys int) string {
+	if root == "" {
+		root = os.TempDir()
+	}
+	return filepath.Join(root, fmt.Sprintf("featurelog-bench-historical-%s-events-%s-keys", fmtCount(events), fmtCount(keys)))
+}

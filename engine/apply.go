@@ -135,12 +135,12 @@ func (db *DB) apply(filename string, data []byte) (*ApplyResult, bool, error) {
 	if prev != nil {
 		oldRepo, oldMeta = prev.repo, &prev.meta
 	}
+	res := &ApplyResult{Workspace: r.Workspace, Plan: repo.Diff(oldRepo, r)}
+	if res.Plan.Empty() { // the same file again: nothing to do, whatever runs
+		return res, false, nil
+	}
 	if err := db.refuseWhileJobs(r.Workspace); err != nil {
 		return nil, false, err
-	}
-	res := &ApplyResult{Workspace: r.Workspace, Plan: repo.Diff(oldRepo, r)}
-	if res.Plan.Empty() {
-		return res, false, nil
 	}
 	now := db.opts.Now()
 	meta, rebuilt := nextMeta(filename, data, r, oldRepo, oldMeta, now)

@@ -53,6 +53,10 @@ type build struct {
 	// record counts (nil: every one is: a backfill's view is new).
 	counts  func(ts int64) bool
 	counted int64
+	// nextMin is the first log seq of the next run; spilling is the
+	// result of the segment write in flight (spill).
+	nextMin  uint64
+	spilling chan error
 }
 
 func newBuild(v *viewRT, job string, include func(int64) bool) (*build, error) {
@@ -71,40 +75,78 @@ func newBuild(v *viewRT, job string, include func(int64) bool) (*build, error) {
 	return &build{v: v, bv: &bv, job: job, include: include}, nil
 }
 
-// spill writes the build's memtable as a segment of records [minSeq,
-// maxSeq]; covered tells whether those are log records (the next run then
-// starts after maxSeq) or batch rows.
-func (db *DB) spill(b *build, minSeq, maxSeq uint64, log bool) error {
+// spill freezes the build's memtable and writes it as a segment in the
+// background, holding the records of log seqs [b.nextMin, maxSeq] (log)
+// or batch rows (a segment covering no log range, 0..0), while the build
+// goes on into a new memtable: at most one write is in flight per build,
+// so memory holds at most two runs. Runs are written at zstd's fastest
+// level (merges rewrite them).
+func (db *DB) spill(b *build, maxSeq uint64, log bool) error {
 	d := b.bv.data
-	if d.records.Load() == 0 {
+	n := d.records.Load()
+	if n == 0 {
 		return nil
 	}
-	covered := d.covered
+	if err := b.waitSpill(); err != nil {
+		return err
+	}
+	minSeq := uint64(0)
 	if log {
-		b.res.LogRecords += d.records.Load()
+		b.res.LogRecords += n
+		minSeq, b.nextMin = b.nextMin, maxSeq+1
+	} else {
+		maxSeq = 0
 	}
 	m, err := d.freeze(maxSeq)
 	if err != nil {
 		return err
 	}
-	sg, _, err := db.writeMemtableRange(d, m, minSeq, maxSeq)
-	if err != nil {
-		return err
+	done := make(chan error, 1)
+	b.spilling = done
+	write := func() {
+		sg, _, err := db.writeMemtableRange(d, m, minSeq, maxSeq, true)
+		if err == nil {
+			d.installRun(m, sg)
+		}
+		done <- err
 	}
-	d.installFlush(m, sg)
-	if !log {
-		d.mu.Lock()
-		d.covered = covered
-		d.mu.Unlock()
+	if db.opts.BackfillWorkers < 2 {
+		write()
+		return nil
 	}
-	if sg != nil {
-		b.res.Segments++
-	}
+	go write()
 	return nil
 }
 
-// discard deletes the build's segments.
-func (b *build) discard() { b.bv.data.closeSegments(true) }
+// waitSpill waits for the build's segment write in flight, if any.
+func (b *build) waitSpill() error {
+	if b.spilling == nil {
+		return nil
+	}
+	err := <-b.spilling
+	b.spilling = nil
+	if err == nil {
+		b.res.Segments = len(b.bv.data.segs)
+	}
+	return err
+}
+
+// installRun replaces frozen memtable m by segment sg (nil when m held
+// nothing) without moving the checkpoint, which a build never uses.
+func (d *viewData) installRun(m *memtable, sg *segRef) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.frozen = slices.DeleteFunc(d.frozen, func(f *memtable) bool { return f == m })
+	if sg != nil {
+		d.segs = sortedSegs(append(d.segs[:len(d.segs):len(d.segs)], sg))
+	}
+}
+
+// discard waits for the build's write in flight and deletes its segments.
+func (b *build) discard() {
+	b.waitSpill()
+	b.bv.data.closeSegments(true)
+}
 
 // progressFunc reports bytes done of a total.
 type progressFunc func(done, total int64)
@@ -204,16 +246,17 @@ func (db *DB) buildFromLog(ctx context.Context, cat *catalog, builds []*build, s
 	if s0 < first || s0 == 0 {
 		return nil
 	}
-	r := &replayer{cat: cat, batchRows: db.opts.BackfillRunRecords, countAt: db.opts.Now()}
+	r := &replayer{cat: cat, batchRows: db.opts.BackfillRunRecords, countAt: db.opts.Now(), workers: db.opts.BackfillWorkers}
 	for _, b := range builds {
-		b.bv.data.covered = first - 1
+		b.bv.data.covered = first - 1 // fixed: the replayer reads it
+		b.nextMin = first
 		r.views = append(r.views, b.bv)
 	}
 	var rb rowBuilder
 	spillFull := func(seq uint64) error {
 		for _, b := range builds {
 			if b.bv.data.records.Load() >= int64(db.opts.BackfillRunRecords) {
-				if err := db.spill(b, b.bv.data.covered+1, seq, true); err != nil {
+				if err := db.spill(b, seq, true); err != nil {
 					return err
 				}
 			}
@@ -249,7 +292,10 @@ func (db *DB) buildFromLog(ctx context.Context, cat *catalog, builds []*build, s
 	}
 	r.flush()
 	for _, b := range builds {
-		if err := db.spill(b, b.bv.data.covered+1, s0, true); err != nil {
+		if err := db.spill(b, s0, true); err != nil {
+			return err
+		}
+		if err := b.waitSpill(); err != nil {
 			return err
 		}
 	}
@@ -362,7 +408,7 @@ func (db *DB) buildFromBatch(ctx context.Context, src *sourceRT, bs *batchsrc.So
 				b.counted++
 			}
 			if b.bv.data.records.Load() >= int64(db.opts.BackfillRunRecords) {
-				if err := db.spill(b, 0, 0, false); err != nil {
+				if err := db.spill(b, 0, false); err != nil {
 					return err
 				}
 			}
@@ -377,7 +423,10 @@ func (db *DB) buildFromBatch(ctx context.Context, src *sourceRT, bs *batchsrc.So
 		return err
 	}
 	for _, b := range mine {
-		if err := db.spill(b, 0, 0, false); err != nil {
+		if err := db.spill(b, 0, false); err != nil {
+			return err
+		}
+		if err := b.waitSpill(); err != nil {
 			return err
 		}
 	}

@@ -94,7 +94,7 @@ func bfEvents(seed uint64, n, users int) []bfEvent {
 
 func bfOpen(t *testing.T, dir string, runRecords int) *DB {
 	t.Helper()
-	db, err := Open(Options{Dir: dir, NoSync: true, Now: func() time.Time { return bfNow }, BackfillRunRecords: runRecords,
+	db, err := Open(Options{Dir: dir, NoSync: true, Now: func() time.Time { return bfNow }, BackfillRunRecords: runRecords, BackfillWorkers: 2,
 		DisableAutoFlush: true, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	return db

@@ -7,6 +7,7 @@ import (
 
 	"github.com/featurelog/featurelog/compaction"
 	"github.com/featurelog/featurelog/tiles"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Flush writes every view's active memtable to a segment and records the
@@ -122,12 +123,13 @@ func (db *DB) writeMemtable(d *viewData, m *memtable) (*segRef, int64, error) {
 	d.mu.RLock()
 	minSeq := d.covered + 1
 	d.mu.RUnlock()
-	return db.writeMemtableRange(d, m, minSeq, m.maxSeq)
+	return db.writeMemtableRange(d, m, minSeq, m.maxSeq, false)
 }
 
 // writeMemtableRange writes m as a segment of d holding the records with
-// log seq in [minSeq, maxSeq] (0, 0 for batch rows, which have none).
-func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64) (*segRef, int64, error) {
+// log seq in [minSeq, maxSeq] (0, 0 for batch rows, which have none);
+// fast compresses at zstd's fastest level.
+func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64, fast bool) (*segRef, int64, error) {
 	var keys []string
 	var records int64
 	if m.tiles != nil {
@@ -138,7 +140,7 @@ func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64
 	if len(keys) == 0 {
 		return nil, 0, nil
 	}
-	w, sg, err := db.createSegment(d, 0, minSeq, maxSeq)
+	w, sg, err := db.createSegment(d, 0, minSeq, maxSeq, fast)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -164,13 +166,18 @@ func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64
 	return db.finishSegment(w, sg, records)
 }
 
-// createSegment starts a segment of view d.
-func (db *DB) createSegment(d *viewData, level int, minSeq, maxSeq uint64) (*compaction.Writer, *segRef, error) {
+// createSegment starts a segment of view d; fast compresses at zstd's
+// fastest level.
+func (db *DB) createSegment(d *viewData, level int, minSeq, maxSeq uint64, fast bool) (*compaction.Writer, *segRef, error) {
 	id := db.nextSeg.Add(1) - 1
 	sg := &segRef{id: id, file: segmentFile(id), level: level, minSeq: minSeq, maxSeq: maxSeq}
 	meta := d.meta
 	meta.Level, meta.MinSeq, meta.MaxSeq = level, minSeq, maxSeq
-	w, err := compaction.Create(filepath.Join(segmentsDir(db.opts.Dir), sg.file), meta, compaction.WriterOptions{FS: db.opts.FS})
+	wo := compaction.WriterOptions{FS: db.opts.FS}
+	if fast {
+		wo.Level = zstd.SpeedFastest
+	}
+	w, err := compaction.Create(filepath.Join(segmentsDir(db.opts.Dir), sg.file), meta, wo)
 	return w, sg, err
 }
 
@@ -312,7 +319,7 @@ func (db *DB) mergeSegments(d *viewData, group []*segRef) (*segRef, error) {
 	d.mu.RLock()
 	st := d.tiles
 	d.mu.RUnlock()
-	w, sg, err := db.createSegment(d, level, minSeq, maxSeq)
+	w, sg, err := db.createSegment(d, level, minSeq, maxSeq, false)
 	if err != nil {
 		return nil, err
 	}

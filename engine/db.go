@@ -378,6 +378,9 @@ type replayer struct {
 	// batchRows is how many rows a batch gathers before the views apply
 	// it (replayBatchRows when 0).
 	batchRows int
+	// workers bounds how many views apply a batch at once (GOMAXPROCS
+	// when 0).
+	workers int
 	// countAt, when set, counts in each view's stats.online the records
 	// applied that are within its TTL at countAt, as ingest counts them.
 	countAt time.Time
@@ -427,7 +430,11 @@ func (r *replayer) flush() {
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(r.views)) {
+	workers := runtime.GOMAXPROCS(0)
+	if r.workers > 0 {
+		workers = r.workers
+	}
+	for range min(workers, len(r.views)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

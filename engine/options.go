@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/featurelog/featurelog/internal/vfs"
@@ -40,6 +41,13 @@ type Options struct {
 	// memtable to a segment whenever it holds this many records.
 	// Default 1,000,000.
 	BackfillRunRecords int
+	// BackfillWorkers is how many cores a backfill or materialization
+	// job keeps busy: with 1 it builds and writes its runs in turn, with 2
+	// or more it writes a run while it builds the next and builds several
+	// views at once. Default GOMAXPROCS/2 (at least 1), leaving ingest and
+	// reads the rest; `featurelog replay`, with nothing else to serve,
+	// uses every core.
+	BackfillWorkers int
 	// CompactionFanIn is how many segments of one level a merge combines.
 	// Default 4.
 	CompactionFanIn int
@@ -102,6 +110,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.BackfillRunRecords == 0 {
 		o.BackfillRunRecords = 1_000_000
+	}
+	if o.BackfillWorkers == 0 {
+		o.BackfillWorkers = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if o.StateCacheBytes == 0 {
 		o.StateCacheBytes = 256 << 20

@@ -30,7 +30,7 @@ func benchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&only, "only", "", "comma-separated benchmarks to run (and those they need)")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (in-process benchmarks and the HTTP client) to FILE")
 	cmd.Flags().StringVar(&serverProfiles, "server-cpuprofile-dir", "", "write a CPU profile of every server process to DIR/<benchmark>-<server>.prof")
-	cmd.AddCommand(benchServerCmd(), benchHistoricalCmd(), benchHistoricalChildCmd(), benchOverloadCmd(), benchSlowlorisCmd())
+	cmd.AddCommand(benchServerCmd(), benchHistoricalCmd(), benchHistoricalChildCmd(), benchOverloadCmd(), benchSlowlorisCmd(), benchJobsCmd())
 	return cmd
 }
 
@@ -206,4 +206,36 @@ func runBench(duration time.Duration, only, cpuprofile, serverProfiles string) e
 		}
 	}
 	return err
+}
+
+// benchJobsCmd runs the jobs benchmarks (bench.RunJobs).
+func benchJobsCmd() *cobra.Command {
+	var cfg bench.JobsConfig
+	cmd := &cobra.Command{
+		Use:   "jobs",
+		Short: "Replay, backfill (with ingest p99 beside it) and materialization over the 20M-event workload",
+		Long: "Runs the jobs benchmarks (package bench, RunJobs) on the historical workload (cached under --dir,\n" +
+			"shared with bench historical): featurelog replay of its log into a new directory; a node serving\n" +
+			"that directory, applied a new aggregate view (backfill rate, peak RSS, durable ingest p99 beside\n" +
+			"it against idle); a materialization of a Parquet file of as many rows.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			command, err := selfCommand("server")
+			if err != nil {
+				return err
+			}
+			cfg.Command, cfg.Featurelog, cfg.Progress = command, command[0], os.Stderr
+			rows, err := bench.RunJobs(cfg)
+			return writeRows(rows, err)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Data.Events, "events", 20_000_000, "events in the log (and rows in the Parquet file)")
+	f.IntVar(&cfg.Data.Keys, "keys", 1_000_000, "users")
+	f.StringVar(&cfg.CacheRoot, "dir", "", "where the workload's data directory is cached, as by bench historical (default the system temp dir)")
+	f.BoolVar(&cfg.Data.Rebuild, "rebuild", false, "rebuild the cached data directory")
+	f.StringVar(&cfg.TempDir, "tmp", "", "where the replayed directory and the Parquet file go (default the system temp dir)")
+	f.DurationVar(&cfg.Window, "window", 5*time.Second, "ingest latency window before the backfill")
+	f.IntVar(&cfg.IngestClients, "clients", 4, "clients sending single-record ingest requests")
+	return cmd
 }

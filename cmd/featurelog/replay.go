@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 
 	"github.com/spf13/cobra"
 
@@ -86,7 +87,8 @@ func replay(out, errOut io.Writer, logDir, data, repoFile string, runRecords int
 	}
 	fmt.Fprintf(out, "Copied %d log segment(s), %d bytes, from %s.\n", len(segs), copied, logDir)
 	db, err := engine.Open(engine.Options{Dir: data, Holder: "featurelog replay", BackfillRunRecords: runRecords,
-		Logger: slog.New(slog.DiscardHandler)})
+		BackfillWorkers: runtime.GOMAXPROCS(0),
+		Logger:          slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}

@@ -309,7 +309,6 @@ func (db *DB) buildFromLog(ctx context.Context, cat *catalog, builds []*build, s
 // files: a batch row equal in every column to a logged record is the
 // same event, already counted (SPEC §6; DESIGN.md).
 type rowHashes struct {
-	seed maphash.Seed
 	sums []uint64
 }
 

@@ -80,20 +80,20 @@ type JobResult struct {
 
 // Job is one job (SPEC §6). The JSON form is the HTTP API's.
 type Job struct {
-	ID          string       `json:"id"`
-	Type        JobType      `json:"type"`
-	Workspace   string       `json:"workspace"`
-	FeatureView string       `json:"feature_view"`
-	Version     int          `json:"version"`
-	State       JobState     `json:"state"`
-	CreatedAt   time.Time    `json:"created_at"`
-	StartedAt   *time.Time   `json:"started_at"`
-	FinishedAt  *time.Time   `json:"finished_at"`
-	Progress    JobProgress  `json:"progress"`
-	Params      JobParams    `json:"params"`
-	Result      *JobResult   `json:"result"`
-	Error       *string      `json:"error"`
-	Runs        int          `json:"runs,omitempty"` // how many times it started (more than 1 after a restart)
+	ID          string        `json:"id"`
+	Type        JobType       `json:"type"`
+	Workspace   string        `json:"workspace"`
+	FeatureView string        `json:"feature_view"`
+	Version     int           `json:"version"`
+	State       JobState      `json:"state"`
+	CreatedAt   time.Time     `json:"created_at"`
+	StartedAt   *time.Time    `json:"started_at"`
+	FinishedAt  *time.Time    `json:"finished_at"`
+	Progress    JobProgress   `json:"progress"`
+	Params      JobParams     `json:"params"`
+	Result      *JobResult    `json:"result"`
+	Error       *string       `json:"error"`
+	Runs        int           `json:"runs,omitempty"` // how many times it started (more than 1 after a restart)
 	done        chan struct{} // closed at a final state
 }
 
@@ -358,6 +358,3 @@ func groupOf(j *Job) string {
 
 // errCancelled ends a job whose cancellation was requested.
 var errCancelled = errors.New("cancelled")
-
-// errClosing ends a job because the DB is closing; it re-runs on open.
-var errClosing = errors.New("the node is closing; the job re-runs when it opens")

@@ -48,4 +48,3 @@ func (db *DB) truncateLogLocked() error {
 	}
 	return err
 }
-

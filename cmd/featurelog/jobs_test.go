@@ -65,7 +65,7 @@ func TestJobsCommands(t *testing.T) {
 	out, err = run(t, "jobs", "wait", "--workspace", "ads", "--data", data, latest.ID)
 	require.NoError(t, err, out)
 	assert.Contains(t, out, latest.ID+" backfill user_click_counts: SUCCESS")
-	out, err = run(t, "jobs", "cancel", "--workspace", "ads", "--data", data, latest.ID)
+	_, err = run(t, "jobs", "cancel", "--workspace", "ads", "--data", data, latest.ID)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "already ended SUCCESS; cancelling it changes nothing")
 	_, err = run(t, "jobs", "get", "--workspace", "ads", "--data", data, "job_nope")

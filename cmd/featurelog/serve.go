@@ -77,6 +77,12 @@ func serve(data, repoFile string, hopts httpapi.Options) (err error) {
 		}
 		ws = res.Workspace
 		logger.Info("repo applied", "file", repoFile, "workspace", ws, "changed", !res.Plan.Empty())
+		for _, j := range res.Jobs {
+			if !j.State.Final() {
+				logger.Info("backfill job started; the view serves once it succeeds (featurelog jobs wait --server ...)",
+					"job", j.ID, "feature_view", j.FeatureView, "version", j.Version)
+			}
+		}
 	}
 	if !noAuth {
 		if err := bootstrapOwner(db.Accounts(), ws); err != nil {

@@ -12,14 +12,17 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/featurelog/featurelog/internal/schema"
 	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -127,6 +130,9 @@ func TestBatchPlusPush(t *testing.T) {
 					res.Jobs = append(res.Jobs, j)
 				}
 				assert.Equal(t, bfRead(t, want, users), bfRead(t, db, users))
+				stored, recomputed := bfHistorical(t, db, users, false), bfHistorical(t, db, users, true)
+				assert.Equal(t, stored, recomputed, "from_source recomputes from the log and the batch rows the view holds")
+				assert.Equal(t, bfHistorical(t, want, users, false), stored)
 				for _, j := range res.Jobs {
 					if pushFirst {
 						assert.Equal(t, int64(dups), j.Result.BatchDuplicates, "%s: batch rows also pushed are skipped", j.FeatureView)
@@ -305,6 +311,45 @@ func TestMaterialization(t *testing.T) {
 	}
 }
 
+// bfSpine is a spine of every user at a few times.
+type bfSpine struct {
+	rows [][]any
+	i    int
+}
+
+func (s *bfSpine) Columns() []string { return []string{"user_id", "ts"} }
+func (s *bfSpine) Next() ([]any, error) {
+	if s.i == len(s.rows) {
+		return nil, io.EOF
+	}
+	s.i++
+	return s.rows[s.i-1], nil
+}
+
+// bfSink collects a historical result as text.
+type bfSink struct{ rows []string }
+
+func (c *bfSink) Begin([]HistoricalColumn) error { return nil }
+func (c *bfSink) Row(lead []any, f []schema.Value) error {
+	c.rows = append(c.rows, fmt.Sprintf("%v %v", lead, f))
+	return nil
+}
+
+// bfHistorical joins service all to a spine of every user at three
+// times, from the stored state or recomputed from the source.
+func bfHistorical(t *testing.T, db *DB, users int, fromSource bool) []string {
+	t.Helper()
+	sp := &bfSpine{}
+	for u := range users {
+		for _, at := range []time.Time{bfNow, bfNow.Add(-90 * time.Minute), bfNow.Add(-30 * time.Hour)} {
+			sp.rows = append(sp.rows, []any{fmt.Sprintf("u%03d", u), at.Format(time.RFC3339Nano)})
+		}
+	}
+	var c bfSink
+	require.NoError(t, db.GetFeaturesForEvents(context.Background(), &HistoricalRequest{Workspace: "bf", Service: "all", FromSource: fromSource}, sp, &c))
+	return c.rows
+}
+
 // bfReadAt reads a service for every user at one time.
 func bfReadAt(t *testing.T, db *DB, service string, users int, at time.Time) []string {
 	t.Helper()
@@ -319,4 +364,49 @@ func bfReadAt(t *testing.T, db *DB, service string, users int, at time.Time) []s
 		out[u] = fmt.Sprintf("%s: %v", keys[u]["user_id"], v.Features)
 	}
 	return out
+}
+
+// TestLogOfflineFalse: with push.log_offline: false the log is truncated
+// once the views have checkpointed it (and the idempotency window has
+// passed); reads go on from the checkpoints; from_source reads the log and
+// the batch files while the log is whole, and refuses, saying why, once it
+// was truncated.
+func TestLogOfflineFalse(t *testing.T) {
+	users := 20
+	evs := bfEvents(41, 3000, users)
+	dir := t.TempDir()
+	writeBatch(t, filepath.Join(dir, "h.csv"), evs[:1000])
+	text := bfRepoText(bfSums, "      - sums", "    push:\n      log_offline: false\n"+batchBlock("h.csv", "csv"))
+	var clock atomic.Int64
+	clock.Store(bfNow.UnixNano())
+	db, err := Open(Options{Dir: filepath.Join(dir, "data"), NoSync: true, Now: func() time.Time { return time.Unix(0, clock.Load()) },
+		SegmentSize: 4096, DisableAutoFlush: true, IdempotencyWindow: time.Minute, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.ApplyWait(context.Background(), filepath.Join(dir, "bf.yaml"), text)
+	require.NoError(t, err)
+	bfIngest(t, db, evs[1000:])
+	before := bfRead(t, db, users)
+	require.Equal(t, before, bfReadFromSource(t, db, users), "from_source: the log and the batch rows, while the log is whole")
+
+	require.NoError(t, db.Flush())
+	assert.Equal(t, uint64(1), db.log.FirstSeq(), "not within the idempotency window")
+	clock.Add(int64(3 * time.Hour))
+	require.NoError(t, db.Flush())
+	assert.Greater(t, db.log.FirstSeq(), uint64(1), "truncated once checkpointed and past the idempotency window")
+	clock.Add(-int64(3 * time.Hour))
+	assert.Equal(t, before, bfRead(t, db, users), "served from the checkpoints")
+	var c bfSink
+	err = db.GetFeaturesForEvents(context.Background(), &HistoricalRequest{Workspace: "bf", Service: "all", FromSource: true},
+		&bfSpine{rows: [][]any{{"u001", bfNow.Format(time.RFC3339Nano)}}}, &c)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "from_source needs the whole offline log, but it begins at entry")
+	assert.Contains(t, err.Error(), "log_offline: false")
+}
+
+func bfReadFromSource(t *testing.T, db *DB, users int) []string {
+	t.Helper()
+	stored, recomputed := bfHistorical(t, db, users, false), bfHistorical(t, db, users, true)
+	require.Equal(t, stored, recomputed)
+	return bfRead(t, db, users)
 }

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/featurelog/featurelog/internal/batchsrc"
+	"github.com/featurelog/featurelog/internal/record"
 	"github.com/featurelog/featurelog/internal/schema"
 	"github.com/featurelog/featurelog/tiles"
 )
@@ -210,8 +213,8 @@ func (db *DB) historicalService(req *HistoricalRequest) (*serviceRT, *catalog, e
 	}
 	if req.FromSource {
 		for _, f := range svc.features {
-			if src := f.view.src.def; !src.LogOffline {
-				return nil, nil, errorf(CodeInvalidArgument, "from_source recomputes from the offline log, but source %q has log_offline: false", src.Name)
+			if src := f.view.src.def; !src.LogOffline && src.Batch == nil {
+				return nil, nil, errorf(CodeInvalidArgument, "from_source recomputes from the offline log and the batch files, but source %q has log_offline: false and no batch files", src.Name)
 			}
 		}
 	}
@@ -635,11 +638,14 @@ func (kc *keyCursor) read(t int64, vals []schema.Value) {
 }
 
 // rebuildFromLog recomputes view v of catalog cat from the offline log
-// into a temporary memtable, keeping only the given keys: the from_source
-// path, which shares everything with ingest but the storage of its result.
+// and its source's batch files (the rows the view version holds:
+// batchRanges) into a temporary memtable, keeping only the given keys:
+// the from_source path, which shares everything with ingest and backfills
+// but the storage of its result.
 func (db *DB) rebuildFromLog(v *viewRT, keys []string, cat *catalog) (*viewData, error) {
 	if first := db.log.FirstSeq(); first > 1 {
-		return nil, errorf(CodeInvalidArgument, "from_source needs the whole offline log, but it begins at entry %d", first)
+		return nil, errorf(CodeInvalidArgument, "from_source needs the whole offline log, but it begins at entry %d: "+
+			"the pushed records before it were removed once every view had checkpointed them (log_offline: false)", first)
 	}
 	tmp, err := newViewRT(v.def, v.src, &hotTier{})
 	if err != nil {
@@ -650,8 +656,57 @@ func (db *DB) rebuildFromLog(v *viewRT, keys []string, cat *catalog) (*viewData,
 		want[k] = true
 	}
 	r := &replayer{cat: cat, views: []*viewRT{tmp}, keep: want}
-	if _, err := db.replayWith(r); err != nil {
+	ws := cat.workspaces[v.data.meta.Workspace]
+	var ranges [][2]int64
+	if v.src.def.Batch != nil && ws != nil {
+		ranges = db.batchRanges(ws.name, v.def.Name, v.version, nil)
+	}
+	if len(ranges) == 0 {
+		if _, err := db.replayWith(r); err != nil {
+			return nil, err
+		}
+		return tmp.data, nil
+	}
+	dedup := map[*sourceRT]*rowHashes{v.src: {}}
+	var rb rowBuilder
+	err = db.log.Replay(1, func(seq uint64, payload []byte) error {
+		e := r.next()
+		if err := record.Decode(payload, e); err != nil {
+			return fmt.Errorf("engine: log entry %d: %w", seq, err)
+		}
+		hashLogged(cat, e, dedup, &rb)
+		r.add(seq)
+		return nil
+	})
+	if err != nil {
 		return nil, err
+	}
+	r.flush()
+	h := dedup[v.src]
+	slices.Sort(h.sums)
+	bs, err := batchsrc.Open(v.src.def, filepath.Dir(ws.meta.File))
+	if err != nil {
+		return nil, errorf(CodeUnavailable, "from_source reads the batch files of source %q: %v", v.src.def.Name, err)
+	}
+	include := includeBatch(ranges)
+	pj := projector{chunk: replayChunk}
+	idx := 0
+	err = bs.Scan(context.Background(), func(row *batchsrc.Row) error {
+		if h.contains(hashRow(row.Values)) {
+			return nil
+		}
+		p, err := tmp.project(row.Values, &pj)
+		if err != nil {
+			return &batchsrc.RowError{File: row.File, Pos: row.Pos, Err: fmt.Errorf("feature view %q: %v", v.def.Name, err)}
+		}
+		if !p.skip && want[p.key] && include(p.ts) {
+			tmp.applyProjected(&p, 0, idx)
+			idx++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, errorf(CodeUnavailable, "from_source reads the batch files of source %q: %v", v.src.def.Name, err)
 	}
 	return tmp.data, nil
 }

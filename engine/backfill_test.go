@@ -181,6 +181,8 @@ func TestBackfillBesideIngest(t *testing.T) {
 	close(release)
 	require.NoError(t, db.WaitJobs(context.Background(), res.Jobs))
 	assert.Equal(t, bfRead(t, want, users), bfRead(t, db, users), "backfilled beside ingest = defined from the start")
+	assert.Equal(t, bfHistorical(t, want, users, false), bfHistorical(t, db, users, false), "historically too")
+	assert.Equal(t, bfHistorical(t, want, users, false), bfHistorical(t, db, users, true), "and recomputed from the log")
 
 	j, err := db.Job("bf", res.Jobs[0].ID)
 	require.NoError(t, err)

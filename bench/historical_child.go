@@ -263,8 +263,12 @@ func attrInt(v slog.Value) int64 {
 
 // procStatusBytes reads a "kB" field of /proc/self/status (VmHWM, VmRSS)
 // in bytes; 0 where there is no such file.
-func procStatusBytes(field string) int64 {
-	data, err := os.ReadFile("/proc/self/status")
+func procStatusBytes(field string) int64 { return statusBytes("/proc/self/status", field) }
+
+// statusBytes reads a "kB" field of a /proc/.../status file; 0 when there
+// is none.
+func statusBytes(path, field string) int64 {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}

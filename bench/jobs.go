@@ -198,7 +198,7 @@ func benchBackfillAndMaterialize(cfg *JobsConfig, h *HistoricalData, work, dir s
 	if err != nil {
 		return nil, err
 	}
-	rss := pidStatusBytes(p.cmd.Process.Pid, "VmHWM")
+	rss := statusBytes("/proc/"+strconv.Itoa(p.cmd.Process.Pid)+"/status", "VmHWM")
 	took := job.FinishedAt.Sub(*job.StartedAt)
 	rate := float64(job.Result.LogRecords) / took.Seconds()
 	idleP99, duringP99 := idle.Latency.P99, during.Latency.P99
@@ -376,22 +376,4 @@ func (l *ingestLoad) cut() loadWindow {
 func (l *ingestLoad) stop() {
 	close(l.quit)
 	l.wg.Wait()
-}
-
-// pidStatusBytes reads a "kB" field of /proc/PID/status.
-func pidStatusBytes(pid int, field string) int64 {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		name, rest, ok := strings.Cut(line, ":")
-		if ok && name == field {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err == nil {
-				return kb << 10
-			}
-		}
-	}
-	return 0
 }

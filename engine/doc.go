@@ -4,7 +4,7 @@
 //	db, err := engine.Open(engine.Options{Dir: "featurelog-data"})
 //	if err != nil { ... }
 //	defer db.Close()
-//	_, err = db.Apply("features.yaml", repoYAML)
+//	_, err = db.ApplyWait(ctx, "features.yaml", repoYAML) // Apply returns at once with its backfill jobs
 //	_, err = db.Ingest(&engine.IngestRequest{Workspace: "ads", Records: map[string][]map[string]any{
 //		"impressions_event_source": {{"user_id": "u1", "timestamp": time.Now(), "clicked": 1}},
 //	}})
@@ -17,14 +17,17 @@
 // request becomes one log entry (internal/record), appended and fsynced by
 // the wal package with group commit. Only then is it applied to each
 // view's online state and acknowledged, so a read that starts after Ingest
-// returns sees it. The online state is derived from the log alone: Open and
-// Apply rebuild it by replaying the log through the same projection code
-// that ingest uses.
+// returns sees it. The online state is derived from the log and the
+// sources' batch files: Open replays the log after each view's checkpoint,
+// and a new view version is built by a backfill job (Jobs, WaitJob,
+// CancelJob) beside ingest, through the same projection code that ingest
+// uses; Materialize loads a range of batch rows the same way.
 //
 // Attribute views keep every version of each entity key (the latest before
 // T answers a read as of T); aggregate views keep partial aggregates in
 // tiles (package tiles), exact to the nanosecond for continuous windows.
 //
-// Caveats: all online state lives in memory and Open replays the whole
-// log; checkpoints and segments come with the compaction milestone.
+// Memtables are flushed to immutable segments with a checkpoint (Flush,
+// Compact, and a background maintainer), so Open replays only the log
+// after it.
 package engine

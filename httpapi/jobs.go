@@ -55,7 +55,9 @@ func checkQuery(q url.Values, allowed ...string) error {
 	return paramError("unknown query parameter(s) %s (known: %s)", strings.Join(unknown, ", "), known)
 }
 
-// viewerOf authenticates a jobs request and checks role on {ws}.
+// jobsCaller authenticates a jobs request, reads its body into into (when
+// not nil) and checks role on the workspace {ws}; it writes the error
+// response itself.
 func (s *Server) jobsCaller(w http.ResponseWriter, r *http.Request, role auth.Role, action string, into any) (string, bool) {
 	c, ok := s.admin(w, r, into)
 	if !ok {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/featurelog/featurelog/internal/atomicfile"
 	"github.com/featurelog/featurelog/internal/batchsrc"
@@ -171,13 +172,10 @@ func (db *DB) buildViews(ctx context.Context, cat *catalog, ws *workspace, build
 	done := logBytes
 	for _, src := range sortedSources(batches) {
 		bs := batches[src]
-		var fileDone int64
-		err := db.buildFromBatch(ctx, src, bs, builds, dedup[src], func(n int64) { progress(done+fileDone+n, total) })
-		if err != nil {
+		if err := db.buildFromBatch(ctx, src, bs, builds, dedup[src], func(n int64) { progress(done+n, total) }); err != nil {
 			return err
 		}
-		fileDone += bs.Bytes()
-		done += fileDone
+		done += bs.Bytes()
 	}
 	progress(total, total)
 	return nil
@@ -188,18 +186,8 @@ func sortedSources(m map[*sourceRT]*batchsrc.Source) []*sourceRT {
 	for s := range m {
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b *sourceRT) int { return cmpString(a.def.Name, b.def.Name) })
+	slices.SortFunc(out, func(a, b *sourceRT) int { return strings.Compare(a.def.Name, b.def.Name) })
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // openBatches resolves the batch files of the builds' sources.
@@ -247,12 +235,14 @@ func (db *DB) buildFromLog(ctx context.Context, cat *catalog, builds []*build, s
 		return nil
 	}
 	r := &replayer{cat: cat, batchRows: db.opts.BackfillRunRecords, countAt: db.opts.Now(), workers: db.opts.BackfillWorkers}
+	if len(dedup) > 0 {
+		r.hashes = dedup
+	}
 	for _, b := range builds {
 		b.bv.data.covered = first - 1 // fixed: the replayer reads it
 		b.nextMin = first
 		r.views = append(r.views, b.bv)
 	}
-	var rb rowBuilder
 	spillFull := func(seq uint64) error {
 		for _, b := range builds {
 			if b.bv.data.records.Load() >= int64(db.opts.BackfillRunRecords) {
@@ -274,12 +264,8 @@ func (db *DB) buildFromLog(ctx context.Context, cat *catalog, builds []*build, s
 			}
 			frac(float64(seq-first) / float64(s0-first+1))
 		}
-		e := r.next()
-		if err := record.Decode(payload, e); err != nil {
+		if err := record.Decode(payload, r.next()); err != nil {
 			return fmt.Errorf("log entry %d: %w", seq, err)
-		}
-		if len(dedup) > 0 {
-			hashLogged(cat, e, dedup, &rb)
 		}
 		r.add(seq)
 		if r.used == 0 { // the batch was just applied
@@ -392,10 +378,9 @@ func (db *DB) buildFromBatch(ctx context.Context, src *sourceRT, bs *batchsrc.So
 			return nil
 		}
 		for i, b := range mine {
-			p, err := b.bv.project(row.Values, &pjs[i])
+			p, err := projectBatchRow(b.bv, row, &pjs[i])
 			if err != nil {
-				return &jobError{job: b.job, err: &batchsrc.RowError{File: row.File, Pos: row.Pos,
-					Err: fmt.Errorf("feature view %q: %v", b.v.def.Name, err)}}
+				return &jobError{job: b.job, err: err}
 			}
 			if p.skip || !b.include(p.ts) {
 				continue
@@ -430,6 +415,16 @@ func (db *DB) buildFromBatch(ctx context.Context, src *sourceRT, bs *batchsrc.So
 		}
 	}
 	return nil
+}
+
+// projectBatchRow projects a batch row onto a view; an error names the
+// file and row.
+func projectBatchRow(v *viewRT, row *batchsrc.Row, pj *projector) (projected, error) {
+	p, err := v.project(row.Values, pj)
+	if err != nil {
+		return p, &batchsrc.RowError{File: row.File, Pos: row.Pos, Err: fmt.Errorf("feature view %q: %v", v.def.Name, err)}
+	}
+	return p, nil
 }
 
 // install moves the build's segments into the staged version's state.
@@ -584,12 +579,21 @@ func (db *DB) reportProgress(jobs []Job) progressFunc {
 	}
 }
 
+// lockCatalog takes the locks a job's commit or undo holds, maint then
+// applyMu (no flush or apply runs between its manifest and catalog
+// writes), and returns their release.
+func (db *DB) lockCatalog() (unlock func()) {
+	db.maint.Lock()
+	db.applyMu.Lock()
+	return func() {
+		db.applyMu.Unlock()
+		db.maint.Unlock()
+	}
+}
+
 // commitBackfill installs the builds and makes their versions serve.
 func (db *DB) commitBackfill(wsName, g string, builds []*build) error {
-	db.maint.Lock()
-	defer db.maint.Unlock()
-	db.applyMu.Lock()
-	defer db.applyMu.Unlock()
+	defer db.lockCatalog()()
 	cat := db.cat.Load()
 	ws := cat.workspaces[wsName]
 	if ws == nil || ws.meta.Staged == nil || ws.meta.Staged.Apply != g {
@@ -628,10 +632,7 @@ func (db *DB) commitBackfill(wsName, g string, builds []*build) error {
 // earlier repo and versions, or no workspace if it was new. The staged
 // versions' state is dropped; their version numbers are retired.
 func (db *DB) revertStaged(wsName, g string) error {
-	db.maint.Lock()
-	defer db.maint.Unlock()
-	db.applyMu.Lock()
-	defer db.applyMu.Unlock()
+	defer db.lockCatalog()()
 	cat := db.cat.Load()
 	ws := cat.workspaces[wsName]
 	if ws == nil || ws.meta.Staged == nil || ws.meta.Staged.Apply != g {

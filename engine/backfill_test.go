@@ -92,6 +92,18 @@ func bfEvents(seed uint64, n, users int) []bfEvent {
 	return out
 }
 
+// bfReference is a DB with the sums view defined from the start and evs
+// ingested: what a backfilled view must equal.
+func bfReference(t *testing.T, evs []bfEvent) *DB {
+	t.Helper()
+	db := bfOpen(t, t.TempDir(), 0)
+	t.Cleanup(func() { db.Close() })
+	_, err := db.ApplyWait(context.Background(), "bf.yaml", bfRepoText(bfSums, "      - sums", ""))
+	require.NoError(t, err)
+	bfIngest(t, db, evs)
+	return db
+}
+
 func bfOpen(t *testing.T, dir string, runRecords int) *DB {
 	t.Helper()
 	db, err := Open(Options{Dir: dir, NoSync: true, Now: func() time.Time { return bfNow }, BackfillRunRecords: runRecords, BackfillWorkers: 2,
@@ -144,15 +156,11 @@ func TestBackfillBesideIngest(t *testing.T) {
 	evs := bfEvents(1, n, users)
 	first, during := evs[:n*3/4], evs[n*3/4:]
 
-	want := bfOpen(t, t.TempDir(), 0)
-	defer want.Close()
-	_, err := want.ApplyWait(context.Background(), "bf.yaml", bfRepoText(bfSums, "      - sums", ""))
-	require.NoError(t, err)
-	bfIngest(t, want, evs)
+	want := bfReference(t, evs)
 
 	dir := t.TempDir()
 	db := bfOpen(t, dir, 700) // many runs: memory bounded by 700 records per view
-	_, err = db.ApplyWait(context.Background(), "bf.yaml", bfRepoText("", "", ""))
+	_, err := db.ApplyWait(context.Background(), "bf.yaml", bfRepoText("", "", ""))
 	require.NoError(t, err)
 	bfIngest(t, db, first)
 	release := make(chan struct{})
@@ -354,15 +362,11 @@ func TestBackfillCancel(t *testing.T) {
 func TestBackfillResumesAfterClose(t *testing.T) {
 	users := 30
 	evs := bfEvents(5, 3000, users)
-	want := bfOpen(t, t.TempDir(), 0)
-	defer want.Close()
-	_, err := want.ApplyWait(context.Background(), "bf.yaml", bfRepoText(bfSums, "      - sums", ""))
-	require.NoError(t, err)
-	bfIngest(t, want, evs)
+	want := bfReference(t, evs)
 
 	dir := t.TempDir()
 	db := bfOpen(t, dir, 500)
-	_, err = db.ApplyWait(context.Background(), "bf.yaml", bfRepoText("", "", ""))
+	_, err := db.ApplyWait(context.Background(), "bf.yaml", bfRepoText("", "", ""))
 	require.NoError(t, err)
 	bfIngest(t, db, evs[:2000])
 	started := make(chan struct{})

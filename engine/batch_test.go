@@ -97,11 +97,8 @@ func TestBatchPlusPush(t *testing.T) {
 						dups++
 					}
 				}
-				want := bfOpen(t, t.TempDir(), 0)
-				defer want.Close()
-				_, err := want.ApplyWait(context.Background(), "bf.yaml", bfRepoText(bfSums, "      - sums", ""))
-				require.NoError(t, err)
-				bfIngest(t, want, evs)
+				want := bfReference(t, evs)
+				var err error
 
 				dir := t.TempDir()
 				files := filepath.Join(dir, "history")

@@ -381,6 +381,10 @@ type replayer struct {
 	// workers bounds how many views apply a batch at once (GOMAXPROCS
 	// when 0).
 	workers int
+	// hashes, when set, collects the hashes of the logged records of its
+	// sources (those with batch files: see rowHashes).
+	hashes map[*sourceRT]*rowHashes
+	rb     rowBuilder // hashes' mapping of logged columns
 	// countAt, when set, counts in each view's stats.online the records
 	// applied that are within its TTL at countAt, as ingest counts them.
 	countAt time.Time
@@ -410,6 +414,9 @@ func (r *replayer) next() *record.Entry {
 // add takes the entry just decoded into the batch, flushing when full.
 func (r *replayer) add(seq uint64) {
 	e := r.entries[r.used]
+	if r.hashes != nil {
+		hashLogged(r.cat, e, r.hashes, &r.rb)
+	}
 	r.seqs[r.used] = seq
 	r.used++
 	for i := range e.Sections {

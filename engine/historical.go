@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/featurelog/featurelog/internal/batchsrc"
-	"github.com/featurelog/featurelog/internal/record"
 	"github.com/featurelog/featurelog/internal/schema"
 	"github.com/featurelog/featurelog/tiles"
 )
@@ -661,28 +660,13 @@ func (db *DB) rebuildFromLog(v *viewRT, keys []string, cat *catalog) (*viewData,
 	if v.src.def.Batch != nil && ws != nil {
 		ranges = db.batchRanges(ws.name, v.def.Name, v.version, nil)
 	}
-	if len(ranges) == 0 {
-		if _, err := db.replayWith(r); err != nil {
-			return nil, err
-		}
-		return tmp.data, nil
+	h := &rowHashes{}
+	if len(ranges) > 0 {
+		r.hashes = map[*sourceRT]*rowHashes{v.src: h}
 	}
-	dedup := map[*sourceRT]*rowHashes{v.src: {}}
-	var rb rowBuilder
-	err = db.log.Replay(1, func(seq uint64, payload []byte) error {
-		e := r.next()
-		if err := record.Decode(payload, e); err != nil {
-			return fmt.Errorf("engine: log entry %d: %w", seq, err)
-		}
-		hashLogged(cat, e, dedup, &rb)
-		r.add(seq)
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	if _, err := db.replayWith(r); err != nil || len(ranges) == 0 {
+		return tmp.data, err
 	}
-	r.flush()
-	h := dedup[v.src]
 	slices.Sort(h.sums)
 	bs, err := batchsrc.Open(v.src.def, filepath.Dir(ws.meta.File))
 	if err != nil {
@@ -695,9 +679,9 @@ func (db *DB) rebuildFromLog(v *viewRT, keys []string, cat *catalog) (*viewData,
 		if h.contains(hashRow(row.Values)) {
 			return nil
 		}
-		p, err := tmp.project(row.Values, &pj)
+		p, err := projectBatchRow(tmp, row, &pj)
 		if err != nil {
-			return &batchsrc.RowError{File: row.File, Pos: row.Pos, Err: fmt.Errorf("feature view %q: %v", v.def.Name, err)}
+			return err
 		}
 		if !p.skip && want[p.key] && include(p.ts) {
 			tmp.applyProjected(&p, 0, idx)

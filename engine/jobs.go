@@ -272,11 +272,13 @@ func (db *DB) Job(workspace, id string) (Job, error) {
 // returns the job as it then is (ctx's end is not an error: the job is
 // returned in its current state).
 func (db *DB) WaitJob(ctx context.Context, workspace, id string) (Job, error) {
-	j, err := db.Job(workspace, id)
-	if err != nil {
-		return j, err
+	if db.closed.Load() {
+		return Job{}, ErrClosed
 	}
-	_, done, _ := db.jobs.get(id)
+	j, done, ok := db.jobs.get(id)
+	if !ok || j.Workspace != workspace {
+		return Job{}, errorf(CodeNotFound, "job %q not found in workspace %q", id, workspace)
+	}
 	select {
 	case <-done:
 	case <-ctx.Done():

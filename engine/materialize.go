@@ -149,10 +149,7 @@ func (db *DB) stageMaterialization(j Job) (*viewRT, *catalog, error) {
 // commitMaterialization makes the built state serve: the manifest names
 // its segments in place of the old state's, then the catalog swaps.
 func (db *DB) commitMaterialization(j Job, b *build) error {
-	db.maint.Lock()
-	defer db.maint.Unlock()
-	db.applyMu.Lock()
-	defer db.applyMu.Unlock()
+	defer db.lockCatalog()()
 	cat := db.cat.Load()
 	ws := cat.workspaces[j.Workspace]
 	v := ws.views[j.FeatureView]
@@ -177,10 +174,7 @@ func (db *DB) commitMaterialization(j Job, b *build) error {
 
 // unstageMaterialization puts back the state that served before j.
 func (db *DB) unstageMaterialization(j Job) error {
-	db.maint.Lock()
-	defer db.maint.Unlock()
-	db.applyMu.Lock()
-	defer db.applyMu.Unlock()
+	defer db.lockCatalog()()
 	cat := db.cat.Load()
 	ws := cat.workspaces[j.Workspace]
 	if ws == nil {

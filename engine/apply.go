@@ -175,8 +175,9 @@ func (db *DB) apply(filename string, data []byte) (*ApplyResult, bool, error) {
 	}
 	if err != nil {
 		msg := "the apply that started this job failed: " + err.Error()
+		now := db.opts.Now().UTC()
 		for _, j := range res.Jobs {
-			db.setState(j.ID, func(j *Job) { j.State, j.Error = JobCancelled, &msg })
+			db.setState(j.ID, func(j *Job) { j.State, j.FinishedAt, j.Error = JobFailed, &now, &msg })
 		}
 		return nil, false, err
 	}

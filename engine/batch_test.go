@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -205,17 +206,23 @@ func TestBatchErrors(t *testing.T) {
 		err = db.WaitJobs(context.Background(), res.Jobs)
 		require.Error(t, err, c.uri)
 		var failed *Job
+		var others []Job
 		for _, j := range res.Jobs {
 			got, err := db.Job("bf", j.ID)
 			require.NoError(t, err)
-			if got.State == JobFailed {
+			require.Equal(t, JobFailed, got.State, "the apply fails as a whole")
+			require.NotNil(t, got.Error)
+			if strings.HasPrefix(*got.Error, "batch file") {
 				failed = &got
 			} else {
-				assert.Equal(t, JobCancelled, got.State, "the other jobs of the apply are cancelled")
+				others = append(others, got)
 			}
 		}
 		require.NotNil(t, failed, c.uri)
 		assert.Contains(t, *failed.Error, c.want)
+		for _, o := range others {
+			assert.Contains(t, *o.Error, "job "+failed.ID+" of the same apply failed", "the other jobs of the apply name the one that failed")
+		}
 		_, err = db.Plan(repoFile, bfRepoText(bfSums, "      - sums", ""))
 		require.NoError(t, err)
 		_, err = db.FeatureViewSummary("bf", "sums")

@@ -159,8 +159,9 @@ func (db *DB) setState(id string, fn func(*Job)) {
 }
 
 // endGroup ends a group: SUCCESS with results, or, on err, puts back what
-// was there before the group and records CANCELLED (errCancelled) or
-// FAILED for the job err is about and CANCELLED for the others.
+// was there before the group and records CANCELLED (errCancelled: error
+// stays null) or FAILED, the job err is about with err and the others of
+// its apply with an error naming it.
 func (db *DB) endGroup(g string, jobs []Job, err error, results map[string]*JobResult) {
 	now := db.opts.Now().UTC()
 	if err == nil {
@@ -198,9 +199,9 @@ func (db *DB) endGroup(g string, jobs []Job, err error, results map[string]*JobR
 			msg := err.Error()
 			db.setState(j.ID, func(j *Job) { j.State, j.FinishedAt, j.Error = JobFailed, &now, &msg })
 			db.opts.Logger.Warn("job failed; nothing of it was applied", "job", j.ID, "err", msg)
-		default:
-			msg := fmt.Sprintf("cancelled because job %s of the same apply failed; nothing of the apply was applied", failed)
-			db.setState(j.ID, func(j *Job) { j.State, j.FinishedAt, j.Error = JobCancelled, &now, &msg })
+		default: // the apply failed as a whole (SPEC §6: error is set only on FAILED jobs)
+			msg := fmt.Sprintf("job %s of the same apply failed, so nothing of the apply was applied: %v", failed, err)
+			db.setState(j.ID, func(j *Job) { j.State, j.FinishedAt, j.Error = JobFailed, &now, &msg })
 		}
 	}
 }
@@ -257,8 +258,8 @@ func (db *DB) resumeJobs() error {
 			if ws != nil && ws.views[j.FeatureView] != nil && ws.views[j.FeatureView].version == j.Version {
 				db.setState(j.ID, func(j *Job) { j.State, j.FinishedAt = JobSuccess, &now })
 			} else {
-				msg := "the apply that started this job did not complete (the node stopped before it was recorded)"
-				db.setState(j.ID, func(j *Job) { j.State, j.FinishedAt, j.Error = JobCancelled, &now, &msg })
+				msg := "the apply that started this job did not complete (the node stopped before it was recorded); apply the file again"
+				db.setState(j.ID, func(j *Job) { j.State, j.FinishedAt, j.Error = JobFailed, &now, &msg })
 			}
 		case j.State == JobCancelRequested:
 			db.setState(j.ID, func(j *Job) { j.State, j.FinishedAt = JobCancelled, &now })

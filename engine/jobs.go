@@ -256,6 +256,9 @@ func (db *DB) Jobs(workspace string, f JobFilter) ([]Job, error) {
 	return out, nil
 }
 
+// Workspaces returns the names of the applied workspaces, sorted.
+func (db *DB) Workspaces() []string { return db.cat.Load().names() }
+
 // Job returns one job of a workspace.
 func (db *DB) Job(workspace, id string) (Job, error) {
 	if db.closed.Load() {

@@ -66,9 +66,13 @@ func (r remoteJobs) materialize(ws, view string, req engine.MaterializeRequest) 
 func (r remoteJobs) local() bool  { return false }
 func (r remoteJobs) close() error { return nil }
 
-// open returns the jobs API of t: the node, or the data directory.
-func (t *target) jobs(holder string) (jobsAPI, error) {
+// jobs returns the jobs API of t, the node or the data directory, and
+// fills in *ws when it is empty: the data directory's only workspace.
+func (t *target) jobs(holder string, ws *string) (jobsAPI, error) {
 	if c, ok := t.client(); ok {
+		if *ws == "" {
+			return nil, errors.New("--workspace is required with --server")
+		}
 		return remoteJobs{c}, nil
 	}
 	db, err := engine.Open(engine.Options{Dir: t.data, Holder: holder, Logger: slog.New(slog.DiscardHandler)})
@@ -77,6 +81,14 @@ func (t *target) jobs(holder string) (jobsAPI, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if *ws == "" {
+		names := db.Workspaces()
+		if len(names) != 1 {
+			db.Close()
+			return nil, fmt.Errorf("--workspace is required: the data directory %s holds %d workspaces (%s)", t.data, len(names), strings.Join(names, ", "))
+		}
+		*ws = names[0]
 	}
 	return localJobs{db}, nil
 }
@@ -93,13 +105,13 @@ func jobsListCmd() *cobra.Command {
 	var f engine.JobFilter
 	var typ, state string
 	cmd := &cobra.Command{
-		Use:     "list --workspace W",
+		Use:     "list [--workspace W]",
 		Short:   "List a workspace's jobs, newest first",
 		Example: "  featurelog jobs list --workspace ads --state RUNNING\n  featurelog jobs list --workspace ads --feature-view user_click_counts --output json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f.Type, f.State = engine.JobType(typ), engine.JobState(state)
-			api, err := t.jobs("featurelog jobs")
+			api, err := t.jobs("featurelog jobs", &ws)
 			if err != nil {
 				return err
 			}
@@ -111,13 +123,12 @@ func jobsListCmd() *cobra.Command {
 			return printJobs(cmd.OutOrStdout(), jobs, output)
 		},
 	}
-	cmd.Flags().StringVar(&ws, "workspace", "", "workspace (required)")
+	cmd.Flags().StringVar(&ws, "workspace", "", "workspace (default: the data directory's only workspace; required with --server)")
 	cmd.Flags().StringVar(&f.FeatureView, "feature-view", "", "only jobs of this feature view")
 	cmd.Flags().StringVar(&typ, "type", "", "only jobs of this type: backfill, materialization or deletion")
 	cmd.Flags().StringVar(&state, "state", "", "only jobs in this state (PENDING, RUNNING, SUCCESS, FAILED, MANUAL_CANCELLATION_REQUESTED, CANCELLED)")
 	cmd.Flags().IntVar(&f.Limit, "limit", 100, "at most this many jobs")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
-	cmd.MarkFlagRequired("workspace")
 	t.flags(cmd)
 	return cmd
 }
@@ -160,12 +171,12 @@ func jobsGetCmd() *cobra.Command {
 	var t target
 	var ws string
 	cmd := &cobra.Command{
-		Use:     "get --workspace W JOB_ID",
+		Use:     "get [--workspace W] JOB_ID",
 		Short:   "Show one job as JSON",
 		Example: "  featurelog jobs get --workspace ads job_01JF3Q8Z5M6N7P8Q9R0S1T2V3W",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			api, err := t.jobs("featurelog jobs")
+			api, err := t.jobs("featurelog jobs", &ws)
 			if err != nil {
 				return err
 			}
@@ -177,8 +188,7 @@ func jobsGetCmd() *cobra.Command {
 			return writeJSON(cmd.OutOrStdout(), j)
 		},
 	}
-	cmd.Flags().StringVar(&ws, "workspace", "", "workspace (required)")
-	cmd.MarkFlagRequired("workspace")
+	cmd.Flags().StringVar(&ws, "workspace", "", "workspace (default: the data directory's only workspace; required with --server)")
 	t.flags(cmd)
 	return cmd
 }
@@ -189,14 +199,14 @@ func jobsWaitCmd() *cobra.Command {
 	var timeout time.Duration
 	var quiet bool
 	cmd := &cobra.Command{
-		Use:   "wait --workspace W JOB_ID...",
+		Use:   "wait [--workspace W] JOB_ID...",
 		Short: "Wait for jobs to end, with a progress bar; fails unless they all succeed",
 		Long: "Wait for jobs to end. On a data directory (no --server) the jobs run in this process while it waits:\n" +
 			"a job a stopped node left unfinished resumes here.",
 		Example: "  featurelog jobs wait --workspace ads job_01JF3Q8Z5M6N7P8Q9R0S1T2V3W",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			api, err := t.jobs("featurelog jobs wait")
+			api, err := t.jobs("featurelog jobs wait", &ws)
 			if err != nil {
 				return err
 			}
@@ -204,10 +214,9 @@ func jobsWaitCmd() *cobra.Command {
 			return waitJobs(cmd.OutOrStdout(), cmd.ErrOrStderr(), api, ws, args, timeout, quiet)
 		},
 	}
-	cmd.Flags().StringVar(&ws, "workspace", "", "workspace (required)")
+	cmd.Flags().StringVar(&ws, "workspace", "", "workspace (default: the data directory's only workspace; required with --server)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: wait as long as it takes)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
-	cmd.MarkFlagRequired("workspace")
 	t.flags(cmd)
 	return cmd
 }
@@ -281,12 +290,12 @@ func jobsCancelCmd() *cobra.Command {
 	var t target
 	var ws string
 	cmd := &cobra.Command{
-		Use:     "cancel --workspace W JOB_ID",
+		Use:     "cancel [--workspace W] JOB_ID",
 		Short:   "Cancel a pending or running job: everything is left as before it",
 		Example: "  featurelog jobs cancel --workspace ads job_01JF3Q8Z5M6N7P8Q9R0S1T2V3W",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			api, err := t.jobs("featurelog jobs cancel")
+			api, err := t.jobs("featurelog jobs cancel", &ws)
 			if err != nil {
 				return err
 			}
@@ -304,8 +313,7 @@ func jobsCancelCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&ws, "workspace", "", "workspace (required)")
-	cmd.MarkFlagRequired("workspace")
+	cmd.Flags().StringVar(&ws, "workspace", "", "workspace (default: the data directory's only workspace; required with --server)")
 	t.flags(cmd)
 	return cmd
 }
@@ -316,7 +324,7 @@ func materializeCmd() *cobra.Command {
 	var req engine.MaterializeRequest
 	var wait, quiet bool
 	cmd := &cobra.Command{
-		Use:   "materialize --workspace W --view V --start T1 --end T2",
+		Use:   "materialize --view V --start T1 --end T2 [--workspace W]",
 		Short: "Load a view's batch rows with event time in [T1, T2) (a materialization job)",
 		Example: "  featurelog materialize --workspace ads --view user_click_counts \\\n" +
 			"    --start 2026-11-01T00:00:00Z --end 2026-12-01T00:00:00Z --wait",
@@ -329,7 +337,7 @@ func materializeCmd() *cobra.Command {
 			if req.End, err = parseTime("--end", end); err != nil {
 				return err
 			}
-			api, err := t.jobs("featurelog materialize")
+			api, err := t.jobs("featurelog materialize", &ws)
 			if err != nil {
 				return err
 			}
@@ -345,7 +353,7 @@ func materializeCmd() *cobra.Command {
 			return waitJobs(cmd.OutOrStdout(), cmd.ErrOrStderr(), api, ws, []string{j.ID}, 0, quiet)
 		},
 	}
-	cmd.Flags().StringVar(&ws, "workspace", "", "workspace (required)")
+	cmd.Flags().StringVar(&ws, "workspace", "", "workspace (default: the data directory's only workspace; required with --server)")
 	cmd.Flags().StringVar(&view, "view", "", "feature view (required)")
 	cmd.Flags().StringVar(&start, "start", "", "start of the event-time range, RFC 3339, inclusive (required)")
 	cmd.Flags().StringVar(&end, "end", "", "end of the event-time range, RFC 3339, exclusive (required)")
@@ -354,7 +362,7 @@ func materializeCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&req.Overwrite, "overwrite", false, "replace the rows an earlier materialization loaded for an overlapping range")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the job with a progress bar (always, on a data directory)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
-	for _, f := range []string{"workspace", "view", "start", "end"} {
+	for _, f := range []string{"view", "start", "end"} {
 		cmd.MarkFlagRequired(f)
 	}
 	t.flags(cmd)

@@ -59,7 +59,7 @@ func TestJobsCommands(t *testing.T) {
 	assert.Contains(t, out, latest.ID)
 	assert.Equal(t, 3, strings.Count(out, "\n"), "a header and the view's two jobs:\n%s", out)
 
-	out, err = run(t, "jobs", "get", "--workspace", "ads", "--data", data, latest.ID)
+	out, err = run(t, "jobs", "get", "--data", data, latest.ID) // SPEC §6 names no --workspace: the only one is used
 	require.NoError(t, err, out)
 	assert.Contains(t, out, `"state": "SUCCESS"`)
 	out, err = run(t, "jobs", "wait", "--workspace", "ads", "--data", data, latest.ID)
@@ -75,7 +75,7 @@ func TestJobsCommands(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `--output "yaml": use table or json`)
 
-	_, err = run(t, "materialize", "--workspace", "ads", "--view", "click_events_fv", "--data", data,
+	_, err = run(t, "materialize", "--view", "click_events_fv", "--data", data,
 		"--start", "2024-04-01T00:00:00Z", "--end", "2024-05-01T00:00:00Z")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `reads source "impressions_event_source", which has no batch files`)
@@ -83,6 +83,16 @@ func TestJobsCommands(t *testing.T) {
 		"--start", "April", "--end", "2024-05-01T00:00:00Z")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `--start "April" is not an RFC 3339 time`)
+
+	src, err := os.ReadFile(example)
+	require.NoError(t, err)
+	second := filepath.Join(t.TempDir(), "second.yaml")
+	require.NoError(t, os.WriteFile(second, []byte(strings.Replace(string(src), "workspace: ads\n", "workspace: ads2\n", 1)), 0o644))
+	out, err = run(t, "apply", "-f", second, "--data", data)
+	require.NoError(t, err, out)
+	_, err = run(t, "jobs", "list", "--data", data)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--workspace is required: the data directory "+data+" holds 2 workspaces (ads, ads2)")
 
 	// The same through a node.
 	db, err := engine.Open(engine.Options{Dir: data, Logger: slog.New(slog.DiscardHandler)})
@@ -99,6 +109,9 @@ func TestJobsCommands(t *testing.T) {
 	out, err = run(t, "jobs", "wait", "--workspace", "ads", "--server", ts.URL, "--api-key", key, latest.ID)
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "SUCCESS")
+	_, err = run(t, "jobs", "list", "--server", ts.URL, "--api-key", key)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--workspace is required with --server")
 	ts.Close()
 	require.NoError(t, db.Close())
 }
@@ -136,6 +149,25 @@ func TestReplay(t *testing.T) {
 	_, err = run(t, "replay", "--log", t.TempDir(), "--data", filepath.Join(t.TempDir(), "x"), "--repo", example)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "holds no log segment")
+
+	// A torn tail in the input (a copy taken while the node wrote) is
+	// repaired in the new directory, never in the input.
+	segs, err := os.ReadDir(logCopy)
+	require.NoError(t, err)
+	last := filepath.Join(logCopy, segs[len(segs)-1].Name())
+	f, err := os.OpenFile(last, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.Write([]byte("half a frame"))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	torn := dirDigest(t, logCopy)
+	repaired := filepath.Join(t.TempDir(), "repaired")
+	out, err = run(t, "replay", "--log", logCopy, "--data", repaired, "--repo", example)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "Repaired a torn tail in the copy")
+	assert.Contains(t, out, "backfill user_click_counts: SUCCESS (12 log records")
+	assert.Equal(t, torn, dirDigest(t, logCopy), "the torn input is left as it was")
+	assert.Equal(t, read(data), read(repaired))
 
 	// A data directory as --log: its wal/ is used.
 	out, err = run(t, "replay", "--log", data, "--data", filepath.Join(t.TempDir(), "again"), "--repo", example, "--run-records", "5")

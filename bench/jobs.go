@@ -56,6 +56,9 @@ type JobsConfig struct {
 	// IngestClients send single-record ingest requests back to back
 	// during both windows. Default 4.
 	IngestClients int
+	// BackfillWorkers is the node's engine.Options.BackfillWorkers (0: the
+	// default, GOMAXPROCS/2).
+	BackfillWorkers int
 	// Progress receives a line as each step starts. Default none.
 	Progress io.Writer
 }
@@ -168,7 +171,7 @@ func withViews(sources, views string) string {
 }
 
 func benchBackfillAndMaterialize(cfg *JobsConfig, h *HistoricalData, work, dir string) ([]Row, error) {
-	srv := Server{Command: cfg.Command, DataDir: dir}
+	srv := Server{Command: cfg.Command, DataDir: dir, BackfillWorkers: cfg.BackfillWorkers}
 	p, err := srv.start()
 	if err != nil {
 		return nil, err

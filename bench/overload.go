@@ -312,7 +312,7 @@ func scrapeRejected(url string) string {
 // countLost reopens the closed data directory dir and counts the
 // acknowledged records and those of them that are not served.
 func countLost(dir string, logs []ackLog, batch int) (acked, lost int64, err error) {
-	db, err := openPreloaded(dir, true, nil)
+	db, err := openPreloaded(dir, true, 0, nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("bench: overload: reopening the data directory to check the acknowledged records: %w", err)
 	}

@@ -34,6 +34,9 @@ type Server struct {
 	// on open, instead of a fresh one with the ads repo. It is left in
 	// place.
 	DataDir string
+	// BackfillWorkers sets engine.Options.BackfillWorkers of the DataDir
+	// server (0: the default).
+	BackfillWorkers int
 	// CPUProfile, if set, is the file the server process writes its CPU
 	// profile to (go tool pprof reads it with the server's binary).
 	CPUProfile string
@@ -79,7 +82,7 @@ func (s *Server) start() (*process, error) {
 	case s.Trivial:
 		args = append(args, "--mode", modeTrivial, "--response-size", strconv.Itoa(s.ResponseSize))
 	case s.DataDir != "":
-		args = append(args, "--mode", modeFeaturelog, "--data", s.DataDir, "--preloaded")
+		args = append(args, "--mode", modeFeaturelog, "--data", s.DataDir, "--preloaded", "--backfill-workers", strconv.Itoa(s.BackfillWorkers))
 	default:
 		dir, err := os.MkdirTemp(s.TempDir, "featurelog-bench-")
 		if err != nil {

@@ -41,6 +41,7 @@ const addrPrefix = "ADDR "
 //	--mode featurelog --data DIR   engine + httpapi with --no-auth, fsync on, the ads repo applied
 //	  --preloaded                      DIR was prepared by the caller (BuildAggHistory): open it
 //	                                   as is, replaying its log, and apply nothing
+//	  --backfill-workers N             engine.Options.BackfillWorkers of a preloaded DIR
 //	--mode trivial --response-size N   reads each body, answers N fixed bytes
 //	--cpuprofile FILE                  profiles the server until it exits
 //
@@ -53,6 +54,7 @@ func ServeMain(args []string) error {
 	data := fs.String("data", "", "data directory (featurelog mode)")
 	size := fs.Int("response-size", 0, "response size in bytes (trivial mode)")
 	preloaded := fs.Bool("preloaded", false, "serve the prepared data directory as is (featurelog mode)")
+	workers := fs.Int("backfill-workers", 0, "engine.Options.BackfillWorkers (0: the default)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the server to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -75,23 +77,25 @@ func ServeMain(args []string) error {
 	ready := func(a net.Addr) { fmt.Fprintf(os.Stdout, "%s%s\n", addrPrefix, a) }
 	switch *mode {
 	case modeFeaturelog:
-		return serveFeaturelog(ctx, *addr, *data, *preloaded, ready)
+		return serveFeaturelog(ctx, *addr, *data, *preloaded, *workers, ready)
 	case modeTrivial:
 		return serveTrivial(ctx, *addr, *size, ready)
 	}
 	return fmt.Errorf("bench: unknown server mode %q (want %s or %s)", *mode, modeFeaturelog, modeTrivial)
 }
 
-func serveFeaturelog(ctx context.Context, addr, dir string, preloaded bool, ready func(net.Addr)) error {
+func serveFeaturelog(ctx context.Context, addr, dir string, preloaded bool, workers int, ready func(net.Addr)) error {
 	if dir == "" {
 		return errors.New("bench: --data is required in featurelog mode")
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	open := openAds
+	var db *engine.DB
+	var err error
 	if preloaded {
-		open = openPreloaded
+		db, err = openPreloaded(dir, false, workers, logger)
+	} else {
+		db, err = openAds(dir, false, logger)
 	}
-	db, err := open(dir, false, logger)
 	if err != nil {
 		return err
 	}
@@ -122,8 +126,8 @@ func openAds(dir string, noSync bool, logger *slog.Logger) (*engine.DB, error) {
 
 // openPreloaded opens a data directory prepared by the caller, whose
 // catalog already holds what it serves.
-func openPreloaded(dir string, noSync bool, logger *slog.Logger) (*engine.DB, error) {
-	return engine.Open(engine.Options{Dir: dir, NoSync: noSync, Logger: logger, Holder: "featurelog bench"})
+func openPreloaded(dir string, noSync bool, backfillWorkers int, logger *slog.Logger) (*engine.DB, error) {
+	return engine.Open(engine.Options{Dir: dir, NoSync: noSync, Logger: logger, Holder: "featurelog bench", BackfillWorkers: backfillWorkers})
 }
 
 // serveTrivial serves the baseline: a net/http handler that reads the

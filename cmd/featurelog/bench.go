@@ -237,5 +237,6 @@ func benchJobsCmd() *cobra.Command {
 	f.StringVar(&cfg.TempDir, "tmp", "", "where the replayed directory and the Parquet file go (default the system temp dir)")
 	f.DurationVar(&cfg.Window, "window", 5*time.Second, "ingest latency window before the backfill")
 	f.IntVar(&cfg.IngestClients, "clients", 4, "clients sending single-record ingest requests")
+	f.IntVar(&cfg.BackfillWorkers, "backfill-workers", 0, "the node's BackfillWorkers: cores a job keeps busy (0: GOMAXPROCS/2)")
 	return cmd
 }

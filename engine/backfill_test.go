@@ -389,3 +389,34 @@ func TestBackfillResumesAfterClose(t *testing.T) {
 	assert.Equal(t, 2, j.Runs, "it ran again on open")
 	assert.Equal(t, bfRead(t, want, users), bfRead(t, db, users))
 }
+
+// TestJobsListing: newest first, 100 by default, filters by view, type and
+// state; unknown filter values are refused.
+func TestJobsListing(t *testing.T) {
+	db := bfOpen(t, t.TempDir(), 0)
+	defer db.Close()
+	start := bfNow
+	for i := range 105 {
+		view := "a"
+		if i%2 == 1 {
+			view = "b"
+		}
+		at := start.Add(time.Duration(i) * time.Millisecond)
+		require.NoError(t, db.jobs.create(&Job{ID: newJobID(at), Type: JobMaterialization, Workspace: "w", FeatureView: view, CreatedAt: at}))
+	}
+	jobs, err := db.Jobs("w", JobFilter{})
+	require.NoError(t, err)
+	require.Len(t, jobs, 100, "the default limit")
+	assert.True(t, jobs[0].CreatedAt.After(jobs[99].CreatedAt), "newest first")
+	assert.Equal(t, start.Add(104*time.Millisecond), jobs[0].CreatedAt)
+	jobs, err = db.Jobs("w", JobFilter{FeatureView: "b", State: JobPending, Type: JobMaterialization, Limit: 1000})
+	require.NoError(t, err)
+	assert.Len(t, jobs, 52)
+	jobs, err = db.Jobs("w", JobFilter{Type: JobBackfill})
+	require.NoError(t, err)
+	assert.Empty(t, jobs)
+	_, err = db.Jobs("w", JobFilter{State: "DONE"})
+	assert.Equal(t, CodeInvalidArgument, CodeOf(err))
+	_, err = db.Jobs("nowhere", JobFilter{})
+	assert.Equal(t, CodeNotFound, CodeOf(err))
+}

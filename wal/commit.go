@@ -19,13 +19,16 @@ type request struct {
 	seq uint64
 	// done receives exactly one value per use: nil or the batch's error.
 	done chan error
+	// ctl, when set, makes this a control request (Seal): the committer
+	// runs it alone, between two batches, instead of appending.
+	ctl func(r *request) error
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
 
 // recycle returns r to the pool; done is drained, so it can be reused.
 func (r *request) recycle() {
-	r.payload, r.seq = nil, 0
+	r.payload, r.seq, r.ctl = nil, 0, nil
 	requestPool.Put(r)
 }
 
@@ -65,6 +68,12 @@ type committer struct {
 func (l *Log) commitLoop() {
 	defer close(l.committed)
 	for l.nextBatch() {
+		if ctl := l.c.batch[0].ctl; ctl != nil {
+			r := l.c.batch[0]
+			r.done <- l.control(ctl, r)
+			clear(l.c.batch)
+			continue
+		}
 		l.commit()
 	}
 }
@@ -83,7 +92,7 @@ func (l *Log) nextBatch() bool {
 	}
 	q := l.queue.reqs
 	n, size := 1, len(q[0].payload)
-	for n < len(q) && size+len(q[n].payload) <= l.opts.MaxBatchBytes {
+	for n < len(q) && q[0].ctl == nil && q[n].ctl == nil && size+len(q[n].payload) <= l.opts.MaxBatchBytes {
 		size += len(q[n].payload)
 		n++
 	}
@@ -92,6 +101,14 @@ func (l *Log) nextBatch() bool {
 	clear(q[rest:]) // let finished requests go
 	l.queue.reqs = q[:rest]
 	return true
+}
+
+// control runs a control request, unless the log has failed.
+func (l *Log) control(ctl func(*request) error, r *request) error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	return ctl(r)
 }
 
 // commit writes c.batch with one tidwall WriteBatch, makes any new segment

@@ -59,6 +59,10 @@ type Log struct {
 	// loaded without it by LastSeq.
 	lastSeq atomic.Uint64
 
+	// maint serializes the maintenance that replaces or removes segment
+	// files: Rewrite and TruncateFront.
+	maint sync.Mutex
+
 	// failed holds the sticky error once a write or fsync has failed.
 	failed atomic.Pointer[error]
 
@@ -127,6 +131,9 @@ func (l *Log) open() error {
 	}
 	rec, err := recoverSegments(&l.opts, segs, l.sync)
 	if err != nil {
+		return err
+	}
+	if err := removeRewriteLeftovers(&l.opts, l.sync); err != nil {
 		return err
 	}
 	l.repair = rec.report

@@ -16,9 +16,8 @@ import "fmt"
 // Appends go on meanwhile. A Replay that began before the call may fail
 // to open a removed file: callers truncate only what no reader needs.
 func (l *Log) TruncateFront(before uint64) (removed int, first uint64, err error) {
-	if l.isClosed() {
-		return 0, 0, ErrClosed
-	}
+	l.maint.Lock()
+	defer l.maint.Unlock()
 	segs, last, err := l.snapshot()
 	if err != nil {
 		return 0, 0, err

@@ -100,8 +100,8 @@ type segmentRewriter struct {
 	// started is set once tmp was created for the current segment.
 	started bool
 	w       *bufio.Writer
-	frame []byte
-	zbuf  []byte
+	frame   []byte
+	zbuf    []byte
 }
 
 // rewrite reads seg's entries seg.first..end, calling fn on those up to

@@ -194,7 +194,7 @@ func (db *DB) apply(filename string, data []byte) (*ApplyResult, bool, error) {
 // the version that serves.
 func (db *DB) refuseWhileJobs(workspace string) error {
 	busy := db.jobs.list(func(j *Job) bool {
-		return j.Workspace == workspace && !j.State.Final() && (j.Type == JobBackfill || j.Type == JobMaterialization)
+		return j.Workspace == workspace && !j.State.Final()
 	})
 	if len(busy) == 0 {
 		return nil

@@ -84,6 +84,16 @@ func (s *attrStore) insert(key string, v version) {
 	*hist = h
 }
 
+// delete removes key's history and reports whether there was one.
+func (s *attrStore) delete(key string) bool {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	_, ok := sh.keys[key]
+	delete(sh.keys, key)
+	return ok
+}
+
 // latestBefore returns the latest version of key with event time < t.
 func (s *attrStore) latestBefore(key string, t int64) (version, bool) {
 	sh := s.shard(key)

@@ -243,6 +243,7 @@ func (db *DB) buildFromLog(ctx context.Context, cat *catalog, builds []*build, s
 		b.nextMin = first
 		r.views = append(r.views, b.bv)
 	}
+	r.eraseFor(db.erasures, builds[0].bv.data.meta.Workspace, true)
 	spillFull := func(seq uint64) error {
 		for _, b := range builds {
 			if b.bv.data.records.Load() >= int64(db.opts.BackfillRunRecords) {
@@ -363,8 +364,10 @@ func (db *DB) buildFromBatch(ctx context.Context, src *sourceRT, bs *batchsrc.So
 	}
 	now := db.opts.Now()
 	pjs := make([]projector, len(mine))
+	erasers := make([]*rowEraser, len(mine))
 	for i := range pjs {
 		pjs[i].chunk = replayChunk
+		erasers[i] = db.erasures.eraserFor(mine[i].bv.data.meta.Workspace, mine[i].bv, true)
 	}
 	n := 0
 	err := bs.Scan(ctx, func(row *batchsrc.Row) error {
@@ -382,7 +385,7 @@ func (db *DB) buildFromBatch(ctx context.Context, src *sourceRT, bs *batchsrc.So
 			if err != nil {
 				return &jobError{job: b.job, err: err}
 			}
-			if p.skip || !b.include(p.ts) {
+			if p.skip || !b.include(p.ts) || erasers[i].erased(row.Values, 0) {
 				continue
 			}
 			b.bv.applyProjected(&p, 0, int(b.nextIx))

@@ -34,6 +34,7 @@ type DB struct {
 	accounts *auth.Store
 	hot      *hotTier    // the aggregate views' shared hot tier
 	idem     idempotency // Idempotency-Key table (idempotency.go)
+	erasures *erasures   // what deletions erased, for later reads (erasure.go)
 
 	applyMu  sync.Mutex   // serializes Apply
 	ingestMu sync.RWMutex // readers: Ingest; writer: Apply's swap and rebuild
@@ -100,6 +101,9 @@ func (db *DB) open() error {
 		return err
 	}
 	if db.jobs, err = loadJobs(db.opts.Dir); err != nil {
+		return err
+	}
+	if db.erasures, err = loadErasures(db.opts.Dir); err != nil {
 		return err
 	}
 	cat, err := loadCatalog(db.opts.Dir, db.hot)
@@ -329,7 +333,24 @@ func (db *DB) MaintenanceErr() error {
 // replay applies every logged record to the views of cat that want
 // accepts, and returns how many records it read.
 func (db *DB) replay(cat *catalog, want func(*viewRT) bool) (int, error) {
-	return db.replayWith(newReplayer(cat, want))
+	r := newReplayer(cat, want)
+	for _, name := range cat.names() {
+		r.eraseForWorkspace(db.erasures, name)
+	}
+	return db.replayWith(r)
+}
+
+// eraseForWorkspace sets the online erasers of r's views of workspace ws.
+func (r *replayer) eraseForWorkspace(e *erasures, ws string) {
+	views := r.views
+	defer func() { r.views = views }()
+	r.views = nil
+	for _, v := range views {
+		if v.data.meta.Workspace == ws {
+			r.views = append(r.views, v)
+		}
+	}
+	r.eraseFor(e, ws, true)
 }
 
 // replayWith replays the log after the views' covered sequences into r's
@@ -385,6 +406,14 @@ type replayer struct {
 	// sources (those with batch files: see rowHashes).
 	hashes map[*sourceRT]*rowHashes
 	rb     rowBuilder // hashes' mapping of logged columns
+	// collect, when set, receives the records instead of the views
+	// (delete_apply.go).
+	collect func(v *viewRT, p *projected, seq uint64, idx int)
+	// last is the seq of the last entry read.
+	last uint64
+	// erasers, when set, holds per view the records it must leave out
+	// (erasure.go).
+	erasers map[*viewRT]*rowEraser
 	// countAt, when set, counts in each view's stats.online the records
 	// applied that are within its TTL at countAt, as ingest counts them.
 	countAt time.Time
@@ -400,6 +429,19 @@ func newReplayer(cat *catalog, want func(*viewRT) bool) *replayer {
 		}
 	}
 	return r
+}
+
+// eraseFor sets r's erasers: the online state's (online) or the offline
+// log's, for views of workspace ws.
+func (r *replayer) eraseFor(e *erasures, ws string, online bool) {
+	for _, v := range r.views {
+		if er := e.eraserFor(ws, v, online); er != nil {
+			if r.erasers == nil {
+				r.erasers = map[*viewRT]*rowEraser{}
+			}
+			r.erasers[v] = er
+		}
+	}
 }
 
 // next returns the entry to decode into, reusing the batch's slots.
@@ -418,6 +460,7 @@ func (r *replayer) add(seq uint64) {
 		hashLogged(r.cat, e, r.hashes, &r.rb)
 	}
 	r.seqs[r.used] = seq
+	r.last = seq
 	r.used++
 	for i := range e.Sections {
 		n := e.Sections[i].NumRows()
@@ -462,6 +505,7 @@ func (r *replayer) apply(v *viewRT) {
 		counted int64
 	)
 	count := !r.countAt.IsZero()
+	er := r.erasers[v].clone()
 	defer func() { v.stats.online.Add(counted) }()
 	for ei, e := range r.entries[:r.used] {
 		ws := r.cat.workspaces[e.Workspace]
@@ -477,11 +521,16 @@ func (r *replayer) apply(v *viewRT) {
 			}
 			rb.reset(v.src, sec.Columns)
 			for row := 0; row < sec.NumRows(); row++ {
-				p, err := v.project(rb.row(sec.Row(row)), &pj)
-				if err == nil && r.keep != nil && !p.skip && !r.keep[p.key] {
+				src := rb.row(sec.Row(row))
+				p, err := v.project(src, &pj)
+				if err == nil && !p.skip && ((r.keep != nil && !r.keep[p.key]) || er.erased(src, r.seqs[ei])) {
 					p.skip = true
 				}
-				if err == nil { // an error: the view's rules changed since the record was accepted
+				if err == nil && r.collect != nil {
+					if !p.skip {
+						r.collect(v, &p, r.seqs[ei], idx)
+					}
+				} else if err == nil { // an error: the view's rules changed since the record was accepted
 					v.applyProjected(&p, r.seqs[ei], idx)
 					if count && !p.skip && v.onlineAt(p.ts, r.countAt) {
 						counted++

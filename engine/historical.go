@@ -382,6 +382,11 @@ type viewJoin struct {
 	// fromSource: every chunk rebuilds the view from the log, for the
 	// chunk's keys only, into a temporary memtable.
 	fromSource bool
+	// onlineErased, when set, names the keys whose serving state an
+	// online-only deletion emptied: a chunk with one of them is answered
+	// from the offline log, as from_source would (SPEC §6).
+	onlineErased func(key string) bool
+	stored       sources // the snapshot, while a chunk reads a rebuild
 }
 
 func (db *DB) newJoin(svc *serviceRT, cat *catalog, req *HistoricalRequest) (*join, error) {
@@ -395,6 +400,8 @@ func (db *DB) newJoin(svc *serviceRT, cat *catalog, req *HistoricalRequest) (*jo
 		}
 		if !req.FromSource {
 			vj.src, vj.held = v.data.snapshot(true), true
+			vj.stored = vj.src
+			vj.onlineErased = db.erasures.onlineErased(v.data.meta.Workspace, v)
 		}
 		j.views = append(j.views, vj)
 	}
@@ -404,7 +411,7 @@ func (db *DB) newJoin(svc *serviceRT, cat *catalog, req *HistoricalRequest) (*jo
 func (j *join) close() {
 	for _, vj := range j.views {
 		if vj.held {
-			vj.src.release()
+			vj.stored.release()
 			vj.held = false
 		}
 	}
@@ -428,12 +435,14 @@ func (j *join) answer(c *chunkInput) ([]schema.Value, error) {
 	out := make([]schema.Value, len(c.ts)*nf)
 	orders := map[string][]int32{} // by join-key list: views keyed alike share the sort
 	for vi, vj := range j.views {
-		if vj.fromSource {
+		if vj.fromSource || vj.anyErased(c.keys[vi]) {
 			d, err := j.db.rebuildFromLog(vj.v, c.keys[vi], j.cat)
 			if err != nil {
 				return nil, err
 			}
 			vj.d, vj.src = d, sources{attrs: d.attrs, tiles: d.tiles}
+		} else if vj.held {
+			vj.d, vj.src = vj.v.data, vj.stored
 		}
 		jk := joinKeyList(vj.v)
 		if orders[jk] == nil {
@@ -444,6 +453,19 @@ func (j *join) answer(c *chunkInput) ([]schema.Value, error) {
 		}
 	}
 	return out, nil
+}
+
+// anyErased reports whether one of keys had an online-only deletion.
+func (vj *viewJoin) anyErased(keys []string) bool {
+	if vj.onlineErased == nil {
+		return false
+	}
+	for _, k := range keys {
+		if vj.onlineErased(k) {
+			return true
+		}
+	}
+	return false
 }
 
 func joinKeyList(v *viewRT) string {
@@ -656,6 +678,7 @@ func (db *DB) rebuildFromLog(v *viewRT, keys []string, cat *catalog) (*viewData,
 	}
 	r := &replayer{cat: cat, views: []*viewRT{tmp}, keep: want}
 	ws := cat.workspaces[v.data.meta.Workspace]
+	er := db.erasures.eraserFor(v.data.meta.Workspace, v, false)
 	var ranges [][2]int64
 	if v.src.def.Batch != nil && ws != nil {
 		ranges = db.batchRanges(ws.name, v.def.Name, v.version, nil)
@@ -683,7 +706,7 @@ func (db *DB) rebuildFromLog(v *viewRT, keys []string, cat *catalog) (*viewData,
 		if err != nil {
 			return err
 		}
-		if !p.skip && want[p.key] && include(p.ts) {
+		if !p.skip && want[p.key] && include(p.ts) && !er.erased(row.Values, 0) {
 			tmp.applyProjected(&p, 0, idx)
 			idx++
 		}

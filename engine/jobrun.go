@@ -132,6 +132,10 @@ func (db *DB) runGroup(g string) {
 		var res *JobResult
 		res, err = db.runMaterialization(ctx, jobs[0])
 		results = map[string]*JobResult{jobs[0].ID: res}
+	case JobDeletion:
+		var res *JobResult
+		res, err = db.runDeletion(ctx, jobs[0])
+		results = map[string]*JobResult{jobs[0].ID: res}
 	default:
 		err = fmt.Errorf("engine: job type %q cannot run here", jobs[0].Type)
 	}
@@ -169,6 +173,7 @@ func (db *DB) endGroup(g string, jobs []Job, err error, results map[string]*JobR
 			db.setState(j.ID, func(j *Job) {
 				j.State, j.FinishedAt, j.Result, j.Error = JobSuccess, &now, results[j.ID], nil
 				j.Progress.Done = max(j.Progress.Done, j.Progress.Total)
+				j.Params.Keys = nil // a deletion's keys leave the disk with its records
 			})
 		}
 		return
@@ -194,10 +199,13 @@ func (db *DB) endGroup(g string, jobs []Job, err error, results map[string]*JobR
 	for _, j := range jobs {
 		switch {
 		case errors.Is(err, errCancelled):
-			db.setState(j.ID, func(j *Job) { j.State, j.FinishedAt = JobCancelled, &now })
+			db.setState(j.ID, func(j *Job) { j.State, j.FinishedAt, j.Params.Keys = JobCancelled, &now, nil })
 		case j.ID == failed:
 			msg := err.Error()
-			db.setState(j.ID, func(j *Job) { j.State, j.FinishedAt, j.Error = JobFailed, &now, &msg })
+			if j.Type == JobDeletion {
+				msg += "; the keys may be partly erased: request the deletion again to finish it"
+			}
+			db.setState(j.ID, func(j *Job) { j.State, j.FinishedAt, j.Error, j.Params.Keys = JobFailed, &now, &msg, nil })
 			db.opts.Logger.Warn("job failed; nothing of it was applied", "job", j.ID, "err", msg)
 		default: // the apply failed as a whole (SPEC §6: error is set only on FAILED jobs)
 			msg := fmt.Sprintf("job %s of the same apply failed, so nothing of the apply was applied: %v", failed, err)

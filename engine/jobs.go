@@ -68,6 +68,13 @@ type JobParams struct {
 	Online    *bool      `json:"online,omitempty"`
 	Offline   *bool      `json:"offline,omitempty"`
 	Overwrite *bool      `json:"overwrite,omitempty"`
+	// Deletion: the keys (each join key's value; integers as strings),
+	// kept only until the job ends (then only their count stays), and
+	// the log's last entry when it was requested: records logged after
+	// it are kept.
+	Keys     []map[string]any `json:"keys,omitempty"`
+	KeyCount int              `json:"key_count,omitempty"`
+	LogSeq   *uint64          `json:"log_seq,omitempty"`
 }
 
 // JobResult is what a successful job did.
@@ -76,6 +83,15 @@ type JobResult struct {
 	BatchRows       int64 `json:"batch_rows"`       // batch rows the view took
 	BatchDuplicates int64 `json:"batch_duplicates"` // batch rows skipped as copies of logged records
 	Segments        int   `json:"segments"`         // segments written
+	// Deletion: how many of the request's keys had records, the
+	// positions in the request of those that had none, the views whose
+	// state changed, and what was rewritten.
+	KeysFound            int      `json:"keys_found,omitempty"`
+	KeysNotFound         []int    `json:"keys_not_found,omitempty"`
+	FeatureViews         []string `json:"feature_views,omitempty"`
+	RecordsErased        int64    `json:"records_erased,omitempty"`
+	LogSegmentsRewritten int      `json:"log_segments_rewritten,omitempty"`
+	SegmentsRewritten    int      `json:"segments_rewritten,omitempty"`
 }
 
 // Job is one job (SPEC §6). The JSON form is the HTTP API's.
@@ -327,6 +343,9 @@ func (db *DB) CancelJob(workspace, id string) (Job, error) {
 			return j, &JobConflict{Job: j, Msg: fmt.Sprintf("job %s already ended %s; cancelling it changes nothing", id, j.State)}
 		}
 		return j, nil
+	}
+	if j.Type == JobDeletion && j.State == JobRunning {
+		return j, &JobConflict{Job: j, Msg: fmt.Sprintf("deletion job %s is running and cannot be undone: what it erased is gone; it runs to its end", id)}
 	}
 	if err := db.jobs.update(id, func(j *Job) { j.State = JobCancelRequested }); err != nil {
 		return j, err

@@ -131,8 +131,11 @@ type Store struct {
 }
 
 type shard struct {
-	mu   sync.RWMutex         // guards keys and every keyState in it
+	mu   sync.RWMutex         // guards keys, gens and every keyState in it
 	keys map[string]*keyState // entity key → state
+	// gens holds the generation a deleted key's next state starts at, so
+	// that no hot-tier entry of its deleted state can be found again.
+	gens map[string]uint64
 }
 
 // tiler is what building a key's tiles takes: the Store's layout. A
@@ -243,6 +246,7 @@ func (s *Store) Add(key string, o Order, vals []schema.Value) {
 	ks := sh.keys[key]
 	if ks == nil {
 		ks = &keyState{}
+		ks.gen = sh.gens[key]
 		ks.sealed.Store(math.MinInt64)
 		sh.keys[key] = ks
 	}
@@ -262,6 +266,28 @@ func (s *Store) Add(key string, o Order, vals []schema.Value) {
 		ks.addRaw(e)
 	}
 	s.tl.addToTiles(ks, e)
+}
+
+// Delete removes key's state and reports whether there was one. The
+// hot-tier entries of the removed state stay unreachable: the key's next
+// state starts at a later generation.
+func (s *Store) Delete(key string) bool {
+	if s.frozen.Load() {
+		panic("BUG: tiles: Delete from a frozen Store")
+	}
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ks := sh.keys[key]
+	if ks == nil {
+		return false
+	}
+	delete(sh.keys, key)
+	if sh.gens == nil {
+		sh.gens = map[string]uint64{}
+	}
+	sh.gens[key] = ks.gen + 1
+	return true
 }
 
 // smallKey is the number of events from which a key gets tiles. Below it

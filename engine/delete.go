@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -169,7 +168,10 @@ func (db *DB) planDeletion(j Job) (*deletion, error) {
 		return nil, err
 	}
 	v := ws.views[j.FeatureView]
-	if v == nil || v.pending != "" {
+	if v != nil {
+		v = v.serving()
+	}
+	if v == nil {
 		return nil, fmt.Errorf("feature view %q no longer serves in workspace %q", j.FeatureView, j.Workspace)
 	}
 	d := &deletion{j: j, ws: ws, v: v, keys: map[string]int{}, cut: *j.Params.LogSeq,
@@ -185,7 +187,12 @@ func (db *DB) planDeletion(j Job) (*deletion, error) {
 	}
 	d.views = []*viewRT{v}
 	if *j.Params.Offline {
-		d.views = slices.Clone(v.src.views)
+		d.views = nil
+		for _, w := range v.src.views {
+			if s := w.serving(); s != nil {
+				d.views = append(d.views, s)
+			}
+		}
 	}
 	for _, w := range d.views {
 		d.affected[w] = map[string]bool{}

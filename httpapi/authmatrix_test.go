@@ -273,6 +273,12 @@ func endpoints() []authEndpoint {
 				return postJSON("/api/v1/workspaces/shop/feature-views/refund_totals/materialization-jobs",
 					fmt.Sprintf(`{"start_time":%q,"end_time":%q}`, ts(start), ts(start.Add(time.Hour))))
 			}},
+		{pattern: "POST /api/v1/workspaces/{ws}/feature-views/{name}/delete-keys", role: "owner", grant: auth.Owner, ok: http.StatusAccepted,
+			allowed: shopOwner, insufficient: editor, otherWorkspace: otherOwner,
+			request: func(m *authMatrix) testRequest {
+				return postJSON("/api/v1/workspaces/shop/feature-views/last_order/delete-keys",
+					fmt.Sprintf(`{"keys":[{"customer_id":"matrix-%d"}],"online":true,"offline":false}`, m.next()))
+			}},
 		// Not scoped to a workspace: any owner may list and create
 		// accounts (a new account holds no role). The "other workspace"
 		// cell is an editor of another workspace, owner of none.

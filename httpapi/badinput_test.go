@@ -263,6 +263,15 @@ func badCases() []badCase {
 		{name: "job wait too long", req: get("/api/v1/workspaces/shop/jobs/job_nope?wait=1h"), status: 400, typ: grpcInvalid, msg: `wait "1h" must be a duration`},
 		{name: "job unknown query parameter", req: get("/api/v1/workspaces/shop/jobs/job_nope?timeout=5s"), status: 400, typ: grpcInvalid, msg: `unknown query parameter(s) "timeout" (known: wait)`},
 		{name: "cancel unknown job", req: postJSON("/api/v1/workspaces/shop/jobs/job_nope/cancel", ""), status: 404, typ: grpcNotFound, msg: `job "job_nope" not found`},
+		{name: "delete-keys unknown view", req: deleteKeys("nope", `{"keys":[{"customer_id":"c1"}]}`), status: 404, typ: grpcNotFound, msg: `feature view "nope" not found in workspace "shop"`},
+		{name: "delete-keys missing join key", req: deleteKeys("last_order", `{"keys":[{"customer_id":"c1"},{"customer":"c2"}]}`), status: 400, typ: grpcInvalid, msg: `keys[1]: join key "customer_id" of feature view "last_order" is missing`},
+		{name: "delete-keys unknown join key", req: deleteKeys("last_order", `{"keys":[{"customer_id":"c1","x":1}]}`), status: 400, typ: grpcInvalid, msg: `keys[0]: "x" is not a join key of feature view "last_order"`},
+		{name: "delete-keys null key", req: deleteKeys("last_order", `{"keys":[{"customer_id":null}]}`), status: 400, typ: grpcInvalid, msg: `keys[0]: join key "customer_id": is null`},
+		{name: "delete-keys too many", req: deleteKeys("last_order", tooManyKeys()), status: 400, typ: grpcInvalid, msg: "10001 keys given; one request may delete at most 10000"},
+		{name: "delete-keys offline only", req: deleteKeys("last_order", `{"keys":[{"customer_id":"c1"}],"online":false,"offline":true}`), status: 400, typ: grpcInvalid, msg: "offline: true with online: false is not allowed"},
+		{name: "delete-keys no keys", req: deleteKeys("last_order", `{"keys":[]}`), status: 400, typ: grpcInvalid, msg: "keys is empty"},
+		{name: "delete-keys keys not a list", req: deleteKeys("last_order", `{"keys":{"customer_id":"c1"}}`), status: 400, typ: grpcInvalid, msg: `keys`},
+		{name: "delete-keys unknown member", req: deleteKeys("last_order", `{"keys":[{"customer_id":"c1"}],"hard":true}`), status: 400, typ: grpcInvalid, msg: `unknown field "hard"`},
 		{name: "materialize unknown view", req: materialize("nope", `{"start_time":"2026-01-01T00:00:00Z","end_time":"2026-01-02T00:00:00Z"}`), status: 404, typ: grpcNotFound, msg: `feature view "nope" not found in workspace "shop"`},
 		{name: "materialize end before start", req: materialize("last_order", `{"start_time":"2026-01-02T00:00:00Z","end_time":"2026-01-01T00:00:00Z"}`), status: 400, typ: grpcInvalid, msg: "start_time 2026-01-02T00:00:00Z must be before end_time 2026-01-01T00:00:00Z"},
 		{name: "materialize without times", req: materialize("last_order", `{}`), status: 400, typ: grpcInvalid, msg: "start_time and end_time are required"},
@@ -274,6 +283,24 @@ func badCases() []badCase {
 }
 
 func get(path string) testRequest { return testRequest{method: http.MethodGet, path: path} }
+
+func deleteKeys(view, body string) testRequest {
+	return postJSON("/api/v1/workspaces/shop/feature-views/"+view+"/delete-keys", body)
+}
+
+// tooManyKeys is a delete-keys body with one key more than allowed.
+func tooManyKeys() string {
+	var b strings.Builder
+	b.WriteString(`{"keys":[`)
+	for i := range 10001 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{}`) // the count is checked first; short, to stay within the test body limit
+	}
+	b.WriteString(`]}`)
+	return b.String()
+}
 
 func materialize(view, body string) testRequest {
 	return postJSON("/api/v1/workspaces/shop/feature-views/"+view+"/materialization-jobs", body)

@@ -97,6 +97,12 @@ func (c *Client) CancelJob(workspace, id string) (engine.Job, error) {
 	return out, c.call("POST", "/api/v1/workspaces/"+url.PathEscape(workspace)+"/jobs/"+url.PathEscape(id)+"/cancel", nil, &out)
 }
 
+// DeleteKeys starts a deletion job (SPEC §6 delete_keys).
+func (c *Client) DeleteKeys(workspace, view string, req DeleteKeysRequest) (engine.Job, error) {
+	var j engine.Job
+	return j, c.call("POST", "/api/v1/workspaces/"+url.PathEscape(workspace)+"/feature-views/"+url.PathEscape(view)+"/delete-keys", req, &j)
+}
+
 // Materialize starts a materialization job.
 func (c *Client) Materialize(workspace, view string, req MaterializationRequest) (engine.Job, error) {
 	var out engine.Job

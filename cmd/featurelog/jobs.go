@@ -27,6 +27,7 @@ type jobsAPI interface {
 	get(ws, id string, wait time.Duration) (engine.Job, error)
 	cancel(ws, id string) (engine.Job, error)
 	materialize(ws, view string, req engine.MaterializeRequest) (engine.Job, error)
+	deleteKeys(ws, view string, req engine.DeleteKeysRequest) (engine.Job, error)
 	// local reports whether jobs run in this process, which must then
 	// wait for them before it exits.
 	local() bool

@@ -250,6 +250,12 @@ func runGenDiff(t *testing.T, c genCase, size genSize) {
 
 	d.sequentialPhase("phase 2", size.requests/4, step, true)
 	d.compareAll("after phase 2", d.readPlan())
+	d.deletionPhase(size.requests/4, step)
+	reads = d.readPlan()
+	d.compareAll("after deletions", reads)
+	require.NoError(t, d.db.Close())
+	d.open()
+	d.compareAll("after deletions and a reopen", reads)
 	d.reapply()
 	d.compareAll("after re-applying", d.readPlan())
 

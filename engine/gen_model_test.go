@@ -205,7 +205,14 @@ type genModel struct {
 	rows map[*genView]map[string]*genRows
 	n    int // records accepted
 	minT int64
+	// skip names, per view name, the records an online-only deletion
+	// removed from the view's state (genEventID): rebuilds of the view
+	// leave them out too.
+	skip map[string]map[string]bool
 }
+
+// genEventID identifies a record across rebinds, which copy events.
+func genEventID(e *genEvent) string { return fmt.Sprintf("%s/%d/%d", e.src.name, e.req, e.idx) }
 
 func newGenModel(r *genRepo) *genModel {
 	m := &genModel{repo: r, rows: map[*genView]map[string]*genRows{}, minT: math.MaxInt64}
@@ -287,7 +294,7 @@ func (m *genModel) add(evs ...*genEvent) {
 		m.n++
 		for _, v := range m.repo.viewsOf(e.src) {
 			p := genProject(v, e)
-			if p.outcome != genApplied {
+			if p.outcome != genApplied || m.skip[v.name][genEventID(e)] {
 				continue
 			}
 			m.minT = min(m.minT, p.ts)

@@ -149,7 +149,9 @@ func (d *genRun) rebind(repo *genRepo, edit func(e *genEvent)) {
 	d.log = log
 	d.mu.Unlock()
 	d.repo = repo
+	skip := d.model.skip
 	d.model = newGenModel(repo)
+	d.model.skip = skip
 	d.model.add(log...)
 	d.w.setRepo(repo)
 	recent := map[*genSource][]*genEvent{}

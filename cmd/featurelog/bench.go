@@ -30,7 +30,7 @@ func benchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&only, "only", "", "comma-separated benchmarks to run (and those they need)")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (in-process benchmarks and the HTTP client) to FILE")
 	cmd.Flags().StringVar(&serverProfiles, "server-cpuprofile-dir", "", "write a CPU profile of every server process to DIR/<benchmark>-<server>.prof")
-	cmd.AddCommand(benchServerCmd(), benchHistoricalCmd(), benchHistoricalChildCmd(), benchOverloadCmd(), benchSlowlorisCmd(), benchJobsCmd())
+	cmd.AddCommand(benchServerCmd(), benchHistoricalCmd(), benchHistoricalChildCmd(), benchOverloadCmd(), benchSlowlorisCmd(), benchJobsCmd(), benchDeleteCmd())
 	return cmd
 }
 
@@ -206,6 +206,40 @@ func runBench(duration time.Duration, only, cpuprofile, serverProfiles string) e
 		}
 	}
 	return err
+}
+
+// benchDeleteCmd runs the deletion benchmark (bench.RunDelete).
+func benchDeleteCmd() *cobra.Command {
+	var cfg bench.DeleteConfig
+	cmd := &cobra.Command{
+		Use:   "delete",
+		Short: "delete_keys of 10,000 keys from the 20M-event workload, with ingest and get-features p99 beside it",
+		Long: "Runs the deletion benchmark (package bench, RunDelete): a node serving a copy of the historical\n" +
+			"workload's directory (cached under --dir, shared with bench historical) deletes --keys random keys\n" +
+			"online and offline over HTTP, while clients send single-record ingest requests and get-features\n" +
+			"reads: the job's wall time, the node's peak RSS, and both loads' p99 during the job against before it.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			command, err := selfCommand("server")
+			if err != nil {
+				return err
+			}
+			cfg.Command, cfg.Progress = command, os.Stderr
+			rows, err := bench.RunDelete(cfg)
+			return writeRows(rows, err)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Data.Events, "events", 20_000_000, "events in the log")
+	f.IntVar(&cfg.Data.Keys, "users", 1_000_000, "users")
+	f.IntVar(&cfg.Keys, "keys", 10_000, "keys to delete")
+	f.StringVar(&cfg.CacheRoot, "dir", "", "where the workload's data directory is cached, as by bench historical (default the system temp dir)")
+	f.BoolVar(&cfg.Data.Rebuild, "rebuild", false, "rebuild the cached data directory")
+	f.StringVar(&cfg.TempDir, "tmp", "", "where the copy of the data directory goes (default the system temp dir)")
+	f.DurationVar(&cfg.Window, "window", 10*time.Second, "load window before the job")
+	f.IntVar(&cfg.IngestClients, "ingest-clients", 2, "clients sending single-record ingest requests")
+	f.IntVar(&cfg.ReadClients, "read-clients", 2, "clients sending get-features requests")
+	return cmd
 }
 
 // benchJobsCmd runs the jobs benchmarks (bench.RunJobs).

@@ -79,6 +79,16 @@ type RunQuery struct {
 	MockSources map[string][]map[string]any
 }
 
+// FeatureViewSource returns the name of the source a feature view reads
+// (from GET .../feature-views/{name}): mock rows are keyed by it.
+func (c *Client) FeatureViewSource(workspace, view string) (string, error) {
+	var out struct {
+		Source string `json:"source"`
+	}
+	err := c.call("GET", "/api/v1/workspaces/"+url.PathEscape(workspace)+"/feature-views/"+url.PathEscape(view), nil, &out)
+	return out.Source, err
+}
+
 // OpenRun runs a feature view on the node. It returns once the answer's
 // header arrived; read the rows with Next (every value is typed, as a
 // feature), then Close.

@@ -589,5 +589,9 @@ func (rb *rowBuilder) row(logged []schema.Value) []schema.Value {
 // entries and bytes appended since open.
 func (db *DB) LogStats() wal.Stats { return db.log.Stats() }
 
+// LastSeq returns the sequence number of the log's last entry (0 when
+// empty): it moves exactly when an entry is appended.
+func (db *DB) LastSeq() uint64 { return db.log.LastSeq() }
+
 // LogRepair reports the torn log tail Open repaired, or nil.
 func (db *DB) LogRepair() *wal.RepairReport { return db.log.Repair() }

@@ -21,7 +21,9 @@
 // sources' batch files: Open replays the log after each view's checkpoint,
 // and a new view version is built by a backfill job (Jobs, WaitJob,
 // CancelJob) beside ingest, through the same projection code that ingest
-// uses; Materialize loads a range of batch rows the same way.
+// uses; Materialize loads a range of batch rows the same way. Run
+// computes a view over a range of that data, or over mock rows, in
+// private memory and writes nothing (a view's debugger: SPEC §6, "run").
 //
 // Attribute views keep every version of each entity key (the latest before
 // T answers a read as of T); aggregate views keep partial aggregates in

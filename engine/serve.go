@@ -275,6 +275,7 @@ func (v *viewRT) keyFromMap(joinKeys map[string]any, scratch []byte) (string, []
 // Summary describes a feature view (SPEC §4).
 type Summary struct {
 	Name, Description, Owner string
+	Source                   string // the source the view reads
 	Tags                     map[string]string
 	Entities                 []string
 	JoinKeys                 []string
@@ -316,7 +317,7 @@ func (db *DB) FeatureViewSummary(workspace, name string) (*Summary, error) {
 
 func (v *viewRT) summary() *Summary {
 	d := v.def
-	s := &Summary{Name: d.Name, Description: d.Description, Owner: d.Owner, Tags: d.Tags, Entities: d.Entities,
+	s := &Summary{Name: d.Name, Description: d.Description, Owner: d.Owner, Source: d.Source, Tags: d.Tags, Entities: d.Entities,
 		TimestampField: d.TimestampField, TTL: v.ttl, BatchSchedule: d.BatchSchedule, FeatureStartTime: d.FeatureStartTime,
 		CreatedAt: v.createdAt, Version: v.version, Online: d.Online, Offline: d.Offline,
 		OnlineRecords: v.stats.online.Load(), OfflineRecords: v.stats.offline.Load(), AggregationInterval: "continuous"}

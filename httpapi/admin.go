@@ -361,7 +361,7 @@ func summaryJSON(s *engine.Summary) map[string]any {
 		return engine.FormatDuration(d)
 	}
 	return map[string]any{
-		"name": s.Name, "description": s.Description, "owner": s.Owner, "tags": s.Tags,
+		"name": s.Name, "description": s.Description, "owner": s.Owner, "source": s.Source, "tags": s.Tags,
 		"entities": s.Entities, "join_keys": s.JoinKeys, "features": s.Features,
 		"timestamp_field": s.TimestampField, "aggregation_interval": s.AggregationInterval,
 		"ttl": dur(s.TTL), "batch_schedule": dur(s.BatchSchedule), "feature_start_time": opt(s.FeatureStartTime),

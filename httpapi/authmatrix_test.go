@@ -279,6 +279,12 @@ func endpoints() []authEndpoint {
 				return postJSON("/api/v1/workspaces/shop/feature-views/last_order/delete-keys",
 					fmt.Sprintf(`{"keys":[{"customer_id":"matrix-%d"}],"online":true,"offline":false}`, m.next()))
 			}},
+		{pattern: "POST /api/v1/workspaces/{ws}/feature-views/{name}/run", role: "viewer", grant: auth.Viewer,
+			allowed: viewer, insufficient: noRole, otherWorkspace: otherOwner,
+			request: func(m *authMatrix) testRequest {
+				return postJSON("/api/v1/workspaces/shop/feature-views/last_order/run",
+					fmt.Sprintf(`{"start_time":%q,"end_time":%q,"aggregation_level":"full"}`, ts(t0.Add(-time.Hour)), ts(t0)))
+			}},
 		// Not scoped to a workspace: any owner may list and create
 		// accounts (a new account holds no role). The "other workspace"
 		// cell is an editor of another workspace, owner of none.

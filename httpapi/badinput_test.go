@@ -279,7 +279,31 @@ func badCases() []badCase {
 		{name: "materialize unknown member", req: materialize("last_order", `{"start_time":"2026-01-01T00:00:00Z","end_time":"2026-01-02T00:00:00Z","overwrite_all":true}`), status: 400, typ: grpcInvalid, msg: `unknown field "overwrite_all"`},
 		{name: "materialize neither online nor offline", req: materialize("last_order", `{"start_time":"2026-01-01T00:00:00Z","end_time":"2026-01-02T00:00:00Z","online":false,"offline":false}`), status: 400, typ: grpcInvalid, msg: "online and offline are both false"},
 		{name: "materialize a view without batch files", req: materialize("last_order", `{"start_time":"2026-01-01T00:00:00Z","end_time":"2026-01-02T00:00:00Z"}`), status: 400, typ: grpcInvalid, msg: `reads source "orders", which has no batch files to materialize`},
+
+		// Run a feature view.
+		{name: "run body not JSON", req: runReq("last_order", `{"start_time":`), status: 400, typ: grpcInvalid, msg: "request body is not valid JSON"},
+		{name: "run unknown member", req: runReq("last_order", runBody("full", `,"level":"full"`)), status: 400, typ: grpcInvalid, msg: `unknown field "level"`},
+		{name: "run unknown level", req: runReq("last_order", runBody("tiles", "")), status: 400, typ: grpcInvalid, msg: `aggregation_level "tiles" is unknown: use disabled, partial or full`},
+		{name: "run without level", req: runReq("last_order", `{"start_time":"2024-05-01T00:00:00Z","end_time":"2024-05-02T00:00:00Z"}`), status: 400, typ: grpcInvalid, msg: `aggregation_level "" is unknown`},
+		{name: "run end equals start", req: runReq("last_order", `{"start_time":"2024-05-01T00:00:00Z","end_time":"2024-05-01T00:00:00Z","aggregation_level":"full"}`), status: 400, typ: grpcInvalid, msg: "end_time 2024-05-01T00:00:00Z must be after start_time 2024-05-01T00:00:00Z"},
+		{name: "run without start", req: runReq("last_order", `{"end_time":"2024-05-01T00:00:00Z","aggregation_level":"full"}`), status: 400, typ: grpcInvalid, msg: "start_time is required"},
+		{name: "run time not RFC 3339", req: runReq("last_order", `{"start_time":"yesterday","end_time":"2024-05-01T00:00:00Z","aggregation_level":"full"}`), status: 400, typ: grpcInvalid, msg: `field "start_time" of the request body must be an RFC 3339 time`},
+		{name: "run unknown view", req: runReq("nope", runBody("full", "")), status: 404, typ: grpcNotFound, msg: `feature view "nope" not found in workspace "shop"`},
+		{name: "run unknown mock source", req: runReq("last_order", runBody("full", `,"mock_sources":{"calcs":[]}`)), status: 400, typ: grpcInvalid, msg: `mock_sources names "calcs", which is not the source of feature view "last_order": its source is "orders"`},
+		{name: "run mock row of the wrong type", req: runReq("last_order", runBody("full", `,"mock_sources":{"orders":[{"customer_id":"c1","ts":"2024-05-01T01:00:00Z"},{"customer_id":"c1","ts":"2024-05-01T01:00:00Z","amount":[1]}]}`)), status: 400, typ: grpcInvalid, msg: `mock_sources "orders": row 1: column "amount": expected Int64, got an array`},
+		{name: "run mock row without its join key", req: runReq("last_order", runBody("disabled", `,"mock_sources":{"orders":[{"ts":"2024-05-01T01:00:00Z","amount":1}]}`)), status: 400, typ: grpcInvalid, msg: `row 0: feature view "last_order": join key "customer_id" is missing or null`},
+		{name: "run mock row not an object", req: runReq("last_order", runBody("full", `,"mock_sources":{"orders":[7]}`)), status: 400, typ: grpcInvalid, msg: `field "mock_sources/orders/0" of the request body must be a map, not a number`},
 	}
+}
+
+// runReq posts body to the run endpoint of view in workspace shop.
+func runReq(view, body string) testRequest {
+	return postJSON("/api/v1/workspaces/shop/feature-views/"+view+"/run", body)
+}
+
+// runBody is a run body over 2024-05-01 at level with the extra members.
+func runBody(level, extra string) string {
+	return `{"start_time":"2024-05-01T00:00:00Z","end_time":"2024-05-02T00:00:00Z","aggregation_level":"` + level + `"` + extra + `}`
 }
 
 func get(path string) testRequest { return testRequest{method: http.MethodGet, path: path} }

@@ -65,6 +65,15 @@ func (c *Client) OpenHistorical(ctx context.Context, q HistoricalQuery, spine io
 	if err != nil {
 		return nil, err
 	}
+	return c.openStream(req)
+}
+
+// openStream sends a request answered by a streamed NDJSON answer whose
+// columns Featurelog-Columns lists (historical, run), with the API key.
+func (c *Client) openStream(req *http.Request) (*HistoricalRows, error) {
+	if c.APIKey != "" {
+		req.Header.Set("Authorization", "Tecton-key "+c.APIKey)
+	}
 	hc := *c.HTTP
 	hc.Timeout = 0 // the answer streams for as long as it takes; ctx cancels
 	resp, err := hc.Do(req)
@@ -133,9 +142,6 @@ func (c *Client) historicalRequest(ctx context.Context, q HistoricalQuery, spine
 	}
 	if err != nil {
 		return nil, err
-	}
-	if c.APIKey != "" {
-		req.Header.Set("Authorization", "Tecton-key "+c.APIKey)
 	}
 	return req, nil
 }

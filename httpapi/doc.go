@@ -1,7 +1,8 @@
 // Package httpapi serves a featurelog engine over HTTP: the Stream Ingest
 // API (POST /ingest), online serving (get-features, get-features-batch),
 // historical retrieval (get-features-for-events, streamed NDJSON; see
-// historical.go and docs/historical.md), feature-view summaries, the admin calls the CLI uses against a running
+// historical.go and docs/historical.md), feature-view summaries, a view's
+// run (POST .../feature-views/{name}/run, streamed NDJSON; run.go), the admin calls the CLI uses against a running
 // node (plan, apply, service accounts, roles), and /healthz, /readyz and
 // /metrics. Shapes follow SPEC §2, §4, §5 and §8 exactly.
 //

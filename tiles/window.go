@@ -42,6 +42,17 @@ func levelsFor(interval int64) []int64 {
 	return out
 }
 
+// TileOf returns the finest tile [start, end) that holds event time ts in
+// the Store of a view with aggregation interval interval (ns; 0 for
+// continuous views): the interval's tile, or for continuous views the
+// finest level's (10 seconds). These are the partial aggregates a Store
+// keeps, and what featurelog run reports at aggregation_level partial.
+func TileOf(ts, interval int64) (start, end int64) {
+	r := levelsFor(interval)[0]
+	start = floorTo(ts, r)
+	return start, start + r
+}
+
 // floorTo returns the largest multiple of r at or below t (also for
 // negative t: tiles are aligned to the Unix epoch), saturating at
 // math.MinInt64 where that multiple is not representable.

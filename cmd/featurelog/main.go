@@ -6,6 +6,7 @@
 //	featurelog service-account create --name ingest
 //	featurelog access-control assign-role --role editor --workspace ads --service-account ID
 //	featurelog historical --workspace ads --service ad_ctr_feature_service --spine spine.csv --out training.parquet
+//	featurelog run --view user_click_counts --start 2024-05-01T00:00:00Z --end 2024-05-02T00:00:00Z --level full
 //	featurelog bench
 package main
 
@@ -32,6 +33,6 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), planCmd(), applyCmd(), serviceAccountCmd(), accessControlCmd(), historicalCmd(), jobsCmd(), materializeCmd(), deleteKeysCmd(), replayCmd(), benchCmd())
+	root.AddCommand(serveCmd(), planCmd(), applyCmd(), serviceAccountCmd(), accessControlCmd(), historicalCmd(), jobsCmd(), materializeCmd(), deleteKeysCmd(), replayCmd(), runViewCmd(), benchCmd())
 	return root
 }

@@ -378,12 +378,15 @@ func convert(x any, t schema.Type, text bool) (schema.Value, error) {
 		x = v
 	}
 	if s, ok := x.(string); ok && text {
-		return parseText(s, t)
+		return ParseText(s, t)
 	}
 	return schema.FromAny(x, t)
 }
 
-func parseText(s string, t schema.Type) (schema.Value, error) {
+// ParseText converts the text of a CSV cell to a value of type t:
+// integers and floats in decimal, booleans as strconv.ParseBool reads
+// them, timestamps in RFC 3339, arrays as JSON text.
+func ParseText(s string, t schema.Type) (schema.Value, error) {
 	switch t.Kind {
 	case schema.String, schema.Timestamp:
 		return schema.FromAny(s, t)

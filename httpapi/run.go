@@ -1,0 +1,123 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/internal/auth"
+)
+
+// POST /api/v1/workspaces/{ws}/feature-views/{name}/run (SPEC §6, "run")
+// computes a view over [start_time, end_time) of its source's data, or of
+// mock rows, at one aggregation level, and streams the rows as NDJSON
+// (engine.DB.Run says what each level answers). A viewer may run: run
+// writes nothing. The answer streams as historical answers do (see
+// historical.go): Featurelog-Columns lists the columns and their types,
+// an error before the first row is an ordinary error response (400 for a
+// bad level, times, mock source or mock row; 404 for an unknown
+// workspace or view), and an error after it a last line
+// {"code", "error", "message"}.
+
+// RunRequest is the body of POST .../feature-views/{name}/run. Mock rows
+// map column names to JSON values, converted as the ingest API converts
+// them (strings are also parsed for numeric, boolean and array columns,
+// as CSV cells).
+type RunRequest struct {
+	StartTime        time.Time                              `json:"start_time"`
+	EndTime          time.Time                              `json:"end_time"`
+	AggregationLevel string                                 `json:"aggregation_level"`
+	MockSources      map[string][]map[string]jsontext.Value `json:"mock_sources,omitempty"`
+}
+
+// engineRequest converts the body to the engine's request; mock values
+// stay raw JSON, which the engine decodes with the ingest API's rules.
+func (b *RunRequest) engineRequest() *engine.RunRequest {
+	req := &engine.RunRequest{Start: b.StartTime, End: b.EndTime, Level: engine.RunLevel(b.AggregationLevel)}
+	if b.MockSources != nil {
+		req.MockSources = make(map[string][]map[string]any, len(b.MockSources))
+	}
+	for src, rows := range b.MockSources {
+		out := make([]map[string]any, len(rows))
+		for i, row := range rows {
+			out[i] = make(map[string]any, len(row))
+			for k, v := range row {
+				out[i][k] = v
+			}
+		}
+		req.MockSources[src] = out
+	}
+	return req
+}
+
+func (s *Server) runView(w http.ResponseWriter, r *http.Request) {
+	var body RunRequest
+	ws, ok := s.jobsCaller(w, r, auth.Viewer, "run feature views", &body)
+	if !ok {
+		return
+	}
+	rc := http.NewResponseController(w)
+	defer clearDeadlines(rc)
+	st := &stream{w: w, rc: rc}
+	st.finish(r.Context(), s, s.db.Run(r.Context(), ws, r.PathValue("name"), body.engineRequest(), st))
+}
+
+// RunQuery is a run request as the Client sends it. Mock row values are
+// Go values as encoding/json marshals them (time.Time as RFC 3339,
+// jsontext.Value as is).
+type RunQuery struct {
+	Start, End  time.Time
+	Level       string
+	MockSources map[string][]map[string]any
+}
+
+// FeatureViewSource returns the name of the source a feature view reads
+// (from GET .../feature-views/{name}): mock rows are keyed by it.
+func (c *Client) FeatureViewSource(workspace, view string) (string, error) {
+	var out struct {
+		Source string `json:"source"`
+	}
+	err := c.call("GET", "/api/v1/workspaces/"+url.PathEscape(workspace)+"/feature-views/"+url.PathEscape(view), nil, &out)
+	return out.Source, err
+}
+
+// OpenRun runs a feature view on the node. It returns once the answer's
+// header arrived; read the rows with Next (every value is typed, as a
+// feature), then Close.
+func (c *Client) OpenRun(ctx context.Context, workspace, view string, q RunQuery) (*HistoricalRows, error) {
+	body := map[string]any{"start_time": q.Start.UTC().Format(time.RFC3339Nano), "end_time": q.End.UTC().Format(time.RFC3339Nano),
+		"aggregation_level": q.Level}
+	if q.MockSources != nil {
+		body["mock_sources"] = q.MockSources
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the run request: %w", err)
+	}
+	path := "/api/v1/workspaces/" + url.PathEscape(workspace) + "/feature-views/" + url.PathEscape(view) + "/run"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+path, bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return c.openStream(req)
+}
+
+// Run runs a feature view on the node and copies the NDJSON answer to
+// out, line by line. An error the node reports after the answer started
+// (its last line) is returned, and is not copied.
+func (c *Client) Run(ctx context.Context, workspace, view string, q RunQuery, out io.Writer) error {
+	rows, err := c.OpenRun(ctx, workspace, view, q)
+	if err != nil {
+		return err
+	}
+	return rows.copyTo(out)
+}

@@ -153,6 +153,12 @@ func TestDeleteKeysErasesEverywhere(t *testing.T) {
 		assert.Equal(t, bfHistorical(t, ref, 20, true), bfHistorical(t, db, 20, true), "from_source, %s", when)
 	}
 	check(db, "after the job")
+	for _, view := range []string{"latest", "sums"} { // run reads the log and the batch file: nothing of the keys
+		var rows bfSink
+		require.NoError(t, db.Run(context.Background(), "bf", view, &RunRequest{Start: bfNow.Add(-72 * time.Hour), End: bfNow.Add(time.Hour), Level: RunDisabled}, &rows))
+		require.NotEmpty(t, rows.rows)
+		assert.NotContains(t, strings.Join(rows.rows, "\n"), "MARKER-DEL", "run of %s", view)
+	}
 	n, where := diskOccurrences(t, filepath.Join(dir, "data"), "MARKER-DEL")
 	assert.Zero(t, n, "deleted markers on disk: %v", where)
 	n, _ = diskOccurrences(t, filepath.Join(dir, "data"), "MARKER-KEEP")

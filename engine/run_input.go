@@ -66,7 +66,7 @@ func (db *DB) runSource(ctx context.Context, ws *workspace, v *viewRT, f *runFee
 		return nil
 	}
 	slices.Sort(hashes.sums)
-	return runBatch(ctx, ws, v, f, hashes)
+	return runBatch(ctx, ws, v, f, hashes, db.erasures.eraserFor(ws.name, v, false))
 }
 
 // runLog replays the whole log, feeding the rows of v's source and
@@ -76,6 +76,7 @@ func (db *DB) runLog(ctx context.Context, ws *workspace, v *viewRT, f *runFeed, 
 		e  record.Entry
 		rb rowBuilder
 		n  int
+		er = db.erasures.eraserFor(ws.name, v, false) // the offline log's: deleted keys' records
 	)
 	return db.log.Replay(db.log.FirstSeq(), func(seq uint64, payload []byte) error {
 		if n++; n&255 == 0 {
@@ -102,6 +103,10 @@ func (db *DB) runLog(ctx context.Context, ws *workspace, v *viewRT, f *runFeed, 
 				if hashes != nil {
 					hashes.sums = append(hashes.sums, hashRow(row))
 				}
+				if er.erased(row, seq) {
+					idx++
+					continue
+				}
 				if err := f.row(row, tiles.Order{Seq: seq, Idx: uint32(idx)}, false); err != nil {
 					return err
 				}
@@ -113,15 +118,16 @@ func (db *DB) runLog(ctx context.Context, ws *workspace, v *viewRT, f *runFeed, 
 }
 
 // runBatch feeds the rows of the source's batch files that no logged
-// record equals, as seq 0 in file order (as backfills load them).
-func runBatch(ctx context.Context, ws *workspace, v *viewRT, f *runFeed, logged *rowHashes) error {
+// record equals and no deletion erased, as seq 0 in file order (as
+// backfills load them).
+func runBatch(ctx context.Context, ws *workspace, v *viewRT, f *runFeed, logged *rowHashes, er *rowEraser) error {
 	bs, err := batchsrc.Open(v.src.def, filepath.Dir(ws.meta.File))
 	if err != nil {
 		return errorf(CodeUnavailable, "run reads the batch files of source %q: %v", v.src.def.Name, err)
 	}
 	idx := uint32(0)
 	err = bs.Scan(ctx, func(row *batchsrc.Row) error {
-		if logged.contains(hashRow(row.Values)) {
+		if logged.contains(hashRow(row.Values)) || er.erased(row.Values, 0) {
 			return nil
 		}
 		idx++

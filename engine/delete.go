@@ -157,6 +157,12 @@ type deletion struct {
 	views []*viewRT // the views whose state changes: v, or every view of the source
 	// affected holds, per view, the entity keys whose state is rebuilt.
 	affected map[*viewRT]map[string]bool
+	// otherKeys is set when a view of views is keyed by other columns
+	// than v: its affected keys come from the log (scanLog).
+	otherKeys bool
+	// replaced is the segments rewritten without the keys: their files
+	// must be gone before the job succeeds (awaitRemoved).
+	replaced []*segRef
 	found    []bool // per request key: it had records
 	res      JobResult
 }
@@ -196,9 +202,13 @@ func (db *DB) planDeletion(j Job) (*deletion, error) {
 	}
 	for _, w := range d.views {
 		d.affected[w] = map[string]bool{}
-	}
-	for key := range d.keys {
-		d.affected[v][key] = true
+		if w != v && joinKeyList(w) != joinKeyList(v) {
+			d.otherKeys = true // its keys are found in the log (scanLog)
+			continue
+		}
+		for key := range d.keys {
+			d.affected[w][key] = true
+		}
 	}
 	return d, nil
 }
@@ -223,17 +233,24 @@ func (d *deletion) erasureSet(e *erasures) *erasureSet {
 // runDeletion runs deletion job j. Every step can be repeated, so a job
 // interrupted by a crash or a stop runs again from the start on open:
 //
-//  1. record the erasure (ERASURES), which later reads of batch files,
-//     and for online-only deletions replays of the log, honour;
-//  2. offline: rewrite the log without the keys' records up to the cut
-//     (wal.Rewrite), noting the entity keys they had in every view;
+//  1. record the erasure (ERASURES), which every later replay of the log
+//     and read of batch files honours until the records are gone;
+//  2. offline, with views keyed by other columns: read the log up to the
+//     cut for the entity keys the keys' records had in those views
+//     (scanLog); views keyed like v rebuild the request keys;
 //  3. collect the affected keys' remaining records from the log and the
 //     batch files;
 //  4. with flushes and merges held off: rewrite the segments holding
 //     affected keys without them, then, with ingest paused, replace the
 //     keys' memtable state by the collected records, and flush, so the
-//     rebuilt state is in segments before the job succeeds;
-//  5. empty the caches and remove the log's damaged-segment copies.
+//     rebuilt state is in segments; empty the caches;
+//  5. offline: rewrite the log without the keys' records up to the cut
+//     (wal.Rewrite), and remove the log's damaged-segment copies.
+//
+// The log is erased last: until then it is what tells a re-run which
+// states to rebuild, and nothing built from it needs the records any more
+// once step 4 is durable. A crash after step 5 began re-runs steps 1-4
+// over states already rebuilt, which changes nothing.
 func (db *DB) runDeletion(_ context.Context, j Job) (*JobResult, error) {
 	// A running deletion is not cancelled (CancelJob refuses): only a
 	// close interrupts it, and it re-runs on open.
@@ -250,16 +267,26 @@ func (db *DB) runDeletion(_ context.Context, j Job) (*JobResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := db.erasures.add(d.erasureSet(db.erasures)); err != nil {
+	if prev := db.erasures.setOf(j.ID); prev != nil { // a re-run: what the first run found is gone by now
+		for _, i := range prev.Found {
+			d.found[i] = true
+		}
+	} else if err := db.markFound(d); err != nil {
 		return nil, err
 	}
-	if *j.Params.Offline {
-		if err := db.eraseFromLog(ctx, d); err != nil {
-			return nil, err
+	set := d.erasureSet(db.erasures)
+	for i, f := range d.found {
+		if f {
+			set.Found = append(set.Found, i)
 		}
 	}
-	if err := db.markFound(d); err != nil {
+	if err := db.erasures.add(set); err != nil {
 		return nil, err
+	}
+	if *j.Params.Offline && d.otherKeys {
+		if err := db.scanLog(ctx, d); err != nil {
+			return nil, err
+		}
 	}
 	col, err := db.collect(ctx, d)
 	if err != nil {
@@ -269,7 +296,13 @@ func (db *DB) runDeletion(_ context.Context, j Job) (*JobResult, error) {
 		return nil, err
 	}
 	db.forgetCaches()
+	if err := db.awaitRemoved(ctx, d.replaced); err != nil {
+		return nil, err
+	}
 	if *j.Params.Offline {
+		if err := db.eraseFromLog(ctx, d); err != nil {
+			return nil, err
+		}
 		if err := db.removeDamagedCopies(); err != nil {
 			return nil, err
 		}

@@ -2,24 +2,84 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/featurelog/featurelog/internal/batchsrc"
 	"github.com/featurelog/featurelog/internal/record"
 	"github.com/featurelog/featurelog/internal/schema"
 )
 
-// eraseFromLog rewrites the log without the records of d's keys logged up
-// to the cut, noting for every view of the source the entity keys those
-// records had (their states are rebuilt) and which request keys had any.
-func (db *DB) eraseFromLog(ctx context.Context, d *deletion) error {
+// errScanDone stops scanLog's replay after the cut.
+var errScanDone = errors.New("scan done")
+
+// scanLog reads the log up to the cut, before anything of it is erased,
+// noting for the views of the source keyed by other columns than d's view
+// the entity keys that the records of d's keys had there: those states are
+// rebuilt. (Views keyed by the same columns rebuild the request keys
+// themselves: planDeletion.) Once the log is rewritten, the records are
+// the only trace of those keys, hence this pass first.
+func (db *DB) scanLog(ctx context.Context, d *deletion) error {
 	var (
 		e   record.Entry
 		rb  rowBuilder
 		kb  []byte
 		pjs = make([]projector, len(d.views))
+	)
+	src := d.v.src
+	err := db.log.Replay(1, func(seq uint64, payload []byte) error {
+		if seq > d.cut {
+			return errScanDone
+		}
+		if seq&1023 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := record.Decode(payload, &e); err != nil {
+			return fmt.Errorf("log entry %d: %w", seq, err)
+		}
+		if e.Workspace != d.ws.name {
+			return nil
+		}
+		for si := range e.Sections {
+			sec := &e.Sections[si]
+			if sec.Source != src.def.Name {
+				continue
+			}
+			rb.reset(src, sec.Columns)
+			for r := 0; r < sec.NumRows(); r++ {
+				row := rb.row(sec.Row(r))
+				var key string
+				key, kb = entityKey(row, d.v.keyIdx, kb)
+				if _, erased := d.keys[key]; erased {
+					d.noteAffected(row, pjs)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errScanDone) {
+		return fmt.Errorf("reading the log: %w", err)
+	}
+	return nil
+}
+
+// eraseFromLog rewrites the log without the records of d's keys logged up
+// to the cut, noting which request keys had any. It runs last, once the
+// states built from those records were rebuilt without them and flushed
+// (scanLog noted the keys they had beforehand): a job re-run after a
+// crash finds nothing left of them in the log, so it must not depend on
+// it to know which states to rebuild.
+func (db *DB) eraseFromLog(ctx context.Context, d *deletion) error {
+	var (
+		e  record.Entry
+		rb rowBuilder
+		kb []byte
 	)
 	src := d.v.src
 	total := max(d.cut, 1)
@@ -56,7 +116,6 @@ func (db *DB) eraseFromLog(ctx context.Context, d *deletion) error {
 				changed = true
 				d.found[i] = true
 				d.res.RecordsErased++
-				d.noteAffected(row, pjs)
 			}
 			if changed {
 				sec.Rows = keep
@@ -161,6 +220,21 @@ func (db *DB) collect(ctx context.Context, d *deletion) (*collected, error) {
 	c := &collected{tmps: map[*viewRT]*viewRT{}, recs: map[*viewRT]*[]keptRecord{}}
 	cat := db.cat.Load()
 	r := &replayer{cat: cat}
+	// A view keyed by the deletion's columns keeps only the keys' records
+	// after the cut (those up to it are erased): reading from the cut on
+	// is enough. A view keyed otherwise rebuilds keys that kept other
+	// records, so it reads the whole log, which must then be whole.
+	from := d.cut
+	for w := range d.affected {
+		if joinKeyList(w) != joinKeyList(d.v) && len(d.affected[w]) > 0 {
+			from = 0
+		}
+	}
+	if first := db.log.FirstSeq(); from == 0 && first > 1 {
+		return nil, fmt.Errorf("the views of source %q keyed by other columns than %s are rebuilt from the whole offline log, "+
+			"but it begins at entry %d (push.log_offline: false removed the rest): delete with offline: false, or keep the log (log_offline: true)",
+			d.v.src.def.Name, joinKeyNames(d.v), first)
+	}
 	for _, w := range d.views {
 		if len(d.affected[w]) == 0 || w.pending != "" {
 			continue
@@ -170,6 +244,7 @@ func (db *DB) collect(ctx context.Context, d *deletion) (*collected, error) {
 			return nil, err
 		}
 		tmp.data.identify(d.ws.name, w.def.Name, w.version, w.data.print, w.def.Aggregate())
+		tmp.data.covered = from
 		c.tmps[w] = tmp
 		c.recs[w] = new([]keptRecord)
 		r.views = append(r.views, tmp)
@@ -184,8 +259,11 @@ func (db *DB) collect(ctx context.Context, d *deletion) (*collected, error) {
 		}
 	}
 	r.eraseFor(db.erasures, d.ws.name, true)
+	// Batch rows have no log seq: erasures leave out every batch row of
+	// the deleted keys, so only views keyed otherwise read them again.
+	batch := d.v.src.def.Batch != nil && from == 0
 	hashes := &rowHashes{}
-	if d.v.src.def.Batch != nil {
+	if batch {
 		r.hashes = map[*sourceRT]*rowHashes{d.v.src: hashes}
 	}
 	c.r = r
@@ -195,7 +273,7 @@ func (db *DB) collect(ctx context.Context, d *deletion) (*collected, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if d.v.src.def.Batch == nil {
+	if !batch {
 		return c, nil
 	}
 	slices.Sort(hashes.sums)
@@ -249,7 +327,7 @@ func (db *DB) replaceKeys(ctx context.Context, d *deletion, c *collected) error 
 	db.maint.Lock()
 	defer db.maint.Unlock()
 	for w := range c.tmps {
-		n, err := db.rewriteSegments(w.data, d.affected[w])
+		n, err := db.rewriteSegments(w.data, d.affected[w], &d.replaced)
 		d.res.SegmentsRewritten += n
 		if err != nil {
 			return fmt.Errorf("feature view %q: %w", w.def.Name, err)
@@ -304,8 +382,9 @@ func (db *DB) swapMemtableKeys(d *deletion, c *collected) error {
 
 // rewriteSegments replaces each segment of d that holds one of keys by a
 // copy without them (or by nothing), saving the manifest after each; it
-// returns how many it replaced. The caller holds db.maint.
-func (db *DB) rewriteSegments(d *viewData, keys map[string]bool) (int, error) {
+// returns how many it replaced, and adds them to replaced (awaitRemoved).
+// The caller holds db.maint.
+func (db *DB) rewriteSegments(d *viewData, keys map[string]bool, replaced *[]*segRef) (int, error) {
 	d.mu.RLock()
 	segs := slices.Clone(d.segs)
 	d.mu.RUnlock()
@@ -328,6 +407,7 @@ func (db *DB) rewriteSegments(d *viewData, keys map[string]bool) (int, error) {
 		}
 		sg.h.Obsolete()
 		sg.h.Release() // removed once the last reader lets go
+		*replaced = append(*replaced, sg)
 		n++
 	}
 	return n, nil
@@ -396,4 +476,43 @@ func (d *viewData) replaceSegment(old, nsg *segRef) {
 		keep = append(keep, nsg)
 	}
 	d.segs = sortedSegs(keep)
+}
+
+// awaitRemoved returns once the files of the segments the job replaced
+// are durably gone, as they hold the erased records: each is removed when
+// its last reader lets go, so it waits for readers in flight; a removal
+// (or the directory fsync after it) that failed is tried again, and if it
+// fails again the job fails (the file, no longer in the manifest, is
+// removed on the next open).
+func (db *DB) awaitRemoved(ctx context.Context, replaced []*segRef) error {
+	dir := segmentsDir(db.opts.Dir)
+	for _, sg := range replaced {
+		path := filepath.Join(dir, sg.file)
+		for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+			_, err := db.opts.FS.Stat(path)
+			if errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("checking that segment %s, replaced without the keys, is removed: %w", sg.file, err)
+			}
+			if herr := sg.h.Err(); herr != nil {
+				if err := db.opts.FS.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("removing segment %s, replaced without the keys: %w (first attempt: %v)", sg.file, err, herr)
+				}
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		if sg.h.Err() != nil { // the removal may not be durable
+			if err := db.opts.FS.SyncDir(dir); err != nil {
+				return fmt.Errorf("removing segment %s, replaced without the keys: %w", sg.file, err)
+			}
+		}
+	}
+	return nil
 }

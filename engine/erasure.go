@@ -53,6 +53,10 @@ type erasureSet struct {
 	LogSeq uint64 `json:"log_seq"`
 	// Keys are the digests of the entity keys (digest), in hex.
 	Keys []string `json:"keys"`
+	// Found lists the positions in the request of the keys that had
+	// records when the job first ran: a re-run, which finds them gone,
+	// reports them all the same.
+	Found []int `json:"found,omitempty"`
 	// set holds Keys decoded.
 	set map[[digestLen]byte]struct{}
 }
@@ -137,6 +141,18 @@ func (e *erasures) add(s *erasureSet) error {
 		return fmt.Errorf("engine: saving %s: %w", e.path, err)
 	}
 	e.f = f
+	return nil
+}
+
+// setOf returns the set job recorded, or nil.
+func (e *erasures) setOf(job string) *erasureSet {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.f.Sets {
+		if s.Job == job {
+			return s
+		}
+	}
 	return nil
 }
 

@@ -170,7 +170,7 @@ func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64
 // fastest level.
 func (db *DB) createSegment(d *viewData, level int, minSeq, maxSeq uint64, fast bool) (*compaction.Writer, *segRef, error) {
 	id := db.nextSeg.Add(1) - 1
-	sg := &segRef{id: id, file: segmentFile(id), level: level, minSeq: minSeq, maxSeq: maxSeq}
+	sg := &segRef{id: id, cacheID: id, file: segmentFile(id), level: level, minSeq: minSeq, maxSeq: maxSeq}
 	meta := d.meta
 	meta.Level, meta.MinSeq, meta.MaxSeq = level, minSeq, maxSeq
 	wo := compaction.WriterOptions{FS: db.opts.FS}

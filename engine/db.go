@@ -198,7 +198,7 @@ func (db *DB) adoptSegments(d *viewData, mv *manifestView) error {
 			return fmt.Errorf("engine: segment %s belongs to %s/%s@%d (fingerprint %s), but the checkpoint lists it for %s (fingerprint %s)",
 				ms.File, m.Workspace, m.View, m.Version, m.Fingerprint, d.id, d.print)
 		}
-		d.segs = append(d.segs, &segRef{h: db.newHandle(r), id: ms.ID, file: ms.File, level: ms.Level,
+		d.segs = append(d.segs, &segRef{h: db.newHandle(r), id: ms.ID, cacheID: ms.ID, file: ms.File, level: ms.Level,
 			minSeq: ms.MinSeq, maxSeq: ms.MaxSeq, bytes: ms.Bytes})
 	}
 	d.segs = sortedSegs(d.segs)

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/featurelog/featurelog/internal/schema"
 )
@@ -267,6 +268,14 @@ func (db *DB) runDeletion(_ context.Context, j Job) (*JobResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	start, phase := time.Now(), time.Now()
+	took := func(name string) {
+		db.opts.Logger.Info("deletion job step done", "job", j.ID, "step", name, "took", time.Since(phase).Round(time.Millisecond))
+		phase = time.Now()
+	}
+	defer func() {
+		db.opts.Logger.Info("deletion job ran", "job", j.ID, "keys", len(d.keys), "took", time.Since(start).Round(time.Millisecond))
+	}()
 	if prev := db.erasures.setOf(j.ID); prev != nil { // a re-run: what the first run found is gone by now
 		for _, i := range prev.Found {
 			d.found[i] = true
@@ -288,21 +297,25 @@ func (db *DB) runDeletion(_ context.Context, j Job) (*JobResult, error) {
 			return nil, err
 		}
 	}
+	took("found and recorded")
 	col, err := db.collect(ctx, d)
 	if err != nil {
 		return nil, err
 	}
+	took("collected the kept records")
 	if err := db.replaceKeys(ctx, d, col); err != nil {
 		return nil, err
 	}
-	db.forgetCaches()
+	took("replaced the keys' state")
 	if err := db.awaitRemoved(ctx, d.replaced); err != nil {
 		return nil, err
 	}
+	db.forgetCaches(d)
 	if *j.Params.Offline {
 		if err := db.eraseFromLog(ctx, d); err != nil {
 			return nil, err
 		}
+		took("erased from the log")
 		if err := db.removeDamagedCopies(); err != nil {
 			return nil, err
 		}
@@ -355,13 +368,19 @@ func (db *DB) removeDamagedCopies() error {
 	return db.opts.FS.SyncDir(dir)
 }
 
-// forgetCaches empties the hot tier and the decoded-state cache, which may
-// hold the erased keys' states.
-func (db *DB) forgetCaches() {
-	if db.hot.cache != nil {
-		db.hot.cache.Reset()
-	}
-	if c := db.hot.states; c != nil && c.c != nil {
-		c.c.Clear()
+// forgetCaches drops the decoded-state cache's entries of the affected
+// keys in the replaced segments, whose copies share their cache entries
+// (segRef.cacheID). It runs once no reader can hold a replaced segment
+// (awaitRemoved), so none can put an entry back. The hot tier needs
+// nothing: tiles.Store.Delete moved each key to a new generation, so its
+// entries of the deleted state can never be found again, and the cache
+// forgets them as it fills.
+func (db *DB) forgetCaches(d *deletion) {
+	for _, sg := range d.replaced {
+		for _, keys := range d.affected {
+			for key := range keys {
+				db.hot.states.forget(sg.cacheID, key)
+			}
+		}
 	}
 }

@@ -77,12 +77,20 @@ func (db *DB) scanLog(ctx context.Context, d *deletion) error {
 // it to know which states to rebuild.
 func (db *DB) eraseFromLog(ctx context.Context, d *deletion) error {
 	var (
-		e  record.Entry
-		rb rowBuilder
-		kb []byte
+		e    record.Entry
+		rb   rowBuilder
+		kb   []byte
+		keep []schema.Value // the kept rows of a section, reused
+		out  []byte         // the rewritten entry, reused: Rewrite copies it
 	)
 	src := d.v.src
 	total := max(d.cut, 1)
+	erasedRow := func(row []schema.Value) (int, bool) {
+		var key string
+		key, kb = entityKey(rb.row(row), d.v.keyIdx, kb)
+		i, ok := d.keys[key]
+		return i, ok
+	}
 	st, err := db.log.Rewrite(d.cut, func(seq uint64, payload []byte) ([]byte, bool, error) {
 		if seq&1023 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -90,41 +98,52 @@ func (db *DB) eraseFromLog(ctx context.Context, d *deletion) error {
 			}
 			db.jobs.progress(d.j.ID, JobProgress{Done: int64(seq), Total: int64(total), Unit: "log entries"})
 		}
-		if err := record.Decode(payload, &e); err != nil {
+		if err := record.DecodeShared(payload, &e); err != nil { // nothing of e outlives the call
 			return nil, false, fmt.Errorf("log entry %d: %w", seq, err)
 		}
 		if e.Workspace != d.ws.name {
 			return nil, true, nil
 		}
-		changed := false
+		var orig [][]schema.Value // sections' own rows, put back after encoding so Decode reuses them
 		for si := range e.Sections {
 			sec := &e.Sections[si]
 			if sec.Source != src.def.Name {
 				continue
 			}
 			rb.reset(src, sec.Columns)
-			keep := sec.Rows[:0:0]
-			for r := 0; r < sec.NumRows(); r++ {
-				row := rb.row(sec.Row(r))
-				var key string
-				key, kb = entityKey(row, d.v.keyIdx, kb)
-				i, erased := d.keys[key]
-				if !erased {
-					keep = append(keep, sec.Row(r)...)
+			first := -1
+			for r := 0; r < sec.NumRows() && first < 0; r++ {
+				if _, ok := erasedRow(sec.Row(r)); ok {
+					first = r
+				}
+			}
+			if first < 0 {
+				continue
+			}
+			if orig == nil {
+				orig = make([][]schema.Value, len(e.Sections))
+			}
+			keep = append(keep[:0], sec.Rows[:first*len(sec.Columns)]...)
+			for r := first; r < sec.NumRows(); r++ {
+				if i, ok := erasedRow(sec.Row(r)); ok {
+					d.found[i] = true
+					d.res.RecordsErased++
 					continue
 				}
-				changed = true
-				d.found[i] = true
-				d.res.RecordsErased++
+				keep = append(keep, sec.Row(r)...)
 			}
-			if changed {
-				sec.Rows = keep
-			}
+			orig[si], sec.Rows = sec.Rows, slices.Clone(keep)
 		}
-		if !changed {
+		if orig == nil {
 			return nil, true, nil
 		}
-		return record.AppendEntry(nil, &e), false, nil
+		out = record.AppendEntry(out[:0], &e)
+		for si, rows := range orig {
+			if rows != nil {
+				e.Sections[si].Rows = rows
+			}
+		}
+		return out, false, nil
 	})
 	d.res.LogSegmentsRewritten = st.SegmentsRewritten
 	if err != nil {
@@ -270,6 +289,9 @@ func (db *DB) collect(ctx context.Context, d *deletion) (*collected, error) {
 	if _, err := db.replayWith(r); err != nil {
 		return nil, err
 	}
+	// The catch-up with ingest paused (swapMemtableKeys) reads from here:
+	// the last entry read, or where the reading began when there was none.
+	r.last = max(r.last, from)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -459,6 +481,9 @@ func (db *DB) copySegmentWithout(d *viewData, sg *segRef, keys map[string]bool) 
 		return nil, nil
 	}
 	nsg, _, err = db.finishSegment(w, nsg, 0)
+	if nsg != nil {
+		nsg.cacheID = sg.cacheID // the other keys' values are the very same bytes
+	}
 	return nsg, err
 }
 

@@ -679,6 +679,9 @@ func (db *DB) rebuildFromLog(v *viewRT, keys []string, cat *catalog) (*viewData,
 	r := &replayer{cat: cat, views: []*viewRT{tmp}, keep: want}
 	ws := cat.workspaces[v.data.meta.Workspace]
 	er := db.erasures.eraserFor(v.data.meta.Workspace, v, false)
+	if er != nil { // a deletion job still running erases the log last
+		r.erasers = map[*viewRT]*rowEraser{tmp: er}
+	}
 	var ranges [][2]int64
 	if v.src.def.Batch != nil && ws != nil {
 		ranges = db.batchRanges(ws.name, v.def.Name, v.version, nil)

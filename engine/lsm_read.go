@@ -45,11 +45,19 @@ func cacheKey(dst []byte, seg uint64, key string) []byte {
 	return append(dst, key...)
 }
 
+// forget drops the entry of key in the segments of cacheID.
+func (c *stateCache) forget(cacheID uint64, key string) {
+	if c != nil && c.c != nil {
+		var kb [64]byte
+		c.c.Del(string(cacheKey(kb[:0], cacheID, key)))
+	}
+}
+
 // segState returns key's state in segment sg, decoded by decode, or nil
 // when the segment does not hold the key.
 func (c *stateCache) segState(sg *segRef, key string, decode func([]byte) (any, int, error)) (any, error) {
 	var kb [64]byte
-	ck := cacheKey(kb[:0], sg.id, key)
+	ck := cacheKey(kb[:0], sg.cacheID, key)
 	if c.c != nil {
 		if v, ok := c.c.Get(string(ck)); ok {
 			return v, nil

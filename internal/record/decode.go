@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/featurelog/featurelog/internal/schema"
 )
@@ -11,12 +12,23 @@ import (
 // Decode parses buf into e, reusing e's slices. Strings are copied out of
 // buf, so e stays valid after buf is reused.
 func Decode(buf []byte, e *Entry) error {
-	d := decoder{buf: buf}
+	return decode(decoder{buf: buf}, e)
+}
+
+// DecodeShared is Decode with every string of e sharing buf's memory
+// instead of a copy: nothing is allocated for them, and e is valid only
+// while buf is neither modified nor reused. For passes that look at
+// every entry of the log and keep nothing (a deletion's rewrite).
+func DecodeShared(buf []byte, e *Entry) error {
+	return decode(decoder{buf: buf, shared: true}, e)
+}
+
+func decode(d decoder, e *Entry) error {
 	if err := d.entry(e); err != nil {
-		return fmt.Errorf("%w: %v (at byte %d of %d)", ErrCorrupt, err, d.off, len(buf))
+		return fmt.Errorf("%w: %v (at byte %d of %d)", ErrCorrupt, err, d.off, len(d.buf))
 	}
-	if d.off != len(buf) {
-		return fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(buf)-d.off)
+	if d.off != len(d.buf) {
+		return fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.buf)-d.off)
 	}
 	return nil
 }
@@ -37,6 +49,8 @@ func DecodeHeader(buf []byte, e *Entry) error {
 type decoder struct {
 	buf []byte
 	off int
+	// shared makes strings point into buf (DecodeShared).
+	shared bool
 }
 
 type decodeError string
@@ -289,9 +303,12 @@ func (d *decoder) str() (string, error) {
 	if d.off+n > len(d.buf) {
 		return "", errShort
 	}
-	s := string(d.buf[d.off : d.off+n])
+	b := d.buf[d.off : d.off+n]
 	d.off += n
-	return s, nil
+	if d.shared && n > 0 {
+		return unsafe.String(&b[0], n), nil
+	}
+	return string(b), nil
 }
 
 func resize[T any](s []T, n int) []T {

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -220,4 +221,21 @@ func TestDecodeBoundsCountsByEntrySize(t *testing.T) {
 	err = Decode(tooMany, &e)
 	require.ErrorIs(t, err, ErrCorrupt)
 	assert.Contains(t, err.Error(), "too large")
+}
+
+// TestDecodeShared: DecodeShared decodes what Decode does, its strings
+// sharing the buffer (a change to the buffer shows through them).
+func TestDecodeShared(t *testing.T) {
+	e := Entry{Workspace: "ws", IngestTime: 7, Sections: []Section{{Source: "src",
+		Columns: []schema.Column{{Name: "k", Type: schema.ScalarType(schema.String)}},
+		Rows:    []schema.Value{schema.Str("alpha"), schema.Str("beta")}}}}
+	buf := AppendEntry(nil, &e)
+	var a, b Entry
+	require.NoError(t, Decode(buf, &a))
+	require.NoError(t, DecodeShared(buf, &b))
+	require.Equal(t, a, b)
+	i := bytes.Index(buf, []byte("alpha"))
+	buf[i] = 'A'
+	require.Equal(t, "Alpha", b.Sections[0].Rows[0].S, "shared")
+	require.Equal(t, "alpha", a.Sections[0].Rows[0].S, "copied")
 }

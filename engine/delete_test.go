@@ -116,7 +116,7 @@ func TestDeleteKeysErasesEverywhere(t *testing.T) {
 	require.NoError(t, db.Flush())
 	require.NoError(t, db.CompactAll())
 	bfIngest(t, db, evs[2000:2600]) // in the memtable
-	bfRead(t, db, 20) // fills the hot tier and the decoded-state cache with the keys' states
+	bfRead(t, db, 20)               // fills the hot tier and the decoded-state cache with the keys' states
 	bfRead(t, db, 20)
 
 	j, err := db.DeleteKeys("bf", "latest", delRequest(true, true))

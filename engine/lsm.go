@@ -59,17 +59,17 @@ type memtable struct {
 
 // segRef is one open segment of a view.
 type segRef struct {
-	h      *compaction.Handle
-	id     uint64 // unique within the data directory, never reused
+	h  *compaction.Handle
+	id uint64 // unique within the data directory, never reused
 	// cacheID keys the segment's entries in the decoded-state cache: its
 	// id, or the id of the segment it is a copy of without some keys (a
 	// deletion), whose entries for the other keys are still right.
 	cacheID uint64
 	file    string // base name under segments/
-	level  int    // 0: written by a flush; n+1: a merge of level-n segments
-	minSeq uint64
-	maxSeq uint64
-	bytes  int64
+	level   int    // 0: written by a flush; n+1: a merge of level-n segments
+	minSeq  uint64
+	maxSeq  uint64
+	bytes   int64
 }
 
 // sources is what one read sees of a view: a consistent snapshot, taken

@@ -40,7 +40,9 @@ type DeleteConfig struct {
 	TempDir string
 	// Keys is how many keys the deletion lists. Default 10,000.
 	Keys int
-	// Window is how long the loads are measured before the job. Default 10s.
+	// Window is how long the loads run before the job: long enough for
+	// the node's caches to fill (their growth is not the job's). Default
+	// 40s.
 	Window time.Duration
 	// IngestClients and ReadClients run the two loads. Default 2 each.
 	IngestClients, ReadClients int
@@ -55,7 +57,7 @@ func (c *DeleteConfig) EnsureDefaults() {
 		c.Keys = 10_000
 	}
 	if c.Window == 0 {
-		c.Window = 10 * time.Second
+		c.Window = 40 * time.Second
 	}
 	if c.IngestClients == 0 {
 		c.IngestClients = 2
@@ -107,7 +109,7 @@ func RunDelete(cfg DeleteConfig) ([]Row, error) {
 	time.Sleep(cfg.Window)
 	idleIngest, idleRead := ingest.cut(), reads.cut()
 	statusPath := "/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status"
-	idleRSS := statusBytes(statusPath, "VmRSS")
+	idleRSS := statusBytes(statusPath, "VmHWM")
 
 	req := httpapi.DeleteKeysRequest{Keys: deleteBenchKeys(cfg.Keys, cfg.Data.Keys)}
 	fmt.Fprintf(cfg.Progress, "bench: deleting %d keys (online and offline)\n", cfg.Keys)
@@ -131,7 +133,7 @@ func RunDelete(cfg DeleteConfig) ([]Row, error) {
 			cfg.Keys, fmtCount(cfg.Data.Keys), fmtCount(cfg.Data.Events), res.KeysFound, res.RecordsErased, res.LogSegmentsRewritten, res.SegmentsRewritten),
 			Result: fmtDur(j.FinishedAt.Sub(*j.StartedAt)), Baseline: fmt.Sprintf("%s request to end", fmtDur(wall)), Ratio: "-",
 			Target: "≤ 60 s", Verdict: verdict(j.FinishedAt.Sub(*j.StartedAt) <= time.Minute)},
-		{Benchmark: "delete_keys: node peak RSS (VmHWM; baseline: its RSS serving, before the job)", Result: fmtMB(rss), Baseline: fmtMB(idleRSS),
+		{Benchmark: "delete_keys: node peak RSS (VmHWM; baseline: its peak serving the same loads before the job)", Result: fmtMB(rss), Baseline: fmtMB(idleRSS),
 			Ratio: "+" + fmtMB(rss-idleRSS), Target: "≤ 1 GB", Verdict: verdict(rss <= 1<<30)},
 		{Benchmark: fmt.Sprintf("delete_keys: get-features p99 during the job vs before (%d clients, 1 key/request)", cfg.ReadClients),
 			Result:   fmt.Sprintf("%s (%d requests)", fmtDur(duringRead.Latency.P99), duringRead.Requests),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"time"
 
@@ -462,7 +463,10 @@ func (db *DB) copySegmentWithout(d *viewData, sg *segRef, keys map[string]bool) 
 	}
 	it := sg.h.Reader().NewIterator()
 	kept := 0
-	for it.Next() {
+	for n := 0; it.Next(); n++ {
+		if n&63 == 63 {
+			runtime.Gosched() // background work: let requests run between keys
+		}
 		if keys[string(it.Key())] {
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	twal "github.com/tidwall/wal"
@@ -151,6 +152,9 @@ func (rw *segmentRewriter) rewrite(seg segment, end, upTo uint64, st *RewriteSta
 				return false, fmt.Errorf("wal: write %s: %w", tmpPath, err)
 			}
 		}
+		// A rewrite is background work: let waiting goroutines (requests)
+		// run between entries rather than queue behind a full time slice.
+		runtime.Gosched()
 	}
 	if err := rw.r.atEnd(end + 1); err != nil {
 		return false, err

@@ -236,7 +236,7 @@ func benchDeleteCmd() *cobra.Command {
 	f.StringVar(&cfg.CacheRoot, "dir", "", "where the workload's data directory is cached, as by bench historical (default the system temp dir)")
 	f.BoolVar(&cfg.Data.Rebuild, "rebuild", false, "rebuild the cached data directory")
 	f.StringVar(&cfg.TempDir, "tmp", "", "where the copy of the data directory goes (default the system temp dir)")
-	f.DurationVar(&cfg.Window, "window", 10*time.Second, "load window before the job")
+	f.DurationVar(&cfg.Window, "window", 40*time.Second, "how long the loads run before the job (the node's caches fill meanwhile)")
 	f.IntVar(&cfg.IngestClients, "ingest-clients", 2, "clients sending single-record ingest requests")
 	f.IntVar(&cfg.ReadClients, "read-clients", 2, "clients sending get-features requests")
 	return cmd

@@ -8,10 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -162,59 +159,14 @@ func deleteBenchKeys(n, users int) []map[string]jsontext.Value {
 	return out
 }
 
-// featureLoad sends get-features requests for random users back to back from
-// a few clients, recording each latency, until stopped.
-type featureLoad struct {
-	mu      sync.Mutex
-	samples []int64
-	errs    atomic.Int64
-	quit    chan struct{}
-	wg      sync.WaitGroup
-}
-
-func startFeatureLoad(p *process, clients, users int) *featureLoad {
-	l := &featureLoad{quit: make(chan struct{})}
-	c := newClient(clients)
-	url := p.url("/api/v1/feature-service/get-features")
-	for w := range clients {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 99))
-			for {
-				select {
-				case <-l.quit:
-					return
-				default:
-				}
-				body := fmt.Sprintf(`{"params":{"workspace_name":%q,"feature_service_name":%q,"join_key_map":{"user_id":%q}}}`,
-					histWorkspace, histService, histKey(rng.IntN(users)))
-				t0 := time.Now()
-				_, err := c.post(w, url, []byte(body))
-				d := time.Since(t0)
-				if err != nil {
-					l.errs.Add(1)
-					continue
-				}
-				l.mu.Lock()
-				l.samples = append(l.samples, int64(d))
-				l.mu.Unlock()
-			}
-		}()
+// startFeatureLoad sends get-features requests for random users.
+func startFeatureLoad(p *process, clients, users int) *requestLoad {
+	rngs := make([]*rand.Rand, clients)
+	for w := range rngs {
+		rngs[w] = rand.New(rand.NewPCG(uint64(w), 99))
 	}
-	return l
-}
-
-func (l *featureLoad) cut() loadWindow {
-	l.mu.Lock()
-	s := l.samples
-	l.samples = nil
-	l.mu.Unlock()
-	slices.Sort(s)
-	return loadWindow{Requests: len(s), Latency: summarize(s)}
-}
-
-func (l *featureLoad) stop() {
-	close(l.quit)
-	l.wg.Wait()
+	return startLoad(clients, p.url("/api/v1/feature-service/get-features"), func(w int, _ int64) []byte {
+		return fmt.Appendf(nil, `{"params":{"workspace_name":%q,"feature_service_name":%q,"join_key_map":{"user_id":%q}}}`,
+			histWorkspace, histService, histKey(rngs[w].IntN(users)))
+	})
 }

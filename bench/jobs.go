@@ -318,9 +318,9 @@ func writeBenchParquet(path string, n int, start time.Time, span time.Duration, 
 	return errors.Join(err, f.Close())
 }
 
-// ingestLoad sends single-record ingest requests back to back from a few
-// clients, recording each latency, until stopped.
-type ingestLoad struct {
+// requestLoad sends requests back to back from a few clients, recording
+// each latency, until stopped.
+type requestLoad struct {
 	mu      sync.Mutex
 	samples []int64
 	errs    atomic.Int64
@@ -334,10 +334,11 @@ type loadWindow struct {
 	Latency  Latency
 }
 
-func startIngestLoad(p *process, clients int) *ingestLoad {
-	l := &ingestLoad{quit: make(chan struct{})}
+// startLoad starts clients posting body(client, n) to url, n counting the
+// requests of all clients from 1.
+func startLoad(clients int, url string, body func(client int, n int64) []byte) *requestLoad {
+	l := &requestLoad{quit: make(chan struct{})}
 	c := newClient(clients)
-	url := p.url("/ingest")
 	var seq atomic.Int64
 	for w := range clients {
 		l.wg.Add(1)
@@ -349,11 +350,9 @@ func startIngestLoad(p *process, clients int) *ingestLoad {
 					return
 				default:
 				}
-				i := seq.Add(1)
-				body := fmt.Sprintf(`{"workspace_name":%q,"dry_run":false,"records":{%q:[{"record":{"user_id":%q,"timestamp":%q,"amount":%d}}]}}`,
-					histWorkspace, histSource, histKey(int(i)%1000), time.Now().UTC().Format(time.RFC3339Nano), i%100)
+				b := body(w, seq.Add(1))
 				t0 := time.Now()
-				_, err := c.post(w, url, []byte(body))
+				_, err := c.post(w, url, b)
 				d := time.Since(t0)
 				if err != nil {
 					l.errs.Add(1)
@@ -368,8 +367,16 @@ func startIngestLoad(p *process, clients int) *ingestLoad {
 	return l
 }
 
+// startIngestLoad sends durable single-record ingest requests.
+func startIngestLoad(p *process, clients int) *requestLoad {
+	return startLoad(clients, p.url("/ingest"), func(_ int, i int64) []byte {
+		return fmt.Appendf(nil, `{"workspace_name":%q,"dry_run":false,"records":{%q:[{"record":{"user_id":%q,"timestamp":%q,"amount":%d}}]}}`,
+			histWorkspace, histSource, histKey(int(i)%1000), time.Now().UTC().Format(time.RFC3339Nano), i%100)
+	})
+}
+
 // cut returns the window since the last cut and starts a new one.
-func (l *ingestLoad) cut() loadWindow {
+func (l *requestLoad) cut() loadWindow {
 	l.mu.Lock()
 	s := l.samples
 	l.samples = nil
@@ -378,7 +385,7 @@ func (l *ingestLoad) cut() loadWindow {
 	return loadWindow{Requests: len(s), Latency: summarize(s)}
 }
 
-func (l *ingestLoad) stop() {
+func (l *requestLoad) stop() {
 	close(l.quit)
 	l.wg.Wait()
 }

@@ -31,9 +31,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/featurelog/featurelog/internal/record"
+	"github.com/featurelog/featurelog/internal/schema"
 	"github.com/featurelog/featurelog/internal/vfs"
-	"github.com/featurelog/featurelog/wal"
 )
 
 // delUsers is the number of users of delEvents.
@@ -202,31 +201,13 @@ func (e bfEvent) id() string { return delRowID(e.user, e.note, e.ts, e.amount) }
 // delLogRows counts the events in the log of the closed data directory
 // dir (opening the log repairs a torn tail, as the engine's open would).
 func delLogRows(t *testing.T, dir, msg string) map[string]int {
-	t.Helper()
-	l, err := wal.Open(wal.Options{Dir: filepath.Join(dir, "wal"), Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err, "%s: open the log", msg)
-	defer l.Close()
-	counts := map[string]int{}
-	var e record.Entry
-	err = l.Replay(1, func(seq uint64, payload []byte) error {
-		if err := record.Decode(payload, &e); err != nil {
-			return fmt.Errorf("log entry %d: %w", seq, err)
+	return LogRowCounts(t, dir, msg, func(cols []schema.Column, row []schema.Value) string {
+		col := map[string]int{}
+		for i, c := range cols {
+			col[c.Name] = i
 		}
-		for si := range e.Sections {
-			sec := &e.Sections[si]
-			col := map[string]int{}
-			for i, c := range sec.Columns {
-				col[c.Name] = i
-			}
-			for r := range sec.NumRows() {
-				row := sec.Row(r)
-				counts[delRowID(row[col["user_id"]].S, row[col["note"]].S, time.Unix(0, row[col["ts"]].I), row[col["amount"]].I)]++
-			}
-		}
-		return nil
+		return delRowID(row[col["user_id"]].S, row[col["note"]].S, time.Unix(0, row[col["ts"]].I), row[col["amount"]].I)
 	})
-	require.NoError(t, err, "%s: replay the log", msg)
-	return counts
 }
 
 // delCheckLog checks that the log of dir holds each of kept once.
@@ -299,10 +280,7 @@ func TestDeletionFaults(t *testing.T) {
 	template := filepath.Join(tmplRoot, "data")
 	refPre := delReference(t, f, nil)
 	refPost := delReference(t, f, post)
-	var kept []bfEvent
-	for _, e := range without(f.pre[delBatchN:], isDeleted) {
-		kept = append(kept, e)
-	}
+	kept := without(f.pre[delBatchN:], isDeleted)
 
 	// One run: a copy of the template, opened through an Injector that
 	// fails the k-th operation after the open (0: none), the deletion,

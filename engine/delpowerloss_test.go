@@ -101,7 +101,7 @@ func TestDeletionPowerLossImages(t *testing.T) {
 		take(at+": durable state", nil)
 		for _, st := range rec.Files() {
 			if st.Size > st.Durable && strings.Contains(st.Path, string(filepath.Separator)+"wal"+string(filepath.Separator)) {
-				delTornImages(take, at, st, stride)
+				TornImages(take, at, st, stride)
 			}
 		}
 	}
@@ -191,31 +191,4 @@ func delSyncKind(path string) string {
 		return "segment file"
 	}
 	return base
-}
-
-// delTornImages takes the images of f with part of its unsynced bytes, as
-// powerloss_test.go's tornImages does: cut after every stride-th byte past
-// the durable prefix, and with each unsynced 4 KiB block zero-filled.
-func delTornImages(take func(string, func(vfs.FileState, []byte) []byte), at string, f vfs.FileState, stride int64) {
-	for cut := f.Durable + 1; cut <= f.Size; cut += stride {
-		take(fmt.Sprintf("%s: %s cut at %d (durable %d, written %d)", at, filepath.Base(f.Path), cut, f.Durable, f.Size),
-			func(st vfs.FileState, data []byte) []byte {
-				if st.Path != f.Path {
-					return nil
-				}
-				return data[:cut]
-			})
-	}
-	const block = 4096
-	for b := f.Durable / block * block; b < f.Size; b += block {
-		take(fmt.Sprintf("%s: %s with block at %d zero-filled (durable %d, written %d)", at, filepath.Base(f.Path), b, f.Durable, f.Size),
-			func(st vfs.FileState, data []byte) []byte {
-				if st.Path != f.Path {
-					return nil
-				}
-				out := append([]byte(nil), data...)
-				clear(out[max(b, st.Durable):min(b+block, int64(len(out)))])
-				return out
-			})
-	}
 }

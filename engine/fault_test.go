@@ -22,10 +22,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/record"
 	"github.com/featurelog/featurelog/internal/schema"
 	"github.com/featurelog/featurelog/internal/vfs"
-	"github.com/featurelog/featurelog/wal"
 )
 
 const faultRepo = `workspace: fault
@@ -319,26 +317,7 @@ func checkRecovered(t *testing.T, dir string, o *faultOutcome, ctx string) int {
 
 // faultLogged counts the records of each event id in dir's log.
 func faultLogged(t *testing.T, dir, ctx string) map[string]int {
-	t.Helper()
-	l, err := wal.Open(wal.Options{Dir: filepath.Join(dir, "wal"), Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err, "%s: open the log", ctx)
-	defer l.Close()
-	counts := map[string]int{}
-	var e record.Entry
-	err = l.Replay(1, func(seq uint64, payload []byte) error {
-		if err := record.Decode(payload, &e); err != nil {
-			return fmt.Errorf("log entry %d: %w", seq, err)
-		}
-		for si := range e.Sections {
-			sec := &e.Sections[si]
-			for r := range sec.NumRows() {
-				counts[sec.Row(r)[0].S]++
-			}
-		}
-		return nil
-	})
-	require.NoError(t, err, "%s: replay the log", ctx)
-	return counts
+	return engine.LogRowCounts(t, dir, ctx, func(_ []schema.Column, row []schema.Value) string { return row[0].S })
 }
 
 // TestMaintenanceErrReportsFailingCheckpoints: while the background

@@ -72,7 +72,7 @@ func TestPowerLossImages(t *testing.T) {
 		take(at+": durable state", nil)
 		for _, f := range rec.Files() {
 			if f.Size > f.Durable && strings.Contains(f.Path, string(filepath.Separator)+"wal"+string(filepath.Separator)) {
-				tornImages(take, at, f, stride)
+				engine.TornImages(take, at, f, stride)
 			}
 		}
 	}
@@ -121,32 +121,4 @@ func TestPowerLossImages(t *testing.T) {
 	check()
 	t.Logf("%d power-loss images opened and checked: %d acknowledged requests expected across them, 0 lost, 0 phantoms",
 		counts.images, counts.acked)
-}
-
-// tornImages takes the images of f with part of its unsynced bytes: cut
-// after every stride-th byte past the durable prefix, and with each
-// unsynced 4 KiB block zero-filled (written space the page cache never
-// wrote back).
-func tornImages(take func(string, func(vfs.FileState, []byte) []byte), at string, f vfs.FileState, stride int64) {
-	for cut := f.Durable + 1; cut <= f.Size; cut += stride {
-		take(fmt.Sprintf("%s: %s cut at %d (durable %d, written %d)", at, filepath.Base(f.Path), cut, f.Durable, f.Size),
-			func(st vfs.FileState, data []byte) []byte {
-				if st.Path != f.Path {
-					return nil
-				}
-				return data[:cut]
-			})
-	}
-	const block = 4096
-	for b := f.Durable / block * block; b < f.Size; b += block {
-		take(fmt.Sprintf("%s: %s with block at %d zero-filled (durable %d, written %d)", at, filepath.Base(f.Path), b, f.Durable, f.Size),
-			func(st vfs.FileState, data []byte) []byte {
-				if st.Path != f.Path {
-					return nil
-				}
-				out := append([]byte(nil), data...)
-				clear(out[max(b, st.Durable):min(b+block, int64(len(out)))])
-				return out
-			})
-	}
 }

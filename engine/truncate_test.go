@@ -113,7 +113,7 @@ func TestPowerLossTruncation(t *testing.T) {
 		take(at+": durable state", nil)
 		for _, f := range rec.Files() {
 			if f.Size > f.Durable && strings.Contains(f.Path, string(filepath.Separator)+"wal"+string(filepath.Separator)) {
-				tornImages(take, at, f, 97)
+				engine.TornImages(take, at, f, 97)
 			}
 		}
 	}

@@ -35,16 +35,9 @@ type DeleteKeysRequest struct {
 func (db *DB) DeleteKeys(workspace, view string, req DeleteKeysRequest) (Job, error) {
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
-	if db.closed.Load() {
-		return Job{}, ErrClosed
-	}
-	ws, err := db.cat.Load().workspace(workspace)
+	v, err := db.jobView(workspace, view)
 	if err != nil {
 		return Job{}, err
-	}
-	v := ws.views[view]
-	if v == nil {
-		return Job{}, errorf(CodeNotFound, "feature view %q not found in workspace %q", view, workspace)
 	}
 	keys, err := checkDeleteRequest(v, req)
 	if err != nil {
@@ -62,6 +55,24 @@ func (db *DB) DeleteKeys(workspace, view string, req DeleteKeysRequest) (Job, er
 	}
 	db.runner.push(j.ID)
 	return db.Job(workspace, j.ID)
+}
+
+// jobView returns the view a job request names: ErrClosed, or a
+// not-found error naming the workspace or the view. The caller holds
+// applyMu.
+func (db *DB) jobView(workspace, view string) (*viewRT, error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
+	ws, err := db.cat.Load().workspace(workspace)
+	if err != nil {
+		return nil, err
+	}
+	v := ws.views[view]
+	if v == nil {
+		return nil, errorf(CodeNotFound, "feature view %q not found in workspace %q", view, workspace)
+	}
+	return v, nil
 }
 
 // checkDeleteRequest checks a request against view v and returns its keys

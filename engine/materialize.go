@@ -28,17 +28,11 @@ type MaterializeRequest struct {
 func (db *DB) Materialize(workspace, view string, req MaterializeRequest) (Job, error) {
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
-	if db.closed.Load() {
-		return Job{}, ErrClosed
-	}
-	ws, err := db.cat.Load().workspace(workspace)
+	v, err := db.jobView(workspace, view)
 	if err != nil {
 		return Job{}, err
 	}
-	v := ws.views[view]
 	switch {
-	case v == nil:
-		return Job{}, errorf(CodeNotFound, "feature view %q not found in workspace %q", view, workspace)
 	case req.Start.IsZero() || req.End.IsZero():
 		return Job{}, errorf(CodeInvalidArgument, "start_time and end_time are required")
 	case !req.Start.Before(req.End):

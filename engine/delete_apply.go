@@ -234,8 +234,10 @@ type keptRecord struct {
 	idx int
 }
 
-// collect gathers the affected keys' records from the whole log (after
-// the erasure) and the batch files, leaving out what erasures name.
+// collect gathers the records the affected keys keep, from the log and
+// (for views keyed otherwise) the batch files, leaving out the rows
+// ERASURES names: the log still holds the erased rows (it is rewritten
+// last).
 func (db *DB) collect(ctx context.Context, d *deletion) (*collected, error) {
 	c := &collected{tmps: map[*viewRT]*viewRT{}, recs: map[*viewRT]*[]keptRecord{}}
 	cat := db.cat.Load()

@@ -25,6 +25,8 @@ type Handle struct {
 	// refs is the number of references. It only goes up from a positive
 	// value (Acquire's compare-and-swap), so once 0 it stays 0.
 	refs atomic.Int64
+	// removed is closed once the obsolete file's removal was attempted.
+	removed chan struct{}
 	// mu guards the fields below. Nothing holds it while doing I/O.
 	mu struct {
 		sync.Mutex
@@ -39,7 +41,7 @@ type Handle struct {
 
 // NewHandle returns a handle on r holding one reference, the owner's.
 func NewHandle(r *Reader) *Handle {
-	h := &Handle{r: r}
+	h := &Handle{r: r, removed: make(chan struct{})}
 	h.refs.Store(1)
 	return h
 }
@@ -120,7 +122,13 @@ func (h *Handle) remove() {
 	if err != nil && h.onErr != nil {
 		h.onErr(err)
 	}
+	close(h.removed)
 }
+
+// Removed returns a channel closed once the file of an obsolete segment
+// was removed, after its last reference was dropped, or its removal
+// failed (Err says so).
+func (h *Handle) Removed() <-chan struct{} { return h.removed }
 
 // setErrLocked records err if it is the first error. h.mu must be held.
 func (h *Handle) setErrLocked(err error) {

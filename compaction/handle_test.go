@@ -23,6 +23,11 @@ func TestHandleLastReleaseRemovesObsoleteFile(t *testing.T) {
 	h.Obsolete()
 	h.Release() // the owner lets go; the reader still holds it
 	assert.FileExists(t, path)
+	select {
+	case <-h.Removed():
+		t.Fatal("Removed closed while a reader holds the segment")
+	default:
+	}
 	v, ok, err := h.Reader().Get([]byte("k"))
 	require.NoError(t, err)
 	assert.True(t, ok)
@@ -30,6 +35,7 @@ func TestHandleLastReleaseRemovesObsoleteFile(t *testing.T) {
 
 	h.Release() // the last reference
 	assert.NoFileExists(t, path)
+	<-h.Removed() // closed by now: would block forever otherwise
 	_, _, err = h.Reader().Get([]byte("k"))
 	assert.ErrorIs(t, err, ErrClosed, "the Reader is closed")
 	assert.False(t, h.Acquire(), "Acquire on a dead handle")

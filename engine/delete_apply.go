@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"time"
 
 	"github.com/featurelog/featurelog/internal/batchsrc"
 	"github.com/featurelog/featurelog/internal/record"
@@ -518,31 +517,20 @@ func (d *viewData) replaceSegment(old, nsg *segRef) {
 func (db *DB) awaitRemoved(ctx context.Context, replaced []*segRef) error {
 	dir := segmentsDir(db.opts.Dir)
 	for _, sg := range replaced {
-		path := filepath.Join(dir, sg.file)
-		for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-			_, err := db.opts.FS.Stat(path)
-			if errors.Is(err, os.ErrNotExist) {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("checking that segment %s, replaced without the keys, is removed: %w", sg.file, err)
-			}
-			if herr := sg.h.Err(); herr != nil {
-				if err := db.opts.FS.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-					return fmt.Errorf("removing segment %s, replaced without the keys: %w (first attempt: %v)", sg.file, err, herr)
-				}
-				continue
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(wait):
-			}
+		select {
+		case <-sg.h.Removed():
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		if sg.h.Err() != nil { // the removal may not be durable
-			if err := db.opts.FS.SyncDir(dir); err != nil {
-				return fmt.Errorf("removing segment %s, replaced without the keys: %w", sg.file, err)
-			}
+		herr := sg.h.Err()
+		if herr == nil {
+			continue
+		}
+		if err := db.opts.FS.Remove(filepath.Join(dir, sg.file)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing segment %s, replaced without the keys: %w (first attempt: %v)", sg.file, err, herr)
+		}
+		if err := db.opts.FS.SyncDir(dir); err != nil { // the removal may not be durable
+			return fmt.Errorf("removing segment %s, replaced without the keys: %w", sg.file, err)
 		}
 	}
 	return nil

@@ -22,7 +22,7 @@ import (
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/internal/record"
-	"github.com/featurelog/featurelog/wal"
+	"github.com/featurelog/featurelog/internal/schema"
 )
 
 // verifyServed reads every acknowledged id from a running node with
@@ -200,36 +200,18 @@ func copyLog(t *testing.T, dir, scratch string) string {
 // String column col of source, the logged records.
 func logCounts(t *testing.T, dir, source, col string) map[string]int {
 	t.Helper()
-	l, err := wal.Open(wal.Options{Dir: filepath.Join(dir, "wal"), Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	defer l.Close()
 	counts := map[string]int{}
-	var e record.Entry
-	err = l.Replay(1, func(seq uint64, payload []byte) error {
-		if err := record.Decode(payload, &e); err != nil {
-			return fmt.Errorf("log entry %d: %w", seq, err)
+	engine.EachLoggedRow(t, dir, "log counts", func(seq uint64, sec *record.Section, row []schema.Value) error {
+		if sec.Source != source {
+			return nil
 		}
-		for si := range e.Sections {
-			sec := &e.Sections[si]
-			if sec.Source != source {
-				continue
-			}
-			ci := -1
-			for i, c := range sec.Columns {
-				if c.Name == col {
-					ci = i
-				}
-			}
-			if ci < 0 {
-				return fmt.Errorf("log entry %d: source %s has no column %s", seq, source, col)
-			}
-			for r := 0; r < sec.NumRows(); r++ {
-				counts[sec.Row(r)[ci].S]++
-			}
+		ci := slices.IndexFunc(sec.Columns, func(c schema.Column) bool { return c.Name == col })
+		if ci < 0 {
+			return fmt.Errorf("log entry %d: source %s has no column %s", seq, source, col)
 		}
+		counts[row[ci].S]++
 		return nil
 	})
-	require.NoError(t, err)
 	return counts
 }
 

@@ -17,15 +17,14 @@ import (
 	"github.com/featurelog/featurelog/wal"
 )
 
-// LogRowCounts counts, by id, the records in the log of the closed data
+// EachLoggedRow calls fn for every record in the log of the closed data
 // directory dir (opening the log repairs a torn tail, as the engine's open
-// would).
-func LogRowCounts(t *testing.T, dir, msg string, id func(cols []schema.Column, row []schema.Value) string) map[string]int {
+// would); an error from fn fails the test.
+func EachLoggedRow(t *testing.T, dir, msg string, fn func(seq uint64, sec *record.Section, row []schema.Value) error) {
 	t.Helper()
 	l, err := wal.Open(wal.Options{Dir: filepath.Join(dir, "wal"), Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err, "%s: open the log", msg)
 	defer l.Close()
-	counts := map[string]int{}
 	var e record.Entry
 	err = l.Replay(1, func(seq uint64, payload []byte) error {
 		if err := record.Decode(payload, &e); err != nil {
@@ -34,12 +33,25 @@ func LogRowCounts(t *testing.T, dir, msg string, id func(cols []schema.Column, r
 		for si := range e.Sections {
 			sec := &e.Sections[si]
 			for r := range sec.NumRows() {
-				counts[id(sec.Columns, sec.Row(r))]++
+				if err := fn(seq, sec, sec.Row(r)); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
 	require.NoError(t, err, "%s: replay the log", msg)
+}
+
+// LogRowCounts counts, by id, the records in the log of the closed data
+// directory dir.
+func LogRowCounts(t *testing.T, dir, msg string, id func(cols []schema.Column, row []schema.Value) string) map[string]int {
+	t.Helper()
+	counts := map[string]int{}
+	EachLoggedRow(t, dir, msg, func(_ uint64, sec *record.Section, row []schema.Value) error {
+		counts[id(sec.Columns, row)]++
+		return nil
+	})
 	return counts
 }
 

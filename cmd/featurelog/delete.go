@@ -98,38 +98,48 @@ func deleteKeysCmd() *cobra.Command {
 
 // readKeys reads a keys file: one key per row, a column per join key.
 func readKeys(path string) ([]map[string]any, tabread.Spine, error) {
+	keys, sp, err := readTableRows("--keys", path, func(v any) (any, bool) {
+		if tm, ok := v.(time.Time); ok {
+			v = tm.Format(time.RFC3339Nano)
+		}
+		return v, true
+	})
+	if err == nil && len(keys) == 0 {
+		err = fmt.Errorf("--keys %s holds no keys", path)
+	}
+	return keys, sp, err
+}
+
+// readTableRows reads the rows of a CSV, JSON Lines or Parquet file named
+// by flag as maps of column name to cell, cell passing each cell
+// (false: leave it out). Errors name the flag and the file's line.
+func readTableRows(flag, path string, cell func(v any) (any, bool)) ([]map[string]any, tabread.Spine, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--keys: %w", err)
+		return nil, nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	defer f.Close()
 	sp, err := tabread.OpenSpine(path, f)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--keys %s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", flag, err)
 	}
-	var keys []map[string]any
+	rows := []map[string]any{}
 	for {
 		row, err := sp.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return rows, sp, nil
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("--keys: %w", err) // it names the file and line
+			return nil, nil, fmt.Errorf("%s: %w", flag, err) // it names the file and line
 		}
-		k := make(map[string]any, len(row))
+		m := make(map[string]any, len(row))
 		for i, c := range sp.Columns() {
-			v := row[i]
-			if tm, ok := v.(time.Time); ok {
-				v = tm.Format(time.RFC3339Nano)
+			if v, ok := cell(row[i]); ok {
+				m[c] = v
 			}
-			k[c] = v
 		}
-		keys = append(keys, k)
+		rows = append(rows, m)
 	}
-	if len(keys) == 0 {
-		return nil, nil, fmt.Errorf("--keys %s holds no keys", path)
-	}
-	return keys, sp, nil
 }
 
 var keysIndex = regexp.MustCompile(`^keys\[(\d+)\]: `)

@@ -90,10 +90,10 @@ func (f *historicalFlags) query() (httpapi.HistoricalQuery, error) {
 		return q, nil
 	}
 	var err error
-	if q.Start, err = parseFlagTime("--start", f.start); err != nil {
+	if q.Start, err = parseFlagTime("--start", f.start, " in range mode"); err != nil {
 		return q, err
 	}
-	if q.End, err = parseFlagTime("--end", f.end); err != nil {
+	if q.End, err = parseFlagTime("--end", f.end, " in range mode"); err != nil {
 		return q, err
 	}
 	if !q.End.After(q.Start) {
@@ -102,9 +102,11 @@ func (f *historicalFlags) query() (httpapi.HistoricalQuery, error) {
 	return q, nil
 }
 
-func parseFlagTime(flag, s string) (time.Time, error) {
+// parseFlagTime parses a time flag; when, if not empty, says when the
+// flag is required (" in range mode").
+func parseFlagTime(flag, s, when string) (time.Time, error) {
 	if s == "" {
-		return time.Time{}, fmt.Errorf("%s T is required in range mode (RFC 3339, like 2024-05-01T00:00:00Z)", flag)
+		return time.Time{}, fmt.Errorf("%s T is required%s (RFC 3339, like 2024-05-01T00:00:00Z)", flag, when)
 	}
 	t, err := schema.ParseTimestamp(s)
 	if err != nil {

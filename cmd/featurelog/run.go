@@ -10,15 +10,12 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/dirlock"
-	"github.com/featurelog/featurelog/internal/schema"
-	"github.com/featurelog/featurelog/internal/tabread"
 	"github.com/featurelog/featurelog/internal/tabular"
 )
 
@@ -69,10 +66,10 @@ func (f *runFlags) query() (httpapi.RunQuery, []map[string]any, error) {
 		return q, nil, fmt.Errorf("--level %q: use disabled, partial or full", f.level)
 	}
 	var err error
-	if q.Start, err = runFlagTime("--start", f.start); err != nil {
+	if q.Start, err = parseFlagTime("--start", f.start, ""); err != nil {
 		return q, nil, err
 	}
-	if q.End, err = runFlagTime("--end", f.end); err != nil {
+	if q.End, err = parseFlagTime("--end", f.end, ""); err != nil {
 		return q, nil, err
 	}
 	if !q.End.After(q.Start) {
@@ -85,45 +82,10 @@ func (f *runFlags) query() (httpapi.RunQuery, []map[string]any, error) {
 	return q, rows, err
 }
 
-func runFlagTime(flag, s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, fmt.Errorf("%s T is required (RFC 3339, like 2024-05-01T00:00:00Z)", flag)
-	}
-	t, err := schema.ParseTimestamp(s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%s: %w", flag, err)
-	}
-	return t, nil
-}
-
 // readMockRows reads the rows of a mock file; null cells are left out.
 func readMockRows(path string) ([]map[string]any, error) {
-	file, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("--mock: %w", err)
-	}
-	defer file.Close()
-	s, err := tabread.OpenSpine(path, file)
-	if err != nil {
-		return nil, fmt.Errorf("--mock: %w", err)
-	}
-	out := []map[string]any{}
-	for {
-		row, err := s.Next()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("--mock: %w", err)
-		}
-		m := make(map[string]any, len(row))
-		for i, v := range row {
-			if v != nil {
-				m[s.Columns()[i]] = v
-			}
-		}
-		out = append(out, m)
-	}
+	rows, _, err := readTableRows("--mock", path, func(v any) (any, bool) { return v, v != nil })
+	return rows, err
 }
 
 func runView(cmd *cobra.Command, f *runFlags) error {

@@ -74,14 +74,7 @@ func RunDelete(cfg DeleteConfig) ([]Row, error) {
 	if len(cfg.Command) == 0 {
 		return nil, errors.New("bench: DeleteConfig.Command is required")
 	}
-	if cfg.Data.CacheDir == "" {
-		cfg.Data.CacheDir = historicalCacheDir(cfg.CacheRoot, cfg.Data.Events, cfg.Data.Keys)
-	}
-	h, err := BuildHistoricalData(cfg.Data)
-	if err != nil {
-		return nil, err
-	}
-	work, err := os.MkdirTemp(cfg.TempDir, "featurelog-bench-delete-")
+	h, work, err := historicalWork(&cfg.Data, cfg.CacheRoot, cfg.TempDir, "delete")
 	if err != nil {
 		return nil, err
 	}

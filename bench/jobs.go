@@ -84,14 +84,7 @@ func RunJobs(cfg JobsConfig) ([]Row, error) {
 	if len(cfg.Command) == 0 || cfg.Featurelog == "" {
 		return nil, errors.New("bench: JobsConfig.Command and Featurelog are required")
 	}
-	if cfg.Data.CacheDir == "" {
-		cfg.Data.CacheDir = historicalCacheDir(cfg.CacheRoot, cfg.Data.Events, cfg.Data.Keys)
-	}
-	h, err := BuildHistoricalData(cfg.Data)
-	if err != nil {
-		return nil, err
-	}
-	work, err := os.MkdirTemp(cfg.TempDir, "featurelog-bench-jobs-")
+	h, work, err := historicalWork(&cfg.Data, cfg.CacheRoot, cfg.TempDir, "jobs")
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +98,21 @@ func RunJobs(cfg JobsConfig) ([]Row, error) {
 	rows = append(rows, row...)
 	more, err := benchBackfillAndMaterialize(&cfg, h, work, replayed)
 	return append(rows, more...), err
+}
+
+// historicalWork builds (or reuses) the historical data set of data,
+// cached under cacheRoot as by bench historical, and makes a work
+// directory under tempDir, which the caller removes.
+func historicalWork(data *HistoricalDataConfig, cacheRoot, tempDir, name string) (*HistoricalData, string, error) {
+	if data.CacheDir == "" {
+		data.CacheDir = historicalCacheDir(cacheRoot, data.Events, data.Keys)
+	}
+	h, err := BuildHistoricalData(*data)
+	if err != nil {
+		return nil, "", err
+	}
+	work, err := os.MkdirTemp(tempDir, "featurelog-bench-"+name+"-")
+	return h, work, err
 }
 
 // benchReplay times `featurelog replay` of the workload's log.

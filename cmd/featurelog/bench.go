@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/featurelog/featurelog/bench"
 )
@@ -208,6 +209,13 @@ func runBench(duration time.Duration, only, cpuprofile, serverProfiles string) e
 	return err
 }
 
+// cacheFlags adds the flags of the historical workload's cache, shared
+// with bench historical.
+func cacheFlags(f *pflag.FlagSet, root *string, rebuild *bool) {
+	f.StringVar(root, "dir", "", "where the workload's data directory is cached, as by bench historical (default the system temp dir)")
+	f.BoolVar(rebuild, "rebuild", false, "rebuild the cached data directory")
+}
+
 // benchDeleteCmd runs the deletion benchmark (bench.RunDelete).
 func benchDeleteCmd() *cobra.Command {
 	var cfg bench.DeleteConfig
@@ -233,8 +241,7 @@ func benchDeleteCmd() *cobra.Command {
 	f.IntVar(&cfg.Data.Events, "events", 20_000_000, "events in the log")
 	f.IntVar(&cfg.Data.Keys, "users", 1_000_000, "users")
 	f.IntVar(&cfg.Keys, "keys", 10_000, "keys to delete")
-	f.StringVar(&cfg.CacheRoot, "dir", "", "where the workload's data directory is cached, as by bench historical (default the system temp dir)")
-	f.BoolVar(&cfg.Data.Rebuild, "rebuild", false, "rebuild the cached data directory")
+	cacheFlags(f, &cfg.CacheRoot, &cfg.Data.Rebuild)
 	f.StringVar(&cfg.TempDir, "tmp", "", "where the copy of the data directory goes (default the system temp dir)")
 	f.DurationVar(&cfg.Window, "window", 40*time.Second, "how long the loads run before the job (the node's caches fill meanwhile)")
 	f.IntVar(&cfg.IngestClients, "ingest-clients", 2, "clients sending single-record ingest requests")
@@ -266,8 +273,7 @@ func benchJobsCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.IntVar(&cfg.Data.Events, "events", 20_000_000, "events in the log (and rows in the Parquet file)")
 	f.IntVar(&cfg.Data.Keys, "keys", 1_000_000, "users")
-	f.StringVar(&cfg.CacheRoot, "dir", "", "where the workload's data directory is cached, as by bench historical (default the system temp dir)")
-	f.BoolVar(&cfg.Data.Rebuild, "rebuild", false, "rebuild the cached data directory")
+	cacheFlags(f, &cfg.CacheRoot, &cfg.Data.Rebuild)
 	f.StringVar(&cfg.TempDir, "tmp", "", "where the replayed directory and the Parquet file go (default the system temp dir)")
 	f.DurationVar(&cfg.Window, "window", 5*time.Second, "ingest latency window before the backfill")
 	f.IntVar(&cfg.IngestClients, "clients", 4, "clients sending single-record ingest requests")

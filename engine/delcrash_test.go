@@ -17,10 +17,8 @@ package engine
 // marker and the records sent after the request are.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -249,21 +247,8 @@ func runDelCrashChild(t *testing.T, dir string, delay time.Duration, killOp int6
 	if killOp > 0 {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", delCrashKillEnv, killOp))
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
 	start := time.Now()
-	require.NoError(t, cmd.Start())
-	lines := make(chan string, 4)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		io.Copy(io.Discard, out)
-		close(lines)
-	}()
+	lines, stderr := startChildLines(t, cmd)
 	var r delCrashRun
 	var timer <-chan time.Time
 	var openedAt time.Time
@@ -294,7 +279,7 @@ func runDelCrashChild(t *testing.T, dir string, delay time.Duration, killOp int6
 			t.Fatalf("the child hung; its log: %s", stderr.String())
 		}
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	r.killed = err != nil && strings.Contains(err.Error(), "killed")
 	if !r.killed {
 		require.NoError(t, err, "the child failed: %s", stderr.String())

@@ -150,14 +150,12 @@ func TestJobsSurviveSIGKILL(t *testing.T) {
 		kills, strings.Join(runs, "; "))
 }
 
-// runJobCrashChild runs the child and SIGKILLs it after delay (0: never)
-// once it has opened; it reports whether the child settled first.
-func runJobCrashChild(t *testing.T, dir string, delay time.Duration) bool {
+// startChildLines starts a child test process and returns the lines it
+// prints on stdout (closed when it exits) and what it writes on stderr.
+func startChildLines(t *testing.T, cmd *exec.Cmd) (<-chan string, *strings.Builder) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestJobCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), jobCrashEnv+"="+dir)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -170,6 +168,16 @@ func runJobCrashChild(t *testing.T, dir string, delay time.Duration) bool {
 		io.Copy(io.Discard, out)
 		close(lines)
 	}()
+	return lines, stderr
+}
+
+// runJobCrashChild runs the child and SIGKILLs it after delay (0: never)
+// once it has opened; it reports whether the child settled first.
+func runJobCrashChild(t *testing.T, dir string, delay time.Duration) bool {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestJobCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), jobCrashEnv+"="+dir)
+	lines, stderr := startChildLines(t, cmd)
 	var timer <-chan time.Time
 	settled := false
 	for done := false; !done; {
@@ -191,7 +199,7 @@ func runJobCrashChild(t *testing.T, dir string, delay time.Duration) bool {
 			t.Fatalf("the child hung; its log: %s", stderr.String())
 		}
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if settled && (err == nil || !strings.Contains(err.Error(), "killed")) { // a kill as it settled is fine
 		require.NoError(t, err, "the child failed after settling: %s", stderr.String())
 	} else if err == nil || !strings.Contains(err.Error(), "killed") {

@@ -285,3 +285,43 @@ func TestDeleteKeysErrors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, jobs, "no job started")
 }
+
+// TestDeleteKeysIdempotentRetry: a retry of a request whose records were
+// deleted returns the first response and writes nothing (SPEC §6).
+func TestDeleteKeysIdempotentRetry(t *testing.T) {
+	dir := t.TempDir()
+	db := bfOpen(t, dir, 0)
+	defer db.Close()
+	_, err := db.ApplyWait(context.Background(), "bf.yaml", bfRepoText(bfSums, "      - sums", ""))
+	require.NoError(t, err)
+	req := func() *IngestRequest {
+		return &IngestRequest{Workspace: "bf", IdempotencyKey: "retry-1", Records: map[string][]map[string]any{"events": {
+			bfEvent{user: "u003", ts: bfNow.Add(-time.Hour), amount: 5, note: "MARKER-DEL-retry"}.record(),
+			bfEvent{user: "u004", ts: bfNow.Add(-time.Hour), amount: 6, note: "kept"}.record(),
+		}}}
+	}
+	first, err := db.Ingest(req())
+	require.NoError(t, err)
+	j, err := db.DeleteKeys("bf", "latest", delRequest(true, true))
+	require.NoError(t, err)
+	j, err = db.WaitJob(context.Background(), "bf", j.ID)
+	require.NoError(t, err)
+	require.Equal(t, JobSuccess, j.State, "%v", j.Error)
+	before := db.LastSeq()
+	again, err := db.Ingest(req())
+	require.NoError(t, err)
+	assert.True(t, again.Replayed, "the retry is answered from the table")
+	assert.Equal(t, first.Metrics, again.Metrics, "the first response, erased records counted as they were")
+	assert.Equal(t, before, db.LastSeq(), "nothing written")
+	vec, err := db.GetFeatures(&GetFeaturesRequest{Workspace: "bf", Service: "all", JoinKeys: map[string]any{"user_id": "u003"}})
+	require.NoError(t, err)
+	assert.Equal(t, MissingData, vec.Features[0].Status, "the retry brought nothing back")
+	require.NoError(t, db.Close())
+	db = bfOpen(t, dir, 0) // the key table is rebuilt from the rewritten log
+	defer db.Close()
+	again, err = db.Ingest(req())
+	require.NoError(t, err)
+	assert.True(t, again.Replayed, "after a restart too")
+	n, where := diskOccurrences(t, dir, "MARKER-DEL")
+	assert.Zero(t, n, "%v", where)
+}

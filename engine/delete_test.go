@@ -89,6 +89,21 @@ func without(evs []bfEvent, drop func(bfEvent) bool) []bfEvent {
 	return out
 }
 
+// bfRange answers service all in range mode for every user over the
+// last two days, from the stored state or recomputed from the source.
+func bfRange(t *testing.T, db *DB, fromSource bool) []string {
+	t.Helper()
+	var ents []map[string]any
+	for u := range 20 {
+		ents = append(ents, map[string]any{"user_id": fmt.Sprintf("u%03d", u)})
+	}
+	var c bfSink
+	require.NoError(t, db.GetFeaturesForRange(context.Background(), &HistoricalRequest{Workspace: "bf", Service: "all", FromSource: fromSource,
+		Start: bfNow.Add(-48 * time.Hour), End: bfNow, Entities: ents}, &c))
+	require.NotEmpty(t, c.rows)
+	return c.rows
+}
+
 // delRequest deletes u003, u007 and u999 (which has no data) from view
 // latest.
 func delRequest(online, offline bool) DeleteKeysRequest {
@@ -153,6 +168,7 @@ func TestDeleteKeysErasesEverywhere(t *testing.T) {
 		assert.Equal(t, bfRead(t, ref, 20), bfRead(t, db, 20), "online and as_of reads, %s", when)
 		assert.Equal(t, bfHistorical(t, ref, 20, false), bfHistorical(t, db, 20, false), "historical, %s", when)
 		assert.Equal(t, bfHistorical(t, ref, 20, true), bfHistorical(t, db, 20, true), "from_source, %s", when)
+		assert.Equal(t, bfRange(t, ref, false), bfRange(t, db, false), "range mode, %s", when)
 	}
 	check(db, "after the job")
 	for _, view := range []string{"latest", "sums"} { // run reads the log and the batch file: nothing of the keys
@@ -196,7 +212,7 @@ func TestDeleteKeysOnlineOnly(t *testing.T) {
 	bfIngest(t, db, evs[:800])
 	require.NoError(t, db.Flush())
 	bfIngest(t, db, evs[800:])
-	histBefore := bfHistorical(t, db, 20, false)
+	histBefore, rangeBefore := bfHistorical(t, db, 20, false), bfRange(t, db, false)
 
 	j, err := db.DeleteKeys("bf", "latest", delRequest(true, false))
 	require.NoError(t, err)
@@ -228,6 +244,7 @@ func TestDeleteKeysOnlineOnly(t *testing.T) {
 			}
 		}
 		assert.Equal(t, histBefore, bfHistorical(t, db, 20, false), "%s: historical reads still see the records", when)
+		assert.Equal(t, rangeBefore, bfRange(t, db, false), "%s: range mode too", when)
 	}
 	check(db, "after the job")
 	require.NoError(t, db.Close())

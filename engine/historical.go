@@ -435,14 +435,8 @@ func (j *join) answer(c *chunkInput) ([]schema.Value, error) {
 	out := make([]schema.Value, len(c.ts)*nf)
 	orders := map[string][]int32{} // by join-key list: views keyed alike share the sort
 	for vi, vj := range j.views {
-		if vj.fromSource || vj.anyErased(c.keys[vi]) {
-			d, err := j.db.rebuildFromLog(vj.v, c.keys[vi], j.cat)
-			if err != nil {
-				return nil, err
-			}
-			vj.d, vj.src = d, sources{attrs: d.attrs, tiles: d.tiles}
-		} else if vj.held {
-			vj.d, vj.src = vj.v.data, vj.stored
+		if err := vj.prepare(j, c.keys[vi]); err != nil {
+			return nil, err
 		}
 		jk := joinKeyList(vj.v)
 		if orders[jk] == nil {
@@ -453,6 +447,22 @@ func (j *join) answer(c *chunkInput) ([]schema.Value, error) {
 		}
 	}
 	return out, nil
+}
+
+// prepare points vj at what a chunk of keys reads: the stored state, or
+// a rebuild of the keys from the log for from_source and for a chunk
+// holding a key whose serving state an online-only deletion emptied.
+func (vj *viewJoin) prepare(j *join, keys []string) error {
+	if vj.fromSource || vj.anyErased(keys) {
+		d, err := j.db.rebuildFromLog(vj.v, keys, j.cat)
+		if err != nil {
+			return err
+		}
+		vj.d, vj.src = d, sources{attrs: d.attrs, tiles: d.tiles}
+	} else if vj.held {
+		vj.d, vj.src = vj.v.data, vj.stored
+	}
+	return nil
 }
 
 // anyErased reports whether one of keys had an online-only deletion.

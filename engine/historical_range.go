@@ -274,12 +274,8 @@ func (rr *rangeRun) chunk(es *entitySet, lo, hi int) error {
 	j := rr.j
 	cursors := make([]*keyCursor, len(j.views))
 	for vi, vj := range j.views {
-		if vj.fromSource {
-			d, err := j.db.rebuildFromLog(vj.v, es.keys[vi][lo:hi], j.cat)
-			if err != nil {
-				return err
-			}
-			vj.d, vj.src = d, sources{attrs: d.attrs, tiles: d.tiles}
+		if err := vj.prepare(j, es.keys[vi][lo:hi]); err != nil {
+			return err
 		}
 		cursors[vi] = newKeyCursor(vj)
 	}

@@ -326,6 +326,9 @@ func (db *DB) runDeletion(_ context.Context, j Job) (*JobResult, error) {
 		if err := db.eraseFromLog(ctx, d); err != nil {
 			return nil, err
 		}
+		if err := db.erasures.logErased(j.ID); err != nil { // later replays need not test logged rows
+			return nil, err
+		}
 		took("erased from the log")
 		if err := db.removeDamagedCopies(); err != nil {
 			return nil, err

@@ -57,6 +57,9 @@ type erasureSet struct {
 	// records when the job first ran: a re-run, which finds them gone,
 	// reports them all the same.
 	Found []int `json:"found,omitempty"`
+	// LogErased is set once an offline deletion has rewritten the log:
+	// logged rows need no test any more, only batch rows do.
+	LogErased bool `json:"log_erased,omitempty"`
 	// set holds Keys decoded.
 	set map[[digestLen]byte]struct{}
 }
@@ -144,6 +147,17 @@ func (e *erasures) add(s *erasureSet) error {
 	return nil
 }
 
+// logErased records, durably, that job's rows are gone from the log.
+func (e *erasures) logErased(job string) error {
+	s := e.setOf(job)
+	if s == nil || s.LogErased {
+		return nil
+	}
+	done := *s
+	done.LogErased = true
+	return e.add(&done)
+}
+
 // setOf returns the set job recorded, or nil.
 func (e *erasures) setOf(job string) *erasureSet {
 	e.mu.Lock()
@@ -168,7 +182,10 @@ type rowEraser struct {
 type boundErasure struct {
 	keyIdx []int
 	logSeq uint64
-	set    map[[digestLen]byte]struct{}
+	// batchOnly: the set's logged rows are gone from the log
+	// (erasureSet.LogErased), so only batch rows are tested.
+	batchOnly bool
+	set       map[[digestLen]byte]struct{}
 }
 
 // eraserFor returns the rowEraser of view v, or nil when nothing erased
@@ -184,7 +201,7 @@ func (e *erasures) eraserFor(ws string, v *viewRT, online bool) *rowEraser {
 		if s.Workspace != ws || s.Source != v.src.def.Name || (s.View != "" && (!online || s.View != v.def.Name)) {
 			continue
 		}
-		b := boundErasure{logSeq: s.LogSeq, set: s.set}
+		b := boundErasure{logSeq: s.LogSeq, batchOnly: s.LogErased, set: s.set}
 		for _, c := range s.Columns {
 			i, ok := v.src.colIndex[c]
 			if !ok {
@@ -212,7 +229,7 @@ func (r *rowEraser) erased(row []schema.Value, seq uint64) bool {
 	}
 	for i := range r.sets {
 		b := &r.sets[i]
-		if seq > b.logSeq {
+		if seq > b.logSeq || (seq > 0 && b.batchOnly) {
 			continue
 		}
 		var key string

@@ -14,9 +14,6 @@ import (
 	"github.com/featurelog/featurelog/internal/schema"
 )
 
-// errScanDone stops scanLog's replay after the cut.
-var errScanDone = errors.New("scan done")
-
 // scanLog reads the log up to the cut, before anything of it is erased,
 // noting for the views of the source keyed by other columns than d's view
 // the entity keys that the records of d's keys had there: those states are
@@ -24,49 +21,72 @@ var errScanDone = errors.New("scan done")
 // themselves: planDeletion.) Once the log is rewritten, the records are
 // the only trace of those keys, hence this pass first.
 func (db *DB) scanLog(ctx context.Context, d *deletion) error {
-	var (
-		e   record.Entry
-		rb  rowBuilder
-		kb  []byte
-		pjs = make([]projector, len(d.views))
-	)
-	src := d.v.src
-	err := db.log.Replay(1, func(seq uint64, payload []byte) error {
-		if seq > d.cut {
-			return errScanDone
+	var kb []byte
+	pjs := make([]projector, len(d.views))
+	err := db.eachLoggedRow(ctx, d.ws, d.v.src, d.cut, func(_ uint64, _ int, row []schema.Value) error {
+		var key string
+		key, kb = entityKey(row, d.v.keyIdx, kb)
+		if _, erased := d.keys[key]; erased {
+			d.noteAffected(row, pjs)
 		}
-		if seq&1023 == 0 {
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading the log: %w", err)
+	}
+	return nil
+}
+
+// errLoggedRowsDone stops eachLoggedRow's replay after its last entry.
+var errLoggedRowsDone = errors.New("done")
+
+// eachLoggedRow calls fn, in log order, for every logged row of source
+// src of workspace ws in entries up to upTo (0: the log's end), mapped to
+// the source's current schema, with its entry's seq and its position in
+// the entry. Strings are copied: fn may keep them.
+func (db *DB) eachLoggedRow(ctx context.Context, ws *workspace, src *sourceRT, upTo uint64,
+	fn func(seq uint64, idx int, row []schema.Value) error) error {
+	var (
+		e  record.Entry
+		rb rowBuilder
+		n  int
+	)
+	err := db.log.Replay(db.log.FirstSeq(), func(seq uint64, payload []byte) error {
+		if upTo > 0 && seq > upTo {
+			return errLoggedRowsDone
+		}
+		if n++; n&255 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
 		if err := record.Decode(payload, &e); err != nil {
-			return fmt.Errorf("log entry %d: %w", seq, err)
+			return fmt.Errorf("engine: log entry %d: %w", seq, err)
 		}
-		if e.Workspace != d.ws.name {
+		if e.Workspace != ws.name {
 			return nil
 		}
+		idx := 0
 		for si := range e.Sections {
 			sec := &e.Sections[si]
-			if sec.Source != src.def.Name {
+			if ws.sources[sec.Source] != src {
+				idx += sec.NumRows()
 				continue
 			}
 			rb.reset(src, sec.Columns)
 			for r := 0; r < sec.NumRows(); r++ {
-				row := rb.row(sec.Row(r))
-				var key string
-				key, kb = entityKey(row, d.v.keyIdx, kb)
-				if _, erased := d.keys[key]; erased {
-					d.noteAffected(row, pjs)
+				if err := fn(seq, idx, rb.row(sec.Row(r))); err != nil {
+					return err
 				}
+				idx++
 			}
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, errScanDone) {
-		return fmt.Errorf("reading the log: %w", err)
+	if errors.Is(err, errLoggedRowsDone) {
+		return nil
 	}
-	return nil
+	return err
 }
 
 // eraseFromLog rewrites the log without the records of d's keys logged up

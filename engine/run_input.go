@@ -11,7 +11,6 @@ import (
 
 	"github.com/featurelog/featurelog/internal/batchsrc"
 	"github.com/featurelog/featurelog/internal/jsondec"
-	"github.com/featurelog/featurelog/internal/record"
 	"github.com/featurelog/featurelog/internal/schema"
 	"github.com/featurelog/featurelog/tiles"
 )
@@ -72,48 +71,15 @@ func (db *DB) runSource(ctx context.Context, ws *workspace, v *viewRT, f *runFee
 // runLog replays the whole log, feeding the rows of v's source and
 // collecting their hashes into hashes when not nil.
 func (db *DB) runLog(ctx context.Context, ws *workspace, v *viewRT, f *runFeed, hashes *rowHashes) error {
-	var (
-		e  record.Entry
-		rb rowBuilder
-		n  int
-		er = db.erasures.eraserFor(ws.name, v, false) // the offline log's: deleted keys' records
-	)
-	return db.log.Replay(db.log.FirstSeq(), func(seq uint64, payload []byte) error {
-		if n++; n&255 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+	er := db.erasures.eraserFor(ws.name, v, false) // the offline log's: deleted keys' records
+	return db.eachLoggedRow(ctx, ws, v.src, 0, func(seq uint64, idx int, row []schema.Value) error {
+		if hashes != nil {
+			hashes.sums = append(hashes.sums, hashRow(row))
 		}
-		if err := record.Decode(payload, &e); err != nil {
-			return fmt.Errorf("engine: log entry %d: %w", seq, err)
-		}
-		if e.Workspace != ws.name {
+		if er.erased(row, seq) {
 			return nil
 		}
-		idx := 0
-		for si := range e.Sections {
-			sec := &e.Sections[si]
-			if ws.sources[sec.Source] != v.src {
-				idx += sec.NumRows()
-				continue
-			}
-			rb.reset(v.src, sec.Columns)
-			for r := 0; r < sec.NumRows(); r++ {
-				row := rb.row(sec.Row(r))
-				if hashes != nil {
-					hashes.sums = append(hashes.sums, hashRow(row))
-				}
-				if er.erased(row, seq) {
-					idx++
-					continue
-				}
-				if err := f.row(row, tiles.Order{Seq: seq, Idx: uint32(idx)}, false); err != nil {
-					return err
-				}
-				idx++
-			}
-		}
-		return nil
+		return f.row(row, tiles.Order{Seq: seq, Idx: uint32(idx)}, false)
 	})
 }
 

@@ -24,6 +24,8 @@
 // uses; Materialize loads a range of batch rows the same way. Run
 // computes a view over a range of that data, or over mock rows, in
 // private memory and writes nothing (a view's debugger: SPEC §6, "run").
+// DeleteKeys starts a deletion job that erases keys' records from every
+// file of the data directory (SPEC §6, "delete_keys"; DESIGN.md).
 //
 // Attribute views keep every version of each entity key (the latest before
 // T answers a read as of T); aggregate views keep partial aggregates in

@@ -66,6 +66,15 @@
 // reports it. The log never retries, because a retried fsync can succeed
 // after the kernel dropped the data ("fsyncgate"). Restart to recover.
 //
+// # Rewriting
+//
+// Rewrite gives entries up to a seq new payloads, keeping their seqs (the
+// engine erases deleted keys' records this way): each changed segment is
+// written to <name>.rewrite, fsynced and renamed over the segment; Open
+// removes a leftover temporary file. Seal first closes the tail segment
+// if it holds such entries, so that only closed segments are rewritten.
+// docs/format/wal.md, "Rewriting", states the protocol.
+//
 // # Recovery
 //
 // Open verifies the last two segments. If the last one ends in a torn or

@@ -35,6 +35,7 @@ type DB struct {
 	hot      *hotTier    // the aggregate views' shared hot tier
 	idem     idempotency // Idempotency-Key table (idempotency.go)
 	erasures *erasures   // what deletions erased, for later reads (erasure.go)
+	applied  *appliedMark // how far the log is applied (applied.go)
 
 	applyMu  sync.Mutex   // serializes Apply
 	ingestMu sync.RWMutex // readers: Ingest; writer: Apply's swap and rebuild
@@ -128,6 +129,7 @@ func (db *DB) open() error {
 	if err != nil {
 		return err
 	}
+	db.applied = newAppliedMark(db.log.LastSeq())
 	if len(rebuilt) > 0 { // checkpoint them now, so the next open replays nothing of them
 		db.maint.Lock()
 		err := db.flushLocked()

@@ -19,6 +19,7 @@ const (
 	CodeUnimplemented                 // a capability not built yet (501)
 	CodeResourceExhausted             // the node is saturated (429)
 	CodeTooLarge                      // a request too large to store as one log entry (413)
+	CodeGone                          // what was asked for is no longer retained, e.g. a truncated stream offset (410)
 )
 
 // Error is an engine error with a code. Find it with errors.As.

@@ -99,6 +99,7 @@ func (db *DB) commit(b *batch) (*IngestResponse, error) {
 		return nil, err
 	}
 	apply(b, plan, seq, now)
+	db.applied.applied(seq)
 	if b.idem != nil {
 		db.idem.record(b.idem, resp, now.UnixNano()) // after apply: a repeat reads its own writes too
 	}

@@ -142,6 +142,21 @@ func (d *viewData) readTiles(c *stateCache, key string, t int64, out []schema.Va
 	return nil
 }
 
+// readLogged reads a continuous aggregate view's features for key as of
+// t over the records logged at or before upTo (tiles.Store.ReadLogged).
+func (d *viewData) readLogged(c *stateCache, key string, t int64, upTo tiles.Order, out []schema.Value) error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	src := sources{tiles: d.tiles, frozen: d.frozen, segs: d.segs}
+	var buf [8]*tiles.KeyState
+	extra, err := d.tileStates(c, &src, key, buf[:0])
+	if err != nil {
+		return err
+	}
+	d.tiles.ReadLogged(key, t, upTo, out, true, extra)
+	return nil
+}
+
 // latestBefore returns an attribute view's latest version of key with
 // event time < t, over every source.
 func (d *viewData) latestBefore(c *stateCache, key string, t int64) (version, bool, error) {

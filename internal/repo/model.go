@@ -141,6 +141,16 @@ type Expr struct {
 // OutputStream is a view's output stream declaration (SPEC §7).
 type OutputStream struct {
 	IncludeFeatures bool
+	Kafka           *KafkaSink // nil when the stream has no Kafka sink
+}
+
+// KafkaSink is an output stream's Kafka sink (SPEC §7).
+type KafkaSink struct {
+	Brokers     []string // bootstrap brokers; may be empty when serve --kafka-brokers gives them
+	Topic       string
+	ExactlyOnce bool          // produce in transactions that also commit the sink's progress
+	MaxLag      time.Duration // lag past which /readyz reports the sink (default DefaultMaxLag)
+	Line        int
 }
 
 // FeatureService is a named, ordered list of features served together.

@@ -3,6 +3,7 @@ package repo
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -18,7 +19,8 @@ var (
 		"online", "offline", "feature_start_time", "batch_schedule", "ttl",
 		"transform", "aggregation_interval", "features", "output_stream",
 	}
-	outputStreamKeys = []string{"include_features"}
+	outputStreamKeys = []string{"include_features", "kafka"}
+	kafkaSinkKeys    = []string{"brokers", "topic", "exactly_once", "max_lag"}
 )
 
 // viewState is a parsed view plus whether services can rely on its list
@@ -281,7 +283,68 @@ func (p *parser) outputStream(f fields, w where, v *FeatureView) *OutputStream {
 	if !v.Online {
 		p.add(of.line, w, "needs online: true, because the stream publishes the view's online updates")
 	}
-	return &OutputStream{IncludeFeatures: p.boolean(of.get("include_features"), w.in("include_features"), false)}
+	if v.Aggregate() && v.AggregationInterval > 0 {
+		p.add(of.line, w, "an output stream needs a continuous view, but this view has aggregation_interval: %s; "+
+			"remove aggregation_interval (continuous windows are exact to the record) or remove output_stream",
+			FormatDuration(v.AggregationInterval))
+	}
+	return &OutputStream{IncludeFeatures: p.boolean(of.get("include_features"), w.in("include_features"), false),
+		Kafka: p.kafkaSink(of, w)}
+}
+
+// DefaultMaxLag is a Kafka sink's max_lag when the file sets none.
+const DefaultMaxLag = time.Minute
+
+// kafkaSink reads output_stream.kafka; nil when absent.
+func (p *parser) kafkaSink(of fields, w where) *KafkaSink {
+	w = w.in("kafka")
+	kf, ok := p.mapping(of.get("kafka"), w, `a mapping {brokers: ["host:port", ...], topic: name}`, kafkaSinkKeys...)
+	if !ok {
+		return nil
+	}
+	k := &KafkaSink{Line: kf.line, MaxLag: DefaultMaxLag}
+	if n := p.required(kf, w, "topic"); n != nil {
+		if t, ok := p.str(n, w.in("topic")); ok {
+			if msg := kafkaTopicProblem(t); msg != "" {
+				p.add(n.Line, w.in("topic"), "%s", msg)
+			}
+			k.Topic = t
+		}
+	}
+	if n := kf.get("brokers"); n != nil {
+		items, _ := p.list(n, w.in("brokers"), `broker addresses ("host:port")`)
+		for _, item := range items {
+			if b, ok := p.str(item, w.in("brokers")); ok {
+				if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+					p.add(item.Line, w.in("brokers"), "broker address %q is not host:port", b)
+				}
+				k.Brokers = append(k.Brokers, b)
+			}
+		}
+	}
+	k.ExactlyOnce = p.boolean(kf.get("exactly_once"), w.in("exactly_once"), false)
+	if n := kf.get("max_lag"); n != nil {
+		if d := p.duration(n, w.in("max_lag")); d > 0 {
+			k.MaxLag = d
+		} else if d < 0 {
+			p.add(n.Line, w.in("max_lag"), "must be positive, got %s", FormatDuration(d))
+		}
+	}
+	return k
+}
+
+// kafkaTopicProblem says what is wrong with a Kafka topic name (Kafka's
+// own rule: 1 to 249 of [a-zA-Z0-9._-], not "." or ".."), or "".
+func kafkaTopicProblem(t string) string {
+	if t == "" || t == "." || t == ".." || len(t) > 249 {
+		return fmt.Sprintf("topic %q is not a valid Kafka topic name: use 1 to 249 letters, digits, '.', '_' or '-' (not \".\" or \"..\")", t)
+	}
+	for _, c := range t {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Sprintf("topic %q is not a valid Kafka topic name: %q is not allowed (use letters, digits, '.', '_' or '-')", t, c)
+		}
+	}
+	return ""
 }
 
 // mapKeys returns the keys of m, sorted, for suggestions.

@@ -1,0 +1,95 @@
+package tiles
+
+import (
+	"sort"
+
+	"github.com/featurelog/featurelog/internal/schema"
+)
+
+// ReadLogged writes, for every feature, its value for key as of t over
+// the events logged at or before upTo: those with 1 ≤ (Seq, Idx) ≤
+// (upTo.Seq, upTo.Idx), whatever their event time. Events with Seq 0
+// (rows of batch files, which no log entry holds) are left out. The
+// sources are those of ReadWith.
+//
+// It reads raw events only, so the Store must keep them for every event:
+// a continuous view's (Spec.Interval 0). Events are added to each
+// accumulator in Order across all sources, so the result depends only on
+// the set of events, never on how they are spread over memtables and
+// segments: float sums agree bit for bit between any two reads of the
+// same log prefix. This is what output streams need (engine/outstream.go):
+// a replay computes the same values as the live stream did.
+//
+// Its cost is the number of the key's events inside each window, not the
+// tiles' logarithm: the tiles mix events logged before and after upTo.
+func (s *Store) ReadLogged(key string, t int64, upTo Order, out []schema.Value, own bool, extra []*KeyState) {
+	if !s.raw {
+		panic("BUG: tiles: ReadLogged on a store without raw events (an interval view)")
+	}
+	sc := s.reads.Get().(*readScratch)
+	defer s.reads.Put(sc)
+	var lists [][]rawEvent
+	if own {
+		sh := s.shard(key)
+		sh.mu.RLock()
+		defer sh.mu.RUnlock()
+		if ks := sh.keys[key]; ks != nil {
+			lists = append(lists, ks.raw)
+		}
+	}
+	for _, x := range extra {
+		if x != nil {
+			lists = append(lists, x.ks.raw)
+		}
+	}
+	acc := sc.acc
+	for _, g := range s.groups {
+		st := acc[g.slot]
+		st.Reset()
+		if a, b, ok := bounds(g.window, t, 0); ok {
+			addLogged(lists, s.input[g.slot], st, a, b, upTo)
+		}
+		for _, fi := range g.features {
+			out[fi] = s.plan.Result(s.spec.Features[fi].Agg, acc)
+		}
+	}
+}
+
+// addLogged adds input in of the events of lists (each sorted by Order)
+// with event time in [a, b) and logged at or before upTo to acc, in Order
+// across the lists.
+func addLogged(lists [][]rawEvent, in int, acc State, a, b int64, upTo Order) {
+	var pos [16]int
+	idx := pos[:0]
+	if len(lists) > len(pos) {
+		idx = make([]int, 0, len(lists))
+	}
+	for _, l := range lists {
+		idx = append(idx, sort.Search(len(l), func(i int) bool { return l[i].o.TS >= a }))
+	}
+	for {
+		best := -1
+		for li, l := range lists {
+			if i := idx[li]; i < len(l) && l[i].o.TS < b && (best < 0 || l[i].o.Less(lists[best][idx[best]].o)) {
+				best = li
+			}
+		}
+		if best < 0 {
+			return
+		}
+		e := &lists[best][idx[best]]
+		idx[best]++
+		if e.o.Seq == 0 || logPosAfter(e.o, upTo) {
+			continue
+		}
+		if v := e.vals[in]; !v.IsNull() {
+			acc.Add(v, e.o)
+		}
+	}
+}
+
+// logPosAfter reports whether o was logged after upTo: by sequence, then
+// index within the entry. Event time plays no part.
+func logPosAfter(o, upTo Order) bool {
+	return o.Seq > upTo.Seq || (o.Seq == upTo.Seq && o.Idx > upTo.Idx)
+}

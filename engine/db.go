@@ -32,9 +32,9 @@ type DB struct {
 	lock     *dirlock.Lock
 	log      *wal.Log
 	accounts *auth.Store
-	hot      *hotTier    // the aggregate views' shared hot tier
-	idem     idempotency // Idempotency-Key table (idempotency.go)
-	erasures *erasures   // what deletions erased, for later reads (erasure.go)
+	hot      *hotTier     // the aggregate views' shared hot tier
+	idem     idempotency  // Idempotency-Key table (idempotency.go)
+	erasures *erasures    // what deletions erased, for later reads (erasure.go)
 	applied  *appliedMark // how far the log is applied (applied.go)
 
 	applyMu  sync.Mutex   // serializes Apply

@@ -136,4 +136,3 @@ func (s *segmentReader) grow() error {
 	s.size = max(s.size, fi.Size())
 	return nil
 }
-

@@ -218,6 +218,9 @@ func (db *DB) stage(ws *workspace) error {
 			v.data.covered = s0
 		}
 	}
+	if err := db.sinks.stageSinks(ws, StreamOffset{Seq: s0 + 1}); err != nil {
+		return err
+	}
 	if err := saveWorkspaceMeta(db.opts.Dir, ws.meta, ws.name); err != nil {
 		return err
 	}

@@ -36,6 +36,7 @@ type DB struct {
 	idem     idempotency  // Idempotency-Key table (idempotency.go)
 	erasures *erasures    // what deletions erased, for later reads (erasure.go)
 	applied  *appliedMark // how far the log is applied (applied.go)
+	sinks    *sinkCursors // the output stream sinks' cursors (sinks.go)
 
 	applyMu  sync.Mutex   // serializes Apply
 	ingestMu sync.RWMutex // readers: Ingest; writer: Apply's swap and rebuild
@@ -107,6 +108,9 @@ func (db *DB) open() error {
 	if db.erasures, err = loadErasures(db.opts.Dir); err != nil {
 		return err
 	}
+	if db.sinks, err = loadSinkCursors(db.opts.Dir); err != nil {
+		return err
+	}
 	cat, err := loadCatalog(db.opts.Dir, db.hot)
 	if err != nil {
 		return err
@@ -130,6 +134,9 @@ func (db *DB) open() error {
 		return err
 	}
 	db.applied = newAppliedMark(db.log.LastSeq())
+	if err := db.sinks.reconcile(cat, StreamOffset{Seq: db.log.LastSeq() + 1}); err != nil {
+		return err
+	}
 	if len(rebuilt) > 0 { // checkpoint them now, so the next open replays nothing of them
 		db.maint.Lock()
 		err := db.flushLocked()

@@ -4,7 +4,8 @@ import "time"
 
 // truncateLogLocked removes the prefix of the log nothing needs any more
 // (SPEC §6, push.log_offline: false): the records every view has
-// checkpointed. It does so only when every source of every workspace has
+// checkpointed, and that no output stream sink still has to publish
+// (sinks.go). It does so only when every source of every workspace has
 // log_offline: false (one log holds them all, so a source that keeps its
 // records keeps the log), no backfill or materialization is pending (they
 // read the log), and never past the entries the idempotency table is
@@ -34,6 +35,9 @@ func (db *DB) truncateLogLocked() error {
 		return err
 	}
 	horizon = min(horizon, idem)
+	if c := db.sinks.minSeq(); c > 0 {
+		horizon = min(horizon, c) // a sink's cursor holds the log (SPEC §7)
+	}
 	if horizon <= db.log.FirstSeq() {
 		return nil
 	}

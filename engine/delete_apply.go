@@ -95,6 +95,13 @@ func (db *DB) eachLoggedRow(ctx context.Context, ws *workspace, src *sourceRT, u
 // (scanLog noted the keys they had beforehand): a job re-run after a
 // crash finds nothing left of them in the log, so it must not depend on
 // it to know which states to rebuild.
+//
+// An erased row is replaced by a row of nulls, not removed, so that every
+// later row of its entry keeps its index: the index is part of a record's
+// output stream offset (outstream.go) and of its tiles.Order, which must
+// name the same record before and after the rewrite. No view applies a
+// row of nulls (its join keys and timestamp are null), so every reader
+// of the log skips it as it skips any row a view rejects.
 func (db *DB) eraseFromLog(ctx context.Context, d *deletion) error {
 	var (
 		e    record.Entry
@@ -148,6 +155,7 @@ func (db *DB) eraseFromLog(ctx context.Context, d *deletion) error {
 				if i, ok := erasedRow(sec.Row(r)); ok {
 					d.found[i] = true
 					d.res.RecordsErased++
+					keep = append(keep, make([]schema.Value, len(sec.Columns))...) // a placeholder: see erasedPlaceholder
 					continue
 				}
 				keep = append(keep, sec.Row(r)...)

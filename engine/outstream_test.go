@@ -335,3 +335,80 @@ func TestOutputStreamErrors(t *testing.T) {
 	assert.Equal(t, StreamOffset{Seq: 7, Idx: 10}, off)
 	assert.Equal(t, "00000000000000070000000a", off.String())
 }
+
+// TestOutputStreamStableAcrossFlushesAndReopen: the stream from earliest
+// is the same, byte for byte, while the records live in the memtable,
+// after flushes spread them over segments, after a full compaction, and
+// after the node is closed and opened again: an aggregate record's values
+// depend only on the log, never on where its events are stored.
+func TestOutputStreamStableAcrossFlushesAndReopen(t *testing.T) {
+	dir := t.TempDir()
+	db := osOpen(t, dir, nil)
+	_, err := db.ApplyWait(context.Background(), "os.yaml", []byte(osRepo))
+	require.NoError(t, err)
+	evs := osEvents(3, 3000, 25)
+	osIngest(t, db, evs[:1000], 50)
+	require.NoError(t, db.Flush())
+	osIngest(t, db, evs[1000:2000], 3)
+	require.NoError(t, db.Flush())
+	osIngest(t, db, evs[2000:], 200)
+	want := map[string][]string{}
+	for _, v := range []string{"latest", "sums"} {
+		want[v] = osRead(t, db, v, StreamStart{Kind: StartEarliest})
+		require.NotEmpty(t, want[v])
+	}
+	check := func(stage string) {
+		for v, w := range want {
+			got := osRead(t, db, v, StreamStart{Kind: StartEarliest})
+			require.Equal(t, len(w), len(got), "%s: %s", stage, v)
+			for i := range w {
+				require.Equal(t, w[i], got[i], "%s: %s record %d", stage, v, i)
+			}
+		}
+	}
+	require.NoError(t, db.Flush())
+	check("after a flush")
+	require.NoError(t, db.CompactAll())
+	check("after compaction")
+	require.NoError(t, db.Close())
+	db = osOpen(t, dir, nil)
+	defer db.Close()
+	check("after reopening")
+}
+
+// TestOutputStreamAfterDeletion: a deletion publishes nothing; afterwards
+// the stream holds no record of the deleted keys, and every other
+// record is as before, values included (a key's values depend only on
+// its own records).
+func TestOutputStreamAfterDeletion(t *testing.T) {
+	db := osOpen(t, t.TempDir(), nil)
+	defer db.Close()
+	_, err := db.ApplyWait(context.Background(), "os.yaml", []byte(osRepo))
+	require.NoError(t, err)
+	evs := osEvents(4, 2000, 20)
+	osIngest(t, db, evs, 40)
+	require.NoError(t, db.Flush())
+	before := osRead(t, db, "sums", StreamStart{Kind: StartEarliest})
+	live, err := db.OpenOutputStream("os", "sums", StreamStart{Kind: StartLatest})
+	require.NoError(t, err)
+	defer live.Close()
+	for _, online := range []bool{false, true} { // online-only first (the log keeps the rows), then everywhere
+		j, err := db.DeleteKeys("os", "sums", DeleteKeysRequest{Keys: []map[string]any{{"user_id": "u001"}, {"user_id": "u002"}}, Online: true, Offline: online})
+		require.NoError(t, err)
+		j, err = db.WaitJob(context.Background(), "os", j.ID)
+		require.NoError(t, err)
+		require.Equal(t, JobSuccess, j.State, "%v", j.Error)
+		after := osRead(t, db, "sums", StreamStart{Kind: StartEarliest})
+		var kept []string
+		for _, r := range before {
+			if !strings.Contains(r, `"user_id":"u001"`) && !strings.Contains(r, `"user_id":"u002"`) {
+				kept = append(kept, r)
+			}
+		}
+		require.Less(t, len(kept), len(before), "the keys had records")
+		require.Equal(t, kept, after, "offline: %v", online)
+	}
+	recs, err := live.Next(context.Background(), nil, 10, 100*time.Millisecond)
+	require.NoError(t, err)
+	assert.Empty(t, recs, "a deletion publishes nothing")
+}

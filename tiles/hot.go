@@ -50,6 +50,8 @@ type readScratch struct {
 	body []State // one range state per plan state, for the hot tier
 	key  []byte
 	val  []byte
+	// logged holds ReadLogged's merged events, reused.
+	logged []*rawEvent
 }
 
 // coverHot merges the tile-aligned range [a, b) of aggregator ai into acc

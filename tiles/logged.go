@@ -1,6 +1,7 @@
 package tiles
 
 import (
+	"math"
 	"sort"
 
 	"github.com/featurelog/featurelog/internal/schema"
@@ -42,23 +43,41 @@ func (s *Store) ReadLogged(key string, t int64, upTo Order, out []schema.Value, 
 			lists = append(lists, x.ks.raw)
 		}
 	}
+	lo, hi, any := int64(math.MaxInt64), int64(math.MinInt64), false
+	for _, g := range s.groups {
+		if a, b, ok := bounds(g.window, t, 0); ok {
+			lo, hi, any = min(lo, a), max(hi, b), true
+		}
+	}
+	evs := sc.logged[:0]
+	if any {
+		evs = mergeLogged(evs, lists, lo, hi, upTo)
+	}
 	acc := sc.acc
 	for _, g := range s.groups {
 		st := acc[g.slot]
 		st.Reset()
 		if a, b, ok := bounds(g.window, t, 0); ok {
-			addLogged(lists, s.input[g.slot], st, a, b, upTo)
+			in := s.input[g.slot]
+			i := sort.Search(len(evs), func(i int) bool { return evs[i].o.TS >= a })
+			for ; i < len(evs) && evs[i].o.TS < b; i++ {
+				if v := evs[i].vals[in]; !v.IsNull() {
+					st.Add(v, evs[i].o)
+				}
+			}
 		}
 		for _, fi := range g.features {
 			out[fi] = s.plan.Result(s.spec.Features[fi].Agg, acc)
 		}
 	}
+	clear(evs)
+	sc.logged = evs[:0]
 }
 
-// addLogged adds input in of the events of lists (each sorted by Order)
-// with event time in [a, b) and logged at or before upTo to acc, in Order
-// across the lists.
-func addLogged(lists [][]rawEvent, in int, acc State, a, b int64, upTo Order) {
+// mergeLogged appends to dst the events of lists (each sorted by Order)
+// with event time in [a, b) and logged at or before upTo, in Order across
+// the lists. Events with Seq 0 are left out.
+func mergeLogged(dst []*rawEvent, lists [][]rawEvent, a, b int64, upTo Order) []*rawEvent {
 	var pos [16]int
 	idx := pos[:0]
 	if len(lists) > len(pos) {
@@ -66,6 +85,15 @@ func addLogged(lists [][]rawEvent, in int, acc State, a, b int64, upTo Order) {
 	}
 	for _, l := range lists {
 		idx = append(idx, sort.Search(len(l), func(i int) bool { return l[i].o.TS >= a }))
+	}
+	if len(lists) == 1 { // the common case: one source holds the key
+		l := lists[0]
+		for i := idx[0]; i < len(l) && l[i].o.TS < b; i++ {
+			if e := &l[i]; e.o.Seq != 0 && !logPosAfter(e.o, upTo) {
+				dst = append(dst, e)
+			}
+		}
+		return dst
 	}
 	for {
 		best := -1
@@ -75,15 +103,12 @@ func addLogged(lists [][]rawEvent, in int, acc State, a, b int64, upTo Order) {
 			}
 		}
 		if best < 0 {
-			return
+			return dst
 		}
 		e := &lists[best][idx[best]]
 		idx[best]++
-		if e.o.Seq == 0 || logPosAfter(e.o, upTo) {
-			continue
-		}
-		if v := e.vals[in]; !v.IsNull() {
-			acc.Add(v, e.o)
+		if e.o.Seq != 0 && !logPosAfter(e.o, upTo) {
+			dst = append(dst, e)
 		}
 	}
 }

@@ -135,7 +135,8 @@ func osRead(t *testing.T, db *DB, view string, start StreamStart) []string {
 }
 
 // TestOutputStreamModel checks both views' streams against a model that
-// scans the events in log order: one record per applied event, offsets
+// scans the events in log order, with the events spread over two segments
+// and the memtable: one record per applied event, offsets
 // strictly increasing, attribute values as sent, and aggregate values
 // over exactly the events logged up to the record.
 func TestOutputStreamModel(t *testing.T) {
@@ -144,7 +145,11 @@ func TestOutputStreamModel(t *testing.T) {
 	_, err := db.ApplyWait(context.Background(), "os.yaml", []byte(osRepo))
 	require.NoError(t, err)
 	evs := osEvents(1, 3000, 40)
-	osIngest(t, db, evs, 37)
+	osIngest(t, db, evs[:1000], 37)
+	require.NoError(t, db.Flush()) // keys' events in a segment and the memtable: the merge path
+	osIngest(t, db, evs[1000:2000], 37)
+	require.NoError(t, db.Flush())
+	osIngest(t, db, evs[2000:], 37)
 
 	latest := osRead(t, db, "latest", StreamStart{Kind: StartEarliest})
 	require.Len(t, latest, len(evs))

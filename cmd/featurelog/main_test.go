@@ -69,7 +69,7 @@ func TestApplyInvalidFileChangesNothing(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, bytes.Replace(src, []byte("function: count, window: 12h"), []byte("function: cnt, window: 12h"), 1), 0o644))
 	_, err = run(t, "apply", "-f", bad, "--data", data)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `features.yaml:37: feature view "user_click_counts": aggregate 2: unknown function "cnt" (did you mean "count"?)`)
+	assert.Contains(t, err.Error(), `features.yaml:38: feature view "user_click_counts": aggregate 2: unknown function "cnt" (did you mean "count"?)`)
 	_, statErr := os.Stat(filepath.Join(data, "catalog", "ads.json"))
 	assert.True(t, os.IsNotExist(statErr), "nothing may be applied from an invalid file")
 	_, err = run(t, "apply", "-f", filepath.Join(t.TempDir(), "missing.yaml"), "--data", data)

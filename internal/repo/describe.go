@@ -138,6 +138,10 @@ func (v *FeatureView) metaParts() []part {
 	}
 	if v.OutputStream != nil {
 		parts = append(parts, part{"output stream", "include_features: " + strconv.FormatBool(v.OutputStream.IncludeFeatures)})
+		if k := v.OutputStream.Kafka; k != nil {
+			parts = append(parts, part{"kafka sink", fmt.Sprintf("topic %s, brokers [%s], exactly_once: %t, max_lag: %s",
+				k.Topic, strings.Join(k.Brokers, ", "), k.ExactlyOnce, durationText(k.MaxLag))})
+		}
 	}
 	return parts
 }

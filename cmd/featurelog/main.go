@@ -33,6 +33,6 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), planCmd(), applyCmd(), serviceAccountCmd(), accessControlCmd(), historicalCmd(), jobsCmd(), materializeCmd(), deleteKeysCmd(), replayCmd(), runViewCmd(), benchCmd())
+	root.AddCommand(serveCmd(), planCmd(), applyCmd(), serviceAccountCmd(), accessControlCmd(), historicalCmd(), jobsCmd(), materializeCmd(), deleteKeysCmd(), outputStreamCmd(), replayCmd(), runViewCmd(), benchCmd())
 	return root
 }

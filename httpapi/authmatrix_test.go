@@ -51,6 +51,9 @@ type testRequest struct {
 	method, path, contentType string
 	header                    map[string]string
 	body                      []byte
+	// stream: the answer is a stream that does not end (an output
+	// stream); send reads only its status and headers, then closes it.
+	stream bool
 }
 
 // send sends req with the Authorization header authz (none when empty).
@@ -70,6 +73,9 @@ func (n *node) send(req testRequest, authz string) testReply {
 	resp, err := http.DefaultClient.Do(hr)
 	require.NoError(n.t, err)
 	defer resp.Body.Close()
+	if req.stream && resp.StatusCode == http.StatusOK {
+		return testReply{status: resp.StatusCode, header: resp.Header} // closing the body ends the stream
+	}
 	data, err := io.ReadAll(resp.Body)
 	require.NoError(n.t, err)
 	return testReply{status: resp.StatusCode, header: resp.Header, body: data}
@@ -279,6 +285,11 @@ func endpoints() []authEndpoint {
 				return postJSON("/api/v1/workspaces/shop/feature-views/last_order/delete-keys",
 					fmt.Sprintf(`{"keys":[{"customer_id":"matrix-%d"}],"online":true,"offline":false}`, m.next()))
 			}},
+		{pattern: "GET /api/v1/workspaces/{ws}/feature-views/{name}/output-stream", role: "viewer", grant: auth.Viewer,
+			allowed: viewer, insufficient: noRole, otherWorkspace: otherOwner,
+			request: func(m *authMatrix) testRequest {
+				return testRequest{method: http.MethodGet, path: "/api/v1/workspaces/shop/feature-views/order_stream/output-stream?from=earliest", stream: true}
+			}},
 		{pattern: "POST /api/v1/workspaces/{ws}/feature-views/{name}/run", role: "viewer", grant: auth.Viewer,
 			allowed: viewer, insufficient: noRole, otherWorkspace: otherOwner,
 			request: func(m *authMatrix) testRequest {
@@ -389,6 +400,13 @@ func newMatrix(t *testing.T) *authMatrix {
 	require.NoError(t, os.WriteFile(csvPath, []byte("customer_id,ts,amount\nc1,"+ts(t0.Add(-time.Hour))+",5\n"), 0o644))
 	m.repo = strings.Replace(shopRepo, "feature_views:\n", "  "+strings.TrimSpace(fmt.Sprintf(matrixRefunds, csvPath))+"\nfeature_views:\n", 1)
 	m.repo = strings.Replace(m.repo, "feature_views:\n", `feature_views:
+  - name: order_stream
+    source: orders
+    entities: [customer]
+    timestamp_field: ts
+    output_stream: {include_features: true}
+    features:
+      - attribute: {name: amount}
   - name: refund_totals
     source: refunds
     entities: [customer]

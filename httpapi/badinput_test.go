@@ -10,6 +10,7 @@ package httpapi_test
 // nothing may have been written (log entries, catalog, accounts).
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -292,6 +293,21 @@ func badCases() []badCase {
 		{name: "run unknown mock source", req: runReq("last_order", runBody("full", `,"mock_sources":{"calcs":[]}`)), status: 400, typ: grpcInvalid, msg: `mock_sources names "calcs", which is not the source of feature view "last_order": its source is "orders"`},
 		{name: "run mock row of the wrong type", req: runReq("last_order", runBody("full", `,"mock_sources":{"orders":[{"customer_id":"c1","ts":"2024-05-01T01:00:00Z"},{"customer_id":"c1","ts":"2024-05-01T01:00:00Z","amount":[1]}]}`)), status: 400, typ: grpcInvalid, msg: `mock_sources "orders": row 1: column "amount": expected Int64, got an array`},
 		{name: "run mock row without its join key", req: runReq("last_order", runBody("disabled", `,"mock_sources":{"orders":[{"ts":"2024-05-01T01:00:00Z","amount":1}]}`)), status: 400, typ: grpcInvalid, msg: `row 0: feature view "last_order": join key "customer_id" is missing or null`},
+		// Output streams (workspace os of streamRepo; TestBadInputCatalogue
+		// applies it). 410, an offset the log no longer retains, needs a
+		// truncated log, which this node's workspaces (they keep their
+		// records offline) never have: TestOutputStreamGone checks it.
+		{name: "output-stream from not an offset", req: get(osStream("latest", "from=12")), status: 400, typ: grpcInvalid, msg: `query parameter from: offset "12" is not valid: it has 2 characters, not 24`},
+		{name: "output-stream from upper-case hex", req: get(osStream("latest", "from=00000000000000010000000A")), status: 400, typ: grpcInvalid, msg: "character 24 is not a lower-case hex digit"},
+		{name: "output-stream from entry zero", req: get(osStream("latest", "from=000000000000000000000000")), status: 400, typ: grpcInvalid, msg: "log positions start at entry 1"},
+		{name: "output-stream from empty", req: get(osStream("latest", "from=")), status: 400, typ: grpcInvalid, msg: `offset "" is not valid: it has 0 characters`},
+		{name: "output-stream from twice", req: get(osStream("latest", "from=earliest&from=latest")), status: 400, typ: grpcInvalid, msg: "query parameter from is given 2 times"},
+		{name: "output-stream unknown query parameter", req: get(osStream("latest", "offset=earliest")), status: 400, typ: grpcInvalid, msg: `unknown query parameter(s) "offset" (known: from)`},
+		{name: "output-stream malformed Last-Event-ID", req: testRequest{method: http.MethodGet, path: osStream("latest", "from=earliest"), header: map[string]string{"Last-Event-ID": "latest"}},
+			status: 400, typ: grpcInvalid, msg: `header Last-Event-ID: offset "latest" is not valid`},
+		{name: "output-stream unknown workspace", req: get("/api/v1/workspaces/ghost/feature-views/latest/output-stream"), authz: ghost, status: 404, typ: grpcNotFound, msg: `workspace "ghost" not found`},
+		{name: "output-stream unknown view", req: get(osStream("nope", "")), status: 404, typ: grpcNotFound, msg: `feature view "nope" not found in workspace "os"`},
+		{name: "output-stream view without output_stream", req: get(osStream("quiet", "from=earliest")), status: 404, typ: grpcNotFound, msg: `feature view "quiet" in workspace "os" has no output stream: declare output_stream:`},
 		{name: "run mock row not an object", req: runReq("last_order", runBody("full", `,"mock_sources":{"orders":[7]}`)), status: 400, typ: grpcInvalid, msg: `field "mock_sources/orders/0" of the request body must be a map, not a number`},
 	}
 }
@@ -307,6 +323,11 @@ func runBody(level, extra string) string {
 }
 
 func get(path string) testRequest { return testRequest{method: http.MethodGet, path: path} }
+
+// osStream is the path of an output stream of workspace os (streamRepo).
+func osStream(view, query string) string {
+	return "/api/v1/workspaces/os/feature-views/" + view + "/output-stream?" + query
+}
 
 func deleteKeys(view, body string) testRequest {
 	return postJSON("/api/v1/workspaces/shop/feature-views/"+view+"/delete-keys", body)
@@ -353,7 +374,9 @@ func requireBadInput(t *testing.T, c badCase, r testReply) string {
 
 func TestBadInputCatalogue(t *testing.T) {
 	m := &authMatrix{node: newNode(t, httpapi.Options{MaxBodyBytes: badInputLimit})}
-	m.admin = m.account("admin", map[string]auth.Role{"shop": auth.Owner, "ads": auth.Owner})
+	_, err := m.db.ApplyWait(context.Background(), "os.yaml", []byte(streamRepo))
+	require.NoError(t, err)
+	m.admin = m.account("admin", map[string]auth.Role{"shop": auth.Owner, "ads": auth.Owner, "os": auth.Owner})
 	cases := badCases()
 	require.GreaterOrEqual(t, len(cases), 60)
 	names := map[string]bool{}

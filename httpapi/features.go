@@ -62,6 +62,8 @@ func engineStatus(err error) (status, code int) {
 		status, code = http.StatusNotImplemented, grpcUnimplemented
 	case engine.CodeUnavailable:
 		status, code = http.StatusServiceUnavailable, grpcUnavailable
+	case engine.CodeGone:
+		status, code = http.StatusGone, grpcOutOfRange
 	}
 	if errors.Is(err, engine.ErrClosed) {
 		status, code = http.StatusServiceUnavailable, grpcUnavailable

@@ -18,6 +18,11 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+
+	// Output streams (outstream.go), by workspace and view.
+	streamConsumers *prometheus.GaugeVec   // streams open
+	streamRecords   *prometheus.CounterVec // records written to consumers
+	streamSlow      *prometheus.CounterVec // streams ended by OutputStreamWriteTimeout
 }
 
 func newMetrics(db *engine.DB) *metrics {
@@ -45,6 +50,18 @@ func newMetrics(db *engine.DB) *metrics {
 		logCounter("featurelog_log_entries_total", "Log entries appended (one per ingest request).", func() uint64 { return db.LogStats().Entries }),
 		logCounter("featurelog_log_bytes_total", "Payload bytes appended to the log.", func() uint64 { return db.LogStats().Bytes }),
 	)
+	labels := []string{"workspace", "view"}
+	m.streamConsumers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "featurelog_output_stream_consumers", Help: "Output streams open over HTTP.",
+	}, labels)
+	m.streamRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "featurelog_output_stream_records_sent_total", Help: "Output records written to HTTP stream consumers.",
+	}, labels)
+	m.streamSlow = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "featurelog_output_stream_slow_consumers_total",
+		Help: "Output streams ended because the consumer did not take a write within OutputStreamWriteTimeout.",
+	}, labels)
+	m.reg.MustRegister(m.streamConsumers, m.streamRecords, m.streamSlow)
 	m.reg.MustRegister(m.requests, m.latency, healthy, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

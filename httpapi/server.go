@@ -79,6 +79,19 @@ type Options struct {
 	// is done, for in-flight requests to finish before closing their
 	// connections. Default 30s.
 	ShutdownTimeout time.Duration
+
+	// Output streams (GET .../feature-views/{name}/output-stream,
+	// outstream.go). They outlive ReadTimeout and WriteTimeout.
+
+	// OutputStreamHeartbeat is how long a stream may go without a record
+	// before the node sends a heartbeat (an SSE comment, an empty NDJSON
+	// line), and again after each such interval. Default 15s.
+	OutputStreamHeartbeat time.Duration
+	// OutputStreamWriteTimeout bounds each write of a stream: a consumer
+	// that does not take a batch within it has its stream ended (it
+	// resumes from the last offset it received), so a stalled consumer
+	// holds neither memory nor a connection for long. Default 30s.
+	OutputStreamWriteTimeout time.Duration
 }
 
 // EnsureDefaults fills in unset fields.
@@ -102,6 +115,8 @@ func (o *Options) EnsureDefaults() {
 	setDefault(&o.IdleTimeout, 120*time.Second)
 	setDefault(&o.MaxHeaderBytes, 1<<20)
 	setDefault(&o.ShutdownTimeout, 30*time.Second)
+	setDefault(&o.OutputStreamHeartbeat, 15*time.Second)
+	setDefault(&o.OutputStreamWriteTimeout, 30*time.Second)
 }
 
 func (o *Options) ensureAdmissionDefaults() {
@@ -136,6 +151,9 @@ func (o *Options) Validate() error {
 	if o.ReadHeaderTimeout < 0 || o.ReadTimeout < 0 || o.WriteTimeout < 0 || o.IdleTimeout < 0 || o.MaxHeaderBytes < 0 || o.ShutdownTimeout < 0 {
 		return errors.New("httpapi: ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout, MaxHeaderBytes and ShutdownTimeout must not be negative (0 means the default)")
 	}
+	if o.OutputStreamHeartbeat < 0 || o.OutputStreamWriteTimeout < 0 {
+		return errors.New("httpapi: OutputStreamHeartbeat and OutputStreamWriteTimeout must not be negative (0 means the default)")
+	}
 	return nil
 }
 
@@ -159,6 +177,11 @@ type Server struct {
 	mux        *http.ServeMux
 	metrics    *metrics
 	ingestGate *admission // admission control of POST /ingest
+	// streams is cancelled by the Shutdown of a server from HTTPServer:
+	// it ends the output streams, which would otherwise hold Shutdown
+	// until its timeout.
+	streams     context.Context
+	stopStreams context.CancelFunc
 }
 
 // New returns a Server for db.
@@ -168,6 +191,7 @@ func New(db *engine.DB, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{db: db, opts: opts, mux: http.NewServeMux(), metrics: newMetrics(db), ingestGate: newAdmission(&opts)}
+	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.metrics.reg.MustRegister(s.ingestGate.collectors()...)
 	s.routes()
 	return s, nil
@@ -185,6 +209,7 @@ func (s *Server) routes() {
 	s.handle("POST /api/v1/workspaces/{ws}/feature-views/{name}/materialization-jobs", "materialize", s.materialize)
 	s.handle("POST /api/v1/workspaces/{ws}/feature-views/{name}/delete-keys", "delete_keys", s.deleteKeys)
 	s.handle("POST /api/v1/workspaces/{ws}/feature-views/{name}/run", "run", s.runView)
+	s.handle("GET /api/v1/workspaces/{ws}/feature-views/{name}/output-stream", "output_stream", s.outputStream)
 	s.handle("POST /api/v1/plan", "plan", s.plan)
 	s.handle("POST /api/v1/apply", "apply", s.apply)
 	s.handle("GET /api/v1/service-accounts", "service_accounts", s.listAccounts)
@@ -206,9 +231,11 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // HTTPServer returns an http.Server with the timeouts of Options, which
 // keep slow or idle clients from holding connections forever: a client
 // trickling its headers (slowloris) is cut off after ReadHeaderTimeout,
-// one trickling its body after ReadTimeout.
+// one trickling its body after ReadTimeout. Its Shutdown ends the
+// Server's output streams, whichever http.Server serves them, and any
+// opened later at once.
 func (s *Server) HTTPServer() *http.Server {
-	return &http.Server{
+	hs := &http.Server{
 		Addr:              s.opts.Addr,
 		Handler:           s.mux,
 		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
@@ -218,6 +245,8 @@ func (s *Server) HTTPServer() *http.Server {
 		MaxHeaderBytes:    s.opts.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(s.stopStreams)
+	return hs
 }
 
 // ListenAndServe serves until ctx is done, then drains: it stops

@@ -289,7 +289,7 @@ func (db *DB) OpenOutputStream(workspace, view string, start StreamStart) (*Outp
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
-	if _, err := db.streamView(workspace, view); err != nil {
+	if _, _, err := db.streamView(workspace, view); err != nil {
 		return nil, err
 	}
 	s := &OutputStream{db: db, ws: workspace, name: view, start: start, pj: projector{chunk: 256}}
@@ -330,23 +330,24 @@ func (s *OutputStream) Close() {
 func (s *OutputStream) Position() StreamOffset { return s.pos }
 
 // streamView returns the serving version of a view that has an output
-// stream.
-func (db *DB) streamView(workspace, view string) (*viewRT, error) {
+// stream, and its workspace, from one catalog: the view's source must be
+// compared with the sources of that catalog, not a later one.
+func (db *DB) streamView(workspace, view string) (*workspace, *viewRT, error) {
 	ws, err := db.cat.Load().workspace(workspace)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v := ws.views[view]
 	if v == nil {
-		return nil, errorf(CodeNotFound, "feature view %q not found in workspace %q", view, workspace)
+		return nil, nil, errorf(CodeNotFound, "feature view %q not found in workspace %q", view, workspace)
 	}
 	if v.def.OutputStream == nil {
-		return nil, errorf(CodeNotFound, "feature view %q in workspace %q has no output stream: declare output_stream: in its definition", view, workspace)
+		return nil, nil, errorf(CodeNotFound, "feature view %q in workspace %q has no output stream: declare output_stream: in its definition", view, workspace)
 	}
 	if s := v.serving(); s != nil {
-		return s, nil
+		return ws, s, nil
 	}
-	return nil, errorf(CodeUnavailable, "feature view %q in workspace %q is being built by a backfill and has no earlier version to stream from; retry when the job is done", view, workspace)
+	return nil, nil, errorf(CodeUnavailable, "feature view %q in workspace %q is being built by a backfill and has no earlier version to stream from; retry when the job is done", view, workspace)
 }
 
 // Next returns the next records, at most max (at least 1), waiting up to
@@ -362,12 +363,12 @@ func (s *OutputStream) Next(ctx context.Context, dst []OutputRecord, max int, wa
 		deadline = t.C
 	}
 	for {
-		v, err := s.db.streamView(s.ws, s.name)
+		ws, v, err := s.db.streamView(s.ws, s.name)
 		if err != nil {
 			return dst, err
 		}
 		mark, moved := s.db.applied.get()
-		holdUntil, err := s.fill(v, &dst, max, mark)
+		holdUntil, err := s.fill(ws, v, &dst, max, mark)
 		if err != nil || len(dst) > 0 {
 			return dst, err
 		}
@@ -393,7 +394,7 @@ func (s *OutputStream) Next(ctx context.Context, dst []OutputRecord, max int, wa
 // fill appends the records of entries up to mark to dst, up to max. It
 // stops early at a record whose publication time (publishAt) is still in
 // the future, returning that time.
-func (s *OutputStream) fill(v *viewRT, dst *[]OutputRecord, maxN int, mark uint64) (holdUntil int64, err error) {
+func (s *OutputStream) fill(ws *workspace, v *viewRT, dst *[]OutputRecord, maxN int, mark uint64) (holdUntil int64, err error) {
 	er := s.db.erasures.eraserFor(s.ws, v, true)
 	for len(*dst) < maxN {
 		if s.curSeq == 0 {
@@ -407,7 +408,7 @@ func (s *OutputStream) fill(v *viewRT, dst *[]OutputRecord, maxN int, mark uint6
 				return 0, err
 			}
 		}
-		until, err := s.records(v, er, dst, maxN)
+		until, err := s.records(ws, v, er, dst, maxN)
 		if err != nil || until > 0 {
 			return until, err
 		}
@@ -446,14 +447,13 @@ func (s *OutputStream) read(mark uint64) error {
 
 // records appends the view's records of s.cur from s.pos on to dst, up
 // to maxN. When s.cur is spent it moves s.pos to the next entry.
-func (s *OutputStream) records(v *viewRT, er *rowEraser, dst *[]OutputRecord, maxN int) (holdUntil int64, err error) {
+func (s *OutputStream) records(ws *workspace, v *viewRT, er *rowEraser, dst *[]OutputRecord, maxN int) (holdUntil int64, err error) {
 	e := s.cur
-	ws := s.db.cat.Load().workspaces[e.Workspace]
 	idx := 0
 	for si := range e.Sections {
 		sec := &e.Sections[si]
 		n := sec.NumRows()
-		if ws == nil || ws.name != s.ws || ws.sources[sec.Source] != v.src || idx+n <= int(s.pos.Idx) {
+		if e.Workspace != ws.name || sec.Source != v.src.def.Name || idx+n <= int(s.pos.Idx) {
 			idx += n
 			continue
 		}

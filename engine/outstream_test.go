@@ -417,3 +417,47 @@ func TestOutputStreamAfterDeletion(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, recs, "a deletion publishes nothing")
 }
+
+// TestOutputStreamAcrossNewVersion: an apply that gives the streaming
+// view a new version (built by a backfill while ingest goes on) loses no
+// record of a live stream, and the records after it come from the new
+// version.
+func TestOutputStreamAcrossNewVersion(t *testing.T) {
+	db := osOpen(t, t.TempDir(), nil)
+	defer db.Close()
+	_, err := db.ApplyWait(context.Background(), "os.yaml", []byte(osRepo))
+	require.NoError(t, err)
+	s, err := db.OpenOutputStream("os", "sums", StreamStart{Kind: StartEarliest})
+	require.NoError(t, err)
+	defer s.Close()
+	evs := osEvents(5, 3000, 30)
+	osIngest(t, db, evs[:1000], 50)
+	res, err := db.Apply("os.yaml", []byte(strings.Replace(osRepo, "function: max, window: 6h", "function: max, window: 7h", 1)))
+	require.NoError(t, err)
+	require.NotEmpty(t, res.Jobs, "a new version, built by a backfill")
+	osIngest(t, db, evs[1000:2000], 50) // while it may still run
+	require.NoError(t, db.WaitJobs(context.Background(), res.Jobs))
+	osIngest(t, db, evs[2000:], 50)
+	want := 0
+	for _, e := range evs {
+		if e.amount >= 0 {
+			want++
+		}
+	}
+	var got []OutputRecord
+	var buf []OutputRecord
+	for {
+		buf, err = s.Next(context.Background(), buf, 500, 100*time.Millisecond)
+		require.NoError(t, err)
+		if len(buf) == 0 {
+			break
+		}
+		got = append(got, buf...)
+	}
+	require.Len(t, got, want)
+	for i := 1; i < len(got); i++ {
+		require.True(t, got[i-1].Offset.Less(got[i].Offset), "record %d", i)
+	}
+	last := got[len(got)-1]
+	assert.Equal(t, "os/sums@2", last.FeatureViewID)
+}

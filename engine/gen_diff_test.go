@@ -24,6 +24,12 @@ package engine_test
 //     (checked for shape) and flushes and merges run; then a full
 //     comparison, live and after another reopen.
 //
+// Output streams (gen_stream_test.go) are checked along the way: every
+// streaming view's stream, read from earliest after phase 1, after the
+// reopen, before and after the deletions, after their reopen and at the
+// end (and after a last reopen), against the model record by record, and
+// live consumers during phases 2 and 3 against a replay.
+//
 // Besides generated repos, the test runs two fixed ones (genFixedRepos):
 // the repos of the hand-written differential tests this one replaced.
 //
@@ -139,9 +145,11 @@ func TestGenDiff(t *testing.T) {
 	if *diffLong {
 		size = genSize{requests: 1500, span: 4 * aggD, keys: 300, idents: 40, reads: 30, every: 20}
 	}
+	resetGenStreamCoverage()
 	for _, c := range genCases([]int64{1, 2, 3, 4}, 20) {
 		t.Run(c.name, func(t *testing.T) { runGenDiff(t, c, size) })
 	}
+	requireGenStreamCoverage(t) // gen_stream_test.go
 }
 
 // genRun is one workload over one repo against one DB.
@@ -175,6 +183,7 @@ type genRun struct {
 	mismatches     []genMismatch
 	shrunk         map[string]bool
 	lastCheckpoint []genRead
+	streams        genStreamRun // the output stream checks (gen_stream_test.go)
 }
 
 // genMismatch is one value the engine got wrong.
@@ -244,22 +253,32 @@ func runGenDiff(t *testing.T, c genCase, size genSize) {
 	d.sequentialPhase("phase 1", size.requests, step, true)
 	reads := d.readPlan()
 	d.compareAll("after phase 1", reads)
+	d.checkStreams("after phase 1")
 	require.NoError(t, d.db.Close())
 	d.open()
 	d.compareAll("after reopen (replay)", reads)
+	d.checkStreamsReopened("after reopen (replay)")
 
+	followers, stop := d.followStreams() // gen_stream_test.go
 	d.sequentialPhase("phase 2", size.requests/4, step, true)
+	d.checkFollowers("phase 2 (live output stream consumers)", followers, stop, false)
 	d.compareAll("after phase 2", d.readPlan())
+	d.streamsBeforeDeletions("after phase 2")
 	d.deletionPhase(size.requests/4, step)
 	reads = d.readPlan()
 	d.compareAll("after deletions", reads)
+	d.checkStreamsAfterDeletions("after deletions")
 	require.NoError(t, d.db.Close())
 	d.open()
 	d.compareAll("after deletions and a reopen", reads)
+	d.checkStreamsReopened("after deletions and a reopen")
 	d.reapply()
 	d.compareAll("after re-applying", d.readPlan())
 
+	d.streams.concFrom = d.reqNo.Load() // log order across keys is unknown from here
+	followers, stop = d.followStreams()
 	d.concurrentPhase("phase 3", size.requests/4)
+	d.checkFollowers("phase 3 (live output stream consumers)", followers, stop, true) // moves the clock on
 	d.now.Add(step)
 	reads = d.readPlan()
 	d.compareAll("after phase 3 (concurrent)", reads)
@@ -270,6 +289,8 @@ func runGenDiff(t *testing.T, c genCase, size genSize) {
 	require.NoError(t, d.db.Close())
 	d.open()
 	d.compareAll("after phase 3 and a reopen", reads)
+	d.streams.concTo = d.reqNo.Load()
+	d.checkStreamsFinal("at the end") // moves the clock on
 
 	gs, s := d.genStats(), d.stats
 	t.Logf("%s: %d requests, %d records (%d duplicates, %d very late, %d around 1970, %d on boundaries, %d ahead of the clock, %d null or absent values), %d rejected requests, %d dry runs",

@@ -135,6 +135,7 @@ func genFixedAggRepo() *genRepo {
 		{input: "amount", fn: "approx_percentile", q: 1, window: aggW(3 * aggD)},
 		{input: "qty3", fn: "approx_count_distinct", prec: 16, window: aggW(aggD), name: "qty3_distinct_p16"},
 	})
+	cont.stream = genStreamFeatures
 	tiles1h.ttl = 3 * aggD
 	tiles1h.txCols = []genTxCol{
 		{genScalar("qty3", schema.Int64), genUn("qty * 3", "qty", func(x schema.Value) schema.Value { return schema.Int(x.I * 3) })},
@@ -166,6 +167,7 @@ func genFixedAttrRepo() *genRepo {
 		start: math.MinInt64, offline: true, attrs: []string{"value"}}
 	score := &genView{name: "alt_score", src: alt, entities: []*genEntity{account}, ts: "event_time",
 		start: math.MinInt64, offline: true, attrs: []string{"score"}}
+	latest.stream, score.stream = genStreamFeatures, genStreamKeys
 	return &genRepo{name: "fixed-attr", ws: "diff", entities: []*genEntity{user, account}, sources: []*genSource{events, alt},
 		views: []*genView{latest, value3h, score},
 		services: []*genService{

@@ -80,6 +80,7 @@ func genRandomRepo(seed int64) *genRepo {
 		}
 	}
 	r.Shuffle(len(g.views), func(i, j int) { g.views[i], g.views[j] = g.views[j], g.views[i] })
+	genOutputStreams(seed, g)
 	genServices(r, g)
 	return g
 }

@@ -90,6 +90,7 @@ type genView struct {
 	aggs      []aggFeature
 	attrs     []string // attribute views: the served columns
 	desc      string   // description: metadata, whose change rebuilds nothing
+	stream    int      // output_stream: genStreamNone, genStreamKeys or genStreamFeatures (gen_stream_test.go)
 }
 
 // genEntry is one entry of a service: a view, whole or a subset.
@@ -349,6 +350,9 @@ func (r *genRepo) renderView(b *strings.Builder, v *genView) {
 	}
 	if !v.offline {
 		b.WriteString("    offline: false\n")
+	}
+	if v.stream != genStreamNone {
+		fmt.Fprintf(b, "    output_stream: {include_features: %v}\n", v.stream == genStreamFeatures)
 	}
 	if len(v.txCols) > 0 || v.filter != nil {
 		b.WriteString("    transform:\n")

@@ -92,6 +92,11 @@ type Options struct {
 	// resumes from the last offset it received), so a stalled consumer
 	// holds neither memory nor a connection for long. Default 30s.
 	OutputStreamWriteTimeout time.Duration
+
+	// Sinks, if set, are the node's output stream sinks (sinks.go): their
+	// metrics join /metrics, and one failing or lagging past its max_lag
+	// makes /readyz answer 503.
+	Sinks Sinks
 }
 
 // EnsureDefaults fills in unset fields.
@@ -193,6 +198,7 @@ func New(db *engine.DB, opts Options) (*Server, error) {
 	s := &Server{db: db, opts: opts, mux: http.NewServeMux(), metrics: newMetrics(db), ingestGate: newAdmission(&opts)}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.metrics.reg.MustRegister(s.ingestGate.collectors()...)
+	s.registerSinks()
 	s.routes()
 	return s, nil
 }
@@ -290,6 +296,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.db.Healthy(); err != nil {
 		writeJSONBytes(w, http.StatusServiceUnavailable, appendObject(nil, "status", "unavailable", "error", err.Error()))
+		return
+	}
+	if s.sinksUnready(w) {
 		return
 	}
 	if err := s.db.MaintenanceErr(); err != nil {

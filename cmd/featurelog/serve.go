@@ -16,11 +16,13 @@ import (
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/auth"
+	"github.com/featurelog/featurelog/kafkasink"
 )
 
 func serveCmd() *cobra.Command {
 	var data, repoFile string
 	var hopts httpapi.Options
+	var kafkaBrokers []string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Open the data directory, apply the repo file, and serve HTTP",
@@ -28,9 +30,12 @@ func serveCmd() *cobra.Command {
 			"On the signal it stops accepting connections, lets in-flight requests finish (up to\n" +
 			"--shutdown-timeout; later ones have their connections closed, unacknowledged), closes the\n" +
 			"log and releases the data directory; a second signal exits at once. Every acknowledged\n" +
-			"record was fsynced before its 200, so neither path loses one.",
+			"record was fsynced before its 200, so neither path loses one.\n\n" +
+			"Views with output_stream.kafka publish to Kafka while the node serves (package kafkasink):\n" +
+			"--kafka-brokers replaces every sink's brokers. A sink failing or lagging past its max_lag\n" +
+			"makes /readyz answer 503; its metrics are featurelog_sink_* on /metrics.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return serve(data, repoFile, hopts)
+			return serve(data, repoFile, hopts, kafkaBrokers)
 		},
 	}
 	f := cmd.Flags()
@@ -42,10 +47,11 @@ func serveCmd() *cobra.Command {
 	f.IntVar(&hopts.MaxQueuedIngest, "max-queued-ingest", 0, "ingest requests waiting for a slot before 429 (0: 4 × --max-inflight-ingest)")
 	f.DurationVar(&hopts.IngestQueueTimeout, "ingest-queue-timeout", 0, "longest wait for an ingest slot before 429 (0: 500ms)")
 	f.DurationVar(&hopts.ShutdownTimeout, "shutdown-timeout", 0, "on SIGTERM, how long in-flight requests may finish (0: 30s)")
+	f.StringSliceVar(&kafkaBrokers, "kafka-brokers", nil, "Kafka brokers (host:port[,host:port]) for every output stream sink, replacing the repo's output_stream.kafka.brokers")
 	return cmd
 }
 
-func serve(data, repoFile string, hopts httpapi.Options) (err error) {
+func serve(data, repoFile string, hopts httpapi.Options, kafkaBrokers []string) (err error) {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	hopts.Logger = logger
 	hopts.EnsureDefaults()
@@ -89,6 +95,18 @@ func serve(data, repoFile string, hopts httpapi.Options) (err error) {
 			return err
 		}
 	}
+	sinks, err := kafkasink.Start(db, kafkasink.Options{Brokers: kafkaBrokers, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Before the engine closes: a batch in flight may still be
+		// acknowledged and its cursor saved.
+		if cerr := sinks.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("stopping the Kafka sinks: %w", cerr))
+		}
+	}()
+	hopts.Sinks = sinks
 	srv, err := httpapi.New(db, hopts)
 	if err != nil {
 		return err

@@ -1,0 +1,5 @@
+//go:build !race
+
+package kafkasink
+
+const raceEnabled = false

@@ -43,6 +43,13 @@
 //	RunAggIngest             engine.Ingest into a source with three aggregate views vs (in effect) none
 //	RunTileBytes             heap per tile of count+sum+min+max states
 //
+// The output stream benchmark (stream.go, `featurelog bench stream`) runs
+// nodes of its own (StreamServeMain), some with Kafka sinks to a kfake
+// cluster in the benchmark's process:
+//
+//	RunStream                HTTP batch ingest with SSE or Kafka consumers vs none; 200-to-receipt
+//	                         latency; a catch-up from earliest over 20M logged events, HTTP vs in-process
+//
 // # Method
 //
 // HTTP benchmarks run the server under test in a process of its own,

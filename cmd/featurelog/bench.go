@@ -31,7 +31,8 @@ func benchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&only, "only", "", "comma-separated benchmarks to run (and those they need)")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (in-process benchmarks and the HTTP client) to FILE")
 	cmd.Flags().StringVar(&serverProfiles, "server-cpuprofile-dir", "", "write a CPU profile of every server process to DIR/<benchmark>-<server>.prof")
-	cmd.AddCommand(benchServerCmd(), benchHistoricalCmd(), benchHistoricalChildCmd(), benchOverloadCmd(), benchSlowlorisCmd(), benchJobsCmd(), benchDeleteCmd())
+	cmd.AddCommand(benchServerCmd(), benchHistoricalCmd(), benchHistoricalChildCmd(), benchOverloadCmd(), benchSlowlorisCmd(), benchJobsCmd(), benchDeleteCmd(),
+		benchStreamCmd(), benchStreamServerCmd())
 	return cmd
 }
 
@@ -279,4 +280,62 @@ func benchJobsCmd() *cobra.Command {
 	f.IntVar(&cfg.IngestClients, "clients", 4, "clients sending single-record ingest requests")
 	f.IntVar(&cfg.BackfillWorkers, "backfill-workers", 0, "the node's BackfillWorkers: cores a job keeps busy (0: GOMAXPROCS/2)")
 	return cmd
+}
+
+// benchStreamCmd runs the output stream benchmark (bench.RunStream).
+func benchStreamCmd() *cobra.Command {
+	var cfg bench.StreamConfig
+	var only, views string
+	cmd := &cobra.Command{
+		Use:   "stream",
+		Short: "Output streams: ingest with SSE and Kafka consumers vs none, end-to-end latency, catch-up over 20M events",
+		Long: "Runs the output stream benchmark (package bench, RunStream). ingest: durable HTTP batch ingest into a\n" +
+			"continuous aggregate view and an attribute view, (a) without output streams, (b) with output_stream\n" +
+			"{include_features: true} followed by an SSE consumer per view, (c) with Kafka sinks to a kfake cluster in\n" +
+			"this process, followed by a Kafka consumer; then, on each node, the time from a small request's 200 to\n" +
+			"its record's receipt at half the rate it sustained. catchup: a consumer from earliest over the historical\n" +
+			"workload's log (cached under --dir, shared with bench historical), HTTP NDJSON against in-process, and\n" +
+			"the node's peak RSS.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			command, err := selfCommand("stream-server")
+			if err != nil {
+				return err
+			}
+			cfg.Command, cfg.Progress, cfg.Only, cfg.CatchUpViews = command, os.Stderr, splitNames(only), splitNames(views)
+			res, err := bench.RunStream(cfg)
+			if res == nil {
+				return err
+			}
+			return writeRows(bench.StreamRows(res), err)
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured window of each ingest loop")
+	f.IntVar(&cfg.Clients, "clients", 4, "closed-loop ingest clients")
+	f.IntVar(&cfg.BatchSize, "batch", 1000, "records per closed-loop request")
+	f.IntVar(&cfg.Users, "users", 1_000_000, "users the closed loop's records are drawn from (fewer: hotter keys)")
+	f.IntVar(&cfg.LatencyBatch, "latency-batch", 100, "records per request of the latency loop")
+	f.IntVar(&cfg.Data.Events, "events", 20_000_000, "logged events of the catch-up's data set")
+	f.IntVar(&cfg.Data.Keys, "keys", 1_000_000, "users of the catch-up's data set")
+	cacheFlags(f, &cfg.CacheRoot, &cfg.Data.Rebuild)
+	f.StringVar(&cfg.TempDir, "tmp", "", "where the nodes' data directories go (default the system temp dir)")
+	f.StringVar(&only, "only", "", "comma-separated parts to run: ingest, catchup")
+	f.StringVar(&views, "catchup-views", "", "comma-separated views the catch-up reads (default user_last,user_amounts)")
+	f.StringVar(&cfg.ServerProfileDir, "server-cpuprofile-dir", "", "write a CPU profile (and a heap profile when it stops) of every node to DIR/stream-<node>.prof (.heap)")
+	return cmd
+}
+
+// benchStreamServerCmd is the hidden entry point of the stream benchmark's
+// nodes (bench.StreamServeMain).
+func benchStreamServerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "stream-server",
+		Short:              "Serve a prepared data directory, with its Kafka sinks, for the stream benchmark (internal)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			return bench.StreamServeMain(args)
+		},
+	}
 }

@@ -72,6 +72,11 @@ type StreamConfig struct {
 	LatencyWorkers int
 	// Partitions is the partitions of each Kafka topic. Default 1.
 	Partitions int
+	// Streams are the views given an output stream (and a consumer or a
+	// Kafka sink) in (b) and (c). Default: user_amounts alone, the
+	// costlier one (an aggregate vector per record): issue 13's figure is
+	// "with one output stream". Both views: user_amounts,user_last.
+	Streams []string
 	// Drain bounds the wait, after a loop, for the consumers to receive
 	// every acknowledged record. Default 60s.
 	Drain time.Duration
@@ -106,6 +111,9 @@ const (
 func (c *StreamConfig) EnsureDefaults() {
 	if c.Clients == 0 {
 		c.Clients = 4
+	}
+	if len(c.Streams) == 0 {
+		c.Streams = []string{"user_amounts"}
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 1000
@@ -271,12 +279,12 @@ const (
 // consumer when it has an output stream.
 var streamViews = []string{"user_amounts", "user_last"}
 
-// streamRepo returns the ingest part's repo: without output streams when
-// stream is false; with {include_features: true} on both views, and a
-// Kafka sink to brokers (topic streamTopic(view)) when brokers is set.
-func streamRepo(stream bool, brokers []string) string {
+// streamRepo returns the ingest part's repo: with {include_features:
+// true} on the views of streams, and a Kafka sink to brokers (topic
+// streamTopic(view)) when brokers is set.
+func streamRepo(streams []string, brokers []string) string {
 	declare := func(view string) string {
-		if !stream {
+		if !slices.Contains(streams, view) {
 			return ""
 		}
 		s := "    output_stream:\n      include_features: true\n"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -26,8 +27,8 @@ func streamIngest(cfg *StreamConfig, res *StreamResult) error {
 		into  **StreamNode
 	}{
 		{nodeNoStream, "a", "a: no output stream", &res.None},
-		{nodeSSE, "b", "b: output streams, 2 SSE consumers", &res.SSE},
-		{nodeKafka, "c", "c: Kafka sinks (kfake), 1 Kafka consumer", &res.Kafka},
+		{nodeSSE, "b", fmt.Sprintf("b: output streams on %s, an SSE consumer each", strings.Join(cfg.Streams, ", ")), &res.SSE},
+		{nodeKafka, "c", fmt.Sprintf("c: Kafka sinks (kfake) on %s, 1 Kafka consumer", strings.Join(cfg.Streams, ", ")), &res.Kafka},
 	}
 	for _, n := range nodes {
 		fmt.Fprintf(cfg.Progress, "bench: stream: node %s\n", n.label)
@@ -80,14 +81,14 @@ func runStreamNode(cfg *StreamConfig, kind streamNodeKind, name, label string) (
 func withStreamNode(cfg *StreamConfig, kind streamNodeKind, name string, node *StreamNode, fn func(*process, *followerSet) error) error {
 	var brokers []string
 	if kind == nodeKafka {
-		cluster, err := newKafkaCluster(streamViews, cfg.Partitions)
+		cluster, err := newKafkaCluster(cfg.Streams, cfg.Partitions)
 		if err != nil {
 			return fmt.Errorf("bench: starting the kfake cluster: %w", err)
 		}
 		defer cluster.Close()
 		brokers = cluster.ListenAddrs()
 	}
-	dir, err := prepareDir(cfg.TempDir, name, streamRepoName, streamRepo(kind != nodeNoStream, brokers))
+	dir, err := prepareDir(cfg.TempDir, name, streamRepoName, streamRepo(streamsOf(cfg, kind), brokers))
 	if err != nil {
 		os.RemoveAll(dir)
 		return err
@@ -100,10 +101,10 @@ func withStreamNode(cfg *StreamConfig, kind streamNodeKind, name string, node *S
 	var fs *followerSet
 	switch kind {
 	case nodeSSE:
-		fs = newFollowerSet(streamViews)
+		fs = newFollowerSet(cfg.Streams)
 		err = fs.followHTTP(context.Background(), "http://"+p.addr, streamWorkspace, "earliest", true)
 	case nodeKafka:
-		fs = newFollowerSet(streamViews)
+		fs = newFollowerSet(cfg.Streams)
 		err = fs.followKafka(brokers)
 	}
 	if err == nil {
@@ -189,4 +190,12 @@ func latencyStreamLoop(cfg *StreamConfig, p *process, node *StreamNode, fs *foll
 		err = fmt.Errorf("the latency loop completed no request: %s", res.FirstError)
 	}
 	return probe, from, err
+}
+
+// streamsOf returns the views given an output stream on a node of kind.
+func streamsOf(cfg *StreamConfig, kind streamNodeKind) []string {
+	if kind == nodeNoStream {
+		return nil
+	}
+	return cfg.Streams
 }

@@ -65,7 +65,7 @@ func streamIngestRows(r *StreamResult) []Row {
 			continue
 		}
 		rows = append(rows, Row{
-			Benchmark: fmt.Sprintf("stream end-to-end latency (%s): 200 of /ingest → receipt, both views, open loop %s req/s × %d records (half of its closed loop)",
+			Benchmark: fmt.Sprintf("stream end-to-end latency (%s): 200 of /ingest → receipt, every stream, open loop %s req/s × %d records (half of its closed loop)",
 				n.Label, fmtRate(n.Rate), r.LatencyBatch),
 			Result: fmt.Sprintf("p50 %s p99 %s (%d receipts, %d before the 200, %d missing)", fmtDur(n.EndToEnd.P50), fmtDur(n.EndToEnd.P99),
 				n.Samples, n.EarlyReceipts, n.Missing),

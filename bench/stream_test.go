@@ -32,7 +32,7 @@ func init() {
 // received every record and every figure was produced, never how fast.
 func TestRunStreamTiny(t *testing.T) {
 	var progress bytes.Buffer
-	cfg := StreamConfig{Command: []string{os.Args[0], streamServerArg}, TempDir: t.TempDir(), CacheRoot: t.TempDir(),
+	cfg := StreamConfig{Command: []string{os.Args[0], streamServerArg}, Streams: []string{"user_amounts", "user_last"}, TempDir: t.TempDir(), CacheRoot: t.TempDir(),
 		Clients: 2, BatchSize: 50, Users: 1000, LatencyBatch: 5, LatencyWorkers: 16, Drain: 20 * time.Second,
 		Data:     HistoricalDataConfig{Events: 20_000, Keys: 2000},
 		Progress: &progress, Loop: Loop{Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond}}
@@ -52,7 +52,7 @@ func TestRunStreamTiny(t *testing.T) {
 	}
 	assert.Empty(t, res.None.Throughput)
 	for _, n := range []*StreamNode{res.SSE, res.Kafka} {
-		assert.Len(t, n.Latency, len(streamViews), n.Label)
+		assert.Len(t, n.Latency, len(cfg.Streams), n.Label)
 		for _, c := range append(n.Throughput, n.Latency...) {
 			assert.Equal(t, c.Want, c.Got, "%s: %s received %d of %d records (%s)", n.Label, c.View, c.Got, c.Want, c.Err)
 		}

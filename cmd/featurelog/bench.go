@@ -316,6 +316,7 @@ func benchStreamCmd() *cobra.Command {
 	f.IntVar(&cfg.BatchSize, "batch", 1000, "records per closed-loop request")
 	f.IntVar(&cfg.Users, "users", 1_000_000, "users the closed loop's records are drawn from (fewer: hotter keys)")
 	f.IntVar(&cfg.LatencyBatch, "latency-batch", 100, "records per request of the latency loop")
+	f.StringSliceVar(&cfg.Streams, "streams", []string{"user_amounts"}, "views given an output stream in (b) and (c): user_amounts (aggregate), user_last (attribute), or both")
 	f.IntVar(&cfg.Data.Events, "events", 20_000_000, "logged events of the catch-up's data set")
 	f.IntVar(&cfg.Data.Keys, "keys", 1_000_000, "users of the catch-up's data set")
 	cacheFlags(f, &cfg.CacheRoot, &cfg.Data.Rebuild)

@@ -472,9 +472,9 @@ func genStreamKey(v *genView, keys []engine.NamedValue) (string, error) {
 	}
 	var parts []string
 	for i, c := range cols {
-		k := keys[i]
-		if k.Name != c.name || k.Null {
-			return "", fmt.Errorf("entity key %d is %q (null %v), want %q", i, k.Name, k.Null, c.name)
+		k := genWire(keys[i])
+		if keys[i].Name != c.name || k.Null {
+			return "", fmt.Errorf("entity key %d is %q (null %v), want %q", i, keys[i].Name, k.Null, c.name)
 		}
 		if c.t.Kind == schema.String {
 			parts = append(parts, "s:"+k.Value)
@@ -482,7 +482,7 @@ func genStreamKey(v *genView, keys []engine.NamedValue) (string, error) {
 		}
 		n, err := strconv.ParseInt(k.Value, 10, 64)
 		if err != nil || strconv.FormatInt(n, 10) != k.Value {
-			return "", fmt.Errorf("entity key %s is %q, not an integer in decimal", k.Name, k.Value)
+			return "", fmt.Errorf("entity key %s is %q, not an integer in decimal", keys[i].Name, k.Value)
 		}
 		parts = append(parts, "i:"+k.Value)
 	}
@@ -663,7 +663,7 @@ func (d *genRun) matchRecord(stage string, v *genView, r *genStreamRec, w genStr
 			s.stats.values++
 			s.stats.exact++
 			want := genStreamText(w.row[a])
-			if got := r.rec.FeatureValues[i]; got.Null != want.Null || got.Value != want.Value {
+			if got := genWire(r.rec.FeatureValues[i]); got != want {
 				d.streamFail(stage, v, "record %s (%s): attribute %s is %s, want %s\n  the record: %s", r.rec.Offset, genKeyText(w.key), a,
 					genNamedText(got), genNamedText(want), r.json)
 			}
@@ -685,12 +685,12 @@ func (d *genRun) matchRecord(stage string, v *genView, r *genStreamRec, w genStr
 			}
 		}
 		kind := v.colType(f.input).Kind
-		got := r.rec.FeatureValues[i]
+		got := genWire(r.rec.FeatureValues[i])
 		want, exact := genStreamAgg(f, kind, pts)
 		var why string
 		if exact {
 			s.stats.exact++
-			if wt := genStreamText(want); got.Null != wt.Null || got.Value != wt.Value {
+			if wt := genStreamText(want); got != wt {
 				why = fmt.Sprintf("%s, want %s", genNamedText(got), genNamedText(wt))
 			}
 		} else {
@@ -846,20 +846,20 @@ func (d *genRun) checkFollowers(stage string, fs []*genFollower, stop func(), re
 // floats in the shortest form that reads back (non-finite ones "NaN",
 // "Infinity", "-Infinity"), timestamps in RFC 3339 with nanoseconds,
 // arrays as JSON (numbers as numbers), null as null.
-func genStreamText(v schema.Value) engine.NamedValue {
+func genStreamText(v schema.Value) genText {
 	switch v.Kind {
 	case schema.Null:
-		return engine.NamedValue{Null: true}
+		return genText{Null: true}
 	case schema.String:
-		return engine.NamedValue{Value: v.S}
+		return genText{Value: v.S}
 	case schema.Int64, schema.Int32:
-		return engine.NamedValue{Value: strconv.FormatInt(v.I, 10)}
+		return genText{Value: strconv.FormatInt(v.I, 10)}
 	case schema.Float64, schema.Float32:
-		return engine.NamedValue{Value: genFloatText(v)}
+		return genText{Value: genFloatText(v)}
 	case schema.Bool:
-		return engine.NamedValue{Value: strconv.FormatBool(v.Bool())}
+		return genText{Value: strconv.FormatBool(v.Bool())}
 	case schema.Timestamp:
-		return engine.NamedValue{Value: v.Time().Format(time.RFC3339Nano)}
+		return genText{Value: v.Time().Format(time.RFC3339Nano)}
 	case schema.Array:
 		b := []byte{'['}
 		for i, e := range v.A {
@@ -874,7 +874,7 @@ func genStreamText(v schema.Value) engine.NamedValue {
 				b = append(b, t...)
 			}
 		}
-		return engine.NamedValue{Value: string(append(b, ']'))}
+		return genText{Value: string(append(b, ']'))}
 	}
 	panic(fmt.Sprintf("gen: no stream text for %v", v.Kind))
 }
@@ -895,7 +895,16 @@ func genFloatText(v schema.Value) string {
 	return strconv.FormatFloat(v.F, 'g', -1, size)
 }
 
-func genNamedText(v engine.NamedValue) string {
+// genText is a value as the wire sends it.
+type genText struct {
+	Value string
+	Null  bool
+}
+
+// genWire is the wire text of an engine value.
+func genWire(v engine.NamedValue) genText { return genText{Value: v.Text(), Null: v.IsNull()} }
+
+func genNamedText(v genText) string {
 	if v.Null {
 		return "null"
 	}
@@ -903,7 +912,7 @@ func genNamedText(v engine.NamedValue) string {
 }
 
 // genStreamParse reads a scalar value of kind k back from its string.
-func genStreamParse(v engine.NamedValue, k schema.Kind) (schema.Value, error) {
+func genStreamParse(v genText, k schema.Kind) (schema.Value, error) {
 	if v.Null {
 		return schema.Value{}, nil
 	}

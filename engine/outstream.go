@@ -145,15 +145,22 @@ type OutputRecord struct {
 	FeatureValues []NamedValue
 }
 
-// NamedValue is one entity key or feature value of an output record, as
-// the string SPEC §7 sends: integers in decimal, floats in the shortest
-// form that reads back exactly, timestamps in RFC 3339 with nanoseconds,
-// arrays as JSON.
+// NamedValue is one entity key or feature value of an output record.
+// Text gives it as the string SPEC §7 sends: integers in decimal, floats
+// in the shortest form that reads back exactly (non-finite: "NaN",
+// "Infinity", "-Infinity"), booleans true or false, timestamps in RFC 3339
+// with nanoseconds (UTC), arrays as JSON; a null value is sent as JSON
+// null.
 type NamedValue struct {
 	Name  string
-	Value string
-	Null  bool // the value is null: sent as JSON null
+	Value schema.Value
 }
+
+// IsNull reports whether the value is null.
+func (v NamedValue) IsNull() bool { return v.Value.IsNull() }
+
+// Text returns the value's wire string ("" when null).
+func (v NamedValue) Text() string { return string(appendText(nil, v.Value)) }
 
 // AppendJSON appends r as the one-line JSON object of SPEC §7, in the
 // field order of Tecton's output schema, offset last.
@@ -189,79 +196,91 @@ func appendNamedValues(dst []byte, vs []NamedValue) []byte {
 		}
 		dst = appendJSONString(dst, v.Name)
 		dst = append(dst, ':')
-		if v.Null {
-			dst = append(dst, "null"...)
-		} else {
-			dst = appendJSONString(dst, v.Value)
-		}
+		dst = appendTextJSON(dst, v.Value)
 	}
 	return append(dst, '}')
 }
 
-// appendJSONString appends s as a JSON string; invalid UTF-8 is replaced.
-func appendJSONString(dst []byte, s string) []byte {
-	out, _ := jsontext.AppendQuote(dst, s)
-	return out
-}
-
-// textValue formats v as an output record's string.
-func textValue(v schema.Value) NamedValue {
+// appendTextJSON appends v's wire string as a JSON string, or null.
+func appendTextJSON(dst []byte, v schema.Value) []byte {
 	switch v.Kind {
 	case schema.Null:
-		return NamedValue{Null: true}
+		return append(dst, "null"...)
 	case schema.String:
-		return NamedValue{Value: v.S}
-	case schema.Int64, schema.Int32:
-		return NamedValue{Value: strconv.FormatInt(v.I, 10)}
-	case schema.Float64, schema.Float32:
-		return NamedValue{Value: floatText(v.F, v.Kind)}
-	case schema.Bool:
-		return NamedValue{Value: strconv.FormatBool(v.I != 0)}
-	case schema.Timestamp:
-		return NamedValue{Value: v.Time().Format(time.RFC3339Nano)}
+		return appendJSONString(dst, v.S)
 	case schema.Array:
-		return NamedValue{Value: string(appendArrayText(nil, v))}
+		var buf [256]byte
+		return appendJSONString(dst, string(appendText(buf[:0], v)))
 	}
-	return NamedValue{Null: true}
+	dst = append(dst, '"') // numbers, booleans and timestamps need no escaping
+	dst = appendText(dst, v)
+	return append(dst, '"')
 }
 
-// floatText formats a float in the shortest form that reads back
+// appendJSONString appends s as a JSON string; invalid UTF-8 is replaced.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			out, _ := jsontext.AppendQuote(dst, s)
+			return out
+		}
+	}
+	dst = append(dst, '"') // plain ASCII, the common case: no escaping
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// appendText appends v's wire string.
+func appendText(dst []byte, v schema.Value) []byte {
+	switch v.Kind {
+	case schema.String:
+		return append(dst, v.S...)
+	case schema.Int64, schema.Int32:
+		return strconv.AppendInt(dst, v.I, 10)
+	case schema.Float64, schema.Float32:
+		return appendFloatText(dst, v.F, v.Kind)
+	case schema.Bool:
+		return strconv.AppendBool(dst, v.I != 0)
+	case schema.Timestamp:
+		return v.Time().AppendFormat(dst, time.RFC3339Nano)
+	case schema.Array:
+		return appendArrayText(dst, v)
+	}
+	return dst
+}
+
+// appendFloatText appends a float in the shortest form that reads back
 // exactly; non-finite ones as "NaN", "Infinity", "-Infinity" (SPEC §4).
-func floatText(f float64, k schema.Kind) string {
+func appendFloatText(dst []byte, f float64, k schema.Kind) []byte {
 	switch {
 	case math.IsNaN(f):
-		return "NaN"
+		return append(dst, "NaN"...)
 	case math.IsInf(f, 1):
-		return "Infinity"
+		return append(dst, "Infinity"...)
 	case math.IsInf(f, -1):
-		return "-Infinity"
+		return append(dst, "-Infinity"...)
 	}
 	bits := 64
 	if k == schema.Float32 {
 		bits = 32
 	}
-	return strconv.FormatFloat(f, 'g', -1, bits)
+	return strconv.AppendFloat(dst, f, 'g', -1, bits)
 }
 
 // appendArrayText appends an array as plain JSON: numbers as JSON numbers,
-// non-finite floats as "NaN", "Infinity", "-Infinity".
+// strings, timestamps and non-finite floats as JSON strings.
 func appendArrayText(dst []byte, v schema.Value) []byte {
 	dst = append(dst, '[')
 	for i, e := range v.A {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		switch e.Kind {
-		case schema.String, schema.Timestamp:
-			dst = appendJSONString(dst, textValue(e).Value)
-		case schema.Float64, schema.Float32:
-			if s := floatText(e.F, e.Kind); math.IsNaN(e.F) || math.IsInf(e.F, 0) {
-				dst = appendJSONString(dst, s)
-			} else {
-				dst = append(dst, s...)
-			}
+		switch {
+		case e.Kind == schema.String, e.Kind == schema.Timestamp,
+			(e.Kind == schema.Float64 || e.Kind == schema.Float32) && (math.IsNaN(e.F) || math.IsInf(e.F, 0)):
+			dst = appendTextJSON(dst, e)
 		default:
-			dst = append(dst, textValue(e).Value...)
+			dst = appendText(dst, e)
 		}
 	}
 	return append(dst, ']')
@@ -280,6 +299,7 @@ type OutputStream struct {
 	pj       projector
 	rb       rowBuilder
 	vals     []schema.Value
+	slab     []NamedValue // see named
 }
 
 // OpenOutputStream opens the output stream of a view from start. The view
@@ -487,13 +507,18 @@ func (s *OutputStream) record(v *viewRT, er *rowEraser, row []schema.Value, e *r
 	}
 	out := OutputRecord{Offset: at, FeatureView: v.def.Name, FeatureViewID: v.data.id,
 		FeatureTimestamp: time.Unix(0, p.ts).UTC(), IngestTime: time.Unix(0, e.IngestTime).UTC()}
-	out.EntityKeys = make([]NamedValue, len(v.keyIdx))
-	for i, k := range v.keyIdx {
-		out.EntityKeys[i] = textValue(row[k])
-		out.EntityKeys[i].Name = v.def.JoinKeys[i].Name
-	}
+	nf := 0
 	if v.def.OutputStream.IncludeFeatures {
-		if out.FeatureValues, err = s.values(v, &p, at); err != nil {
+		nf = len(v.def.Features)
+	}
+	nv := s.named(len(v.keyIdx) + nf)
+	out.EntityKeys = nv[:len(v.keyIdx):len(v.keyIdx)]
+	for i, k := range v.keyIdx {
+		out.EntityKeys[i] = NamedValue{Name: v.def.JoinKeys[i].Name, Value: row[k]}
+	}
+	if nf > 0 {
+		out.FeatureValues = nv[len(v.keyIdx):]
+		if err := s.values(v, &p, at, out.FeatureValues); err != nil {
 			return 0, err
 		}
 	}
@@ -501,12 +526,11 @@ func (s *OutputStream) record(v *viewRT, er *rowEraser, row []schema.Value, e *r
 	return 0, nil
 }
 
-// values returns the feature values of a record: an attribute view's own
-// values, or an aggregate view's vector as of the record's time + 1ns
-// over the log up to and including it.
-func (s *OutputStream) values(v *viewRT, p *projected, at StreamOffset) ([]NamedValue, error) {
+// values fills out with the feature values of a record: an attribute
+// view's own values, or an aggregate view's vector as of the record's
+// time + 1ns over the log up to and including it.
+func (s *OutputStream) values(v *viewRT, p *projected, at StreamOffset, out []NamedValue) error {
 	fs := v.def.Features
-	out := make([]NamedValue, len(fs))
 	vals := p.vals
 	if v.data.spec != nil {
 		if cap(s.vals) < len(fs) {
@@ -514,14 +538,25 @@ func (s *OutputStream) values(v *viewRT, p *projected, at StreamOffset) ([]Named
 		}
 		vals = s.vals[:len(fs)]
 		if err := v.data.readLogged(v.data.hot.states, p.key, p.ts+1, tiles.Order{Seq: at.Seq, Idx: at.Idx}, vals); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for i, f := range fs {
-		out[i] = textValue(vals[i])
-		out[i].Name = f.Name
+		out[i] = NamedValue{Name: f.Name, Value: vals[i]}
 	}
-	return out, nil
+	return nil
+}
+
+// named returns n NamedValues cut from a slab, so a batch of records costs
+// one allocation for them. The slab is never reused: records handed out
+// stay valid.
+func (s *OutputStream) named(n int) []NamedValue {
+	if len(s.slab) < n {
+		s.slab = make([]NamedValue, max(n, 1024))
+	}
+	out := s.slab[:n:n]
+	s.slab = s.slab[n:]
+	return out
 }
 
 // publishAt is when a record with event time ts may be published: once a

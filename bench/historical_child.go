@@ -287,11 +287,19 @@ func statusBytes(path, field string) int64 {
 	return 0
 }
 
-// procCPUTime returns this process's user+system CPU time from
-// /proc/self/stat (in clock ticks, taken as 100 Hz as on every Linux
-// build that matters); 0 where there is no such file.
-func procCPUTime() time.Duration {
-	data, err := os.ReadFile("/proc/self/stat")
+// procCPUTime returns this process's user+system CPU time (pidCPUTime).
+func procCPUTime() time.Duration { return pidCPUTime(0) }
+
+// pidCPUTime returns process pid's user+system CPU time from
+// /proc/<pid>/stat, this process's for pid 0 (in clock ticks, taken as
+// 100 Hz as on every Linux build that matters); 0 where there is no such
+// file.
+func pidCPUTime(pid int) time.Duration {
+	path := "/proc/self/stat"
+	if pid != 0 {
+		path = "/proc/" + strconv.Itoa(pid) + "/stat"
+	}
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -191,27 +190,4 @@ func readStreamHTTP(p *process, view string, want int64, stall time.Duration) Ca
 		run.Err = fmt.Sprintf("received %d records, %d in-process", run.Records, want)
 	}
 	return run
-}
-
-// pidCPUTime returns process pid's user+system CPU time from
-// /proc/<pid>/stat (clock ticks taken as 100 Hz); 0 where there is none.
-func pidCPUTime(pid int) time.Duration {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0
-	}
-	return time.Duration(ut+st) * 10 * time.Millisecond
 }

@@ -36,9 +36,13 @@ type produceFaults struct {
 const delayFor = time.Second
 
 // clientOpts make the client give up on a produce response after 300ms +
-// 300ms, well inside delayFor, and count when it does.
+// 300ms, well inside delayFor, and count when it does. Record batches of
+// at most 4 KiB (about 10 records) keep the produce requests many, as
+// the sink keeps producing while earlier requests are in flight: each
+// fault has plenty of requests to hit.
 func (f *produceFaults) clientOpts() []kgo.Opt {
-	return []kgo.Opt{kgo.ProduceRequestTimeout(300 * time.Millisecond), kgo.RequestTimeoutOverhead(300 * time.Millisecond), kgo.WithHooks(gaveUpHook{f})}
+	return []kgo.Opt{kgo.ProduceRequestTimeout(300 * time.Millisecond), kgo.RequestTimeoutOverhead(300 * time.Millisecond), kgo.WithHooks(gaveUpHook{f}),
+		kgo.ProducerBatchMaxBytes(4 << 10)}
 }
 
 type gaveUpHook struct{ f *produceFaults }

@@ -39,7 +39,7 @@ type testBroker struct {
 // newBroker starts a one-broker kfake cluster (with its state in a
 // directory, so restart keeps the topics, when persistent), or names the
 // cluster of brokersEnv.
-func newBroker(t *testing.T, persistent bool) *testBroker {
+func newBroker(t testing.TB, persistent bool) *testBroker {
 	t.Helper()
 	if env := os.Getenv(brokersEnv); env != "" {
 		return &testBroker{addrs: strings.Split(env, ",")}
@@ -59,7 +59,7 @@ func newBroker(t *testing.T, persistent bool) *testBroker {
 }
 
 // fake returns the kfake cluster, skipping the test against a real one.
-func (b *testBroker) fake(t *testing.T) *kfake.Cluster {
+func (b *testBroker) fake(t testing.TB) *kfake.Cluster {
 	t.Helper()
 	if b.c == nil {
 		t.Skipf("needs kfake's fault hooks or restarts; skipped against %s", brokersEnv)
@@ -68,7 +68,7 @@ func (b *testBroker) fake(t *testing.T) *kfake.Cluster {
 }
 
 // restart starts the stopped cluster again on its port, with its data.
-func (b *testBroker) restart(t *testing.T) {
+func (b *testBroker) restart(t testing.TB) {
 	t.Helper()
 	var err error
 	require.Eventually(t, func() bool { // the port may take a moment to be free
@@ -81,7 +81,7 @@ func (b *testBroker) restart(t *testing.T) {
 }
 
 // deadAddr is a loopback address nothing listens on.
-func deadAddr(t *testing.T) string {
+func deadAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -119,7 +119,7 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func openDB(t *testing.T, dir string, clock func() time.Time, edit func(*engine.Options)) *engine.DB {
+func openDB(t testing.TB, dir string, clock func() time.Time, edit func(*engine.Options)) *engine.DB {
 	t.Helper()
 	o := engine.Options{Dir: dir, NoSync: true, Now: clock, DisableAutoFlush: true, Logger: testLogger()}
 	if edit != nil {
@@ -189,7 +189,7 @@ feature_views:
 
 func sinkID(view, topic string) string { return "ks/" + view + "/kafka:" + topic }
 
-func apply(t *testing.T, db *engine.DB, repo string) {
+func apply(t testing.TB, db *engine.DB, repo string) {
 	t.Helper()
 	_, err := db.ApplyWait(context.Background(), "ks.yaml", []byte(repo))
 	require.NoError(t, err)
@@ -221,7 +221,7 @@ func (e event) record() map[string]any {
 }
 
 // ingest sends evs in requests of random sizes up to per.
-func ingest(t *testing.T, rng *rand.Rand, db *engine.DB, evs []event, per int) {
+func ingest(t testing.TB, rng *rand.Rand, db *engine.DB, evs []event, per int) {
 	t.Helper()
 	for len(evs) > 0 {
 		n := min(len(evs), 1+rng.IntN(per))
@@ -244,7 +244,7 @@ type streamRec struct {
 
 // readStream reads a view's whole stream from the earliest record and
 // returns it with its end (the position after the last record).
-func readStream(t *testing.T, db *engine.DB, view string) ([]streamRec, engine.StreamOffset) {
+func readStream(t testing.TB, db *engine.DB, view string) ([]streamRec, engine.StreamOffset) {
 	t.Helper()
 	s, err := db.OpenOutputStream("ks", view, engine.StreamStart{Kind: engine.StartEarliest})
 	require.NoError(t, err)
@@ -264,7 +264,7 @@ func readStream(t *testing.T, db *engine.DB, view string) ([]streamRec, engine.S
 }
 
 // waitCursor waits until sink id's durable cursor reaches end.
-func waitCursor(t *testing.T, db *engine.DB, id string, end engine.StreamOffset, within time.Duration) {
+func waitCursor(t testing.TB, db *engine.DB, id string, end engine.StreamOffset, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -290,14 +290,14 @@ type consumed struct {
 // consumeAll reads every message of topic up to its end (the last stable
 // offset with committed), control records kept so that a transaction
 // marker at the end is seen, and returns the data messages.
-func consumeAll(t *testing.T, addrs []string, topic string, committed bool) []consumed {
+func consumeAll(t testing.TB, addrs []string, topic string, committed bool) []consumed {
 	t.Helper()
 	out, _ := consumeTopic(t, addrs, topic, committed)
 	return out
 }
 
 // consumeTopic is consumeAll, also counting the transactions aborted.
-func consumeTopic(t *testing.T, addrs []string, topic string, committed bool) (out []consumed, aborts int) {
+func consumeTopic(t testing.TB, addrs []string, topic string, committed bool) (out []consumed, aborts int) {
 	t.Helper()
 	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.KeepControlRecords(), kgo.FetchMaxWait(100 * time.Millisecond)}
 	if committed {
@@ -352,7 +352,7 @@ func consumeTopic(t *testing.T, addrs []string, topic string, committed bool) (o
 // of a record already seen are dropped, their offsets strictly increase.
 // With exactlyOnce no record is there twice. It returns how many repeats
 // there were.
-func checkTopic(t *testing.T, stream []streamRec, got []consumed, exactlyOnce bool) (repeats int) {
+func checkTopic(t testing.TB, stream []streamRec, got []consumed, exactlyOnce bool) (repeats int) {
 	t.Helper()
 	byOffset := make(map[string]streamRec, len(stream))
 	for _, r := range stream {
@@ -407,7 +407,7 @@ func testOptions(clock func() time.Time) Options {
 	}
 }
 
-func startManager(t *testing.T, db *engine.DB, o Options) *Manager {
+func startManager(t testing.TB, db *engine.DB, o Options) *Manager {
 	t.Helper()
 	m, err := Start(db, o)
 	require.NoError(t, err)

@@ -134,10 +134,14 @@ func (m *Manager) NotReady() []string {
 	return out
 }
 
-// Close stops every sink: a batch in flight gets a moment (the smaller of
-// RetryBudget and 5s) to be acknowledged and its cursor saved; an open
-// transaction that cannot commit is aborted. Records not acknowledged are
-// published again by the next Start. Close is idempotent.
+// Close stops every sink, within about a second even while a sink has a
+// backlog or its broker is slow: each stops reading and producing at once;
+// the records in flight (with exactly_once, the open transaction) get one
+// second to be acknowledged (committed), then the cursor is saved for
+// what was acknowledged; a transaction that cannot commit by then is
+// aborted, or left to the next session's fencing. Records not
+// acknowledged are published again by the next Start. Close is
+// idempotent.
 func (m *Manager) Close() error {
 	m.once.Do(func() {
 		close(m.stop)

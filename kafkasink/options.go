@@ -19,13 +19,32 @@ type Options struct {
 	// Logger receives the sinks' structured logs, each with a "sink"
 	// attribute. Default slog.Default().
 	Logger *slog.Logger
-	// BatchRecords is the most records a sink produces before it waits for
-	// their acknowledgements and saves its cursor (one fsync per batch).
-	// Default 1000.
+	// BatchRecords is the most records a sink reads from the stream at
+	// once and produces as one batch; it takes what the stream has
+	// without waiting to fill a batch. At least once, the following
+	// batches are produced while earlier ones await their
+	// acknowledgements (at most about 2×BatchRecords records in flight).
+	// With exactly_once it is also the most records of one transaction.
+	// Default 10,000.
 	BatchRecords int
-	// RetryBudget is how long one batch may keep failing (the client
-	// retrying it) before the sink closes its Kafka client, reports
-	// "failing" and restarts from its durable cursor. It also bounds the
+	// CursorInterval is how often, at most, a publishing sink saves its
+	// durable cursor (an atomic file write with fsyncs) to the end of the
+	// records acknowledged so far: the cursor may trail the acknowledged
+	// records by this much (plus one save), which is what a crash
+	// publishes again. Default 200ms.
+	CursorInterval time.Duration
+	// TxnMaxAge is, with exactly_once, how long a transaction gathers
+	// records before it commits (it commits earlier when it holds
+	// BatchRecords records or when the stream has nothing more to give
+	// within a few milliseconds). read_committed consumers see records
+	// only once their transaction commits. Default 100ms.
+	TxnMaxAge time.Duration
+	// RetryBudget is how long the oldest batch in flight may stay
+	// unacknowledged after the batch before it was (the client retrying
+	// it), and with exactly_once how long a transaction may wait for its
+	// records' acknowledgements and for its commit, before the sink closes
+	// its Kafka client, reports "failing" and restarts from its durable
+	// cursor. It also bounds the
 	// topic check and, with exactly_once, the fencing and the read of the
 	// progress topic at a restart. At least 1s (the Kafka client's least
 	// record timeout). Default 30s.
@@ -53,7 +72,13 @@ func (o *Options) EnsureDefaults() {
 		o.Logger = slog.Default()
 	}
 	if o.BatchRecords == 0 {
-		o.BatchRecords = 1000
+		o.BatchRecords = 10_000
+	}
+	if o.CursorInterval == 0 {
+		o.CursorInterval = 200 * time.Millisecond
+	}
+	if o.TxnMaxAge == 0 {
+		o.TxnMaxAge = 100 * time.Millisecond
 	}
 	if o.RetryBudget == 0 {
 		o.RetryBudget = 30 * time.Second
@@ -71,8 +96,8 @@ func (o *Options) EnsureDefaults() {
 
 // Validate reports options that cannot work.
 func (o *Options) Validate() error {
-	if o.BatchRecords < 0 || o.RetryBudget < 0 || o.Reconcile < 0 || o.MaxBackoff < 0 {
-		return fmt.Errorf("kafkasink: BatchRecords, RetryBudget, Reconcile and MaxBackoff must not be negative (0 means the default)")
+	if o.BatchRecords < 0 || o.CursorInterval < 0 || o.TxnMaxAge < 0 || o.RetryBudget < 0 || o.Reconcile < 0 || o.MaxBackoff < 0 {
+		return fmt.Errorf("kafkasink: BatchRecords, CursorInterval, TxnMaxAge, RetryBudget, Reconcile and MaxBackoff must not be negative (0 means the default)")
 	}
 	if o.RetryBudget != 0 && o.RetryBudget < time.Second {
 		return fmt.Errorf("kafkasink: RetryBudget %s is too short: use at least 1s (the Kafka client's least record timeout)", o.RetryBudget)

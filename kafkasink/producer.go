@@ -2,8 +2,8 @@ package kafkasink
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -15,17 +15,16 @@ import (
 // producer is one session's Kafka client: idempotent, or transactional
 // with exactly_once.
 type producer struct {
-	s    *sink
-	cl   *kgo.Client
-	txn  bool
-	recs []*kgo.Record // the batch's records, reused
+	s        *sink
+	cl       *kgo.Client
+	txn      bool
+	sizeHint int // bytes per record of the last batch
 }
 
 // connect opens a client and makes sure the sink's topics exist.
 func (s *sink) connect() (*producer, error) {
 	extra := []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordDeliveryTimeout(s.m.opts.RetryBudget),
 		kgo.MaxBufferedRecords(max(10_000, 2*s.m.opts.BatchRecords+1)),
 	}
 	if s.cfg.ExactlyOnce {
@@ -101,23 +100,142 @@ func (p *producer) start() (engine.StreamOffset, error) {
 
 const msgResumeProgress = "resuming after the progress committed to Kafka, past the local cursor"
 
-// publish produces a batch and returns once the broker acknowledged
-// every record: in one transaction with the progress record next, with
-// exactly_once.
-func (p *producer) publish(batch []engine.OutputRecord, next engine.StreamOffset) error {
-	recs := p.records(batch)
-	if !p.txn {
-		return p.produce(recs)
+// read produces the stream, at least once: each Next's records are a
+// batch, produced without waiting for the acknowledgements of the earlier
+// ones (the client blocks once it buffers MaxBufferedRecords). It returns
+// once the pipeline stops (a record failed, the sink is closed) or the
+// stream fails.
+func (p *producer) read(st *engine.OutputStream, pl *pipeline) error {
+	var recs []engine.OutputRecord
+	var err error
+	for !pl.stopped() {
+		recs, err = st.Next(pl.ctx, recs, p.s.m.opts.BatchRecords, idleWait)
+		if pl.stopped() {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			pl.skip(st.Position())
+			continue
+		}
+		krecs := p.records(recs)
+		b := pl.begin(recs[0].IngestTime, st.Position())
+		b.add(len(krecs))
+		p.produce(pl, b, krecs)
+		b.seal(nil)
 	}
-	if err := p.cl.BeginTransaction(); err != nil {
+	return nil
+}
+
+// produce produces recs as part of b, stopping at once if the pipeline
+// stops: the records not produced fail the batch.
+func (p *producer) produce(pl *pipeline, b *batch, recs []kgo.Record) {
+	for i := range recs {
+		if pl.stopped() {
+			b.settle(len(recs)-i, errStopped)
+			return
+		}
+		p.cl.Produce(pl.produceCtx, &recs[i], b.promise)
+	}
+}
+
+// errStopped fails the records a stopped session did not produce.
+var errStopped = errors.New("kafkasink: the session stopped before producing the record")
+
+// readTxns produces the stream, exactly once: a transaction gathers the
+// records of successive Nexts, produced as they come, until it holds
+// BatchRecords records, is TxnMaxAge old, or the stream has nothing more
+// within txnIdle; it then commits with the progress record of the
+// position after them. The pipeline's acker saves the cursor after the
+// commit.
+func (p *producer) readTxns(st *engine.OutputStream, pl *pipeline) error {
+	s, o := p.s, p.s.m.opts
+	var (
+		recs []engine.OutputRecord
+		err  error
+		txn  *batch // in the pipeline until committed; nil when none is open
+		acks *batch // the acknowledgements of its records
+		n    int
+		ends time.Time
+	)
+	end := func(err error) error {
+		if txn == nil {
+			return err
+		}
+		if err == nil {
+			err = p.commit(acks, n, st.Position())
+		} else {
+			acks.seal(nil)
+			p.abort()
+		}
+		txn.commit(n, st.Position(), err)
+		txn, acks, n = nil, nil, 0
 		return err
 	}
-	recs = append(recs, progressRecord(p.s.cfg.ID, p.s.cfg.Topic, next))
-	if err := p.produce(recs); err != nil {
+	for {
+		if pl.stopped() {
+			if s.ctx.Err() != nil {
+				return end(nil) // closed: commit what the open transaction holds, within closeGrace
+			}
+			return end(errStopped)
+		}
+		want, wait := o.BatchRecords, idleWait
+		if txn != nil {
+			left := time.Until(ends)
+			if n >= o.BatchRecords || left <= 0 {
+				if err := end(nil); err != nil {
+					return err
+				}
+				continue
+			}
+			want, wait = o.BatchRecords-n, min(left, txnIdle)
+		}
+		recs, err = st.Next(pl.ctx, recs, want, wait)
+		if pl.stopped() {
+			continue
+		}
+		if err != nil {
+			return end(err)
+		}
+		if len(recs) == 0 {
+			if txn != nil {
+				if err := end(nil); err != nil {
+					return err
+				}
+			} else {
+				pl.skip(st.Position())
+			}
+			continue
+		}
+		if txn == nil {
+			if err := p.cl.BeginTransaction(); err != nil {
+				return err
+			}
+			txn, acks, ends = pl.begin(recs[0].IngestTime, engine.StreamOffset{}), newBatch(pl), time.Now().Add(o.TxnMaxAge)
+		}
+		krecs := p.records(recs)
+		acks.add(len(krecs))
+		n += len(krecs)
+		p.produce(pl, acks, krecs)
+	}
+}
+
+// commit writes the progress record next into the open transaction,
+// waits for every record of it to be acknowledged and commits it. The
+// acknowledgements get RetryBudget, the commit too; once the sink is
+// closed, both get what is left of closeGrace.
+func (p *producer) commit(acks *batch, n int, next engine.StreamOffset) error {
+	s := p.s
+	acks.add(1)
+	p.cl.Produce(s.grace, progressRecord(s.cfg.ID, s.cfg.Topic, next), acks.promise)
+	acks.seal(nil)
+	if err := p.await(acks, n+1); err != nil {
 		p.abort()
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.s.m.opts.RetryBudget) // not ended by close: a commit cut short has an unknown outcome
+	ctx, cancel := context.WithTimeout(s.grace, s.m.opts.RetryBudget) // not ended by close at once: a commit cut short has an unknown outcome
 	defer cancel()
 	if err := p.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		p.abort()
@@ -126,10 +244,30 @@ func (p *producer) publish(batch []engine.OutputRecord, next engine.StreamOffset
 	return nil
 }
 
+// await waits for the n records of b to be settled, for at most
+// RetryBudget, or, once the sink is closed, what is left of closeGrace.
+func (p *producer) await(b *batch, n int) error {
+	s := p.s
+	t := time.NewTimer(s.m.opts.RetryBudget)
+	defer t.Stop()
+	select {
+	case <-b.done:
+	case <-t.C:
+		return s.budgetError(n, b.errSeq)
+	case <-s.grace.Done():
+		return s.ctx.Err()
+	}
+	if err := b.result(); err != nil {
+		return b.pl.failure(err)
+	}
+	return nil
+}
+
 // abort ends the open transaction, best effort: if it fails, the next
-// session's fencing aborts it.
+// session's fencing aborts it. Once the sink is closed it gets what is
+// left of closeGrace.
 func (p *producer) abort() {
-	ctx, cancel := context.WithTimeout(context.Background(), min(p.s.m.opts.RetryBudget, 5*time.Second))
+	ctx, cancel := context.WithTimeout(p.s.grace, min(p.s.m.opts.RetryBudget, 5*time.Second))
 	defer cancel()
 	err := p.cl.AbortBufferedRecords(ctx)
 	if err == nil {
@@ -142,10 +280,11 @@ func (p *producer) abort() {
 
 // records builds the Kafka records of a batch: key the entity keys,
 // value the output record, both as JSON.
-func (p *producer) records(batch []engine.OutputRecord) []*kgo.Record {
+func (p *producer) records(batch []engine.OutputRecord) []kgo.Record {
 	// One allocation for the batch's bytes, sliced once it stops
-	// growing; the client holds them until acknowledged.
-	var data []byte
+	// growing, and one for its records; the client holds them until
+	// acknowledged.
+	data := make([]byte, 0, p.sizeHint*len(batch)+len(batch)*64)
 	ends := make([][2]int, len(batch))
 	for i := range batch {
 		data = batch[i].AppendKeyJSON(data)
@@ -153,73 +292,23 @@ func (p *producer) records(batch []engine.OutputRecord) []*kgo.Record {
 		data = batch[i].AppendJSON(data)
 		ends[i][1] = len(data)
 	}
-	p.recs = p.recs[:0]
+	p.sizeHint = len(data) / len(batch)
+	recs := make([]kgo.Record, len(batch))
 	from := 0
-	for _, e := range ends {
-		p.recs = append(p.recs, &kgo.Record{Topic: p.s.cfg.Topic, Key: data[from:e[0]:e[0]], Value: data[e[0]:e[1]:e[1]]})
+	for i, e := range ends {
+		recs[i] = kgo.Record{Topic: p.s.cfg.Topic, Key: data[from:e[0]:e[0]], Value: data[e[0]:e[1]:e[1]]}
 		from = e[1]
 	}
-	return p.recs
+	return recs
 }
 
-// produce produces recs and waits for every acknowledgement, for at most
-// RetryBudget. When the sink is closed meanwhile, the batch gets a grace
-// of min(RetryBudget, 5s) to finish, so a clean stop leaves nothing to
-// publish twice.
-func (p *producer) produce(recs []*kgo.Record) error {
-	budget := p.s.m.opts.RetryBudget
-	errsBefore := p.s.errSeq()
-	var (
-		mu    sync.Mutex
-		first error
-		left  = len(recs)
-		done  = make(chan struct{})
-	)
-	promise := func(_ *kgo.Record, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil && first == nil {
-			first = err
-		}
-		if left--; left == 0 {
-			close(done)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), budget)
-	defer cancel()
-	for _, r := range recs {
-		p.cl.Produce(ctx, r, promise)
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return p.budgetError(len(recs), errsBefore)
-	case <-p.s.ctx.Done():
-		t := time.NewTimer(min(budget, 5*time.Second))
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return p.budgetError(len(recs), errsBefore)
-		case <-t.C:
-			return p.s.ctx.Err()
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if first != nil {
-		return fmt.Errorf("producing to topic %s: %w", p.s.cfg.Topic, first)
-	}
-	return nil
-}
-
-// budgetError says a batch ran out of its retry budget, with the last
+// budgetError says records ran out of their retry budget, with the last
 // error the client met meanwhile (a refused connection, say), if any.
-func (p *producer) budgetError(n int, errsBefore uint64) error {
-	err := fmt.Errorf("%w: %d records to topic %s still unacknowledged after %s", ErrRetryBudget, n, p.s.cfg.Topic, p.s.m.opts.RetryBudget)
-	p.s.mu.Lock()
-	last, seq := p.s.mu.lastErr, p.s.mu.errSeq
-	p.s.mu.Unlock()
+func (s *sink) budgetError(n int, errsBefore uint64) error {
+	err := fmt.Errorf("%w: %d records to topic %s still unacknowledged after %s", ErrRetryBudget, n, s.cfg.Topic, s.m.opts.RetryBudget)
+	s.mu.Lock()
+	last, seq := s.mu.lastErr, s.mu.errSeq
+	s.mu.Unlock()
 	if seq != errsBefore {
 		err = fmt.Errorf("%w; last client error: %s", err, last)
 	}

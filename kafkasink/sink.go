@@ -22,7 +22,10 @@ type sink struct {
 	log    *slog.Logger
 	ctx    context.Context // canceled by close
 	cancel context.CancelFunc
-	done   chan struct{} // closed when run returns
+	// grace ends closeGrace after ctx: what is in flight when the sink is
+	// closed (acks, a commit, an abort) gets until then.
+	grace context.Context
+	done  chan struct{} // closed when run returns
 
 	published atomic.Int64 // records acknowledged
 	errs      atomic.Int64 // failed attempts
@@ -45,6 +48,9 @@ type sink struct {
 func startSink(m *Manager, c engine.SinkConfig) *sink {
 	s := &sink{m: m, cfg: c, log: m.opts.Logger.With("sink", c.ID), done: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	var endGrace context.CancelFunc
+	s.grace, endGrace = context.WithCancel(context.Background())
+	context.AfterFunc(s.ctx, func() { time.AfterFunc(closeGrace, endGrace) })
 	s.mu.maxLag, s.mu.state = c.MaxLag, StateStarting
 	if off, err := m.db.SinkCursor(c.ID); err == nil {
 		s.mu.cursor = off
@@ -133,12 +139,23 @@ func (s *sink) pending(t time.Time) {
 	}
 }
 
-// acked records a published batch and the cursor saved after it.
-func (s *sink) acked(n int, cursor engine.StreamOffset) {
+// acked records a batch of n records acknowledged (or, n 0, a stretch
+// of the stream with nothing to publish); oldest is the log time of the
+// oldest record still pending, zero if none.
+func (s *sink) acked(n int, oldest time.Time) {
 	s.published.Add(int64(n))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mu.state, s.mu.oldest, s.mu.cursor = StateRunning, time.Time{}, cursor
+	s.mu.state, s.mu.oldest = StateRunning, oldest
+}
+
+// saved records the durable cursor saved.
+func (s *sink) saved(cursor engine.StreamOffset) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.cursor.Less(cursor) {
+		s.mu.cursor = cursor
+	}
 }
 
 // caughtUp records that the stream has nothing more to publish.
@@ -202,37 +219,36 @@ func (s *sink) session() (progressed bool, err error) {
 		return false, err
 	}
 	defer st.Close()
-	var batch []engine.OutputRecord
-	for {
-		batch, err = st.Next(s.ctx, batch, s.m.opts.BatchRecords, idleWait)
-		if err != nil {
-			return progressed, err
-		}
-		next := st.Position()
-		if len(batch) == 0 {
-			// Nothing to publish: move the cursor over the entries of
-			// other views, so it does not hold the log for nothing.
-			if err := db.SaveSinkCursor(s.cfg.ID, next); err != nil {
-				return progressed, err
-			}
-			s.caughtUp(next)
-			continue
-		}
-		s.pending(batch[0].IngestTime)
-		if err := p.publish(batch, next); err != nil {
-			return progressed, err
-		}
-		if err := db.SaveSinkCursor(s.cfg.ID, next); err != nil {
-			return progressed, fmt.Errorf("saving the cursor after a published batch: %w", err)
-		}
-		progressed = true
-		s.acked(len(batch), next)
+	var abandon func()
+	if !p.txn {
+		abandon = p.cl.UnsafeAbortBufferedRecords
 	}
+	pl := newPipeline(s, !p.txn, abandon)
+	var rerr error
+	if p.txn {
+		rerr = p.readTxns(st, pl)
+	} else {
+		rerr = p.read(st, pl)
+	}
+	aerr := pl.finish()
+	progressed = pl.acked.Load() > 0
+	switch {
+	case rerr != nil && aerr != nil:
+		return progressed, fmt.Errorf("%w (and %w)", rerr, aerr)
+	case rerr != nil:
+		return progressed, rerr
+	}
+	return progressed, aerr
 }
 
 // idleWait is how long Next waits for records before the sink counts
-// itself caught up.
+// itself caught up. Next returns as soon as it has any record: a batch
+// is whatever the stream holds, up to BatchRecords.
 const idleWait = 500 * time.Millisecond
+
+// txnIdle is how long, with exactly_once, an open transaction waits for
+// more records before it commits.
+const txnIdle = 2 * time.Millisecond
 
 // peek reads the first record waiting at the cursor, so a sink that
 // cannot publish at all still reports its lag.

@@ -50,8 +50,10 @@ type readScratch struct {
 	body []State // one range state per plan state, for the hot tier
 	key  []byte
 	val  []byte
-	// logged holds ReadLogged's merged events, reused.
+	// logged holds ReadLogged's merged events, own its copy of the
+	// store's events of the key; both reused.
 	logged []*rawEvent
+	own    []rawEvent
 }
 
 // coverHot merges the tile-aligned range [a, b) of aggregator ai into acc

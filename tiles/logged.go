@@ -29,24 +29,35 @@ func (s *Store) ReadLogged(key string, t int64, upTo Order, out []schema.Value, 
 	}
 	sc := s.reads.Get().(*readScratch)
 	defer s.reads.Put(sc)
-	var lists [][]rawEvent
-	if own {
-		sh := s.shard(key)
-		sh.mu.RLock()
-		defer sh.mu.RUnlock()
-		if ks := sh.keys[key]; ks != nil {
-			lists = append(lists, ks.raw)
-		}
-	}
-	for _, x := range extra {
-		if x != nil {
-			lists = append(lists, x.ks.raw)
-		}
-	}
 	lo, hi, any := int64(math.MaxInt64), int64(math.MinInt64), false
 	for _, g := range s.groups {
 		if a, b, ok := bounds(g.window, t, 0); ok {
 			lo, hi, any = min(lo, a), max(hi, b), true
+		}
+	}
+	if !any {
+		lo, hi = 0, 0
+	}
+	var lists [][]rawEvent
+	if own {
+		// Copy the store's events of [lo, hi) out under the shard lock and
+		// read them after: ingest's Add waits for the lock, and an output
+		// stream reads every record it adds. Add may shift the events in
+		// place, so the copy is of the events, not the slice.
+		sc.own = sc.own[:0]
+		sh := s.shard(key)
+		sh.mu.RLock()
+		if ks := sh.keys[key]; ks != nil {
+			i := sort.Search(len(ks.raw), func(i int) bool { return ks.raw[i].o.TS >= lo })
+			j := i + sort.Search(len(ks.raw)-i, func(j int) bool { return ks.raw[i+j].o.TS >= hi })
+			sc.own = append(sc.own, ks.raw[i:j]...)
+		}
+		sh.mu.RUnlock()
+		lists = append(lists, sc.own)
+	}
+	for _, x := range extra {
+		if x != nil {
+			lists = append(lists, x.ks.raw)
 		}
 	}
 	evs := sc.logged[:0]
@@ -72,6 +83,7 @@ func (s *Store) ReadLogged(key string, t int64, upTo Order, out []schema.Value, 
 	}
 	clear(evs)
 	sc.logged = evs[:0]
+	clear(sc.own)
 }
 
 // mergeLogged appends to dst the events of lists (each sorted by Order)

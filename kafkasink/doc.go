@@ -50,10 +50,11 @@
 // their acknowledgements (about 2×BatchRecords records in flight at
 // most). The cursor only ever moves to the end of the longest prefix of
 // batches every record of which is acknowledged, and is saved (an atomic
-// file write with fsyncs) at most every CursorInterval (200ms) and when
-// the session ends: the durable cursor trails the acknowledged records by
-// at most the records acknowledged within the last CursorInterval and one
-// save. A record that
+// file write with fsyncs) every CursorInterval (200ms) while batches are
+// in flight, 20ms after the last save once none is, and when the session
+// ends: the durable cursor trails the acknowledged records by at most
+// the records acknowledged within the last CursorInterval and one save.
+// A record that
 // fails stops the session's producing at once (so no later record of its
 // partition is appended before it is); so does a batch still
 // unacknowledged RetryBudget after the batch before it was; the sink then

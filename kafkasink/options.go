@@ -27,11 +27,12 @@ type Options struct {
 	// With exactly_once it is also the most records of one transaction.
 	// Default 10,000.
 	BatchRecords int
-	// CursorInterval is how often, at most, a publishing sink saves its
+	// CursorInterval is how often a sink with batches in flight saves its
 	// durable cursor (an atomic file write with fsyncs) to the end of the
-	// records acknowledged so far: the cursor may trail the acknowledged
-	// records by this much (plus one save), which is what a crash
-	// publishes again. Default 200ms.
+	// records acknowledged so far (with none in flight, 20ms after the
+	// last save): the cursor may trail the acknowledged records by this
+	// much (plus one save), which is what a crash publishes again.
+	// Default 200ms.
 	CursorInterval time.Duration
 	// TxnMaxAge is, with exactly_once, how long a transaction gathers
 	// records before it commits (it commits earlier when it holds

@@ -182,12 +182,12 @@ func (pl *pipeline) fail(err error) {
 
 // failure returns the error of a failed batch: the first record's error
 // of the session, which may lie in a later batch (the records of
-// earlier ones failed with it).
+// earlier ones failed with it), else err.
 func (pl *pipeline) failure(err error) error {
 	if c := pl.cause.Load(); c != nil {
-		err = *c
+		return fmt.Errorf("producing to topic %s: %w", pl.s.cfg.Topic, *c)
 	}
-	return fmt.Errorf("producing to topic %s: %w", pl.s.cfg.Topic, err)
+	return err
 }
 
 // poison stops producing: a record failed, or the acker gave up.
@@ -286,7 +286,8 @@ func (pl *pipeline) run() {
 	var (
 		budget    = newStoppedTimer()
 		saveTimer = newStoppedTimer()
-		saveC     <-chan time.Time
+		saveC     <-chan time.Time // saveTimer's, when it runs: it fires at saveAt
+		saveAt    time.Time
 		graceC    <-chan struct{}
 		closing   = s.ctx.Done()
 		finished  = (<-chan struct{})(pl.finished)
@@ -378,18 +379,29 @@ func (pl *pipeline) run() {
 			pl.pop(b)
 			pl.acked.Add(int64(b.records()))
 			acked = b.next
-			if wait := s.m.opts.CursorInterval - time.Since(lastSave); wait <= 0 {
+			// Save every CursorInterval while batches are in flight, and
+			// soon (idleSave) once none is: a sink that keeps up saves
+			// its cursor shortly after each burst of records.
+			every := s.m.opts.CursorInterval
+			if pl.head() == nil {
+				every = min(every, idleSave)
+			}
+			if wait := every - time.Since(lastSave); wait <= 0 {
 				if err := save(); err != nil {
 					pl.poison()
 					return err
 				}
-			} else if saveC == nil {
+			} else if at := time.Now().Add(wait); saveC == nil || at.Before(saveAt) {
 				saveTimer.Reset(wait)
-				saveC = saveTimer.C
+				saveC, saveAt = saveTimer.C, at
 			}
 		}
 	}()
 }
+
+// idleSave is how soon after the last save a sink with nothing in flight
+// saves its cursor.
+const idleSave = 20 * time.Millisecond
 
 // newStoppedTimer returns a timer that has not started.
 func newStoppedTimer() *time.Timer {

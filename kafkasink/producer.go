@@ -141,8 +141,9 @@ func (p *producer) produce(pl *pipeline, b *batch, recs []kgo.Record) {
 	}
 }
 
-// errStopped fails the records a stopped session did not produce.
-var errStopped = errors.New("kafkasink: the session stopped before producing the record")
+// errStopped fails the records a stopped session did not produce; the
+// reader returns it when the pipeline holds the reason it stopped.
+var errStopped = errors.New("kafkasink: the session stopped")
 
 // readTxns produces the stream, exactly once: a transaction gathers the
 // records of successive Nexts, produced as they come, until it holds
@@ -160,6 +161,9 @@ func (p *producer) readTxns(st *engine.OutputStream, pl *pipeline) error {
 		n    int
 		ends time.Time
 	)
+	// end commits the open transaction, or aborts it if err is not nil;
+	// a failure goes to the pipeline's acker, which ends the session
+	// with it: end then returns errStopped.
 	end := func(err error) error {
 		if txn == nil {
 			return err
@@ -172,7 +176,10 @@ func (p *producer) readTxns(st *engine.OutputStream, pl *pipeline) error {
 		}
 		txn.commit(n, st.Position(), err)
 		txn, acks, n = nil, nil, 0
-		return err
+		if err != nil {
+			return errStopped
+		}
+		return nil
 	}
 	for {
 		if pl.stopped() {
@@ -258,7 +265,7 @@ func (p *producer) await(b *batch, n int) error {
 		return s.ctx.Err()
 	}
 	if err := b.result(); err != nil {
-		return b.pl.failure(err)
+		return b.pl.failure(fmt.Errorf("producing to topic %s: %w", s.cfg.Topic, err))
 	}
 	return nil
 }

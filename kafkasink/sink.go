@@ -2,6 +2,7 @@ package kafkasink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -233,12 +234,12 @@ func (s *sink) session() (progressed bool, err error) {
 	aerr := pl.finish()
 	progressed = pl.acked.Load() > 0
 	switch {
-	case rerr != nil && aerr != nil:
-		return progressed, fmt.Errorf("%w (and %w)", rerr, aerr)
-	case rerr != nil:
+	case rerr == nil || errors.Is(rerr, errStopped):
+		return progressed, aerr
+	case aerr == nil:
 		return progressed, rerr
 	}
-	return progressed, aerr
+	return progressed, fmt.Errorf("%w (and %w)", rerr, aerr)
 }
 
 // idleWait is how long Next waits for records before the sink counts

@@ -50,6 +50,21 @@
 //	RunStream                HTTP batch ingest with SSE or Kafka consumers vs none; 200-to-receipt
 //	                         latency; a catch-up from earliest over 20M logged events, HTTP vs in-process
 //
+// The point-in-time join workload of issue 14 (pitjoin.go, `featurelog
+// bench pitjoin`) runs the real CLI as a user would: PreparePITJoin
+// generates 20M events over 1M keys (uniform, Zipf or a few hot keys) in
+// random event-time order as a parquet file, and a 1M-row parquet spine,
+// and loads the events into a fresh `featurelog serve` over HTTP /ingest
+// (1000 records a request, 4 clients, fsync on), both cached; then
+// RunPITJoinCLI times `featurelog historical --spine spine.parquet --out
+// training.parquet` in a fresh process, with its CPU and peak RSS from
+// rusage. The module bench/peers (its own go.mod, so the product never
+// depends on DuckDB) runs DuckDB's ASOF and RANGE-window joins on the same
+// files in the same run, compares every output column row by row, and
+// reports the ratio: `cd bench/peers && go run . --dir /tmp/fbench`.
+//
+//	RunPITJoin               HTTP load in random time order; fresh-process spine join, CPU and peak RSS
+//
 // # Method
 //
 // HTTP benchmarks run the server under test in a process of its own,

@@ -32,7 +32,7 @@ func benchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (in-process benchmarks and the HTTP client) to FILE")
 	cmd.Flags().StringVar(&serverProfiles, "server-cpuprofile-dir", "", "write a CPU profile of every server process to DIR/<benchmark>-<server>.prof")
 	cmd.AddCommand(benchServerCmd(), benchHistoricalCmd(), benchHistoricalChildCmd(), benchOverloadCmd(), benchSlowlorisCmd(), benchJobsCmd(), benchDeleteCmd(),
-		benchStreamCmd(), benchStreamServerCmd())
+		benchStreamCmd(), benchStreamServerCmd(), benchPITJoinCmd())
 	return cmd
 }
 
@@ -339,4 +339,46 @@ func benchStreamServerCmd() *cobra.Command {
 			return bench.StreamServeMain(args)
 		},
 	}
+}
+
+// benchPITJoinCmd runs issue 14's point-in-time join workload through the
+// CLI as a user would (bench.RunPITJoin); bench/peers runs DuckDB on the
+// same files in the same run.
+func benchPITJoinCmd() *cobra.Command {
+	var cfg bench.PITJoinConfig
+	cmd := &cobra.Command{
+		Use:   "pitjoin",
+		Short: "Point-in-time join workload: load 20M events over HTTP in random time order, then featurelog historical on a 1M-row parquet spine in a fresh process",
+		Long: "Generates (once, cached under --dir) 20M events {user_id, ts, amount} over 1M keys in random\n" +
+			"event-time order as a parquet file and a 1M-row parquet spine; loads the events into a fresh\n" +
+			"`featurelog serve` over HTTP /ingest (1000 records a request, 4 clients, fsync on), and runs\n" +
+			"`featurelog historical --spine spine.parquet --out training.parquet` in a fresh process, timing it\n" +
+			"and reading its peak RSS from the kernel. The DuckDB comparison on the same files is the separate\n" +
+			"module bench/peers: cd bench/peers && go run . (see its doc).",
+		Example: "  featurelog bench pitjoin --dir /tmp/fbench\n" +
+			"  featurelog bench pitjoin --dir /tmp/fbench --dist zipf --events 2000000 --keys 100000 --spine-rows 100000",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			cfg.Featurelog, cfg.Progress = []string{self}, os.Stderr
+			rows, _, _, err := bench.RunPITJoin(cfg)
+			return writeRows(rows, err)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.CacheDir, "dir", "", "where the generated files and the loaded data directory are cached (default the system temp dir)")
+	f.IntVar(&cfg.Events, "events", 20_000_000, "events")
+	f.IntVar(&cfg.Keys, "keys", 1_000_000, "users")
+	f.IntVar(&cfg.SpineRows, "spine-rows", 1_000_000, "spine rows")
+	f.DurationVar(&cfg.Span, "span", 30*24*time.Hour, "event-time range (ending 2025-06-01)")
+	f.StringVar(&cfg.Dist, "dist", bench.DistUniform, "key distribution: uniform, zipf (s=1.1) or hot (10 keys take 20% of the events)")
+	f.IntVar(&cfg.Clients, "clients", 4, "loading clients")
+	f.IntVar(&cfg.BatchSize, "batch", 1000, "records per /ingest request")
+	f.IntVar(&cfg.JoinRuns, "join-runs", 1, "fresh processes running the join")
+	f.BoolVar(&cfg.Rebuild, "rebuild", false, "generate the files again, and reload")
+	f.BoolVar(&cfg.Reload, "reload", false, "load the events again (keeps the files)")
+	return cmd
 }

@@ -11,17 +11,60 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 )
 
 func main() {
-	if err := newRoot().Execute(); err != nil {
+	stop, err := startProfiles()
+	if err == nil {
+		err = newRoot().Execute()
+	}
+	if perr := stop(); err == nil {
+		err = perr
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "featurelog:", err)
 		os.Exit(1)
 	}
+}
+
+// startProfiles starts a CPU profile of the whole command when
+// FEATURELOG_CPUPROFILE names a file, and writes a heap profile at the
+// end when FEATURELOG_MEMPROFILE does: how to profile a command exactly as
+// a user runs it (e.g. featurelog historical in a fresh process).
+func startProfiles() (stop func() error, err error) {
+	stop = func() error { return nil }
+	if path := os.Getenv("FEATURELOG_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return stop, fmt.Errorf("FEATURELOG_CPUPROFILE: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return stop, fmt.Errorf("FEATURELOG_CPUPROFILE: %w", err)
+		}
+		stop = func() error {
+			pprof.StopCPUProfile()
+			return f.Close()
+		}
+	}
+	if path := os.Getenv("FEATURELOG_MEMPROFILE"); path != "" {
+		cpu := stop
+		stop = func() error {
+			err := cpu()
+			f, ferr := os.Create(path)
+			if ferr != nil {
+				return errors.Join(err, fmt.Errorf("FEATURELOG_MEMPROFILE: %w", ferr))
+			}
+			return errors.Join(err, pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+		}
+	}
+	return stop, nil
 }
 
 // newRoot builds the command tree. Commands print through cmd.OutOrStdout

@@ -1,0 +1,356 @@
+// Package main is the peer comparison of featurelog's benchmarks: the
+// point-in-time join workload of issue 14 (bench.PreparePITJoin) run by
+// featurelog and by DuckDB, on the same files, in the same run.
+//
+// It is a Go module of its own so that featurelog never depends on
+// DuckDB. From the repository root:
+//
+//	cd bench/peers && go run . --dir /tmp/fbench
+//
+// It builds the featurelog CLI from the repository (or takes --featurelog),
+// generates the workload's parquet files and loads the events into a
+// featurelog data directory over HTTP (cached under --dir), then, --runs
+// times: `featurelog historical --spine spine.parquet --out
+// training.parquet` in a fresh process, and DuckDB's two joins on the same
+// rows in this process (events and spine loaded into tables first, not
+// timed): an ASOF LEFT JOIN on s.ts > e.ts for the latest amount, and RANGE
+// window frames [T−W, T) over the union of events and spine for count and
+// sum over 1h and 24h. DuckDB then reads training.parquet and compares it,
+// row by row on row_id, with its own answers: every column must agree
+// exactly (amounts are quarters, so sums are exact in any order).
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/featurelog/featurelog/bench"
+)
+
+func main() {
+	var (
+		cfg        bench.PITJoinConfig
+		featurelog string
+		root       string
+		runs       int
+		threads    int
+	)
+	flag.StringVar(&cfg.CacheDir, "dir", "", "where the generated files and the loaded data directory are cached (default the system temp dir)")
+	flag.IntVar(&cfg.Events, "events", 20_000_000, "events")
+	flag.IntVar(&cfg.Keys, "keys", 1_000_000, "users")
+	flag.IntVar(&cfg.SpineRows, "spine-rows", 1_000_000, "spine rows")
+	flag.DurationVar(&cfg.Span, "span", 30*24*time.Hour, "event-time range")
+	flag.StringVar(&cfg.Dist, "dist", bench.DistUniform, "key distribution: uniform, zipf or hot")
+	flag.BoolVar(&cfg.Rebuild, "rebuild", false, "generate the files again, and reload")
+	flag.BoolVar(&cfg.Reload, "reload", false, "load the events again")
+	flag.StringVar(&featurelog, "featurelog", "", "featurelog binary (default: built from --root)")
+	flag.StringVar(&root, "root", "../..", "the featurelog repository, to build the binary from")
+	flag.IntVar(&runs, "runs", 1, "runs of each system, alternating")
+	flag.IntVar(&threads, "threads", 0, "DuckDB threads (0: its default, every core)")
+	flag.Parse()
+	cfg.Progress = os.Stderr
+	rows, err := run(cfg, featurelog, root, runs, threads)
+	if len(rows) > 0 {
+		if werr := bench.WriteTable(os.Stdout, rows); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "peers:", err)
+		os.Exit(1)
+	}
+}
+
+func run(cfg bench.PITJoinConfig, featurelog, root string, runs, threads int) ([]bench.Row, error) {
+	if featurelog == "" {
+		bin, err := buildFeaturelog(root)
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(filepath.Dir(bin))
+		featurelog = bin
+	}
+	cfg.Featurelog = []string{featurelog}
+	cfg.EnsureDefaults()
+	data, err := bench.PreparePITJoin(cfg)
+	if err != nil {
+		return nil, err
+	}
+	duck, err := openDuck(data, threads)
+	if err != nil {
+		return nil, err
+	}
+	defer duck.close()
+	var (
+		joins []*bench.PITJoin
+		ducks []duckRun
+	)
+	for i := range runs {
+		fmt.Fprintf(os.Stderr, "peers: run %d of %d: featurelog historical, fresh process\n", i+1, runs)
+		j, err := bench.RunPITJoinCLI(cfg.Featurelog, data, filepath.Join(data.Dir, "training.parquet"))
+		if err != nil {
+			return nil, err
+		}
+		joins = append(joins, j)
+		fmt.Fprintf(os.Stderr, "peers: run %d of %d: DuckDB ASOF and window joins\n", i+1, runs)
+		d, err := duck.joins()
+		if err != nil {
+			return nil, err
+		}
+		ducks = append(ducks, d)
+	}
+	fmt.Fprintf(os.Stderr, "peers: comparing training.parquet with DuckDB's answers\n")
+	cmp, err := duck.compare(joins[0].Out)
+	if err != nil {
+		return nil, err
+	}
+	return pitRows(&cfg, data, joins, ducks, duck, cmp), nil
+}
+
+// buildFeaturelog builds the CLI from the repository at root into a
+// temporary directory.
+func buildFeaturelog(root string) (string, error) {
+	dir, err := os.MkdirTemp("", "featurelog-peers-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "featurelog")
+	fmt.Fprintf(os.Stderr, "peers: building featurelog from %s\n", root)
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/featurelog")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("building featurelog in %s: %w", root, err)
+	}
+	return bin, nil
+}
+
+// duck is an in-memory DuckDB holding the workload's events and spine.
+type duck struct {
+	db      *sql.DB
+	conn    *sql.Conn
+	load    time.Duration
+	version string
+}
+
+type duckRun struct {
+	asof, windows time.Duration
+	cpu           time.Duration
+}
+
+func (r duckRun) total() time.Duration { return r.asof + r.windows }
+
+func openDuck(data *bench.PITJoinData, threads int) (*duck, error) {
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	conn, err := db.Conn(ctx) // one connection: the tables live in it
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	d := &duck{db: db, conn: conn}
+	stmts := []string{"SET TimeZone = 'UTC'"}
+	if threads > 0 {
+		stmts = append(stmts, fmt.Sprintf("SET threads = %d", threads))
+	}
+	stmts = append(stmts,
+		"CREATE TABLE events AS SELECT user_id, ts, amount FROM read_parquet("+quote(data.Events)+")",
+		"CREATE TABLE spine AS SELECT row_id, user_id, ts FROM read_parquet("+quote(data.Spine)+")")
+	fmt.Fprintf(os.Stderr, "peers: loading the events and the spine into DuckDB (not timed as a join)\n")
+	t0 := time.Now()
+	for _, s := range stmts {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			d.close()
+			return nil, fmt.Errorf("duckdb: %s: %w", s, err)
+		}
+	}
+	d.load = time.Since(t0)
+	if err := conn.QueryRowContext(ctx, "SELECT version()").Scan(&d.version); err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *duck) close() {
+	d.conn.Close()
+	d.db.Close()
+}
+
+// The two joins, as SQL users would write them.
+const (
+	duckASOF = `CREATE OR REPLACE TABLE duck_asof AS
+SELECT s.row_id, e.amount AS last_amount
+FROM spine s ASOF LEFT JOIN events e ON s.user_id = e.user_id AND s.ts > e.ts`
+	duckWindows = `CREATE OR REPLACE TABLE duck_win AS
+SELECT row_id, c1h, s1h, c24h, s24h FROM (
+  SELECT row_id,
+    count(amount) OVER w1 AS c1h, sum(amount) OVER w1 AS s1h,
+    count(amount) OVER w24 AS c24h, sum(amount) OVER w24 AS s24h
+  FROM (SELECT user_id, ts, amount, NULL::BIGINT AS row_id FROM events
+        UNION ALL
+        SELECT user_id, ts, NULL::DOUBLE AS amount, row_id FROM spine)
+  WINDOW
+    w1 AS (PARTITION BY user_id ORDER BY ts RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING),
+    w24 AS (PARTITION BY user_id ORDER BY ts RANGE BETWEEN INTERVAL 24 HOUR PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING))
+WHERE row_id IS NOT NULL`
+)
+
+// joins runs both joins, timing each, with this process's CPU.
+func (d *duck) joins() (duckRun, error) {
+	var r duckRun
+	ctx := context.Background()
+	c0 := cpuTime()
+	t0 := time.Now()
+	if _, err := d.conn.ExecContext(ctx, duckASOF); err != nil {
+		return r, fmt.Errorf("duckdb ASOF join: %w", err)
+	}
+	r.asof = time.Since(t0)
+	t1 := time.Now()
+	if _, err := d.conn.ExecContext(ctx, duckWindows); err != nil {
+		return r, fmt.Errorf("duckdb window join: %w", err)
+	}
+	r.windows = time.Since(t1)
+	r.cpu = cpuTime() - c0
+	return r, nil
+}
+
+// comparison counts the rows of training.parquet and, per column, those
+// that differ from DuckDB's answer.
+type comparison struct {
+	spine, out, matched int64
+	diffs               map[string]int64
+}
+
+// The output columns of featurelog historical and DuckDB's for each.
+var compared = [][2]string{
+	{"user_amounts.amount_count_1h_continuous", "w.c1h"},
+	{"user_amounts.amount_sum_1h_continuous", "w.s1h"},
+	{"user_amounts.amount_count_1d_continuous", "w.c24h"},
+	{"user_amounts.amount_sum_1d_continuous", "w.s24h"},
+	{"user_last.amount", "a.last_amount"},
+}
+
+func (d *duck) compare(out string) (*comparison, error) {
+	ctx := context.Background()
+	c := &comparison{diffs: map[string]int64{}}
+	var sel []string
+	for _, p := range compared {
+		sel = append(sel, fmt.Sprintf("count(*) FILTER (WHERE f.%q IS DISTINCT FROM %s)", p[0], p[1]))
+	}
+	q := fmt.Sprintf(`SELECT (SELECT count(*) FROM spine), (SELECT count(*) FROM read_parquet(%[1]s)), count(*), %[2]s
+FROM read_parquet(%[1]s) f JOIN duck_asof a USING (row_id) JOIN duck_win w USING (row_id)`, quote(out), strings.Join(sel, ", "))
+	dst := []any{&c.spine, &c.out, &c.matched}
+	diffs := make([]int64, len(compared))
+	for i := range diffs {
+		dst = append(dst, &diffs[i])
+	}
+	if err := d.conn.QueryRowContext(ctx, q).Scan(dst...); err != nil {
+		return nil, fmt.Errorf("duckdb comparing %s: %w", out, err)
+	}
+	for i, p := range compared {
+		c.diffs[p[0]] = diffs[i]
+	}
+	return c, nil
+}
+
+func (c *comparison) ok() bool {
+	if c.spine != c.out || c.out != c.matched {
+		return false
+	}
+	for _, n := range c.diffs {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *comparison) String() string {
+	var bad []string
+	for _, p := range compared {
+		if n := c.diffs[p[0]]; n != 0 {
+			bad = append(bad, fmt.Sprintf("%s: %d rows differ", p[0], n))
+		}
+	}
+	s := fmt.Sprintf("%d spine rows, %d output rows, %d matched on row_id", c.spine, c.out, c.matched)
+	if len(bad) == 0 {
+		return s + "; every column equal"
+	}
+	return s + "; " + strings.Join(bad, "; ")
+}
+
+func pitRows(cfg *bench.PITJoinConfig, data *bench.PITJoinData, joins []*bench.PITJoin, ducks []duckRun, d *duck, cmp *comparison) []bench.Row {
+	rows := bench.PITRows(cfg, data, joins)
+	j, k := joins[0], ducks[0]
+	var later []string
+	for i := 1; i < len(joins); i++ {
+		later = append(later, fmt.Sprintf("%s vs %s", secs(joins[i].Wall), secs(ducks[i].total())))
+	}
+	ratio := k.total().Seconds() / j.Wall.Seconds()
+	res := fmt.Sprintf("%s (CPU %s, peak RSS %s)", secs(j.Wall), secs(j.CPU), mb(j.PeakRSS))
+	if len(later) > 0 {
+		res += "; later runs " + strings.Join(later, ", ")
+	}
+	rows = append(rows,
+		bench.Row{
+			Benchmark: "pitjoin vs DuckDB " + d.version + ", same files, same run: featurelog historical (fresh process, parquet in and out) vs DuckDB ASOF + RANGE windows (tables loaded beforehand, " + secs(d.load) + ")",
+			Result:    res,
+			Baseline:  fmt.Sprintf("%s (ASOF %s + windows %s; CPU %s; process VmHWM %s)", secs(k.total()), secs(k.asof), secs(k.windows), secs(k.cpu), mb(vmHWM())),
+			Ratio:     fmt.Sprintf("%.2fx faster", ratio),
+			Target:    ">= 5x faster",
+			Verdict:   verdict(ratio >= 5),
+		},
+		bench.Row{
+			Benchmark: "pitjoin results agree with DuckDB (row by row on row_id, every column)",
+			Result:    cmp.String(), Baseline: "-", Ratio: "-", Target: "equal", Verdict: verdict(cmp.ok()),
+		})
+	return rows
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "FAIL"
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
+
+func mb(b int64) string { return fmt.Sprintf("%d MB", b/1_000_000) }
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// cpuTime is this process's user+system CPU so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// vmHWM is this process's peak RSS so far.
+func vmHWM() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024
+}
+
+var _ = errors.New

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/featurelog/featurelog/bench"
+)
+
+// featurelogBin is the CLI built once for the tests.
+var featurelogBin string
+
+func TestMain(m *testing.M) {
+	bin, err := buildFeaturelog("../..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	featurelogBin = bin
+	code := m.Run()
+	os.RemoveAll(filepath.Dir(bin))
+	os.Exit(code)
+}
+
+// TestAgreesWithDuckDB is a differential test of featurelog's
+// point-in-time join against DuckDB's ASOF and window joins, on small
+// workloads of every key distribution, loaded over HTTP in random time
+// order: every output column must equal DuckDB's, row by row.
+func TestAgreesWithDuckDB(t *testing.T) {
+	for _, dist := range []string{bench.DistUniform, bench.DistZipf, bench.DistHot} {
+		t.Run(dist, func(t *testing.T) {
+			cfg := bench.PITJoinConfig{Featurelog: []string{featurelogBin}, CacheDir: t.TempDir(), Events: 60_000,
+				Keys: 3_000, SpineRows: 6_000, Span: 3 * 24 * time.Hour, Dist: dist}
+			data, err := bench.PreparePITJoin(cfg)
+			require.NoError(t, err)
+			j, err := bench.RunPITJoinCLI(cfg.Featurelog, data, filepath.Join(t.TempDir(), "training.parquet"))
+			require.NoError(t, err)
+			d, err := openDuck(data, 0)
+			require.NoError(t, err)
+			defer d.close()
+			_, err = d.joins()
+			require.NoError(t, err)
+			cmp, err := d.compare(j.Out)
+			require.NoError(t, err)
+			require.True(t, cmp.ok(), "%s", cmp)
+			require.EqualValues(t, 6_000, cmp.matched)
+			// The windows are not all empty: the comparison compares values.
+			var nonEmpty int64
+			require.NoError(t, d.conn.QueryRowContext(t.Context(), "SELECT count(*) FROM duck_win WHERE c1h > 0").Scan(&nonEmpty))
+			require.Positive(t, nonEmpty)
+		})
+	}
+}
+
+// TestCompareFindsADifference changes one value of featurelog's output
+// and expects the comparison to name it.
+func TestCompareFindsADifference(t *testing.T) {
+	cfg := bench.PITJoinConfig{Featurelog: []string{featurelogBin}, CacheDir: t.TempDir(), Events: 20_000,
+		Keys: 1_000, SpineRows: 2_000, Span: 24 * time.Hour}
+	data, err := bench.PreparePITJoin(cfg)
+	require.NoError(t, err)
+	j, err := bench.RunPITJoinCLI(cfg.Featurelog, data, filepath.Join(t.TempDir(), "training.parquet"))
+	require.NoError(t, err)
+	d, err := openDuck(data, 0)
+	require.NoError(t, err)
+	defer d.close()
+	_, err = d.joins()
+	require.NoError(t, err)
+	bad := filepath.Join(t.TempDir(), "bad.parquet")
+	col := "user_amounts.amount_sum_1d_continuous"
+	_, err = d.conn.ExecContext(t.Context(), fmt.Sprintf(`COPY (SELECT * REPLACE (CASE WHEN row_id = 7 THEN coalesce(%[1]q, 0) + 0.25 ELSE %[1]q END AS %[1]q)
+		FROM read_parquet(%[2]s)) TO %[3]s (FORMAT parquet)`, col, quote(j.Out), quote(bad)))
+	require.NoError(t, err)
+	cmp, err := d.compare(bad)
+	require.NoError(t, err)
+	require.False(t, cmp.ok())
+	require.EqualValues(t, 1, cmp.diffs[col], "%s", cmp)
+	require.Contains(t, cmp.String(), col+": 1 rows differ")
+}

@@ -1,0 +1,740 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/featurelog/featurelog/internal/atomicfile"
+)
+
+// The point-in-time join workload of issue 14, measured as a user meets
+// it: events generated into a parquet file in random event-time order,
+// loaded into a fresh `featurelog serve` over HTTP /ingest (1000 records
+// a request, 4 clients, fsync on, flushes and merges included), then a
+// parquet spine joined by `featurelog historical --spine spine.parquet
+// --out training.parquet` in a fresh process, timed with its CPU and peak
+// RSS from the kernel (rusage). Everything runs the real CLI binary, so
+// the peer comparison (the bench/peers module, DuckDB on the same files)
+// measures the same program a user runs.
+const (
+	pitWorkspace = "pitbench"
+	pitService   = "pit"
+	pitMarker    = 1 // bump when the generated files or the load change
+)
+
+// pitRepo is the workload's repo: a continuous view with count and sum
+// over 1h and 24h, and an attribute view with the latest amount (no ttl),
+// in one service.
+const pitRepo = `workspace: pitbench
+
+entities:
+  - name: user
+    join_keys: [user_id]
+
+sources:
+  - name: events
+    schema:
+      - {name: user_id, type: String}
+      - {name: ts, type: Timestamp}
+      - {name: amount, type: Float64}
+
+feature_views:
+  - name: user_amounts
+    source: events
+    entities: [user]
+    timestamp_field: ts
+    features:
+      - aggregate: {input: amount, function: count, window: 1h}
+      - aggregate: {input: amount, function: sum, window: 1h}
+      - aggregate: {input: amount, function: count, window: 24h}
+      - aggregate: {input: amount, function: sum, window: 24h}
+
+  - name: user_last
+    source: events
+    entities: [user]
+    timestamp_field: ts
+    features:
+      - attribute: {name: amount}
+
+feature_services:
+  - name: pit
+    online_serving_enabled: true
+    features: [user_amounts, user_last]
+`
+
+// Key distributions of the workload.
+const (
+	DistUniform = "uniform" // every user equally likely
+	DistZipf    = "zipf"    // Zipf-skewed users (s = 1.1)
+	DistHot     = "hot"     // 10 users take 20% of the events, the rest uniform
+)
+
+// pitEnd is the end of the workload's time span (fixed, so cached files
+// stay valid; the attribute view has no ttl and the aggregate view applies
+// old records too, so the node accepts them whatever its clock says).
+var pitEnd = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+
+// PITJoinConfig configures the point-in-time join workload.
+type PITJoinConfig struct {
+	// Featurelog is the argv prefix that runs the featurelog CLI (the
+	// binary, e.g. {"/usr/local/bin/featurelog"}). Required.
+	Featurelog []string
+	// CacheDir keeps the generated files and the loaded data directory
+	// between runs, under a subdirectory named by the parameters. Default
+	// os.TempDir().
+	CacheDir string
+	// Events, Keys and SpineRows size the workload. Defaults 20,000,000,
+	// 1,000,000 and 1,000,000.
+	Events, Keys, SpineRows int
+	// Span is the event-time range, ending at pitEnd; times are uniform in
+	// it, to the microsecond. Default 30 days.
+	Span time.Duration
+	// Dist is the key distribution of events and spine rows: DistUniform
+	// (default), DistZipf or DistHot.
+	Dist string
+	// Clients and BatchSize shape the HTTP load. Defaults 4 and 1000.
+	Clients, BatchSize int
+	// Rebuild regenerates the files and reloads; Reload only reloads.
+	Rebuild, Reload bool
+	// JoinRuns is how many fresh processes run the join (the first is
+	// reported with the others listed). Default 1.
+	JoinRuns int
+	// Progress receives a line as each step starts. Default none.
+	Progress io.Writer
+}
+
+// EnsureDefaults fills in unset fields.
+func (c *PITJoinConfig) EnsureDefaults() {
+	if c.CacheDir == "" {
+		c.CacheDir = os.TempDir()
+	}
+	if c.Events == 0 {
+		c.Events = 20_000_000
+	}
+	if c.Keys == 0 {
+		c.Keys = 1_000_000
+	}
+	if c.SpineRows == 0 {
+		c.SpineRows = 1_000_000
+	}
+	if c.Span == 0 {
+		c.Span = 30 * 24 * time.Hour
+	}
+	if c.Dist == "" {
+		c.Dist = DistUniform
+	}
+	if c.Clients == 0 {
+		c.Clients = 4
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 1000
+	}
+	if c.JoinRuns == 0 {
+		c.JoinRuns = 1
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+}
+
+// Validate reports a configuration that cannot run.
+func (c *PITJoinConfig) Validate() error {
+	switch {
+	case len(c.Featurelog) == 0:
+		return errors.New("bench: PITJoinConfig.Featurelog is required: the argv prefix that runs the featurelog CLI")
+	case c.Events <= 0 || c.Keys <= 0 || c.SpineRows <= 0 || c.Clients <= 0 || c.BatchSize <= 0 || c.JoinRuns <= 0:
+		return errors.New("bench: PITJoinConfig: Events, Keys, SpineRows, Clients, BatchSize and JoinRuns must be positive")
+	case c.Span < time.Second:
+		return errors.New("bench: PITJoinConfig.Span must be at least 1s")
+	case c.Dist != DistUniform && c.Dist != DistZipf && c.Dist != DistHot:
+		return fmt.Errorf("bench: unknown key distribution %q; use %s, %s or %s", c.Dist, DistUniform, DistZipf, DistHot)
+	}
+	return nil
+}
+
+// PITJoinData is a prepared workload: its files and its loaded data
+// directory.
+type PITJoinData struct {
+	// Dir holds everything below.
+	Dir string
+	// Events and Spine are the parquet files; Repo the repo file; Data
+	// the loaded data directory (closed).
+	Events, Spine, Repo, Data string
+	// Load is what loading took (possibly in an earlier run, when
+	// LoadCached).
+	Load       PITLoad
+	LoadCached bool
+}
+
+// PITLoad is what loading the events over HTTP took.
+type PITLoad struct {
+	Format int `json:"format"`
+	Events int `json:"events"`
+	// Elapsed is from the first request to the last 200; Rate events/s
+	// over it; SlowestTenth the rate of the slowest tenth of the events.
+	Elapsed      time.Duration `json:"elapsed_ns"`
+	Rate         float64       `json:"rate"`
+	SlowestTenth float64       `json:"slowest_tenth_rate"`
+	// ServerCPU is the node's user+system CPU over its whole life (open,
+	// load, shutdown); ServerPeakRSS its VmHWM; Close the time from
+	// SIGTERM to exit.
+	ServerCPU     time.Duration `json:"server_cpu_ns"`
+	ServerPeakRSS int64         `json:"server_peak_rss"`
+	Close         time.Duration `json:"close_ns"`
+	// DataBytes is the data directory's size after the node stopped.
+	DataBytes int64     `json:"data_bytes"`
+	Built     time.Time `json:"built"`
+}
+
+// PITJoin is one fresh-process join.
+type PITJoin struct {
+	Wall, CPU time.Duration
+	PeakRSS   int64
+	Out       string
+}
+
+// pitName names the cache subdirectory of a configuration.
+func (c *PITJoinConfig) pitName() string {
+	span := c.Span.String()
+	if c.Span%(24*time.Hour) == 0 {
+		span = strconv.Itoa(int(c.Span/(24*time.Hour))) + "d"
+	}
+	return fmt.Sprintf("featurelog-bench-pitjoin-%s-events-%s-keys-%s-spine-%s-%s", fmtCount(c.Events), fmtCount(c.Keys),
+		fmtCount(c.SpineRows), span, c.Dist)
+}
+
+// PreparePITJoin generates the workload's files and loads its events into
+// a data directory, reusing what an earlier run left under CacheDir.
+func PreparePITJoin(cfg PITJoinConfig) (*PITJoinData, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d := &PITJoinData{Dir: filepath.Join(cfg.CacheDir, cfg.pitName())}
+	d.Events, d.Spine, d.Repo, d.Data = filepath.Join(d.Dir, "events.parquet"), filepath.Join(d.Dir, "spine.parquet"),
+		filepath.Join(d.Dir, "pitbench.yaml"), filepath.Join(d.Dir, "data")
+	filesMarker, loadMarker := filepath.Join(d.Dir, "files.json"), filepath.Join(d.Dir, "load.json")
+	if cfg.Rebuild {
+		if err := os.RemoveAll(d.Dir); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filesMarker); err != nil {
+		fmt.Fprintf(cfg.Progress, "bench: pitjoin: generating %s events and a %s-row spine (%s keys) under %s\n",
+			fmtCount(cfg.Events), fmtCount(cfg.SpineRows), cfg.Dist, d.Dir)
+		if err := os.Remove(loadMarker); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if err := writePITFiles(&cfg, d); err != nil {
+			return nil, err
+		}
+		if err := atomicfile.Write(filesMarker, []byte(`{"format":`+strconv.Itoa(pitMarker)+`}`), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.Reload {
+		if b, err := os.ReadFile(loadMarker); err == nil && json.Unmarshal(b, &d.Load) == nil && d.Load.Format == pitMarker {
+			d.LoadCached = true
+			fmt.Fprintf(cfg.Progress, "bench: pitjoin: reusing the data directory loaded %s (--reload to load it again)\n",
+				d.Load.Built.Format(time.RFC3339))
+			return d, nil
+		}
+	}
+	if err := os.Remove(loadMarker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.RemoveAll(d.Data); err != nil {
+		return nil, err
+	}
+	l, err := loadPIT(&cfg, d)
+	if err != nil {
+		return nil, err
+	}
+	l.Format, l.Built = pitMarker, time.Now().UTC()
+	d.Load = l
+	b, err := json.MarshalIndent(&l, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return d, atomicfile.Write(loadMarker, b, 0o644)
+}
+
+type pitEvent struct {
+	User   string    `parquet:"user_id"`
+	TS     time.Time `parquet:"ts,timestamp(microsecond)"`
+	Amount float64   `parquet:"amount"`
+}
+
+type pitSpineRow struct {
+	RowID int64     `parquet:"row_id"`
+	User  string    `parquet:"user_id"`
+	TS    time.Time `parquet:"ts,timestamp(microsecond)"`
+}
+
+// pitKeys draws users by the configured distribution.
+type pitKeys struct {
+	dist string
+	keys int
+	rng  *rand.Rand
+	zipf *rand.Zipf
+}
+
+func newPITKeys(cfg *PITJoinConfig, seed uint64) *pitKeys {
+	k := &pitKeys{dist: cfg.Dist, keys: cfg.Keys, rng: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))}
+	if cfg.Dist == DistZipf {
+		k.zipf = rand.NewZipf(k.rng, 1.1, 1, uint64(cfg.Keys-1))
+	}
+	return k
+}
+
+// next returns a user. Zipf ranks are scattered over the key space by a
+// multiplicative hash, so hot users are not neighbours in key order.
+func (k *pitKeys) next() string {
+	switch k.dist {
+	case DistZipf:
+		r := k.zipf.Uint64()
+		return histKey(int((r*0x9E3779B97F4A7C15 + 12345) % uint64(k.keys)))
+	case DistHot:
+		if k.rng.IntN(5) == 0 {
+			return histKey(k.rng.IntN(min(10, k.keys)) * max(k.keys/10, 1) % k.keys)
+		}
+	}
+	return histKey(k.rng.IntN(k.keys))
+}
+
+// time returns an instant uniform over the span, to the microsecond.
+func (k *pitKeys) time(start time.Time, spanUs int64) time.Time {
+	return start.Add(time.Duration(k.rng.Int64N(spanUs)) * time.Microsecond)
+}
+
+// writePITFiles writes the events (in random time order, amounts in
+// quarters so every sum is exact in float64 whatever the order of
+// addition) and the spine.
+func writePITFiles(cfg *PITJoinConfig, d *PITJoinData) error {
+	if err := os.WriteFile(d.Repo, []byte(pitRepo), 0o644); err != nil {
+		return err
+	}
+	start, spanUs := pitEnd.Add(-cfg.Span), int64(cfg.Span/time.Microsecond)
+	keys := newPITKeys(cfg, 1)
+	err := writeParquetRows(d.Events, cfg.Events, func(buf []pitEvent) {
+		for i := range buf {
+			buf[i] = pitEvent{User: keys.next(), TS: keys.time(start, spanUs), Amount: float64(1+keys.rng.IntN(400)) / 4}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	skeys := newPITKeys(cfg, 2)
+	var row int64
+	return writeParquetRows(d.Spine, cfg.SpineRows, func(buf []pitSpineRow) {
+		for i := range buf {
+			buf[i] = pitSpineRow{RowID: row, User: skeys.next(), TS: skeys.time(start, spanUs)}
+			row++
+		}
+	})
+}
+
+// writeParquetRows writes n rows to path, fill filling each chunk.
+func writeParquetRows[T any](path string, n int, fill func([]T)) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w := parquet.NewGenericWriter[T](bw, parquet.Compression(&parquet.Snappy))
+	buf := make([]T, 64<<10)
+	for done := 0; done < n && err == nil; {
+		c := min(len(buf), n-done)
+		fill(buf[:c])
+		_, err = w.Write(buf[:c])
+		done += c
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err != nil {
+		return fmt.Errorf("bench: writing %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// loadPIT starts `featurelog serve` on a fresh data directory and posts
+// the events file to /ingest, in file order.
+func loadPIT(cfg *PITJoinConfig, d *PITJoinData) (PITLoad, error) {
+	var l PITLoad
+	srv, err := startCLIServer(cfg.Featurelog, d.Data, d.Repo)
+	if err != nil {
+		return l, err
+	}
+	fmt.Fprintf(cfg.Progress, "bench: pitjoin: loading %s events over HTTP (%d clients × %d records/request) into %s\n",
+		fmtCount(cfg.Events), cfg.Clients, cfg.BatchSize, srv.url)
+	url := srv.url + "/ingest"
+	bodies := make(chan pitBody, 2*cfg.Clients)
+	free := make(chan []byte, 4*cfg.Clients)
+	var readErr error
+	go func() {
+		defer close(bodies)
+		readErr = encodePITBodies(d.Events, cfg.BatchSize, bodies, free)
+	}()
+	c := newClient(cfg.Clients)
+	defer c.close()
+	var (
+		done     atomic.Int64
+		firstErr error
+		errOnce  sync.Once
+		tenths   = make([]time.Duration, 10)
+		mu       sync.Mutex
+		t0       = time.Now()
+		lastMark = t0
+	)
+	step := int64(max(cfg.Events/10, 1))
+	var wg sync.WaitGroup
+	for w := range cfg.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for body := range bodies {
+				if _, err := c.post(w, url, body.b); err != nil {
+					errOnce.Do(func() { firstErr = err })
+				}
+				n := int64(body.n)
+				select {
+				case free <- body.b[:0]:
+				default:
+				}
+				if dn := done.Add(n); dn/step != (dn-n)/step {
+					mu.Lock()
+					now := time.Now()
+					if i := int(dn/step) - 1; i >= 0 && i < len(tenths) {
+						tenths[i] = now.Sub(lastMark)
+					}
+					lastMark = now
+					mu.Unlock()
+					fmt.Fprintf(cfg.Progress, "bench: pitjoin:   %d events (%s events/s)\n", dn, fmtRate(float64(dn)/now.Sub(t0).Seconds()))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	l.Elapsed = time.Since(t0)
+	if err := errors.Join(firstErr, readErr); err != nil {
+		srv.stop()
+		return l, fmt.Errorf("bench: pitjoin: loading: %w", err)
+	}
+	if got := done.Load(); got != int64(cfg.Events) {
+		srv.stop()
+		return l, fmt.Errorf("bench: pitjoin: loaded %d events of %d", got, cfg.Events)
+	}
+	l.Events, l.Rate = cfg.Events, float64(cfg.Events)/l.Elapsed.Seconds()
+	var slowest time.Duration
+	for _, t := range tenths {
+		slowest = max(slowest, t)
+	}
+	if slowest > 0 {
+		l.SlowestTenth = float64(step) / slowest.Seconds()
+	}
+	st, err := srv.stop()
+	if err != nil {
+		return l, err
+	}
+	l.ServerCPU, l.ServerPeakRSS, l.Close = st.cpu, st.peakRSS, st.wait
+	l.DataBytes, err = dirBytes(d.Data)
+	return l, err
+}
+
+// encodePITBodies reads the events file and sends /ingest bodies of n
+// records each, reusing the buffers that come back on free.
+func encodePITBodies(path string, n int, out chan<- pitBody, free <-chan []byte) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := parquet.NewGenericReader[pitEvent](f)
+	defer r.Close()
+	rows := make([]pitEvent, n)
+	for {
+		k, err := r.Read(rows)
+		if k > 0 {
+			var b []byte
+			select {
+			case b = <-free:
+			default:
+				b = make([]byte, 0, 96*n)
+			}
+			out <- pitBody{b: appendPITBody(b, rows[:k]), n: k}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// pitBody is an /ingest request body of n records.
+type pitBody struct {
+	b []byte
+	n int
+}
+
+// appendPITBody appends an /ingest request body for rows.
+func appendPITBody(b []byte, rows []pitEvent) []byte {
+	b = append(b, `{"workspace_name":"`+pitWorkspace+`","dry_run":false,"records":{"events":[`...)
+	for i := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"record":{"user_id":`...)
+		b = strconv.AppendQuote(b, rows[i].User)
+		b = append(b, `,"ts":"`...)
+		b = rows[i].TS.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+		b = append(b, `","amount":`...)
+		b = strconv.AppendFloat(b, rows[i].Amount, 'g', -1, 64)
+		b = append(b, "}}"...)
+	}
+	return append(b, "]}}"...)
+}
+
+// cliServer is a running `featurelog serve`.
+type cliServer struct {
+	cmd    *exec.Cmd
+	rss    *peakRSS
+	url    string
+	stderr *tailBuffer
+	done   chan error
+}
+
+type cliExit struct {
+	cpu     time.Duration
+	peakRSS int64
+	wait    time.Duration // from SIGTERM to exit
+}
+
+// startCLIServer runs `featurelog serve --no-auth` on dir with repo, on a
+// loopback port of its choosing, and waits until it serves.
+func startCLIServer(argv []string, dir, repo string) (*cliServer, error) {
+	args := append(append([]string(nil), argv[1:]...), "serve", "--data", dir, "--repo", repo, "--no-auth", "--addr", "127.0.0.1:0")
+	cmd := exec.Command(argv[0], args...)
+	pr, pw := io.Pipe()
+	s := &cliServer{cmd: cmd, stderr: &tailBuffer{max: 8 << 10}, done: make(chan error, 1)}
+	cmd.Stderr = pw
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: starting %s serve: %w", argv[0], err)
+	}
+	s.rss = watchPeakRSS(cmd.Process.Pid)
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			s.stderr.Write([]byte(line + "\n"))
+			if u, ok := strings.CutPrefix(line, "featurelog: serving on "); ok {
+				select {
+				case urls <- u:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		err := cmd.Wait()
+		pw.Close()
+		s.done <- err
+	}()
+	select {
+	case s.url = <-urls:
+		return s, nil
+	case err := <-s.done:
+		return nil, fmt.Errorf("bench: featurelog serve exited before serving: %v; its stderr ends:\n%s", err, s.stderr.String())
+	case <-time.After(5 * time.Minute):
+		cmd.Process.Kill()
+		<-s.done
+		return nil, fmt.Errorf("bench: featurelog serve did not serve within 5m; its stderr ends:\n%s", s.stderr.String())
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *cliServer) stop() (cliExit, error) {
+	var e cliExit
+	t0 := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return e, err
+	}
+	err := <-s.done
+	e.wait = time.Since(t0)
+	e.peakRSS = s.rss.stop()
+	if ps := s.cmd.ProcessState; ps != nil {
+		e.cpu = ps.UserTime() + ps.SystemTime()
+	}
+	if err != nil {
+		return e, fmt.Errorf("bench: featurelog serve: %w; its stderr ends:\n%s", err, s.stderr.String())
+	}
+	return e, nil
+}
+
+// RunPITJoinCLI runs `featurelog historical` on the prepared workload in
+// a fresh process, writing out (a .parquet file).
+func RunPITJoinCLI(argv []string, d *PITJoinData, out string) (*PITJoin, error) {
+	args := append(append([]string(nil), argv[1:]...), "historical", "--data", d.Data, "--workspace", pitWorkspace,
+		"--service", pitService, "--spine", d.Spine, "--out", out, "--quiet")
+	cmd := exec.Command(argv[0], args...)
+	stderr := &tailBuffer{max: 8 << 10}
+	cmd.Stdout, cmd.Stderr = io.Discard, stderr
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: starting featurelog historical: %w", err)
+	}
+	rss := watchPeakRSS(cmd.Process.Pid)
+	err := cmd.Wait()
+	j := &PITJoin{Wall: time.Since(t0), Out: out, PeakRSS: rss.stop()}
+	if err != nil {
+		return nil, fmt.Errorf("bench: featurelog historical: %w; its stderr ends:\n%s", err, stderr.String())
+	}
+	ps := cmd.ProcessState
+	j.CPU = ps.UserTime() + ps.SystemTime()
+	return j, nil
+}
+
+// RunPITJoin prepares the workload, runs the join JoinRuns times in fresh
+// processes and returns its rows (no peer: the bench/peers module adds
+// DuckDB's run on the same files).
+func RunPITJoin(cfg PITJoinConfig) ([]Row, *PITJoinData, []*PITJoin, error) {
+	cfg.EnsureDefaults()
+	d, err := PreparePITJoin(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var joins []*PITJoin
+	for i := range cfg.JoinRuns {
+		fmt.Fprintf(cfg.Progress, "bench: pitjoin: featurelog historical, run %d of %d, fresh process\n", i+1, cfg.JoinRuns)
+		j, err := RunPITJoinCLI(cfg.Featurelog, d, filepath.Join(d.Dir, "training.parquet"))
+		if err != nil {
+			return nil, d, joins, err
+		}
+		joins = append(joins, j)
+	}
+	return PITRows(&cfg, d, joins), d, joins, nil
+}
+
+// PITShape describes the workload in row names.
+func (c *PITJoinConfig) PITShape() string {
+	return fmt.Sprintf("%s events (%s keys, %s), %s-row parquet spine", fmtCount(c.Events), fmtCount(c.Keys), c.Dist, fmtCount(c.SpineRows))
+}
+
+// PITRows are the featurelog rows of the workload: the load and the join.
+func PITRows(cfg *PITJoinConfig, d *PITJoinData, joins []*PITJoin) []Row {
+	l := d.Load
+	cached := ""
+	if d.LoadCached {
+		cached = ", loaded " + l.Built.Format(time.RFC3339) + " (cached)"
+	}
+	rows := []Row{{
+		Benchmark: "pitjoin load: " + cfg.PITShape() + ", HTTP /ingest in random time order, " +
+			strconv.Itoa(cfg.BatchSize) + " records/request, " + strconv.Itoa(cfg.Clients) + " clients, fsync, flushes and merges included",
+		Result: fmt.Sprintf("%s events/s over all %s (slowest tenth %s/s; node CPU %s, peak RSS %s, close %s, data %s%s)",
+			fmtRate(l.Rate), fmtCount(l.Events), fmtRate(l.SlowestTenth), fmtDur(l.ServerCPU), fmtMB(l.ServerPeakRSS),
+			fmtDur(l.Close), fmtMB(l.DataBytes), cached),
+		Baseline: "-", Ratio: "-", Target: ">= 500.0k events/s sustained", Verdict: verdictBool(l.Rate >= 500_000 && l.SlowestTenth >= 500_000),
+	}}
+	if len(joins) == 0 {
+		return rows
+	}
+	j := joins[0]
+	res := fmt.Sprintf("%s (CPU %s)", fmtDur(j.Wall), fmtDur(j.CPU))
+	if len(joins) > 1 {
+		var later []string
+		for _, x := range joins[1:] {
+			later = append(later, fmtDur(x.Wall))
+		}
+		res += "; then " + strings.Join(later, ", ")
+	}
+	peak := int64(0)
+	for _, x := range joins {
+		peak = max(peak, x.PeakRSS)
+	}
+	rows = append(rows,
+		Row{Benchmark: "pitjoin: featurelog historical --spine spine.parquet --out training.parquet, fresh process, " + cfg.PITShape(),
+			Result: res, Baseline: "-", Ratio: "-", Target: "reported (bench/peers: >= 5x DuckDB)", Verdict: "-"},
+		Row{Benchmark: "pitjoin: peak RSS of that process (its VmHWM)", Result: fmtMB(peak), Baseline: "-", Ratio: "-",
+			Target: "<= 1500 MB", Verdict: verdictBool(peak > 0 && peak <= 1_500_000_000)})
+	return rows
+}
+
+// String returns what the buffer kept.
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(bytes.TrimSpace(t.b))
+}
+
+// peakRSS follows a child's VmHWM (/proc/<pid>/status) until stopped.
+// The kernel's rusage cannot be used: a child started by fork and exec
+// inherits its parent's high-water mark in ru_maxrss, so a big parent
+// (DuckDB's tables) would be charged to the child.
+type peakRSS struct {
+	max  atomic.Int64
+	stop func() int64
+}
+
+// watchPeakRSS samples pid's VmHWM every 10ms; stop, called once the
+// process has exited (or is about to), returns the largest value seen.
+// VmHWM is the process's own high-water mark, so only growth in the last
+// interval before exit can be missed.
+func watchPeakRSS(pid int) *peakRSS {
+	p := &peakRSS{}
+	path := "/proc/" + strconv.Itoa(pid) + "/status"
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := statusBytes(path, "VmHWM"); v > p.max.Load() {
+				p.max.Store(v)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	p.stop = func() int64 {
+		close(done)
+		<-finished
+		return p.max.Load()
+	}
+	return p
+}

@@ -80,20 +80,38 @@ var pow10 = func() []int64 {
 // decodeVersions decodes an encoding made by appendVersions for a view
 // whose features have the given types.
 func decodeVersions(b []byte, types []schema.Type) ([]version, error) {
+	h, _, err := decodeVersionsInto(b, types, nil, nil)
+	return h, err
+}
+
+// decodeVersionsInto is decodeVersions reusing h's and vals' memory when
+// they are big enough: for readers that hold one key's history at a time
+// (a historical join walking a segment). It returns them for the next
+// call.
+func decodeVersionsInto(b []byte, types []schema.Type, h []version, vals []schema.Value) ([]version, []schema.Value, error) {
 	d := attrDecoder{b: b}
 	if d.byte() != attrStateV1 {
-		return nil, fmt.Errorf("%w: unknown format", errAttrState)
+		return nil, vals, fmt.Errorf("%w: unknown format", errAttrState)
 	}
 	n := d.uvarint()
 	// Every version takes at least 3 bytes plus one per feature.
 	if d.err != nil || n == 0 || n > uint64(len(b)/(3+len(types))) {
-		return nil, fmt.Errorf("%w: bad version count", errAttrState)
+		return nil, vals, fmt.Errorf("%w: bad version count", errAttrState)
 	}
-	h := make([]version, n)
-	vals := make([]schema.Value, int(n)*len(types))
+	if uint64(cap(h)) >= n {
+		h = h[:n]
+	} else {
+		h = make([]version, n)
+	}
+	if nv := int(n) * len(types); cap(vals) >= nv {
+		vals = vals[:nv]
+		clear(vals)
+	} else {
+		vals = make([]schema.Value, nv)
+	}
 	scale := int(d.byte())
 	if scale >= len(pow10) {
-		return nil, fmt.Errorf("%w: bad time scale %d", errAttrState, scale)
+		return nil, vals, fmt.Errorf("%w: bad time scale %d", errAttrState, scale)
 	}
 	var ts int64
 	var seq uint64
@@ -139,12 +157,14 @@ func decodeVersions(b []byte, types []schema.Type) ([]version, error) {
 		d.fail("trailing bytes")
 	}
 	if d.err != nil {
-		return nil, d.err
+		return nil, vals, d.err
 	}
-	if !sort.SliceIsSorted(h, func(i, j int) bool { return versionLess(&h[i], &h[j]) }) {
-		return nil, fmt.Errorf("%w: versions out of order", errAttrState)
+	for i := 1; i < len(h); i++ {
+		if versionLess(&h[i], &h[i-1]) {
+			return nil, vals, fmt.Errorf("%w: versions out of order", errAttrState)
+		}
 	}
-	return h, nil
+	return h, vals, nil
 }
 
 type attrDecoder struct {

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -76,10 +78,22 @@ func FuzzDecodeVersions(f *testing.F) {
 	r := rand.New(rand.NewSource(3))
 	f.Add(appendVersions(nil, randomHistory(r, 5, 1e6), attrTypes))
 	f.Add(appendVersions(nil, randomHistory(r, 1, 1), attrTypes))
+	// A history decoded before, whose memory decodeVersionsInto reuses.
+	prevH, prevV, err := decodeVersionsInto(appendVersions(nil, randomHistory(r, 7, 1e6), attrTypes), attrTypes, nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := decodeVersions(b, attrTypes)
+		hi, _, ierr := decodeVersionsInto(b, attrTypes, slices.Clone(prevH), slices.Clone(prevV))
+		if (err == nil) != (ierr == nil) {
+			t.Fatalf("decodeVersions: %v; decodeVersionsInto: %v", err, ierr)
+		}
 		if err != nil {
 			return
+		}
+		if !bytes.Equal(appendVersions(nil, h, attrTypes), appendVersions(nil, hi, attrTypes)) {
+			t.Fatalf("decodeVersionsInto decodes unlike decodeVersions")
 		}
 		for j := 1; j < len(h); j++ {
 			if versionLess(&h[j], &h[j-1]) {

@@ -587,7 +587,13 @@ type keyCursor struct {
 
 type segCursor struct {
 	sg *segRef
-	it interface {
+	// ks, hist and vals hold the key's state decoded from this segment,
+	// their memory reused from key to key (the join holds one key at a
+	// time).
+	ks   tiles.KeyState
+	hist []version
+	vals []schema.Value
+	it   interface {
 		SeekGE([]byte) bool
 		Key() []byte
 		Value() []byte
@@ -615,10 +621,11 @@ func (kc *keyCursor) seek(key string) error {
 			kc.hists = append(kc.hists, h)
 		}
 	}
+	// No bitmap probe (Reader.MayContain) first: keys come in sorted
+	// order, so SeekGE mostly stays in the block it holds and costs less
+	// than the probe, which misses the cache on a big segment's bitmap
+	// (15% of a 1M-row join's CPU).
 	for _, c := range kc.its {
-		if !c.sg.h.Reader().MayContain([]byte(key)) {
-			continue
-		}
 		if !c.it.SeekGE([]byte(key)) {
 			if err := c.it.Err(); err != nil {
 				return &Error{Code: CodeInternal, Msg: "segment " + c.sg.file, Err: err}
@@ -629,17 +636,17 @@ func (kc *keyCursor) seek(key string) error {
 			continue
 		}
 		if kc.vj.src.tiles != nil {
-			ks, err := kc.vj.src.tiles.DecodeKeyState(c.it.Value())
-			if err != nil {
+			if err := kc.vj.src.tiles.DecodeKeyStateInto(c.it.Value(), &c.ks); err != nil {
 				return &Error{Code: CodeInternal, Msg: fmt.Sprintf("segment %s, key %q", c.sg.file, key), Err: err}
 			}
-			kc.extra = append(kc.extra, ks)
+			kc.extra = append(kc.extra, &c.ks)
 		} else {
-			h, err := decodeVersions(c.it.Value(), d.types)
+			var err error
+			c.hist, c.vals, err = decodeVersionsInto(c.it.Value(), d.types, c.hist, c.vals)
 			if err != nil {
 				return &Error{Code: CodeInternal, Msg: fmt.Sprintf("segment %s, key %q", c.sg.file, key), Err: err}
 			}
-			kc.hists = append(kc.hists, h)
+			kc.hists = append(kc.hists, c.hist)
 		}
 	}
 	return nil

@@ -33,6 +33,9 @@ type KeyState struct {
 	// otherwise.
 	tl   *tiler
 	once sync.Once // runs the lazy build
+	// slab holds the raw events' values when the state was decoded by
+	// DecodeKeyStateInto, for the next decode to reuse.
+	slab []schema.Value
 }
 
 // state returns the key state with its tiles, building them first if

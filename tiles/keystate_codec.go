@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/featurelog/featurelog/internal/schema"
 )
@@ -253,23 +254,46 @@ func tileStart(k, r int64) int64 {
 // constant multiple of len(b) per plan state. The result does not retain
 // b.
 func (s *Store) DecodeKeyState(b []byte) (*KeyState, error) {
-	r := reader{b: b}
 	out := &KeyState{}
-	if s.decodeKeyState(&r, &out.ks) {
-		out.tl = s.tl
+	if err := s.decodeInto(b, out); err != nil {
+		return nil, err
 	}
+	out.slab = nil // not reused: the state is shared (caches)
+	return out, nil
+}
+
+// DecodeKeyStateInto is DecodeKeyState into dst, reusing the memory of
+// the state dst held, which is gone (any value read from it before stays
+// valid). It is for readers that hold one key's state at a time, such as
+// a historical join walking a segment, and saves an allocation of every
+// event per key. On error dst holds no state.
+func (s *Store) DecodeKeyStateInto(b []byte, dst *KeyState) error {
+	return s.decodeInto(b, dst)
+}
+
+func (s *Store) decodeInto(b []byte, dst *KeyState) error {
+	r := reader{b: b}
+	raw, slab := dst.ks.raw[:0], dst.slab
+	clear(raw[:cap(raw)]) // drop the old events' references
+	dst.ks, dst.tl, dst.once = keyState{raw: raw}, nil, sync.Once{}
+	if s.decodeKeyState(&r, &dst.ks, &slab) {
+		dst.tl = s.tl
+	}
+	dst.slab = slab
 	if r.ok() && r.off != len(b) {
 		r.fail("%d trailing bytes", len(b)-r.off)
 	}
 	if !r.ok() {
-		return nil, &KeyStateError{Offset: r.at, Reason: r.err}
+		dst.ks, dst.tl = keyState{}, nil
+		return &KeyStateError{Offset: r.at, Reason: r.err}
 	}
-	return out, nil
+	return nil
 }
 
-// decodeKeyState decodes into ks; lazy reports a continuous view's tiled
-// state, whose tiles are left to build.
-func (s *Store) decodeKeyState(r *reader, ks *keyState) (lazy bool) {
+// decodeKeyState decodes into ks, reusing ks.raw's and *slab's memory;
+// lazy reports a continuous view's tiled state, whose tiles are left to
+// build.
+func (s *Store) decodeKeyState(r *reader, ks *keyState, slab *[]schema.Value) (lazy bool) {
 	if v := r.u8(); r.ok() && v != keyStateVersion {
 		r.back(1)
 		r.fail("unknown version %d (this build reads version %d)", v, keyStateVersion)
@@ -280,7 +304,7 @@ func (s *Store) decodeKeyState(r *reader, ks *keyState) (lazy bool) {
 	}
 	switch {
 	case form == formSmall, form == formRawTiled && s.raw:
-		ks.raw = s.decodeRaw(r)
+		ks.raw, *slab = s.decodeRaw(r, ks.raw[:0], *slab)
 		ks.n = len(ks.raw)
 		return form == formRawTiled
 	case form == formTiles && !s.raw:
@@ -292,17 +316,22 @@ func (s *Store) decodeKeyState(r *reader, ks *keyState) (lazy bool) {
 	return false
 }
 
-// decodeRaw reads raw events, checking they are sorted by Order.
-func (s *Store) decodeRaw(r *reader) []rawEvent {
+// decodeRaw reads raw events, checking they are sorted by Order, into
+// raw and slab (the events' values) when they are big enough.
+func (s *Store) decodeRaw(r *reader, raw []rawEvent, slab []schema.Value) ([]rawEvent, []schema.Value) {
 	n := r.count(math.MaxInt32, minEventBytes)
 	if r.ok() && n == 0 {
 		r.back(1)
 		r.fail("no events")
 	}
 	if !r.ok() {
-		return nil
+		return nil, slab
 	}
-	raw := make([]rawEvent, n)
+	if cap(raw) >= n {
+		raw = raw[:n]
+	} else {
+		raw = make([]rawEvent, n)
+	}
 	decodeTimes(r, raw)
 	var seq uint64
 	for i := range raw {
@@ -315,14 +344,19 @@ func (s *Store) decodeRaw(r *reader) []rawEvent {
 			r.failAt(at, fmt.Sprintf("event %d comes before event %d", i, i-1))
 		}
 	}
-	slab := make([]schema.Value, n*s.width)
+	if cap(slab) >= n*s.width {
+		slab = slab[:n*s.width]
+		clear(slab)
+	} else {
+		slab = make([]schema.Value, n*s.width)
+	}
 	for i := range raw {
 		raw[i].vals = slab[i*s.width : (i+1)*s.width : (i+1)*s.width]
 	}
 	for _, c := range s.cols {
 		decodeColumn(r, raw, c)
 	}
-	return raw
+	return raw, slab
 }
 
 // decodeTimes reads the event times of raw.

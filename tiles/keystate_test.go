@@ -194,13 +194,14 @@ func checkSplit(t *testing.T, rng *rand.Rand, spec Spec) {
 		perKey[e.key] = append(perKey[e.key], e)
 	}
 	require.Equal(t, slices.Sorted(maps.Keys(perKey)), single.Keys())
+	reuse := make([]KeyState, nsrc) // DecodeKeyStateInto's targets, reused from key to key
 	for key, kevs := range perKey {
-		checkKey(t, rng, spec, single, srcs, key, kevs)
+		checkKey(t, rng, spec, single, srcs, key, kevs, reuse)
 	}
 }
 
 // checkKey compares the ways of reading key from srcs against single.
-func checkKey(t *testing.T, rng *rand.Rand, spec Spec, single *Store, srcs []*Store, key string, kevs []ksEvent) {
+func checkKey(t *testing.T, rng *rand.Rand, spec Spec, single *Store, srcs []*Store, key string, kevs []ksEvent, reuse []KeyState) {
 	s0 := srcs[0]
 	dec := make([]*KeyState, len(srcs))
 	own := make([]*KeyState, len(srcs))
@@ -234,6 +235,14 @@ func checkKey(t *testing.T, rng *rand.Rand, spec Spec, single *Store, srcs []*St
 	require.Equal(t, mb, s0.AppendEncoded(nil, md), "the merge's encode → decode → encode differs")
 	checkMergeShape(t, single, key, kevs, merged)
 	ownMerged := s0.MergeKeyStates(own)
+	var into []*KeyState // decoded into states that held other keys before
+	for i, b := range encs {
+		if b != nil {
+			require.NoError(t, s0.DecodeKeyStateInto(b, &reuse[i]))
+			require.Equal(t, b, s0.AppendEncoded(nil, &reuse[i]), "DecodeKeyStateInto → encode differs")
+			into = append(into, &reuse[i])
+		}
+	}
 
 	reads := map[string]func(tm int64, out []schema.Value){
 		"own+extra":   func(tm int64, out []schema.Value) { s0.ReadWith(key, tm, out, true, dec[1:]) },
@@ -241,6 +250,7 @@ func checkKey(t *testing.T, rng *rand.Rand, spec Spec, single *Store, srcs []*St
 		"merged":      func(tm int64, out []schema.Value) { s0.ReadWith(key, tm, out, false, []*KeyState{merged}) },
 		"merged Own":  func(tm int64, out []schema.Value) { s0.ReadWith(key, tm, out, false, []*KeyState{ownMerged}) },
 		"merge again": func(tm int64, out []schema.Value) { s0.ReadWith(key, tm, out, false, []*KeyState{md}) },
+		"into reused": func(tm int64, out []schema.Value) { s0.ReadWith(key, tm, out, false, into) },
 	}
 	want := make([]schema.Value, len(spec.Features))
 	got := make([]schema.Value, len(spec.Features))
@@ -446,12 +456,25 @@ func TestDecodeKeyStateBitFlips(t *testing.T) {
 // exercise decodes b and, when it decodes, uses the state every way.
 func exercise(t *testing.T, s *Store, b []byte) {
 	ks, err := s.DecodeKeyState(b)
+	// DecodeKeyStateInto a state that held another key agrees: the same
+	// error, or a state that encodes the same.
+	var into KeyState
+	if keys := s.Keys(); len(keys) > 0 {
+		prev, ok := s.AppendKeyState(nil, keys[len(keys)/2])
+		require.True(t, ok)
+		require.NoError(t, s.DecodeKeyStateInto(prev, &into))
+	}
+	ierr := s.DecodeKeyStateInto(b, &into)
 	if err != nil {
 		var ke *KeyStateError
 		require.True(t, errors.As(err, &ke), "%v is not a *KeyStateError", err)
 		require.LessOrEqual(t, ke.Offset, len(b))
+		require.Equal(t, err, ierr, "DecodeKeyStateInto fails unlike DecodeKeyState")
+		require.Zero(t, into.Events(), "a failed DecodeKeyStateInto left a state")
 		return
 	}
+	require.NoError(t, ierr)
+	require.Equal(t, s.AppendEncoded(nil, ks), s.AppendEncoded(nil, &into), "DecodeKeyStateInto decodes unlike DecodeKeyState")
 	e := s.AppendEncoded(nil, ks)
 	d, err := s.DecodeKeyState(e)
 	require.NoError(t, err, "the re-encoding of a decoded state does not decode")

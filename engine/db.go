@@ -32,11 +32,16 @@ type DB struct {
 	lock     *dirlock.Lock
 	log      *wal.Log
 	accounts *auth.Store
-	hot      *hotTier     // the aggregate views' shared hot tier
-	idem     idempotency  // Idempotency-Key table (idempotency.go)
-	erasures *erasures    // what deletions erased, for later reads (erasure.go)
-	applied  *appliedMark // how far the log is applied (applied.go)
-	sinks    *sinkCursors // the output stream sinks' cursors (sinks.go)
+	hot      *hotTier    // the aggregate views' shared hot tier
+	idem     idempotency // Idempotency-Key table (idempotency.go)
+	// idemReady is closed once the table is rebuilt from the log, in the
+	// background after Open (startIdempotencyLoad); idemErr, set before,
+	// says why it could not be.
+	idemReady chan struct{}
+	idemErr   error
+	erasures  *erasures    // what deletions erased, for later reads (erasure.go)
+	applied   *appliedMark // how far the log is applied (applied.go)
+	sinks     *sinkCursors // the output stream sinks' cursors (sinks.go)
 
 	applyMu  sync.Mutex   // serializes Apply
 	ingestMu sync.RWMutex // readers: Ingest; writer: Apply's swap and rebuild
@@ -145,12 +150,10 @@ func (db *DB) open() error {
 			return fmt.Errorf("engine: checkpointing the rebuilt views %v: %w", rebuilt, err)
 		}
 	}
-	if err := db.loadIdempotency(); err != nil { // idempotency: the last 24h of keys, whatever the checkpoints
-		return err
-	}
 	if err := db.resumeJobs(); err != nil {
 		return err
 	}
+	db.startIdempotencyLoad() // the last 24h of keys, whatever the checkpoints; last, since it cannot fail
 	db.opts.Logger.Info("opened data directory", "dir", db.opts.Dir, "log_entries", db.log.LastSeq(), "records_replayed", n)
 	return nil
 }

@@ -263,6 +263,11 @@ func (db *DB) ingestOnce(workspace, key string, dryRun bool, ingest func(*idemTi
 	if key == "" || dryRun {
 		return ingest(nil)
 	}
+	<-db.idemReady // the keys of the log, read in the background since Open
+	if db.idemErr != nil {
+		return nil, &Error{Code: CodeInternal, Msg: "requests with an Idempotency-Key cannot be served: the keys of the last " +
+			db.opts.IdempotencyWindow.String() + " could not be read back from the log at open (send the request without the key, or restore the log)", Err: db.idemErr}
+	}
 	resp, tk := db.idem.begin(idemScope{workspace: workspace, key: key}, db.opts.Now())
 	if resp != nil {
 		return resp, nil
@@ -283,12 +288,45 @@ func responseRecord(resp *IngestResponse) []record.ViewMetrics {
 // errStopScan ends a log scan early.
 var errStopScan = errors.New("engine: stop scan")
 
-// loadIdempotency rebuilds the key table from the log: every keyed entry
-// ingested within the window before now. It reads only entries' headers,
-// from the first seq whose ingest time may be within the window
-// (idemScanStart), independently of the views' checkpoints.
-func (db *DB) loadIdempotency() error {
+// startIdempotencyLoad rebuilds the key table from the log in the
+// background (loadIdempotency): Open does not wait for it (a scan of the
+// last 24h of a busy log inflates every entry: 1 s for 20M events), and
+// neither does anything but a request with an Idempotency-Key, which
+// waits for it in ingestOnce. The scan holds db.maint, so no flush
+// truncates and no deletion rewrites the log under it; Close stops it.
+// A scan that fails (a corrupt entry) makes keyed requests fail with its
+// error; unkeyed ingest and reads go on.
+func (db *DB) startIdempotencyLoad() {
 	db.idem.init(db.opts.IdempotencyWindow, db.opts.IdempotencyMaxKeys, db.opts.Logger)
+	db.idemReady = make(chan struct{})
+	last := db.log.LastSeq() // later entries are recorded by the requests that append them
+	go func() {
+		defer close(db.idemReady)
+		if testHookIdemScan != nil {
+			testHookIdemScan(db)
+		}
+		db.maint.Lock()
+		defer db.maint.Unlock()
+		if db.closed.Load() {
+			db.idemErr = ErrClosed
+			return
+		}
+		if err := db.loadIdempotency(last); err != nil {
+			db.idemErr = err
+			db.opts.Logger.Error("rebuilding the idempotency keys from the log failed: requests with an Idempotency-Key will fail", "err", err)
+		}
+	}()
+}
+
+// testHookIdemScan, set by tests, runs as the background scan starts.
+var testHookIdemScan func(*DB)
+
+// loadIdempotency rebuilds the key table from the log: every keyed entry
+// up to seq last ingested within the window before now. It reads only
+// entries' headers, from the first seq whose ingest time may be within
+// the window (idemScanStart), independently of the views' checkpoints.
+// It stops early, with ErrClosed, once the DB is closing.
+func (db *DB) loadIdempotency(last uint64) error {
 	start := time.Now()
 	cutoff := db.opts.Now().Add(-db.opts.IdempotencyWindow).UnixNano()
 	from, err := db.idemScanStart(cutoff - int64(idemClockSlack))
@@ -308,6 +346,12 @@ func (db *DB) loadIdempotency() error {
 		return s
 	}
 	err = db.log.Replay(from, func(seq uint64, payload []byte) error {
+		if seq > last {
+			return errStopScan
+		}
+		if db.closed.Load() {
+			return ErrClosed
+		}
 		scanned++
 		if err := record.DecodeHeader(payload, &e); err != nil {
 			return fmt.Errorf("engine: log entry %d: %w", seq, err)
@@ -322,7 +366,7 @@ func (db *DB) loadIdempotency() error {
 		db.idem.load(idemScope{workspace: resp.Workspace, key: e.IdempotencyKey}, resp, e.IngestTime)
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errStopScan) {
 		return err
 	}
 	db.opts.Logger.Info("rebuilt idempotency keys from the log", "keys", db.idem.size(), "from_seq", from,

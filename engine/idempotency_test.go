@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/internal/record"
+	"github.com/featurelog/featurelog/internal/vfs"
 )
 
 // idemT0 is the test clock's start.
@@ -183,10 +184,12 @@ func TestIdempotencyWindow(t *testing.T) {
 	// the first entry, now out of the window, is not loaded.
 	n.set(idemT0.Add(2*DefaultIdempotencyWindow - time.Minute))
 	n.reopen()
+	<-n.db.idemReady // rebuilt in the background
 	assert.Equal(t, 1, n.db.idem.size())
 	assert.True(t, n.ingest(n.body("ads", "u1", 1), "w").Replayed)
 	n.set(idemT0.Add(3 * DefaultIdempotencyWindow))
 	n.reopen()
+	<-n.db.idemReady
 	assert.Equal(t, 0, n.db.idem.size(), "nothing in the last 24h")
 	assert.False(t, n.ingest(n.body("ads", "u1", 1), "w").Replayed)
 }
@@ -367,6 +370,8 @@ func TestIdempotencyLoadDifferential(t *testing.T) {
 			n.set(now)
 			n.reopen()
 			want := naiveKeys(t, n.db, now.Add(-DefaultIdempotencyWindow).UnixNano())
+			<-n.db.idemReady // rebuilt in the background
+			require.NoError(t, n.db.idemErr)
 			got := map[idemScope]int64{}
 			n.db.idem.mu.Lock()
 			for s, e := range n.db.idem.mu.keys {
@@ -449,4 +454,36 @@ func TestIdempotentGoIngest(t *testing.T) {
 	assert.Equal(t, int64(1), n.clicks1h("ads", "u"))
 	_, err = n.db.Ingest(&IngestRequest{Workspace: "ads", IdempotencyKey: "bad\x01key"})
 	assert.ErrorContains(t, err, "Idempotency-Key")
+}
+
+// TestIdempotencyLoadFailure: the keys are read back in the background
+// after Open. If that scan fails (here, every read of the log fails while
+// it runs), Open has still succeeded: reads and unkeyed ingest go on, and
+// a request with a key fails with an error that says why, writing
+// nothing.
+func TestIdempotencyLoadFailure(t *testing.T) {
+	n := newIdemNode(t, 0)
+	for i := range 10 {
+		n.ingest(n.body("ads", fmt.Sprint("u", i%3), 2), fmt.Sprint("k", i))
+	}
+	require.NoError(t, n.db.Close())
+	in := vfs.NewInjector(vfs.Default)
+	testHookIdemScan = func(*DB) { in.FailOps(vfs.OpRead, vfs.OpOpen) }
+	t.Cleanup(func() { testHookIdemScan = nil })
+	db, err := Open(Options{Dir: n.dir, Now: n.clock, NoSync: true, DisableAutoFlush: true, FS: in, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	n.db = db
+	<-n.db.idemReady
+	in.FailOps() // the disk is back
+	require.Error(t, n.db.idemErr)
+	require.NotEmpty(t, in.Injected())
+	assert.Equal(t, int64(4*2), n.clicks1h("ads", "u0"), "reads serve (u0: requests 0, 3, 6, 9)")
+	seq := n.lastSeq()
+	_, err = n.db.IngestJSONWithKey(n.body("ads", "u9", 1), "k1", nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Idempotency-Key")
+	assert.Contains(t, err.Error(), "could not be read back from the log")
+	assert.Equal(t, seq, n.lastSeq(), "the keyed request wrote nothing")
+	n.ingest(n.body("ads", "u9", 1), "") // without a key it is served
+	assert.Equal(t, seq+1, n.lastSeq())
 }

@@ -35,8 +35,9 @@ type DB struct {
 	hot      *hotTier    // the aggregate views' shared hot tier
 	idem     idempotency // Idempotency-Key table (idempotency.go)
 	// idemReady is closed once the table is rebuilt from the log, in the
-	// background after Open (startIdempotencyLoad); idemErr, set before,
-	// says why it could not be.
+	// background from the first ingest on (startIdempotencyLoad, run once
+	// by idemStart); idemErr, set before, says why it could not be.
+	idemStart sync.Once
 	idemReady chan struct{}
 	idemErr   error
 	erasures  *erasures    // what deletions erased, for later reads (erasure.go)
@@ -153,7 +154,8 @@ func (db *DB) open() error {
 	if err := db.resumeJobs(); err != nil {
 		return err
 	}
-	db.startIdempotencyLoad() // the last 24h of keys, whatever the checkpoints; last, since it cannot fail
+	db.idem.init(db.opts.IdempotencyWindow, db.opts.IdempotencyMaxKeys, db.opts.Logger)
+	db.idemReady = make(chan struct{}) // the last 24h of keys are read back at the first ingest (ingestOnce)
 	db.opts.Logger.Info("opened data directory", "dir", db.opts.Dir, "log_entries", db.log.LastSeq(), "records_replayed", n)
 	return nil
 }

@@ -150,13 +150,14 @@ func (db *DB) GetFeaturesForEvents(ctx context.Context, req *HistoricalRequest, 
 		if err != nil {
 			return err
 		}
-		vals, err := j.answer(c)
+		res, err := j.answer(c)
 		if err != nil {
 			return err
 		}
-		nf := len(svc.features)
+		vals := make([]schema.Value, len(svc.features))
 		for i, row := range rows {
-			if err := sink.Row(row, vals[i*nf:(i+1)*nf]); err != nil {
+			res.row(i, vals)
+			if err := sink.Row(row, vals); err != nil {
 				return err
 			}
 		}
@@ -429,10 +430,14 @@ func (j *join) columns(lead []string, spine bool) []HistoricalColumn {
 	return out
 }
 
-// answer computes the features of every row of c, row-major.
-func (j *join) answer(c *chunkInput) ([]schema.Value, error) {
+// answer computes the features of every row of c.
+func (j *join) answer(c *chunkInput) (*results, error) {
 	nf := len(j.svc.features)
-	out := make([]schema.Value, len(c.ts)*nf)
+	types := make([]schema.Type, nf)
+	for i, f := range j.svc.features {
+		types[i] = f.view.def.Features[f.idx].Type
+	}
+	out := newResults(len(c.ts), types)
 	orders := map[string][]int32{} // by join-key list: views keyed alike share the sort
 	for vi, vj := range j.views {
 		if err := vj.prepare(j, c.keys[vi]); err != nil {
@@ -525,7 +530,7 @@ func sortRows(keys []string, ts []int64) []int32 {
 // fill answers one view for every row. order holds the rows sorted by
 // (key, time), so each key's state is gathered once and the segments are
 // read in key order; it is split between the cores at key boundaries.
-func (vj *viewJoin) fill(order []int32, keys []string, ts []int64, out []schema.Value, nf int) error {
+func (vj *viewJoin) fill(order []int32, keys []string, ts []int64, out *results, nf int) error {
 	workers := min(runtime.GOMAXPROCS(0), max(1, len(order)/1024))
 	cuts := make([]int, workers+1)
 	cuts[workers] = len(order)
@@ -550,7 +555,7 @@ func (vj *viewJoin) fill(order []int32, keys []string, ts []int64, out []schema.
 }
 
 // fillRange answers the rows of order (sorted by key, then time).
-func (vj *viewJoin) fillRange(keys []string, ts []int64, order []int32, out []schema.Value, nf int) error {
+func (vj *viewJoin) fillRange(keys []string, ts []int64, order []int32, out *results, nf int) error {
 	kc := newKeyCursor(vj)
 	vals := make([]schema.Value, len(vj.v.def.Features))
 	for lo := 0; lo < len(order); {
@@ -565,7 +570,7 @@ func (vj *viewJoin) fillRange(keys []string, ts []int64, order []int32, out []sc
 		for _, r := range order[lo:hi] {
 			kc.read(ts[r], vals)
 			for _, o := range vj.outs {
-				out[int(r)*nf+o[1]] = vals[o[0]]
+				out.cols[o[1]].set(int(r), vals[o[0]])
 			}
 		}
 		lo = hi
@@ -815,4 +820,98 @@ func roundUp(t, interval int64) int64 {
 		return t
 	}
 	return satAdd(t, interval-r)
+}
+
+// results holds a chunk's answers column by column, compactly: a kind and
+// 8 bytes per value for numbers, booleans and times (the common case: 9
+// bytes instead of a 64-byte schema.Value), other values whole. Rows are
+// written in sorted order and read in spine order, so the smaller the
+// columns, the fewer cache misses; they also hold a 1M-row chunk of 8
+// features in 72 MB instead of 512 MB. Distinct features are distinct
+// columns, so the views' workers may fill them concurrently.
+type results struct {
+	cols []resultCol
+}
+
+type resultCol struct {
+	kinds []schema.Kind
+	bits  []uint64 // Value.I, or Value.F's bits, by kind
+	// other holds the values not stored in bits: allocated at once for a
+	// column of strings or arrays, else on first use under mu (two
+	// workers fill a column's rows concurrently).
+	other []schema.Value
+	eager bool // other was allocated with the column
+	mu    sync.Mutex
+}
+
+// newResults returns empty columns of rows rows for features of the given
+// types.
+func newResults(rows int, types []schema.Type) *results {
+	r := &results{cols: make([]resultCol, len(types))}
+	for i, t := range types {
+		c := &r.cols[i]
+		c.kinds, c.bits = make([]schema.Kind, rows), make([]uint64, rows)
+		if t.Kind == schema.String || t.Kind == schema.Array {
+			c.other, c.eager = make([]schema.Value, rows), true
+		}
+	}
+	return r
+}
+
+// set stores v as row r's value.
+func (c *resultCol) set(r int, v schema.Value) {
+	c.kinds[r] = v.Kind
+	if v.S == "" && v.A == nil { // a value of one field: its kind says which
+		switch v.Kind {
+		case schema.Null:
+			if v.I == 0 && v.F == 0 {
+				return
+			}
+		case schema.Float64, schema.Float32:
+			if v.I == 0 {
+				c.bits[r] = math.Float64bits(v.F)
+				return
+			}
+		case schema.Int64, schema.Int32, schema.Bool, schema.Timestamp:
+			if v.F == 0 && !math.Signbit(v.F) {
+				c.bits[r] = uint64(v.I)
+				return
+			}
+		}
+	}
+	c.kinds[r] = kindOther
+	if c.eager {
+		c.other[r] = v
+		return
+	}
+	c.mu.Lock()
+	if c.other == nil {
+		c.other = make([]schema.Value, len(c.kinds))
+	}
+	c.other[r] = v
+	c.mu.Unlock()
+}
+
+// kindOther marks a value kept whole in resultCol.other.
+const kindOther = schema.Kind(255)
+
+// get returns row r's value.
+func (c *resultCol) get(r int) schema.Value {
+	switch k := c.kinds[r]; k {
+	case schema.Null:
+		return schema.Value{}
+	case schema.Float64, schema.Float32:
+		return schema.Value{Kind: k, F: math.Float64frombits(c.bits[r])}
+	case kindOther:
+		return c.other[r]
+	default:
+		return schema.Value{Kind: k, I: int64(c.bits[r])}
+	}
+}
+
+// row writes row r's features into vals.
+func (res *results) row(r int, vals []schema.Value) {
+	for i := range res.cols {
+		vals[i] = res.cols[i].get(r)
+	}
 }

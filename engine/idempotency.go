@@ -260,10 +260,11 @@ func (t *idempotency) waiting() int {
 // gets the ticket to put in its batch; an empty key or a dry run runs
 // ingest without one.
 func (db *DB) ingestOnce(workspace, key string, dryRun bool, ingest func(*idemTicket) (*IngestResponse, error)) (*IngestResponse, error) {
+	db.idemStart.Do(db.startIdempotencyLoad)
 	if key == "" || dryRun {
 		return ingest(nil)
 	}
-	<-db.idemReady // the keys of the log, read in the background since Open
+	<-db.idemReady // the keys of the log, read back in the background
 	if db.idemErr != nil {
 		return nil, &Error{Code: CodeInternal, Msg: "requests with an Idempotency-Key cannot be served: the keys of the last " +
 			db.opts.IdempotencyWindow.String() + " could not be read back from the log at open (send the request without the key, or restore the log)", Err: db.idemErr}
@@ -289,17 +290,20 @@ func responseRecord(resp *IngestResponse) []record.ViewMetrics {
 var errStopScan = errors.New("engine: stop scan")
 
 // startIdempotencyLoad rebuilds the key table from the log in the
-// background (loadIdempotency): Open does not wait for it (a scan of the
-// last 24h of a busy log inflates every entry: 1 s for 20M events), and
-// neither does anything but a request with an Idempotency-Key, which
-// waits for it in ingestOnce. The scan holds db.maint, so no flush
-// truncates and no deletion rewrites the log under it; Close stops it.
-// A scan that fails (a corrupt entry) makes keyed requests fail with its
-// error; unkeyed ingest and reads go on.
+// background (loadIdempotency), started by the first ingest call (any:
+// ingestOnce): Open does not wait for it (a scan of the last 24h of a
+// busy log inflates every entry: 1 s for 20M events), a DB opened only
+// to read (featurelog historical, output-stream) never pays for it, and
+// only a request with an Idempotency-Key waits for it, as it waited for
+// Open before. The scan holds db.maint, so no flush truncates and no
+// deletion rewrites the log under it (truncation never removes the
+// window's entries anyway); Close stops it. A scan that fails (a corrupt
+// entry) makes keyed requests fail with its error; unkeyed ingest and
+// reads go on.
 func (db *DB) startIdempotencyLoad() {
-	db.idem.init(db.opts.IdempotencyWindow, db.opts.IdempotencyMaxKeys, db.opts.Logger)
-	db.idemReady = make(chan struct{})
-	last := db.log.LastSeq() // later entries are recorded by the requests that append them
+	// Entries after last are unkeyed (keyed requests wait for the scan)
+	// or appended by requests that record their own keys.
+	last := db.log.LastSeq()
 	go func() {
 		defer close(db.idemReady)
 		if testHookIdemScan != nil {
@@ -320,6 +324,13 @@ func (db *DB) startIdempotencyLoad() {
 
 // testHookIdemScan, set by tests, runs as the background scan starts.
 var testHookIdemScan func(*DB)
+
+// waitIdempotency starts the scan if no ingest has, and waits for it.
+func (db *DB) waitIdempotency() error {
+	db.idemStart.Do(db.startIdempotencyLoad)
+	<-db.idemReady
+	return db.idemErr
+}
 
 // loadIdempotency rebuilds the key table from the log: every keyed entry
 // up to seq last ingested within the window before now. It reads only

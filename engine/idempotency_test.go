@@ -184,12 +184,12 @@ func TestIdempotencyWindow(t *testing.T) {
 	// the first entry, now out of the window, is not loaded.
 	n.set(idemT0.Add(2*DefaultIdempotencyWindow - time.Minute))
 	n.reopen()
-	<-n.db.idemReady // rebuilt in the background
+	require.NoError(t, n.db.waitIdempotency()) // rebuilt in the background
 	assert.Equal(t, 1, n.db.idem.size())
 	assert.True(t, n.ingest(n.body("ads", "u1", 1), "w").Replayed)
 	n.set(idemT0.Add(3 * DefaultIdempotencyWindow))
 	n.reopen()
-	<-n.db.idemReady
+	require.NoError(t, n.db.waitIdempotency())
 	assert.Equal(t, 0, n.db.idem.size(), "nothing in the last 24h")
 	assert.False(t, n.ingest(n.body("ads", "u1", 1), "w").Replayed)
 }
@@ -370,8 +370,7 @@ func TestIdempotencyLoadDifferential(t *testing.T) {
 			n.set(now)
 			n.reopen()
 			want := naiveKeys(t, n.db, now.Add(-DefaultIdempotencyWindow).UnixNano())
-			<-n.db.idemReady // rebuilt in the background
-			require.NoError(t, n.db.idemErr)
+			require.NoError(t, n.db.waitIdempotency()) // rebuilt in the background
 			got := map[idemScope]int64{}
 			n.db.idem.mu.Lock()
 			for s, e := range n.db.idem.mu.keys {
@@ -457,7 +456,7 @@ func TestIdempotentGoIngest(t *testing.T) {
 }
 
 // TestIdempotencyLoadFailure: the keys are read back in the background
-// after Open. If that scan fails (here, every read of the log fails while
+// from the first ingest on. If that scan fails (here, every read of the log fails while
 // it runs), Open has still succeeded: reads and unkeyed ingest go on, and
 // a request with a key fails with an error that says why, writing
 // nothing.
@@ -473,9 +472,8 @@ func TestIdempotencyLoadFailure(t *testing.T) {
 	db, err := Open(Options{Dir: n.dir, Now: n.clock, NoSync: true, DisableAutoFlush: true, FS: in, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	n.db = db
-	<-n.db.idemReady
+	require.Error(t, n.db.waitIdempotency())
 	in.FailOps() // the disk is back
-	require.Error(t, n.db.idemErr)
 	require.NotEmpty(t, in.Injected())
 	assert.Equal(t, int64(4*2), n.clicks1h("ads", "u0"), "reads serve (u0: requests 0, 3, 6, 9)")
 	seq := n.lastSeq()

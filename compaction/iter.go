@@ -226,14 +226,10 @@ func (it *Iterator) SeekGE(key []byte) bool {
 	if it.err != nil {
 		return false
 	}
-	i := it.r.findBlock(key)
+	i, from := it.nextBlock(key)
 	if i == len(it.r.blocks) {
 		it.state = iterDone
 		return false
-	}
-	from := 0
-	if i == it.blkIdx && it.state == iterValid && bytes.Compare(it.blk.key(it.pos), key) < 0 {
-		from = it.pos + 1
 	}
 	if !it.load(i) {
 		return false
@@ -241,6 +237,28 @@ func (it *Iterator) SeekGE(key []byte) bool {
 	// blocks[i].last >= key, so the search ends inside the block.
 	it.pos, it.state = it.blk.seek(key, from), iterValid
 	return true
+}
+
+// nextBlock returns the first block whose last key is >= key (findBlock)
+// and the entry of it to search from. Seeks that move forward a little,
+// as a join walking keys in order does, skip the binary search over the
+// index: the key is in the current block, or in the next.
+func (it *Iterator) nextBlock(key []byte) (block, from int) {
+	if it.state == iterValid && bytes.Compare(it.blk.key(it.pos), key) < 0 {
+		// Every block before the current one ends below the current key.
+		b := it.blkIdx
+		if bytes.Compare(key, it.r.blocks[b].last) <= 0 {
+			return b, it.pos + 1
+		}
+		if b+1 < len(it.r.blocks) && bytes.Compare(key, it.r.blocks[b+1].last) <= 0 {
+			return b + 1, 0
+		}
+	}
+	i := it.r.findBlock(key)
+	if i == it.blkIdx && it.state == iterValid && bytes.Compare(it.blk.key(it.pos), key) < 0 {
+		return i, it.pos + 1
+	}
+	return i, 0
 }
 
 // Key returns the current key, or nil if the iterator is not at an entry.

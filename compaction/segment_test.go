@@ -1,6 +1,8 @@
 package compaction
 
 import (
+	"sort"
+
 	"github.com/featurelog/featurelog/internal/vfs"
 
 	"bytes"
@@ -151,6 +153,55 @@ func checkSeekGE(t *testing.T, r *Reader, entries []kv) {
 		require.False(t, it.SeekGE(nil))
 	}
 	require.NoError(t, it.Err())
+}
+
+// TestSeekGERandom: seeks that step forward a little (the fast path
+// through the current or the next block), jump, go back, land between
+// keys and past the end, each checked against a binary search of the
+// entries; interleaved Nexts move the iterator without a seek.
+func TestSeekGERandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	entries := randomEntries(rng, 2000, 0)
+	for _, bs := range []int{1, 300, 4096} {
+		r := openT(t, writeSegment(t, entries, WriterOptions{BlockSize: bs}))
+		it := r.NewIterator()
+		at := 0
+		for range 5000 {
+			var key []byte
+			switch rng.IntN(6) {
+			case 0, 1: // a small step forward
+				at = min(at+rng.IntN(4), len(entries)-1)
+				key = entries[at].key
+			case 2: // between keys
+				at = rng.IntN(len(entries))
+				key = successor(entries[at].key)
+			case 3: // anywhere
+				at = rng.IntN(len(entries))
+				key = entries[at].key
+			case 4: // past the end
+				key = successor(entries[len(entries)-1].key)
+			default:
+				if it.Key() != nil {
+					want := sort.Search(len(entries), func(i int) bool { return bytes.Compare(entries[i].key, it.Key()) > 0 })
+					if it.Next() {
+						require.Equal(t, entries[want].key, it.Key())
+					} else {
+						require.Equal(t, len(entries), want)
+					}
+				}
+				continue
+			}
+			want := sort.Search(len(entries), func(i int) bool { return bytes.Compare(entries[i].key, key) >= 0 })
+			if want == len(entries) {
+				require.False(t, it.SeekGE(key), "SeekGE(%q), block size %d", key, bs)
+				continue
+			}
+			require.True(t, it.SeekGE(key), "SeekGE(%q), block size %d", key, bs)
+			require.Equal(t, entries[want].key, it.Key(), "SeekGE(%q), block size %d", key, bs)
+			require.Equal(t, entries[want].value, it.Value())
+		}
+		require.NoError(t, it.Err())
+	}
 }
 
 func TestSeekGEThenNextWalksToTheEnd(t *testing.T) {

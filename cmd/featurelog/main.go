@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -36,10 +38,13 @@ func main() {
 // startProfiles starts a CPU profile of the whole command when
 // FEATURELOG_CPUPROFILE names a file, and writes a heap profile at the
 // end when FEATURELOG_MEMPROFILE does: how to profile a command exactly as
-// a user runs it (e.g. featurelog historical in a fresh process).
+// a user runs it (e.g. featurelog historical in a fresh process). A %p in
+// the name is replaced by the process ID, so the processes a benchmark
+// starts write files of their own.
 func startProfiles() (stop func() error, err error) {
 	stop = func() error { return nil }
-	if path := os.Getenv("FEATURELOG_CPUPROFILE"); path != "" {
+	pid := strconv.Itoa(os.Getpid())
+	if path := strings.ReplaceAll(os.Getenv("FEATURELOG_CPUPROFILE"), "%p", pid); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
 			return stop, fmt.Errorf("FEATURELOG_CPUPROFILE: %w", err)
@@ -53,7 +58,7 @@ func startProfiles() (stop func() error, err error) {
 			return f.Close()
 		}
 	}
-	if path := os.Getenv("FEATURELOG_MEMPROFILE"); path != "" {
+	if path := strings.ReplaceAll(os.Getenv("FEATURELOG_MEMPROFILE"), "%p", pid); path != "" {
 		cpu := stop
 		stop = func() error {
 			err := cpu()

@@ -208,7 +208,9 @@ func TestBatchErrors(t *testing.T) {
 		var failed *Job
 		var others []Job
 		for _, j := range res.Jobs {
-			got, err := db.Job("bf", j.ID)
+			// WaitJobs returns at the first failed job; the others of the
+			// apply end once they see it.
+			got, err := db.WaitJob(context.Background(), "bf", j.ID)
 			require.NoError(t, err)
 			require.Equal(t, JobFailed, got.State, "the apply fails as a whole")
 			require.NotNil(t, got.Error)

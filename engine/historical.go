@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -493,38 +494,90 @@ func joinKeyList(v *viewRT) string {
 }
 
 // sortRows returns the row numbers sorted by (key, time), sorting the two
-// halves on two cores and merging them.
+// halves on two cores and merging them. Rows are sorted as compact
+// records whose first field is 8 bytes of the key after the keys' common
+// prefix ("user-" in "user-123"), zero-padded and read big-endian: two
+// keys whose 8 bytes differ compare as those bytes do, so most
+// comparisons are of integers in one contiguous slice rather than of
+// strings scattered over the heap (this sort cost a 1M-row join 1.1 s of
+// CPU); only ties compare the whole keys.
 func sortRows(keys []string, ts []int64) []int32 {
-	order := make([]int32, len(keys))
-	for i := range order {
-		order[i] = int32(i)
+	lcp := commonPrefixLen(keys)
+	rows := make([]sortRow, len(keys))
+	for i, k := range keys {
+		rows[i] = sortRow{pre: prefix8(k[lcp:]), ts: ts[i], row: int32(i)}
 	}
-	less := func(x, y int32) int {
-		if c := strings.Compare(keys[x], keys[y]); c != 0 {
+	less := func(x, y sortRow) int {
+		if x.pre != y.pre {
+			return cmp.Compare(x.pre, y.pre)
+		}
+		if c := strings.Compare(keys[x.row][lcp:], keys[y.row][lcp:]); c != 0 {
 			return c
 		}
-		return cmp.Compare(ts[x], ts[y])
+		return cmp.Compare(x.ts, y.ts)
 	}
-	if len(order) < 1<<14 || runtime.GOMAXPROCS(0) < 2 {
-		slices.SortFunc(order, less)
-		return order
+	sorted := rows
+	if len(rows) < 1<<14 || runtime.GOMAXPROCS(0) < 2 {
+		slices.SortFunc(rows, less)
+	} else {
+		mid := len(rows) / 2
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); slices.SortFunc(rows[:mid], less) }()
+		slices.SortFunc(rows[mid:], less)
+		wg.Wait()
+		sorted = make([]sortRow, 0, len(rows))
+		a, b := rows[:mid], rows[mid:]
+		for len(a) > 0 && len(b) > 0 {
+			if less(b[0], a[0]) < 0 {
+				sorted, b = append(sorted, b[0]), b[1:]
+			} else {
+				sorted, a = append(sorted, a[0]), a[1:]
+			}
+		}
+		sorted = append(append(sorted, a...), b...)
 	}
-	mid := len(order) / 2
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); slices.SortFunc(order[:mid], less) }()
-	slices.SortFunc(order[mid:], less)
-	wg.Wait()
-	merged := make([]int32, 0, len(order))
-	a, b := order[:mid], order[mid:]
-	for len(a) > 0 && len(b) > 0 {
-		if less(b[0], a[0]) < 0 {
-			merged, b = append(merged, b[0]), b[1:]
-		} else {
-			merged, a = append(merged, a[0]), a[1:]
+	order := make([]int32, len(sorted))
+	for i := range sorted {
+		order[i] = sorted[i].row
+	}
+	return order
+}
+
+// sortRow is a row as sortRows orders it.
+type sortRow struct {
+	pre uint64 // prefix8 of the key after the common prefix
+	ts  int64
+	row int32
+}
+
+// prefix8 returns the first 8 bytes of s, zero-padded, big-endian: for
+// strings whose prefixes differ, the order of the prefixes is the
+// bytewise order of the strings.
+func prefix8(s string) uint64 {
+	var b [8]byte
+	copy(b[:], s)
+	return binary.BigEndian.Uint64(b[:])
+}
+
+// commonPrefixLen returns the length of the longest prefix every key
+// shares.
+func commonPrefixLen(keys []string) int {
+	if len(keys) == 0 {
+		return 0
+	}
+	p := keys[0]
+	for _, k := range keys[1:] {
+		n := min(len(p), len(k))
+		i := 0
+		for i < n && p[i] == k[i] {
+			i++
+		}
+		if p = p[:i]; p == "" {
+			return 0
 		}
 	}
-	return append(append(merged, a...), b...)
+	return len(p)
 }
 
 // fill answers one view for every row. order holds the rows sorted by

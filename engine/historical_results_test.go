@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"fmt"
 	"math"
+	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -85,5 +88,46 @@ func TestResultsConcurrentOther(t *testing.T) {
 			want = odd
 		}
 		require.Equal(t, want, res.cols[0].get(i))
+	}
+}
+
+// TestSortRows: the rows come out in (key, time) order for keys that
+// share long prefixes, differ past 8 bytes, are prefixes of each other,
+// hold zero bytes or are empty, on one core and on two.
+func TestSortRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 5))
+	alphabet := []string{"", "\x00", "a", "b", "user-", "user-1", "user-12345678", "user-123456789", "\xff"}
+	for _, n := range []int{0, 1, 50, 1 << 15} {
+		keys := make([]string, n)
+		ts := make([]int64, n)
+		for i := range keys {
+			var k strings.Builder
+			for range r.IntN(4) {
+				k.WriteString(alphabet[r.IntN(len(alphabet))])
+			}
+			if r.IntN(3) == 0 {
+				k.WriteString("common-prefix-")
+				k.WriteString(fmt.Sprint(r.IntN(500)))
+			}
+			keys[i], ts[i] = k.String(), r.Int64N(5)-2
+		}
+		if n > 0 && r.IntN(2) == 0 { // every key with one long prefix
+			for i := range keys {
+				keys[i] = "tenant-0000-" + keys[i]
+			}
+		}
+		order := sortRows(keys, ts)
+		require.Len(t, order, n)
+		seen := make([]bool, n)
+		for i, row := range order {
+			require.False(t, seen[row], "row %d twice", row)
+			seen[row] = true
+			if i == 0 {
+				continue
+			}
+			p := order[i-1]
+			c := strings.Compare(keys[p], keys[row])
+			require.True(t, c < 0 || (c == 0 && ts[p] <= ts[row]), "rows %d (%q, %d) and %d (%q, %d) out of order", p, keys[p], ts[p], row, keys[row], ts[row])
+		}
 	}
 }

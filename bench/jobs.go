@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -17,8 +16,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
@@ -299,31 +296,14 @@ type benchParquetRow struct {
 // writeBenchParquet writes n rows of the workload's shape, times uniform
 // in [start, start+span), users uniform over keys.
 func writeBenchParquet(path string, n int, start time.Time, span time.Duration, keys int) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	w := parquet.NewGenericWriter[benchParquetRow](bw)
 	rng := rand.New(rand.NewPCG(uint64(n), 11))
-	buf := make([]benchParquetRow, 0, 8192)
 	spanMs := max(int64(span/time.Millisecond), 1)
-	for i := range n {
-		buf = append(buf, benchParquetRow{User: histKey(rng.IntN(keys)), TS: start.Add(time.Duration(rng.Int64N(spanMs)) * time.Millisecond),
-			Amount: float64(1 + rng.IntN(100))})
-		if len(buf) == cap(buf) || i == n-1 {
-			if _, err := w.Write(buf); err != nil {
-				f.Close()
-				return err
-			}
-			buf = buf[:0]
+	return writeParquetRows(path, n, func(buf []benchParquetRow) {
+		for i := range buf {
+			buf[i] = benchParquetRow{User: histKey(rng.IntN(keys)), TS: start.Add(time.Duration(rng.Int64N(spanMs)) * time.Millisecond),
+				Amount: float64(1 + rng.IntN(100))}
 		}
-	}
-	err = w.Close()
-	if err == nil {
-		err = bw.Flush()
-	}
-	return errors.Join(err, f.Close())
+	})
 }
 
 // requestLoad sends requests back to back from a few clients, recording

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,8 +27,8 @@ import (
 // loaded into a fresh `featurelog serve` over HTTP /ingest (1000 records
 // a request, 4 clients, fsync on, flushes and merges included), then a
 // parquet spine joined by `featurelog historical --spine spine.parquet
-// --out training.parquet` in a fresh process, timed with its CPU and peak
-// RSS from the kernel (rusage). Everything runs the real CLI binary, so
+// --out training.parquet` in a fresh process, timed with its CPU and its
+// own peak RSS (watchPeakRSS). Everything runs the real CLI binary, so
 // the peer comparison (the bench/peers module, DuckDB on the same files)
 // measures the same program a user runs.
 const (
@@ -85,11 +84,6 @@ const (
 	DistHot     = "hot"     // 10 users take 20% of the events, the rest uniform
 )
 
-// pitEnd is the end of the workload's time span (fixed, so cached files
-// stay valid; the attribute view has no ttl and the aggregate view applies
-// old records too, so the node accepts them whatever its clock says).
-var pitEnd = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
-
 // PITJoinConfig configures the point-in-time join workload.
 type PITJoinConfig struct {
 	// Featurelog is the argv prefix that runs the featurelog CLI (the
@@ -102,8 +96,11 @@ type PITJoinConfig struct {
 	// Events, Keys and SpineRows size the workload. Defaults 20,000,000,
 	// 1,000,000 and 1,000,000.
 	Events, Keys, SpineRows int
-	// Span is the event-time range, ending at pitEnd; times are uniform in
-	// it, to the microsecond. Default 30 days.
+	// Span is the event-time range, ending at histEnd (fixed, so cached
+	// files stay valid; the attribute view has no ttl and the aggregate
+	// view applies old records too, so the node accepts them whatever its
+	// clock says); times are uniform in it, to the microsecond. Default
+	// 30 days.
 	Span time.Duration
 	// Dist is the key distribution of events and spine rows: DistUniform
 	// (default), DistZipf or DistHot.
@@ -238,7 +235,7 @@ func PreparePITJoin(cfg PITJoinConfig) (*PITJoinData, error) {
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filesMarker); err != nil {
+	if b, err := os.ReadFile(filesMarker); err != nil || string(b) != pitFilesMarker() {
 		fmt.Fprintf(cfg.Progress, "bench: pitjoin: generating %s events and a %s-row spine (%s keys) under %s\n",
 			fmtCount(cfg.Events), fmtCount(cfg.SpineRows), cfg.Dist, d.Dir)
 		if err := os.Remove(loadMarker); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -247,7 +244,7 @@ func PreparePITJoin(cfg PITJoinConfig) (*PITJoinData, error) {
 		if err := writePITFiles(&cfg, d); err != nil {
 			return nil, err
 		}
-		if err := atomicfile.Write(filesMarker, []byte(`{"format":`+strconv.Itoa(pitMarker)+`}`), 0o644); err != nil {
+		if err := atomicfile.Write(filesMarker, []byte(pitFilesMarker()), 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -277,6 +274,10 @@ func PreparePITJoin(cfg PITJoinConfig) (*PITJoinData, error) {
 	}
 	return d, atomicfile.Write(loadMarker, b, 0o644)
 }
+
+// pitFilesMarker is the content of files.json, written once the files
+// are complete.
+func pitFilesMarker() string { return `{"format":` + strconv.Itoa(pitMarker) + `}` }
 
 type pitEvent struct {
 	User   string    `parquet:"user_id"`
@@ -333,13 +334,13 @@ func writePITFiles(cfg *PITJoinConfig, d *PITJoinData) error {
 	if err := os.WriteFile(d.Repo, []byte(pitRepo), 0o644); err != nil {
 		return err
 	}
-	start, spanUs := pitEnd.Add(-cfg.Span), int64(cfg.Span/time.Microsecond)
+	start, spanUs := histEnd.Add(-cfg.Span), int64(cfg.Span/time.Microsecond)
 	keys := newPITKeys(cfg, 1)
 	err := writeParquetRows(d.Events, cfg.Events, func(buf []pitEvent) {
 		for i := range buf {
 			buf[i] = pitEvent{User: keys.next(), TS: keys.time(start, spanUs), Amount: float64(1+keys.rng.IntN(400)) / 4}
 		}
-	})
+	}, parquet.Compression(&parquet.Snappy))
 	if err != nil {
 		return err
 	}
@@ -350,18 +351,19 @@ func writePITFiles(cfg *PITJoinConfig, d *PITJoinData) error {
 			buf[i] = pitSpineRow{RowID: row, User: skeys.next(), TS: skeys.time(start, spanUs)}
 			row++
 		}
-	})
+	}, parquet.Compression(&parquet.Snappy))
 }
 
-// writeParquetRows writes n rows to path, fill filling each chunk.
-func writeParquetRows[T any](path string, n int, fill func([]T)) error {
+// writeParquetRows writes n rows to path (a temporary file renamed once
+// complete), fill filling each chunk.
+func writeParquetRows[T any](path string, n int, fill func([]T), opts ...parquet.WriterOption) error {
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
 		return err
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	w := parquet.NewGenericWriter[T](bw, parquet.Compression(&parquet.Snappy))
+	w := parquet.NewGenericWriter[T](bw, opts...)
 	buf := make([]T, 64<<10)
 	for done := 0; done < n && err == nil; {
 		c := min(len(buf), n-done)
@@ -397,10 +399,13 @@ func loadPIT(cfg *PITJoinConfig, d *PITJoinData) (PITLoad, error) {
 	url := srv.url + "/ingest"
 	bodies := make(chan pitBody, 2*cfg.Clients)
 	free := make(chan []byte, 4*cfg.Clients)
-	var readErr error
+	var (
+		readErr error
+		failed  atomic.Bool // stop reading and posting: the load has failed
+	)
 	go func() {
 		defer close(bodies)
-		readErr = encodePITBodies(d.Events, cfg.BatchSize, bodies, free)
+		readErr = encodePITBodies(d.Events, cfg.BatchSize, bodies, free, &failed)
 	}()
 	c := newClient(cfg.Clients)
 	defer c.close()
@@ -420,8 +425,13 @@ func loadPIT(cfg *PITJoinConfig, d *PITJoinData) (PITLoad, error) {
 		go func() {
 			defer wg.Done()
 			for body := range bodies {
+				if failed.Load() {
+					continue // drain, so the reader ends
+				}
 				if _, err := c.post(w, url, body.b); err != nil {
 					errOnce.Do(func() { firstErr = err })
+					failed.Store(true)
+					continue
 				}
 				n := int64(body.n)
 				select {
@@ -469,8 +479,9 @@ func loadPIT(cfg *PITJoinConfig, d *PITJoinData) (PITLoad, error) {
 }
 
 // encodePITBodies reads the events file and sends /ingest bodies of n
-// records each, reusing the buffers that come back on free.
-func encodePITBodies(path string, n int, out chan<- pitBody, free <-chan []byte) error {
+// records each, reusing the buffers that come back on free, until the
+// file ends or stop is set.
+func encodePITBodies(path string, n int, out chan<- pitBody, free <-chan []byte, stop *atomic.Bool) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -479,7 +490,7 @@ func encodePITBodies(path string, n int, out chan<- pitBody, free <-chan []byte)
 	r := parquet.NewGenericReader[pitEvent](f)
 	defer r.Close()
 	rows := make([]pitEvent, n)
-	for {
+	for !stop.Load() {
 		k, err := r.Read(rows)
 		if k > 0 {
 			var b []byte
@@ -497,6 +508,7 @@ func encodePITBodies(path string, n int, out chan<- pitBody, free <-chan []byte)
 			return err
 		}
 	}
+	return nil
 }
 
 // pitBody is an /ingest request body of n records.
@@ -576,11 +588,11 @@ func startCLIServer(argv []string, dir, repo string) (*cliServer, error) {
 	case s.url = <-urls:
 		return s, nil
 	case err := <-s.done:
-		return nil, fmt.Errorf("bench: featurelog serve exited before serving: %v; its stderr ends:\n%s", err, s.stderr.String())
+		return nil, fmt.Errorf("bench: featurelog serve exited before serving: %v%s", err, s.stderr.note())
 	case <-time.After(5 * time.Minute):
 		cmd.Process.Kill()
 		<-s.done
-		return nil, fmt.Errorf("bench: featurelog serve did not serve within 5m; its stderr ends:\n%s", s.stderr.String())
+		return nil, fmt.Errorf("bench: featurelog serve did not serve within 5m%s", s.stderr.note())
 	}
 }
 
@@ -598,7 +610,7 @@ func (s *cliServer) stop() (cliExit, error) {
 		e.cpu = ps.UserTime() + ps.SystemTime()
 	}
 	if err != nil {
-		return e, fmt.Errorf("bench: featurelog serve: %w; its stderr ends:\n%s", err, s.stderr.String())
+		return e, fmt.Errorf("bench: featurelog serve: %w%s", err, s.stderr.note())
 	}
 	return e, nil
 }
@@ -619,7 +631,7 @@ func RunPITJoinCLI(argv []string, d *PITJoinData, out string) (*PITJoin, error) 
 	err := cmd.Wait()
 	j := &PITJoin{Wall: time.Since(t0), Out: out, PeakRSS: rss.stop()}
 	if err != nil {
-		return nil, fmt.Errorf("bench: featurelog historical: %w; its stderr ends:\n%s", err, stderr.String())
+		return nil, fmt.Errorf("bench: featurelog historical: %w%s", err, stderr.note())
 	}
 	ps := cmd.ProcessState
 	j.CPU = ps.UserTime() + ps.SystemTime()
@@ -691,50 +703,127 @@ func PITRows(cfg *PITJoinConfig, d *PITJoinData, joins []*PITJoin) []Row {
 	return rows
 }
 
-// String returns what the buffer kept.
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(bytes.TrimSpace(t.b))
-}
-
 // peakRSS follows a child's VmHWM (/proc/<pid>/status) until stopped.
 // The kernel's rusage cannot be used: a child started by fork and exec
 // inherits its parent's high-water mark in ru_maxrss, so a big parent
 // (DuckDB's tables) would be charged to the child.
 type peakRSS struct {
-	max  atomic.Int64
-	stop func() int64
+	max      int64 // written by the sampler, read after finished
+	done     chan struct{}
+	finished chan struct{}
 }
 
-// watchPeakRSS samples pid's VmHWM every 10ms; stop, called once the
-// process has exited (or is about to), returns the largest value seen.
-// VmHWM is the process's own high-water mark, so only growth in the last
-// interval before exit can be missed.
+// watchPeakRSS samples pid's VmHWM every 10ms until stop. VmHWM is the
+// process's own high-water mark, so only growth in the last interval
+// before exit can be missed.
 func watchPeakRSS(pid int) *peakRSS {
-	p := &peakRSS{}
+	p := &peakRSS{done: make(chan struct{}), finished: make(chan struct{})}
 	path := "/proc/" + strconv.Itoa(pid) + "/status"
-	done := make(chan struct{})
-	finished := make(chan struct{})
 	go func() {
-		defer close(finished)
+		defer close(p.finished)
 		t := time.NewTicker(10 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if v := statusBytes(path, "VmHWM"); v > p.max.Load() {
-				p.max.Store(v)
-			}
+			p.max = max(p.max, statusBytes(path, "VmHWM"))
 			select {
-			case <-done:
+			case <-p.done:
 				return
 			case <-t.C:
 			}
 		}
 	}()
-	p.stop = func() int64 {
-		close(done)
-		<-finished
-		return p.max.Load()
-	}
 	return p
 }
+
+// stop, called once the process has exited (or is about to), returns the
+// largest VmHWM seen.
+func (p *peakRSS) stop() int64 {
+	close(p.done)
+	<-p.finished
+	return p.max
+}
+
+// PITPeer is another system's run of the workload's joins on the same
+// files, measured in the same run by its caller (the bench/peers module,
+// which links the peer so that this package need not).
+type PITPeer struct {
+	// Name names the peer and its version, e.g. "DuckDB v1.5.5"; Joins
+	// says what it ran, e.g. "ASOF + RANGE windows".
+	Name, Joins string
+	// Setup is what loading its tables took (not timed as a join).
+	Setup time.Duration
+	// Runs are its runs of the joins, the i-th beside featurelog's i-th.
+	Runs []PITPeerRun
+	// PeakRSS is its process's VmHWM.
+	PeakRSS int64
+	// Agree reports whether featurelog's output equals the peer's, and
+	// Comparison how it was compared and what differed.
+	Agree      bool
+	Comparison string
+}
+
+// PITPeerRun is one run of a peer's joins.
+type PITPeerRun struct {
+	Parts []PITPeerPart // each join, timed on its own
+	CPU   time.Duration // the peer process's CPU over the run
+}
+
+// PITPeerPart is one timed join of a peer's run.
+type PITPeerPart struct {
+	Name string
+	Took time.Duration
+}
+
+// Total is the run's time: its parts', summed.
+func (r PITPeerRun) Total() time.Duration {
+	var t time.Duration
+	for _, p := range r.Parts {
+		t += p.Took
+	}
+	return t
+}
+
+// PITPeerRows are the rows comparing featurelog's joins with the peer's,
+// run for run: the speed-up against issue 14's target, and agreement.
+func PITPeerRows(joins []*PITJoin, p *PITPeer) []Row {
+	if len(joins) == 0 || len(p.Runs) == 0 {
+		return nil
+	}
+	j, k := joins[0], p.Runs[0]
+	res := fmt.Sprintf("%s (CPU %s, peak RSS %s)", fmtDur(j.Wall), fmtDur(j.CPU), fmtMB(j.PeakRSS))
+	var later []string
+	for i := 1; i < min(len(joins), len(p.Runs)); i++ {
+		later = append(later, fmt.Sprintf("%s vs %s", fmtDur(joins[i].Wall), fmtDur(p.Runs[i].Total())))
+	}
+	if len(later) > 0 {
+		res += "; later runs " + strings.Join(later, ", ")
+	}
+	var parts []string
+	for _, x := range k.Parts {
+		parts = append(parts, x.Name+" "+fmtDur(x.Took))
+	}
+	ratio := k.Total().Seconds() / j.Wall.Seconds()
+	return []Row{
+		{
+			Benchmark: "pitjoin vs " + p.Name + ", same files, same run: featurelog historical (fresh process, parquet in and out) vs " +
+				p.Name + " " + p.Joins + " (tables loaded beforehand, " + fmtDur(p.Setup) + ")",
+			Result:   res,
+			Baseline: fmt.Sprintf("%s (%s; CPU %s; process VmHWM %s)", fmtDur(k.Total()), strings.Join(parts, " + "), fmtDur(k.CPU), fmtMB(p.PeakRSS)),
+			Ratio:    fmt.Sprintf("%.2fx faster", ratio),
+			Target:   ">= 5x faster",
+			Verdict:  verdictBool(ratio >= 5),
+		},
+		{
+			Benchmark: "pitjoin results agree with " + p.Name + " (row by row on row_id, every column)",
+			Result:    p.Comparison, Baseline: "-", Ratio: "-", Target: "equal", Verdict: verdictBool(p.Agree),
+		},
+	}
+}
+
+// SelfCPUTime is this process's user+system CPU so far.
+func SelfCPUTime() time.Duration { return procCPUTime() }
+
+// SelfPeakRSS is this process's own peak resident set (VmHWM): not
+// rusage's ru_maxrss, which counts the high-water mark of the process
+// that started this one.
+func SelfPeakRSS() int64 { return procStatusBytes("VmHWM") }

@@ -516,30 +516,30 @@ func sortRows(keys []string, ts []int64) []int32 {
 		}
 		return cmp.Compare(x.ts, y.ts)
 	}
-	sorted := rows
+	a, b := rows, rows[:0] // sorted runs, merged into order
 	if len(rows) < 1<<14 || runtime.GOMAXPROCS(0) < 2 {
 		slices.SortFunc(rows, less)
 	} else {
-		mid := len(rows) / 2
+		a, b = rows[:len(rows)/2], rows[len(rows)/2:]
 		var wg sync.WaitGroup
 		wg.Add(1)
-		go func() { defer wg.Done(); slices.SortFunc(rows[:mid], less) }()
-		slices.SortFunc(rows[mid:], less)
+		go func() { defer wg.Done(); slices.SortFunc(a, less) }()
+		slices.SortFunc(b, less)
 		wg.Wait()
-		sorted = make([]sortRow, 0, len(rows))
-		a, b := rows[:mid], rows[mid:]
-		for len(a) > 0 && len(b) > 0 {
-			if less(b[0], a[0]) < 0 {
-				sorted, b = append(sorted, b[0]), b[1:]
-			} else {
-				sorted, a = append(sorted, a[0]), a[1:]
-			}
-		}
-		sorted = append(append(sorted, a...), b...)
 	}
-	order := make([]int32, len(sorted))
-	for i := range sorted {
-		order[i] = sorted[i].row
+	order := make([]int32, 0, len(rows))
+	for len(a) > 0 && len(b) > 0 {
+		if less(b[0], a[0]) < 0 {
+			order, b = append(order, b[0].row), b[1:]
+		} else {
+			order, a = append(order, a[0].row), a[1:]
+		}
+	}
+	for _, r := range a {
+		order = append(order, r.row)
+	}
+	for _, r := range b {
+		order = append(order, r.row)
 	}
 	return order
 }

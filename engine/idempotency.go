@@ -18,8 +18,9 @@ import (
 // entry holding its records, its key and the response it is answered with:
 // the key is remembered exactly when the records are durable, and a crash
 // cannot separate them. In memory, idempotency maps (workspace, key) to
-// that response; Open rebuilds it from the log entries of the last window,
-// whatever the views' checkpoints cover (loadIdempotency).
+// that response; it is rebuilt from the log entries of the last window,
+// whatever the views' checkpoints cover (loadIdempotency), in the
+// background from the first ingest after Open (startIdempotencyLoad).
 //
 // Two requests with the same key never both write: the first claims the
 // key (an in-flight entry) and the others wait for its outcome. If it
@@ -260,14 +261,13 @@ func (t *idempotency) waiting() int {
 // gets the ticket to put in its batch; an empty key or a dry run runs
 // ingest without one.
 func (db *DB) ingestOnce(workspace, key string, dryRun bool, ingest func(*idemTicket) (*IngestResponse, error)) (*IngestResponse, error) {
-	db.idemStart.Do(db.startIdempotencyLoad)
+	db.idemStart.Do(db.startIdempotencyLoad) // any ingest starts reading the log's keys back
 	if key == "" || dryRun {
 		return ingest(nil)
 	}
-	<-db.idemReady // the keys of the log, read back in the background
-	if db.idemErr != nil {
+	if err := db.waitIdempotency(); err != nil {
 		return nil, &Error{Code: CodeInternal, Msg: "requests with an Idempotency-Key cannot be served: the keys of the last " +
-			db.opts.IdempotencyWindow.String() + " could not be read back from the log at open (send the request without the key, or restore the log)", Err: db.idemErr}
+			db.opts.IdempotencyWindow.String() + " could not be read back from the log (send the request without the key, or restore the log)", Err: err}
 	}
 	resp, tk := db.idem.begin(idemScope{workspace: workspace, key: key}, db.opts.Now())
 	if resp != nil {

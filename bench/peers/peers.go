@@ -28,9 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2"
@@ -94,7 +92,7 @@ func run(cfg bench.PITJoinConfig, featurelog, root string, runs, threads int) ([
 	defer duck.close()
 	var (
 		joins []*bench.PITJoin
-		ducks []duckRun
+		peer  = bench.PITPeer{Name: "DuckDB " + duck.version, Joins: "ASOF + RANGE windows", Setup: duck.load}
 	)
 	for i := range runs {
 		fmt.Fprintf(os.Stderr, "peers: run %d of %d: featurelog historical, fresh process\n", i+1, runs)
@@ -108,14 +106,16 @@ func run(cfg bench.PITJoinConfig, featurelog, root string, runs, threads int) ([
 		if err != nil {
 			return nil, err
 		}
-		ducks = append(ducks, d)
+		peer.Runs = append(peer.Runs, d)
 	}
 	fmt.Fprintf(os.Stderr, "peers: comparing training.parquet with DuckDB's answers\n")
 	cmp, err := duck.compare(joins[0].Out)
 	if err != nil {
 		return nil, err
 	}
-	return pitRows(&cfg, data, joins, ducks, duck, cmp), nil
+	peer.PeakRSS = bench.SelfPeakRSS()
+	peer.Agree, peer.Comparison = cmp.ok(), cmp.String()
+	return append(bench.PITRows(&cfg, data, joins), bench.PITPeerRows(joins, &peer)...), nil
 }
 
 // buildFeaturelog builds the CLI from the repository at root into a
@@ -143,13 +143,6 @@ type duck struct {
 	load    time.Duration
 	version string
 }
-
-type duckRun struct {
-	asof, windows time.Duration
-	cpu           time.Duration
-}
-
-func (r duckRun) total() time.Duration { return r.asof + r.windows }
 
 func openDuck(data *bench.PITJoinData, threads int) (*duck, error) {
 	db, err := sql.Open("duckdb", "")
@@ -211,21 +204,18 @@ WHERE row_id IS NOT NULL`
 )
 
 // joins runs both joins, timing each, with this process's CPU.
-func (d *duck) joins() (duckRun, error) {
-	var r duckRun
+func (d *duck) joins() (bench.PITPeerRun, error) {
+	var r bench.PITPeerRun
 	ctx := context.Background()
-	c0 := cpuTime()
-	t0 := time.Now()
-	if _, err := d.conn.ExecContext(ctx, duckASOF); err != nil {
-		return r, fmt.Errorf("duckdb ASOF join: %w", err)
+	c0 := bench.SelfCPUTime()
+	for _, q := range []struct{ name, sql string }{{"ASOF", duckASOF}, {"windows", duckWindows}} {
+		t0 := time.Now()
+		if _, err := d.conn.ExecContext(ctx, q.sql); err != nil {
+			return r, fmt.Errorf("duckdb %s join: %w", q.name, err)
+		}
+		r.Parts = append(r.Parts, bench.PITPeerPart{Name: q.name, Took: time.Since(t0)})
 	}
-	r.asof = time.Since(t0)
-	t1 := time.Now()
-	if _, err := d.conn.ExecContext(ctx, duckWindows); err != nil {
-		return r, fmt.Errorf("duckdb window join: %w", err)
-	}
-	r.windows = time.Since(t1)
-	r.cpu = cpuTime() - c0
+	r.CPU = bench.SelfCPUTime() - c0
 	return r, nil
 }
 
@@ -294,71 +284,4 @@ func (c *comparison) String() string {
 	return s + "; " + strings.Join(bad, "; ")
 }
 
-func pitRows(cfg *bench.PITJoinConfig, data *bench.PITJoinData, joins []*bench.PITJoin, ducks []duckRun, d *duck, cmp *comparison) []bench.Row {
-	rows := bench.PITRows(cfg, data, joins)
-	j, k := joins[0], ducks[0]
-	var later []string
-	for i := 1; i < len(joins); i++ {
-		later = append(later, fmt.Sprintf("%s vs %s", secs(joins[i].Wall), secs(ducks[i].total())))
-	}
-	ratio := k.total().Seconds() / j.Wall.Seconds()
-	res := fmt.Sprintf("%s (CPU %s, peak RSS %s)", secs(j.Wall), secs(j.CPU), mb(j.PeakRSS))
-	if len(later) > 0 {
-		res += "; later runs " + strings.Join(later, ", ")
-	}
-	rows = append(rows,
-		bench.Row{
-			Benchmark: "pitjoin vs DuckDB " + d.version + ", same files, same run: featurelog historical (fresh process, parquet in and out) vs DuckDB ASOF + RANGE windows (tables loaded beforehand, " + secs(d.load) + ")",
-			Result:    res,
-			Baseline:  fmt.Sprintf("%s (ASOF %s + windows %s; CPU %s; process VmHWM %s)", secs(k.total()), secs(k.asof), secs(k.windows), secs(k.cpu), mb(vmHWM())),
-			Ratio:     fmt.Sprintf("%.2fx faster", ratio),
-			Target:    ">= 5x faster",
-			Verdict:   verdict(ratio >= 5),
-		},
-		bench.Row{
-			Benchmark: "pitjoin results agree with DuckDB (row by row on row_id, every column)",
-			Result:    cmp.String(), Baseline: "-", Ratio: "-", Target: "equal", Verdict: verdict(cmp.ok()),
-		})
-	return rows
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "pass"
-	}
-	return "FAIL"
-}
-
-func secs(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
-
-func mb(b int64) string { return fmt.Sprintf("%d MB", b/1_000_000) }
-
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// cpuTime is this process's user+system CPU so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// vmHWM is this process's peak RSS so far, from /proc/self/status (not
-// rusage's ru_maxrss, which counts the high-water mark of the process
-// that started this one).
-func vmHWM() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err == nil {
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}

@@ -27,6 +27,24 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// joined prepares cfg's workload, joins it with featurelog historical and
+// with DuckDB, and returns DuckDB (closed with the test) and featurelog's
+// output file.
+func joined(t *testing.T, cfg bench.PITJoinConfig) (*duck, string) {
+	t.Helper()
+	cfg.Featurelog, cfg.CacheDir = []string{featurelogBin}, t.TempDir()
+	data, err := bench.PreparePITJoin(cfg)
+	require.NoError(t, err)
+	j, err := bench.RunPITJoinCLI(cfg.Featurelog, data, filepath.Join(t.TempDir(), "training.parquet"))
+	require.NoError(t, err)
+	d, err := openDuck(data, 0)
+	require.NoError(t, err)
+	t.Cleanup(d.close)
+	_, err = d.joins()
+	require.NoError(t, err)
+	return d, j.Out
+}
+
 // TestAgreesWithDuckDB is a differential test of featurelog's
 // point-in-time join against DuckDB's ASOF and window joins, on small
 // workloads of every key distribution, loaded over HTTP in random time
@@ -34,18 +52,8 @@ func TestMain(m *testing.M) {
 func TestAgreesWithDuckDB(t *testing.T) {
 	for _, dist := range []string{bench.DistUniform, bench.DistZipf, bench.DistHot} {
 		t.Run(dist, func(t *testing.T) {
-			cfg := bench.PITJoinConfig{Featurelog: []string{featurelogBin}, CacheDir: t.TempDir(), Events: 60_000,
-				Keys: 3_000, SpineRows: 6_000, Span: 3 * 24 * time.Hour, Dist: dist}
-			data, err := bench.PreparePITJoin(cfg)
-			require.NoError(t, err)
-			j, err := bench.RunPITJoinCLI(cfg.Featurelog, data, filepath.Join(t.TempDir(), "training.parquet"))
-			require.NoError(t, err)
-			d, err := openDuck(data, 0)
-			require.NoError(t, err)
-			defer d.close()
-			_, err = d.joins()
-			require.NoError(t, err)
-			cmp, err := d.compare(j.Out)
+			d, out := joined(t, bench.PITJoinConfig{Events: 60_000, Keys: 3_000, SpineRows: 6_000, Span: 3 * 24 * time.Hour, Dist: dist})
+			cmp, err := d.compare(out)
 			require.NoError(t, err)
 			require.True(t, cmp.ok(), "%s", cmp)
 			require.EqualValues(t, 6_000, cmp.matched)
@@ -60,21 +68,11 @@ func TestAgreesWithDuckDB(t *testing.T) {
 // TestCompareFindsADifference changes one value of featurelog's output
 // and expects the comparison to name it.
 func TestCompareFindsADifference(t *testing.T) {
-	cfg := bench.PITJoinConfig{Featurelog: []string{featurelogBin}, CacheDir: t.TempDir(), Events: 20_000,
-		Keys: 1_000, SpineRows: 2_000, Span: 24 * time.Hour}
-	data, err := bench.PreparePITJoin(cfg)
-	require.NoError(t, err)
-	j, err := bench.RunPITJoinCLI(cfg.Featurelog, data, filepath.Join(t.TempDir(), "training.parquet"))
-	require.NoError(t, err)
-	d, err := openDuck(data, 0)
-	require.NoError(t, err)
-	defer d.close()
-	_, err = d.joins()
-	require.NoError(t, err)
+	d, out := joined(t, bench.PITJoinConfig{Events: 20_000, Keys: 1_000, SpineRows: 2_000, Span: 24 * time.Hour})
 	bad := filepath.Join(t.TempDir(), "bad.parquet")
 	col := "user_amounts.amount_sum_1d_continuous"
-	_, err = d.conn.ExecContext(t.Context(), fmt.Sprintf(`COPY (SELECT * REPLACE (CASE WHEN row_id = 7 THEN coalesce(%[1]q, 0) + 0.25 ELSE %[1]q END AS %[1]q)
-		FROM read_parquet(%[2]s)) TO %[3]s (FORMAT parquet)`, col, quote(j.Out), quote(bad)))
+	_, err := d.conn.ExecContext(t.Context(), fmt.Sprintf(`COPY (SELECT * REPLACE (CASE WHEN row_id = 7 THEN coalesce(%[1]q, 0) + 0.25 ELSE %[1]q END AS %[1]q)
+		FROM read_parquet(%[2]s)) TO %[3]s (FORMAT parquet)`, col, quote(out), quote(bad)))
 	require.NoError(t, err)
 	cmp, err := d.compare(bad)
 	require.NoError(t, err)

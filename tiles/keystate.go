@@ -100,7 +100,20 @@ func (s *Store) Levels() []int64 { return slices.Clone(s.levels) }
 // Freeze marks the store read-only, as a frozen memtable is: Add panics
 // afterwards, and Own shares the store's memory instead of copying it.
 // Call it once no Add can be in progress.
-func (s *Store) Freeze() { s.frozen.Store(true) }
+//
+// Freeze settles every key's pending events first, so that readers of a
+// frozen store never take a write lock.
+func (s *Store) Freeze() {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for _, ks := range sh.keys {
+			s.tl.settle(ks)
+		}
+		sh.mu.Unlock()
+	}
+	s.frozen.Store(true)
+}
 
 // Own returns the store's own state for key as a KeyState, or nil when
 // the store has none. It is a snapshot that later Adds do not affect:
@@ -109,9 +122,8 @@ func (s *Store) Freeze() { s.frozen.Store(true) }
 // key's size; after Freeze nothing is copied.
 func (s *Store) Own(key string) *KeyState {
 	sh := s.shard(key)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	ks := sh.keys[key]
+	ks, write := s.lockKey(sh, key)
+	defer sh.unlock(write)
 	if ks == nil {
 		return nil
 	}

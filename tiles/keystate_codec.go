@@ -78,9 +78,8 @@ func rawColumns(spec Spec) (cols []rawColumn, width int) {
 // the key's shard read lock.
 func (s *Store) AppendKeyState(dst []byte, key string) (out []byte, ok bool) {
 	sh := s.shard(key)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	ks := sh.keys[key]
+	ks, write := s.lockKey(sh, key)
+	defer sh.unlock(write)
 	if ks == nil {
 		return dst, false
 	}

@@ -46,13 +46,13 @@ func (s *Store) ReadLogged(key string, t int64, upTo Order, out []schema.Value, 
 		// place, so the copy is of the events, not the slice.
 		sc.own = sc.own[:0]
 		sh := s.shard(key)
-		sh.mu.RLock()
-		if ks := sh.keys[key]; ks != nil {
+		ks, write := s.lockKey(sh, key)
+		if ks != nil {
 			i := sort.Search(len(ks.raw), func(i int) bool { return ks.raw[i].o.TS >= lo })
 			j := i + sort.Search(len(ks.raw)-i, func(j int) bool { return ks.raw[i+j].o.TS >= hi })
 			sc.own = append(sc.own, ks.raw[i:j]...)
 		}
-		sh.mu.RUnlock()
+		sh.unlock(write)
 		lists = append(lists, sc.own)
 	}
 	for _, x := range extra {

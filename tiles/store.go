@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -125,9 +126,12 @@ type Store struct {
 	width  int         // len of a decoded raw event's values: the largest input position + 1
 	tl     *tiler      // builds a key's tiles; shared with KeyStates, which build theirs lazily
 	frozen atomic.Bool // set by Freeze: no Add may follow, so Own may share the store's memory
-	seed   maphash.Seed
-	shards [storeShards]shard
-	reads  sync.Pool // *readScratch
+	// settleEach settles every pending event at once, as if each were
+	// inserted in place: tests compare a store with and without it.
+	settleEach bool
+	seed       maphash.Seed
+	shards     [storeShards]shard
+	reads      sync.Pool // *readScratch
 }
 
 type shard struct {
@@ -153,6 +157,11 @@ type keyState struct {
 	raw    []rawEvent // every event, sorted by Order: always for continuous views, until tiles exist for interval views
 	levels []level    // one per Store.levels; nil while the key is small (see smallKey)
 	n      int        // events added: interval views drop raw events once tiled, so they are counted here
+	// pend holds, in arrival order, events added but not yet in raw or
+	// levels: those that would have been inserted into the middle of
+	// either, and every event after them, until settle places them all in
+	// one pass. Reads never see a key with pending events (see lockKey).
+	pend []rawEvent
 	keyHotState
 }
 
@@ -262,10 +271,165 @@ func (s *Store) Add(key string, o Order, vals []schema.Value) {
 		}
 		return
 	}
+	if len(ks.pend) > 0 || !s.tl.appends(ks, e) {
+		ks.pend = append(ks.pend, e)
+		if s.settleEach || len(ks.pend) >= max(smallKey, ks.n/pendShare) {
+			s.tl.settle(ks)
+		}
+		return
+	}
 	if s.raw {
-		ks.addRaw(e)
+		ks.raw = append(ks.raw, e)
 	}
 	s.tl.addToTiles(ks, e)
+}
+
+// pendShare bounds a key's pending events to 1/pendShare of its events
+// (or smallKey): settling costs a pass over the key's raw events and
+// tiles, so each pending event pays about pendShare times the levels'
+// count of moves, instead of the key's size as an insertion in the
+// middle would.
+const pendShare = 8
+
+// appends reports whether e lands at the end of ks's raw events and
+// tiles, or in tiles it already has: then adding it moves nothing.
+func (t *tiler) appends(ks *keyState, e rawEvent) bool {
+	if t.raw {
+		// The tiles hold the raw events, so an event after the last
+		// raw one is in the last tile of every level or after it.
+		n := len(ks.raw)
+		return n == 0 || ks.raw[n-1].o.Less(e.o)
+	}
+	// An interval view: the tile of the finest level, which lies inside
+	// one tile of every coarser level, is the last or after it, or exists.
+	l0 := &ks.levels[0]
+	start := floorTo(e.o.TS, t.levels[0])
+	n := len(l0.starts)
+	if n == 0 || l0.starts[n-1] <= start {
+		return true
+	}
+	_, found := slices.BinarySearch(l0.starts, start)
+	return found
+}
+
+// settle places ks's pending events: it merges them into the raw events
+// and the new tiles among the existing ones, one pass per list, then adds
+// each event to its tiles in arrival order, so that every tile receives
+// its events in the order they were added, as without pending events
+// (float sums are then bit-identical to a store that inserted each event
+// in place, whenever reads settled it).
+func (t *tiler) settle(ks *keyState) {
+	p := ks.pend
+	if len(p) == 0 {
+		return
+	}
+	if t.raw {
+		sorted := slices.Clone(p)
+		slices.SortFunc(sorted, func(a, b rawEvent) int { return a.o.compare(b.o) })
+		ks.raw = mergeSorted(ks.raw, sorted)
+	}
+	var starts []int64
+	for li, res := range t.levels {
+		l := &ks.levels[li]
+		starts = starts[:0]
+		for _, e := range p {
+			starts = append(starts, floorTo(e.o.TS, res))
+		}
+		slices.Sort(starts)
+		starts = slices.Compact(starts)
+		l.insertStarts(starts, t.states)
+		for _, e := range p {
+			i, _ := slices.BinarySearch(l.starts, floorTo(e.o.TS, res))
+			for ai, st := range l.tiles[i] {
+				if v := e.vals[t.input[ai]]; !v.IsNull() {
+					st.Add(v, e.o)
+				}
+			}
+		}
+	}
+	clear(p)
+	ks.pend = nil
+}
+
+// mergeSorted merges add into raw, both sorted by Order, in place: raw
+// grows by len(add) and is filled from the back.
+func mergeSorted(raw, add []rawEvent) []rawEvent {
+	i, j := len(raw)-1, len(add)-1
+	raw = slices.Grow(raw, len(add))[:len(raw)+len(add)]
+	for k := len(raw) - 1; j >= 0; k-- {
+		if i >= 0 && add[j].o.Less(raw[i].o) {
+			raw[k] = raw[i]
+			i--
+		} else {
+			raw[k] = add[j]
+			j--
+		}
+	}
+	return raw
+}
+
+// insertStarts gives l a new tile for every start of starts (sorted,
+// distinct) it lacks, in one pass from the back.
+func (l *level) insertStarts(starts []int64, aggs []Agg) {
+	missing := 0
+	for _, st := range starts {
+		if _, found := slices.BinarySearch(l.starts, st); !found {
+			missing++
+		}
+	}
+	if missing == 0 {
+		return
+	}
+	i, j := len(l.starts)-1, len(starts)-1
+	n := len(l.starts) + missing
+	l.starts = slices.Grow(l.starts, missing)[:n]
+	l.tiles = slices.Grow(l.tiles, missing)[:n]
+	for k := n - 1; j >= 0; {
+		switch {
+		case i >= 0 && l.starts[i] > starts[j]:
+			l.starts[k], l.tiles[k] = l.starts[i], l.tiles[i]
+			i--
+			k--
+		case i >= 0 && l.starts[i] == starts[j]:
+			j-- // the tile exists: it moves in the next round
+		default:
+			states := make([]State, len(aggs))
+			for ai, a := range aggs {
+				states[ai] = a.New()
+			}
+			l.starts[k], l.tiles[k] = starts[j], states
+			j--
+			k--
+		}
+	}
+}
+
+// lockKey takes sh's read lock and returns key's state, nil if none, for
+// reading: a state with pending events is settled first, and then read
+// under the write lock, which lockKey then holds. Release with
+// sh.unlock(write).
+func (s *Store) lockKey(sh *shard, key string) (ks *keyState, write bool) {
+	sh.mu.RLock()
+	ks = sh.keys[key]
+	if ks == nil || len(ks.pend) == 0 {
+		return ks, false
+	}
+	sh.mu.RUnlock()
+	sh.mu.Lock()
+	ks = sh.keys[key]
+	if ks != nil {
+		s.tl.settle(ks)
+	}
+	return ks, true
+}
+
+// unlock releases what lockKey took.
+func (sh *shard) unlock(write bool) {
+	if write {
+		sh.mu.Unlock()
+	} else {
+		sh.mu.RUnlock()
+	}
 }
 
 // Delete removes key's state and reports whether there was one. The
@@ -382,9 +546,9 @@ func (s *Store) ReadWith(key string, t int64, out []schema.Value, own bool, extr
 	var ks *keyState
 	if own {
 		sh := s.shard(key)
-		sh.mu.RLock()
-		defer sh.mu.RUnlock()
-		ks = sh.keys[key]
+		var write bool
+		ks, write = s.lockKey(sh, key)
+		defer sh.unlock(write)
 	}
 	for _, g := range s.groups {
 		st := acc[g.slot]
@@ -486,17 +650,29 @@ func (s *Store) Stats() Stats {
 	var st Stats
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.RLock()
+		sh.mu.Lock()
 		st.Keys += len(sh.keys)
 		for _, ks := range sh.keys {
+			s.tl.settle(ks)
 			st.RawEvents += len(ks.raw)
 			for _, l := range ks.levels {
 				st.Tiles += len(l.starts)
 			}
 		}
-		sh.mu.RUnlock()
+		sh.mu.Unlock()
 	}
 	return st
+}
+
+// compare orders o and p as Less does, for slices.SortFunc.
+func (o Order) compare(p Order) int {
+	switch {
+	case o.Less(p):
+		return -1
+	case p.Less(o):
+		return 1
+	}
+	return 0
 }
 
 // Less reports whether o comes before p: by event time, then log sequence,

@@ -272,8 +272,12 @@ func (s *Store) DecodeKeyStateInto(b []byte, dst *KeyState) error {
 
 func (s *Store) decodeInto(b []byte, dst *KeyState) error {
 	r := reader{b: b}
-	raw, slab := dst.ks.raw[:0], dst.slab
-	clear(raw[:cap(raw)]) // drop the old events' references
+	// Drop the old events' references: those beyond len were dropped by
+	// the decode before (clearing the whole capacity would cost every
+	// key the size of the largest key before it).
+	raw, slab := dst.ks.raw, dst.slab
+	clear(raw)
+	raw = raw[:0]
 	dst.ks, dst.tl, dst.once = keyState{raw: raw}, nil, sync.Once{}
 	if s.decodeKeyState(&r, &dst.ks, &slab) {
 		dst.tl = s.tl
@@ -326,7 +330,7 @@ func (s *Store) decodeRaw(r *reader, raw []rawEvent, slab []schema.Value) ([]raw
 	if !r.ok() {
 		return nil, slab
 	}
-	if cap(raw) >= n {
+	if reusable(cap(raw), n) {
 		raw = raw[:n]
 	} else {
 		raw = make([]rawEvent, n)
@@ -343,7 +347,7 @@ func (s *Store) decodeRaw(r *reader, raw []rawEvent, slab []schema.Value) ([]raw
 			r.failAt(at, fmt.Sprintf("event %d comes before event %d", i, i-1))
 		}
 	}
-	if cap(slab) >= n*s.width {
+	if reusable(cap(slab), n*s.width) {
 		slab = slab[:n*s.width]
 		clear(slab)
 	} else {
@@ -573,3 +577,8 @@ func (r *reader) failAt(at int, reason string) {
 		r.err, r.at = reason, at
 	}
 }
+
+// reusable reports whether memory of capacity c should hold n elements:
+// it is big enough and not so big that a hot key's decode would keep
+// its memory alive for every small key after it.
+func reusable(c, n int) bool { return c >= n && c <= max(4*n, 4096) }

@@ -37,10 +37,68 @@ const (
 	pitMarker    = 1 // bump when the generated files or the load change
 )
 
-// pitRepo is the workload's repo: a continuous view with count and sum
-// over 1h and 24h, and an attribute view with the latest amount (no ttl),
-// in one service.
-const pitRepo = `workspace: pitbench
+// Shapes of the workload: what the keys are and what the view computes.
+const (
+	// ShapeHours is issue 14's workload: String keys, count and sum
+	// over 1h and 24h.
+	ShapeHours = "hours"
+	// ShapeDays is the other shape users bring: Int64 keys, count, sum,
+	// min, max and mean over 7d and 30d, over 180 days of history by
+	// default.
+	ShapeDays = "days"
+)
+
+// PITFeature is one aggregate feature of the workload's continuous view.
+type PITFeature struct {
+	// Column is its column in featurelog historical's output.
+	Column string
+	// Function is count, sum, min, max or mean; Window its size (the
+	// window is [T−Window, T)).
+	Function string
+	Window   time.Duration
+}
+
+// PITAttribute is the output column of the attribute view: the latest
+// amount strictly before T.
+const PITAttribute = "user_last.amount"
+
+// PITFeatures returns the aggregate features of shape, in output order.
+func PITFeatures(shape string) []PITFeature {
+	fns, windows := []string{"count", "sum"}, []time.Duration{time.Hour, 24 * time.Hour}
+	if shape == ShapeDays {
+		fns, windows = []string{"count", "sum", "min", "max", "mean"}, []time.Duration{7 * 24 * time.Hour, 30 * 24 * time.Hour}
+	}
+	var out []PITFeature
+	for _, w := range windows {
+		for _, fn := range fns {
+			out = append(out, PITFeature{Column: fmt.Sprintf("user_amounts.amount_%s_%s_continuous", fn, windowName(w)), Function: fn, Window: w})
+		}
+	}
+	return out
+}
+
+// windowName prints a window as feature names do: in its largest whole
+// unit.
+func windowName(w time.Duration) string {
+	switch day := 24 * time.Hour; {
+	case w%day == 0:
+		return strconv.Itoa(int(w/day)) + "d"
+	case w%time.Hour == 0:
+		return strconv.Itoa(int(w/time.Hour)) + "h"
+	}
+	return strconv.Itoa(int(w/time.Minute)) + "m"
+}
+
+// pitRepo is the workload's repo: a continuous view with shape's
+// aggregates, and an attribute view with the latest amount (no ttl), in
+// one service.
+func pitRepo(shape string) string {
+	keyType := "String"
+	if shape == ShapeDays {
+		keyType = "Int64"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `workspace: pitbench
 
 entities:
   - name: user
@@ -49,7 +107,7 @@ entities:
 sources:
   - name: events
     schema:
-      - {name: user_id, type: String}
+      - {name: user_id, type: %s}
       - {name: ts, type: Timestamp}
       - {name: amount, type: Float64}
 
@@ -59,11 +117,15 @@ feature_views:
     entities: [user]
     timestamp_field: ts
     features:
-      - aggregate: {input: amount, function: count, window: 1h}
-      - aggregate: {input: amount, function: sum, window: 1h}
-      - aggregate: {input: amount, function: count, window: 24h}
-      - aggregate: {input: amount, function: sum, window: 24h}
-
+`, keyType)
+	for _, f := range PITFeatures(shape) {
+		w := windowName(f.Window)
+		if f.Window < 7*24*time.Hour {
+			w = strconv.Itoa(int(f.Window/time.Hour)) + "h" // as issue 14 wrote it
+		}
+		fmt.Fprintf(&b, "      - aggregate: {input: amount, function: %s, window: %s}\n", f.Function, w)
+	}
+	b.WriteString(`
   - name: user_last
     source: events
     entities: [user]
@@ -75,7 +137,9 @@ feature_services:
   - name: pit
     online_serving_enabled: true
     features: [user_amounts, user_last]
-`
+`)
+	return b.String()
+}
 
 // Key distributions of the workload.
 const (
@@ -105,6 +169,8 @@ type PITJoinConfig struct {
 	// Dist is the key distribution of events and spine rows: DistUniform
 	// (default), DistZipf or DistHot.
 	Dist string
+	// Shape is ShapeHours (default) or ShapeDays.
+	Shape string
 	// Clients and BatchSize shape the HTTP load. Defaults 4 and 1000.
 	Clients, BatchSize int
 	// Rebuild regenerates the files and reloads; Reload only reloads.
@@ -130,8 +196,14 @@ func (c *PITJoinConfig) EnsureDefaults() {
 	if c.SpineRows == 0 {
 		c.SpineRows = 1_000_000
 	}
+	if c.Shape == "" {
+		c.Shape = ShapeHours
+	}
 	if c.Span == 0 {
 		c.Span = 30 * 24 * time.Hour
+		if c.Shape == ShapeDays {
+			c.Span = 180 * 24 * time.Hour
+		}
 	}
 	if c.Dist == "" {
 		c.Dist = DistUniform
@@ -161,6 +233,8 @@ func (c *PITJoinConfig) Validate() error {
 		return errors.New("bench: PITJoinConfig.Span must be at least 1s")
 	case c.Dist != DistUniform && c.Dist != DistZipf && c.Dist != DistHot:
 		return fmt.Errorf("bench: unknown key distribution %q; use %s, %s or %s", c.Dist, DistUniform, DistZipf, DistHot)
+	case c.Shape != ShapeHours && c.Shape != ShapeDays:
+		return fmt.Errorf("bench: unknown workload shape %q; use %s or %s", c.Shape, ShapeHours, ShapeDays)
 	}
 	return nil
 }
@@ -212,8 +286,12 @@ func (c *PITJoinConfig) pitName() string {
 	if c.Span%(24*time.Hour) == 0 {
 		span = strconv.Itoa(int(c.Span/(24*time.Hour))) + "d"
 	}
-	return fmt.Sprintf("featurelog-bench-pitjoin-%s-events-%s-keys-%s-spine-%s-%s", fmtCount(c.Events), fmtCount(c.Keys),
+	name := fmt.Sprintf("featurelog-bench-pitjoin-%s-events-%s-keys-%s-spine-%s-%s", fmtCount(c.Events), fmtCount(c.Keys),
 		fmtCount(c.SpineRows), span, c.Dist)
+	if c.Shape != ShapeHours {
+		name += "-" + c.Shape
+	}
+	return name
 }
 
 // PreparePITJoin generates the workload's files and loads its events into
@@ -291,6 +369,45 @@ type pitSpineRow struct {
 	TS    time.Time `parquet:"ts,timestamp(microsecond)"`
 }
 
+// pitEventNum and pitSpineRowNum are ShapeDays' rows: Int64 keys.
+type pitEventNum struct {
+	User   int64     `parquet:"user_id"`
+	TS     time.Time `parquet:"ts,timestamp(microsecond)"`
+	Amount float64   `parquet:"amount"`
+}
+
+type pitSpineRowNum struct {
+	RowID int64     `parquet:"row_id"`
+	User  int64     `parquet:"user_id"`
+	TS    time.Time `parquet:"ts,timestamp(microsecond)"`
+}
+
+// pitRow is an event row of either shape, as an /ingest record.
+type pitRow interface {
+	pitEvent | pitEventNum
+	appendRecord(b []byte) []byte
+}
+
+func (e pitEvent) appendRecord(b []byte) []byte {
+	b = append(b, `{"record":{"user_id":`...)
+	b = strconv.AppendQuote(b, e.User)
+	return appendPITRest(b, e.TS, e.Amount)
+}
+
+func (e pitEventNum) appendRecord(b []byte) []byte {
+	b = append(b, `{"record":{"user_id":`...)
+	b = strconv.AppendInt(b, e.User, 10)
+	return appendPITRest(b, e.TS, e.Amount)
+}
+
+func appendPITRest(b []byte, ts time.Time, amount float64) []byte {
+	b = append(b, `,"ts":"`...)
+	b = ts.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+	b = append(b, `","amount":`...)
+	b = strconv.AppendFloat(b, amount, 'g', -1, 64)
+	return append(b, "}}"...)
+}
+
 // pitKeys draws users by the configured distribution.
 type pitKeys struct {
 	dist string
@@ -309,17 +426,20 @@ func newPITKeys(cfg *PITJoinConfig, seed uint64) *pitKeys {
 
 // next returns a user. Zipf ranks are scattered over the key space by a
 // multiplicative hash, so hot users are not neighbours in key order.
-func (k *pitKeys) next() string {
+func (k *pitKeys) next() string { return histKey(k.nextIndex()) }
+
+// nextIndex returns a user's index, for Int64 keys.
+func (k *pitKeys) nextIndex() int {
 	switch k.dist {
 	case DistZipf:
 		r := k.zipf.Uint64()
-		return histKey(int((r*0x9E3779B97F4A7C15 + 12345) % uint64(k.keys)))
+		return int((r*0x9E3779B97F4A7C15 + 12345) % uint64(k.keys))
 	case DistHot:
 		if k.rng.IntN(5) == 0 {
-			return histKey(k.rng.IntN(min(10, k.keys)) * max(k.keys/10, 1) % k.keys)
+			return k.rng.IntN(min(10, k.keys)) * max(k.keys/10, 1) % k.keys
 		}
 	}
-	return histKey(k.rng.IntN(k.keys))
+	return k.rng.IntN(k.keys)
 }
 
 // time returns an instant uniform over the span, to the microsecond.
@@ -331,14 +451,33 @@ func (k *pitKeys) time(start time.Time, spanUs int64) time.Time {
 // quarters so every sum is exact in float64 whatever the order of
 // addition) and the spine.
 func writePITFiles(cfg *PITJoinConfig, d *PITJoinData) error {
-	if err := os.WriteFile(d.Repo, []byte(pitRepo), 0o644); err != nil {
+	if err := os.WriteFile(d.Repo, []byte(pitRepo(cfg.Shape)), 0o644); err != nil {
 		return err
 	}
 	start, spanUs := histEnd.Add(-cfg.Span), int64(cfg.Span/time.Microsecond)
 	keys := newPITKeys(cfg, 1)
+	amount := func() float64 { return float64(1+keys.rng.IntN(400)) / 4 }
+	if cfg.Shape == ShapeDays {
+		err := writeParquetRows(d.Events, cfg.Events, func(buf []pitEventNum) {
+			for i := range buf {
+				buf[i] = pitEventNum{User: int64(keys.nextIndex()), TS: keys.time(start, spanUs), Amount: amount()}
+			}
+		}, parquet.Compression(&parquet.Snappy))
+		if err != nil {
+			return err
+		}
+		skeys := newPITKeys(cfg, 2)
+		var row int64
+		return writeParquetRows(d.Spine, cfg.SpineRows, func(buf []pitSpineRowNum) {
+			for i := range buf {
+				buf[i] = pitSpineRowNum{RowID: row, User: int64(skeys.nextIndex()), TS: skeys.time(start, spanUs)}
+				row++
+			}
+		}, parquet.Compression(&parquet.Snappy))
+	}
 	err := writeParquetRows(d.Events, cfg.Events, func(buf []pitEvent) {
 		for i := range buf {
-			buf[i] = pitEvent{User: keys.next(), TS: keys.time(start, spanUs), Amount: float64(1+keys.rng.IntN(400)) / 4}
+			buf[i] = pitEvent{User: keys.next(), TS: keys.time(start, spanUs), Amount: amount()}
 		}
 	}, parquet.Compression(&parquet.Snappy))
 	if err != nil {
@@ -405,7 +544,7 @@ func loadPIT(cfg *PITJoinConfig, d *PITJoinData) (PITLoad, error) {
 	)
 	go func() {
 		defer close(bodies)
-		readErr = encodePITBodies(d.Events, cfg.BatchSize, bodies, free, &failed)
+		readErr = encodePITBodies(cfg.Shape, d.Events, cfg.BatchSize, bodies, free, &failed)
 	}()
 	c := newClient(cfg.Clients)
 	defer c.close()
@@ -478,18 +617,25 @@ func loadPIT(cfg *PITJoinConfig, d *PITJoinData) (PITLoad, error) {
 	return l, err
 }
 
-// encodePITBodies reads the events file and sends /ingest bodies of n
-// records each, reusing the buffers that come back on free, until the
-// file ends or stop is set.
-func encodePITBodies(path string, n int, out chan<- pitBody, free <-chan []byte, stop *atomic.Bool) error {
+// encodePITBodies reads the events file of shape and sends /ingest
+// bodies of n records each, reusing the buffers that come back on free,
+// until the file ends or stop is set.
+func encodePITBodies(shape, path string, n int, out chan<- pitBody, free <-chan []byte, stop *atomic.Bool) error {
+	if shape == ShapeDays {
+		return encodeBodies[pitEventNum](path, n, out, free, stop)
+	}
+	return encodeBodies[pitEvent](path, n, out, free, stop)
+}
+
+func encodeBodies[T pitRow](path string, n int, out chan<- pitBody, free <-chan []byte, stop *atomic.Bool) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	r := parquet.NewGenericReader[pitEvent](f)
+	r := parquet.NewGenericReader[T](f)
 	defer r.Close()
-	rows := make([]pitEvent, n)
+	rows := make([]T, n)
 	for !stop.Load() {
 		k, err := r.Read(rows)
 		if k > 0 {
@@ -518,19 +664,13 @@ type pitBody struct {
 }
 
 // appendPITBody appends an /ingest request body for rows.
-func appendPITBody(b []byte, rows []pitEvent) []byte {
+func appendPITBody[T pitRow](b []byte, rows []T) []byte {
 	b = append(b, `{"workspace_name":"`+pitWorkspace+`","dry_run":false,"records":{"events":[`...)
 	for i := range rows {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"record":{"user_id":`...)
-		b = strconv.AppendQuote(b, rows[i].User)
-		b = append(b, `,"ts":"`...)
-		b = rows[i].TS.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
-		b = append(b, `","amount":`...)
-		b = strconv.AppendFloat(b, rows[i].Amount, 'g', -1, 64)
-		b = append(b, "}}"...)
+		b = rows[i].appendRecord(b)
 	}
 	return append(b, "]}}"...)
 }
@@ -661,7 +801,11 @@ func RunPITJoin(cfg PITJoinConfig) ([]Row, *PITJoinData, []*PITJoin, error) {
 
 // PITShape describes the workload in row names.
 func (c *PITJoinConfig) PITShape() string {
-	return fmt.Sprintf("%s events (%s keys, %s), %s-row parquet spine", fmtCount(c.Events), fmtCount(c.Keys), c.Dist, fmtCount(c.SpineRows))
+	shape := ""
+	if c.Shape == ShapeDays {
+		shape = fmt.Sprintf(", Int64 keys, count/sum/min/max/mean over 7d and 30d, %s of history", windowName(c.Span))
+	}
+	return fmt.Sprintf("%s events (%s keys, %s%s), %s-row parquet spine", fmtCount(c.Events), fmtCount(c.Keys), c.Dist, shape, fmtCount(c.SpineRows))
 }
 
 // PITRows are the featurelog rows of the workload: the load and the join.

@@ -14,8 +14,9 @@
 // training.parquet` in a fresh process, and DuckDB's two joins on the same
 // rows in this process (events and spine loaded into tables first, not
 // timed): an ASOF LEFT JOIN on s.ts > e.ts for the latest amount, and RANGE
-// window frames [T−W, T) over the union of events and spine for count and
-// sum over 1h and 24h. DuckDB then reads training.parquet and compares it,
+// window frames [T−W, T) over the union of events and spine for the
+// view's aggregates (--shape hours: count and sum over 1h and 24h; days:
+// count, sum, min, max and mean over 7d and 30d, with Int64 keys). DuckDB then reads training.parquet and compares it,
 // row by row on row_id, with its own answers: every column must agree
 // exactly (amounts are quarters, so sums are exact in any order).
 package main
@@ -48,8 +49,9 @@ func main() {
 	flag.IntVar(&cfg.Events, "events", 20_000_000, "events")
 	flag.IntVar(&cfg.Keys, "keys", 1_000_000, "users")
 	flag.IntVar(&cfg.SpineRows, "spine-rows", 1_000_000, "spine rows")
-	flag.DurationVar(&cfg.Span, "span", 30*24*time.Hour, "event-time range")
+	flag.DurationVar(&cfg.Span, "span", 0, "event-time range (default 720h; 4320h with --shape days)")
 	flag.StringVar(&cfg.Dist, "dist", bench.DistUniform, "key distribution: uniform, zipf or hot")
+	flag.StringVar(&cfg.Shape, "shape", bench.ShapeHours, "workload shape: hours or days (see featurelog bench pitjoin --help)")
 	flag.BoolVar(&cfg.Rebuild, "rebuild", false, "generate the files again, and reload")
 	flag.BoolVar(&cfg.Reload, "reload", false, "load the events again")
 	flag.StringVar(&featurelog, "featurelog", "", "featurelog binary (default: built from --root)")
@@ -85,7 +87,7 @@ func run(cfg bench.PITJoinConfig, featurelog, root string, runs, threads int) ([
 	if err != nil {
 		return nil, err
 	}
-	duck, err := openDuck(data, threads)
+	duck, err := openDuck(data, cfg.Shape, threads)
 	if err != nil {
 		return nil, err
 	}
@@ -138,13 +140,14 @@ func buildFeaturelog(root string) (string, error) {
 
 // duck is an in-memory DuckDB holding the workload's events and spine.
 type duck struct {
-	db      *sql.DB
-	conn    *sql.Conn
-	load    time.Duration
-	version string
+	db       *sql.DB
+	conn     *sql.Conn
+	load     time.Duration
+	version  string
+	features []bench.PITFeature
 }
 
-func openDuck(data *bench.PITJoinData, threads int) (*duck, error) {
+func openDuck(data *bench.PITJoinData, shape string, threads int) (*duck, error) {
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		return nil, err
@@ -155,7 +158,7 @@ func openDuck(data *bench.PITJoinData, threads int) (*duck, error) {
 		db.Close()
 		return nil, err
 	}
-	d := &duck{db: db, conn: conn}
+	d := &duck{db: db, conn: conn, features: bench.PITFeatures(shape)}
 	stmts := []string{"SET TimeZone = 'UTC'"}
 	if threads > 0 {
 		stmts = append(stmts, fmt.Sprintf("SET threads = %d", threads))
@@ -184,31 +187,48 @@ func (d *duck) close() {
 	d.db.Close()
 }
 
-// The two joins, as SQL users would write them.
-const (
-	duckASOF = `CREATE OR REPLACE TABLE duck_asof AS
+// duckASOF is the attribute join, as SQL users would write it.
+const duckASOF = `CREATE OR REPLACE TABLE duck_asof AS
 SELECT s.row_id, e.amount AS last_amount
 FROM spine s ASOF LEFT JOIN events e ON s.user_id = e.user_id AND s.ts > e.ts`
-	duckWindows = `CREATE OR REPLACE TABLE duck_win AS
-SELECT row_id, c1h, s1h, c24h, s24h FROM (
-  SELECT row_id,
-    count(amount) OVER w1 AS c1h, sum(amount) OVER w1 AS s1h,
-    count(amount) OVER w24 AS c24h, sum(amount) OVER w24 AS s24h
+
+// windowsSQL is the aggregate join, as SQL users would write it: RANGE
+// window frames [T−W, T) over the union of events and spine, one column
+// f0, f1, ... per feature.
+func (d *duck) windowsSQL() string {
+	var cols, outs, wins []string
+	named := map[time.Duration]string{}
+	for i, f := range d.features {
+		w, ok := named[f.Window]
+		if !ok {
+			w = fmt.Sprintf("w%d", len(named))
+			named[f.Window] = w
+			wins = append(wins, fmt.Sprintf("%s AS (PARTITION BY user_id ORDER BY ts RANGE BETWEEN INTERVAL %d HOUR PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING)",
+				w, int64(f.Window/time.Hour)))
+		}
+		fn := f.Function
+		if fn == "mean" {
+			fn = "avg"
+		}
+		cols = append(cols, fmt.Sprintf("%s(amount) OVER %s AS f%d", fn, w, i))
+		outs = append(outs, fmt.Sprintf("f%d", i))
+	}
+	return fmt.Sprintf(`CREATE OR REPLACE TABLE duck_win AS
+SELECT row_id, %s FROM (
+  SELECT row_id, %s
   FROM (SELECT user_id, ts, amount, NULL::BIGINT AS row_id FROM events
         UNION ALL
         SELECT user_id, ts, NULL::DOUBLE AS amount, row_id FROM spine)
-  WINDOW
-    w1 AS (PARTITION BY user_id ORDER BY ts RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING),
-    w24 AS (PARTITION BY user_id ORDER BY ts RANGE BETWEEN INTERVAL 24 HOUR PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING))
-WHERE row_id IS NOT NULL`
-)
+  WINDOW %s)
+WHERE row_id IS NOT NULL`, strings.Join(outs, ", "), strings.Join(cols, ", "), strings.Join(wins, ", "))
+}
 
 // joins runs both joins, timing each, with this process's CPU.
 func (d *duck) joins() (bench.PITPeerRun, error) {
 	var r bench.PITPeerRun
 	ctx := context.Background()
 	c0 := bench.SelfCPUTime()
-	for _, q := range []struct{ name, sql string }{{"ASOF", duckASOF}, {"windows", duckWindows}} {
+	for _, q := range []struct{ name, sql string }{{"ASOF", duckASOF}, {"windows", d.windowsSQL()}} {
 		t0 := time.Now()
 		if _, err := d.conn.ExecContext(ctx, q.sql); err != nil {
 			return r, fmt.Errorf("duckdb %s join: %w", q.name, err)
@@ -223,21 +243,25 @@ func (d *duck) joins() (bench.PITPeerRun, error) {
 // that differ from DuckDB's answer.
 type comparison struct {
 	spine, out, matched int64
+	columns             [][2]string
 	diffs               map[string]int64
 }
 
-// The output columns of featurelog historical and DuckDB's for each.
-var compared = [][2]string{
-	{"user_amounts.amount_count_1h_continuous", "w.c1h"},
-	{"user_amounts.amount_sum_1h_continuous", "w.s1h"},
-	{"user_amounts.amount_count_1d_continuous", "w.c24h"},
-	{"user_amounts.amount_sum_1d_continuous", "w.s24h"},
-	{"user_last.amount", "a.last_amount"},
+// compared pairs each output column of featurelog historical with
+// DuckDB's answer for it.
+func (d *duck) compared() [][2]string {
+	out := [][2]string{{bench.PITAttribute, "a.last_amount"}}
+	for i, f := range d.features {
+		out = append(out, [2]string{f.Column, fmt.Sprintf("w.f%d", i)})
+	}
+	return out
 }
 
 func (d *duck) compare(out string) (*comparison, error) {
 	ctx := context.Background()
 	c := &comparison{diffs: map[string]int64{}}
+	compared := d.compared()
+	c.columns = compared
 	var sel []string
 	for _, p := range compared {
 		sel = append(sel, fmt.Sprintf("count(*) FILTER (WHERE f.%q IS DISTINCT FROM %s)", p[0], p[1]))
@@ -272,7 +296,7 @@ func (c *comparison) ok() bool {
 
 func (c *comparison) String() string {
 	var bad []string
-	for _, p := range compared {
+	for _, p := range c.columns {
 		if n := c.diffs[p[0]]; n != 0 {
 			bad = append(bad, fmt.Sprintf("%s: %d rows differ", p[0], n))
 		}

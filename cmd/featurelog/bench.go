@@ -356,7 +356,8 @@ func benchPITJoinCmd() *cobra.Command {
 			"and reading its peak RSS from the kernel. The DuckDB comparison on the same files is the separate\n" +
 			"module bench/peers: cd bench/peers && go run . (see its doc).",
 		Example: "  featurelog bench pitjoin --dir /tmp/fbench\n" +
-			"  featurelog bench pitjoin --dir /tmp/fbench --dist zipf --events 2000000 --keys 100000 --spine-rows 100000",
+			"  featurelog bench pitjoin --dir /tmp/fbench --dist zipf --events 2000000 --keys 100000 --spine-rows 100000\n" +
+			"  featurelog bench pitjoin --dir /tmp/fbench --shape days",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			self, err := os.Executable()
@@ -373,8 +374,9 @@ func benchPITJoinCmd() *cobra.Command {
 	f.IntVar(&cfg.Events, "events", 20_000_000, "events")
 	f.IntVar(&cfg.Keys, "keys", 1_000_000, "users")
 	f.IntVar(&cfg.SpineRows, "spine-rows", 1_000_000, "spine rows")
-	f.DurationVar(&cfg.Span, "span", 30*24*time.Hour, "event-time range (ending 2025-06-01)")
+	f.DurationVar(&cfg.Span, "span", 0, "event-time range, ending 2025-06-01 (default 720h; 4320h with --shape days)")
 	f.StringVar(&cfg.Dist, "dist", bench.DistUniform, "key distribution: uniform, zipf (s=1.1) or hot (10 keys take 20% of the events)")
+	f.StringVar(&cfg.Shape, "shape", bench.ShapeHours, "workload shape: hours (String keys; count, sum over 1h, 24h) or days (Int64 keys; count, sum, min, max, mean over 7d, 30d)")
 	f.IntVar(&cfg.Clients, "clients", 4, "loading clients")
 	f.IntVar(&cfg.BatchSize, "batch", 1000, "records per /ingest request")
 	f.IntVar(&cfg.JoinRuns, "join-runs", 1, "fresh processes running the join")

@@ -116,16 +116,19 @@ func TestSortRows(t *testing.T) {
 				keys[i] = "tenant-0000-" + keys[i]
 			}
 		}
-		order := sortRows(keys, ts)
-		require.Len(t, order, n)
+		o := sortRows(keys, ts)
+		require.Len(t, o.rows, n)
+		require.Len(t, o.first, n)
 		seen := make([]bool, n)
-		for i, row := range order {
+		for i, row := range o.rows {
 			require.False(t, seen[row], "row %d twice", row)
 			seen[row] = true
 			if i == 0 {
+				require.True(t, o.first[i], "the first row does not start a key")
 				continue
 			}
-			p := order[i-1]
+			p := o.rows[i-1]
+			require.Equal(t, keys[p] != keys[row], o.first[i], "row %d (%q after %q): first", i, keys[row], keys[p])
 			c := strings.Compare(keys[p], keys[row])
 			require.True(t, c < 0 || (c == 0 && ts[p] <= ts[row]), "rows %d (%q, %d) and %d (%q, %d) out of order", p, keys[p], ts[p], row, keys[row], ts[row])
 		}

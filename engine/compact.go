@@ -327,8 +327,13 @@ func (db *DB) mergeSegments(d *viewData, group []*segRef) (*segRef, error) {
 	var buf []byte
 	var kss []*tiles.KeyState
 	var hs [][]version
+	// One decoded state per input segment, its memory reused from key to
+	// key: each key's merge is encoded before the next key is decoded.
+	// (Decoding afresh made merges allocate every event they read, and
+	// the garbage collector's work then slowed reads during merges.)
+	reuse := make([]tiles.KeyState, len(group))
 	for mi.Next() {
-		val, err := d.mergeValues(st, mi.Values(), buf[:0], kss[:0], hs[:0])
+		val, err := d.mergeValues(st, mi.Values(), buf[:0], kss[:0], hs[:0], reuse)
 		if err != nil {
 			w.Abort()
 			return nil, fmt.Errorf("key %q: %w", mi.Key(), err)
@@ -347,8 +352,9 @@ func (db *DB) mergeSegments(d *viewData, group []*segRef) (*segRef, error) {
 	return sg2, err
 }
 
-// mergeValues merges one key's values from several segments.
-func (d *viewData) mergeValues(st *tiles.Store, vals [][]byte, dst []byte, kss []*tiles.KeyState, hs [][]version) ([]byte, error) {
+// mergeValues merges one key's values from several segments; reuse has
+// a state per segment to decode into.
+func (d *viewData) mergeValues(st *tiles.Store, vals [][]byte, dst []byte, kss []*tiles.KeyState, hs [][]version, reuse []tiles.KeyState) ([]byte, error) {
 	var only []byte
 	n := 0
 	for _, v := range vals {
@@ -360,16 +366,15 @@ func (d *viewData) mergeValues(st *tiles.Store, vals [][]byte, dst []byte, kss [
 	if n == 1 {
 		return append(dst, only...), nil
 	}
-	for _, v := range vals {
+	for i, v := range vals {
 		if v == nil {
 			continue
 		}
 		if st != nil {
-			ks, err := st.DecodeKeyState(v)
-			if err != nil {
+			if err := st.DecodeKeyStateInto(v, &reuse[i]); err != nil {
 				return nil, err
 			}
-			kss = append(kss, ks)
+			kss = append(kss, &reuse[i])
 		} else {
 			h, err := decodeVersions(v, d.types)
 			if err != nil {

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/featurelog/featurelog/compaction"
@@ -145,7 +146,10 @@ func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64
 		return nil, 0, err
 	}
 	var buf []byte
-	for _, k := range keys {
+	for i, k := range keys {
+		if i%mergeYieldKeys == 0 {
+			runtime.Gosched()
+		}
 		var ok bool
 		if m.tiles != nil {
 			buf, ok = m.tiles.AppendKeyState(buf[:0], k)
@@ -332,7 +336,10 @@ func (db *DB) mergeSegments(d *viewData, group []*segRef) (*segRef, error) {
 	// (Decoding afresh made merges allocate every event they read, and
 	// the garbage collector's work then slowed reads during merges.)
 	reuse := make([]tiles.KeyState, len(group))
-	for mi.Next() {
+	for n := 0; mi.Next(); n++ {
+		if n%mergeYieldKeys == 0 {
+			runtime.Gosched()
+		}
 		val, err := d.mergeValues(st, mi.Values(), buf[:0], kss[:0], hs[:0], reuse)
 		if err != nil {
 			w.Abort()
@@ -351,6 +358,11 @@ func (db *DB) mergeSegments(d *viewData, group []*segRef) (*segRef, error) {
 	sg2, _, err := db.finishSegment(w, sg, 0)
 	return sg2, err
 }
+
+// mergeYieldKeys is how many keys a merge or a flush writes between
+// yields of its processor: both are background work, and on a machine with few cores
+// a reader should not wait for the scheduler's 10 ms preemption to run.
+const mergeYieldKeys = 64
 
 // mergeValues merges one key's values from several segments; reuse has
 // a state per segment to decode into.

@@ -410,14 +410,17 @@ func appendPITRest(b []byte, ts time.Time, amount float64) []byte {
 
 // pitKeys draws users by the configured distribution.
 type pitKeys struct {
-	dist string
-	keys int
-	rng  *rand.Rand
-	zipf *rand.Zipf
+	dist   string
+	keys   int
+	rng    *rand.Rand
+	zipf   *rand.Zipf
+	start  time.Time // of the event-time span
+	spanUs int64
 }
 
 func newPITKeys(cfg *PITJoinConfig, seed uint64) *pitKeys {
-	k := &pitKeys{dist: cfg.Dist, keys: cfg.Keys, rng: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))}
+	k := &pitKeys{dist: cfg.Dist, keys: cfg.Keys, rng: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)),
+		start: histEnd.Add(-cfg.Span), spanUs: int64(cfg.Span / time.Microsecond)}
 	if cfg.Dist == DistZipf {
 		k.zipf = rand.NewZipf(k.rng, 1.1, 1, uint64(cfg.Keys-1))
 	}
@@ -443,9 +446,13 @@ func (k *pitKeys) nextIndex() int {
 }
 
 // time returns an instant uniform over the span, to the microsecond.
-func (k *pitKeys) time(start time.Time, spanUs int64) time.Time {
-	return start.Add(time.Duration(k.rng.Int64N(spanUs)) * time.Microsecond)
+func (k *pitKeys) time() time.Time {
+	return k.start.Add(time.Duration(k.rng.Int64N(k.spanUs)) * time.Microsecond)
 }
+
+// amount returns an amount in quarters, so that every sum is exact in
+// float64 whatever the order of addition.
+func (k *pitKeys) amount() float64 { return float64(1+k.rng.IntN(400)) / 4 }
 
 // writePITFiles writes the events (in random time order, amounts in
 // quarters so every sum is exact in float64 whatever the order of
@@ -454,30 +461,28 @@ func writePITFiles(cfg *PITJoinConfig, d *PITJoinData) error {
 	if err := os.WriteFile(d.Repo, []byte(pitRepo(cfg.Shape)), 0o644); err != nil {
 		return err
 	}
-	start, spanUs := histEnd.Add(-cfg.Span), int64(cfg.Span/time.Microsecond)
-	keys := newPITKeys(cfg, 1)
-	amount := func() float64 { return float64(1+keys.rng.IntN(400)) / 4 }
 	if cfg.Shape == ShapeDays {
-		err := writeParquetRows(d.Events, cfg.Events, func(buf []pitEventNum) {
-			for i := range buf {
-				buf[i] = pitEventNum{User: int64(keys.nextIndex()), TS: keys.time(start, spanUs), Amount: amount()}
-			}
-		}, parquet.Compression(&parquet.Snappy))
-		if err != nil {
-			return err
-		}
-		skeys := newPITKeys(cfg, 2)
-		var row int64
-		return writeParquetRows(d.Spine, cfg.SpineRows, func(buf []pitSpineRowNum) {
-			for i := range buf {
-				buf[i] = pitSpineRowNum{RowID: row, User: int64(skeys.nextIndex()), TS: skeys.time(start, spanUs)}
-				row++
-			}
-		}, parquet.Compression(&parquet.Snappy))
+		return writePITRows(cfg, d,
+			func(k *pitKeys) pitEventNum {
+				return pitEventNum{User: int64(k.nextIndex()), TS: k.time(), Amount: k.amount()}
+			},
+			func(k *pitKeys, row int64) pitSpineRowNum {
+				return pitSpineRowNum{RowID: row, User: int64(k.nextIndex()), TS: k.time()}
+			})
 	}
-	err := writeParquetRows(d.Events, cfg.Events, func(buf []pitEvent) {
+	return writePITRows(cfg, d,
+		func(k *pitKeys) pitEvent { return pitEvent{User: k.next(), TS: k.time(), Amount: k.amount()} },
+		func(k *pitKeys, row int64) pitSpineRow { return pitSpineRow{RowID: row, User: k.next(), TS: k.time()} })
+}
+
+// writePITRows writes the events and the spine as rows of types E and S,
+// which event and spine draw from k (user, then time, then amount: the
+// order fixes the files a seed gives).
+func writePITRows[E, S any](cfg *PITJoinConfig, d *PITJoinData, event func(k *pitKeys) E, spine func(k *pitKeys, row int64) S) error {
+	keys := newPITKeys(cfg, 1)
+	err := writeParquetRows(d.Events, cfg.Events, func(buf []E) {
 		for i := range buf {
-			buf[i] = pitEvent{User: keys.next(), TS: keys.time(start, spanUs), Amount: amount()}
+			buf[i] = event(keys)
 		}
 	}, parquet.Compression(&parquet.Snappy))
 	if err != nil {
@@ -485,9 +490,9 @@ func writePITFiles(cfg *PITJoinConfig, d *PITJoinData) error {
 	}
 	skeys := newPITKeys(cfg, 2)
 	var row int64
-	return writeParquetRows(d.Spine, cfg.SpineRows, func(buf []pitSpineRow) {
+	return writeParquetRows(d.Spine, cfg.SpineRows, func(buf []S) {
 		for i := range buf {
-			buf[i] = pitSpineRow{RowID: row, User: skeys.next(), TS: skeys.time(start, spanUs)}
+			buf[i] = spine(skeys, row)
 			row++
 		}
 	}, parquet.Compression(&parquet.Snappy))

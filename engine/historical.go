@@ -82,6 +82,49 @@ type HistoricalSink interface {
 	Row(lead []any, features []schema.Value) error
 }
 
+// HistoricalChunkSink is a HistoricalSink that also takes a chunk of
+// rows at once: GetFeaturesForEvents hands it each chunk instead of
+// calling Row per row, so that it may convert and write the chunk's
+// columns on several cores.
+type HistoricalChunkSink interface {
+	HistoricalSink
+	// Chunk delivers the chunk's rows, in spine order. The engine does
+	// not retain c after Chunk returns, nor may the sink.
+	Chunk(c *HistoricalChunk) error
+}
+
+// HistoricalChunk is a chunk of output rows: the leading values of each
+// (as Row's lead) and their features.
+type HistoricalChunk struct {
+	Lead [][]any
+	res  *results
+}
+
+// NewHistoricalChunk returns a chunk of the given rows, for sinks'
+// tests: features[r] holds row r's features.
+func NewHistoricalChunk(lead [][]any, features [][]schema.Value) *HistoricalChunk {
+	nf := 0
+	if len(features) > 0 {
+		nf = len(features[0])
+	}
+	res := newResults(len(lead), make([]schema.Type, nf))
+	for r, row := range features {
+		for i, v := range row {
+			res.cols[i].set(r, v)
+		}
+	}
+	return &HistoricalChunk{Lead: lead, res: res}
+}
+
+// Len is the number of rows.
+func (c *HistoricalChunk) Len() int { return len(c.Lead) }
+
+// Features is the number of features of each row.
+func (c *HistoricalChunk) Features() int { return len(c.res.cols) }
+
+// Feature returns feature i of row r. It is safe for concurrent use.
+func (c *HistoricalChunk) Feature(r, i int) schema.Value { return c.res.cols[i].get(r) }
+
 // SpineError reports a malformed spine row. Row counts from 1.
 type SpineError struct {
 	Row int
@@ -155,11 +198,17 @@ func (db *DB) GetFeaturesForEvents(ctx context.Context, req *HistoricalRequest, 
 		if err != nil {
 			return err
 		}
-		vals := make([]schema.Value, len(svc.features))
-		for i, row := range rows {
-			res.row(i, vals)
-			if err := sink.Row(row, vals); err != nil {
+		if cs, ok := sink.(HistoricalChunkSink); ok {
+			if err := cs.Chunk(&HistoricalChunk{Lead: rows, res: res}); err != nil {
 				return err
+			}
+		} else {
+			vals := make([]schema.Value, len(svc.features))
+			for i, row := range rows {
+				res.row(i, vals)
+				if err := sink.Row(row, vals); err != nil {
+					return err
+				}
 			}
 		}
 		written += len(rows)

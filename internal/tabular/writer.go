@@ -13,7 +13,7 @@ import (
 // Writer writes a historical result to a file. It is an
 // engine.HistoricalSink: the engine calls Begin once, then Row per row.
 type Writer interface {
-	engine.HistoricalSink
+	engine.HistoricalChunkSink
 	// Rows returns the number of rows written so far.
 	Rows() int64
 	// Close flushes what is buffered and ends the file (the Parquet
@@ -70,6 +70,21 @@ func cloneValue(v schema.Value) schema.Value {
 func checkWidth(cols int, lead []any, features []schema.Value) error {
 	if n := len(lead) + len(features); n != cols {
 		return fmt.Errorf("BUG: tabular: a row of %d values for %d columns", n, cols)
+	}
+	return nil
+}
+
+// chunkRows writes c to w row by row: Chunk for the formats that gain
+// nothing from columns.
+func chunkRows(w engine.HistoricalSink, c *engine.HistoricalChunk) error {
+	feats := make([]schema.Value, c.Features())
+	for r, lead := range c.Lead {
+		for i := range feats {
+			feats[i] = c.Feature(r, i)
+		}
+		if err := w.Row(lead, feats); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -60,3 +60,6 @@ func (c *csvWriter) Close() error {
 	c.w.Flush()
 	return c.w.Error()
 }
+
+// Chunk writes c row by row.
+func (c *csvWriter) Chunk(ch *engine.HistoricalChunk) error { return chunkRows(c, ch) }

@@ -3,6 +3,7 @@ package tabular
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"strings"
@@ -326,4 +327,99 @@ func readAll(t *testing.T, s tabread.Spine) [][]any {
 		require.NoError(t, err)
 		rows = append(rows, row)
 	}
+}
+
+// TestWriterParquetChunkEqualsRows writes the same rows row by row and
+// as chunks (column by column, row groups on every core): the files must
+// be byte for byte the same, over several row groups, with spine types
+// inferred from rows that begin null, arrays, nulls and every kind of
+// value, however the rows are cut into chunks.
+func TestWriterParquetChunkEqualsRows(t *testing.T) {
+	cols, lead0, feats0 := result()
+	const n = 2*rowGroupRows + 1234
+	lead, feats := make([][]any, n), make([][]schema.Value, n)
+	for i := range n {
+		lead[i] = append([]any(nil), lead0[i%len(lead0)]...)
+		lead[i][2] = int64(i)
+		if i < 10 { // the spine's types are unknown for a while
+			lead[i][0], lead[i][1] = nil, nil
+		}
+		feats[i] = feats0[(i/7)%len(feats0)]
+	}
+	write := func(chunks ...int) []byte {
+		var buf bytes.Buffer
+		w, err := CreateWriter("out.parquet", &buf)
+		require.NoError(t, err)
+		require.NoError(t, w.Begin(cols))
+		lo := 0
+		for _, hi := range chunks {
+			if hi < 0 { // row by row
+				for i := lo; i < n; i++ {
+					require.NoError(t, w.Row(lead[i], feats[i]))
+				}
+				break
+			}
+			require.NoError(t, w.(engine.HistoricalChunkSink).Chunk(engine.NewHistoricalChunk(lead[lo:hi], feats[lo:hi])))
+			lo = hi
+		}
+		require.Equal(t, int64(n), w.Rows())
+		require.NoError(t, w.Close())
+		return buf.Bytes()
+	}
+	read := func(b []byte) (string, []parquet.Row) {
+		f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
+		require.NoError(t, err)
+		r := parquet.NewReader(f)
+		defer r.Close()
+		var rows []parquet.Row
+		buf := make([]parquet.Row, 1000)
+		for {
+			k, err := r.ReadRows(buf)
+			for _, row := range buf[:k] {
+				rows = append(rows, row.Clone())
+			}
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err)
+		}
+		return f.Schema().String(), rows
+	}
+	wantBytes := write(-1)
+	wantSchema, want := read(wantBytes)
+	require.Len(t, want, n)
+	for _, chunks := range [][]int{{n}, {5, n}, {rowGroupRows + 3, 2*rowGroupRows + 3, n}, {1000, -1}, {rowGroupRows, n}} {
+		gotBytes := write(chunks...)
+		if bytes.Equal(wantBytes, gotBytes) {
+			continue
+		}
+		gotSchema, got := read(gotBytes)
+		require.Equal(t, wantSchema, gotSchema, "chunks %v", chunks)
+		require.Len(t, got, n)
+		for i := range want {
+			// NaN != NaN: compare the rows' printed forms.
+			require.Equal(t, fmt.Sprint(want[i]), fmt.Sprint(got[i]), "chunks %v, row %d", chunks, i)
+		}
+		t.Fatalf("chunks %v: the same rows, but not the same bytes as Row writes", chunks)
+	}
+}
+
+// TestWriterParquetChunkErrors: a spine value that does not fit its
+// column fails the chunk with the column and the row's number.
+func TestWriterParquetChunkErrors(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := CreateWriter("out.parquet", &buf)
+	require.NoError(t, err)
+	require.NoError(t, w.Begin([]engine.HistoricalColumn{{Name: "k", Spine: true}, {Name: "v.n", Type: schema.ScalarType(schema.Int64)}}))
+	const n = rowGroupRows + 5000
+	lead, feats := make([][]any, n), make([][]schema.Value, n)
+	for i := range n {
+		lead[i], feats[i] = []any{int64(i)}, []schema.Value{schema.Int(1)}
+	}
+	lead[rowGroupRows+17][0] = "x"
+	err = w.(engine.HistoricalChunkSink).Chunk(engine.NewHistoricalChunk(lead, feats))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), fmt.Sprintf(`column "k", row %d: a string value (x) does not fit`, rowGroupRows+18))
+	err = w.(engine.HistoricalChunkSink).Chunk(engine.NewHistoricalChunk([][]any{{int64(1), int64(2)}}, [][]schema.Value{{schema.Int(1)}}))
+	require.Error(t, err, "a row of the wrong width")
 }

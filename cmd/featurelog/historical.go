@@ -150,7 +150,8 @@ func runHistorical(cmd *cobra.Command, f *historicalFlags) error {
 	if c, ok := f.t.client(); ok {
 		err = remoteHistorical(ctx, c, q, spine, out, bar)
 	} else {
-		err = localHistorical(ctx, f.t.data, q, spine, out, bar)
+		format, _ := tabread.FormatOf(f.spine)
+		err = localHistorical(ctx, f.t.data, q, spine, format == tabread.Parquet, out, bar)
 	}
 	if err != nil {
 		bar.abandon()
@@ -204,7 +205,12 @@ func readEntities(path string) ([]map[string]any, error) {
 }
 
 // localHistorical runs the request on the data directory.
-func localHistorical(ctx context.Context, data string, q httpapi.HistoricalQuery, spine tabread.Spine, out tabular.Writer, bar *progress) error {
+func localHistorical(ctx context.Context, data string, q httpapi.HistoricalQuery, spine tabread.Spine, parquetSpine bool, out tabular.Writer, bar *progress) error {
+	if spine != nil && parquetSpine {
+		p := newPrefetchSpine(spine)
+		defer p.Close()
+		spine = p
+	}
 	db, err := engine.Open(engine.Options{Dir: data, Holder: "featurelog historical", Logger: slog.New(slog.DiscardHandler)})
 	if errors.Is(err, dirlock.ErrLocked) {
 		return fmt.Errorf("%w\n(to read from a running node, pass --server URL with an API key of a viewer of the workspace)", err)
@@ -219,6 +225,83 @@ func localHistorical(ctx context.Context, data string, q httpapi.HistoricalQuery
 		return db.GetFeaturesForRange(ctx, req, out)
 	}
 	return db.GetFeaturesForEvents(ctx, req, spine, out)
+}
+
+// prefetchRows is how many spine rows a prefetching spine reads ahead:
+// the engine's chunk, so that the first chunk is read while the data
+// directory opens.
+const prefetchRows = 1 << 20
+
+// prefetchSpine reads a spine ahead in a goroutine, in batches, so that
+// decoding the spine file overlaps with opening the data directory and
+// with the join (a 1M-row Parquet spine takes 0.4 s of one core). Only
+// for Parquet spines: a CSV or JSON Lines spine remembers the lines of
+// recent rows for error messages, and reading ahead would outrun them.
+type prefetchSpine struct {
+	tabread.Spine
+	batches chan spineBatch
+	stop    chan struct{}
+	done    chan struct{}
+	cur     [][]any
+	err     error
+}
+
+type spineBatch struct {
+	rows [][]any
+	err  error
+}
+
+func newPrefetchSpine(s tabread.Spine) *prefetchSpine {
+	const batch = 4096
+	p := &prefetchSpine{Spine: s, batches: make(chan spineBatch, prefetchRows/batch), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		defer close(p.batches)
+		for {
+			b := spineBatch{rows: make([][]any, 0, batch)}
+			for len(b.rows) < batch {
+				row, err := s.Next()
+				if err != nil {
+					b.err = err
+					break
+				}
+				b.rows = append(b.rows, row)
+			}
+			select {
+			case p.batches <- b:
+			case <-p.stop:
+				return
+			}
+			if b.err != nil {
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// Next returns the next row, or the error the spine returned there.
+func (p *prefetchSpine) Next() ([]any, error) {
+	for len(p.cur) == 0 {
+		if p.err != nil {
+			return nil, p.err
+		}
+		b, ok := <-p.batches
+		if !ok {
+			return nil, io.EOF
+		}
+		p.cur, p.err = b.rows, b.err
+	}
+	row := p.cur[0]
+	p.cur = p.cur[1:]
+	return row, nil
+}
+
+// Close stops the reading goroutine and waits for it, so that the spine
+// may be used again (for its error positions).
+func (p *prefetchSpine) Close() {
+	close(p.stop)
+	<-p.done
 }
 
 // remoteHistorical runs the request on a node. A spine is sent as NDJSON

@@ -119,8 +119,10 @@ func TestSortRows(t *testing.T) {
 		o := sortRows(keys, ts)
 		require.Len(t, o.rows, n)
 		require.Len(t, o.first, n)
+		require.Len(t, o.ts, n)
 		seen := make([]bool, n)
 		for i, row := range o.rows {
+			require.Equal(t, ts[row], o.ts[i], "row %d: time", i)
 			require.False(t, seen[row], "row %d twice", row)
 			seen[row] = true
 			if i == 0 {

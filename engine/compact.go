@@ -360,8 +360,9 @@ func (db *DB) mergeSegments(d *viewData, group []*segRef) (*segRef, error) {
 }
 
 // mergeYieldKeys is how many keys a merge or a flush writes between
-// yields of its processor: both are background work, and on a machine with few cores
-// a reader should not wait for the scheduler's 10 ms preemption to run.
+// yields of its processor: both are background work, and on a machine
+// with few cores a reader should not wait for the scheduler's 10 ms
+// preemption to run.
 const mergeYieldKeys = 64
 
 // mergeValues merges one key's values from several segments; reuse has

@@ -217,7 +217,7 @@ func (d *viewData) memKeys() int {
 			k, _ := a.stats()
 			n += k
 		} else {
-			n += t.Stats().Keys
+			n += t.KeyCount()
 		}
 	}
 	count(d.attrs, d.tiles)

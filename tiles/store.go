@@ -645,7 +645,8 @@ type Stats struct {
 	Keys, RawEvents, Tiles int
 }
 
-// Stats counts keys, raw events and tiles (all levels).
+// Stats counts keys, raw events and tiles (all levels), settling every
+// key's pending events first, under each shard's write lock.
 func (s *Store) Stats() Stats {
 	var st Stats
 	for i := range s.shards {
@@ -662,6 +663,19 @@ func (s *Store) Stats() Stats {
 		sh.mu.Unlock()
 	}
 	return st
+}
+
+// KeyCount counts the keys the store holds, as Stats does, without
+// settling pending events.
+func (s *Store) KeyCount() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		n += len(sh.keys)
+		sh.mu.RUnlock()
+	}
+	return n
 }
 
 // compare orders o and p as Less does, for slices.SortFunc.

@@ -112,6 +112,7 @@ func TestPendingEqualsInPlace(t *testing.T) {
 								require.Equal(t, want, got, "%s: ReadLogged after event %d", e.key, i)
 							}
 						case 3:
+							require.Equal(t, eager.KeyCount(), lazy.KeyCount())
 							require.Equal(t, eager.Stats(), lazy.Stats())
 						}
 					}

@@ -19,6 +19,13 @@
 // count, sum, min, max and mean over 7d and 30d, with Int64 keys). DuckDB then reads training.parquet and compares it,
 // row by row on row_id, with its own answers: every column must agree
 // exactly (amounts are quarters, so sums are exact in any order).
+//
+// With --issue14 it then runs the rows of issue 14's table that need no
+// peer, with the same binary, each beside its own baseline — reads during
+// compaction, single-record acks, aggregate ingest — so that one command
+// reports every row:
+//
+//	cd bench/peers && go run . --dir /tmp/fbench --issue14
 package main
 
 import (
@@ -44,6 +51,8 @@ func main() {
 		root       string
 		runs       int
 		threads    int
+		table      bool
+		duration   time.Duration
 	)
 	flag.StringVar(&cfg.CacheDir, "dir", "", "where the generated files and the loaded data directory are cached (default the system temp dir)")
 	flag.IntVar(&cfg.Events, "events", 20_000_000, "events")
@@ -58,29 +67,57 @@ func main() {
 	flag.StringVar(&root, "root", "../..", "the featurelog repository, to build the binary from")
 	flag.IntVar(&runs, "runs", 1, "runs of each system, alternating")
 	flag.IntVar(&threads, "threads", 0, "DuckDB threads (0: its default, every core)")
+	flag.BoolVar(&table, "issue14", false, "then run featurelog's other rows of issue 14's table too (reads during compaction, single-record acks, aggregate ingest), each beside its baseline, so one command reports every row")
+	flag.DurationVar(&duration, "duration", 10*time.Second, "measured window of each benchmark loop of --issue14")
 	flag.Parse()
 	cfg.Progress = os.Stderr
-	rows, err := run(cfg, featurelog, root, runs, threads)
-	if len(rows) > 0 {
-		if werr := bench.WriteTable(os.Stdout, rows); werr != nil && err == nil {
-			err = werr
-		}
-	}
-	if err != nil {
+	if err := peers(cfg, featurelog, root, runs, threads, table, duration); err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
 		os.Exit(1)
 	}
 }
 
-func run(cfg bench.PITJoinConfig, featurelog, root string, runs, threads int) ([]bench.Row, error) {
+func peers(cfg bench.PITJoinConfig, featurelog, root string, runs, threads int, table bool, duration time.Duration) error {
 	if featurelog == "" {
 		bin, err := buildFeaturelog(root)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		defer os.RemoveAll(filepath.Dir(bin))
 		featurelog = bin
 	}
+	rows, err := run(cfg, featurelog, runs, threads)
+	if len(rows) > 0 {
+		if werr := bench.WriteTable(os.Stdout, rows); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err != nil || !table {
+		return err
+	}
+	return otherRows(featurelog, cfg.CacheDir, duration)
+}
+
+// otherRows runs the rows of issue 14's table that need no peer, with
+// the same binary, each beside its own baseline (a trivial handler, no
+// view, no compaction), printing their tables after the join's.
+func otherRows(featurelog, dir string, duration time.Duration) error {
+	for _, args := range [][]string{
+		{"bench", "historical", "--dir", dir, "--only", "compaction-reads", "--duration", duration.String()},
+		{"bench", "--only", "ingest-http-rate,agg-ingest", "--duration", duration.String()},
+	} {
+		fmt.Fprintf(os.Stderr, "peers: featurelog %s\n", strings.Join(args, " "))
+		fmt.Println()
+		cmd := exec.Command(featurelog, args...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("featurelog %s: %w", strings.Join(args, " "), err)
+		}
+	}
+	return nil
+}
+
+func run(cfg bench.PITJoinConfig, featurelog string, runs, threads int) ([]bench.Row, error) {
 	cfg.Featurelog = []string{featurelog}
 	cfg.EnsureDefaults()
 	data, err := bench.PreparePITJoin(cfg)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -180,6 +181,21 @@ type PITJoinConfig struct {
 	JoinRuns int
 	// Progress receives a line as each step starts. Default none.
 	Progress io.Writer
+}
+
+// Flags registers the workload's flags on fs, for featurelog bench
+// pitjoin and bench/peers alike: the files' size, span, key distribution
+// and shape, and whether to generate or load again.
+func (c *PITJoinConfig) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.CacheDir, "dir", "", "where the generated files and the loaded data directory are cached (default the system temp dir)")
+	fs.IntVar(&c.Events, "events", 20_000_000, "events")
+	fs.IntVar(&c.Keys, "keys", 1_000_000, "users")
+	fs.IntVar(&c.SpineRows, "spine-rows", 1_000_000, "spine rows")
+	fs.DurationVar(&c.Span, "span", 0, "event-time range, ending 2025-06-01; 0 means 720h, or 4320h with --shape days")
+	fs.StringVar(&c.Dist, "dist", DistUniform, "key distribution: uniform, zipf (s=1.1) or hot (10 keys take 20% of the events)")
+	fs.StringVar(&c.Shape, "shape", ShapeHours, "workload shape: hours (String keys; count, sum over 1h, 24h) or days (Int64 keys; count, sum, min, max, mean over 7d, 30d)")
+	fs.BoolVar(&c.Rebuild, "rebuild", false, "generate the files again, and reload")
+	fs.BoolVar(&c.Reload, "reload", false, "load the events again (keeps the files)")
 }
 
 // EnsureDefaults fills in unset fields.

@@ -102,6 +102,7 @@ func (db *DB) spill(b *build, maxSeq uint64, log bool) error {
 	if err != nil {
 		return err
 	}
+	m.seal()
 	done := make(chan error, 1)
 	b.spilling = done
 	write := func() {

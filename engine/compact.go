@@ -102,20 +102,34 @@ func (db *DB) flushLocked() error {
 }
 
 // freezeAll swaps every view's active memtable for a new one, with ingest
-// and Apply paused, and returns the views.
+// and Apply paused, then seals the frozen memtables with ingest going on,
+// and returns the views.
 func (db *DB) freezeAll() ([]*viewData, error) {
+	views, frozen, err := db.swapAll()
+	for _, m := range frozen {
+		m.seal()
+	}
+	return views, err
+}
+
+// swapAll is freezeAll's pause: ingest and Apply wait while every view's
+// memtable is swapped.
+func (db *DB) swapAll() ([]*viewData, []*memtable, error) {
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
 	db.ingestMu.Lock()
 	defer db.ingestMu.Unlock()
 	seq := db.log.LastSeq()
 	views := liveViews(db.cat.Load())
+	var frozen []*memtable
 	for _, d := range views {
-		if _, err := d.freeze(seq); err != nil {
-			return nil, err
+		m, err := d.freeze(seq)
+		if err != nil {
+			return nil, frozen, err
 		}
+		frozen = append(frozen, m)
 	}
-	return views, nil
+	return views, frozen, nil
 }
 
 // writeMemtable writes frozen memtable m of view d to a new segment; nil

@@ -125,6 +125,19 @@ func (c *HistoricalChunk) Features() int { return len(c.res.cols) }
 // Feature returns feature i of row r. It is safe for concurrent use.
 func (c *HistoricalChunk) Feature(r, i int) schema.Value { return c.res.cols[i].get(r) }
 
+// WriteRows hands c's rows to sink one Row at a time: what a sink that
+// gains nothing from whole chunks does with one.
+func (c *HistoricalChunk) WriteRows(sink HistoricalSink) error {
+	vals := make([]schema.Value, c.Features())
+	for r, lead := range c.Lead {
+		c.res.row(r, vals)
+		if err := sink.Row(lead, vals); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // SpineError reports a malformed spine row. Row counts from 1.
 type SpineError struct {
 	Row int
@@ -198,18 +211,14 @@ func (db *DB) GetFeaturesForEvents(ctx context.Context, req *HistoricalRequest, 
 		if err != nil {
 			return err
 		}
+		out := &HistoricalChunk{Lead: rows, res: res}
 		if cs, ok := sink.(HistoricalChunkSink); ok {
-			if err := cs.Chunk(&HistoricalChunk{Lead: rows, res: res}); err != nil {
-				return err
-			}
+			err = cs.Chunk(out)
 		} else {
-			vals := make([]schema.Value, len(svc.features))
-			for i, row := range rows {
-				res.row(i, vals)
-				if err := sink.Row(row, vals); err != nil {
-					return err
-				}
-			}
+			err = out.WriteRows(sink)
+		}
+		if err != nil {
+			return err
 		}
 		written += len(rows)
 		if req.Progress != nil {

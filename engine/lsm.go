@@ -97,6 +97,16 @@ func (d *viewData) snapshot(acquire bool) sources {
 	return s
 }
 
+// seal marks a frozen memtable's tiles read-only (tiles.Store.Freeze: no
+// more adds, so Own may share instead of copying). Freeze settles every
+// key's late events, a walk over all keys: it is called after ingest
+// resumes, not during the pause that swaps the memtables.
+func (m *memtable) seal() {
+	if m.tiles != nil {
+		m.tiles.Freeze()
+	}
+}
+
 func (s *sources) release() {
 	for _, sg := range s.segs {
 		sg.h.Release()
@@ -105,12 +115,9 @@ func (s *sources) release() {
 
 // freeze moves the active memtable to the frozen list and starts a new
 // one. The caller holds db.ingestMu for writing, so seq is the last
-// record the frozen memtable holds.
+// record the frozen memtable holds; once it releases it, it seals m.
 func (d *viewData) freeze(seq uint64) (*memtable, error) {
 	m := &memtable{attrs: d.attrs, tiles: d.tiles, maxSeq: seq}
-	if m.tiles != nil {
-		m.tiles.Freeze() // no more adds: Own may share instead of copying
-	}
 	var nt *tiles.Store
 	if d.spec != nil {
 		var err error

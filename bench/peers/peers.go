@@ -54,15 +54,7 @@ func main() {
 		table      bool
 		duration   time.Duration
 	)
-	flag.StringVar(&cfg.CacheDir, "dir", "", "where the generated files and the loaded data directory are cached (default the system temp dir)")
-	flag.IntVar(&cfg.Events, "events", 20_000_000, "events")
-	flag.IntVar(&cfg.Keys, "keys", 1_000_000, "users")
-	flag.IntVar(&cfg.SpineRows, "spine-rows", 1_000_000, "spine rows")
-	flag.DurationVar(&cfg.Span, "span", 0, "event-time range (default 720h; 4320h with --shape days)")
-	flag.StringVar(&cfg.Dist, "dist", bench.DistUniform, "key distribution: uniform, zipf or hot")
-	flag.StringVar(&cfg.Shape, "shape", bench.ShapeHours, "workload shape: hours or days (see featurelog bench pitjoin --help)")
-	flag.BoolVar(&cfg.Rebuild, "rebuild", false, "generate the files again, and reload")
-	flag.BoolVar(&cfg.Reload, "reload", false, "load the events again")
+	cfg.Flags(flag.CommandLine)
 	flag.StringVar(&featurelog, "featurelog", "", "featurelog binary (default: built from --root)")
 	flag.StringVar(&root, "root", "../..", "the featurelog repository, to build the binary from")
 	flag.IntVar(&runs, "runs", 1, "runs of each system, alternating")

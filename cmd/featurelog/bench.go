@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -369,18 +370,12 @@ func benchPITJoinCmd() *cobra.Command {
 			return writeRows(rows, err)
 		},
 	}
+	workload := flag.NewFlagSet("pitjoin", flag.ContinueOnError)
+	cfg.Flags(workload)
 	f := cmd.Flags()
-	f.StringVar(&cfg.CacheDir, "dir", "", "where the generated files and the loaded data directory are cached (default the system temp dir)")
-	f.IntVar(&cfg.Events, "events", 20_000_000, "events")
-	f.IntVar(&cfg.Keys, "keys", 1_000_000, "users")
-	f.IntVar(&cfg.SpineRows, "spine-rows", 1_000_000, "spine rows")
-	f.DurationVar(&cfg.Span, "span", 0, "event-time range, ending 2025-06-01 (default 720h; 4320h with --shape days)")
-	f.StringVar(&cfg.Dist, "dist", bench.DistUniform, "key distribution: uniform, zipf (s=1.1) or hot (10 keys take 20% of the events)")
-	f.StringVar(&cfg.Shape, "shape", bench.ShapeHours, "workload shape: hours (String keys; count, sum over 1h, 24h) or days (Int64 keys; count, sum, min, max, mean over 7d, 30d)")
+	f.AddGoFlagSet(workload)
 	f.IntVar(&cfg.Clients, "clients", 4, "loading clients")
 	f.IntVar(&cfg.BatchSize, "batch", 1000, "records per /ingest request")
 	f.IntVar(&cfg.JoinRuns, "join-runs", 1, "fresh processes running the join")
-	f.BoolVar(&cfg.Rebuild, "rebuild", false, "generate the files again, and reload")
-	f.BoolVar(&cfg.Reload, "reload", false, "load the events again (keeps the files)")
 	return cmd
 }

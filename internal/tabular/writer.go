@@ -73,18 +73,3 @@ func checkWidth(cols int, lead []any, features []schema.Value) error {
 	}
 	return nil
 }
-
-// chunkRows writes c to w row by row: Chunk for the formats that gain
-// nothing from columns.
-func chunkRows(w engine.HistoricalSink, c *engine.HistoricalChunk) error {
-	feats := make([]schema.Value, c.Features())
-	for r, lead := range c.Lead {
-		for i := range feats {
-			feats[i] = c.Feature(r, i)
-		}
-		if err := w.Row(lead, feats); err != nil {
-			return err
-		}
-	}
-	return nil
-}

@@ -62,4 +62,4 @@ func (c *csvWriter) Close() error {
 }
 
 // Chunk writes c row by row.
-func (c *csvWriter) Chunk(ch *engine.HistoricalChunk) error { return chunkRows(c, ch) }
+func (c *csvWriter) Chunk(ch *engine.HistoricalChunk) error { return ch.WriteRows(c) }

@@ -65,4 +65,4 @@ func (j *jsonlWriter) Rows() int64  { return j.rows }
 func (j *jsonlWriter) Close() error { return j.w.Flush() }
 
 // Chunk writes c row by row.
-func (j *jsonlWriter) Chunk(ch *engine.HistoricalChunk) error { return chunkRows(j, ch) }
+func (j *jsonlWriter) Chunk(ch *engine.HistoricalChunk) error { return ch.WriteRows(j) }

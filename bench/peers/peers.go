@@ -90,23 +90,19 @@ func peers(cfg bench.PITJoinConfig, featurelog, root string, runs, threads int, 
 	return otherRows(featurelog, cfg.CacheDir, duration)
 }
 
-// otherRows runs the rows of issue 14's table that need no peer, with
-// the same binary, each beside its own baseline (a trivial handler, no
-// view, no compaction), printing their tables after the join's.
+// otherRows runs the rows of the performance table that need no peer,
+// with the same binary, each beside its own baseline (a trivial handler,
+// no view, no compaction), and prints their table after the join's.
 func otherRows(featurelog, dir string, duration time.Duration) error {
-	for _, args := range [][]string{
-		{"bench", "historical", "--dir", dir, "--only", "compaction-reads", "--duration", duration.String()},
-		{"bench", "--only", "ingest-http-rate,agg-ingest", "--duration", duration.String()},
-	} {
-		fmt.Fprintf(os.Stderr, "peers: featurelog %s\n", strings.Join(args, " "))
+	rows, err := bench.RunTargets(bench.TargetsConfig{Featurelog: []string{featurelog}, SkipPIT: true,
+		Duration: duration, TempDir: dir, Progress: os.Stderr})
+	if len(rows) > 0 {
 		fmt.Println()
-		cmd := exec.Command(featurelog, args...)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("featurelog %s: %w", strings.Join(args, " "), err)
+		if werr := bench.WriteTable(os.Stdout, rows); werr != nil && err == nil {
+			err = werr
 		}
 	}
-	return nil
+	return err
 }
 
 func run(cfg bench.PITJoinConfig, featurelog string, runs, threads int) ([]bench.Row, error) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -86,4 +87,31 @@ func TestCompareFindsADifference(t *testing.T) {
 	require.False(t, cmp.ok())
 	require.EqualValues(t, 1, cmp.diffs[col], "%s", cmp)
 	require.Contains(t, cmp.String(), col+": 1 rows differ")
+}
+
+var (
+	pitFull     = flag.Bool("pit.full", false, "run BenchmarkPITJoinVsDuckDB at the table's full size (20M events, 1M keys, 1M spine rows, cached in the system temp dir) instead of a small one")
+	pitDuration = flag.Duration("pit.duration", 10*time.Second, "measured window of each loop of the rows that need no peer")
+)
+
+// BenchmarkPITJoinVsDuckDB runs every row of the performance-at-scale
+// table in one run: the point-in-time join against DuckDB's on the same
+// files (and their answers compared), then the rows that need no peer
+// (bench.RunTargets), each beside its baseline:
+//
+//	cd bench/peers && go test -run '^$' -bench . -benchtime 1x -timeout 2h -args -pit.full
+func BenchmarkPITJoinVsDuckDB(b *testing.B) {
+	cfg := bench.PITJoinConfig{CacheDir: b.TempDir(), Events: 200_000, Keys: 20_000, SpineRows: 20_000, Span: 3 * 24 * time.Hour}
+	if *pitFull {
+		cfg = bench.PITJoinConfig{}
+	}
+	rows, err := run(cfg, featurelogBin, 1, 0)
+	if err == nil {
+		var more []bench.Row
+		more, err = bench.RunTargets(bench.TargetsConfig{Featurelog: []string{featurelogBin}, SkipPIT: true,
+			Duration: *pitDuration, TempDir: b.TempDir()})
+		rows = append(rows, more...)
+	}
+	bench.ReportRows(b, rows)
+	require.NoError(b, err)
 }

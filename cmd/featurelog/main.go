@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 
@@ -37,7 +38,8 @@ func main() {
 
 // startProfiles starts a CPU profile of the whole command when
 // FEATURELOG_CPUPROFILE names a file, and writes a heap profile at the
-// end when FEATURELOG_MEMPROFILE does: how to profile a command exactly as
+// end when FEATURELOG_MEMPROFILE does, and an execution trace (go tool
+// trace) when FEATURELOG_TRACE does: how to profile a command exactly as
 // a user runs it (e.g. featurelog historical in a fresh process). A %p in
 // the name is replaced by the process ID, so the processes a benchmark
 // starts write files of their own.
@@ -56,6 +58,21 @@ func startProfiles() (stop func() error, err error) {
 		stop = func() error {
 			pprof.StopCPUProfile()
 			return f.Close()
+		}
+	}
+	if path := strings.ReplaceAll(os.Getenv("FEATURELOG_TRACE"), "%p", pid); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return stop, errors.Join(stop(), fmt.Errorf("FEATURELOG_TRACE: %w", err))
+		}
+		if err := trace.Start(f); err != nil {
+			f.Close()
+			return stop, errors.Join(stop(), fmt.Errorf("FEATURELOG_TRACE: %w", err))
+		}
+		prev := stop
+		stop = func() error {
+			trace.Stop()
+			return errors.Join(prev(), f.Close())
 		}
 	}
 	if path := strings.ReplaceAll(os.Getenv("FEATURELOG_MEMPROFILE"), "%p", pid); path != "" {

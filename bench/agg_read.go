@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // getFeaturesBatchPath is the batch serving endpoint.

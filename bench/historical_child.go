@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // childResultPrefix starts the line a historical child prints on stdout

@@ -1,7 +1,7 @@
 package compaction
 
 import (
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
 
 	"bytes"
 	"encoding/binary"

@@ -3,7 +3,7 @@ package compaction
 import (
 	"sort"
 
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
 
 	"bytes"
 	"math/rand/v2"

@@ -1,7 +1,7 @@
 package compaction
 
 import (
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
 
 	"bufio"
 	"bytes"
@@ -246,7 +246,7 @@ func (w *Writer) write(b []byte) {
 // Finish writes the index, bitmap, meta and footer, fsyncs the file, renames
 // it to its final path and fsyncs the directory. On error the temporary file
 // is removed; if only the directory fsync failed, the error wraps
-// atomicfile.ErrNotDurable and the file is at its final path but may not
+// ErrNotDurable and the file is at its final path but may not
 // survive a crash: do not reference it, remove it.
 func (w *Writer) Finish() (Info, error) {
 	switch {
@@ -341,3 +341,8 @@ func (w *Writer) Abort() error {
 	}
 	return nil
 }
+
+// ErrNotDurable is wrapped by Writer.Finish when the segment was written
+// and renamed but the directory fsync failed: the file may not survive a
+// crash, so it must not be referenced.
+var ErrNotDurable = atomicfile.ErrNotDurable

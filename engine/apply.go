@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/featurelog/featurelog/internal/batchsrc"
-	"github.com/featurelog/featurelog/internal/repo"
+	"github.com/featurelog/featurelog/repo"
 )
 
 // ApplyResult says what an Apply changed.

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/featurelog/featurelog/internal/repo"
+	"github.com/featurelog/featurelog/repo"
 )
 
 // TestReapplyKeepsOrRebuildsState: a metadata-only change keeps every

@@ -8,7 +8,7 @@ import (
 	"sort"
 
 	"github.com/featurelog/featurelog/internal/record"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // Attribute key state: the value an attribute view's segment holds for one

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // attrShards is the number of independently locked shards of an attribute

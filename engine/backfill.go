@@ -14,8 +14,8 @@ import (
 	"github.com/featurelog/featurelog/internal/atomicfile"
 	"github.com/featurelog/featurelog/internal/batchsrc"
 	"github.com/featurelog/featurelog/internal/record"
-	"github.com/featurelog/featurelog/internal/repo"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/repo"
+	"github.com/featurelog/featurelog/schema"
 	"github.com/featurelog/featurelog/tiles"
 )
 

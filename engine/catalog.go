@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/featurelog/featurelog/internal/atomicfile"
-	"github.com/featurelog/featurelog/internal/repo"
+	"github.com/featurelog/featurelog/repo"
 )
 
 // catalog is an immutable snapshot of every applied workspace. Apply builds

@@ -48,7 +48,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // crashEpoch is a time before every record of the crash tests.

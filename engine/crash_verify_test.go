@@ -22,7 +22,7 @@ import (
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/internal/record"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // verifyServed reads every acknowledged id from a running node with

@@ -12,11 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/compaction"
-	"github.com/featurelog/featurelog/internal/auth"
 	"github.com/featurelog/featurelog/internal/dirlock"
 	"github.com/featurelog/featurelog/internal/record"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 	"github.com/featurelog/featurelog/wal"
 )
 

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // MaxDeleteKeys is the most keys one deletion request may list (SPEC §6).

@@ -11,7 +11,7 @@ import (
 
 	"github.com/featurelog/featurelog/internal/batchsrc"
 	"github.com/featurelog/featurelog/internal/record"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // scanLog reads the log up to the cut, before anything of it is erased,

@@ -31,8 +31,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/featurelog/featurelog/internal/schema"
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/schema"
+	"github.com/featurelog/featurelog/vfs"
+	"github.com/featurelog/featurelog/vfs/errorfs"
 )
 
 // delUsers is the number of users of delEvents.
@@ -288,7 +289,7 @@ func TestDeletionFaults(t *testing.T) {
 	run := func(name string, k int64, sticky bool) (string, *delFaultRun, int64) {
 		dir := filepath.Join(scratch, name)
 		require.NoError(t, os.CopyFS(dir, os.DirFS(template)))
-		in := vfs.NewInjector(vfs.Default)
+		in := errorfs.NewInjector(vfs.Default)
 		db, err := Open(delOptions(dir, in, false))
 		require.NoError(t, err, name)
 		base := in.Count()

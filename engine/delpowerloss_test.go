@@ -3,7 +3,7 @@
 package engine
 
 // Power-loss images of deletion jobs (issue #12), beside the workload's in
-// powerloss_test.go: a deletion job runs over a vfs.Recorder, and before
+// powerloss_test.go: a deletion job runs over a errorfs.Recorder, and before
 // every fsync the test takes the data directory as a power loss at that
 // instant could leave it (the durable directory entries of wal/ and
 // segments/, each file cut to its fsynced bytes; the log's tail, while an
@@ -34,7 +34,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
+	"github.com/featurelog/featurelog/vfs/errorfs"
 )
 
 var delPowerLossLong = flag.Bool("delpowerloss.long", false,
@@ -70,7 +71,7 @@ func TestDeletionPowerLossImages(t *testing.T) {
 	require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(tmplRoot, "data"))))
 	graveyard := filepath.Join(scratch, "graveyard")
 	require.NoError(t, os.Mkdir(graveyard, 0o755))
-	rec, err := vfs.NewRecorder(vfs.Default, dir, graveyard, "wal", "segments")
+	rec, err := errorfs.NewRecorder(vfs.Default, dir, graveyard, "wal", "segments")
 	require.NoError(t, err)
 
 	stride := int64(61) // bytes between cuts of a torn tail: a sample
@@ -86,7 +87,7 @@ func TestDeletionPowerLossImages(t *testing.T) {
 		syncs    int
 		whereAt  = map[string]int{}
 	)
-	take := func(desc string, content func(vfs.FileState, []byte) []byte) {
+	take := func(desc string, content func(errorfs.FileState, []byte) []byte) {
 		n++
 		img := delImage{dir: filepath.Join(scratch, fmt.Sprintf("img%d", n)), desc: desc, extra: extraNow, job: jobNow}
 		if err := rec.Image(img.dir, content); err != nil && takeErr == nil {

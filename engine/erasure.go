@@ -13,7 +13,7 @@ import (
 	"sync"
 
 	"github.com/featurelog/featurelog/internal/atomicfile"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // Erasures. A deletion job (delete.go) erases a key's records physically

@@ -1,7 +1,7 @@
 package engine_test
 
 // File-system fault injection (issue #5): an ingest + flush + merge + read
-// workload runs over a vfs.Injector that fails its i-th file operation,
+// workload runs over a errorfs.Injector that fails its i-th file operation,
 // for every i the clean run makes. Each run must surface the error (as an
 // API error or a logged one), acknowledge nothing after the log failed,
 // and leave a directory that a plain reopen recovers with every
@@ -22,8 +22,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/schema"
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/schema"
+	"github.com/featurelog/featurelog/vfs"
+	"github.com/featurelog/featurelog/vfs/errorfs"
 )
 
 const faultRepo = `workspace: fault
@@ -202,7 +203,7 @@ func TestFaultInjection(t *testing.T) {
 
 	clean := filepath.Join(scratch, "clean")
 	require.NoError(t, os.CopyFS(clean, os.DirFS(template)))
-	in := vfs.NewInjector(vfs.Default)
+	in := errorfs.NewInjector(vfs.Default)
 	o := runFaultWorkload(clean, in, quiet)
 	require.Empty(t, o.errs, "the workload must run clean without faults")
 	require.Len(t, o.acked, faultRequests)
@@ -222,7 +223,7 @@ func TestFaultInjection(t *testing.T) {
 			}
 			dir := filepath.Join(scratch, name)
 			require.NoError(t, os.CopyFS(dir, os.DirFS(template)))
-			in := vfs.NewInjector(vfs.Default)
+			in := errorfs.NewInjector(vfs.Default)
 			in.FailAt(i, sticky)
 			var logs lockedBuffer
 			o := runFaultWorkload(dir, in, slog.New(slog.NewTextHandler(&logs, nil)))
@@ -327,7 +328,7 @@ func TestMaintenanceErrReportsFailingCheckpoints(t *testing.T) {
 	scratch := faultScratch(t)
 	dir := filepath.Join(scratch, "run")
 	require.NoError(t, os.CopyFS(dir, os.DirFS(faultTemplate(t, scratch))))
-	in := vfs.NewInjector(vfs.Default)
+	in := errorfs.NewInjector(vfs.Default)
 	opts := faultOptions(dir, in, slog.New(slog.DiscardHandler))
 	opts.DisableAutoFlush, opts.FlushRecords = false, 1
 	db, err := engine.Open(opts)
@@ -335,7 +336,7 @@ func TestMaintenanceErrReportsFailingCheckpoints(t *testing.T) {
 	defer db.Close()
 	require.NoError(t, db.MaintenanceErr())
 
-	in.FailOps(vfs.OpCreate) // segment files cannot be created
+	in.FailOps(errorfs.OpCreate) // segment files cannot be created
 	k := 0
 	require.Eventually(t, func() bool {
 		k++
@@ -343,7 +344,7 @@ func TestMaintenanceErrReportsFailingCheckpoints(t *testing.T) {
 		require.NoError(t, err, "ingest must not depend on checkpoints")
 		return db.MaintenanceErr() != nil
 	}, 10*time.Second, 20*time.Millisecond)
-	require.ErrorIs(t, db.MaintenanceErr(), vfs.ErrInjected)
+	require.ErrorIs(t, db.MaintenanceErr(), errorfs.ErrInjected)
 
 	in.FailOps()
 	require.Eventually(t, func() bool {

@@ -13,7 +13,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // genFixedRepos are run by every differential test besides the seeds.

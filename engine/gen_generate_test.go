@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // genBase is the start of every generated workload's time line: windows,

@@ -30,7 +30,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // genEvent is one record as sent to a source.

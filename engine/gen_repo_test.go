@@ -27,7 +27,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // genCol is a column: of a source, or a transform's.

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // genReproMode is how a reproduction replays the records.

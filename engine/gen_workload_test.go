@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // genSkew is the engine's default clock skew, which the tests keep.

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/featurelog/featurelog/internal/batchsrc"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 	"github.com/featurelog/featurelog/tiles"
 )
 

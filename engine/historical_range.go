@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // rangeChunk is how many entities a range query answers at a time.

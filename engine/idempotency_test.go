@@ -18,7 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/internal/record"
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
+	"github.com/featurelog/featurelog/vfs/errorfs"
 )
 
 // idemT0 is the test clock's start.
@@ -466,8 +467,8 @@ func TestIdempotencyLoadFailure(t *testing.T) {
 		n.ingest(n.body("ads", fmt.Sprint("u", i%3), 2), fmt.Sprint("k", i))
 	}
 	require.NoError(t, n.db.Close())
-	in := vfs.NewInjector(vfs.Default)
-	testHookIdemScan = func(*DB) { in.FailOps(vfs.OpRead, vfs.OpOpen) }
+	in := errorfs.NewInjector(vfs.Default)
+	testHookIdemScan = func(*DB) { in.FailOps(errorfs.OpRead, errorfs.OpOpen) }
 	t.Cleanup(func() { testHookIdemScan = nil })
 	db, err := Open(Options{Dir: n.dir, Now: n.clock, NoSync: true, DisableAutoFlush: true, FS: in, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/featurelog/featurelog/internal/record"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 	"github.com/featurelog/featurelog/wal"
 )
 

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/featurelog/featurelog/internal/schema"
 	"github.com/featurelog/featurelog/internal/suggest"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // IngestRequest is the Go form of a Stream Ingest API request.

@@ -11,7 +11,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/featurelog/featurelog/internal/jsondec"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // IngestJSON ingests one Stream Ingest API request body (SPEC §2). The

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // Entity keys. A view's entity key is the byte string of its join-key

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/featurelog/featurelog/compaction"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 	"github.com/featurelog/featurelog/tiles"
 )
 

@@ -1,7 +1,7 @@
 package engine
 
 import (
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
 
 	"encoding/json"
 	"errors"

@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
 )
 
 // Options configure a DB. The zero value of every field but Dir is a

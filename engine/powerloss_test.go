@@ -3,7 +3,7 @@
 package engine_test
 
 // Power-loss images (issue #5): the fault workload runs over a
-// vfs.Recorder, and at every fsync the test takes the data directory as a
+// errorfs.Recorder, and at every fsync the test takes the data directory as a
 // power loss at that instant could leave it: the durable directory
 // entries only (files not yet made durable by a directory fsync are
 // gone), each file cut to its fsynced bytes, and the log's tail, when an
@@ -25,7 +25,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
+	"github.com/featurelog/featurelog/vfs/errorfs"
 )
 
 var powerLossLong = flag.Bool("powerloss.long", false,
@@ -47,7 +48,7 @@ func TestPowerLossImages(t *testing.T) {
 	require.NoError(t, os.CopyFS(dir, os.DirFS(template)))
 	graveyard := filepath.Join(scratch, "graveyard")
 	require.NoError(t, os.Mkdir(graveyard, 0o755))
-	rec, err := vfs.NewRecorder(vfs.Default, dir, graveyard, "wal", "segments")
+	rec, err := errorfs.NewRecorder(vfs.Default, dir, graveyard, "wal", "segments")
 	require.NoError(t, err)
 
 	stride := int64(23) // bytes between cuts: a sample in CI
@@ -58,7 +59,7 @@ func TestPowerLossImages(t *testing.T) {
 	var pending []powerImage
 	var takeErr error
 	n := 0
-	take := func(desc string, content func(vfs.FileState, []byte) []byte) {
+	take := func(desc string, content func(errorfs.FileState, []byte) []byte) {
 		n++
 		img := powerImage{dir: filepath.Join(scratch, fmt.Sprintf("img%d", n)), desc: desc,
 			acked: int(acked.Load()), inflight: int(inflight.Load())}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // RunLevel is how far Run aggregates a view's rows (SPEC §6, "run").

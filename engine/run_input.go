@@ -11,7 +11,7 @@ import (
 
 	"github.com/featurelog/featurelog/internal/batchsrc"
 	"github.com/featurelog/featurelog/internal/jsondec"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 	"github.com/featurelog/featurelog/tiles"
 )
 

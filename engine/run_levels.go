@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 	"github.com/featurelog/featurelog/tiles"
 )
 

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/featurelog/featurelog/internal/repo"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/repo"
+	"github.com/featurelog/featurelog/schema"
 	"github.com/featurelog/featurelog/tiles"
 )
 

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/internal/record"
-	"github.com/featurelog/featurelog/internal/schema"
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/schema"
+	"github.com/featurelog/featurelog/vfs/errorfs"
 	"github.com/featurelog/featurelog/wal"
 )
 
@@ -59,10 +59,10 @@ func LogRowCounts(t *testing.T, dir, msg string, id func(cols []schema.Column, r
 // after every stride-th byte past the durable prefix, and with each
 // unsynced 4 KiB block zero-filled (written space the page cache never
 // wrote back).
-func TornImages(take func(string, func(vfs.FileState, []byte) []byte), at string, f vfs.FileState, stride int64) {
+func TornImages(take func(string, func(errorfs.FileState, []byte) []byte), at string, f errorfs.FileState, stride int64) {
 	for cut := f.Durable + 1; cut <= f.Size; cut += stride {
 		take(fmt.Sprintf("%s: %s cut at %d (durable %d, written %d)", at, filepath.Base(f.Path), cut, f.Durable, f.Size),
-			func(st vfs.FileState, data []byte) []byte {
+			func(st errorfs.FileState, data []byte) []byte {
 				if st.Path != f.Path {
 					return nil
 				}
@@ -72,7 +72,7 @@ func TornImages(take func(string, func(vfs.FileState, []byte) []byte), at string
 	const block = 4096
 	for b := f.Durable / block * block; b < f.Size; b += block {
 		take(fmt.Sprintf("%s: %s with block at %d zero-filled (durable %d, written %d)", at, filepath.Base(f.Path), b, f.Durable, f.Size),
-			func(st vfs.FileState, data []byte) []byte {
+			func(st errorfs.FileState, data []byte) []byte {
 				if st.Path != f.Path {
 					return nil
 				}

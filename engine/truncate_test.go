@@ -22,8 +22,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/schema"
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/schema"
+	"github.com/featurelog/featurelog/vfs"
+	"github.com/featurelog/featurelog/vfs/errorfs"
 )
 
 // truncRepo is faultRepo with the source's records not kept offline.
@@ -89,7 +90,7 @@ func TestPowerLossTruncation(t *testing.T) {
 	require.NoError(t, os.CopyFS(dir, os.DirFS(template)))
 	graveyard := filepath.Join(scratch, "graveyard")
 	require.NoError(t, os.Mkdir(graveyard, 0o755))
-	rec, err := vfs.NewRecorder(vfs.Default, dir, graveyard, "wal", "segments")
+	rec, err := errorfs.NewRecorder(vfs.Default, dir, graveyard, "wal", "segments")
 	require.NoError(t, err)
 
 	var acked, inflight atomic.Int64
@@ -101,7 +102,7 @@ func TestPowerLossTruncation(t *testing.T) {
 	}
 	var pending []image
 	n := 0
-	take := func(desc string, content func(vfs.FileState, []byte) []byte) {
+	take := func(desc string, content func(errorfs.FileState, []byte) []byte) {
 		n++
 		img := image{dir: filepath.Join(scratch, fmt.Sprintf("img%d", n)), desc: desc, acked: int(acked.Load()),
 			flight: int(inflight.Load()), at: clock.Load()}

@@ -35,7 +35,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 var writeUpgradeFixture = flag.String("write-upgrade-fixture", "", "write the data directory of testdata/upgrade-shared-aggs to this (new) directory")

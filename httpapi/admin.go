@@ -13,8 +13,8 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 
+	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/auth"
 	"github.com/featurelog/featurelog/internal/jsondec"
 )
 

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/auth"
 )
 
 // caller is who made a request: a principal, or anyone when auth is off.

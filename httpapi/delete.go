@@ -5,8 +5,8 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/auth"
 )
 
 // DeleteKeysRequest is the body of POST

@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/auth"
 )
 
 // gRPC codes of the serving API's error bodies (SPEC §4).

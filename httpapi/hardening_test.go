@@ -33,7 +33,8 @@ import (
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
+	"github.com/featurelog/featurelog/vfs/errorfs"
 )
 
 // liveNode is a featurelog node with the ads repo, fsync on and auth off,
@@ -341,7 +342,7 @@ func TestServerHistoricalStreamsPastTimeouts(t *testing.T) {
 // and why, and ingest keeps acknowledging; once they succeed it is plain
 // "ready" again.
 func TestReadyzReportsFailingCheckpoints(t *testing.T) {
-	in := vfs.NewInjector(vfs.Default)
+	in := errorfs.NewInjector(vfs.Default)
 	db, err := engine.Open(engine.Options{Dir: t.TempDir(), Logger: discard, FS: in, FlushRecords: 1})
 	require.NoError(t, err)
 	defer db.Close()
@@ -364,7 +365,7 @@ func TestReadyzReportsFailingCheckpoints(t *testing.T) {
 	}
 	assert.Equal(t, `{"status":"ready"}`, readyz())
 
-	in.FailOps(vfs.OpCreate)
+	in.FailOps(errorfs.OpCreate)
 	i := 0
 	require.Eventually(t, func() bool {
 		i++

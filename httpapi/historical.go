@@ -12,11 +12,11 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/auth"
-	"github.com/featurelog/featurelog/internal/schema"
 	"github.com/featurelog/featurelog/internal/tabread"
 	"github.com/featurelog/featurelog/internal/tabular"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // POST /api/v1/feature-service/get-features-for-events (SPEC §5) answers

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/auth"
 )
 
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}

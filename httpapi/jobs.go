@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/auth"
 )
 
 // The jobs API (SPEC §6): viewers read jobs, owners start and cancel

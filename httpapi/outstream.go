@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/auth"
 )
 
 // GET /api/v1/workspaces/{ws}/feature-views/{name}/output-stream (SPEC §7)

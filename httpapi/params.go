@@ -11,7 +11,7 @@ import (
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/internal/jsondec"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // servingParams are the params of get-features and get-features-batch.

@@ -24,7 +24,7 @@ import (
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // runStats is an aggregate view of shopRepo's orders, for run's partial

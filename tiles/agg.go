@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // Agg describes one aggregator: a function of SPEC §3 over one input

@@ -3,7 +3,7 @@ package tiles
 import (
 	"testing"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // benchAggs are the aggregators the micro benchmarks cover: every

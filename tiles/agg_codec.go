@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // The encoding of every state is

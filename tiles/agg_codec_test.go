@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 var updateAgg = flag.Bool("update-agg", false, "rewrite testdata/agg_states.golden and the FuzzDecode seed corpus")

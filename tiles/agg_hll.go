@@ -9,7 +9,7 @@ import (
 	"github.com/axiomhq/hyperloglog"
 	metro "github.com/dgryski/go-metro"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // approx_count_distinct: HyperLogLog (github.com/axiomhq/hyperloglog,

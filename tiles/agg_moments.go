@@ -6,7 +6,7 @@ import (
 	"math"
 	"unsafe"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // Fused moments. A view often aggregates one column several ways (count,

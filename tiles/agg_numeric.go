@@ -6,7 +6,7 @@ import (
 	"math"
 	"unsafe"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // The states of count, sum, mean, min and max: small fixed structs whose

@@ -9,7 +9,7 @@ import (
 
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // approx_percentile: a DDSketch. Values map to bins through the

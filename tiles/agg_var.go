@@ -5,7 +5,7 @@ import (
 	"math"
 	"unsafe"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // The variance family: var_samp, stddev_samp, var_pop, stddev_pop share a

@@ -8,7 +8,7 @@ import (
 	"github.com/VictoriaMetrics/fastcache"
 	"github.com/stretchr/testify/require"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // lossyCache holds at most max entries and forgets at random, on Set and

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // keyStateCases are the key sizes the key state benchmarks cover: a small

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // The encoding of a key state (docs/format/tiles.md, "Key state") is

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // ksWidth is the number of values an event of ksSpec carries: input 7 is

@@ -4,7 +4,7 @@ import (
 	"math"
 	"sort"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // ReadLogged writes, for every feature, its value for key as of t over

@@ -5,7 +5,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // benchStore returns a store of hotSpec(interval) holding one key "k"

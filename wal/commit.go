@@ -6,7 +6,7 @@ import (
 
 	twal "github.com/tidwall/wal"
 
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
 )
 
 // request is one Append waiting for the committer. Requests are pooled so

@@ -1,7 +1,7 @@
 package wal
 
 import (
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
 
 	"errors"
 	"fmt"

@@ -51,7 +51,7 @@
 // with one tidwall WriteBatch, then fsyncs the tail segment itself: one
 // write and one fsync shared by all the waiting appenders. tidwall runs
 // with its own fsync off, so that the fsync goes through Options.FS (the
-// internal/vfs interface), where tests inject failures and track durable
+// vfs interface), where tests inject failures and track durable
 // bytes; tidwall still fsyncs each segment it fills. tidwall may start new
 // segment files during a batch without fsyncing the directory; the
 // committer detects that, fsyncs the new files and the directory before it

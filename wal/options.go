@@ -8,7 +8,7 @@ import (
 
 	twal "github.com/tidwall/wal"
 
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
 )
 
 // Defaults applied by Options.EnsureDefaults.

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
 )
 
 // damagedDir is the subdirectory of Dir that receives a copy of every

@@ -13,7 +13,7 @@ import (
 
 	twal "github.com/tidwall/wal"
 
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
 )
 
 // rewriteSuffix names the temporary file a segment is rewritten into,

@@ -12,7 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
+	"github.com/featurelog/featurelog/vfs/errorfs"
 )
 
 // erased is what the rewrite tests turn an even seq's payload into.
@@ -182,10 +183,10 @@ func TestRewriteConcurrentAppends(t *testing.T) {
 // new payload (never anything else), no temporary file is left, and a
 // second rewrite finishes the job.
 func TestRewriteFaults(t *testing.T) {
-	prepare := func(t *testing.T) (*Log, *vfs.Injector, Options) {
+	prepare := func(t *testing.T) (*Log, *errorfs.Injector, Options) {
 		opts := testOptions(t)
 		opts.NoSync = false
-		inj := vfs.NewInjector(vfs.Default)
+		inj := errorfs.NewInjector(vfs.Default)
 		opts.FS = inj
 		l := openT(t, opts)
 		appendN(t, l, 100)

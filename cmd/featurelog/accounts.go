@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/featurelog/featurelog/internal/auth"
+	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/internal/dirlock"
 )
 

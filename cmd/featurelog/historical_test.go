@@ -17,11 +17,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
-	"github.com/featurelog/featurelog/internal/auth"
-	"github.com/featurelog/featurelog/internal/schema"
 	"github.com/featurelog/featurelog/internal/tabread"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // ht0 is the time the data directory's events were ingested at.

@@ -20,9 +20,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
-	"github.com/featurelog/featurelog/internal/auth"
 )
 
 // changedExample is the example repo with a window changed: a new version

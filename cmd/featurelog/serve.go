@@ -13,9 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
-	"github.com/featurelog/featurelog/internal/auth"
 	"github.com/featurelog/featurelog/kafkasink"
 )
 

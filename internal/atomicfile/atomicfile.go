@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/featurelog/featurelog/internal/vfs"
+	"github.com/featurelog/featurelog/vfs"
 )
 
 // ErrNotDurable is wrapped by Write's error when the new file already

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/featurelog/featurelog/internal/repo"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/repo"
+	"github.com/featurelog/featurelog/schema"
 )
 
 func TestFiles(t *testing.T) {

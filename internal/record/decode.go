@@ -6,7 +6,7 @@ import (
 	"math"
 	"unsafe"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // Decode parses buf into e, reusing e's slices. Strings are copied out of

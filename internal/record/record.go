@@ -33,7 +33,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // Version and kinds of entries. Part of the on-disk format; do not change.

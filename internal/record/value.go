@@ -3,7 +3,7 @@ package record
 import (
 	"fmt"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // AppendValue appends v in the record format's value encoding (a presence

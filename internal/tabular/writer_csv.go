@@ -5,7 +5,7 @@ import (
 	"io"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // csvWriter writes a header row of column names, then one row per result

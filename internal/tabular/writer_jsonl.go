@@ -5,7 +5,7 @@ import (
 	"io"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // jsonlWriter writes one JSON object per row: the leading columns, then

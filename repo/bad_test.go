@@ -15,7 +15,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files of testdata/bad")
 
 // TestBadFiles parses every testdata/bad/*.yaml and compares the full
-// error text with its .golden file. Run `go test ./internal/repo -update`
+// error text with its .golden file. Run `go test ./repo -update`
 // after changing a message, and review the diff of the goldens.
 func TestBadFiles(t *testing.T) {
 	files, err := filepath.Glob("testdata/bad/*.yaml")
@@ -38,7 +38,7 @@ func TestBadFiles(t *testing.T) {
 				require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
 			}
 			want, err := os.ReadFile(golden)
-			require.NoError(t, err, "run go test ./internal/repo -update")
+			require.NoError(t, err, "run go test ./repo -update")
 			assert.Equal(t, string(want), got)
 		})
 	}

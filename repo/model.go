@@ -5,7 +5,7 @@ import (
 
 	"github.com/expr-lang/expr/vm"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // Repo is one parsed and fully validated feature repository file: the

@@ -1,9 +1,11 @@
 // Package vfs is the small file-system interface under featurelog's
 // durable state: the write-ahead log (wal), segment files (compaction) and
 // the engine's manifest. Production code uses Default, the operating
-// system's file system; tests substitute an Injector, which fails the i-th
-// operation, or a Recorder, which tracks what a power loss would keep.
-// (pebble keeps the same seam in its vfs package.)
+// system's file system; tests substitute the wrappers of package
+// vfs/errorfs: an Injector, which fails the i-th operation, or a Recorder,
+// which tracks what a power loss would keep. (pebble keeps the same seam
+// in its vfs and vfs/errorfs packages.) Options.FS of package engine takes
+// any FS.
 //
 //	fs := vfs.Default
 //	f, err := fs.Create(path)

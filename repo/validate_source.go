@@ -8,8 +8,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/featurelog/featurelog/internal/schema"
 	"github.com/featurelog/featurelog/internal/suggest"
+	"github.com/featurelog/featurelog/schema"
 )
 
 var (

@@ -1,7 +1,7 @@
 package repo
 
 import (
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // function describes one aggregate function of SPEC §3: what input it

@@ -1,6 +1,6 @@
 //go:build unix
 
-package vfs
+package errorfs
 
 import (
 	"errors"
@@ -9,13 +9,14 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/featurelog/featurelog/vfs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func TestInjectorFailsTheNthOperationOnly(t *testing.T) {
 	dir := t.TempDir()
-	in := NewInjector(Default)
+	in := NewInjector(vfs.Default)
 	in.Trace()
 	in.FailAt(3, false)
 	f, err := in.Create(filepath.Join(dir, "a")) // 1
@@ -34,7 +35,7 @@ func TestInjectorFailsTheNthOperationOnly(t *testing.T) {
 
 func TestInjectorStickyAndFailedWriteTears(t *testing.T) {
 	dir := t.TempDir()
-	in := NewInjector(Default)
+	in := NewInjector(vfs.Default)
 	in.FailAt(2, true)
 	f, err := in.Create(filepath.Join(dir, "a"))
 	require.NoError(t, err)
@@ -43,7 +44,7 @@ func TestInjectorStickyAndFailedWriteTears(t *testing.T) {
 	assert.Equal(t, 5, n, "a failed write leaves half its bytes")
 	require.ErrorIs(t, f.Sync(), ErrInjected)
 	require.ErrorIs(t, in.Rename(filepath.Join(dir, "a"), filepath.Join(dir, "b")), ErrInjected)
-	require.ErrorIs(t, NoteWrite(in, "x", 1), ErrInjected)
+	require.ErrorIs(t, vfs.NoteWrite(in, "x", 1), ErrInjected)
 	data, err := os.ReadFile(filepath.Join(dir, "a"))
 	require.NoError(t, err)
 	assert.Equal(t, "01234", string(data))
@@ -51,7 +52,7 @@ func TestInjectorStickyAndFailedWriteTears(t *testing.T) {
 
 func TestInjectorFailOps(t *testing.T) {
 	dir := t.TempDir()
-	in := NewInjector(Default)
+	in := NewInjector(vfs.Default)
 	in.FailOps(OpSyncDir)
 	require.ErrorIs(t, in.SyncDir(dir), ErrInjected)
 	require.NoError(t, in.MkdirAll(filepath.Join(dir, "x")))
@@ -62,7 +63,7 @@ func TestInjectorFailOps(t *testing.T) {
 func TestReadOnlyCloseIsNotCounted(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "a"), []byte("x"), 0o644))
-	in := NewInjector(Default)
+	in := NewInjector(vfs.Default)
 	f, err := in.Open(filepath.Join(dir, "a"))
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
@@ -70,9 +71,9 @@ func TestReadOnlyCloseIsNotCounted(t *testing.T) {
 }
 
 // writeSynced creates name through fs with data and fsyncs it.
-func writeSynced(t *testing.T, fs FS, name, data string) {
+func writeSynced(t *testing.T, fs vfs.FS, name, data string) {
 	t.Helper()
-	require.NoError(t, WriteFileSync(fs, name, []byte(data)))
+	require.NoError(t, vfs.WriteFileSync(fs, name, []byte(data)))
 }
 
 func readImage(t *testing.T, img, name string) (string, bool) {
@@ -93,7 +94,7 @@ func TestRecorderImages(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(root, "untracked"), []byte("as is"), 0o644))
 	grave := filepath.Join(scratch, "grave")
 	require.NoError(t, os.Mkdir(grave, 0o755))
-	r, err := NewRecorder(Default, root, grave, "d")
+	r, err := NewRecorder(vfs.Default, root, grave, "d")
 	require.NoError(t, err)
 
 	image := func(name string) string {

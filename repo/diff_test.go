@@ -12,7 +12,7 @@ import (
 // exampleText is the ads example, edited by the tests with replace.
 func exampleText(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile("../../examples/ads/features.yaml")
+	data, err := os.ReadFile("../examples/ads/features.yaml")
 	require.NoError(t, err)
 	return string(data)
 }
@@ -57,7 +57,7 @@ func edit(t *testing.T, text, old, new string) string {
 }
 
 func TestDiffSameFileTwiceIsEmpty(t *testing.T) {
-	for _, path := range []string{"../../examples/ads/features.yaml", "testdata/full.yaml"} {
+	for _, path := range []string{"../examples/ads/features.yaml", "testdata/full.yaml"} {
 		a, b := parseFile(t, path), parseFile(t, path)
 		p := Diff(a, b)
 		assert.True(t, p.Empty(), path)

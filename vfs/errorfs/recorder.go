@@ -1,6 +1,6 @@
 //go:build unix
 
-package vfs
+package errorfs
 
 import (
 	"errors"
@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+
+	"github.com/featurelog/featurelog/vfs"
 )
 
 // Recorder wraps an FS and keeps what a power loss at any instant could
@@ -27,7 +29,7 @@ import (
 // directory makes its entries durable. Directories themselves are taken
 // to be durable once they exist.
 type Recorder struct {
-	fs   FS
+	fs   vfs.FS
 	root string
 	// graveyard holds hard links to replaced or removed files, by inode.
 	graveyard string
@@ -53,7 +55,7 @@ type Recorder struct {
 // tracking the directories dirs (paths relative to root). What the
 // directories hold now is taken to be durable. graveyard must be an empty
 // directory on the same file system as root.
-func NewRecorder(fs FS, root, graveyard string, dirs ...string) (*Recorder, error) {
+func NewRecorder(fs vfs.FS, root, graveyard string, dirs ...string) (*Recorder, error) {
 	r := &Recorder{fs: fs, root: root, graveyard: graveyard}
 	r.mu.names = map[string]map[string]uint64{}
 	r.mu.durable = map[uint64]int64{}
@@ -138,7 +140,7 @@ func (r *Recorder) namedLocked(ino uint64) bool {
 }
 
 // synced records that f's current size is durable.
-func (r *Recorder) synced(f File) {
+func (r *Recorder) synced(f vfs.File) {
 	fi, err := os.Stat(f.Name())
 	if err != nil {
 		return
@@ -148,7 +150,7 @@ func (r *Recorder) synced(f File) {
 	r.mu.durable[inode(fi)] = fi.Size()
 }
 
-func (r *Recorder) wrap(f File, err error) (File, error) {
+func (r *Recorder) wrap(f vfs.File, err error) (vfs.File, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +158,7 @@ func (r *Recorder) wrap(f File, err error) (File, error) {
 }
 
 // Create implements FS.
-func (r *Recorder) Create(name string) (File, error) {
+func (r *Recorder) Create(name string) (vfs.File, error) {
 	if err := r.keep(name, true); err != nil {
 		return nil, err
 	}
@@ -164,15 +166,15 @@ func (r *Recorder) Create(name string) (File, error) {
 }
 
 // CreateExclusive implements FS.
-func (r *Recorder) CreateExclusive(name string) (File, error) {
+func (r *Recorder) CreateExclusive(name string) (vfs.File, error) {
 	return r.wrap(r.fs.CreateExclusive(name))
 }
 
 // Open implements FS.
-func (r *Recorder) Open(name string) (File, error) { return r.fs.Open(name) }
+func (r *Recorder) Open(name string) (vfs.File, error) { return r.fs.Open(name) }
 
 // OpenWrite implements FS.
-func (r *Recorder) OpenWrite(name string) (File, error) { return r.wrap(r.fs.OpenWrite(name)) }
+func (r *Recorder) OpenWrite(name string) (vfs.File, error) { return r.wrap(r.fs.OpenWrite(name)) }
 
 // Rename implements FS.
 func (r *Recorder) Rename(oldpath, newpath string) error {
@@ -200,7 +202,7 @@ func (r *Recorder) ReadDir(dir string) ([]os.DirEntry, error) { return r.fs.Read
 func (r *Recorder) Stat(name string) (os.FileInfo, error) { return r.fs.Stat(name) }
 
 // NoteWrite implements WriteNoter.
-func (r *Recorder) NoteWrite(path string, n int) error { return NoteWrite(r.fs, path, n) }
+func (r *Recorder) NoteWrite(path string, n int) error { return vfs.NoteWrite(r.fs, path, n) }
 
 // SyncDir implements FS: the directory's current entries become durable.
 func (r *Recorder) SyncDir(dir string) error {
@@ -228,7 +230,7 @@ func (r *Recorder) SyncDir(dir string) error {
 }
 
 type recordedFile struct {
-	File
+	vfs.File
 	r *Recorder
 }
 

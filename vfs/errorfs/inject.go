@@ -1,4 +1,4 @@
-package vfs
+package errorfs
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"github.com/featurelog/featurelog/vfs"
 )
 
 // ErrInjected is wrapped by every error an Injector injects. It also
@@ -38,7 +40,7 @@ const (
 // some point on (FailFrom). It is safe for concurrent use; with
 // concurrent callers, which operation is the n-th depends on scheduling.
 type Injector struct {
-	fs FS
+	fs vfs.FS
 
 	mu struct {
 		sync.Mutex
@@ -60,7 +62,7 @@ type Injector struct {
 }
 
 // NewInjector returns an Injector over fs that fails nothing yet.
-func NewInjector(fs FS) *Injector { return &Injector{fs: fs} }
+func NewInjector(fs vfs.FS) *Injector { return &Injector{fs: fs} }
 
 // FailAt makes the n-th operation (1-based, counted since NewInjector)
 // fail; with sticky, every later operation fails as well.
@@ -133,10 +135,10 @@ func (in *Injector) NoteWrite(path string, n int) error {
 	if err := in.check(OpWrite, path); err != nil {
 		return err
 	}
-	return NoteWrite(in.fs, path, n)
+	return vfs.NoteWrite(in.fs, path, n)
 }
 
-func (in *Injector) open(op Op, name string, open func(string) (File, error), readOnly bool) (File, error) {
+func (in *Injector) open(op Op, name string, open func(string) (vfs.File, error), readOnly bool) (vfs.File, error) {
 	if err := in.check(op, name); err != nil {
 		return nil, err
 	}
@@ -148,20 +150,22 @@ func (in *Injector) open(op Op, name string, open func(string) (File, error), re
 }
 
 // Create implements FS.
-func (in *Injector) Create(name string) (File, error) {
+func (in *Injector) Create(name string) (vfs.File, error) {
 	return in.open(OpCreate, name, in.fs.Create, false)
 }
 
 // CreateExclusive implements FS.
-func (in *Injector) CreateExclusive(name string) (File, error) {
+func (in *Injector) CreateExclusive(name string) (vfs.File, error) {
 	return in.open(OpCreate, name, in.fs.CreateExclusive, false)
 }
 
 // Open implements FS.
-func (in *Injector) Open(name string) (File, error) { return in.open(OpOpen, name, in.fs.Open, true) }
+func (in *Injector) Open(name string) (vfs.File, error) {
+	return in.open(OpOpen, name, in.fs.Open, true)
+}
 
 // OpenWrite implements FS.
-func (in *Injector) OpenWrite(name string) (File, error) {
+func (in *Injector) OpenWrite(name string) (vfs.File, error) {
 	return in.open(OpOpen, name, in.fs.OpenWrite, false)
 }
 
@@ -215,7 +219,7 @@ func (in *Injector) SyncDir(dir string) error {
 
 // injectedFile counts and may fail the operations on one open file.
 type injectedFile struct {
-	File
+	vfs.File
 	in *Injector
 	// readOnly files do not count their Close: closing a file that was
 	// only read cannot lose anything, so its error is rightly ignored.

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 var (
@@ -33,7 +33,7 @@ func parseFile(t *testing.T, path string) *Repo {
 }
 
 func TestParseAdsExample(t *testing.T) {
-	r := parseFile(t, "../../examples/ads/features.yaml")
+	r := parseFile(t, "../examples/ads/features.yaml")
 	assert.Equal(t, "ads", r.Workspace)
 
 	require.Len(t, r.Entities, 1)

@@ -3,7 +3,7 @@ package repo
 import (
 	"time"
 
-	"github.com/featurelog/featurelog/internal/schema"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // Entity returns the entity called name, or nil.

@@ -12,11 +12,11 @@ import (
 // diff empty against itself and render, or an *Errors whose every problem
 // names the file.
 //
-//	go test ./internal/repo -run '^$' -fuzz FuzzParse -fuzztime 1m
+//	go test ./repo -run '^$' -fuzz FuzzParse -fuzztime 1m
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/*.yaml")
 	bad, _ := filepath.Glob("testdata/bad/*.yaml")
-	for _, path := range append(append(seeds, bad...), "../../examples/ads/features.yaml") {
+	for _, path := range append(append(seeds, bad...), "../examples/ads/features.yaml") {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			f.Fatal(err)

@@ -3,7 +3,7 @@ package repo
 import (
 	"slices"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 var entityKeys = []string{"name", "description", "join_keys"}

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/featurelog/featurelog/internal/suggest"
 	"github.com/featurelog/featurelog/schema"

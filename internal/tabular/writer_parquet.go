@@ -44,7 +44,7 @@ type parquetWriter struct {
 	seen    []bool        // per column: a non-null value was held (type inference)
 	unseen  int           // columns whose type is still unknown
 	pending []heldRow     // rows held while types are unknown
-	w       *parquet.Writer
+	w       *parquet.GenericWriter[any]
 	batch   []parquet.Row // rows not yet handed to w
 	group   int           // rows in the current row group
 	rows    int64
@@ -123,7 +123,7 @@ func (p *parquetWriter) start() error {
 	if err != nil {
 		return err
 	}
-	p.w = parquet.NewWriter(p.out, sch, parquet.Compression(&parquet.Snappy))
+	p.w = parquet.NewGenericWriter[any](p.out, sch, parquet.Compression(&parquet.Snappy))
 	pending := p.pending
 	p.pending = nil
 	for _, h := range pending {

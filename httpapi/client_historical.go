@@ -17,8 +17,8 @@ import (
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/internal/jsondec"
-	"github.com/featurelog/featurelog/internal/tabread"
 	"github.com/featurelog/featurelog/schema"
+	"github.com/featurelog/featurelog/tabread"
 )
 
 // HistoricalQuery is a historical request as the Client sends it.

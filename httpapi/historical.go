@@ -14,9 +14,9 @@ import (
 
 	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/tabread"
-	"github.com/featurelog/featurelog/internal/tabular"
 	"github.com/featurelog/featurelog/schema"
+	"github.com/featurelog/featurelog/tabread"
+	"github.com/featurelog/featurelog/tabular"
 )
 
 // POST /api/v1/feature-service/get-features-for-events (SPEC §5) answers

@@ -9,7 +9,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/tabread"
+	"github.com/featurelog/featurelog/tabread"
 )
 
 // A spine arrives as JSON objects. Each value is kept twice: as its raw

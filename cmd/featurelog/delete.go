@@ -15,7 +15,7 @@ import (
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
-	"github.com/featurelog/featurelog/internal/tabread"
+	"github.com/featurelog/featurelog/tabread"
 )
 
 func (l localJobs) deleteKeys(ws, view string, req engine.DeleteKeysRequest) (engine.Job, error) {

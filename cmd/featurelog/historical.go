@@ -21,9 +21,9 @@ import (
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/dirlock"
-	"github.com/featurelog/featurelog/internal/tabread"
-	"github.com/featurelog/featurelog/internal/tabular"
 	"github.com/featurelog/featurelog/schema"
+	"github.com/featurelog/featurelog/tabread"
+	"github.com/featurelog/featurelog/tabular"
 )
 
 // historicalFlags are the flags of `featurelog historical` (SPEC §5).

@@ -16,7 +16,7 @@ import (
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/dirlock"
-	"github.com/featurelog/featurelog/internal/tabular"
+	"github.com/featurelog/featurelog/tabular"
 )
 
 // runFlags are the flags of `featurelog run` (SPEC §6, "run").

@@ -23,9 +23,9 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/featurelog/featurelog/internal/tabread"
 	"github.com/featurelog/featurelog/repo"
 	"github.com/featurelog/featurelog/schema"
+	"github.com/featurelog/featurelog/tabread"
 )
 
 // Source is a source's batch files, resolved.

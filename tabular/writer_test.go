@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/tabread"
 	"github.com/featurelog/featurelog/schema"
+	"github.com/featurelog/featurelog/tabread"
 )
 
 var wts = time.Date(2024, 5, 1, 12, 0, 0, 123456789, time.UTC)

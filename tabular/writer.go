@@ -6,8 +6,8 @@ import (
 	"io"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/tabread"
 	"github.com/featurelog/featurelog/schema"
+	"github.com/featurelog/featurelog/tabread"
 )
 
 // Writer writes a historical result to a file. It is an

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/internal/tabread"
 	"github.com/featurelog/featurelog/schema"
+	"github.com/featurelog/featurelog/tabread"
 )
 
 func TestFileCommitAndAbort(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/featurelog/featurelog/internal/tabread"
+	"github.com/featurelog/featurelog/tabread"
 )
 
 // File is a result file written atomically: rows go to path + ".tmp",

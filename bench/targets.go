@@ -86,10 +86,11 @@ func RunTargets(cfg TargetsConfig) ([]Row, error) {
 }
 
 // RowMetric is a row's ratio as a number for testing.B.ReportMetric: a
-// ratio "2.14x" is (2.14, "x"), a gap "+13ms" is (13, "ms-gap"). ok is
+// ratio "2.14x" (or "5.10x faster") is (2.14, "x"), a gap "+13ms" is (13,
+// "ms-gap"). ok is
 // false for rows without one.
 func RowMetric(r Row) (v float64, unit string, ok bool) {
-	s := strings.TrimSpace(r.Ratio)
+	s := strings.TrimSpace(strings.TrimSuffix(r.Ratio, " faster"))
 	if x, found := strings.CutSuffix(s, "x"); found {
 		if v, err := strconv.ParseFloat(x, 64); err == nil {
 			return v, "x", true

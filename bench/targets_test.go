@@ -42,6 +42,7 @@ func TestRowMetric(t *testing.T) {
 		ok          bool
 	}{
 		{"2.14x", "x", 2.14, true},
+		{"5.10x faster", "x", 5.10, true},
 		{"+13ms", "ms-gap", 13, true},
 		{"+592µs", "ms-gap", 0.592, true},
 		{"-", "", 0, false},

@@ -39,6 +39,11 @@ class Transport:
     def url(self):
         return urllib.parse.urlunsplit((self.base.scheme, self.base.netloc, self.base.path.rstrip("/"), "", ""))
 
+    @property
+    def origin(self):
+        """scheme://host:port, which request targets (path()) follow."""
+        return self.base.scheme + "://" + self.base.netloc
+
     def _connection(self, timeout):
         cls = http.client.HTTPSConnection if self.base.scheme == "https" else http.client.HTTPConnection
         return cls(self.base.hostname, self.base.port, timeout=timeout)
@@ -70,7 +75,7 @@ class Transport:
             resp = conn.getresponse()
             if resp.status >= 300:
                 raw = resp.read()
-                raise api_error(resp.status, raw, resp.headers, method, self.url + path)
+                raise api_error(resp.status, raw, resp.headers, method, self.origin + path)
             return conn, resp
         except (OSError, http.client.HTTPException) as e:
             conn.close()
@@ -85,7 +90,7 @@ class Transport:
         else:
             what = "%s: %s" % (type(e).__name__, e)
         return ClientConnectionError("featurelog: %s %s%s failed: %s (is the node running and reachable at %s?)"
-                                     % (method, self.url, path, what, self.url))
+                                     % (method, self.origin, path, what, self.url))
 
     def call(self, method, path, payload=None, query=None, headers=None):
         """Sends a JSON request and returns (status, headers, parsed JSON

@@ -182,12 +182,13 @@ class Client:
 
     def _ndjson(self, method, path, payload):
         body = json.dumps(payload).encode("utf-8")
+        path = self._t.path(path)
         conn, resp = self._t.open(method, path, body, {"Accept": "application/x-ndjson"})
         try:
             columns = json.loads(resp.headers.get("Featurelog-Columns") or "[]")
             types = {c["name"]: c.get("dataType") for c in columns if not c.get("spine")}
             rows = []
-            for obj in ndjson_objects(resp, self.url + path):
+            for obj in ndjson_objects(resp, self._t.origin + path):
                 for name, t in types.items():
                     if name in obj:
                         obj[name] = decode(obj[name], t)

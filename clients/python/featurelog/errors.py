@@ -54,8 +54,8 @@ class APIError(Error):
 
     def __str__(self):
         where = ""
-        if self.method and self.url:
-            where = " (%s %s)" % (self.method, self.url)
+        if self.url:
+            where = " (%s%s)" % (self.method + " " if self.method else "", self.url)
         return "HTTP %d: %s%s" % (self.status, self.message, where)
 
 

@@ -23,7 +23,7 @@ from .errors import APIError, is_error_line
 
 
 def stream_error(obj, url=None):
-    return APIError(200, str(obj.get("message")), code=obj.get("code"), body=obj, method="GET" if url else None, url=url)
+    return APIError(200, str(obj.get("message")), code=obj.get("code"), body=obj, url=url)
 
 
 def ndjson_objects(resp, url=None):
@@ -122,7 +122,7 @@ class OutputStream:
             headers["Last-Event-ID"] = self.last_offset
         query = None if self.last_offset else {"from": self._start}
         target = self._t.path(self._path, query)
-        self._url = self._t.url + target
+        self._url = self._t.origin + target
         self._conn, self._resp = self._t.open("GET", target, headers=headers, timeout=self._read_timeout)
 
     def close(self):

@@ -8,6 +8,7 @@ import math
 import unittest
 
 from featurelog import APIError, values
+from featurelog._http import Transport
 from featurelog.errors import api_error
 from featurelog.streams import ndjson_objects, sse_records
 
@@ -55,6 +56,14 @@ class ErrorShapesTest(unittest.TestCase):
         self.assertEqual((e.status, e.message, e.code), (404, "404 page not found", None))
         e = api_error(502, b"")
         self.assertEqual(e.message, "HTTP 502 with an empty body")
+
+
+class TransportTest(unittest.TestCase):
+    def test_targets_follow_the_base_path(self):
+        t = Transport("http://127.0.0.1:9/featurelog/", timeout=1)
+        self.assertEqual(t.path("/ingest", {"a": None, "from": "latest"}), "/featurelog/ingest?from=latest")
+        self.assertEqual(t.url, "http://127.0.0.1:9/featurelog")
+        self.assertEqual(Transport("localhost:8080").path("/healthz"), "/healthz")
 
 
 class ValuesTest(unittest.TestCase):

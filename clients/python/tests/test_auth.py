@@ -2,6 +2,7 @@
 the CLI on the data directory before it serves."""
 
 import datetime
+import re
 import unittest
 
 from . import nodes
@@ -76,6 +77,29 @@ class AuthTest(unittest.TestCase):
             self.editor.ingest(WS, SOURCE, self.record(user))
             rec = next(r for r in stream if r["entity_keys"] == {"user_id": user})
         self.assertEqual(rec["feature_values"]["clicked_count_1h_continuous"], "1")
+
+    def test_revoked_key_ends_a_started_stream_with_the_nodes_error(self):
+        for sse in (False, True):
+            with self.subTest(sse=sse):
+                owner = ["--server", self.node.url, "--api-key", self.node.keys["owner"]]
+                out = nodes.cli("service-account", "create", "--name", nodes.unique_key("revoked"), *owner)
+                key = re.search(r"API Key: (\S+)", out).group(1)
+                ident = re.search(r"Service Account ID: (\S+)", out).group(1)
+                nodes.cli("access-control", "assign-role", "--role", "viewer", "--workspace", WS, "--service-account", ident, *owner)
+                fl = featurelog.Client(self.node.url, api_key=key, timeout=30)
+                user = nodes.unique_key()
+                with fl.output_stream(WS, VIEW, sse=sse, read_timeout=20) as stream:
+                    self.editor.ingest(WS, SOURCE, self.record(user))
+                    it = (r for r in stream if r["entity_keys"] == {"user_id": user})
+                    self.assertEqual(next(it)["entity_keys"], {"user_id": user})
+                    nodes.cli("service-account", "delete", "--service-account", ident, *owner)
+                    self.editor.ingest(WS, SOURCE, self.record(user))  # the next write checks the key again
+                    with self.assertRaises(featurelog.APIError) as cm:
+                        next(it)
+                e = cm.exception
+                self.assertEqual((e.status, e.code), (200, 16))  # the stream had started: the error is its last message
+                self.assertEqual(e.message, "invalid API key: it is unknown or has been revoked")
+                self.assertEqual(e.message, e.body["message"])
 
 
 if __name__ == "__main__":

@@ -129,6 +129,18 @@ class JobsTest(unittest.TestCase):
         self.assertEqual(self.fl.get_features(WS, SERVICE, {"user_id": gone})[COUNT_1H], 0)
         self.assertEqual(self.fl.get_features(WS, SERVICE, {"user_id": kept})[COUNT_1H], 1)
 
+    def test_a_failed_job_says_what_and_where(self):
+        d = nodes.tmpdir("badbatch")
+        csv = os.path.join(d, "bad.csv")
+        with open(csv, "w") as f:
+            f.write("user_id,timestamp,clicked\nb1,2024-03-01T12:00:00Z,10\nb1,2024-03-02T12:00:00Z,ten\n")
+        repo = (BATCH_REPO % {"csv": csv}).replace("workspace: " + BATCH_WS, "workspace: pyclient_badbatch")
+        started = self.fl.apply(repo, file="bad.yaml")["jobs"]
+        job = self.fl.wait_job("pyclient_badbatch", started[0]["id"], timeout=60)  # no raise: the job is the answer
+        self.assertEqual(job["state"], "FAILED")
+        self.assertIn("bad.csv: line 3", job["error"])
+        self.assertEqual(self.fl.jobs("pyclient_badbatch", state="FAILED")[0]["id"], job["id"])
+
     def test_job_errors(self):
         with self.assertRaises(featurelog.APIError) as cm:
             self.fl.get_job(WS, "job_nope")

@@ -232,4 +232,10 @@ func TestMetricsScrapeConcurrent(t *testing.T) {
 	m := scrape(t, n.reg)
 	assert.Equal(t, 4.0, m["featurelog_flushes_total"])
 	assert.Equal(t, 20.0, m["featurelog_log_entries_total"])
+
+	// A registry may outlive its DB: a scrape after Close still works.
+	require.NoError(t, n.db.Close())
+	m = scrape(t, n.reg)
+	assert.Zero(t, m["featurelog_log_healthy"], "a closed DB acknowledges nothing")
+	assert.Equal(t, 20.0, m["featurelog_log_entries_total"])
 }

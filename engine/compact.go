@@ -72,7 +72,7 @@ func (db *DB) flushLocked() error {
 	if err != nil {
 		return err
 	}
-	var records int64
+	var records, bytes int64
 	for _, d := range views {
 		for {
 			d.mu.RLock()
@@ -89,15 +89,21 @@ func (db *DB) flushLocked() error {
 				return fmt.Errorf("engine: flushing %s: %w", d.id, err)
 			}
 			records += n
+			if sg != nil {
+				bytes += sg.bytes
+			}
 			d.installFlush(m, sg)
 		}
 	}
 	if err := db.saveManifest(views); err != nil {
 		return err
 	}
-	db.flushes.Add(1)
+	took := time.Since(start)
+	db.metrics.flushes.Inc()
+	db.metrics.flushDuration.Observe(took.Seconds())
+	db.metrics.flushBytes.Add(float64(bytes))
 	db.lastFlush.Store(time.Now().UnixNano())
-	db.opts.Logger.Info("flushed memtables", "records", records, "views", len(views), "took", time.Since(start).Round(time.Millisecond))
+	db.opts.Logger.Info("flushed memtables", "records", records, "bytes", bytes, "views", len(views), "took", took.Round(time.Millisecond))
 	return nil
 }
 
@@ -264,19 +270,19 @@ func (db *DB) saveManifest(views []*viewData) error {
 // compactLocked merges segments; all merges each view's segments into one.
 func (db *DB) compactLocked(all bool) error {
 	views := liveViews(db.cat.Load())
-	merged := false
 	for _, d := range views {
 		for {
 			group := db.mergeCandidates(d, all)
 			if len(group) < 2 {
 				break
 			}
+			start := time.Now()
 			sg, err := db.mergeSegments(d, group)
 			if err != nil {
 				return fmt.Errorf("engine: merging segments of %s: %w", d.id, err)
 			}
 			d.installMerge(group, sg)
-			merged = true
+			db.metrics.observeMerge(group, sg, time.Since(start))
 			if err := db.saveManifest(views); err != nil {
 				return err
 			}
@@ -288,9 +294,6 @@ func (db *DB) compactLocked(all bool) error {
 				break
 			}
 		}
-	}
-	if merged {
-		db.merges.Add(1)
 	}
 	return nil
 }

@@ -65,10 +65,11 @@ type DB struct {
 	// commits them; a job cancelled meanwhile is undone.
 	beforeCommit func(ctx context.Context)
 	nextSeg      atomic.Uint64 // the next segment id (manifest.NextSegment once saved)
-	flushes      atomic.Int64
-	merges       atomic.Int64
-	truncations  atomic.Int64 // log segments removed (truncate.go)
-	lastFlush    atomic.Int64 // Unix ns
+	truncations  atomic.Int64  // log segments removed (truncate.go)
+	lastFlush    atomic.Int64  // Unix ns
+	// metrics are the instruments of flushes, merges, fsyncs and
+	// idempotent replays; Collector reads the rest from the state above.
+	metrics *dbMetrics
 }
 
 // Open opens (or creates) the data directory in opts.Dir, locks it,
@@ -84,7 +85,8 @@ func Open(opts Options) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{opts: opts, lock: lock, hot: newHotTier(opts.HotTierBytes), viewsByID: map[string]*viewData{},
-		maintStop: make(chan struct{}), maintDone: make(chan struct{}), runner: newJobRunner(), jobsDone: make(chan struct{})}
+		maintStop: make(chan struct{}), maintDone: make(chan struct{}), runner: newJobRunner(), jobsDone: make(chan struct{}),
+		metrics: newDBMetrics()}
 	db.lastFlush.Store(time.Now().UnixNano())
 	if db.hot.states, err = newStateCache(opts.StateCacheBytes); err != nil {
 		db.closeFiles()
@@ -123,7 +125,8 @@ func (db *DB) open() error {
 	}
 	db.cat.Store(cat)
 	db.log, err = wal.Open(wal.Options{Dir: filepath.Join(db.opts.Dir, "wal"), SegmentSize: db.opts.SegmentSize,
-		NoSync: db.opts.NoSync, Logger: db.opts.Logger, CompressMin: logCompressMin, FS: db.opts.FS})
+		NoSync: db.opts.NoSync, Logger: db.opts.Logger, CompressMin: logCompressMin, FS: db.opts.FS,
+		OnSync: db.metrics.observeFsync})
 	if err != nil {
 		return err
 	}

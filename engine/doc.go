@@ -34,4 +34,9 @@
 // Memtables are flushed to immutable segments with a checkpoint (Flush,
 // Compact, and a background maintainer), so Open replays only the log
 // after it.
+//
+// Collector returns the DB's Prometheus metrics (flushes, merges,
+// segments, memtables, caches, fsyncs, freshness, jobs), for a registry
+// of the caller's: reg.MustRegister(db.Collector()). docs/metrics.md
+// lists them.
 package engine

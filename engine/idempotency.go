@@ -93,6 +93,14 @@ type idempotency struct {
 	}
 }
 
+// stats returns the keys remembered (in flight or recorded) and the keys
+// forgotten early since open.
+func (t *idempotency) stats() (keys int, evicted int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.mu.keys), t.mu.evicted
+}
+
 func (t *idempotency) init(window time.Duration, maxKeys int, logger *slog.Logger) {
 	t.window, t.maxKeys, t.logger = window, maxKeys, logger
 	t.mu.keys = map[idemScope]*idemEntry{}
@@ -271,6 +279,7 @@ func (db *DB) ingestOnce(workspace, key string, dryRun bool, ingest func(*idemTi
 	}
 	resp, tk := db.idem.begin(idemScope{workspace: workspace, key: key}, db.opts.Now())
 	if resp != nil {
+		db.metrics.replays.Inc()
 		return resp, nil
 	}
 	defer db.idem.release(tk)

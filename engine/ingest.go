@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"syscall"
@@ -356,12 +357,19 @@ type applyTask struct {
 
 func (t *applyTask) run(seq uint64, now time.Time) {
 	var online int64
+	newest := int64(math.MinInt64)
 	for r := range t.projs {
 		p := &t.projs[r]
 		t.v.applyProjected(p, seq, t.base+r)
 		if counts(t.v, p, now) {
 			online++
 		}
+		if !p.skip {
+			newest = max(newest, p.ts)
+		}
+	}
+	if newest != math.MinInt64 {
+		t.v.stats.noteIngest(now, newest)
 	}
 	if t.v.def.Online {
 		t.v.stats.online.Add(online)

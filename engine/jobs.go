@@ -177,6 +177,23 @@ func (t *jobTable) create(j *Job) error {
 	return nil
 }
 
+// jobKind is a job's type and state, what featurelog_jobs counts by.
+type jobKind struct {
+	typ   JobType
+	state JobState
+}
+
+// countByState counts the jobs of each type and state.
+func (t *jobTable) countByState() map[jobKind]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := map[jobKind]int{}
+	for _, j := range t.jobs {
+		n[jobKind{j.Type, j.State}]++
+	}
+	return n
+}
+
 // update changes a job under the table's lock and persists it; a job
 // reaching a final state wakes its waiters.
 func (t *jobTable) update(id string, fn func(j *Job)) error {

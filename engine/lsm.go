@@ -36,6 +36,7 @@ type viewData struct {
 	spec    *tiles.Spec   // the aggregate view's spec, for new memtables
 	hot     *hotTier      // for new memtables' hot tier
 	records atomic.Int64  // records added to the active memtable
+	bytes   atomic.Int64  // their estimated size (recordBytes), for featurelog_memtable_bytes
 	types   []schema.Type // attribute views: the features' types, for the segment codec
 	id      string        // manifest key: workspace/view@version
 	print   string        // the view version's fingerprint
@@ -134,6 +135,7 @@ func (d *viewData) freeze(seq uint64) (*memtable, error) {
 		d.attrs = newAttrStore()
 	}
 	d.records.Store(0)
+	d.bytes.Store(0)
 	return m, nil
 }
 
@@ -210,6 +212,16 @@ func (d *viewData) readsLayout(layout string) bool {
 		return d.legacy
 	}
 	return layout == d.layout
+}
+
+// segmentStats returns the number of the view's segments and their bytes.
+func (d *viewData) segmentStats() (n int, bytes int64) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, s := range d.segs {
+		bytes += s.bytes
+	}
+	return len(d.segs), bytes
 }
 
 // memKeys counts the entity keys the view holds: exact while everything

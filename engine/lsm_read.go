@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/dgraph-io/ristretto/v2"
 
@@ -17,6 +18,17 @@ import (
 // found for the wrong segment. It is a cache: a miss decodes again.
 type stateCache struct {
 	c *ristretto.Cache[string, any]
+	// hits and misses count lookups of c (none while it is disabled), for
+	// featurelog_state_cache_*_total.
+	hits, misses atomic.Uint64
+}
+
+// stats returns the cache's hits and misses since open.
+func (c *stateCache) stats() (hits, misses uint64) {
+	if c == nil {
+		return 0, 0
+	}
+	return c.hits.Load(), c.misses.Load()
 }
 
 func newStateCache(bytes int64) (*stateCache, error) {
@@ -60,8 +72,10 @@ func (c *stateCache) segState(sg *segRef, key string, decode func([]byte) (any, 
 	ck := cacheKey(kb[:0], sg.cacheID, key)
 	if c.c != nil {
 		if v, ok := c.c.Get(string(ck)); ok {
+			c.hits.Add(1)
 			return v, nil
 		}
+		c.misses.Add(1)
 	}
 	r := sg.h.Reader()
 	if !r.MayContain([]byte(key)) {

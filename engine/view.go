@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/featurelog/featurelog/repo"
 	"github.com/featurelog/featurelog/schema"
@@ -45,11 +46,27 @@ func (v *viewRT) serving() *viewRT {
 	return v.prior
 }
 
-// viewStats are a view's counters for the summary endpoint.
+// viewStats are a view's counters for the summary endpoint and metrics.
 type viewStats struct {
 	online  atomic.Int64 // records applied to the online state since open
 	offline atomic.Int64 // records kept in the offline log for the view since open
 	newest  atomic.Int64 // newest event time applied, Unix ns (0: none)
+	// lag is the last ingest request's ingest time minus its newest event
+	// time for the view, in ns, plus 1 so that 0 means none yet
+	// (featurelog_view_ingest_lag_seconds). Set once per request.
+	lag atomic.Int64
+}
+
+// noteIngest records the lag of a request ingested at now whose newest
+// record for the view has event time newest.
+func (s *viewStats) noteIngest(now time.Time, newest int64) {
+	s.lag.Store(now.UnixNano() - newest + 1)
+}
+
+// ingestLag returns the lag noteIngest recorded last, if any.
+func (s *viewStats) ingestLag() (time.Duration, bool) {
+	n := s.lag.Load()
+	return time.Duration(n - 1), n != 0
 }
 
 func (s *viewStats) observe(ts int64) {
@@ -313,7 +330,26 @@ func (v *viewRT) applyProjected(p *projected, seq uint64, idx int) {
 		d.tiles.Add(p.key, tiles.Order{TS: p.ts, Seq: seq, Idx: uint32(idx)}, p.vals)
 	}
 	d.records.Add(1)
+	d.bytes.Add(recordBytes(p))
 }
+
+// recordBytes estimates what a record adds to a memtable: a version (or
+// raw event), its key and its values, strings included. It is a gauge's
+// estimate, not an accounting: keys are counted per record, and an
+// aggregate view's tiles may fold records into less.
+func recordBytes(p *projected) int64 {
+	n := versionBytes + len(p.key) + valueBytes*len(p.vals)
+	for i := range p.vals {
+		n += len(p.vals[i].S)
+	}
+	return int64(n)
+}
+
+// The in-memory sizes recordBytes counts.
+const (
+	versionBytes = int(unsafe.Sizeof(version{}))
+	valueBytes   = int(unsafe.Sizeof(schema.Value{}))
+)
 
 // onlineAt reports whether a record with event time ts is still within
 // the view's serving TTL at now.

@@ -13,7 +13,8 @@ import (
 )
 
 // metrics are the node's Prometheus metrics, on their own registry so two
-// servers in one process (tests) do not collide.
+// servers in one process (tests) do not collide: the HTTP layer's, the
+// output streams', and the engine's (engine.DB.Collector).
 type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
@@ -34,22 +35,6 @@ func newMetrics(db *engine.DB) *metrics {
 		Name: "featurelog_http_request_duration_seconds", Help: "HTTP request latency by handler.",
 		Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
 	}, []string{"handler"})
-	healthy := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "featurelog_log_healthy", Help: "1 while the log can acknowledge writes, 0 after a write or fsync failure.",
-	}, func() float64 {
-		if db.Healthy() != nil {
-			return 0
-		}
-		return 1
-	})
-	logCounter := func(name, help string, get func() uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(get()) })
-	}
-	m.reg.MustRegister(
-		logCounter("featurelog_log_commits_total", "Group commits of the log: one write and one fsync each.", func() uint64 { return db.LogStats().Batches }),
-		logCounter("featurelog_log_entries_total", "Log entries appended (one per ingest request).", func() uint64 { return db.LogStats().Entries }),
-		logCounter("featurelog_log_bytes_total", "Payload bytes appended to the log.", func() uint64 { return db.LogStats().Bytes }),
-	)
 	labels := []string{"workspace", "view"}
 	m.streamConsumers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "featurelog_output_stream_consumers", Help: "Output streams open over HTTP.",
@@ -62,7 +47,10 @@ func newMetrics(db *engine.DB) *metrics {
 		Help: "Output streams ended because the consumer did not take a write within OutputStreamWriteTimeout.",
 	}, labels)
 	m.reg.MustRegister(m.streamConsumers, m.streamRecords, m.streamSlow)
-	m.reg.MustRegister(m.requests, m.latency, healthy, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The engine's own metrics (flushes, merges, segments, caches, the
+	// log, jobs: engine.DB.Collector), then the process's.
+	m.reg.MustRegister(db.Collector())
+	m.reg.MustRegister(m.requests, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -29,7 +29,9 @@ type Options struct {
 	// memory and how soon its first rows stream. Default 0: the engine's
 	// (engine.HistoricalRequest.ChunkRows).
 	HistoricalChunkRows int
-	// Logger receives request errors. Default slog.Default().
+	// Logger receives request errors, and at debug level a line per
+	// request (the access log: no query, no headers). Default
+	// slog.Default().
 	Logger *slog.Logger
 
 	// Admission control of POST /ingest (admission.go). A request over
@@ -180,6 +182,7 @@ type Server struct {
 	db         *engine.DB
 	opts       Options
 	mux        *http.ServeMux
+	handler    http.Handler // mux behind the access log
 	metrics    *metrics
 	ingestGate *admission // admission control of POST /ingest
 	// streams is cancelled by the Shutdown of a server from HTTPServer:
@@ -200,6 +203,7 @@ func New(db *engine.DB, opts Options) (*Server, error) {
 	s.metrics.reg.MustRegister(s.ingestGate.collectors()...)
 	s.registerSinks()
 	s.routes()
+	s.handler = accessLog(opts.Logger, s.mux)
 	return s, nil
 }
 
@@ -231,8 +235,9 @@ func (s *Server) handle(pattern, name string, h http.HandlerFunc) {
 	s.mux.Handle(pattern, s.metrics.instrument(name, h))
 }
 
-// Handler returns the server's routes, for tests and embedding.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the server's routes behind its access log (debug
+// level), for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // HTTPServer returns an http.Server with the timeouts of Options, which
 // keep slow or idle clients from holding connections forever: a client
@@ -243,7 +248,7 @@ func (s *Server) Handler() http.Handler { return s.mux }
 func (s *Server) HTTPServer() *http.Server {
 	hs := &http.Server{
 		Addr:              s.opts.Addr,
-		Handler:           s.mux,
+		Handler:           s.handler,
 		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
 		ReadTimeout:       s.opts.ReadTimeout,
 		WriteTimeout:      s.opts.WriteTimeout,

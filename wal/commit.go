@@ -3,6 +3,7 @@ package wal
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	twal "github.com/tidwall/wal"
 
@@ -173,10 +174,14 @@ func (l *Log) write(entryBytes int64) error {
 	return l.checkCycle()
 }
 
-// syncTail fsyncs the tail segment.
+// syncTail fsyncs the tail segment and reports its duration to OnSync.
 func (l *Log) syncTail() error {
+	start := time.Now()
 	if err := l.sync.file(l.c.tailFile); err != nil {
 		return l.fail("fsync", fmt.Errorf("%s: %w", l.c.tail.path, err))
+	}
+	if l.opts.OnSync != nil && !l.opts.NoSync {
+		l.opts.OnSync(time.Since(start))
 	}
 	return nil
 }

@@ -371,3 +371,28 @@ func TestStickyFailureConcurrent(t *testing.T) {
 		require.Equal(t, acked[e.seq], e.payload, "seq %d", e.seq)
 	}
 }
+
+// TestOnSync: OnSync sees each fsync of a segment (one per batch while no
+// segment is created), and none under NoSync, which makes none.
+func TestOnSync(t *testing.T) {
+	for _, noSync := range []bool{false, true} {
+		opts := testOptions(t)
+		opts.NoSync, opts.SegmentSize = noSync, 1<<20
+		var calls atomic.Int64
+		var total atomic.Int64
+		opts.OnSync = func(d time.Duration) {
+			calls.Add(1)
+			total.Add(int64(d))
+		}
+		l := openT(t, opts)
+		appendN(t, l, 20)
+		closeT(t, l)
+		if noSync {
+			assert.Zero(t, calls.Load(), "NoSync: no fsync, no call")
+			continue
+		}
+		assert.Equal(t, int64(20), calls.Load(), "one fsync per appended batch")
+		assert.Equal(t, uint64(20), l.Stats().Batches)
+		assert.Positive(t, total.Load(), "the fsyncs took some time")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"time"
 
 	twal "github.com/tidwall/wal"
 
@@ -55,6 +56,13 @@ type Options struct {
 	// Logger receives repair reports (Warn) and the error that fails the
 	// log (Error). Default slog.Default().
 	Logger *slog.Logger
+
+	// OnSync, if set, is called by the committer after each successful
+	// fsync of a segment file with how long it took (not with NoSync,
+	// which makes none). It runs on the commit path, before the batch is
+	// acknowledged: it must be as cheap as observing a histogram. The
+	// engine feeds featurelog_wal_fsync_duration_seconds with it.
+	OnSync func(time.Duration)
 
 	// private holds test hooks; the zero value means production behaviour.
 	private testHooks

@@ -31,7 +31,7 @@ func main() {
 		err = perr
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "featurelog:", err)
+		reportError(os.Stderr, err)
 		os.Exit(1)
 	}
 }

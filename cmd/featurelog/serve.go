@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -23,6 +24,7 @@ func serveCmd() *cobra.Command {
 	var data, repoFile string
 	var hopts httpapi.Options
 	var kafkaBrokers []string
+	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Open the data directory, apply the repo file, and serve HTTP",
@@ -33,9 +35,27 @@ func serveCmd() *cobra.Command {
 			"record was fsynced before its 200, so neither path loses one.\n\n" +
 			"Views with output_stream.kafka publish to Kafka while the node serves (package kafkasink):\n" +
 			"--kafka-brokers replaces every sink's brokers. A sink failing or lagging past its max_lag\n" +
-			"makes /readyz answer 503; its metrics are featurelog_sink_* on /metrics.",
+			"makes /readyz answer 503; its metrics are featurelog_sink_* on /metrics.\n\n" +
+			"Logs go to stderr, as text or (--log-format json) one JSON object per line and nothing\n" +
+			"else: the line saying where it serves and a failure's message are then log records, and\n" +
+			"the first service account a fresh node creates is printed on stdout as one JSON object\n" +
+			"(its API key is never logged). --log-level debug adds a line per HTTP request.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return serve(data, repoFile, hopts, kafkaBrokers)
+			logger, err := logs.newLogger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			// The process's default logger too: a library that logs
+			// through slog.Default or the log package writes records,
+			// not plain lines amid them.
+			slog.SetDefault(logger)
+			err = serve(serveIO{logger: logger, json: logs.json(), stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr()},
+				data, repoFile, hopts, kafkaBrokers)
+			if err != nil && logs.json() {
+				logger.Error("featurelog serve failed", "err", err)
+				return &loggedError{err}
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -48,11 +68,22 @@ func serveCmd() *cobra.Command {
 	f.DurationVar(&hopts.IngestQueueTimeout, "ingest-queue-timeout", 0, "longest wait for an ingest slot before 429 (0: 500ms)")
 	f.DurationVar(&hopts.ShutdownTimeout, "shutdown-timeout", 0, "on SIGTERM, how long in-flight requests may finish (0: 30s)")
 	f.StringSliceVar(&kafkaBrokers, "kafka-brokers", nil, "Kafka brokers (host:port[,host:port]) for every output stream sink, replacing the repo's output_stream.kafka.brokers")
+	f.StringVar(&logs.level, "log-level", "info", "least severe log level written: debug (adds an access log line per HTTP request), info, warn or error")
+	f.StringVar(&logs.format, "log-format", "text", "log format on stderr: text or json (one JSON object per line, nothing else)")
 	return cmd
 }
 
-func serve(data, repoFile string, hopts httpapi.Options, kafkaBrokers []string) (err error) {
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+// serveIO is where serve writes: its logger, and for what is not a log
+// record (the human lines of text mode, the first account's key) the
+// command's streams.
+type serveIO struct {
+	logger         *slog.Logger
+	json           bool // logs are JSON: no plain-text line on stderr
+	stdout, stderr io.Writer
+}
+
+func serve(sio serveIO, data, repoFile string, hopts httpapi.Options, kafkaBrokers []string) (err error) {
+	logger := sio.logger
 	hopts.Logger = logger
 	hopts.EnsureDefaults()
 	if err := hopts.Validate(); err != nil {
@@ -91,7 +122,7 @@ func serve(data, repoFile string, hopts httpapi.Options, kafkaBrokers []string) 
 		}
 	}
 	if !noAuth {
-		if err := bootstrapOwner(db.Accounts(), ws); err != nil {
+		if err := bootstrapOwner(sio, db.Accounts(), ws); err != nil {
 			return err
 		}
 	}
@@ -120,15 +151,19 @@ func serve(data, repoFile string, hopts httpapi.Options, kafkaBrokers []string) 
 	}()
 	err = srv.ListenAndServe(ctx, func(a net.Addr) {
 		logger.Info("serving", "addr", a.String(), "auth", !noAuth)
-		fmt.Fprintf(os.Stderr, "featurelog: serving on http://%s\n", a)
+		if !sio.json {
+			fmt.Fprintf(sio.stderr, "featurelog: serving on http://%s\n", a)
+		}
 	})
 	logger.Info("stopped serving", "err", err)
 	return err
 }
 
 // bootstrapOwner creates a first owner account when auth is on and none
-// exists, so a fresh node is usable; its key is printed once.
-func bootstrapOwner(store *auth.Store, ws string) error {
+// exists, so a fresh node is usable; its key is printed once: on stderr
+// as text, or with JSON logs on stdout as one JSON object, never as a log
+// record.
+func bootstrapOwner(sio serveIO, store *auth.Store, ws string) error {
 	if len(store.Accounts()) > 0 || ws == "" {
 		return nil
 	}
@@ -139,7 +174,12 @@ func bootstrapOwner(store *auth.Store, ws string) error {
 	if err := store.AssignRole(acct.ID, ws, auth.Owner); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "featurelog: created the first service account (owner of workspace %q).\nSave this API Key - you will not be able to get it again.\nAPI Key: %s\nService Account ID: %s\n%s\n",
+	sio.logger.Info("created the first service account; its API key is printed once", "service_account_id", acct.ID, "workspace", ws)
+	if sio.json {
+		return json.NewEncoder(sio.stdout).Encode(map[string]string{"api_key": key, "service_account_id": acct.ID, "workspace": ws,
+			"note": "the first service account, owner of the workspace; save this API key: it is not shown again"})
+	}
+	fmt.Fprintf(sio.stderr, "featurelog: created the first service account (owner of workspace %q).\nSave this API Key - you will not be able to get it again.\nAPI Key: %s\nService Account ID: %s\n%s\n",
 		ws, key, acct.ID, strings.Repeat("-", 40))
 	return nil
 }

@@ -13,6 +13,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,7 +50,7 @@ func TestServeChild(t *testing.T) {
 	root := newRoot()
 	root.SetArgs(flag.Args())
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "featurelog:", err)
+		reportError(os.Stderr, err)
 		os.Exit(1)
 	}
 	os.Exit(0)
@@ -60,6 +61,7 @@ type serveChild struct {
 	cmd    *exec.Cmd
 	addr   string
 	stderr *lockedBuffer
+	stdout *lockedBuffer
 	done   chan error
 }
 
@@ -70,7 +72,8 @@ func startServe(t *testing.T, data string, extra ...string) *serveChild {
 	args := append([]string{"serve", "--data", data, "--repo", example, "--no-auth", "--addr", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestServeChild$", "-test.count=1", "--"}, args...)...)
 	cmd.Env = append(os.Environ(), serveChildEnv+"=1")
-	c := &serveChild{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	c := &serveChild{cmd: cmd, stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout = c.stdout
 	pipe, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -86,7 +89,7 @@ func startServe(t *testing.T, data string, extra ...string) *serveChild {
 		for sc.Scan() {
 			line := sc.Text()
 			c.stderr.WriteString(line + "\n")
-			if a, ok := strings.CutPrefix(line, "featurelog: serving on http://"); ok {
+			if a, ok := servingAddr(line); ok {
 				addrc <- a
 			}
 		}
@@ -128,6 +131,24 @@ func (l *lockedBuffer) WriteString(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.b.WriteString(s)
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.WriteString(string(p))
+	return len(p), nil
+}
+
+// servingAddr returns the address of serve's line saying where it
+// serves: text mode's human line, or with --log-format json the record.
+func servingAddr(line string) (string, bool) {
+	if a, ok := strings.CutPrefix(line, "featurelog: serving on http://"); ok {
+		return a, true
+	}
+	var rec struct{ Msg, Addr string }
+	if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" {
+		return rec.Addr, true
+	}
+	return "", false
 }
 
 func (l *lockedBuffer) String() string {

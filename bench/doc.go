@@ -50,7 +50,7 @@
 //	RunStream                HTTP batch ingest with SSE or Kafka consumers vs none; 200-to-receipt
 //	                         latency; a catch-up from earliest over 20M logged events, HTTP vs in-process
 //
-// The point-in-time join workload of issue 14 (pitjoin.go, `featurelog
+// The point-in-time join workload (pitjoin.go, `featurelog
 // bench pitjoin`) runs the real CLI as a user would: PreparePITJoin
 // generates 20M events over 1M keys (uniform, Zipf or a few hot keys) in
 // random event-time order as a parquet file, and a 1M-row parquet spine,

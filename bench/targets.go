@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// TargetsConfig configures RunTargets: the rows of the performance-at-
-// scale table (DESIGN.md, "Performance at scale") that need no peer,
+// TargetsConfig configures RunTargets: the rows of the open-targets
+// table (docs/performance.md, "Open targets") that need no peer,
 // each measured beside its baseline in the same run.
 type TargetsConfig struct {
 	// Featurelog is the argv prefix that runs the featurelog CLI. Its

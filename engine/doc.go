@@ -25,15 +25,21 @@
 // computes a view over a range of that data, or over mock rows, in
 // private memory and writes nothing (a view's debugger: SPEC §6, "run").
 // DeleteKeys starts a deletion job that erases keys' records from every
-// file of the data directory (SPEC §6, "delete_keys"; DESIGN.md).
+// file of the data directory (SPEC §6, "delete_keys"; DESIGN.md). A view
+// with an output stream yields one record per record it applies, read
+// from the log (OpenOutputStream; SinkCursor and SaveSinkCursor keep a
+// sink's durable place in it: SPEC §7).
 //
 // Attribute views keep every version of each entity key (the latest before
 // T answers a read as of T); aggregate views keep partial aggregates in
 // tiles (package tiles), exact to the nanosecond for continuous windows.
 //
-// Memtables are flushed to immutable segments with a checkpoint (Flush,
-// Compact, and a background maintainer), so Open replays only the log
-// after it.
+// Each view version is a small LSM: memtables in memory, flushed to
+// immutable segments on disk with a checkpoint (Flush, Compact, and a
+// background maintainer), so Open replays only the log after it and memory
+// holds the recent records, not the history. Historical retrieval
+// (GetFeaturesForEvents, GetFeaturesForRange) reads the same memtables and
+// segments with the online read's code.
 //
 // Collector returns the DB's Prometheus metrics (flushes, merges,
 // segments, memtables, caches, fsyncs, freshness, jobs), for a registry

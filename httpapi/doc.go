@@ -2,13 +2,23 @@
 // API (POST /ingest), online serving (get-features, get-features-batch),
 // historical retrieval (get-features-for-events, streamed NDJSON; see
 // historical.go and docs/historical.md), feature-view summaries, a view's
-// run (POST .../feature-views/{name}/run, streamed NDJSON; run.go), the admin calls the CLI uses against a running
-// node (plan, apply, service accounts, roles), and /healthz, /readyz and
-// /metrics. Shapes follow SPEC §2, §4, §5 and §8 exactly.
+// run (POST .../feature-views/{name}/run, streamed NDJSON; run.go), output
+// streams (NDJSON or server-sent events; outstream.go), jobs
+// (materialization, delete_keys, list, wait, cancel), the admin calls the
+// CLI uses against a running node (plan, apply, service accounts, roles),
+// and /healthz, /readyz and /metrics. Shapes follow SPEC §2 and §4 to §8
+// exactly.
 //
-//	db, _ := engine.Open(engine.Options{Dir: "featurelog-data"})
-//	srv, _ := httpapi.New(db, httpapi.Options{Addr: "127.0.0.1:8080"})
-//	err := srv.ListenAndServe(ctx) // returns after ctx is done and requests drained
+//	db, err := engine.Open(engine.Options{Dir: "featurelog-data"})
+//	...
+//	defer db.Close() // after the server has drained
+//	srv, err := httpapi.New(db, httpapi.Options{Addr: "127.0.0.1:8080"})
+//	...
+//	err = srv.ListenAndServe(ctx, nil) // returns once ctx is done and requests drained
+//
+// Example (example_test.go) runs this against a temporary data directory,
+// with an ingest and a get-features call, and checks their answers.
+// Handler serves the same routes inside a server of the caller's own.
 //
 // Errors travel in two shapes: the ingest API's
 // {"requestError": {"errorMessage", "errorType"}} and recordErrors bodies,

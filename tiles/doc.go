@@ -4,8 +4,9 @@
 // An Agg is one aggregation function over one input column; its State is
 // a mergeable partial aggregate with a compact versioned encoding
 // (docs/format/tiles.md). A Store keeps, per entity key, a State per
-// aggregator for every tile of nested epoch-aligned levels (1m, 10m, 1h,
-// 1d, 10d, 100d for continuous views), plus the raw events that the
+// aggregator for every tile of nested epoch-aligned levels (10s, 1m, 10m,
+// 1h, 1d, 10d, 100d for continuous views; an interval view's interval and
+// the coarser of those that are multiples of it), plus the raw events that the
 // unaligned edges of continuous windows need, so any window is answered
 // exactly from tens of tiles:
 //

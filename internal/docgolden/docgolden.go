@@ -106,12 +106,12 @@ func Hex(t testing.TB, page, example string) []byte {
 
 // Fields fails t for every JSON field name of typ (and of the structs it
 // holds, through pointers, slices and maps) that docs/format/<page> does
-// not mention as `name`.
+// not mention in code spans: `name`, `parent.name`, `sets[].name`.
 func Fields(t testing.TB, page string, typ reflect.Type) {
 	t.Helper()
-	text := Page(t, page)
+	documented := codeWords(Page(t, page))
 	for _, name := range JSONNames(typ) {
-		if !strings.Contains(text, "`"+name+"`") {
+		if !documented[name] {
 			t.Errorf("docgolden: %s does not document the JSON field %q of %v", page, name, typ)
 		}
 	}
@@ -152,4 +152,19 @@ func JSONNames(typ reflect.Type) []string {
 	}
 	walk(typ)
 	return names
+}
+
+// codeWords returns the words (letters, digits and _) of text's code
+// spans.
+func codeWords(text string) map[string]bool {
+	words := map[string]bool{}
+	parts := strings.Split(text, "`")
+	for i := 1; i < len(parts); i += 2 {
+		for _, w := range strings.FieldsFunc(parts[i], func(r rune) bool {
+			return !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+		}) {
+			words[w] = true
+		}
+	}
+	return words
 }

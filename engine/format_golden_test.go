@@ -154,8 +154,8 @@ func TestJobFormatGolden(t *testing.T) {
 			Error: str("batch file data/clicks-2026-11.parquet, row 17: column clicked: \"x\" is not an Int64"), Runs: 2},
 		"deletion": {ID: "job_01M8RQM0A1ZQ2Y6R8D4K3N5P7S", Type: JobDeletion, Workspace: "ads", FeatureView: "click_events_fv", Version: 1,
 			State: JobRunning, CreatedAt: at("2026-12-07T05:00:00Z"), StartedAt: atp("2026-12-07T05:00:00.003Z"),
-			Progress: JobProgress{Done: 120, Total: 31000, Unit: "log entries"},
-			Params:   JobParams{Online: &yes, Offline: &yes, Keys: []map[string]any{{"user_id": "u1"}, {"user_id": "u7"}}, KeyCount: 2, LogSeq: &seq},
+			Progress: JobProgress{Unit: "bytes"}, // as the job's start wrote it: progress is kept in memory
+			Params:   JobParams{Online: &yes, Offline: &yes, Keys: []map[string]any{{"user_id": "u1"}, {"user_id": "u9"}}, KeyCount: 2, LogSeq: &seq},
 			Runs:     1},
 		"deletion-done": {ID: "job_01M8RQM0A1ZQ2Y6R8D4K3N5P7S", Type: JobDeletion, Workspace: "ads", FeatureView: "click_events_fv", Version: 1,
 			State: JobSuccess, CreatedAt: at("2026-12-07T05:00:00Z"), StartedAt: atp("2026-12-07T05:00:00.003Z"), FinishedAt: atp("2026-12-07T05:00:03Z"),

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -56,4 +57,5 @@ func TestGoldenSegment(t *testing.T) {
 	assert.Equal(t, []byte("\x01\x00\x00\x00"), data[len(data)-footerSize+ftVersion:][:4])
 	assert.Equal(t, []byte("FLSG"), data[len(data)-4:])
 	assert.Equal(t, docgolden.Hex(t, "segment.md", "footer"), data[len(data)-footerSize:], "the footer example of docs/format/segment.md")
+	docgolden.Fields(t, "segment.md", reflect.TypeFor[Meta]())
 }

@@ -38,7 +38,8 @@
 // # The account store file
 //
 // One JSON file, rewritten atomically on every change (temp file, fsync,
-// rename, fsync of the directory), mode 0600:
+// rename, fsync of the directory), mode 0600 (docs/format/accounts.md
+// specifies it):
 //
 //	{
 //	  "version": 1,

@@ -18,8 +18,9 @@ import (
 // build. Part of the on-disk format; bump it on any incompatible change.
 const fileVersion = 1
 
-// fileStore is the JSON layout of the account store file. Part of the
-// on-disk format; do not change without bumping fileVersion.
+// fileStore is the JSON layout of the account store file
+// (docs/format/accounts.md). Part of the on-disk format; do not change
+// without bumping fileVersion.
 type fileStore struct {
 	Version  int           `json:"version"`
 	Accounts []fileAccount `json:"accounts"`

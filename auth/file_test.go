@@ -1,13 +1,18 @@
 package auth
 
 import (
+	"encoding/hex"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/featurelog/featurelog/internal/docgolden"
 )
 
 const (
@@ -115,4 +120,43 @@ func TestUnreadableStoreFile(t *testing.T) {
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, ErrCorruptStore)
 	assert.ErrorContains(t, err, dir)
+}
+
+// TestAccountsFileGolden pins docs/format/accounts.md: the page's example
+// is what encodeSnapshot writes for its two accounts, it opens as a store
+// holding them, the page's example key authenticates against it (the hash
+// is of the whole key), and the page documents every field of the file.
+func TestAccountsFileGolden(t *testing.T) {
+	exampleKey := "fl_3f9c2a7d1b0e4c85_aaaqeayeaudaocajbifqydiob4ibceqtcqkrmfyydenbwha5dypq"
+	var secret [secretBytes]byte
+	for i := range secret {
+		secret[i] = byte(i)
+	}
+	require.Equal(t, keyPrefix+"3f9c2a7d1b0e4c85_"+secretEncoding.EncodeToString(secret[:]), exampleKey)
+	other, err := hex.DecodeString("c4b0c2a1b2be3c37d556259d9f7ab0723a31a4c15ca1f2c515cf85ef982388c2")
+	require.NoError(t, err)
+	want := []Account{
+		{ID: "3f9c2a7d1b0e4c85", Name: "ads-ingest", Description: "writes impressions",
+			CreatedAt: time.Date(2026, 11, 21, 5, 0, 0, 123456789, time.UTC), Roles: map[string]Role{"ads": Editor, "fraud": Viewer}},
+		{ID: "a01b2c3d4e5f6071", Name: "ci", CreatedAt: time.Date(2026, 11, 22, 8, 30, 0, 0, time.UTC), Roles: map[string]Role{}},
+	}
+	snap := &snapshot{accounts: map[string]*entry{
+		want[0].ID: {acct: want[0], hash: hashKey(exampleKey)},
+		want[1].ID: {acct: want[1], hash: keyHash(other)},
+	}}
+	page := docgolden.Block(t, "accounts.md", "accounts")
+	require.Equal(t, page, string(encodeSnapshot(snap)))
+
+	path := filepath.Join(t.TempDir(), "accounts.json")
+	_, err = writeFileAtomic(path, []byte(page))
+	require.NoError(t, err)
+	s, err := OpenStore(path)
+	require.NoError(t, err)
+	assert.Equal(t, want, s.Accounts())
+	p, err := s.Authenticate(exampleKey)
+	require.NoError(t, err)
+	assert.Equal(t, "3f9c2a7d1b0e4c85", p.AccountID)
+	assert.True(t, p.Allowed("ads", Editor))
+	assert.False(t, p.Allowed("ads", Owner))
+	docgolden.Fields(t, "accounts.md", reflect.TypeFor[fileStore]())
 }

@@ -5,10 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/featurelog/featurelog/internal/docgolden"
 )
 
 // update regenerates testdata/v1.seg. Only do it for a new format version
@@ -53,4 +56,6 @@ func TestGoldenSegment(t *testing.T) {
 	assert.Equal(t, []byte("FLSG\x01\x00\x00\x00"), data[:headerSize])
 	assert.Equal(t, []byte("\x01\x00\x00\x00"), data[len(data)-footerSize+ftVersion:][:4])
 	assert.Equal(t, []byte("FLSG"), data[len(data)-4:])
+	assert.Equal(t, docgolden.Hex(t, "segment.md", "footer"), data[len(data)-footerSize:], "the footer example of docs/format/segment.md")
+	docgolden.Fields(t, "segment.md", reflect.TypeFor[Meta]())
 }

@@ -26,7 +26,7 @@ import (
 //	idx      n × uvarint  position in the log entry
 //	values   per feature, n values in record.AppendValue encoding
 //
-// Layout and rationale: docs/format/segment.md.
+// Layout, example and rationale: docs/format/attributes.md.
 const attrStateV1 = 1
 
 // appendVersions appends the encoding of h.

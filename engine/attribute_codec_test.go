@@ -6,9 +6,12 @@ import (
 	"math/rand"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/featurelog/featurelog/internal/docgolden"
 	"github.com/featurelog/featurelog/schema"
 )
 
@@ -104,4 +107,40 @@ func FuzzDecodeVersions(f *testing.F) {
 			t.Fatalf("re-encoding a decoded history: %v", err)
 		}
 	})
+}
+
+// TestAttrStateExample pins docs/format/attributes.md: the example's
+// versions encode to the page's dump, byte for byte, and the dump decodes
+// back to them; the same for the entity key example. A failure here is a
+// format change: bump attrStateV1 (and keep reading version 1) rather
+// than edit the page.
+func TestAttrStateExample(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano()
+	types := []schema.Type{{Kind: schema.Int64}, {Kind: schema.String}}
+	want := []version{
+		{ts: t0, seq: 7, idx: 0, vals: []schema.Value{schema.Int(1), {Kind: schema.String, S: "fr"}}},
+		{ts: t0 + 5e9, seq: 9, idx: 2, vals: []schema.Value{{}, {Kind: schema.String, S: "fr"}}},
+		{ts: t0 + 5e9, seq: 12, idx: 0, vals: []schema.Value{schema.Int(0), {Kind: schema.String, S: "de"}}},
+	}
+	page := docgolden.Hex(t, "attributes.md", "three-versions")
+	require.Equal(t, page, appendVersions(nil, want, types))
+	got, err := decodeVersions(page, types)
+	require.NoError(t, err)
+	require.Len(t, got, len(want))
+	for i := range want {
+		assert.Equal(t, want[i].ts, got[i].ts, "version %d", i)
+		assert.Equal(t, want[i].seq, got[i].seq, "version %d", i)
+		assert.Equal(t, want[i].idx, got[i].idx, "version %d", i)
+		for f := range types {
+			assert.True(t, want[i].vals[f].Equal(got[i].vals[f]), "version %d feature %d: %v", i, f, got[i].vals[f])
+		}
+	}
+	assert.Equal(t, "attributes 1|Int64|String", attrLayout(types), "the layout string the page names")
+
+	key := docgolden.Hex(t, "attributes.md", "entity-key")
+	row := []schema.Value{{Kind: schema.String, S: "u1"}, schema.Int(42)}
+	k, _ := entityKey(row, []int{0, 1}, nil)
+	assert.Equal(t, string(key), k)
+	k, _ = entityKey(row, []int{0}, nil)
+	assert.Equal(t, "u1", k, "one String join key: the string itself")
 }

@@ -57,7 +57,8 @@ type servedFeature struct {
 
 // wsMeta is what the data directory keeps of an applied workspace, in
 // catalog/<workspace>.json: the repo file as applied and each view's
-// version. Everything else is derived from the log.
+// version. Everything else is derived from the log. Its JSON is part of
+// the on-disk format (docs/format/catalog.md).
 type wsMeta struct {
 	File      string              `json:"file"`
 	Source    string              `json:"source"`

@@ -122,7 +122,8 @@ type JobFilter struct {
 }
 
 // jobTable holds every job of the data directory, persisted one file per
-// job under jobs/, written atomically at every change of state.
+// job under jobs/, written atomically at every change of state
+// (docs/format/jobs.md).
 type jobTable struct {
 	dir  string
 	mu   sync.Mutex

@@ -13,7 +13,9 @@ import (
 // Entity keys. A view's entity key is the byte string of its join-key
 // values: for one String join key the string itself (the common case, no
 // copy); otherwise each value as kind byte + fixed or length-prefixed
-// bytes, so distinct tuples never collide.
+// bytes, so distinct tuples never collide. Entity keys are the keys of
+// segments and are digested in ERASURES: part of the on-disk format
+// (docs/format/attributes.md, "Entity keys"); do not change.
 
 // appendKey appends the key of the join-key values vals.
 func appendKey(dst []byte, vals []schema.Value) []byte {

@@ -19,7 +19,8 @@ import (
 // commit point of flushes and merges: a segment file is written and made
 // durable first, then the manifest naming it; a segment the manifest does
 // not name is an orphan of a crash and is deleted on open. Open replays the
-// log only after each view's covered sequence.
+// log only after each view's covered sequence. Its JSON is part of the
+// on-disk format (docs/format/manifest.md).
 type manifest struct {
 	Format      int                      `json:"format"`       // manifestFormat
 	NextSegment uint64                   `json:"next_segment"` // ids below it have been used

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/featurelog/featurelog/internal/docgolden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -130,6 +132,7 @@ func TestGoldenSegment(t *testing.T) {
 	assert.Equal(t, uint32(5), binary.LittleEndian.Uint32(f[6:10]))
 	assert.Equal(t, uint64(1), binary.LittleEndian.Uint64(f[10:18]))
 	assert.Equal(t, "hello", string(f[22:]))
+	assert.Equal(t, docgolden.Hex(t, "wal.md", "first-entry"), want[:1+headerSize+5], "the example of docs/format/wal.md")
 }
 
 // FuzzSegmentDecoders feeds arbitrary segment bytes to both decoders of

@@ -19,7 +19,8 @@
 //
 // # The LOCK file
 //
-// The file holds a single line (the format is for people; nothing parses it):
+// The file holds a single line (the format is for people; nothing parses it;
+// docs/format/README.md, "LOCK"):
 //
 //	pid <pid> on host <hostname> (<holder>, since <RFC 3339 start time>)\n
 //

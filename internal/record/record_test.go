@@ -8,10 +8,12 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/featurelog/featurelog/internal/docgolden"
 	"github.com/featurelog/featurelog/schema"
 )
 
@@ -238,4 +240,49 @@ func TestDecodeShared(t *testing.T) {
 	buf[i] = 'A'
 	require.Equal(t, "Alpha", b.Sections[0].Rows[0].S, "shared")
 	require.Equal(t, "alpha", a.Sections[0].Rows[0].S, "copied")
+}
+
+// TestEntryExample pins the example of docs/format/record.md: the request
+// encodes to the page's dump, as kind 2, and to the dump less its idem
+// block as kind 1; the dump decodes back to the request.
+func TestEntryExample(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano()
+	want := Entry{Workspace: "ads", IngestTime: t0 + 6e9, IdempotencyKey: "retry-7",
+		Response: []ViewMetrics{{View: "last_click", Online: 2, Offline: 2}},
+		Sections: []Section{{Source: "clicks", Columns: []schema.Column{
+			{Name: "user_id", Type: schema.ScalarType(schema.String)},
+			{Name: "ts", Type: schema.ScalarType(schema.Timestamp)},
+			{Name: "clicked", Type: schema.ScalarType(schema.Int64)},
+			{Name: "tags", Type: schema.ArrayOf(schema.String)}},
+			Rows: []schema.Value{
+				schema.Str("u1"), schema.TimeNanos(t0), schema.Int(1), schema.ArrayVal([]schema.Value{schema.Str("x")}),
+				schema.Str("u2"), schema.TimeNanos(t0 + 5e9), {}, schema.ArrayVal([]schema.Value{}),
+			}}}}
+	page := docgolden.Hex(t, "record.md", "idempotent-entry")
+	require.Equal(t, page, AppendEntry(nil, &want))
+
+	var got Entry
+	require.NoError(t, Decode(page, &got))
+	assert.Equal(t, want.Workspace, got.Workspace)
+	assert.Equal(t, want.IngestTime, got.IngestTime)
+	assert.Equal(t, want.IdempotencyKey, got.IdempotencyKey)
+	assert.Equal(t, want.Response, got.Response)
+	require.Len(t, got.Sections, 1)
+	assert.Equal(t, want.Sections[0].Source, got.Sections[0].Source)
+	assert.Equal(t, want.Sections[0].Columns, got.Sections[0].Columns)
+	require.Len(t, got.Sections[0].Rows, len(want.Sections[0].Rows))
+	for i, v := range want.Sections[0].Rows {
+		assert.True(t, v.Equal(got.Sections[0].Rows[i]), "value %d: %v", i, got.Sections[0].Rows[i])
+	}
+	var h Entry
+	require.NoError(t, DecodeHeader(page, &h))
+	assert.Equal(t, "retry-7", h.IdempotencyKey)
+
+	// Kind 1: the second byte is 1 and the idem block is gone.
+	idem := []byte{7, 'r', 'e', 't', 'r', 'y', '-', '7', 1, 10, 'l', 'a', 's', 't', '_', 'c', 'l', 'i', 'c', 'k', 2, 2}
+	at := bytes.Index(page, idem)
+	require.Positive(t, at)
+	kind1 := append(append([]byte{1, 1}, page[2:at]...), page[at+len(idem):]...)
+	want.IdempotencyKey, want.Response = "", nil
+	assert.Equal(t, kind1, AppendEntry(nil, &want))
 }

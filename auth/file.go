@@ -3,13 +3,14 @@ package auth
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"time"
+
+	"github.com/go-json-experiment/json/v1"
 
 	"github.com/featurelog/featurelog/internal/atomicfile"
 )

@@ -5,7 +5,6 @@ import (
 
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/go-json-experiment/json/v1"
 
 	"github.com/RoaringBitmap/roaring/v2"
 )

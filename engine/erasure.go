@@ -4,13 +4,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+
+	"github.com/go-json-experiment/json/v1"
 
 	"github.com/featurelog/featurelog/internal/atomicfile"
 	"github.com/featurelog/featurelog/schema"

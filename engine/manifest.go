@@ -3,12 +3,13 @@ package engine
 import (
 	"github.com/featurelog/featurelog/vfs"
 
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/go-json-experiment/json/v1"
 
 	"github.com/featurelog/featurelog/internal/atomicfile"
 )

@@ -41,6 +41,9 @@ type Error struct {
 	RecordErrors []RecordError
 	// RetryAfter is the node's Retry-After (429, 503), 0 when absent.
 	RetryAfter time.Duration
+	// Job is the job a 409 names: the finished job a cancel cannot
+	// change, the earlier materialization a range overlaps.
+	Job *Job
 }
 
 // RecordError is one invalid record of an ingest request (SPEC §2).
@@ -76,6 +79,7 @@ type errorBody struct {
 		ErrorType    string `json:"errorType"`
 	} `json:"requestError"`
 	RecordErrors []RecordError `json:"recordErrors"`
+	Job          *Job          `json:"job"`
 }
 
 // fill sets e from the body; it reports whether the body had one of the
@@ -87,7 +91,7 @@ func (b *errorBody) fill(e *Error) bool {
 	case len(b.RecordErrors) > 0:
 		e.Type, e.Message, e.RecordErrors = b.RecordErrors[0].ErrorType, b.RecordErrors[0].ErrorMessage, b.RecordErrors
 	case b.Code != nil:
-		e.Code, e.Message = *b.Code, b.Message
+		e.Code, e.Message, e.Job = *b.Code, b.Message, b.Job
 		if e.Message == "" {
 			e.Message = b.ErrorText
 		}

@@ -36,7 +36,7 @@ func (m MetadataOptions) any() bool {
 type servingParams struct {
 	Workspace   string           `json:"workspace_name"`
 	Service     string           `json:"feature_service_name"`
-	JoinKeyMap  map[string]any   `json:"join_key_map,omitempty"`
+	JoinKeyMap  any              `json:"join_key_map,omitempty"` // a map, even empty, when set
 	RequestData []requestData    `json:"request_data,omitempty"`
 	Metadata    *MetadataOptions `json:"metadata_options,omitempty"`
 	AsOf        string           `json:"as_of,omitempty"`

@@ -70,8 +70,7 @@ func (s *ndjsonSpine) Next() ([]byte, any, error) {
 	for {
 		line, err := readLine(s.br)
 		if err == io.ErrUnexpectedEOF {
-			err = nil // the last line may lack its newline
-			line, _ = io.ReadAll(s.br)
+			err = nil // a spine's last line may lack its newline
 		}
 		if err != nil {
 			return nil, nil, err

@@ -14,8 +14,9 @@ import (
 const maxLine = 64 << 20
 
 // readLine returns the next line, without its newline, in a new slice
-// that the caller may keep. A last line without a newline is
-// io.ErrUnexpectedEOF: a connection cut mid-line loses that line.
+// that the caller may keep. A last line without a newline is returned
+// with io.ErrUnexpectedEOF: in an answer, a connection cut mid-line,
+// whose line is lost.
 func readLine(br *bufio.Reader) ([]byte, error) {
 	var line []byte
 	for {
@@ -29,7 +30,7 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 		case errors.Is(err, bufio.ErrBufferFull):
 			line = append(line, chunk...)
 		case err == io.EOF && len(line)+len(chunk) > 0:
-			return nil, io.ErrUnexpectedEOF
+			return append(line, chunk...), io.ErrUnexpectedEOF
 		default:
 			return nil, err
 		}

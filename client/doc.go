@@ -15,7 +15,10 @@
 //	GetFeaturesForEvents            POST /api/v1/feature-service/get-features-for-events (streamed Rows)
 //	Run                             POST .../feature-views/{name}/run (streamed Rows)
 //	OutputStream                    GET  .../feature-views/{name}/output-stream (an iterator; NDJSON or SSE)
-//	FeatureView                     GET  /api/v1/workspaces/{ws}/feature-views/{name}
+//	ListWorkspaces                  GET  /api/v1/workspaces
+//	ListFeatureViews, FeatureView   GET  /api/v1/workspaces/{ws}/feature-views[/{name}]
+//	ListFeatureServices, FeatureService GET /api/v1/workspaces/{ws}/feature-services[/{name}]
+//	GetFeatureServiceMetadata       POST /api/v1/feature-service/metadata
 //	ListJobs, GetJob, WaitJob       GET  /api/v1/workspaces/{ws}/jobs[/{id}]
 //	CancelJob                       POST .../jobs/{id}/cancel
 //	Materialize, DeleteKeys         POST .../feature-views/{name}/materialization-jobs, delete-keys

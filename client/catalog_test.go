@@ -83,7 +83,10 @@ func TestListing(t *testing.T) {
 		{"services without a role", func() error { _, err := n.client(t, n.noRole).ListFeatureServices(ctx, "ads"); return err }, 403, 7, "viewer"},
 		{"metadata of an unknown service", func() error { _, err := c.GetFeatureServiceMetadata(ctx, "ads", "nope"); return err }, 404, 5, `"nope"`},
 		{"metadata without a workspace", func() error { _, err := c.GetFeatureServiceMetadata(ctx, "", "x"); return err }, 400, 3, "workspace_name"},
-		{"metadata without a role", func() error { _, err := n.client(t, n.noRole).GetFeatureServiceMetadata(ctx, "ads", "ad_ctr_feature_service"); return err }, 403, 7, ""},
+		{"metadata without a role", func() error {
+			_, err := n.client(t, n.noRole).GetFeatureServiceMetadata(ctx, "ads", "ad_ctr_feature_service")
+			return err
+		}, 403, 7, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) { requireError(t, tc.call(), tc.status, tc.code, tc.msg) })
 	}

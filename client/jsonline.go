@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 )
 
 // maxLine bounds one line of a streamed answer (historical, run, output
@@ -69,9 +70,10 @@ func eachMember(obj []byte, fn func(quotedName, val []byte) error) error {
 	}
 }
 
-// nameIs reports whether a quoted JSON name is name.
+// nameIs reports whether a quoted JSON name is name (as encoding/json
+// decodes it: invalid UTF-8 becomes U+FFFD).
 func nameIs(quoted []byte, name string) bool {
-	if bytes.IndexByte(quoted, '\\') < 0 {
+	if bytes.IndexByte(quoted, '\\') < 0 && utf8.Valid(quoted) {
 		return string(quoted[1:len(quoted)-1]) == name
 	}
 	var s string

@@ -215,3 +215,23 @@ func ExampleClient_WaitJob() {
 	// Output:
 	// deletion SUCCESS
 }
+
+func ExampleClient_FeatureService() {
+	url, stop := exampleNode()
+	defer stop()
+	c, _ := client.New(url)
+
+	svc, err := c.FeatureService(context.Background(), "ads", "ad_ctr_feature_service")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, k := range svc.JoinKeys {
+		fmt.Println("join key", k.Name, k.DataType)
+	}
+	for _, f := range svc.Features {
+		fmt.Println("feature", f.Name, f.DataType)
+	}
+	// Output:
+	// join key user_id string
+	// feature click_events_fv.clicked int64
+}

@@ -1,7 +1,9 @@
 // Package httpapi serves a featurelog engine over HTTP: the Stream Ingest
 // API (POST /ingest), online serving (get-features, get-features-batch),
 // historical retrieval (get-features-for-events, streamed NDJSON; see
-// historical.go and docs/historical.md), feature-view summaries, a view's
+// historical.go and docs/historical.md), listing (workspaces, feature
+// views, feature services, Tecton's feature-service metadata;
+// catalog.go), feature-view summaries, a view's
 // run (POST .../feature-views/{name}/run, streamed NDJSON; run.go), the admin calls the CLI uses against a running
 // node (plan, apply, service accounts, roles), and /healthz, /readyz and
 // /metrics. Shapes follow SPEC §2, §4, §5 and §8 exactly.
@@ -13,4 +15,8 @@
 // Errors travel in two shapes: the ingest API's
 // {"requestError": {"errorMessage", "errorType"}} and recordErrors bodies,
 // and the serving API's {"code": <gRPC code>, "error", "message"}.
+//
+// The Go client of these routes is package client, which imports none of
+// this; decode.go turns the answers' JSON back into engine values for
+// callers that want them typed.
 package httpapi

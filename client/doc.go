@@ -10,21 +10,25 @@
 //
 // Every route of the node has a method taking a context first:
 //
-//	Ingest                          POST /ingest
-//	GetFeatures, GetFeaturesBatch   POST /api/v1/feature-service/get-features[-batch]
-//	GetFeaturesForEvents            POST /api/v1/feature-service/get-features-for-events (streamed Rows)
-//	Run                             POST .../feature-views/{name}/run (streamed Rows)
-//	OutputStream                    GET  .../feature-views/{name}/output-stream (an iterator; NDJSON or SSE)
-//	ListWorkspaces                  GET  /api/v1/workspaces
-//	ListFeatureViews, FeatureView   GET  /api/v1/workspaces/{ws}/feature-views[/{name}]
-//	ListFeatureServices, FeatureService GET /api/v1/workspaces/{ws}/feature-services[/{name}]
-//	GetFeatureServiceMetadata       POST /api/v1/feature-service/metadata
-//	ListJobs, GetJob, WaitJob       GET  /api/v1/workspaces/{ws}/jobs[/{id}]
-//	CancelJob                       POST .../jobs/{id}/cancel
-//	Materialize, DeleteKeys         POST .../feature-views/{name}/materialization-jobs, delete-keys
-//	Plan, Apply                     POST /api/v1/plan, /api/v1/apply
-//	CreateServiceAccount, ListServiceAccounts, DeleteServiceAccount, AssignRole
-//	Health, Ready, Metrics          GET  /healthz, /readyz, /metrics
+//	Ingest                               POST   /ingest
+//	GetFeatures, GetFeaturesBatch        POST   /api/v1/feature-service/get-features[-batch]
+//	GetFeaturesForEvents                 POST   /api/v1/feature-service/get-features-for-events (streamed Rows)
+//	GetFeatureServiceMetadata            POST   /api/v1/feature-service/metadata
+//	ListWorkspaces                       GET    /api/v1/workspaces
+//	ListFeatureViews, FeatureView        GET    /api/v1/workspaces/{ws}/feature-views[/{name}]
+//	ListFeatureServices, FeatureService  GET    /api/v1/workspaces/{ws}/feature-services[/{name}]
+//	Run                                  POST   .../feature-views/{name}/run (streamed Rows)
+//	OutputStream                         GET    .../feature-views/{name}/output-stream (an iterator; NDJSON or SSE)
+//	Materialize                          POST   .../feature-views/{name}/materialization-jobs
+//	DeleteKeys                           POST   .../feature-views/{name}/delete-keys
+//	ListJobs, GetJob, WaitJob            GET    /api/v1/workspaces/{ws}/jobs[/{id}[?wait=]]
+//	CancelJob                            POST   .../jobs/{id}/cancel
+//	Plan, Apply                          POST   /api/v1/plan, /api/v1/apply
+//	CreateServiceAccount                 POST   /api/v1/service-accounts
+//	ListServiceAccounts                  GET    /api/v1/service-accounts
+//	DeleteServiceAccount                 DELETE /api/v1/service-accounts/{id}
+//	AssignRole                           POST   /api/v1/access-control/assign-role
+//	Health, Ready, Metrics               GET    /healthz, /readyz, /metrics
 //
 // Values. Feature values keep the API's JSON encodings (SPEC §4) as
 // json.RawMessage: int64 is a JSON string (exact beyond 2^53), floats are

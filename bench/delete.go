@@ -11,9 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-json-experiment/json/jsontext"
-
-	"github.com/featurelog/featurelog/httpapi"
+	apiclient "github.com/featurelog/featurelog/client"
 )
 
 // The deletion benchmark (issue #12): a node serving a copy of the
@@ -90,8 +88,10 @@ func RunDelete(cfg DeleteConfig) ([]Row, error) {
 		return nil, err
 	}
 	defer p.stop()
-	api := httpapi.NewClient("http://"+p.addr, "")
-	api.HTTP.Timeout = 10 * time.Minute
+	api, err := newNodeAPI(p.addr)
+	if err != nil {
+		return nil, err
+	}
 
 	fmt.Fprintf(cfg.Progress, "bench: %d ingest and %d get-features clients, %s before the job\n", cfg.IngestClients, cfg.ReadClients, cfg.Window)
 	ingest := startIngestLoad(p, cfg.IngestClients)
@@ -101,10 +101,10 @@ func RunDelete(cfg DeleteConfig) ([]Row, error) {
 	statusPath := "/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status"
 	idleRSS := statusBytes(statusPath, "VmHWM")
 
-	req := httpapi.DeleteKeysRequest{Keys: deleteBenchKeys(cfg.Keys, cfg.Data.Keys)}
+	req := apiclient.DeleteKeysRequest{Keys: deleteBenchKeys(cfg.Keys, cfg.Data.Keys)}
 	fmt.Fprintf(cfg.Progress, "bench: deleting %d keys (online and offline)\n", cfg.Keys)
 	t0 := time.Now()
-	j, err := api.DeleteKeys(histWorkspace, "user_amounts", req)
+	j, err := api.deleteKeys(histWorkspace, "user_amounts", req)
 	if err == nil {
 		j, err = waitBenchJob(api, j)
 	}
@@ -137,17 +137,17 @@ func RunDelete(cfg DeleteConfig) ([]Row, error) {
 }
 
 // deleteBenchKeys draws n distinct keys of the workload's users.
-func deleteBenchKeys(n, users int) []map[string]jsontext.Value {
+func deleteBenchKeys(n, users int) []map[string]any {
 	rng := rand.New(rand.NewPCG(12, 34))
 	seen := map[int]bool{}
-	out := make([]map[string]jsontext.Value, 0, n)
+	out := make([]map[string]any, 0, n)
 	for len(out) < n && len(seen) < users {
 		u := rng.IntN(users)
 		if seen[u] {
 			continue
 		}
 		seen[u] = true
-		out = append(out, map[string]jsontext.Value{"user_id": jsontext.Value(strconv.Quote(histKey(u)))})
+		out = append(out, map[string]any{"user_id": histKey(u)})
 	}
 	return out
 }

@@ -17,8 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	apiclient "github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/httpapi"
 )
 
 // The jobs benchmarks (issue #11), on the historical workload's 20M
@@ -182,8 +182,10 @@ func benchBackfillAndMaterialize(cfg *JobsConfig, h *HistoricalData, work, dir s
 		return nil, err
 	}
 	defer p.stop()
-	api := httpapi.NewClient("http://"+p.addr, "")
-	api.HTTP.Timeout = 10 * time.Minute
+	api, err := newNodeAPI(p.addr)
+	if err != nil {
+		return nil, err
+	}
 
 	fmt.Fprintf(cfg.Progress, "bench: durable single-record ingest, %d clients, %s idle\n", cfg.IngestClients, cfg.Window)
 	load := startIngestLoad(p, cfg.IngestClients)
@@ -193,16 +195,16 @@ func benchBackfillAndMaterialize(cfg *JobsConfig, h *HistoricalData, work, dir s
 	idleRSS := statusBytes(statusPath, "VmRSS")
 
 	fmt.Fprintf(cfg.Progress, "bench: apply a new aggregate view: its backfill over the log, ingest going on\n")
-	res, err := api.Apply(histRepoName, []byte(withViews("", jobsView)))
+	jobs, err := api.apply(histRepoName, []byte(withViews("", jobsView)))
 	if err != nil {
 		load.stop()
 		return nil, err
 	}
-	if len(res.Jobs) != 1 {
+	if len(jobs) != 1 {
 		load.stop()
-		return nil, fmt.Errorf("bench: the apply started %d jobs, want 1", len(res.Jobs))
+		return nil, fmt.Errorf("bench: the apply started %d jobs, want 1", len(jobs))
 	}
-	job, err := waitBenchJob(api, res.Jobs[0])
+	job, err := waitBenchJob(api, jobs[0])
 	during := load.cut()
 	load.stop()
 	if err != nil {
@@ -231,11 +233,11 @@ func benchBackfillAndMaterialize(cfg *JobsConfig, h *HistoricalData, work, dir s
 		return rows, err
 	}
 	repo := withViews(fmt.Sprintf(jobsBatchSource, filepath.Join(batchDir, "*.parquet")), jobsView+jobsBatchView)
-	res, err = api.Apply(histRepoName, []byte(repo))
+	jobs, err = api.apply(histRepoName, []byte(repo))
 	if err != nil {
 		return rows, err
 	}
-	for _, j := range res.Jobs {
+	for _, j := range jobs {
 		if _, err := waitBenchJob(api, j); err != nil {
 			return rows, err
 		}
@@ -250,7 +252,7 @@ func benchBackfillAndMaterialize(cfg *JobsConfig, h *HistoricalData, work, dir s
 		return rows, err
 	}
 	fmt.Fprintf(cfg.Progress, "bench: materialization of the file's rows into a view\n")
-	mj, err := api.Materialize("histbench", "batch_amounts", httpapi.MaterializationRequest{StartTime: start, EndTime: start.Add(cfg.Data.Span + time.Hour)})
+	mj, err := api.materialize("histbench", "batch_amounts", apiclient.MaterializationRequest{StartTime: start, EndTime: start.Add(cfg.Data.Span + time.Hour)})
 	if err != nil {
 		return rows, err
 	}
@@ -268,9 +270,9 @@ func benchBackfillAndMaterialize(cfg *JobsConfig, h *HistoricalData, work, dir s
 }
 
 // waitBenchJob waits for a job to end and fails unless it succeeded.
-func waitBenchJob(api *httpapi.Client, j engine.Job) (engine.Job, error) {
+func waitBenchJob(api nodeAPI, j engine.Job) (engine.Job, error) {
 	for {
-		got, err := api.Job(j.Workspace, j.ID, 30*time.Second)
+		got, err := api.waitJob(j.Workspace, j.ID, 30*time.Second)
 		if err != nil {
 			return got, err
 		}

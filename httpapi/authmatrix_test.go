@@ -183,6 +183,10 @@ type authEndpoint struct {
 	// ok is the status of an allowed request (0: 200). Cancelling a job
 	// that ended answers 409 once the caller may cancel.
 	ok int
+	// filtered routes answer every authenticated key, listing only the
+	// workspaces it holds a role on: a key without a role on shop gets
+	// 200 and an answer that does not mention shop.
+	filtered bool
 }
 
 func (e authEndpoint) okStatus() int {
@@ -245,6 +249,31 @@ func endpoints() []authEndpoint {
 		{pattern: "POST /api/v1/feature-service/get-features-for-events", role: "viewer", grant: auth.Viewer,
 			allowed: viewer, insufficient: noRole, otherWorkspace: otherOwner,
 			request: func(m *authMatrix) testRequest { return postJSON(historicalPath, spine(m)) }},
+		{pattern: "GET /api/v1/workspaces", role: "viewer", grant: auth.Viewer, filtered: true,
+			allowed: viewer, insufficient: noRole, otherWorkspace: otherOwner,
+			request: func(m *authMatrix) testRequest {
+				return testRequest{method: http.MethodGet, path: "/api/v1/workspaces"}
+			}},
+		{pattern: "GET /api/v1/workspaces/{ws}/feature-views", role: "viewer", grant: auth.Viewer,
+			allowed: viewer, insufficient: noRole, otherWorkspace: otherOwner,
+			request: func(m *authMatrix) testRequest {
+				return testRequest{method: http.MethodGet, path: "/api/v1/workspaces/shop/feature-views"}
+			}},
+		{pattern: "GET /api/v1/workspaces/{ws}/feature-services", role: "viewer", grant: auth.Viewer,
+			allowed: viewer, insufficient: noRole, otherWorkspace: otherOwner,
+			request: func(m *authMatrix) testRequest {
+				return testRequest{method: http.MethodGet, path: "/api/v1/workspaces/shop/feature-services"}
+			}},
+		{pattern: "GET /api/v1/workspaces/{ws}/feature-services/{name}", role: "viewer", grant: auth.Viewer,
+			allowed: viewer, insufficient: noRole, otherWorkspace: otherOwner,
+			request: func(m *authMatrix) testRequest {
+				return testRequest{method: http.MethodGet, path: "/api/v1/workspaces/shop/feature-services/shop_fs"}
+			}},
+		{pattern: "POST /api/v1/feature-service/metadata", role: "viewer", grant: auth.Viewer,
+			allowed: viewer, insufficient: noRole, otherWorkspace: otherOwner,
+			request: func(m *authMatrix) testRequest {
+				return postJSON("/api/v1/feature-service/metadata", `{"params":{"workspace_name":"shop","feature_service_name":"shop_fs"}}`)
+			}},
 		{pattern: "GET /api/v1/workspaces/{ws}/feature-views/{name}", role: "viewer", grant: auth.Viewer,
 			allowed: viewer, insufficient: noRole, otherWorkspace: otherOwner,
 			request: func(m *authMatrix) testRequest {
@@ -492,6 +521,11 @@ func TestAuthMatrix(t *testing.T) {
 				req := e.request(m)
 				before := m.state()
 				r := m.send(req, authz)
+				if e.filtered && c.typ == permissionDenied {
+					require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+					assert.NotContains(t, string(r.body), `"shop"`, "a key without a role on shop does not see it")
+					return
+				}
 				msg := requireAuthError(t, e.ingestShape, r, c.typ)
 				assert.NotContains(t, msg, unknownKey, "the message must not echo the key")
 				m.requireUnchanged(t, before, c.name)

@@ -1,13 +1,14 @@
 // Package httpapi serves a featurelog engine over HTTP: the Stream Ingest
 // API (POST /ingest), online serving (get-features, get-features-batch),
 // historical retrieval (get-features-for-events, streamed NDJSON; see
-// historical.go and docs/historical.md), feature-view summaries, a view's
-// run (POST .../feature-views/{name}/run, streamed NDJSON; run.go), output
-// streams (NDJSON or server-sent events; outstream.go), jobs
-// (materialization, delete_keys, list, wait, cancel), the admin calls the
-// CLI uses against a running node (plan, apply, service accounts, roles),
-// and /healthz, /readyz and /metrics. Shapes follow SPEC §2 and §4 to §8
-// exactly.
+// historical.go and docs/historical.md), listing (workspaces, feature
+// views, feature services, Tecton's feature-service metadata;
+// catalog.go), feature-view summaries, a view's run (POST
+// .../feature-views/{name}/run, streamed NDJSON; run.go), output streams
+// (NDJSON or server-sent events; outstream.go), jobs (materialization,
+// delete_keys, list, wait, cancel), the admin calls the CLI uses against a
+// running node (plan, apply, service accounts, roles), and /healthz,
+// /readyz and /metrics. Shapes follow SPEC §2 and §4 to §8 exactly.
 //
 //	db, err := engine.Open(engine.Options{Dir: "featurelog-data"})
 //	...
@@ -23,4 +24,8 @@
 // Errors travel in two shapes: the ingest API's
 // {"requestError": {"errorMessage", "errorType"}} and recordErrors bodies,
 // and the serving API's {"code": <gRPC code>, "error", "message"}.
+//
+// The Go client of these routes is package client, which imports none of
+// this; decode.go turns the answers' JSON back into engine values for
+// callers that want them typed.
 package httpapi

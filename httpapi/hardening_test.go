@@ -31,6 +31,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/vfs"
@@ -321,13 +322,13 @@ func TestServerHistoricalStreamsPastTimeouts(t *testing.T) {
 		}
 		pw.Close()
 	}()
-	c := httpapi.NewClient("http://"+n.addr, "")
-	res, err := c.OpenHistorical(context.Background(), httpapi.HistoricalQuery{Workspace: "ads", Service: "ad_ctr_feature_service"}, pr)
+	c := newClient(t, "http://"+n.addr, "", nil)
+	res, err := c.GetFeaturesForEvents(context.Background(), client.HistoricalRequest{Workspace: "ads", Service: "ad_ctr_feature_service", SpineSource: client.NDJSONSpine(pr)})
 	require.NoError(t, err)
 	defer res.Close()
 	got := 0
 	for {
-		_, _, err := res.Next()
+		_, err := res.Next()
 		if err == io.EOF {
 			break
 		}

@@ -49,7 +49,7 @@ import (
 //	{"code": <gRPC code>, "error": "<message>", "message": "<message>"}
 //
 // and no more rows. A client must check the last line for that shape
-// (httpapi.Client does). The response header Featurelog-Columns lists the
+// (package client does). The response header Featurelog-Columns lists the
 // columns and their data types, as JSON, for clients that write typed files.
 
 // Streaming constants.

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/auth"
+	"github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/schema"
@@ -300,9 +301,14 @@ func TestHistoricalHTTPRange(t *testing.T) {
 	})
 	t.Run("client", func(t *testing.T) {
 		var out bytes.Buffer
-		c := httpapi.NewClient(n.srv.URL, n.viewer)
-		require.NoError(t, c.GetFeaturesForRange(context.Background(), "ads", "ad_ctr_feature_service", false, start, end,
-			[]map[string]any{{"user_id": "u1"}}, &out))
+		rows, err := newClient(t, n.srv.URL, n.viewer, nil).GetFeaturesForEvents(context.Background(), client.HistoricalRequest{
+			Workspace: "ads", Service: "ad_ctr_feature_service", Start: start, End: end, Entities: []map[string]any{{"user_id": "u1"}}})
+		require.NoError(t, err)
+		defer rows.Close()
+		for row, err := range rows.All() {
+			require.NoError(t, err)
+			out.Write(append(row.Line, '\n'))
+		}
 		want := n.historicalJSON(n.viewer, rangeBody(`, "entities": [{"user_id": "u1"}]`))
 		assert.Equal(t, string(want.body), out.String())
 	})
@@ -439,24 +445,26 @@ func TestHistoricalHTTPClientStreams(t *testing.T) {
 		}
 		pw.Close()
 	}()
-	c := httpapi.NewClient(n.srv.URL, n.viewer)
-	res, err := c.OpenHistorical(context.Background(), httpapi.HistoricalQuery{Workspace: "ads", Service: adsV2}, pr)
+	c := newClient(t, n.srv.URL, n.viewer, nil)
+	res, err := c.GetFeaturesForEvents(context.Background(), client.HistoricalRequest{Workspace: "ads", Service: adsV2, SpineSource: client.NDJSONSpine(pr)})
 	require.NoError(t, err)
 	defer res.Close()
 	cols := res.Columns()
-	require.Equal(t, []engine.HistoricalColumn{{Name: "i", Spine: true}, {Name: "user_id", Spine: true}, {Name: "ts", Spine: true}}, cols[:3])
+	require.Equal(t, []client.Column{{Name: "i", Spine: true}, {Name: "user_id", Spine: true}, {Name: "ts", Spine: true}}, cols[:3])
+	require.Equal(t, 3, res.Lead())
 	want := map[string]*engine.FeatureVector{} // user and time → the engine's read
 	for i := 0; ; i++ {
-		lead, features, err := res.Next()
+		row, err := res.Next()
 		if err == io.EOF {
 			require.Equal(t, rows, i, "every spine row is answered")
 			break
 		}
 		require.NoError(t, err)
-		require.Equal(t, jsontext.Value(fmt.Sprint(i)), lead[0], "spine order")
+		require.Equal(t, fmt.Sprint(i), string(row.Values[0]), "spine order")
+		require.Equal(t, i+1, row.Tag, "the tag of the spine row answered: its line")
 		var user, at string
-		require.NoError(t, json.Unmarshal(lead[1].(jsontext.Value), &user))
-		require.NoError(t, json.Unmarshal(lead[2].(jsontext.Value), &at))
+		require.NoError(t, json.Unmarshal(row.Values[1], &user))
+		require.NoError(t, json.Unmarshal(row.Values[2], &at))
 		vec := want[user+at]
 		if vec == nil {
 			asOf, err := schema.ParseTimestamp(at)
@@ -465,9 +473,13 @@ func TestHistoricalHTTPClientStreams(t *testing.T) {
 			require.NoError(t, err)
 			want[user+at] = vec
 		}
-		require.Len(t, features, len(vec.Features))
+		require.Len(t, row.Values, 3+len(vec.Features))
 		for j, f := range vec.Features {
-			require.True(t, f.Value.Equal(features[j]), "row %d %s: got %v, engine reads %v", i, f.Name, features[j], f.Value)
+			typ, err := httpapi.ParseDataType(cols[3+j].DataType.Type, elemType(cols[3+j].DataType))
+			require.NoError(t, err)
+			got, err := httpapi.DecodeValue(jsontext.Value(row.Values[3+j]), typ)
+			require.NoError(t, err)
+			require.True(t, f.Value.Equal(got), "row %d %s: got %v, engine reads %v", i, f.Name, got, f.Value)
 			require.Equal(t, f.Name, cols[3+j].Name)
 		}
 	}
@@ -496,9 +508,21 @@ func TestHistoricalHTTPLateErrors(t *testing.T) {
 	assert.Contains(t, last[2].raw, fmt.Sprintf("line %d: invalid JSON", rows+1))
 
 	var out bytes.Buffer
-	c := httpapi.NewClient(n.srv.URL, n.viewer)
-	err := c.GetFeaturesForEvents(context.Background(), "ads", "ad_ctr_feature_service", "ts", false, strings.NewReader(spine.String()), &out)
+	c := newClient(t, n.srv.URL, n.viewer, nil)
+	res, err := c.GetFeaturesForEvents(context.Background(), client.HistoricalRequest{Workspace: "ads", Service: "ad_ctr_feature_service",
+		TimestampKey: "ts", SpineSource: client.NDJSONSpine(strings.NewReader(spine.String()))})
+	require.NoError(t, err)
+	defer res.Close()
+	for row, rerr := range res.All() {
+		if err = rerr; err == nil {
+			out.Write(append(row.Line, '\n'))
+		}
+	}
 	require.Error(t, err)
+	var ce *client.Error
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, http.StatusOK, ce.Status, "an error after the answer started")
+	assert.Equal(t, 3, ce.Code)
 	assert.Contains(t, err.Error(), fmt.Sprintf("line %d: invalid JSON", rows+1))
 	assert.NotContains(t, out.String(), `"code"`, "the error line is not copied as a row")
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
@@ -567,4 +591,12 @@ feature_services:
 	a = n.historicalJSON(viewer, rangeBody("periods_fs", ""))
 	requireServingError(t, a.status, a.body, http.StatusBadRequest, 3)
 	assert.Contains(t, string(a.body), `\"_valid_to\" is a join key`)
+}
+
+// elemType returns an array type's element type name, else "".
+func elemType(t *client.DataType) string {
+	if t.ElementType == nil {
+		return ""
+	}
+	return t.ElementType.Type
 }

@@ -9,6 +9,7 @@ package httpapi_test
 // 409 naming the earlier job; the Go client does the same.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/auth"
+	"github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
 )
@@ -90,20 +92,21 @@ feature_views:
 	assert.Equal(t, id, conflict["job"].(map[string]any)["id"])
 	assert.Contains(t, conflict["message"], "already ended SUCCESS")
 
-	c := httpapi.NewClient(n.srv.URL, owner)
-	refunds, err := c.Job("shop", byView["refund_totals"].ID, 20*time.Second)
+	c := newClient(t, n.srv.URL, owner, nil)
+	ctx := context.Background()
+	refunds, err := c.WaitJob(ctx, "shop", byView["refund_totals"].ID, 20*time.Second)
 	require.NoError(t, err)
-	require.Equal(t, engine.JobSuccess, refunds.State)
-	assert.Equal(t, int64(1), refunds.Result.BatchRows, "the backfill loads the batch rows before the apply")
+	require.Equal(t, string(engine.JobSuccess), refunds.State)
+	assert.Equal(t, float64(1), refunds.Result["batch_rows"], "the backfill loads the batch rows before the apply")
 
 	start, end := t0, t0.Add(2*time.Hour)
-	j, err := c.Materialize("shop", "refund_totals", httpapi.MaterializationRequest{StartTime: start, EndTime: end})
+	j, err := c.Materialize(ctx, "shop", "refund_totals", client.MaterializationRequest{StartTime: start, EndTime: end})
 	require.NoError(t, err)
-	assert.Equal(t, engine.JobMaterialization, j.Type)
-	j, err = c.Job("shop", j.ID, 20*time.Second)
+	assert.Equal(t, string(engine.JobMaterialization), j.Type)
+	j, err = c.WaitJob(ctx, "shop", j.ID, 20*time.Second)
 	require.NoError(t, err)
-	require.Equal(t, engine.JobSuccess, j.State, "%+v", j)
-	assert.Equal(t, int64(2), j.Result.BatchRows)
+	require.Equal(t, string(engine.JobSuccess), j.State, "%+v", j)
+	assert.Equal(t, float64(2), j.Result["batch_rows"])
 	sum := n.send(get("/api/v1/workspaces/shop/feature-views/refund_totals"), bearer(n.viewer))
 	require.Equal(t, http.StatusOK, sum.status)
 	assert.Contains(t, string(sum.body), `"job":null`, "the view serves")
@@ -115,10 +118,14 @@ feature_views:
 	conflict = jsonObject(t, r.body, "code", "error", "message", "job")
 	assert.Equal(t, j.ID, conflict["job"].(map[string]any)["id"], "the 409 names the earlier job")
 
-	jobs, err := c.Jobs("shop", engine.JobFilter{Type: engine.JobMaterialization})
+	jobs, err := c.ListJobs(ctx, "shop", client.JobFilter{Type: string(engine.JobMaterialization)})
 	require.NoError(t, err)
 	require.Len(t, jobs, 1)
-	_, err = c.CancelJob("shop", jobs[0].ID)
+	_, err = c.CancelJob(ctx, "shop", jobs[0].ID)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "HTTP 409")
+	var ce *client.Error
+	require.ErrorAs(t, err, &ce)
+	require.NotNil(t, ce.Job, "a 409 carries the job")
+	assert.Equal(t, jobs[0].ID, ce.Job.ID)
 }

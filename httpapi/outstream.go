@@ -44,7 +44,7 @@ import (
 // Heartbeats. After Options.OutputStreamHeartbeat (default 15s) without a
 // record the node sends a heartbeat, again after each such interval: an
 // SSE comment line ": heartbeat" followed by an empty line, or in NDJSON
-// one empty line, which NDJSON readers must skip (httpapi.Client does).
+// one empty line, which NDJSON readers must skip (package client does).
 // They keep proxies and load balancers from closing an idle stream and
 // tell the consumer the node is alive.
 //

@@ -31,6 +31,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/httpapi"
 )
 
@@ -206,15 +207,16 @@ func TestOutputStreamResumeWithDrops(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		c := httpapi.NewClient(n.srv.URL, n.reader)
-		c.HTTP = &http.Client{Transport: clientCut}
-		err := c.OutputStream(clientCtx, "os", "sums", "earliest", func(rec json.RawMessage, offset string) error {
-			viaClient = append(viaClient, string(rec))
+		c := newClient(t, n.srv.URL, n.reader, &http.Client{Transport: clientCut})
+		for rec, err := range c.OutputStream(clientCtx, "os", "sums", client.StreamOptions{From: "earliest"}) {
+			if err != nil {
+				if !errors.Is(err, context.Canceled) || ctx.Err() != nil {
+					errs <- err
+				}
+				break
+			}
+			viaClient = append(viaClient, string(rec.JSON))
 			viaClientN.Add(1)
-			return nil
-		})
-		if !errors.Is(err, context.Canceled) || ctx.Err() != nil {
-			errs <- err
 		}
 	}()
 
@@ -269,12 +271,20 @@ func TestOutputStreamConsistency(t *testing.T) {
 		consumers.Add(1)
 		go func() {
 			defer consumers.Done()
-			c := httpapi.NewClient(n.srv.URL, n.reader)
-			errs <- c.OutputStream(ctx, "os", view, "earliest", func(rec json.RawMessage, offset string) error {
-				got[i] = append(got[i], string(rec))
-				counts[i].Add(1)
-				return checkEffective(n, view, rec)
-			})
+			c := newClient(t, n.srv.URL, n.reader, nil)
+			errs <- func() error {
+				for rec, err := range c.OutputStream(ctx, "os", view, client.StreamOptions{From: "earliest"}) {
+					if err != nil {
+						return err
+					}
+					got[i] = append(got[i], string(rec.JSON))
+					counts[i].Add(1)
+					if err := checkEffective(n, view, rec.JSON); err != nil {
+						return err
+					}
+				}
+				return nil
+			}()
 		}()
 	}
 

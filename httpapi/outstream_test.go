@@ -15,7 +15,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,6 +31,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/auth"
+	"github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
 )
@@ -422,7 +422,11 @@ func TestOutputStreamEndsWithError(t *testing.T) {
 	sse := n.stream(t, "sums", "", sseAccept)
 	clientErr := make(chan error, 1)
 	go func() {
-		clientErr <- httpapi.NewClient(n.srv.URL, n.reader).OutputStream(context.Background(), "os", "latest", "", func(json.RawMessage, string) error { return nil })
+		for _, err := range newClient(t, n.srv.URL, n.reader, nil).OutputStream(context.Background(), "os", "latest", client.StreamOptions{}) {
+			if err != nil {
+				clientErr <- err
+			}
+		}
 	}()
 	require.Eventually(t, func() bool { return n.metricValue(t, "featurelog_output_stream_consumers", osLabels("latest")) == 2 },
 		10*time.Second, 10*time.Millisecond, "the client's stream is open")
@@ -445,9 +449,9 @@ func TestOutputStreamEndsWithError(t *testing.T) {
 	_, err = sse.event()
 	assert.ErrorIs(t, err, io.EOF)
 
-	var se *httpapi.StreamError
-	require.ErrorAs(t, <-clientErr, &se)
-	assert.Equal(t, httpapi.StreamError{Status: http.StatusOK, Code: 14, Message: obj["message"].(string)}, *se)
+	var ce *client.Error
+	require.ErrorAs(t, <-clientErr, &ce)
+	assert.Equal(t, client.Error{Status: http.StatusOK, Code: 14, Message: obj["message"].(string)}, *ce)
 }
 
 // TestOutputStreamClient: the Go client reads the stream from an offset,
@@ -457,28 +461,28 @@ func TestOutputStreamClient(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	require.NoError(t, ingestEvents(n.db, streamEvents(rng, 50, func() time.Time { return t0 }, time.Hour, 0), func() int { return 7 }))
 	want := engineRecords(t, n.db, "sums")
-	c := httpapi.NewClient(n.srv.URL, n.reader)
+	c := newClient(t, n.srv.URL, n.reader, nil)
 	var got []string
-	stop := errors.New("stop")
-	err := c.OutputStream(context.Background(), "os", "sums", offsetOf(t, want[10]), func(rec json.RawMessage, offset string) error {
-		assert.Equal(t, offsetOf(t, string(rec)), offset)
-		got = append(got, string(rec))
+	for rec, err := range c.OutputStream(context.Background(), "os", "sums", client.StreamOptions{From: offsetOf(t, want[10])}) {
+		require.NoError(t, err)
+		assert.Equal(t, offsetOf(t, string(rec.JSON)), rec.Offset)
+		got = append(got, string(rec.JSON))
 		if len(got) == len(want)-10 {
-			return stop
+			break
 		}
-		return nil
-	})
-	require.ErrorIs(t, err, stop)
+	}
 	requireSame(t, want[10:], got, "client from an offset")
 
 	for _, c := range []struct {
 		view, from string
 		status     int
 	}{{"quiet", "", 404}, {"nope", "", 404}, {"sums", "12", 400}} {
-		err := httpapi.NewClient(n.srv.URL, n.reader).OutputStream(context.Background(), "os", c.view, c.from, func(json.RawMessage, string) error { return nil })
-		var se *httpapi.StreamError
-		require.ErrorAs(t, err, &se, "%s", c.view)
-		assert.Equal(t, c.status, se.Status, se.Message)
+		var err error
+		for _, err = range newClient(t, n.srv.URL, n.reader, nil).OutputStream(context.Background(), "os", c.view, client.StreamOptions{From: c.from}) {
+		}
+		var ce *client.Error
+		require.ErrorAs(t, err, &ce, "%s", c.view)
+		assert.Equal(t, c.status, ce.Status, ce.Message)
 	}
 }
 

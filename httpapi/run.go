@@ -1,13 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -68,56 +62,4 @@ func (s *Server) runView(w http.ResponseWriter, r *http.Request) {
 	defer clearDeadlines(rc)
 	st := &stream{w: w, rc: rc}
 	st.finish(r.Context(), s, s.db.Run(r.Context(), ws, r.PathValue("name"), body.engineRequest(), st))
-}
-
-// RunQuery is a run request as the Client sends it. Mock row values are
-// Go values as encoding/json marshals them (time.Time as RFC 3339,
-// jsontext.Value as is).
-type RunQuery struct {
-	Start, End  time.Time
-	Level       string
-	MockSources map[string][]map[string]any
-}
-
-// FeatureViewSource returns the name of the source a feature view reads
-// (from GET .../feature-views/{name}): mock rows are keyed by it.
-func (c *Client) FeatureViewSource(workspace, view string) (string, error) {
-	var out struct {
-		Source string `json:"source"`
-	}
-	err := c.call("GET", "/api/v1/workspaces/"+url.PathEscape(workspace)+"/feature-views/"+url.PathEscape(view), nil, &out)
-	return out.Source, err
-}
-
-// OpenRun runs a feature view on the node. It returns once the answer's
-// header arrived; read the rows with Next (every value is typed, as a
-// feature), then Close.
-func (c *Client) OpenRun(ctx context.Context, workspace, view string, q RunQuery) (*HistoricalRows, error) {
-	body := map[string]any{"start_time": q.Start.UTC().Format(time.RFC3339Nano), "end_time": q.End.UTC().Format(time.RFC3339Nano),
-		"aggregation_level": q.Level}
-	if q.MockSources != nil {
-		body["mock_sources"] = q.MockSources
-	}
-	data, err := json.Marshal(body)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the run request: %w", err)
-	}
-	path := "/api/v1/workspaces/" + url.PathEscape(workspace) + "/feature-views/" + url.PathEscape(view) + "/run"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+path, bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	return c.openStream(req)
-}
-
-// Run runs a feature view on the node and copies the NDJSON answer to
-// out, line by line. An error the node reports after the answer started
-// (its last line) is returned, and is not copied.
-func (c *Client) Run(ctx context.Context, workspace, view string, q RunQuery, out io.Writer) error {
-	rows, err := c.OpenRun(ctx, workspace, view, q)
-	if err != nil {
-		return err
-	}
-	return rows.copyTo(out)
 }

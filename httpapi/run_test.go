@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/schema"
@@ -166,15 +167,22 @@ func runJSON(v schema.Value) string {
 // runCheckClient: the Go client sends the same request (mock rows as Go
 // values) and copies the same bytes.
 func runCheckClient(t *testing.T, n *node, where, view string, start, end time.Time, level, mock string, body []byte) {
-	q := httpapi.RunQuery{Start: start, End: end, Level: level}
+	q := client.RunRequest{StartTime: start, EndTime: end, AggregationLevel: level}
 	if mock != "" {
 		q.MockSources = runGoMocks(t, mock)
 	}
 	var buf bytes.Buffer
-	require.NoError(t, httpapi.NewClient(n.srv.URL, n.viewer).Run(context.Background(), "shop", view, q, &buf), where)
+	c := newClient(t, n.srv.URL, n.viewer, nil)
+	rows, err := c.Run(context.Background(), "shop", view, q)
+	require.NoError(t, err, where)
+	for row, err := range rows.All() {
+		require.NoError(t, err, where)
+		buf.Write(append(row.Line, '\n'))
+	}
+	rows.Close()
 	assert.Equal(t, string(body), buf.String(), "%s: the client's copy", where)
-	q.Level = "tiles"
-	err := httpapi.NewClient(n.srv.URL, n.viewer).Run(context.Background(), "shop", view, q, &buf)
+	q.AggregationLevel = "tiles"
+	_, err = c.Run(context.Background(), "shop", view, q)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `aggregation_level "tiles" is unknown`)
 	assert.Contains(t, err.Error(), "HTTP 400")

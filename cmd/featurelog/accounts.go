@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 
@@ -53,8 +54,12 @@ func createAccountCmd() *cobra.Command {
 }
 
 func createAccount(t *target, name, desc string) (key, id string, err error) {
-	if c, ok := t.client(); ok {
-		res, err := c.CreateAccount(name, desc)
+	c, err := t.client()
+	if err != nil {
+		return "", "", err
+	}
+	if c != nil {
+		res, err := c.CreateServiceAccount(context.Background(), name, desc)
 		if err != nil {
 			return "", "", err
 		}
@@ -76,9 +81,12 @@ func deleteAccountCmd() *cobra.Command {
 		Use:   "delete --service-account ID",
 		Short: "Delete a service account, revoking its key at once",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var err error
-			if c, ok := t.client(); ok {
-				err = c.DeleteAccount(id)
+			c, err := t.client()
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				err = c.DeleteServiceAccount(commandContext(cmd), id)
 			} else {
 				err = withStore(t.data, func(s *auth.Store) error { return s.DeleteAccount(id) })
 			}
@@ -99,8 +107,12 @@ func listAccountsCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List service accounts and their roles",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if c, ok := t.client(); ok {
-				accts, err := c.ListAccounts()
+			c, err := t.client()
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				accts, err := c.ListServiceAccounts(commandContext(cmd))
 				for _, a := range accts {
 					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%v\n", a.ID, a.Name, a.Roles)
 				}
@@ -126,9 +138,12 @@ func accessControlCmd() *cobra.Command {
 		Use:   "assign-role --role viewer|editor|owner --workspace W --service-account ID",
 		Short: "Grant a service account a role on a workspace",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var err error
-			if c, ok := t.client(); ok {
-				err = c.AssignRole(id, ws, role)
+			c, err := t.client()
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				err = c.AssignRole(commandContext(cmd), id, ws, role)
 			} else {
 				err = withStore(t.data, func(s *auth.Store) error {
 					r, err := auth.ParseRole(role)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,11 +11,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-json-experiment/json/jsontext"
 	"github.com/spf13/cobra"
 
+	"github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/tabread"
 )
 
@@ -24,9 +24,9 @@ func (l localJobs) deleteKeys(ws, view string, req engine.DeleteKeysRequest) (en
 
 func (r remoteJobs) deleteKeys(ws, view string, req engine.DeleteKeysRequest) (engine.Job, error) {
 	online, offline := req.Online, req.Offline
-	hr := httpapi.DeleteKeysRequest{Online: &online, Offline: &offline, Keys: make([]map[string]jsontext.Value, len(req.Keys))}
+	hr := client.DeleteKeysRequest{Online: &online, Offline: &offline, Keys: make([]map[string]any, len(req.Keys))}
 	for i, k := range req.Keys {
-		hr.Keys[i] = make(map[string]jsontext.Value, len(k))
+		hr.Keys[i] = make(map[string]any, len(k))
 		for name, v := range k {
 			if n, ok := v.(int64); ok {
 				v = strconv.FormatInt(n, 10) // exact for any int64
@@ -35,10 +35,10 @@ func (r remoteJobs) deleteKeys(ws, view string, req engine.DeleteKeysRequest) (e
 			if err != nil {
 				return engine.Job{}, err
 			}
-			hr.Keys[i][name] = raw
+			hr.Keys[i][name] = json.RawMessage(raw)
 		}
 	}
-	return r.c.DeleteKeys(ws, view, hr)
+	return engineJob(r.c.DeleteKeys(context.Background(), ws, view, hr))
 }
 
 func deleteKeysCmd() *cobra.Command {

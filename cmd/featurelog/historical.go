@@ -10,14 +10,16 @@ import (
 	"os/signal"
 	"regexp"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/dirlock"
@@ -62,8 +64,8 @@ The output format follows --out's extension. The file appears only when complete
 }
 
 // query checks the flags and returns the request they make.
-func (f *historicalFlags) query() (httpapi.HistoricalQuery, error) {
-	q := httpapi.HistoricalQuery{Workspace: f.workspace, Service: f.service, TimestampKey: f.timestampKey, FromSource: f.fromSource}
+func (f *historicalFlags) query() (client.HistoricalRequest, error) {
+	q := client.HistoricalRequest{Workspace: f.workspace, Service: f.service, TimestampKey: f.timestampKey, FromSource: f.fromSource}
 	ranged := f.start != "" || f.end != ""
 	switch {
 	case f.service == "":
@@ -147,7 +149,11 @@ func runHistorical(cmd *cobra.Command, f *historicalFlags) error {
 		total = spine.Len()
 	}
 	bar := newProgress(cmd.ErrOrStderr(), total, f.quiet)
-	if c, ok := f.t.client(); ok {
+	c, err := f.t.client()
+	if err != nil {
+		return err
+	}
+	if c != nil {
 		err = remoteHistorical(ctx, c, q, spine, out, bar)
 	} else {
 		format, _ := tabread.FormatOf(f.spine)
@@ -205,7 +211,7 @@ func readEntities(path string) ([]map[string]any, error) {
 }
 
 // localHistorical runs the request on the data directory.
-func localHistorical(ctx context.Context, data string, q httpapi.HistoricalQuery, spine tabread.Spine, parquetSpine bool, out tabular.Writer, bar *progress) error {
+func localHistorical(ctx context.Context, data string, q client.HistoricalRequest, spine tabread.Spine, parquetSpine bool, out tabular.Writer, bar *progress) error {
 	if spine != nil && parquetSpine {
 		p := newPrefetchSpine(spine)
 		defer p.Close()
@@ -304,52 +310,38 @@ func (p *prefetchSpine) Close() {
 	<-p.done
 }
 
-// remoteHistorical runs the request on a node. A spine is sent as NDJSON
-// while the answer streams back; each answer row's spine values are taken
-// from the spine file itself (kept until answered, in order), so that they
-// keep their types (a Parquet timestamp stays a timestamp), and features
+// remoteHistorical runs the request on a node through the client. A
+// spine streams as NDJSON while the answer streams back; each answer
+// row's spine values are its tag, the spine file's own row (so that they
+// keep their types: a Parquet timestamp stays a timestamp), and features
 // are decoded by the types the node lists.
-func remoteHistorical(ctx context.Context, c *httpapi.Client, q httpapi.HistoricalQuery, spine tabread.Spine, out tabular.Writer, bar *progress) error {
-	sent := &leadQueue{}
-	if spine == nil {
-		return copyAnswer(ctx, c, q, nil, false, sent, out, bar)
+func remoteHistorical(ctx context.Context, c *client.Client, q client.HistoricalRequest, spine tabread.Spine, out tabular.Writer, bar *progress) error {
+	if spine != nil {
+		q.SpineSource = &spineSource{spine: spine}
 	}
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := sendSpine(spine, pw, sent)
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	err := copyAnswer(ctx, c, q, pr, true, sent, out, bar)
-	pr.Close() // unblocks the sender when the answer ended early
-	if serr := <-done; err != nil && serr != nil && !errors.Is(serr, io.ErrClosedPipe) {
-		return serr // reading the spine file failed: the cause of the failed request
-	}
-	return err
-}
-
-func copyAnswer(ctx context.Context, c *httpapi.Client, q httpapi.HistoricalQuery, body io.Reader, spineMode bool, sent *leadQueue, out tabular.Writer, bar *progress) error {
-	rows, err := c.OpenHistorical(ctx, q, body)
+	rows, err := c.GetFeaturesForEvents(ctx, q)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	if err := out.Begin(rows.Columns()); err != nil {
+	cols, err := engineColumns(rows.Columns())
+	if err != nil {
+		return err
+	}
+	if err := out.Begin(cols); err != nil {
 		return err
 	}
 	for n := 1; ; n++ {
-		lead, features, err := rows.Next()
+		row, err := rows.Next()
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if spineMode {
-			if lead, err = sent.pop(len(lead)); err != nil {
-				return err
-			}
+		lead, features, err := decodeRow(row, cols, rows.Lead())
+		if err != nil {
+			return fmt.Errorf("the node's answer, row %d: %w", n, err)
 		}
 		if err := out.Row(lead, features); err != nil {
 			return err
@@ -358,64 +350,84 @@ func copyAnswer(ctx context.Context, c *httpapi.Client, q httpapi.HistoricalQuer
 	}
 }
 
-// sendSpine writes the spine as NDJSON, one row per line, remembering each
-// row's values for its answer.
-func sendSpine(spine tabread.Spine, w io.Writer, sent *leadQueue) error {
-	cols := spine.Columns()
-	var buf []byte
-	for {
-		row, err := spine.Next()
-		if err == io.EOF {
-			return nil
+// engineColumns converts the answer's columns to the engine's, typed.
+func engineColumns(cols []client.Column) ([]engine.HistoricalColumn, error) {
+	out := make([]engine.HistoricalColumn, len(cols))
+	for i, c := range cols {
+		out[i] = engine.HistoricalColumn{Name: c.Name, Spine: c.Spine}
+		if c.Spine {
+			continue
 		}
+		if c.DataType == nil {
+			return nil, fmt.Errorf("the node's answer: column %q has neither spine nor dataType", c.Name)
+		}
+		elem := ""
+		if c.DataType.ElementType != nil {
+			elem = c.DataType.ElementType.Type
+		}
+		t, err := httpapi.ParseDataType(c.DataType.Type, elem)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("the node's answer: column %q: %w", c.Name, err)
 		}
-		buf = append(buf[:0], '{')
-		for i, v := range row {
-			if i > 0 {
-				buf = append(buf, ',')
+		out[i].Type = t
+	}
+	return out, nil
+}
+
+// decodeRow splits a row as an engine sink receives it: the leading
+// values (the spine row sent, its tag; or range mode's typed join keys,
+// _valid_from and _valid_to), and the features as engine values.
+func decodeRow(row *client.Row, cols []engine.HistoricalColumn, nlead int) ([]any, []schema.Value, error) {
+	lead := make([]any, nlead)
+	if sent, ok := row.Tag.([]any); ok {
+		if len(sent) != nlead {
+			return nil, nil, fmt.Errorf("the node answered %d spine columns for a spine of %d", nlead, len(sent))
+		}
+		lead = sent
+	}
+	features := make([]schema.Value, len(cols)-nlead)
+	for i, c := range cols {
+		raw := jsontext.Value(row.Values[i])
+		if c.Spine {
+			if row.Tag == nil {
+				lead[i] = raw
 			}
-			buf = tabular.AppendJSON(append(strconv.AppendQuote(buf, cols[i]), ':'), v)
+			continue
 		}
-		buf = append(buf, '}', '\n')
-		sent.push(row)
-		if _, err := w.Write(buf); err != nil {
-			return err
+		v, err := httpapi.DecodeValue(raw, c.Type)
+		if err != nil {
+			return nil, nil, fmt.Errorf("column %q: %w", c.Name, err)
+		}
+		if i < nlead {
+			lead[i] = v
+		} else {
+			features[i-nlead] = v
 		}
 	}
+	return lead, features, nil
 }
 
-// leadQueue holds the spine rows sent and not yet answered, in order.
-type leadQueue struct {
-	mu   sync.Mutex
-	rows [][]any
-	head int
+// spineSource sends a spine file's rows as JSON objects, each tagged with
+// its values.
+type spineSource struct {
+	spine tabread.Spine
+	buf   []byte
 }
 
-func (q *leadQueue) push(row []any) {
-	q.mu.Lock()
-	q.rows = append(q.rows, row)
-	q.mu.Unlock()
-}
-
-func (q *leadQueue) pop(width int) ([]any, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.head == len(q.rows) {
-		return nil, errors.New("the node answered more rows than the spine has")
+func (s *spineSource) Next() ([]byte, any, error) {
+	row, err := s.spine.Next()
+	if err != nil {
+		return nil, nil, err
 	}
-	row := q.rows[q.head]
-	q.rows[q.head] = nil
-	q.head++
-	if q.head >= 1024 && 2*q.head >= len(q.rows) {
-		n := copy(q.rows, q.rows[q.head:])
-		q.rows, q.head = q.rows[:n], 0
+	cols := s.spine.Columns()
+	s.buf = append(s.buf[:0], '{')
+	for i, v := range row {
+		if i > 0 {
+			s.buf = append(s.buf, ',')
+		}
+		s.buf = tabular.AppendJSON(append(strconv.AppendQuote(s.buf, cols[i]), ':'), v)
 	}
-	if len(row) != width {
-		return nil, fmt.Errorf("the node answered %d spine columns for a spine of %d", width, len(row))
-	}
-	return row, nil
+	return append(s.buf, '}'), row, nil
 }
 
 // lineRE finds the spine row a node's error names: it numbers the NDJSON

@@ -16,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/dirlock"
 )
 
@@ -52,25 +52,61 @@ func (l localJobs) materialize(ws, view string, req engine.MaterializeRequest) (
 func (l localJobs) local() bool  { return true }
 func (l localJobs) close() error { return l.db.Close() }
 
-type remoteJobs struct{ c *httpapi.Client }
+// remoteJobs calls a node's jobs API.
+type remoteJobs struct{ c *client.Client }
 
-func (r remoteJobs) list(ws string, f engine.JobFilter) ([]engine.Job, error) { return r.c.Jobs(ws, f) }
-func (r remoteJobs) get(ws, id string, wait time.Duration) (engine.Job, error) {
-	return r.c.Job(ws, id, wait)
+func (r remoteJobs) list(ws string, f engine.JobFilter) ([]engine.Job, error) {
+	jobs, err := r.c.ListJobs(context.Background(), ws, client.JobFilter{FeatureView: f.FeatureView, Type: string(f.Type), State: string(f.State), Limit: f.Limit})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]engine.Job, len(jobs))
+	for i := range jobs {
+		if out[i], err = engineJob(&jobs[i], nil); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
-func (r remoteJobs) cancel(ws, id string) (engine.Job, error) { return r.c.CancelJob(ws, id) }
+func (r remoteJobs) get(ws, id string, wait time.Duration) (engine.Job, error) {
+	return engineJob(r.c.WaitJob(context.Background(), ws, id, wait))
+}
+func (r remoteJobs) cancel(ws, id string) (engine.Job, error) {
+	return engineJob(r.c.CancelJob(context.Background(), ws, id))
+}
 func (r remoteJobs) materialize(ws, view string, req engine.MaterializeRequest) (engine.Job, error) {
 	online, offline := req.Online, req.Offline
-	return r.c.Materialize(ws, view, httpapi.MaterializationRequest{StartTime: req.Start, EndTime: req.End,
-		Online: &online, Offline: &offline, Overwrite: req.Overwrite})
+	return engineJob(r.c.Materialize(context.Background(), ws, view, client.MaterializationRequest{StartTime: req.Start, EndTime: req.End,
+		Online: &online, Offline: &offline, Overwrite: req.Overwrite}))
 }
 func (r remoteJobs) local() bool  { return false }
 func (r remoteJobs) close() error { return nil }
 
+// engineJob converts a job the client read to the engine's type, which
+// the commands print, through the JSON shape both share (SPEC §6).
+func engineJob(j *client.Job, err error) (engine.Job, error) {
+	var out engine.Job
+	if err != nil {
+		return out, err
+	}
+	data, err := json.Marshal(j)
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return out, fmt.Errorf("the node's job %s: %w", j.ID, err)
+	}
+	return out, nil
+}
+
 // jobs returns the jobs API of t, the node or the data directory, and
 // fills in *ws when it is empty: the data directory's only workspace.
 func (t *target) jobs(holder string, ws *string) (jobsAPI, error) {
-	if c, ok := t.client(); ok {
+	c, err := t.client()
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
 		if *ws == "" {
 			return nil, errors.New("--workspace is required with --server")
 		}

@@ -7,6 +7,9 @@
 //	featurelog access-control assign-role --role editor --workspace ads --service-account ID
 //	featurelog historical --workspace ads --service ad_ctr_feature_service --spine spine.csv --out training.parquet
 //	featurelog run --view user_click_counts --start 2024-05-01T00:00:00Z --end 2024-05-02T00:00:00Z --level full
+//	featurelog feature-views list --workspace ads
+//	featurelog feature-services describe --workspace ads ad_ctr_feature_service
+//	featurelog version
 //	featurelog bench
 package main
 
@@ -98,6 +101,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), planCmd(), applyCmd(), serviceAccountCmd(), accessControlCmd(), historicalCmd(), jobsCmd(), materializeCmd(), deleteKeysCmd(), outputStreamCmd(), replayCmd(), runViewCmd(), benchCmd())
+	root.AddCommand(serveCmd(), planCmd(), applyCmd(), serviceAccountCmd(), accessControlCmd(), historicalCmd(), jobsCmd(), materializeCmd(), deleteKeysCmd(), outputStreamCmd(), replayCmd(), runViewCmd(), benchCmd(),
+		versionCmd(), workspacesCmd(), featureViewsCmd(), featureServicesCmd())
 	return root
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/dirlock"
 )
 
@@ -33,8 +34,12 @@ func repoCmd(use, short string, apply bool) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			w.errOut = cmd.ErrOrStderr()
-			if c, ok := t.client(); ok {
-				return remoteRepo(out, c, file, content, apply, w)
+			c, err := t.client()
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				return remoteRepo(commandContext(cmd), out, c, file, content, apply, w)
 			}
 			return localRepo(out, t.data, file, content, apply, w)
 		},
@@ -99,12 +104,12 @@ func localRepo(out io.Writer, data, file string, content []byte, apply bool, w w
 	return reportJobs(out, localJobs{db}, res.Jobs, w)
 }
 
-func remoteRepo(out io.Writer, c *httpapi.Client, file string, content []byte, apply bool, w waitFlags) error {
+func remoteRepo(ctx context.Context, out io.Writer, c *client.Client, file string, content []byte, apply bool, w waitFlags) error {
 	call := c.Plan
 	if apply {
 		call = c.Apply
 	}
-	res, err := call(file, content)
+	res, err := call(ctx, file, content)
 	if err != nil {
 		return err
 	}
@@ -113,7 +118,13 @@ func remoteRepo(out io.Writer, c *httpapi.Client, file string, content []byte, a
 		return nil
 	}
 	reportApply(out, res.Changed, res.Rebuilt)
-	return reportJobs(out, remoteJobs{c}, res.Jobs, w)
+	jobs := make([]engine.Job, len(res.Jobs))
+	for i := range res.Jobs {
+		if jobs[i], err = engineJob(&res.Jobs[i], nil); err != nil {
+			return err
+		}
+	}
+	return reportJobs(out, remoteJobs{c}, jobs, w)
 }
 
 func reportApply(out io.Writer, changed bool, rebuilt []string) {

@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/dirlock"
 	"github.com/featurelog/featurelog/tabular"
 )
@@ -55,8 +55,8 @@ with full each key's features as of --end. Nothing is written.`,
 
 // query checks the flags and returns the request they make; the mock
 // rows, if any, are read but not yet keyed by the view's source.
-func (f *runFlags) query() (httpapi.RunQuery, []map[string]any, error) {
-	q := httpapi.RunQuery{Level: f.level}
+func (f *runFlags) query() (client.RunRequest, []map[string]any, error) {
+	q := client.RunRequest{AggregationLevel: f.level}
 	if f.view == "" {
 		return q, nil, errors.New("--view V is required: the feature view to run")
 	}
@@ -66,13 +66,13 @@ func (f *runFlags) query() (httpapi.RunQuery, []map[string]any, error) {
 		return q, nil, fmt.Errorf("--level %q: use disabled, partial or full", f.level)
 	}
 	var err error
-	if q.Start, err = parseFlagTime("--start", f.start, ""); err != nil {
+	if q.StartTime, err = parseFlagTime("--start", f.start, ""); err != nil {
 		return q, nil, err
 	}
-	if q.End, err = parseFlagTime("--end", f.end, ""); err != nil {
+	if q.EndTime, err = parseFlagTime("--end", f.end, ""); err != nil {
 		return q, nil, err
 	}
-	if !q.End.After(q.Start) {
+	if !q.EndTime.After(q.StartTime) {
 		return q, nil, fmt.Errorf("--end %s must be after --start %s", f.end, f.start)
 	}
 	if f.mock == "" {
@@ -95,7 +95,11 @@ func runView(cmd *cobra.Command, f *runFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(commandContext(cmd), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if c, ok := f.t.client(); ok {
+	c, err := f.t.client()
+	if err != nil {
+		return err
+	}
+	if c != nil {
 		return remoteRun(ctx, c, f, q, mock, cmd.OutOrStdout())
 	}
 	return localRun(ctx, f, q, mock, cmd.OutOrStdout())
@@ -103,23 +107,38 @@ func runView(cmd *cobra.Command, f *runFlags) error {
 
 // remoteRun runs the view on a node; mock rows are sent as JSON under the
 // view's source, which the node names.
-func remoteRun(ctx context.Context, c *httpapi.Client, f *runFlags, q httpapi.RunQuery, mock []map[string]any, out io.Writer) error {
+func remoteRun(ctx context.Context, c *client.Client, f *runFlags, q client.RunRequest, mock []map[string]any, out io.Writer) error {
 	if f.workspace == "" {
 		return errors.New("--workspace is required with --server")
 	}
 	if mock != nil {
-		src, err := c.FeatureViewSource(f.workspace, f.view)
+		fv, err := c.FeatureView(ctx, f.workspace, f.view)
 		if err != nil {
 			return err
 		}
-		q.MockSources = map[string][]map[string]any{src: mock}
+		q.MockSources = map[string][]map[string]any{fv.Source: mock}
 	}
-	return c.Run(ctx, f.workspace, f.view, q, out)
+	rows, err := c.Run(ctx, f.workspace, f.view, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var buf []byte
+	for row, err := range rows.All() {
+		if err != nil {
+			return err
+		}
+		buf = append(append(buf[:0], row.Line...), '\n')
+		if _, err := out.Write(buf); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // localRun runs the view on the data directory, writing NDJSON with the
 // encodings of the HTTP API.
-func localRun(ctx context.Context, f *runFlags, q httpapi.RunQuery, mock []map[string]any, out io.Writer) error {
+func localRun(ctx context.Context, f *runFlags, q client.RunRequest, mock []map[string]any, out io.Writer) error {
 	db, err := engine.Open(engine.Options{Dir: f.t.data, Holder: "featurelog run", Logger: slog.New(slog.DiscardHandler)})
 	if errors.Is(err, dirlock.ErrLocked) {
 		return fmt.Errorf("%w\n(to run on a running node, pass --server URL with an API key of a viewer of the workspace)", err)
@@ -132,7 +151,7 @@ func localRun(ctx context.Context, f *runFlags, q httpapi.RunQuery, mock []map[s
 	if err != nil {
 		return err
 	}
-	req := &engine.RunRequest{Start: q.Start, End: q.End, Level: engine.RunLevel(q.Level)}
+	req := &engine.RunRequest{Start: q.StartTime, End: q.EndTime, Level: engine.RunLevel(q.AggregationLevel)}
 	if mock != nil {
 		sum, err := db.FeatureViewSummary(ws, f.view)
 		if err != nil {

@@ -3,9 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/engine"
 )
 
@@ -44,13 +45,16 @@ func outputStreamCmd() *cobra.Command {
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			defer w.Flush()
 			p := &streamPrinter{w: w, limit: limit}
-			var err error
-			if c, ok := t.client(); ok {
+			c, err := t.client()
+			if err != nil {
+				return err
+			}
+			if c != nil {
 				if ws == "" {
 					return errors.New("--workspace is required with --server")
 				}
-				err = remoteStream(ctx, p, idle, func(ctx context.Context, fn func(json.RawMessage, string) error) error {
-					return c.OutputStream(ctx, ws, view, from, fn)
+				err = remoteStream(ctx, p, idle, func(ctx context.Context) iter.Seq2[client.StreamRecord, error] {
+					return c.OutputStream(ctx, ws, view, client.StreamOptions{From: from})
 				})
 			} else {
 				err = t.localStream(ctx, p, ws, view, from)
@@ -92,7 +96,7 @@ func (p *streamPrinter) print(rec []byte) error {
 // remoteStream follows a node's stream, stopping after idle without a
 // record when idle is set.
 func remoteStream(ctx context.Context, p *streamPrinter, idle time.Duration,
-	follow func(context.Context, func(json.RawMessage, string) error) error) error {
+	follow func(context.Context) iter.Seq2[client.StreamRecord, error]) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var timer *time.Timer
@@ -100,15 +104,21 @@ func remoteStream(ctx context.Context, p *streamPrinter, idle time.Duration,
 		timer = time.AfterFunc(idle, cancel)
 		defer timer.Stop()
 	}
-	return follow(ctx, func(rec json.RawMessage, _ string) error {
+	for rec, err := range follow(ctx) {
+		if err != nil {
+			return err
+		}
 		if timer != nil {
 			timer.Reset(idle)
 		}
-		if err := p.print(rec); err != nil {
+		if err := p.print(rec.JSON); err != nil {
 			return err
 		}
-		return p.w.Flush() // a follower wants each record as it comes
-	})
+		if err := p.w.Flush(); err != nil { // a follower wants each record as it comes
+			return err
+		}
+	}
+	return nil
 }
 
 // localStream prints the stream of a data directory from from to the

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/featurelog/featurelog/httpapi"
+	"github.com/featurelog/featurelog/client"
 )
 
 // target is where a state-changing command acts: the data directory
@@ -24,15 +24,20 @@ func (t *target) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&t.apiKey, "api-key", "", "an owner's API key for --server (default $FEATURELOG_API_KEY)")
 }
 
-func (t *target) client() (*httpapi.Client, bool) {
+// client returns the client of --server, or nil without --server.
+func (t *target) client() (*client.Client, error) {
 	if t.server == "" {
-		return nil, false
+		return nil, nil
 	}
 	key := t.apiKey
 	if key == "" {
 		key = os.Getenv("FEATURELOG_API_KEY")
 	}
-	return httpapi.NewClient(t.server, key), true
+	c, err := client.New(t.server, client.WithAPIKey(key), client.WithUserAgent("featurelog-cli"))
+	if err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
+	return c, nil
 }
 
 func readRepoFile(path string) ([]byte, error) {

@@ -1,0 +1,23 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/featurelog/featurelog/client"
+)
+
+// newClient returns a client of the node at url with key (none when
+// empty); hc, when not nil, carries its calls.
+func newClient(t *testing.T, url, key string, hc *http.Client) *client.Client {
+	t.Helper()
+	opts := []client.Option{client.WithAPIKey(key)}
+	if hc != nil {
+		opts = append(opts, client.WithHTTPClient(hc))
+	}
+	c, err := client.New(url, opts...)
+	require.NoError(t, err)
+	return c
+}

@@ -18,7 +18,7 @@ type nodeAPI struct{ c *apiclient.Client }
 // newNodeAPI returns the API of a node without auth at addr, with a
 // timeout that fits the long calls of a benchmark.
 func newNodeAPI(addr string) (nodeAPI, error) {
-	c, err := apiclient.New("http://"+addr, apiclient.WithHTTPClient(&http.Client{Timeout: 10 * time.Minute}))
+	c, err := apiclient.New("http://"+addr, apiclient.Options{HTTPClient: &http.Client{Timeout: 10 * time.Minute}})
 	return nodeAPI{c}, err
 }
 

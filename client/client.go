@@ -25,26 +25,50 @@ type Client struct {
 	userAgent string       // the User-Agent header
 }
 
-// An Option configures a Client in New.
-type Option func(*Client)
+// Options configures a Client. The zero Options is valid: no API key, a
+// client with DefaultTimeout, the default user agent.
+type Options struct {
+	// APIKey is the service account key sent with every call. Empty: the
+	// node must run with --no-auth.
+	APIKey string
+	// HTTPClient carries every call (its transport, TLS and proxy
+	// settings). Its Timeout applies to calls that do not stream;
+	// streaming calls run with Timeout 0, bounded by their context.
+	// Default: an *http.Client with DefaultTimeout.
+	HTTPClient *http.Client
+	// UserAgent is the User-Agent header. Default "featurelog-go-client".
+	UserAgent string
+}
 
-// WithAPIKey sets the service account key sent with every call. Without
-// one the node must run with --no-auth.
-func WithAPIKey(key string) Option { return func(c *Client) { c.apiKey = key } }
+// EnsureDefaults fills in unset fields.
+func (o *Options) EnsureDefaults() {
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: DefaultTimeout}
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "featurelog-go-client"
+	}
+}
 
-// WithHTTPClient sets the *http.Client that carries every call (its
-// transport, TLS and proxy settings). Its Timeout applies to calls that
-// do not stream; streaming calls run with Timeout 0, bounded by their
-// context. Default: a client with DefaultTimeout.
-func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
-
-// WithUserAgent sets the User-Agent header. Default "featurelog-go-client".
-func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+// Validate reports options that cannot work: a key or user agent that
+// cannot travel in an HTTP header.
+func (o *Options) Validate() error {
+	for name, v := range map[string]string{"APIKey": o.APIKey, "UserAgent": o.UserAgent} {
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return fmt.Errorf("client: Options.%s holds a line break or NUL, which cannot be sent in a header", name)
+		}
+	}
+	return nil
+}
 
 // New returns a Client of the node at baseURL (such as
 // "http://127.0.0.1:8080"). It fails when baseURL is not an absolute
-// http or https URL.
-func New(baseURL string, opts ...Option) (*Client, error) {
+// http or https URL, or when opts do not validate.
+func New(baseURL string, opts Options) (*Client, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	u, err := url.Parse(baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("client: the node URL %q is not a URL: %w", baseURL, err)
@@ -55,14 +79,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("client: the node URL %q must have no query or fragment", baseURL)
 	}
-	c := &Client{base: strings.TrimRight(baseURL, "/"), userAgent: "featurelog-go-client"}
-	for _, o := range opts {
-		o(c)
-	}
-	if c.hc == nil {
-		c.hc = &http.Client{Timeout: DefaultTimeout}
-	}
-	return c, nil
+	return &Client{base: strings.TrimRight(baseURL, "/"), apiKey: opts.APIKey, hc: opts.HTTPClient, userAgent: opts.UserAgent}, nil
 }
 
 // BaseURL returns the node's URL as New was given it, without a trailing

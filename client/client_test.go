@@ -29,15 +29,19 @@ func requireError(t *testing.T, err error, status, code int, msg string) *client
 
 func TestNew(t *testing.T) {
 	for _, bad := range []string{"", "127.0.0.1:8080", "ftp://h", "http://", "http://h/?q=1", "://x"} {
-		_, err := client.New(bad)
+		_, err := client.New(bad, client.Options{})
 		assert.Error(t, err, "%q", bad)
 	}
-	c, err := client.New("http://127.0.0.1:8080/")
+	c, err := client.New("http://127.0.0.1:8080/", client.Options{})
 	require.NoError(t, err)
 	assert.Equal(t, "http://127.0.0.1:8080", c.BaseURL())
+	_, err = client.New("http://127.0.0.1:8080", client.Options{APIKey: "key\r\nX-Evil: 1"})
+	require.ErrorContains(t, err, "Options.APIKey holds a line break")
+	_, err = client.New("http://127.0.0.1:8080", client.Options{UserAgent: "a\x00b"})
+	require.ErrorContains(t, err, "Options.UserAgent")
 
 	// A node that is not there: the transport error names the URL.
-	c, err = client.New("http://127.0.0.1:1")
+	c, err = client.New("http://127.0.0.1:1", client.Options{})
 	require.NoError(t, err)
 	err = c.Health(context.Background())
 	require.Error(t, err)

@@ -2,7 +2,7 @@
 // imports only the standard library: a service that reads features or
 // ingests records does not pull in the engine.
 //
-//	c, err := client.New("http://127.0.0.1:8080", client.WithAPIKey(os.Getenv("FEATURELOG_API_KEY")))
+//	c, err := client.New("http://127.0.0.1:8080", client.Options{APIKey: os.Getenv("FEATURELOG_API_KEY")})
 //	resp, err := c.GetFeatures(ctx, client.GetFeaturesRequest{
 //		Workspace: "ads", Service: "ad_ctr_feature_service",
 //		JoinKeyMap: map[string]any{"user_id": "C18947Z5"},

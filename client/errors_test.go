@@ -51,7 +51,7 @@ func TestErrorShapes(t *testing.T) {
 				w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
-			c, err := client.New(srv.URL, client.WithAPIKey("k"), client.WithUserAgent("stub-test"))
+			c, err := client.New(srv.URL, client.Options{APIKey: "k", UserAgent: "stub-test"})
 			require.NoError(t, err)
 			_, err = c.Ingest(context.Background(), client.IngestRequest{Workspace: "ads", IdempotencyKey: "once"})
 			require.Error(t, err)
@@ -66,9 +66,9 @@ func TestErrorShapes(t *testing.T) {
 	}
 }
 
-// TestWithHTTPClient: the given client carries the calls; its Timeout
+// TestOptionsHTTPClient: the given client carries the calls; its Timeout
 // bounds a call that does not stream.
-func TestWithHTTPClient(t *testing.T) {
+func TestOptionsHTTPClient(t *testing.T) {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -78,7 +78,7 @@ func TestWithHTTPClient(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	c, err := client.New(srv.URL, client.WithHTTPClient(&http.Client{Timeout: 50 * time.Millisecond}))
+	c, err := client.New(srv.URL, client.Options{HTTPClient: &http.Client{Timeout: 50 * time.Millisecond}})
 	require.NoError(t, err)
 	err = c.Health(context.Background())
 	require.Error(t, err)

@@ -39,7 +39,7 @@ func exampleNode() (url string, stop func()) {
 		log.Fatal(err)
 	}
 	ts := httptest.NewServer(srv.Handler())
-	c, _ := client.New(ts.URL)
+	c, _ := client.New(ts.URL, client.Options{})
 	if _, err := c.Ingest(context.Background(), client.IngestRequest{Workspace: "ads", Records: clicks()}); err != nil {
 		log.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func Example() {
 	url, stop := exampleNode()
 	defer stop()
 
-	c, err := client.New(url, client.WithAPIKey(os.Getenv("FEATURELOG_API_KEY")))
+	c, err := client.New(url, client.Options{APIKey: os.Getenv("FEATURELOG_API_KEY")})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func Example() {
 func ExampleClient_Ingest() {
 	url, stop := exampleNode()
 	defer stop()
-	c, _ := client.New(url)
+	c, _ := client.New(url, client.Options{})
 
 	resp, err := c.Ingest(context.Background(), client.IngestRequest{
 		Workspace: "ads",
@@ -103,7 +103,7 @@ func ExampleClient_Ingest() {
 func ExampleClient_GetFeaturesBatch() {
 	url, stop := exampleNode()
 	defer stop()
-	c, _ := client.New(url)
+	c, _ := client.New(url, client.Options{})
 
 	resp, err := c.GetFeaturesBatch(context.Background(), client.GetFeaturesBatchRequest{
 		Workspace: "ads", Service: "ad_ctr_feature_service",
@@ -125,7 +125,7 @@ func ExampleClient_GetFeaturesBatch() {
 func ExampleClient_GetFeaturesForEvents() {
 	url, stop := exampleNode()
 	defer stop()
-	c, _ := client.New(url)
+	c, _ := client.New(url, client.Options{})
 
 	// The spine streams as NDJSON while the answer streams back.
 	spine := strings.NewReader(`{"user_id": "u1", "ts": "2024-05-01T11:45:00Z", "label": 1}
@@ -155,7 +155,7 @@ func ExampleClient_GetFeaturesForEvents() {
 func ExampleClient_OutputStream() {
 	url, stop := exampleNode()
 	defer stop()
-	c, _ := client.New(url)
+	c, _ := client.New(url, client.Options{})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -183,7 +183,7 @@ func ExampleClient_OutputStream() {
 func ExampleError() {
 	url, stop := exampleNode()
 	defer stop()
-	c, _ := client.New(url)
+	c, _ := client.New(url, client.Options{})
 
 	_, err := c.GetFeatures(context.Background(), client.GetFeaturesRequest{
 		Workspace: "ads", Service: "no_such_service", JoinKeyMap: map[string]any{"user_id": "u1"},
@@ -199,7 +199,7 @@ func ExampleError() {
 func ExampleClient_WaitJob() {
 	url, stop := exampleNode()
 	defer stop()
-	c, _ := client.New(url)
+	c, _ := client.New(url, client.Options{})
 	ctx := context.Background()
 
 	job, err := c.DeleteKeys(ctx, "ads", "click_events_fv", client.DeleteKeysRequest{Keys: []map[string]any{{"user_id": "u2"}}})
@@ -219,7 +219,7 @@ func ExampleClient_WaitJob() {
 func ExampleClient_FeatureService() {
 	url, stop := exampleNode()
 	defer stop()
-	c, _ := client.New(url)
+	c, _ := client.New(url, client.Options{})
 
 	svc, err := c.FeatureService(context.Background(), "ads", "ad_ctr_feature_service")
 	if err != nil {

@@ -71,7 +71,7 @@ func newTestNode(t *testing.T) *testNode {
 // client returns a client of the node with key.
 func (n *testNode) client(t *testing.T, key string) *client.Client {
 	t.Helper()
-	c, err := client.New(n.url, client.WithAPIKey(key), client.WithUserAgent("client-test"))
+	c, err := client.New(n.url, client.Options{APIKey: key, UserAgent: "client-test"})
 	require.NoError(t, err)
 	return c
 }

@@ -13,11 +13,7 @@ import (
 // empty); hc, when not nil, carries its calls.
 func newClient(t *testing.T, url, key string, hc *http.Client) *client.Client {
 	t.Helper()
-	opts := []client.Option{client.WithAPIKey(key)}
-	if hc != nil {
-		opts = append(opts, client.WithHTTPClient(hc))
-	}
-	c, err := client.New(url, opts...)
+	c, err := client.New(url, client.Options{APIKey: key, HTTPClient: hc})
 	require.NoError(t, err)
 	return c
 }

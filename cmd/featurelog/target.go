@@ -33,7 +33,7 @@ func (t *target) client() (*client.Client, error) {
 	if key == "" {
 		key = os.Getenv("FEATURELOG_API_KEY")
 	}
-	c, err := client.New(t.server, client.WithAPIKey(key), client.WithUserAgent("featurelog-cli"))
+	c, err := client.New(t.server, client.Options{APIKey: key, UserAgent: "featurelog-cli"})
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
 	}

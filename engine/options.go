@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"time"
@@ -129,6 +130,21 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxClockSkew < 0 {
 		return errors.New("engine: Options.MaxClockSkew must not be negative")
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"SegmentSize", int64(o.SegmentSize)}, {"FlushRecords", int64(o.FlushRecords)}, {"FlushInterval", int64(o.FlushInterval)},
+		{"BackfillRunRecords", int64(o.BackfillRunRecords)}, {"BackfillWorkers", int64(o.BackfillWorkers)}} {
+		if f.v < 0 {
+			return fmt.Errorf("engine: Options.%s must not be negative (0 takes the default), got %d", f.name, f.v)
+		}
+	}
+	if o.CompactionFanIn < 0 || o.CompactionFanIn == 1 {
+		return fmt.Errorf("engine: Options.CompactionFanIn must be at least 2 (0 takes the default, 4), got %d", o.CompactionFanIn)
+	}
+	if o.HotTierBytes < -1 || o.StateCacheBytes < -1 {
+		return fmt.Errorf("engine: Options.HotTierBytes and StateCacheBytes must be positive, 0 (the default) or -1 (disabled), got %d and %d", o.HotTierBytes, o.StateCacheBytes)
 	}
 	return nil
 }

@@ -3,11 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/featurelog/featurelog/auth"
+	"github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/internal/dirlock"
 )
 
@@ -36,8 +43,9 @@ func createAccountCmd() *cobra.Command {
 	var t target
 	var name, desc string
 	cmd := &cobra.Command{
-		Use:   "create --name N [--description D]",
-		Short: "Create a service account and print its API key once",
+		Use:     "create --name N [--description D]",
+		Example: "  featurelog service-account create --name ingest --description \"writes clicks\" --data ./featurelog-data\n  featurelog service-account create --name reader --server http://127.0.0.1:8080 --api-key $OWNER_KEY",
+		Short:   "Create a service account and print its API key once",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			key, id, err := createAccount(&t, name, desc)
 			if err != nil {
@@ -78,8 +86,9 @@ func deleteAccountCmd() *cobra.Command {
 	var t target
 	var id string
 	cmd := &cobra.Command{
-		Use:   "delete --service-account ID",
-		Short: "Delete a service account, revoking its key at once",
+		Use:     "delete --service-account ID",
+		Example: "  featurelog service-account delete --service-account 01J9Z3K5Q8 --data ./featurelog-data",
+		Short:   "Delete a service account, revoking its key at once",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := t.client()
 			if err != nil {
@@ -103,31 +112,69 @@ func deleteAccountCmd() *cobra.Command {
 
 func listAccountsCmd() *cobra.Command {
 	var t target
+	var output string
 	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List service accounts and their roles",
+		Use:     "list",
+		Example: "  featurelog service-account list --data ./featurelog-data\n  featurelog service-account list --server http://127.0.0.1:8080 --api-key $OWNER_KEY --output json",
+		Short:   "List service accounts and their roles",
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			c, err := t.client()
 			if err != nil {
 				return err
 			}
+			var accts []client.ServiceAccount
 			if c != nil {
-				accts, err := c.ListServiceAccounts(commandContext(cmd))
-				for _, a := range accts {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%v\n", a.ID, a.Name, a.Roles)
+				if accts, err = c.ListServiceAccounts(commandContext(cmd)); err != nil {
+					return err
 				}
-				return err
-			}
-			return withStore(t.data, func(s *auth.Store) error {
+			} else if err := withStore(t.data, func(s *auth.Store) error {
 				for _, a := range s.Accounts() {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%v\n", a.ID, a.Name, a.Roles)
+					roles := make(map[string]string, len(a.Roles))
+					for ws, r := range a.Roles {
+						roles[ws] = r.String()
+					}
+					accts = append(accts, client.ServiceAccount{ID: a.ID, Name: a.Name, Description: a.Description, CreatedAt: a.CreatedAt, Roles: roles})
 				}
 				return nil
-			})
+			}); err != nil {
+				return err
+			}
+			return printAccounts(cmd.OutOrStdout(), accts, output)
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	t.flags(cmd)
 	return cmd
+}
+
+// printAccounts prints accounts as a table (ID, NAME, ROLES as
+// workspace=role in workspace order, CREATED) or as JSON,
+// {"service_accounts": [...]} of the client's ServiceAccount, the same
+// on --data and --server.
+func printAccounts(w io.Writer, accts []client.ServiceAccount, output string) error {
+	if accts == nil {
+		accts = []client.ServiceAccount{}
+	}
+	if output == "json" {
+		return writeJSON(w, map[string]any{"service_accounts": accts})
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tROLES\tCREATED")
+	for _, a := range accts {
+		roles := make([]string, 0, len(a.Roles))
+		for _, ws := range slices.Sorted(maps.Keys(a.Roles)) {
+			roles = append(roles, ws+"="+a.Roles[ws])
+		}
+		r := strings.Join(roles, ",")
+		if r == "" {
+			r = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.ID, a.Name, r, a.CreatedAt.UTC().Format(time.RFC3339))
+	}
+	return tw.Flush()
 }
 
 func accessControlCmd() *cobra.Command {
@@ -135,8 +182,9 @@ func accessControlCmd() *cobra.Command {
 	var t target
 	var role, ws, id string
 	assign := &cobra.Command{
-		Use:   "assign-role --role viewer|editor|owner --workspace W --service-account ID",
-		Short: "Grant a service account a role on a workspace",
+		Use:     "assign-role --role viewer|editor|owner --workspace W --service-account ID",
+		Example: "  featurelog access-control assign-role --role editor --workspace ads --service-account 01J9Z3K5Q8 --data ./featurelog-data",
+		Short:   "Grant a service account a role on a workspace",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := t.client()
 			if err != nil {

@@ -17,8 +17,9 @@ func benchCmd() *cobra.Command {
 	var duration time.Duration
 	var only, cpuprofile, serverProfiles string
 	cmd := &cobra.Command{
-		Use:   "bench",
-		Short: "Run the benchmarks and print a table",
+		Use:     "bench",
+		Example: "  featurelog bench\n  featurelog bench --only ingest-http-rate,agg-ingest --duration 10s",
+		Short:   "Run the benchmarks and print a table",
 		Long: "Runs the benchmarks of SPEC §9 (package bench), each beside the baseline it is judged\n" +
 			"against, measured in the same run, and prints: benchmark, result, baseline, ratio, target, verdict.\n" +
 			"HTTP benchmarks start the server under test and the trivial baseline server as child\n" +
@@ -42,8 +43,9 @@ func benchHistoricalCmd() *cobra.Command {
 	var cfg bench.HistoricalConfig
 	var only string
 	cmd := &cobra.Command{
-		Use:   "historical",
-		Short: "Run the historical-retrieval benchmarks (spine join, open, disk, reads during compaction)",
+		Use:     "historical",
+		Example: "  featurelog bench historical --dir /tmp/fbench --only compaction-reads --duration 10s",
+		Short:   "Run the historical-retrieval benchmarks (spine join, open, disk, reads during compaction)",
 		Long: "Runs the historical benchmarks (package bench, RunHistorical) and prints the same table as bench.\n" +
 			"Data directories are built once and cached under --dir, keyed by size. Benchmarks: " +
 			strings.Join(bench.HistoricalNames(), ", ") + ".",
@@ -74,9 +76,10 @@ func benchHistoricalCmd() *cobra.Command {
 func benchOverloadCmd() *cobra.Command {
 	var cfg bench.OverloadConfig
 	cmd := &cobra.Command{
-		Use:   "overload",
-		Short: "Offer twice the sustainable ingest rate: admitted, 429s, admitted p99, peak RSS, acks lost",
-		Args:  cobra.NoArgs,
+		Use:     "overload",
+		Example: "  featurelog bench overload --duration 10s",
+		Short:   "Offer twice the sustainable ingest rate: admitted, 429s, admitted p99, peak RSS, acks lost",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			command, err := selfCommand("server")
 			if err != nil {
@@ -102,9 +105,10 @@ func benchOverloadCmd() *cobra.Command {
 func benchSlowlorisCmd() *cobra.Command {
 	var cfg bench.SlowlorisConfig
 	cmd := &cobra.Command{
-		Use:   "slowloris",
-		Short: "p99 of get-features and ingest with and without 200 connections trickling headers",
-		Args:  cobra.NoArgs,
+		Use:     "slowloris",
+		Example: "  featurelog bench slowloris --duration 10s",
+		Short:   "p99 of get-features and ingest with and without 200 connections trickling headers",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			command, err := selfCommand("server")
 			if err != nil {
@@ -222,8 +226,9 @@ func cacheFlags(f *pflag.FlagSet, root *string, rebuild *bool) {
 func benchDeleteCmd() *cobra.Command {
 	var cfg bench.DeleteConfig
 	cmd := &cobra.Command{
-		Use:   "delete",
-		Short: "delete_keys of 10,000 keys from the 20M-event workload, with ingest and get-features p99 beside it",
+		Use:     "delete",
+		Example: "  featurelog bench delete --dir /tmp/fbench",
+		Short:   "delete_keys of 10,000 keys from the 20M-event workload, with ingest and get-features p99 beside it",
 		Long: "Runs the deletion benchmark (package bench, RunDelete): a node serving a copy of the historical\n" +
 			"workload's directory (cached under --dir, shared with bench historical) deletes --keys random keys\n" +
 			"online and offline over HTTP, while clients send single-record ingest requests and get-features\n" +
@@ -255,8 +260,9 @@ func benchDeleteCmd() *cobra.Command {
 func benchJobsCmd() *cobra.Command {
 	var cfg bench.JobsConfig
 	cmd := &cobra.Command{
-		Use:   "jobs",
-		Short: "Replay, backfill (with ingest p99 beside it) and materialization over the 20M-event workload",
+		Use:     "jobs",
+		Example: "  featurelog bench jobs --dir /tmp/fbench",
+		Short:   "Replay, backfill (with ingest p99 beside it) and materialization over the 20M-event workload",
 		Long: "Runs the jobs benchmarks (package bench, RunJobs) on the historical workload (cached under --dir,\n" +
 			"shared with bench historical): featurelog replay of its log into a new directory; a node serving\n" +
 			"that directory, applied a new aggregate view (backfill rate, peak RSS, durable ingest p99 beside\n" +
@@ -288,8 +294,9 @@ func benchStreamCmd() *cobra.Command {
 	var cfg bench.StreamConfig
 	var only, views string
 	cmd := &cobra.Command{
-		Use:   "stream",
-		Short: "Output streams: ingest with SSE and Kafka consumers vs none, end-to-end latency, catch-up over 20M events",
+		Use:     "stream",
+		Example: "  featurelog bench stream --dir /tmp/fbench",
+		Short:   "Output streams: ingest with SSE and Kafka consumers vs none, end-to-end latency, catch-up over 20M events",
 		Long: "Runs the output stream benchmark (package bench, RunStream). ingest: durable HTTP batch ingest into a\n" +
 			"continuous aggregate view and an attribute view, (a) without output streams, (b) with output_stream\n" +
 			"{include_features: true} followed by an SSE consumer per view, (c) with Kafka sinks to a kfake cluster in\n" +

@@ -186,9 +186,10 @@ func checkOutput(output string) error {
 
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print featurelog's version and the commit it was built from",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Example: "  featurelog version",
+		Short:   "Print featurelog's version and the commit it was built from",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintln(cmd.OutOrStdout(), versionText())
 			return nil

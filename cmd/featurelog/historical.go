@@ -40,8 +40,9 @@ type historicalFlags struct {
 func historicalCmd() *cobra.Command {
 	var f historicalFlags
 	cmd := &cobra.Command{
-		Use:   "historical --workspace W --service S (--spine FILE | --start T --end T [--entities FILE]) --out FILE",
-		Short: "Write point-in-time correct training data for a spine, or a range of time, to a file",
+		Use:     "historical --workspace W --service S (--spine FILE | --start T --end T [--entities FILE]) --out FILE",
+		Example: "  featurelog historical --workspace ads --service ad_ctr_feature_service_v2 --spine examples/ads/spine.csv --out training.parquet --data ./featurelog-data\n  featurelog historical --workspace ads --service ad_ctr_feature_service_v2 --start 2025-01-01T00:00:00Z --end 2025-01-02T00:00:00Z --out range.csv --server http://127.0.0.1:8080 --api-key $KEY",
+		Short:   "Write point-in-time correct training data for a spine, or a range of time, to a file",
 		Long: `Spine mode joins every row of the spine (.parquet, .csv, .jsonl or .ndjson) with
 the features an online read at the row's time returns; range mode writes, for
 each key, the intervals of [--start, --end) over which its features hold.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -99,7 +100,24 @@ func TestServiceAccountsAndRoles(t *testing.T) {
 
 	out, err = run(t, "service-account", "list", "--data", data)
 	require.NoError(t, err)
-	assert.Contains(t, out, id+"\tingest\tmap[ads:editor]")
+	assert.Regexp(t, `(?m)^ID +NAME +ROLES +CREATED$`, out)
+	assert.Regexp(t, `(?m)^`+id+` +ingest +ads=editor +20\d\d-`, out)
+	out, err = run(t, "service-account", "list", "--data", data, "--output", "json")
+	require.NoError(t, err)
+	var listed struct {
+		ServiceAccounts []struct {
+			ID, Name, Description string
+			Roles                 map[string]string
+		} `json:"service_accounts"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &listed), out)
+	require.Len(t, listed.ServiceAccounts, 1)
+	a := listed.ServiceAccounts[0]
+	assert.Equal(t, []string{id, "ingest", "pushes events"}, []string{a.ID, a.Name, a.Description})
+	assert.Equal(t, map[string]string{"ads": "editor"}, a.Roles)
+	assert.NotContains(t, out, key)
+	_, err = run(t, "service-account", "list", "--data", data, "--output", "yaml")
+	assert.ErrorContains(t, err, `--output "yaml": use table or json`)
 
 	stored, err := os.ReadFile(filepath.Join(data, "accounts.json"))
 	require.NoError(t, err)

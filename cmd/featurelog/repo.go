@@ -27,6 +27,8 @@ func repoCmd(use, short string, apply bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   use + " -f FILE",
 		Short: short,
+		Example: fmt.Sprintf("  featurelog %[1]s -f examples/ads/features.yaml --data ./featurelog-data\n"+
+			"  featurelog %[1]s -f features.yaml --server http://127.0.0.1:8080 --api-key $OWNER_KEY", use),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			content, err := readRepoFile(file)
 			if err != nil {

@@ -23,11 +23,13 @@ import (
 func serveCmd() *cobra.Command {
 	var data, repoFile string
 	var hopts httpapi.Options
+	var eopts engine.Options
 	var kafkaBrokers []string
 	var logs logFlags
 	cmd := &cobra.Command{
-		Use:   "serve",
-		Short: "Open the data directory, apply the repo file, and serve HTTP",
+		Use:     "serve",
+		Example: "  featurelog serve --data ./featurelog-data --repo examples/ads/features.yaml --no-auth\n  featurelog serve --addr 0.0.0.0:8080 --repo features.yaml --log-format json --flush-records 500000",
+		Short:   "Open the data directory, apply the repo file, and serve HTTP",
 		Long: "Opens (or creates) the data directory, applies the repo file, and serves HTTP until SIGINT or SIGTERM.\n" +
 			"On the signal it stops accepting connections, lets in-flight requests finish (up to\n" +
 			"--shutdown-timeout; later ones have their connections closed, unacknowledged), closes the\n" +
@@ -50,7 +52,7 @@ func serveCmd() *cobra.Command {
 			// not plain lines amid them.
 			slog.SetDefault(logger)
 			err = serve(serveIO{logger: logger, json: logs.json(), stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr()},
-				data, repoFile, hopts, kafkaBrokers)
+				data, repoFile, eopts, hopts, kafkaBrokers)
 			if err != nil && logs.json() {
 				logger.Error("featurelog serve failed", "err", err)
 				return &loggedError{err}
@@ -67,6 +69,20 @@ func serveCmd() *cobra.Command {
 	f.IntVar(&hopts.MaxQueuedIngest, "max-queued-ingest", 0, "ingest requests waiting for a slot before 429 (0: 4 × --max-inflight-ingest)")
 	f.DurationVar(&hopts.IngestQueueTimeout, "ingest-queue-timeout", 0, "longest wait for an ingest slot before 429 (0: 500ms)")
 	f.DurationVar(&hopts.ShutdownTimeout, "shutdown-timeout", 0, "on SIGTERM, how long in-flight requests may finish (0: 30s)")
+	f.Int64Var(&hopts.MaxBodyBytes, "max-body-bytes", 0, "largest request body, 413 beyond (0: 16 MiB)")
+	// The engine options users tune (engine.Options); 0 takes the
+	// engine's default, which the help names.
+	f.DurationVar(&eopts.MaxClockSkew, "max-clock-skew", 0, "how far in the future an event time may lie before ingest refuses it (0: 5m)")
+	f.IntVar(&eopts.FlushRecords, "flush-records", 0, "records a view's memtable takes before every memtable is flushed to segments (0: 1,000,000)")
+	f.DurationVar(&eopts.FlushInterval, "flush-interval", 0, "flush memtables holding anything at least this often, bounding the log replayed on open (0: 10m)")
+	f.IntVar(&eopts.CompactionFanIn, "compaction-fan-in", 0, "segments of one level a merge combines (0: 4)")
+	f.IntVar(&eopts.HotTierBytes, "hot-tier-bytes", 0, "bytes of the hot tier of merged tile ranges (0: 64 MiB; -1 disables it)")
+	f.Int64Var(&eopts.StateCacheBytes, "state-cache-bytes", 0, "bytes of the cache of key states decoded from segments (0: 256 MiB; -1 disables it)")
+	f.IntVar(&eopts.BackfillWorkers, "backfill-workers", 0, "cores a backfill or materialization job keeps busy (0: GOMAXPROCS/2, at least 1)")
+	f.IntVar(&eopts.BackfillRunRecords, "backfill-run-records", 0, "records a job's view holds in memory before writing a segment (0: 1,000,000)")
+	f.DurationVar(&eopts.IdempotencyWindow, "idempotency-window", 0, "how long an Idempotency-Key is remembered (0: 24h)")
+	f.IntVar(&eopts.IdempotencyMaxKeys, "idempotency-max-keys", 0, "Idempotency-Keys remembered at once; the oldest are forgotten past it (0: 1,048,576)")
+	f.IntVar(&eopts.SegmentSize, "log-segment-bytes", 0, "target size of the log's segment files (0: 64 MiB)")
 	f.StringSliceVar(&kafkaBrokers, "kafka-brokers", nil, "Kafka brokers (host:port[,host:port]) for every output stream sink, replacing the repo's output_stream.kafka.brokers")
 	f.StringVar(&logs.level, "log-level", "info", "least severe log level written: debug (adds an access log line per HTTP request), info, warn or error")
 	f.StringVar(&logs.format, "log-format", "text", "log format on stderr: text or json (one JSON object per line, nothing else)")
@@ -82,7 +98,7 @@ type serveIO struct {
 	stdout, stderr io.Writer
 }
 
-func serve(sio serveIO, data, repoFile string, hopts httpapi.Options, kafkaBrokers []string) (err error) {
+func serve(sio serveIO, data, repoFile string, eopts engine.Options, hopts httpapi.Options, kafkaBrokers []string) (err error) {
 	logger := sio.logger
 	hopts.Logger = logger
 	hopts.EnsureDefaults()
@@ -90,7 +106,8 @@ func serve(sio serveIO, data, repoFile string, hopts httpapi.Options, kafkaBroke
 		return err
 	}
 	addr, noAuth := hopts.Addr, hopts.NoAuth
-	db, err := engine.Open(engine.Options{Dir: data, Logger: logger, Holder: "featurelog serve --addr " + addr})
+	eopts.Dir, eopts.Logger, eopts.Holder = data, logger, "featurelog serve --addr "+addr
+	db, err := engine.Open(eopts)
 	if err != nil {
 		return err
 	}

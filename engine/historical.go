@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/featurelog/featurelog/historical"
 	"github.com/featurelog/featurelog/internal/batchsrc"
 	"github.com/featurelog/featurelog/schema"
 	"github.com/featurelog/featurelog/tiles"
@@ -58,84 +59,25 @@ type Spine interface {
 	Next() ([]any, error)
 }
 
-// HistoricalColumn is one column of a historical result.
-type HistoricalColumn struct {
-	Name string
-	// Type is the feature's type; for spine columns (Spine true) it is the
-	// zero Type, their values being passed through as given. In range
-	// mode the join keys and _valid_from/_valid_to are typed too.
-	Type  schema.Type
-	Spine bool
-}
+// The shape of a historical result lives in package historical, below
+// the engine and the writers (package tabular); these names are the
+// engine's for it.
+type (
+	// HistoricalColumn is one column of a historical result.
+	HistoricalColumn = historical.Column
+	// HistoricalSink receives a historical result.
+	HistoricalSink = historical.Sink
+	// HistoricalChunkSink is a HistoricalSink that also takes a chunk of
+	// rows at once.
+	HistoricalChunkSink = historical.ChunkSink
+	// HistoricalChunk is a chunk of output rows.
+	HistoricalChunk = historical.Chunk
+)
 
-// HistoricalSink receives a historical result.
-type HistoricalSink interface {
-	// Begin is called once, before any row, with the output columns: the
-	// spine's (or in range mode the join keys, _valid_from and _valid_to),
-	// then <view>.<feature> in the service's order.
-	Begin(cols []HistoricalColumn) error
-	// Row delivers one output row: the leading values (the spine row as
-	// given; in range mode the join-key values as schema.Value and
-	// _valid_from, _valid_to as time.Time) and the features.
-	// Neither slice is retained by the engine after Row returns, nor may
-	// the sink retain them.
-	Row(lead []any, features []schema.Value) error
-}
-
-// HistoricalChunkSink is a HistoricalSink that also takes a chunk of
-// rows at once: GetFeaturesForEvents hands it each chunk instead of
-// calling Row per row, so that it may convert and write the chunk's
-// columns on several cores.
-type HistoricalChunkSink interface {
-	HistoricalSink
-	// Chunk delivers the chunk's rows, in spine order. The engine does
-	// not retain c after Chunk returns, nor may the sink.
-	Chunk(c *HistoricalChunk) error
-}
-
-// HistoricalChunk is a chunk of output rows: the leading values of each
-// (as Row's lead) and their features.
-type HistoricalChunk struct {
-	Lead [][]any
-	res  *results
-}
-
-// NewHistoricalChunk returns a chunk of the given rows, for sinks'
-// tests: features[r] holds row r's features.
+// NewHistoricalChunk returns a chunk of the given rows, for sinks' tests:
+// features[r] holds row r's features.
 func NewHistoricalChunk(lead [][]any, features [][]schema.Value) *HistoricalChunk {
-	nf := 0
-	if len(features) > 0 {
-		nf = len(features[0])
-	}
-	res := newResults(len(lead), make([]schema.Type, nf))
-	for r, row := range features {
-		for i, v := range row {
-			res.cols[i].set(r, v)
-		}
-	}
-	return &HistoricalChunk{Lead: lead, res: res}
-}
-
-// Len is the number of rows.
-func (c *HistoricalChunk) Len() int { return len(c.Lead) }
-
-// Features is the number of features of each row.
-func (c *HistoricalChunk) Features() int { return len(c.res.cols) }
-
-// Feature returns feature i of row r. It is safe for concurrent use.
-func (c *HistoricalChunk) Feature(r, i int) schema.Value { return c.res.cols[i].get(r) }
-
-// WriteRows hands c's rows to sink one Row at a time: what a sink that
-// gains nothing from whole chunks does with one.
-func (c *HistoricalChunk) WriteRows(sink HistoricalSink) error {
-	vals := make([]schema.Value, c.Features())
-	for r, lead := range c.Lead {
-		c.res.row(r, vals)
-		if err := sink.Row(lead, vals); err != nil {
-			return err
-		}
-	}
-	return nil
+	return historical.NewChunk(lead, features)
 }
 
 // SpineError reports a malformed spine row. Row counts from 1.
@@ -207,11 +149,11 @@ func (db *DB) GetFeaturesForEvents(ctx context.Context, req *HistoricalRequest, 
 		if err != nil {
 			return err
 		}
-		res, err := j.answer(c)
+		out, err := j.answer(c)
 		if err != nil {
 			return err
 		}
-		out := &HistoricalChunk{Lead: rows, res: res}
+		out.Lead = rows
 		if cs, ok := sink.(HistoricalChunkSink); ok {
 			err = cs.Chunk(out)
 		} else {
@@ -490,13 +432,13 @@ func (j *join) columns(lead []string, spine bool) []HistoricalColumn {
 }
 
 // answer computes the features of every row of c.
-func (j *join) answer(c *chunkInput) (*results, error) {
+func (j *join) answer(c *chunkInput) (*historical.Chunk, error) {
 	nf := len(j.svc.features)
 	types := make([]schema.Type, nf)
 	for i, f := range j.svc.features {
 		types[i] = f.view.def.Features[f.idx].Type
 	}
-	out := newResults(len(c.ts), types)
+	out := historical.MakeChunk(len(c.ts), types)
 	orders := map[string]keyOrder{} // by join-key list: views keyed alike share the sort
 	for vi, vj := range j.views {
 		if err := vj.prepare(j, c.keys[vi]); err != nil {
@@ -666,7 +608,7 @@ func commonPrefixLen(keys []string) int {
 // fill answers one view for every row. order holds the rows sorted by
 // (key, time), so each key's state is gathered once and the segments are
 // read in key order; it is split between the cores at key boundaries.
-func (vj *viewJoin) fill(order keyOrder, keys []string, out *results, nf int) error {
+func (vj *viewJoin) fill(order keyOrder, keys []string, out *historical.Chunk, nf int) error {
 	n := len(order.rows)
 	workers := min(runtime.GOMAXPROCS(0), max(1, n/1024))
 	cuts := make([]int, workers+1)
@@ -692,7 +634,7 @@ func (vj *viewJoin) fill(order keyOrder, keys []string, out *results, nf int) er
 }
 
 // fillRange answers the rows of order (sorted by key, then time).
-func (vj *viewJoin) fillRange(keys []string, order keyOrder, out *results, nf int) error {
+func (vj *viewJoin) fillRange(keys []string, order keyOrder, out *historical.Chunk, nf int) error {
 	kc := newKeyCursor(vj)
 	vals := make([]schema.Value, len(vj.v.def.Features))
 	for lo := 0; lo < len(order.rows); {
@@ -706,7 +648,7 @@ func (vj *viewJoin) fillRange(keys []string, order keyOrder, out *results, nf in
 		for i, r := range order.rows[lo:hi] {
 			kc.read(order.ts[lo+i], vals)
 			for _, o := range vj.outs {
-				out.cols[o[1]].set(int(r), vals[o[0]])
+				out.Set(int(r), o[1], vals[o[0]])
 			}
 		}
 		lo = hi
@@ -959,98 +901,4 @@ func roundUp(t, interval int64) int64 {
 		return t
 	}
 	return satAdd(t, interval-r)
-}
-
-// results holds a chunk's answers column by column, compactly: a kind and
-// 8 bytes per value for numbers, booleans and times (the common case: 9
-// bytes instead of a 64-byte schema.Value), other values whole. Rows are
-// written in sorted order and read in spine order, so the smaller the
-// columns, the fewer cache misses; they also hold a 1M-row chunk of 8
-// features in 72 MB instead of 512 MB. Distinct features are distinct
-// columns, so the views' workers may fill them concurrently.
-type results struct {
-	cols []resultCol
-}
-
-type resultCol struct {
-	kinds []schema.Kind
-	bits  []uint64 // Value.I, or Value.F's bits, by kind
-	// other holds the values not stored in bits: allocated at once for a
-	// column of strings or arrays, else on first use under mu (two
-	// workers fill a column's rows concurrently).
-	other []schema.Value
-	eager bool // other was allocated with the column
-	mu    sync.Mutex
-}
-
-// newResults returns empty columns of rows rows for features of the given
-// types.
-func newResults(rows int, types []schema.Type) *results {
-	r := &results{cols: make([]resultCol, len(types))}
-	for i, t := range types {
-		c := &r.cols[i]
-		c.kinds, c.bits = make([]schema.Kind, rows), make([]uint64, rows)
-		if t.Kind == schema.String || t.Kind == schema.Array {
-			c.other, c.eager = make([]schema.Value, rows), true
-		}
-	}
-	return r
-}
-
-// set stores v as row r's value.
-func (c *resultCol) set(r int, v schema.Value) {
-	c.kinds[r] = v.Kind
-	if v.S == "" && v.A == nil { // a value of one field: its kind says which
-		switch v.Kind {
-		case schema.Null:
-			if v.I == 0 && v.F == 0 {
-				return
-			}
-		case schema.Float64, schema.Float32:
-			if v.I == 0 {
-				c.bits[r] = math.Float64bits(v.F)
-				return
-			}
-		case schema.Int64, schema.Int32, schema.Bool, schema.Timestamp:
-			if v.F == 0 && !math.Signbit(v.F) {
-				c.bits[r] = uint64(v.I)
-				return
-			}
-		}
-	}
-	c.kinds[r] = kindOther
-	if c.eager {
-		c.other[r] = v
-		return
-	}
-	c.mu.Lock()
-	if c.other == nil {
-		c.other = make([]schema.Value, len(c.kinds))
-	}
-	c.other[r] = v
-	c.mu.Unlock()
-}
-
-// kindOther marks a value kept whole in resultCol.other.
-const kindOther = schema.Kind(255)
-
-// get returns row r's value.
-func (c *resultCol) get(r int) schema.Value {
-	switch k := c.kinds[r]; k {
-	case schema.Null:
-		return schema.Value{}
-	case schema.Float64, schema.Float32:
-		return schema.Value{Kind: k, F: math.Float64frombits(c.bits[r])}
-	case kindOther:
-		return c.other[r]
-	default:
-		return schema.Value{Kind: k, I: int64(c.bits[r])}
-	}
-}
-
-// row writes row r's features into vals.
-func (res *results) row(r int, vals []schema.Value) {
-	for i := range res.cols {
-		vals[i] = res.cols[i].get(r)
-	}
 }

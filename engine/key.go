@@ -49,8 +49,8 @@ func entityKey(row []schema.Value, keyIdx []int, scratch []byte) (string, []byte
 }
 
 // Number is a JSON number literal, as the HTTP layer passes join-key values
-// it has not interpreted yet.
-type Number string
+// it has not interpreted yet (schema.Number).
+type Number = schema.Number
 
 // joinKeyValue converts a join-key value given by a caller to the key
 // column's type. Int keys accept integers, integral JSON numbers and

@@ -111,3 +111,8 @@ func (v Value) Any() any {
 	}
 	return nil
 }
+
+// Number is a JSON number literal kept as its text, as a caller passes a
+// value it has not interpreted yet (a join key or spine value from JSON):
+// its column's type decides whether it is an integer or a float.
+type Number string

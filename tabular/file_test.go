@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/historical"
 	"github.com/featurelog/featurelog/schema"
 	"github.com/featurelog/featurelog/tabread"
 )
@@ -16,7 +16,7 @@ import (
 func TestFileCommitAndAbort(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out.csv")
-	cols := []engine.HistoricalColumn{{Name: "k", Spine: true}, {Name: "v.n", Type: schema.ScalarType(schema.Int64)}}
+	cols := []historical.Column{{Name: "k", Spine: true}, {Name: "v.n", Type: schema.ScalarType(schema.Int64)}}
 
 	f, err := CreateFile(path)
 	require.NoError(t, err)

@@ -8,13 +8,12 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/schema"
 )
 
 // Values cross this package as `any`: spine values as the readers return
 // them (nil, string, int64, float64, bool, time.Time, jsontext.Value, and
-// engine.Number from other spines), and engine values as schema.Value.
+// schema.Number from other spines), and engine values as schema.Value.
 
 // AppendJSON appends v as JSON with the encodings of the HTTP API
 // (SPEC §4): a schema.Value of kind Int64 as a string, floats as numbers
@@ -37,7 +36,7 @@ func AppendJSON(dst []byte, v any) []byte {
 		return strconv.AppendBool(dst, x)
 	case time.Time:
 		return appendQuotedTime(dst, x)
-	case engine.Number:
+	case schema.Number:
 		return append(dst, x...)
 	case jsontext.Value:
 		return append(dst, x...)
@@ -120,7 +119,7 @@ func appendText(dst []byte, v any) []byte {
 		return strconv.AppendBool(dst, x)
 	case time.Time:
 		return x.UTC().AppendFormat(dst, time.RFC3339Nano)
-	case engine.Number:
+	case schema.Number:
 		return append(dst, x...)
 	case jsontext.Value:
 		return append(dst, x...)

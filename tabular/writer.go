@@ -5,15 +5,15 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/historical"
 	"github.com/featurelog/featurelog/schema"
 	"github.com/featurelog/featurelog/tabread"
 )
 
 // Writer writes a historical result to a file. It is an
-// engine.HistoricalSink: the engine calls Begin once, then Row per row.
+// historical.Sink: the engine calls Begin once, then Row per row.
 type Writer interface {
-	engine.HistoricalChunkSink
+	historical.ChunkSink
 	// Rows returns the number of rows written so far.
 	Rows() int64
 	// Close flushes what is buffered and ends the file (the Parquet
@@ -41,7 +41,7 @@ var errNoBegin = errors.New("BUG: tabular: Row before Begin")
 
 // checkResultColumns refuses a result whose column names repeat, as when
 // a spine column is named like a feature.
-func checkResultColumns(cols []engine.HistoricalColumn) error {
+func checkResultColumns(cols []historical.Column) error {
 	if err := tabread.CheckColumns(columnNames(cols)); err != nil {
 		return fmt.Errorf("the result's columns: %w (does a spine column have a feature's name? rename it)", err)
 	}
@@ -49,7 +49,7 @@ func checkResultColumns(cols []engine.HistoricalColumn) error {
 }
 
 // columnNames returns the names of cols.
-func columnNames(cols []engine.HistoricalColumn) []string {
+func columnNames(cols []historical.Column) []string {
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = c.Name

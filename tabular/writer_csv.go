@@ -4,7 +4,7 @@ import (
 	"encoding/csv"
 	"io"
 
-	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/historical"
 	"github.com/featurelog/featurelog/schema"
 )
 
@@ -20,7 +20,7 @@ type csvWriter struct {
 
 func newCSVWriter(w io.Writer) *csvWriter { return &csvWriter{w: csv.NewWriter(w)} }
 
-func (c *csvWriter) Begin(cols []engine.HistoricalColumn) error {
+func (c *csvWriter) Begin(cols []historical.Column) error {
 	if err := checkResultColumns(cols); err != nil {
 		return err
 	}
@@ -62,4 +62,4 @@ func (c *csvWriter) Close() error {
 }
 
 // Chunk writes c row by row.
-func (c *csvWriter) Chunk(ch *engine.HistoricalChunk) error { return ch.WriteRows(c) }
+func (c *csvWriter) Chunk(ch *historical.Chunk) error { return ch.WriteRows(c) }

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"io"
 
-	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/historical"
 	"github.com/featurelog/featurelog/schema"
 )
 
@@ -21,7 +21,7 @@ func newJSONLWriter(w io.Writer) *jsonlWriter {
 	return &jsonlWriter{w: bufio.NewWriterSize(w, 64<<10)}
 }
 
-func (j *jsonlWriter) Begin(cols []engine.HistoricalColumn) error {
+func (j *jsonlWriter) Begin(cols []historical.Column) error {
 	if err := checkResultColumns(cols); err != nil {
 		return err
 	}
@@ -65,4 +65,4 @@ func (j *jsonlWriter) Rows() int64  { return j.rows }
 func (j *jsonlWriter) Close() error { return j.w.Flush() }
 
 // Chunk writes c row by row.
-func (j *jsonlWriter) Chunk(ch *engine.HistoricalChunk) error { return ch.WriteRows(j) }
+func (j *jsonlWriter) Chunk(ch *historical.Chunk) error { return ch.WriteRows(j) }

@@ -13,7 +13,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/parquet-go/parquet-go"
 
-	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/historical"
 	"github.com/featurelog/featurelog/schema"
 )
 
@@ -39,7 +39,7 @@ const (
 // for spine columns, from their first non-null values.
 type parquetWriter struct {
 	out     io.Writer
-	cols    []engine.HistoricalColumn
+	cols    []historical.Column
 	types   []schema.Type // per column; Kind Null while a spine column's type is unknown
 	seen    []bool        // per column: a non-null value was held (type inference)
 	unseen  int           // columns whose type is still unknown
@@ -58,7 +58,7 @@ type heldRow struct {
 
 func newParquetWriter(out io.Writer) *parquetWriter { return &parquetWriter{out: out} }
 
-func (p *parquetWriter) Begin(cols []engine.HistoricalColumn) error {
+func (p *parquetWriter) Begin(cols []historical.Column) error {
 	if err := checkResultColumns(cols); err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func typeOf(v any) schema.Type {
 		return schema.ScalarType(schema.Bool)
 	case time.Time:
 		return schema.ScalarType(schema.Timestamp)
-	case engine.Number:
+	case schema.Number:
 		if _, err := strconv.ParseInt(string(x), 10, 64); err == nil {
 			return schema.ScalarType(schema.Int64)
 		}
@@ -351,7 +351,7 @@ func toInt(v any) (schema.Value, error) {
 		if x == math.Trunc(x) && math.Abs(x) < 1<<63 {
 			return schema.Int(int64(x)), nil
 		}
-	case engine.Number:
+	case schema.Number:
 		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
 			return schema.Int(i), nil
 		}
@@ -371,7 +371,7 @@ func toFloat(v any) (schema.Value, error) {
 		return schema.Float(float64(x)), nil
 	case int:
 		return schema.Float(float64(x)), nil
-	case engine.Number:
+	case schema.Number:
 		if f, err := strconv.ParseFloat(string(x), 64); err == nil {
 			return schema.Float(f), nil
 		}
@@ -466,7 +466,7 @@ func (p *parquetWriter) Close() error {
 // go through Row; each column is handed to its writer rowsPerWrite rows at
 // a time, as parquet-go's WriteRows does with Row's batches, so pages break
 // where Row's do.
-func (p *parquetWriter) Chunk(c *engine.HistoricalChunk) error {
+func (p *parquetWriter) Chunk(c *historical.Chunk) error {
 	if p.cols == nil {
 		return errNoBegin
 	}
@@ -503,7 +503,7 @@ func (p *parquetWriter) Chunk(c *engine.HistoricalChunk) error {
 // writeGroups writes rows [lo, hi) of c, whole row groups, at most one
 // group per core in flight, each committed once it and those before it
 // are encoded.
-func (p *parquetWriter) writeGroups(c *engine.HistoricalChunk, lo, hi int) error {
+func (p *parquetWriter) writeGroups(c *historical.Chunk, lo, hi int) error {
 	type group struct {
 		rg   *parquet.ConcurrentRowGroupWriter
 		done chan error
@@ -545,7 +545,7 @@ func (p *parquetWriter) writeGroups(c *engine.HistoricalChunk, lo, hi int) error
 
 // writeGroup converts rows [lo, hi) of c column by column and writes them
 // to rg, rowsPerWrite rows at a time; first is the number of c's row 0.
-func (p *parquetWriter) writeGroup(rg *parquet.ConcurrentRowGroupWriter, c *engine.HistoricalChunk, lo, hi int, first int64) error {
+func (p *parquetWriter) writeGroup(rg *parquet.ConcurrentRowGroupWriter, c *historical.Chunk, lo, hi int, first int64) error {
 	lead := len(p.cols) - c.Features()
 	var vals []parquet.Value
 	for col, w := range rg.ColumnWriters() {

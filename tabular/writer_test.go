@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/historical"
 	"github.com/featurelog/featurelog/schema"
 	"github.com/featurelog/featurelog/tabread"
 )
@@ -23,8 +23,8 @@ import (
 var wts = time.Date(2024, 5, 1, 12, 0, 0, 123456789, time.UTC)
 
 // result is a small historical result with every kind of value.
-func result() ([]engine.HistoricalColumn, [][]any, [][]schema.Value) {
-	cols := []engine.HistoricalColumn{
+func result() ([]historical.Column, [][]any, [][]schema.Value) {
+	cols := []historical.Column{
 		{Name: "user_id", Spine: true}, {Name: "ts", Spine: true}, {Name: "label", Spine: true},
 		{Name: "w", Spine: true}, {Name: "note", Spine: true},
 		{Name: "v.count", Type: schema.ScalarType(schema.Int64)},
@@ -196,7 +196,7 @@ func TestWriterParquetRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
 	w, err := CreateWriter("out.parquet", &buf)
 	require.NoError(t, err)
-	cols := []engine.HistoricalColumn{{Name: "k", Spine: true}, {Name: "at", Spine: true}, {Name: "v.n", Type: schema.ScalarType(schema.Int64)}}
+	cols := []historical.Column{{Name: "k", Spine: true}, {Name: "at", Spine: true}, {Name: "v.n", Type: schema.ScalarType(schema.Int64)}}
 	require.NoError(t, w.Begin(cols))
 	require.NoError(t, w.Row([]any{"a", wts}, []schema.Value{schema.Int(3)}))
 	require.NoError(t, w.Row([]any{"b", nil}, []schema.Value{{}}))
@@ -211,7 +211,7 @@ func TestWriterParquetRowGroups(t *testing.T) {
 	var buf bytes.Buffer
 	w, err := CreateWriter("out.parquet", &buf)
 	require.NoError(t, err)
-	require.NoError(t, w.Begin([]engine.HistoricalColumn{{Name: "k", Spine: true}, {Name: "v.n", Type: schema.ScalarType(schema.Int64)}}))
+	require.NoError(t, w.Begin([]historical.Column{{Name: "k", Spine: true}, {Name: "v.n", Type: schema.ScalarType(schema.Int64)}}))
 	const n = rowGroupRows + 1000
 	for i := range n {
 		require.NoError(t, w.Row([]any{int64(i)}, []schema.Value{schema.Int(int64(2 * i))}))
@@ -236,7 +236,7 @@ func TestWriterParquetInfersSpineTypes(t *testing.T) {
 	var buf bytes.Buffer
 	w, err := CreateWriter("out.parquet", &buf)
 	require.NoError(t, err)
-	cols := []engine.HistoricalColumn{{Name: "mixed", Spine: true}, {Name: "empty", Spine: true}, {Name: "late", Spine: true}}
+	cols := []historical.Column{{Name: "mixed", Spine: true}, {Name: "empty", Spine: true}, {Name: "late", Spine: true}}
 	require.NoError(t, w.Begin(cols))
 	require.NoError(t, w.Row([]any{nil, nil, nil}, nil))
 	require.NoError(t, w.Row([]any{int64(1), nil, nil}, nil))
@@ -256,7 +256,7 @@ func TestWriterParquetInfersSpineTypes(t *testing.T) {
 }
 
 func TestWriterRangeColumns(t *testing.T) {
-	cols := []engine.HistoricalColumn{
+	cols := []historical.Column{
 		{Name: "user_id", Type: schema.ScalarType(schema.Int64)},
 		{Name: "_valid_from", Type: schema.ScalarType(schema.Timestamp)},
 		{Name: "_valid_to", Type: schema.ScalarType(schema.Timestamp)},
@@ -286,7 +286,7 @@ func TestWriterRangeColumns(t *testing.T) {
 }
 
 func TestWriterEmptyResult(t *testing.T) {
-	cols := []engine.HistoricalColumn{{Name: "k", Spine: true}, {Name: "v.n", Type: schema.ScalarType(schema.Int64)}}
+	cols := []historical.Column{{Name: "k", Spine: true}, {Name: "v.n", Type: schema.ScalarType(schema.Int64)}}
 	for path, want := range map[string]string{"e.csv": "k,v.n\n", "e.jsonl": ""} {
 		var buf bytes.Buffer
 		w, err := CreateWriter(path, &buf)
@@ -310,7 +310,7 @@ func TestWriterRefusesDuplicateColumns(t *testing.T) {
 	for _, path := range []string{"d.csv", "d.jsonl", "d.parquet"} {
 		w, err := CreateWriter(path, &bytes.Buffer{})
 		require.NoError(t, err)
-		err = w.Begin([]engine.HistoricalColumn{{Name: "v.n", Spine: true}, {Name: "v.n", Type: schema.ScalarType(schema.Int64)}})
+		err = w.Begin([]historical.Column{{Name: "v.n", Spine: true}, {Name: "v.n", Type: schema.ScalarType(schema.Int64)}})
 		assert.ErrorContains(t, err, `column "v.n" appears twice`, path)
 	}
 }
@@ -359,7 +359,7 @@ func TestWriterParquetChunkEqualsRows(t *testing.T) {
 				}
 				break
 			}
-			require.NoError(t, w.(engine.HistoricalChunkSink).Chunk(engine.NewHistoricalChunk(lead[lo:hi], feats[lo:hi])))
+			require.NoError(t, w.(historical.ChunkSink).Chunk(historical.NewChunk(lead[lo:hi], feats[lo:hi])))
 			lo = hi
 		}
 		require.Equal(t, int64(n), w.Rows())
@@ -410,16 +410,16 @@ func TestWriterParquetChunkErrors(t *testing.T) {
 	var buf bytes.Buffer
 	w, err := CreateWriter("out.parquet", &buf)
 	require.NoError(t, err)
-	require.NoError(t, w.Begin([]engine.HistoricalColumn{{Name: "k", Spine: true}, {Name: "v.n", Type: schema.ScalarType(schema.Int64)}}))
+	require.NoError(t, w.Begin([]historical.Column{{Name: "k", Spine: true}, {Name: "v.n", Type: schema.ScalarType(schema.Int64)}}))
 	const n = rowGroupRows + 5000
 	lead, feats := make([][]any, n), make([][]schema.Value, n)
 	for i := range n {
 		lead[i], feats[i] = []any{int64(i)}, []schema.Value{schema.Int(1)}
 	}
 	lead[rowGroupRows+17][0] = "x"
-	err = w.(engine.HistoricalChunkSink).Chunk(engine.NewHistoricalChunk(lead, feats))
+	err = w.(historical.ChunkSink).Chunk(historical.NewChunk(lead, feats))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), fmt.Sprintf(`column "k", row %d: a string value (x) does not fit`, rowGroupRows+18))
-	err = w.(engine.HistoricalChunkSink).Chunk(engine.NewHistoricalChunk([][]any{{int64(1), int64(2)}}, [][]schema.Value{{schema.Int(1)}}))
+	err = w.(historical.ChunkSink).Chunk(historical.NewChunk([][]any{{int64(1), int64(2)}}, [][]schema.Value{{schema.Int(1)}}))
 	require.Error(t, err, "a row of the wrong width")
 }

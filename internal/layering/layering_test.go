@@ -1,0 +1,63 @@
+// Package layering holds the test that keeps featurelog's package
+// dependencies pointing one way: the concept packages below the engine,
+// the engine below its interfaces (httpapi, kafkasink), and those below
+// the CLI and the benchmarks; the Go client beside them all, importing
+// none.
+package layering
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const mod = "github.com/featurelog/featurelog"
+
+// deps lists the featurelog packages pkg depends on (not its tests').
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", mod+"/"+pkg).CombinedOutput()
+	require.NoError(t, err, "go list %s: %s", pkg, out)
+	var ours []string
+	for _, p := range strings.Fields(string(out)) {
+		if p != mod+"/"+pkg && strings.HasPrefix(p, mod+"/") {
+			ours = append(ours, strings.TrimPrefix(p, mod+"/"))
+		}
+	}
+	return ours
+}
+
+func TestLayering(t *testing.T) {
+	above := func(pkgs ...string) func(string) bool {
+		return func(p string) bool {
+			for _, a := range pkgs {
+				if p == a || strings.HasPrefix(p, a+"/") {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	engineAndUp := above("engine", "httpapi", "client", "kafkasink", "cmd", "bench")
+	for _, c := range []struct {
+		pkgs      []string
+		forbidden func(string) bool
+		what      string
+	}{
+		{[]string{"schema", "historical", "tabread", "tabular", "repo", "auth", "vfs", "vfs/errorfs", "wal", "tiles", "compaction",
+			"internal/record", "internal/batchsrc", "internal/jsondec", "internal/dirlock", "internal/atomicfile", "internal/suggest"},
+			engineAndUp, "the engine or what is built on it"},
+		{[]string{"engine"}, above("httpapi", "client", "kafkasink", "cmd", "bench"), "its interfaces"},
+		{[]string{"httpapi", "kafkasink"}, above("client", "cmd", "bench"), "the CLI, the benchmarks or the client"},
+		{[]string{"client"}, func(string) bool { return true }, "any featurelog package (it is standard library only)"},
+	} {
+		for _, pkg := range c.pkgs {
+			for _, d := range deps(t, pkg) {
+				assert.False(t, c.forbidden(d), "%s depends on %s: it must not depend on %s", pkg, d, c.what)
+			}
+		}
+	}
+}

@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"time"
 
+	"github.com/featurelog/featurelog/api"
 	"github.com/featurelog/featurelog/engine"
 )
 
@@ -177,9 +179,12 @@ func IsLoopback(addr string) bool {
 
 // Server is the HTTP front of one engine.
 type Server struct {
-	db         *engine.DB
-	opts       Options
-	mux        *http.ServeMux
+	db   *engine.DB
+	opts Options
+	mux  *http.ServeMux
+	// handler serves the routes: mux, unless a test wrapped it
+	// (export_test.go) to validate every exchange against api/openapi.yaml.
+	handler    http.Handler
 	metrics    *metrics
 	ingestGate *admission // admission control of POST /ingest
 	// streams is cancelled by the Shutdown of a server from HTTPServer:
@@ -200,6 +205,7 @@ func New(db *engine.DB, opts Options) (*Server, error) {
 	s.metrics.reg.MustRegister(s.ingestGate.collectors()...)
 	s.registerSinks()
 	s.routes()
+	s.handler = s.mux
 	return s, nil
 }
 
@@ -224,6 +230,7 @@ func (s *Server) routes() {
 	s.handle("POST /api/v1/access-control/assign-role", "assign_role", s.assignRole)
 	s.handle("GET /healthz", "healthz", s.healthz)
 	s.handle("GET /readyz", "readyz", s.readyz)
+	s.handle("GET /api/v1/openapi.yaml", "openapi", s.openapi)
 	s.mux.Handle("GET /metrics", s.metrics.handler())
 }
 
@@ -232,7 +239,7 @@ func (s *Server) handle(pattern, name string, h http.HandlerFunc) {
 }
 
 // Handler returns the server's routes, for tests and embedding.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // HTTPServer returns an http.Server with the timeouts of Options, which
 // keep slow or idle clients from holding connections forever: a client
@@ -243,7 +250,7 @@ func (s *Server) Handler() http.Handler { return s.mux }
 func (s *Server) HTTPServer() *http.Server {
 	hs := &http.Server{
 		Addr:              s.opts.Addr,
-		Handler:           s.mux,
+		Handler:           s.handler,
 		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
 		ReadTimeout:       s.opts.ReadTimeout,
 		WriteTimeout:      s.opts.WriteTimeout,
@@ -291,6 +298,17 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSONBytes(w, http.StatusOK, []byte(`{"status":"ok"}`))
+}
+
+// openapi serves the API's OpenAPI 3.1 description. It needs no key, like
+// /healthz and /metrics: it describes the API, not any workspace's data,
+// and clients and tools fetch it before they hold a key.
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", api.ContentType)
+	h.Set("Content-Length", strconv.Itoa(len(api.OpenAPI())))
+	w.WriteHeader(http.StatusOK)
+	w.Write(api.OpenAPI())
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

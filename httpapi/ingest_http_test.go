@@ -173,7 +173,7 @@ func (n *node) open() {
 	s, err := httpapi.New(db, n.hopts)
 	require.NoError(n.t, err)
 	n.db = db
-	n.h.Store(s.Handler())
+	n.h.Store(validated(n.t, s.Handler(), n.hopts.NoAuth))
 }
 
 // account creates a service account with roles and returns its key.

@@ -335,7 +335,9 @@ func endpoints() []authEndpoint {
 		// The API's description is public too: clients and tools fetch
 		// it before they hold a key, and it holds no workspace data.
 		{pattern: "GET /api/v1/openapi.yaml", public: true,
-			request: func(m *authMatrix) testRequest { return testRequest{method: http.MethodGet, path: "/api/v1/openapi.yaml"} }},
+			request: func(m *authMatrix) testRequest {
+				return testRequest{method: http.MethodGet, path: "/api/v1/openapi.yaml"}
+			}},
 	}
 }
 

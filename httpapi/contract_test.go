@@ -52,14 +52,16 @@ import (
 // notCovered lists the (route, status) pairs of the document that no test
 // of this package provokes yet, each with why. checkCoverage fails when a
 // pair outside this list is not seen, and when a pair in it is.
-var notCovered = map[string]string{}
+var notCovered = map[string]string{
+	"POST /ingest 500": "an ingest failure other than the log's (which answers 503): it needs a fault inside the engine past the log, which no file-system fault of these tests reaches",
+}
 
 // contract is the parsed document, its validator and what was seen.
 type contract struct {
 	model  *v3.Document
 	v      validator.Validator
 	noBody validator.Validator // v without request body validation, for streamed request bodies
-	routes *http.ServeMux // the document's routes, to name a request's route as Go's router does
+	routes *http.ServeMux      // the document's routes, to name a request's route as Go's router does
 
 	mu   sync.Mutex
 	seen map[string]int // "METHOD /path/{template} status" → exchanges

@@ -9,9 +9,11 @@ package httpapi_test
 // the test with the route, the status and the violation:
 //   - the route is in the document, or the router refused it (404, 405);
 //   - the status is listed for the route, with the content type and
-//     headers the document gives it, and a JSON body matching its schema
-//     (streamed answers, NDJSON and server-sent events: status, content
-//     type and headers only);
+//     headers the document gives it, and a JSON body matching its schema;
+//     a streamed answer (NDJSON, server-sent events) is checked line by
+//     line as it passes (contract_stream_test.go): output records against
+//     OutputRecord, rows as JSON objects, a last error against
+//     ServingError;
 //   - a request the document calls invalid (body schema, parameters) was
 //     not answered 2xx: the document may not be stricter than the node.
 //     A request the document allows may still be refused (a bad record,
@@ -176,7 +178,7 @@ func validated(t testing.TB, h http.Handler, noAuth bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := &teeBody{ReadCloser: r.Body}
 		r.Body = body
-		rec := &exchange{ResponseWriter: w}
+		rec := &exchange{ResponseWriter: w, c: c, records: strings.HasSuffix(c.route(r), "/output-stream")}
 		h.ServeHTTP(rec, r)
 		if msg := c.check(r, body, rec, noAuth); msg != "" {
 			rep.fail(c, msg)
@@ -218,16 +220,22 @@ func (b *teeBody) Read(p []byte) (int, error) {
 // duplex).
 type exchange struct {
 	http.ResponseWriter
+	c         *contract
+	records   bool // the route is an output stream, whose lines are OutputRecords
 	status    int
 	header    http.Header // as sent with the status line
 	body      bytes.Buffer
 	truncated bool
+	lines     *lineChecker // a streamed answer's lines, checked as they pass
 }
 
 func (e *exchange) WriteHeader(code int) {
 	if e.status == 0 {
 		e.status = code
 		e.header = e.ResponseWriter.Header().Clone()
+		if code == http.StatusOK && streamed(e.header) {
+			e.lines = &lineChecker{c: e.c, sse: strings.HasPrefix(e.header.Get("Content-Type"), "text/event-stream"), records: e.records}
+		}
 	}
 	e.ResponseWriter.WriteHeader(code)
 }
@@ -236,7 +244,9 @@ func (e *exchange) Write(p []byte) (int, error) {
 	if e.status == 0 {
 		e.WriteHeader(http.StatusOK)
 	}
-	if !streamed(e.header) {
+	if e.lines != nil {
+		e.lines.write(p)
+	} else if !streamed(e.header) {
 		if e.body.Len()+len(p) <= maxCheckedResponse {
 			e.body.Write(p)
 		} else {
@@ -278,6 +288,12 @@ func (c *contract) check(r *http.Request, body *teeBody, e *exchange, noAuth boo
 	}
 	if e.status/100 == 2 {
 		problems = append(problems, c.checkAccepted(r, body, pattern, noAuth)...)
+	}
+	if e.lines != nil {
+		if r.Context().Err() == nil {
+			e.lines.finish() // a client that left may have cut a line
+		}
+		problems = append(problems, e.lines.problems...)
 	}
 	if len(problems) == 0 {
 		return ""

@@ -418,7 +418,12 @@ func checkCoverage() (summary string, err error) {
 			stale = append(stale, p+" (not in the document)")
 		}
 	}
-	summary = fmt.Sprintf("openapi coverage: %d of %d (path, method, status) of api/openapi.yaml exercised; %d listed in notCovered", seen, len(pairs), len(notCovered))
+	exchanges := 0
+	for _, n := range c.seen {
+		exchanges += n
+	}
+	summary = fmt.Sprintf("openapi coverage: %d of %d (path, method, status) of api/openapi.yaml exercised, by %d validated exchanges; %d listed in notCovered",
+		seen, len(pairs), exchanges, len(notCovered))
 	var msgs []string
 	if len(missing) > 0 {
 		msgs = append(msgs, "not exercised by any test (add a test, or list it in notCovered in contract_test.go with the reason):\n\t"+strings.Join(missing, "\n\t"))

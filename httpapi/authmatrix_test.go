@@ -361,6 +361,12 @@ func endpoints() []authEndpoint {
 			request: func(m *authMatrix) testRequest { return testRequest{method: http.MethodGet, path: "/readyz"} }},
 		{pattern: "GET /metrics", public: true,
 			request: func(m *authMatrix) testRequest { return testRequest{method: http.MethodGet, path: "/metrics"} }},
+		// The API's description is public too: clients and tools fetch
+		// it before they hold a key, and it holds no workspace data.
+		{pattern: "GET /api/v1/openapi.yaml", public: true,
+			request: func(m *authMatrix) testRequest {
+				return testRequest{method: http.MethodGet, path: "/api/v1/openapi.yaml"}
+			}},
 	}
 }
 

@@ -8,7 +8,10 @@
 // (NDJSON or server-sent events; outstream.go), jobs (materialization,
 // delete_keys, list, wait, cancel), the admin calls the CLI uses against a
 // running node (plan, apply, service accounts, roles), and /healthz,
-// /readyz and /metrics. Shapes follow SPEC §2 and §4 to §8 exactly.
+// /readyz, /metrics and /api/v1/openapi.yaml. Shapes follow SPEC §2 and §4
+// to §8 exactly; api/openapi.yaml describes every route, and the
+// package's tests validate every exchange they make against it
+// (contract_test.go).
 //
 //	db, err := engine.Open(engine.Options{Dir: "featurelog-data"})
 //	...

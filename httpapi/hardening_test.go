@@ -65,6 +65,7 @@ func newLiveNode(t *testing.T, opts httpapi.Options) *liveNode {
 	opts.Addr, opts.NoAuth, opts.Logger = "127.0.0.1:0", true, discard
 	n.srv, err = httpapi.New(n.db, opts)
 	require.NoError(t, err)
+	httpapi.WrapHandler(n.srv, func(h http.Handler) http.Handler { return validated(t, h, true) })
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
@@ -353,7 +354,7 @@ func TestReadyzReportsFailingCheckpoints(t *testing.T) {
 	require.NoError(t, err)
 	srv, err := httpapi.New(db, httpapi.Options{NoAuth: true, Logger: discard})
 	require.NoError(t, err)
-	h := srv.Handler()
+	h := validated(t, srv.Handler(), true)
 	do := func(method, path, body string) (int, string) {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest(method, path, strings.NewReader(body)))

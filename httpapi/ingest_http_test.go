@@ -35,6 +35,7 @@ import (
 	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
+	"github.com/featurelog/featurelog/vfs"
 	"github.com/featurelog/featurelog/wal"
 )
 
@@ -124,6 +125,7 @@ type node struct {
 	dir   string
 	clock *fakeClock
 	hopts httpapi.Options
+	fs    vfs.FS // the engine's file system; nil: the operating system's
 	db    *engine.DB
 	h     atomic.Value // http.Handler of the current engine
 	srv   *httptest.Server
@@ -139,7 +141,13 @@ var quiet = slog.New(slog.DiscardHandler)
 
 func newNode(t *testing.T, hopts httpapi.Options) *node {
 	t.Helper()
-	n := &node{t: t, dir: t.TempDir(), clock: &fakeClock{}}
+	return newNodeFS(t, hopts, nil)
+}
+
+// newNodeFS is newNode with the engine on the file system fs.
+func newNodeFS(t *testing.T, hopts httpapi.Options, fs vfs.FS) *node {
+	t.Helper()
+	n := &node{t: t, dir: t.TempDir(), clock: &fakeClock{}, fs: fs}
 	n.clock.Set(t0)
 	hopts.Logger = quiet
 	n.hopts = hopts
@@ -168,12 +176,12 @@ func newNode(t *testing.T, hopts httpapi.Options) *node {
 // open opens the engine on the node's directory and points the HTTP
 // server at it.
 func (n *node) open() {
-	db, err := engine.Open(engine.Options{Dir: n.dir, Now: n.clock.Now, NoSync: true, Logger: quiet})
+	db, err := engine.Open(engine.Options{Dir: n.dir, Now: n.clock.Now, NoSync: true, Logger: quiet, FS: n.fs})
 	require.NoError(n.t, err)
 	s, err := httpapi.New(db, n.hopts)
 	require.NoError(n.t, err)
 	n.db = db
-	n.h.Store(s.Handler())
+	n.h.Store(validated(n.t, s.Handler(), n.hopts.NoAuth))
 }
 
 // account creates a service account with roles and returns its key.

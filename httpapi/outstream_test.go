@@ -525,7 +525,7 @@ func TestOutputStreamGone(t *testing.T) {
 	require.NoError(t, err)
 	srv, err := httpapi.New(db, httpapi.Options{NoAuth: true, Logger: quiet})
 	require.NoError(t, err)
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(validated(t, srv.Handler(), true))
 	defer hs.Close()
 
 	rng := rand.New(rand.NewPCG(7, 8))
@@ -564,6 +564,7 @@ func TestOutputStreamServerTimeouts(t *testing.T) {
 	srv, err := httpapi.New(n.db, httpapi.Options{Addr: "127.0.0.1:0", ReadHeaderTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
 		OutputStreamHeartbeat: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
+	httpapi.WrapHandler(srv, func(h http.Handler) http.Handler { return validated(t, h, false) })
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	addr := make(chan net.Addr, 1)

@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"time"
 
+	"github.com/featurelog/featurelog/api"
 	"github.com/featurelog/featurelog/engine"
 )
 
@@ -179,10 +181,13 @@ func IsLoopback(addr string) bool {
 
 // Server is the HTTP front of one engine.
 type Server struct {
-	db         *engine.DB
-	opts       Options
-	mux        *http.ServeMux
-	handler    http.Handler // mux behind the access log
+	db   *engine.DB
+	opts Options
+	mux  *http.ServeMux
+	// handler serves the routes: mux behind the access log, unless a test
+	// wrapped it (export_test.go) to validate every exchange against
+	// api/openapi.yaml.
+	handler    http.Handler
 	metrics    *metrics
 	ingestGate *admission // admission control of POST /ingest
 	// streams is cancelled by the Shutdown of a server from HTTPServer:
@@ -233,6 +238,7 @@ func (s *Server) routes() {
 	s.handle("POST /api/v1/access-control/assign-role", "assign_role", s.assignRole)
 	s.handle("GET /healthz", "healthz", s.healthz)
 	s.handle("GET /readyz", "readyz", s.readyz)
+	s.handle("GET /api/v1/openapi.yaml", "openapi", s.openapi)
 	s.mux.Handle("GET /metrics", s.metrics.handler())
 }
 
@@ -301,6 +307,17 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(addr net.Addr)) 
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSONBytes(w, http.StatusOK, []byte(`{"status":"ok"}`))
+}
+
+// openapi serves the API's OpenAPI 3.1 description. It needs no key, like
+// /healthz and /metrics: it describes the API, not any workspace's data,
+// and clients and tools fetch it before they hold a key.
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", api.ContentType)
+	h.Set("Content-Length", strconv.Itoa(len(api.OpenAPI())))
+	w.WriteHeader(http.StatusOK)
+	w.Write(api.OpenAPI())
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

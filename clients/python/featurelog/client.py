@@ -123,6 +123,35 @@ class Client:
         record counts and freshness."""
         return self._t.call("GET", "/api/v1/workspaces/%s/feature-views/%s" % (_q(workspace), _q(name)))[2]
 
+    # Listing (SPEC §8).
+
+    def workspaces(self):
+        """Lists the applied workspaces the key holds a role on (every one
+        on a node without auth): dicts with name and the counts of
+        sources, feature_views and feature_services."""
+        return self._t.call("GET", "/api/v1/workspaces")[2]["workspaces"]
+
+    def feature_views(self, workspace):
+        """Lists the summaries of a workspace's feature views, in the
+        order of its repo file."""
+        return self._t.call("GET", "/api/v1/workspaces/%s/feature-views" % _q(workspace))[2]["feature_views"]
+
+    def feature_services(self, workspace):
+        """Lists a workspace's feature services, by name: each with its
+        features and join keys and their data types, and why it does not
+        serve yet (unavailable, None when it serves)."""
+        return self._t.call("GET", "/api/v1/workspaces/%s/feature-services" % _q(workspace))[2]["feature_services"]
+
+    def feature_service(self, workspace, name):
+        """Describes one feature service, as feature_services does."""
+        return self._t.call("GET", "/api/v1/workspaces/%s/feature-services/%s" % (_q(workspace), _q(name)))[2]
+
+    def feature_service_metadata(self, workspace, service):
+        """Tecton's feature-service metadata: featureServiceType,
+        inputJoinKeys and featureValues with their data types."""
+        body = {"params": {"workspace_name": workspace, "feature_service_name": service}}
+        return self._t.call("POST", "/api/v1/feature-service/metadata", body)[2]
+
     # Historical retrieval (SPEC §5).
 
     def get_features_for_events(self, workspace, service, spine, timestamp_key=None, from_source=False,

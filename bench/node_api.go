@@ -2,10 +2,11 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/go-json-experiment/json/v1"
 
 	apiclient "github.com/featurelog/featurelog/client"
 	"github.com/featurelog/featurelog/engine"

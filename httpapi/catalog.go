@@ -1,10 +1,11 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/go-json-experiment/json/v1"
 
 	"github.com/go-json-experiment/json/jsontext"
 

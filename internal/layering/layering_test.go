@@ -61,3 +61,21 @@ func TestLayering(t *testing.T) {
 		}
 	}
 }
+
+// TestOneJSONStack: featurelog's packages encode and decode JSON with
+// go-json-experiment (its v2 API, or its v1 API where encoding/json's
+// semantics are wanted), not also with encoding/json; only the client,
+// which must stay standard library only, uses encoding/json.
+func TestOneJSONStack(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, mod+"/...").CombinedOutput()
+	require.NoError(t, err, "go list: %s", out)
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] == mod+"/client" {
+			continue
+		}
+		for _, imp := range f[1:] {
+			assert.NotEqual(t, "encoding/json", imp, "%s imports encoding/json; use github.com/go-json-experiment/json (or its v1 API)", f[0])
+		}
+	}
+}

@@ -92,16 +92,9 @@ func (db *DB) FeatureServiceSummaries(workspace string) ([]ServiceSummary, error
 // FeatureServiceSummary returns one service's summary; unlike reads, it
 // answers for a service with online serving disabled or not serving yet.
 func (db *DB) FeatureServiceSummary(workspace, name string) (*ServiceSummary, error) {
-	if db.closed.Load() {
-		return nil, ErrClosed
-	}
-	ws, err := db.cat.Load().workspace(workspace)
+	svc, err := db.lookupService(workspace, name)
 	if err != nil {
 		return nil, err
-	}
-	svc := ws.services[name]
-	if svc == nil {
-		return nil, errorf(CodeNotFound, "feature service %q not found in workspace %q", name, workspace)
 	}
 	s := svc.summary()
 	return &s, nil

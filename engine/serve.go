@@ -60,7 +60,25 @@ func (db *DB) ServiceFeatures(workspace, service string) ([]FeatureValue, error)
 	return out, nil
 }
 
+// service returns a feature service that serves reads: online serving
+// enabled, and every view's first version built.
 func (db *DB) service(workspace, name string) (*serviceRT, error) {
+	svc, err := db.lookupService(workspace, name)
+	if err != nil {
+		return nil, err
+	}
+	if !svc.def.OnlineServingEnabled {
+		return nil, errorf(CodeInvalidArgument, "feature service %q has online_serving_enabled: false", name)
+	}
+	if svc.unavailable != nil {
+		return nil, svc.unavailable
+	}
+	return svc, nil
+}
+
+// lookupService returns a feature service of the applied catalog,
+// whether or not it serves.
+func (db *DB) lookupService(workspace, name string) (*serviceRT, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -71,12 +89,6 @@ func (db *DB) service(workspace, name string) (*serviceRT, error) {
 	svc := ws.services[name]
 	if svc == nil {
 		return nil, errorf(CodeNotFound, "feature service %q not found in workspace %q", name, workspace)
-	}
-	if !svc.def.OnlineServingEnabled {
-		return nil, errorf(CodeInvalidArgument, "feature service %q has online_serving_enabled: false", name)
-	}
-	if svc.unavailable != nil {
-		return nil, svc.unavailable
 	}
 	return svc, nil
 }

@@ -143,7 +143,19 @@ func readinessError(resp *http.Response) error {
 // Metrics returns the node's Prometheus metrics in the text exposition
 // format (GET /metrics).
 func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
-	req, err := c.newRequest(ctx, http.MethodGet, "/metrics", nil, "")
+	return c.getBytes(ctx, "/metrics", "the metrics")
+}
+
+// OpenAPI returns the node's OpenAPI 3.1 description of its routes, as
+// YAML (GET /api/v1/openapi.yaml).
+func (c *Client) OpenAPI(ctx context.Context) ([]byte, error) {
+	return c.getBytes(ctx, "/api/v1/openapi.yaml", "the OpenAPI document")
+}
+
+// getBytes GETs path and returns the answer's body; what names it in
+// errors.
+func (c *Client) getBytes(ctx context.Context, path, what string) ([]byte, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, path, nil, "")
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +169,7 @@ func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
 	}
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("reading the metrics: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", what, err)
 	}
 	return data, nil
 }

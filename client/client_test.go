@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/featurelog/featurelog/api"
 	"github.com/featurelog/featurelog/client"
 )
 
@@ -253,6 +254,9 @@ func TestAdmin(t *testing.T) {
 	metrics, err := owner.Metrics(ctx)
 	require.NoError(t, err)
 	assert.Contains(t, string(metrics), "featurelog_")
+	doc, err := n.client(t, "").OpenAPI(ctx)
+	require.NoError(t, err, "the OpenAPI document needs no key")
+	assert.Equal(t, api.OpenAPI(), doc)
 
 	fv, err := n.client(t, n.viewer).FeatureView(ctx, "ads", "click_events_fv")
 	require.NoError(t, err)

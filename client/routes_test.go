@@ -42,9 +42,10 @@ var clientRoutes = map[string][]string{
 	"POST /api/v1/service-accounts":                                          {"CreateServiceAccount"},
 	"DELETE /api/v1/service-accounts/{id}":                                   {"DeleteServiceAccount"},
 	"POST /api/v1/access-control/assign-role":                                {"AssignRole"},
-	"GET /healthz": {"Health"},
-	"GET /readyz":  {"Ready"},
-	"GET /metrics": {"Metrics"},
+	"GET /healthz":             {"Health"},
+	"GET /readyz":              {"Ready"},
+	"GET /metrics":             {"Metrics"},
+	"GET /api/v1/openapi.yaml": {"OpenAPI"},
 }
 
 // TestEveryRouteHasAMethod fails when httpapi/server.go registers a route

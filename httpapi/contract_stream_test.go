@@ -132,7 +132,10 @@ func (lc *lineChecker) schema(name string, l []byte) {
 	if lc.sv == nil {
 		lc.sv = schema_validation.NewSchemaValidator()
 	}
-	if ok, errs := lc.sv.ValidateSchemaBytes(s, l); !ok {
+	validating.Lock()
+	ok, errs := lc.sv.ValidateSchemaBytes(s, l)
+	validating.Unlock()
+	if !ok {
 		for _, p := range describe(name, errs) {
 			lc.problemf("%s: %.200s", p, l)
 		}

@@ -311,12 +311,19 @@ func (c *contract) note(pattern string, status int) {
 	c.mu.Unlock()
 }
 
+// validating serializes the validator's calls: validating renders the
+// shared document model's schemas, and rendering writes to them
+// (libopenapi's DynamicValue), so two streams validated at once race.
+var validating sync.Mutex
+
 // checkResponse validates the status, headers and body of a response.
 func (c *contract) checkResponse(r *http.Request, e *exchange) []string {
 	req := r.Clone(context.Background())
 	req.Body = http.NoBody
 	resp := &http.Response{StatusCode: e.status, Header: e.header, Body: io.NopCloser(bytes.NewReader(e.body.Bytes())), Request: req}
+	validating.Lock()
 	_, errs := c.v.ValidateHttpResponse(req, resp)
+	validating.Unlock()
 	return describe("response", errs)
 }
 
@@ -349,7 +356,9 @@ func (c *contract) checkAccepted(r *http.Request, body *teeBody, pattern string,
 		// Content-Type (the document's info says so).
 		req.Header.Set("Content-Type", "application/json")
 	}
+	validating.Lock()
 	_, errs := v.ValidateHttpRequestSync(req)
+	validating.Unlock()
 	for _, p := range describe("request", errs) {
 		problems = append(problems, p+" (yet the node accepted it: the document is stricter than the code)")
 	}

@@ -28,7 +28,7 @@
 //	ListServiceAccounts                  GET    /api/v1/service-accounts
 //	DeleteServiceAccount                 DELETE /api/v1/service-accounts/{id}
 //	AssignRole                           POST   /api/v1/access-control/assign-role
-//	Health, Ready, Metrics               GET    /healthz, /readyz, /metrics
+//	Health, Ready, Metrics, OpenAPI      GET    /healthz, /readyz, /metrics, /api/v1/openapi.yaml
 //
 // Values. Feature values keep the API's JSON encodings (SPEC §4) as
 // json.RawMessage: int64 is a JSON string (exact beyond 2^53), floats are

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -34,54 +33,6 @@ func appendObject(dst []byte, kv ...string) []byte {
 		dst = appendString(dst, kv[i+1])
 	}
 	return append(dst, '}')
-}
-
-// appendValue appends a served value with the encodings of SPEC §4:
-// integers as strings, floats as numbers (non-finite ones as the strings
-// "NaN", "Infinity", "-Infinity"), timestamps as RFC 3339 strings.
-func appendValue(dst []byte, v schema.Value) []byte {
-	switch v.Kind {
-	case schema.Null:
-		return append(dst, "null"...)
-	case schema.String:
-		return appendString(dst, v.S)
-	case schema.Int64, schema.Int32:
-		dst = append(dst, '"')
-		dst = strconv.AppendInt(dst, v.I, 10)
-		return append(dst, '"')
-	case schema.Float64, schema.Float32:
-		return appendFloat(dst, v.F, v.Kind)
-	case schema.Bool:
-		return strconv.AppendBool(dst, v.I != 0)
-	case schema.Timestamp:
-		return appendTime(dst, v.Time())
-	case schema.Array:
-		dst = append(dst, '[')
-		for i, e := range v.A {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendValue(dst, e)
-		}
-		return append(dst, ']')
-	}
-	return append(dst, "null"...)
-}
-
-func appendFloat(dst []byte, f float64, k schema.Kind) []byte {
-	switch {
-	case math.IsNaN(f):
-		return append(dst, `"NaN"`...)
-	case math.IsInf(f, 1):
-		return append(dst, `"Infinity"`...)
-	case math.IsInf(f, -1):
-		return append(dst, `"-Infinity"`...)
-	}
-	bits := 64
-	if k == schema.Float32 {
-		bits = 32
-	}
-	return jsontext.AppendFloat(dst, f, bits)
 }
 
 func appendTime(dst []byte, t time.Time) []byte {

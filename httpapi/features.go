@@ -8,6 +8,7 @@ import (
 
 	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/schema"
 )
 
 // gRPC codes of the serving API's error bodies (SPEC §4).
@@ -137,7 +138,7 @@ func appendFeatureValues(dst []byte, fs []engine.FeatureValue) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendValue(dst, f.Value)
+		dst = schema.AppendJSON(dst, f.Value)
 	}
 	return append(dst, ']')
 }

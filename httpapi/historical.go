@@ -266,11 +266,11 @@ func (st *stream) Row(lead []any, features []schema.Value) error {
 		}
 	} else {
 		for i, v := range lead {
-			b = appendLead(st.member(b, i), v)
+			b = tabular.AppendJSON(st.member(b, i), v)
 		}
 	}
 	for j, v := range features {
-		b = appendValue(st.member(b, len(lead)+j), v)
+		b = schema.AppendJSON(st.member(b, len(lead)+j), v)
 	}
 	st.buf = append(b, '}', '\n')
 	if st.hold && !st.spine.allRead() {
@@ -287,18 +287,6 @@ func (st *stream) member(b []byte, i int) []byte {
 		b = append(b, ',')
 	}
 	return append(b, st.names[i]...)
-}
-
-// appendLead appends a range-mode leading value: a join key
-// (schema.Value) or _valid_from/_valid_to (time.Time).
-func appendLead(dst []byte, v any) []byte {
-	switch x := v.(type) {
-	case schema.Value:
-		return appendValue(dst, x)
-	case time.Time:
-		return appendTime(dst, x)
-	}
-	return tabular.AppendJSON(dst, v)
 }
 
 // flush writes the buffered rows, and the status line first if needed.

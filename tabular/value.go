@@ -2,7 +2,6 @@ package tabular
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
@@ -31,7 +30,7 @@ func AppendJSON(dst []byte, v any) []byte {
 	case int:
 		return strconv.AppendInt(dst, int64(x), 10)
 	case float64:
-		return appendJSONFloat(dst, x, 64)
+		return schema.AppendJSON(dst, schema.Float(x))
 	case bool:
 		return strconv.AppendBool(dst, x)
 	case time.Time:
@@ -41,39 +40,9 @@ func AppendJSON(dst []byte, v any) []byte {
 	case jsontext.Value:
 		return append(dst, x...)
 	case schema.Value:
-		return appendValueJSON(dst, x)
+		return schema.AppendJSON(dst, x)
 	}
 	return appendQuoted(dst, fmt.Sprint(v))
-}
-
-// appendValueJSON appends an engine value with the encodings of SPEC §4.
-func appendValueJSON(dst []byte, v schema.Value) []byte {
-	switch v.Kind {
-	case schema.String:
-		return appendQuoted(dst, v.S)
-	case schema.Int64, schema.Int32:
-		dst = append(dst, '"')
-		dst = strconv.AppendInt(dst, v.I, 10)
-		return append(dst, '"')
-	case schema.Float64:
-		return appendJSONFloat(dst, v.F, 64)
-	case schema.Float32:
-		return appendJSONFloat(dst, v.F, 32)
-	case schema.Bool:
-		return strconv.AppendBool(dst, v.I != 0)
-	case schema.Timestamp:
-		return appendQuotedTime(dst, v.Time())
-	case schema.Array:
-		dst = append(dst, '[')
-		for i, e := range v.A {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendValueJSON(dst, e)
-		}
-		return append(dst, ']')
-	}
-	return append(dst, "null"...)
 }
 
 func appendQuoted(dst []byte, s string) []byte {
@@ -85,18 +54,6 @@ func appendQuotedTime(dst []byte, t time.Time) []byte {
 	dst = append(dst, '"')
 	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
 	return append(dst, '"')
-}
-
-func appendJSONFloat(dst []byte, f float64, bits int) []byte {
-	switch {
-	case math.IsNaN(f):
-		return append(dst, `"NaN"`...)
-	case math.IsInf(f, 1):
-		return append(dst, `"Infinity"`...)
-	case math.IsInf(f, -1):
-		return append(dst, `"-Infinity"`...)
-	}
-	return jsontext.AppendFloat(dst, f, bits)
 }
 
 // appendText appends v as CSV cell text: integers in decimal, floats with
@@ -162,7 +119,7 @@ func appendArrayJSON(dst []byte, v schema.Value) []byte {
 		if e.Kind == schema.Int64 || e.Kind == schema.Int32 {
 			dst = strconv.AppendInt(dst, e.I, 10)
 		} else {
-			dst = appendValueJSON(dst, e)
+			dst = schema.AppendJSON(dst, e)
 		}
 	}
 	return append(dst, ']')

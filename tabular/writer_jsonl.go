@@ -44,7 +44,7 @@ func (j *jsonlWriter) Row(lead []any, features []schema.Value) error {
 		b = AppendJSON(j.member(b, i), v)
 	}
 	for i, v := range features {
-		b = appendValueJSON(j.member(b, len(lead)+i), v)
+		b = schema.AppendJSON(j.member(b, len(lead)+i), v)
 	}
 	b = append(b, '}', '\n')
 	j.buf = b

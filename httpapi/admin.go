@@ -63,24 +63,17 @@ type AssignRoleRequest struct {
 }
 
 func (s *Server) admin(w http.ResponseWriter, r *http.Request, into any) (caller, bool) {
-	c, err := s.authenticate(r)
-	if err != nil {
-		writeServingError(w, http.StatusUnauthorized, grpcUnauthenticated, err.Error())
-		return c, false
-	}
 	if into == nil {
-		return c, true
+		c, err := s.authenticate(r)
+		if err != nil {
+			writeServingError(w, http.StatusUnauthorized, grpcUnauthenticated, err.Error())
+		}
+		return c, err == nil
 	}
 	buf := bodyPool.Get().(*[]byte)
 	defer putBody(buf)
-	body, tooLarge, err := s.readAll(w, r, buf)
-	switch {
-	case tooLarge:
-		writeServingError(w, http.StatusRequestEntityTooLarge, grpcInvalidArgument,
-			fmt.Sprintf("request body is larger than the limit of %d bytes", s.opts.MaxBodyBytes))
-		return c, false
-	case err != nil:
-		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, "reading the request body failed: "+err.Error())
+	c, body, ok := s.authBody(w, r, buf)
+	if !ok {
 		return c, false
 	}
 	if err := decodeAdmin(body, into); err != nil {
@@ -88,6 +81,28 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request, into any) (caller
 		return c, false
 	}
 	return c, true
+}
+
+// authBody authenticates a request of the serving and admin shape and
+// reads its body into buf, writing the error response itself (401, 413,
+// 400) when it cannot.
+func (s *Server) authBody(w http.ResponseWriter, r *http.Request, buf *[]byte) (caller, []byte, bool) {
+	c, err := s.authenticate(r)
+	if err != nil {
+		writeServingError(w, http.StatusUnauthorized, grpcUnauthenticated, err.Error())
+		return c, nil, false
+	}
+	body, tooLarge, err := s.readAll(w, r, buf)
+	switch {
+	case tooLarge:
+		writeServingError(w, http.StatusRequestEntityTooLarge, grpcInvalidArgument,
+			fmt.Sprintf("request body is larger than the limit of %d bytes", s.opts.MaxBodyBytes))
+		return c, nil, false
+	case err != nil:
+		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, "reading the request body failed: "+err.Error())
+		return c, nil, false
+	}
+	return c, body, true
 }
 
 // decodeAdmin decodes an admin body strictly: one JSON object, member

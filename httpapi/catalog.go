@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -153,24 +152,14 @@ func dataTypeJSON(t schema.Type) json.RawMessage { return appendDataType(nil, t)
 //	 "inputRequestContextKeys": [],
 //	 "featureValues": [{"name": "click_events_fv.clicked", "dataType": {"type": "int64"}, "featureViewName": "click_events_fv"}]}
 func (s *Server) serviceMetadata(w http.ResponseWriter, r *http.Request) {
-	c, err := s.authenticate(r)
-	if err != nil {
-		writeServingError(w, http.StatusUnauthorized, grpcUnauthenticated, err.Error())
-		return
-	}
 	buf := bodyPool.Get().(*[]byte)
 	defer putBody(buf)
-	body, tooLarge, err := s.readAll(w, r, buf)
-	switch {
-	case tooLarge:
-		writeServingError(w, http.StatusRequestEntityTooLarge, grpcInvalidArgument, fmt.Sprintf("request body is larger than the limit of %d bytes", s.opts.MaxBodyBytes))
-		return
-	case err != nil:
-		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, "reading the request body failed: "+err.Error())
+	c, body, ok := s.authBody(w, r, buf)
+	if !ok {
 		return
 	}
 	var ws, svc string
-	err = decodeParamsBody(body, func(d *jsontext.Decoder, name string) error {
+	err := decodeParamsBody(body, func(d *jsontext.Decoder, name string) error {
 		var err error
 		switch canon(name) {
 		case "workspacename":

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/featurelog/featurelog/tabread"
+	"github.com/featurelog/featurelog/vfs"
 )
 
 // File is a result file written atomically: rows go to path + ".tmp",
@@ -66,7 +67,7 @@ func (o *File) Commit() error {
 		os.Remove(o.tmp)
 		return fmt.Errorf("writing %s: %w", o.path, err)
 	}
-	return syncDir(filepath.Dir(o.path))
+	return vfs.Default.SyncDir(filepath.Dir(o.path))
 }
 
 // Abort discards the file; after Commit it does nothing.
@@ -77,19 +78,4 @@ func (o *File) Abort() {
 	o.done = true
 	o.f.Close()
 	os.Remove(o.tmp)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync of directory %s: %w", dir, err)
-	}
-	return nil
 }

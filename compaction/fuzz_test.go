@@ -58,7 +58,8 @@ func fuzzFile(t *testing.T, dir string, data []byte) string {
 // exercise opens the segment at path and reads everything it can: a full
 // scan, Gets of the keys seen and of some made up from probe, seeks. Errors
 // must be CorruptionErrors; what is read must be consistent (keys strictly
-// increasing, Get agreeing with the scan, Keys matching a clean scan).
+// increasing, Get agreeing with the scan for every key the bitmap holds,
+// Keys matching a clean scan).
 func exercise(t *testing.T, path string, probe []byte) {
 	r, err := Open(path)
 	if err != nil {
@@ -90,11 +91,18 @@ func exercise(t *testing.T, path string, probe []byte) {
 			requireCorruption(t, "Get", err)
 			continue
 		}
+		if !r.MayContain(seen[i].key) {
+			// The key bitmap's content is guarded by its checksum alone,
+			// which reseal recomputes: a bitmap mutated to lack a key's
+			// hash still parses, and no reader can tell it from the truth
+			// without a full scan. Get must then miss cleanly.
+			if ok {
+				t.Fatalf("Get(%q) found a key the bitmap lacks", seen[i].key)
+			}
+			continue
+		}
 		if !ok || !bytes.Equal(v, seen[i].value) {
 			t.Fatalf("Get(%q) = %q, %v; the scan found %q", seen[i].key, v, ok, seen[i].value)
-		}
-		if !r.MayContain(seen[i].key) {
-			t.Fatalf("MayContain(%q) is false for a key that Get found", seen[i].key)
 		}
 		if it.SeekGE(seen[i].key) && !bytes.Equal(it.Key(), seen[i].key) {
 			t.Fatalf("SeekGE(%q) landed on %q", seen[i].key, it.Key())

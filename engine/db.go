@@ -34,6 +34,9 @@ type DB struct {
 	accounts *auth.Store
 	hot      *hotTier    // the aggregate views' shared hot tier
 	idem     idempotency // Idempotency-Key table (idempotency.go)
+	// posMu guards pos, the last Kafka position applied (position.go).
+	posMu sync.Mutex
+	pos   positionState
 	// idemReady is closed once the table is rebuilt from the log, in the
 	// background from the first ingest on (startIdempotencyLoad, run once
 	// by idemStart); idemErr, set before, says why it could not be.

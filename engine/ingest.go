@@ -43,6 +43,11 @@ type batch struct {
 	idem     *idemTicket // the request's claim on its Idempotency-Key; nil without one
 	sections []batchSection
 	errs     []RecordError
+	// at, when set, is the ingest time to validate and log with instead
+	// of the clock's (an entry applied from Kafka keeps its producer's);
+	// pos, when set, is the Kafka position the entry is logged with.
+	at  time.Time
+	pos *record.Position
 }
 
 type batchSection struct {
@@ -83,7 +88,10 @@ var entryBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); retur
 // run appends it to the log as one entry and applies it. Nothing is written
 // when any record is invalid.
 func (db *DB) commit(b *batch) (*IngestResponse, error) {
-	now := db.opts.Now()
+	now := b.at
+	if now.IsZero() {
+		now = db.opts.Now()
+	}
 	plan := db.validate(b, now)
 	if len(b.errs) > 0 {
 		return nil, &RecordErrors{Workspace: b.ws.name, Errors: b.errs}
@@ -113,6 +121,9 @@ func (db *DB) append(b *batch, resp *IngestResponse, now time.Time) (uint64, err
 	e := record.Entry{Workspace: b.ws.name, IngestTime: now.UnixNano(), Sections: make([]record.Section, len(b.sections))}
 	if b.idem != nil {
 		e.IdempotencyKey, e.Response = b.idem.scope.key, responseRecord(resp)
+	}
+	if b.pos != nil {
+		e.Position, e.Positioned = *b.pos, true
 	}
 	for i, s := range b.sections {
 		e.Sections[i] = record.Section{Source: s.src.def.Name, Columns: s.src.def.Schema, Rows: s.rows}

@@ -85,7 +85,7 @@ func (d *decoder) header(e *Entry) error {
 		return errShort
 	}
 	kind := d.buf[1]
-	if d.buf[0] != Version || (kind != KindIngest && kind != KindIngestIdempotent) {
+	if d.buf[0] != Version || kind < KindIngest || kind > KindIngestPositioned {
 		return fmt.Errorf("unknown version %d or kind %d", d.buf[0], kind)
 	}
 	d.off = 2
@@ -97,9 +97,30 @@ func (d *decoder) header(e *Entry) error {
 		return err
 	}
 	e.IdempotencyKey, e.Response = "", e.Response[:0]
-	if kind == KindIngestIdempotent {
+	e.Position, e.Positioned = Position{}, false
+	switch kind {
+	case KindIngestIdempotent:
 		return d.idem(e)
+	case KindIngestPositioned:
+		return d.position(e)
 	}
+	return nil
+}
+
+// position decodes the Kafka position of a KindIngestPositioned entry.
+func (d *decoder) position(e *Entry) error {
+	p, err := d.nonNegative()
+	if err != nil {
+		return err
+	}
+	if p > math.MaxInt32 {
+		return fmt.Errorf("partition %d too large", p)
+	}
+	off, err := d.nonNegative()
+	if err != nil {
+		return err
+	}
+	e.Position, e.Positioned = Position{Partition: int32(p), Offset: off}, true
 	return nil
 }
 

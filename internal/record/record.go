@@ -15,9 +15,11 @@
 //	var e record.Entry
 //	err := record.Decode(buf, &e)
 //
-//	entry   := version:u8 kind:u8 ingest_time:varint workspace:str [idem] nsections:uvarint section*
+//	entry   := version:u8 kind:u8 ingest_time:varint workspace:str [idem | position] nsections:uvarint section*
 //	idem    := key:str nviews:uvarint (view:str online:uvarint offline:uvarint)*
 //	                                        kind 2 only: the key and the first response
+//	position:= partition:uvarint offset:uvarint
+//	                                        kind 3 only: the Kafka record the entry applies
 //	section := source:str ncols:uvarint (name:str kind:u8 elem:u8)* nrows:uvarint row*
 //	row     := value*                       one per column, in column order
 //	value   := 0x00                         null
@@ -44,6 +46,11 @@ const (
 	// the sections, the request's Idempotency-Key and its response: a
 	// header DecodeHeader reads without decoding the sections.
 	KindIngestIdempotent = 2
+	// KindIngestPositioned is KindIngest plus, between the workspace and
+	// the sections, the Kafka partition and offset of the record the
+	// entry applies (cluster mode): the node's log stores the position
+	// it consumed to atomically with what it applied.
+	KindIngestPositioned = 3
 
 	tagNull    = 0
 	tagPresent = 1
@@ -68,7 +75,17 @@ type Entry struct {
 	// answered with: one element per view, in response order. Repeats of
 	// the key are answered with it.
 	Response []ViewMetrics
-	Sections []Section
+	// Position, when Positioned, is the Kafka record the entry applies
+	// (KindIngestPositioned). An entry has a key or a position, not both.
+	Position   Position
+	Positioned bool
+	Sections   []Section
+}
+
+// Position is a record of a Kafka partition: its partition and offset.
+type Position struct {
+	Partition int32
+	Offset    int64
 }
 
 // ViewMetrics is one view's counts in a logged response (the engine's
@@ -81,7 +98,10 @@ type ViewMetrics struct {
 
 // Kind returns the kind e is encoded as.
 func (e *Entry) Kind() byte {
-	if e.IdempotencyKey != "" {
+	switch {
+	case e.Positioned:
+		return KindIngestPositioned
+	case e.IdempotencyKey != "":
 		return KindIngestIdempotent
 	}
 	return KindIngest
@@ -115,7 +135,14 @@ func AppendEntry(dst []byte, e *Entry) []byte {
 	dst = append(dst, Version, e.Kind())
 	dst = binary.AppendVarint(dst, e.IngestTime)
 	dst = appendStr(dst, e.Workspace)
-	if e.IdempotencyKey != "" {
+	switch {
+	case e.Positioned:
+		if e.IdempotencyKey != "" || e.Position.Partition < 0 || e.Position.Offset < 0 {
+			panic(fmt.Sprintf("BUG: record: a positioned entry with a key or a negative position %+v", e.Position))
+		}
+		dst = binary.AppendUvarint(dst, uint64(e.Position.Partition))
+		dst = binary.AppendUvarint(dst, uint64(e.Position.Offset))
+	case e.IdempotencyKey != "":
 		dst = appendIdem(dst, e)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.Sections)))

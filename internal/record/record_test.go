@@ -46,7 +46,12 @@ func randomRow(r *rand.Rand) []schema.Value {
 
 // randomIdem gives half the entries an idempotency key and a response.
 func randomIdem(r *rand.Rand, e *Entry) {
-	if r.IntN(2) == 0 {
+	switch r.IntN(3) {
+	case 0:
+		return
+	case 1:
+		e.Positioned = true
+		e.Position = Position{Partition: r.Int32N(1 << 20), Offset: r.Int64()}
 		return
 	}
 	e.IdempotencyKey = fmt.Sprintf("key-%d", r.Uint64())
@@ -74,6 +79,8 @@ func TestRoundTrip(t *testing.T) {
 		require.Equal(t, in.Workspace, out.Workspace)
 		require.Equal(t, in.IngestTime, out.IngestTime)
 		require.Equal(t, in.IdempotencyKey, out.IdempotencyKey)
+		require.Equal(t, in.Positioned, out.Positioned)
+		require.Equal(t, in.Position, out.Position)
 		require.Equal(t, len(in.Response), len(out.Response))
 		for i := range in.Response {
 			require.Equal(t, in.Response[i], out.Response[i])
@@ -84,6 +91,8 @@ func TestRoundTrip(t *testing.T) {
 		require.Equal(t, out.Workspace, hdr.Workspace)
 		require.Equal(t, out.IdempotencyKey, hdr.IdempotencyKey)
 		require.Equal(t, out.Response, hdr.Response)
+		require.Equal(t, out.Position, hdr.Position)
+		require.Equal(t, out.Positioned, hdr.Positioned)
 		require.Empty(t, hdr.Sections)
 		require.Len(t, out.Sections, len(in.Sections))
 		for i := range in.Sections {
@@ -98,9 +107,12 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestDecodeRejectsDamage(t *testing.T) {
-	for _, key := range []string{"", "retry-1"} {
+	for _, key := range []string{"", "retry-1", "positioned"} {
 		in := Entry{Workspace: "ads", IdempotencyKey: key, Sections: []Section{{Source: "s", Columns: testColumns, Rows: randomRow(rand.New(rand.NewPCG(3, 4)))}}}
-		if key != "" {
+		switch key {
+		case "positioned":
+			in.IdempotencyKey, in.Positioned, in.Position = "", true, Position{Partition: 3, Offset: 1 << 40}
+		case "retry-1":
 			in.Response = []ViewMetrics{{View: "v", Online: 1, Offline: 1}}
 		}
 		buf := AppendEntry(nil, &in)
@@ -113,7 +125,7 @@ func TestDecodeRejectsDamage(t *testing.T) {
 		bad := append([]byte{}, buf...)
 		bad[0] = 9
 		assert.ErrorIs(t, Decode(bad, &out), ErrCorrupt, "bad version")
-		bad[0], bad[1] = Version, 3
+		bad[0], bad[1] = Version, 4
 		assert.ErrorIs(t, Decode(bad, &out), ErrCorrupt, "unknown kind")
 		assert.ErrorIs(t, DecodeHeader(bad, &out), ErrCorrupt, "unknown kind")
 	}
@@ -147,6 +159,33 @@ func TestDecodeIdempotentDamage(t *testing.T) {
 	require.NoError(t, Decode(slices.Concat(ws, oneView, []byte{1, 2, 0}), &e))
 	assert.Equal(t, "k", e.IdempotencyKey)
 	assert.Equal(t, []ViewMetrics{{View: "v", Online: 1, Offline: 2}}, e.Response)
+}
+
+// TestDecodePositionedDamage: a kind 3 entry's partition and offset are
+// checked, by Decode and by DecodeHeader.
+func TestDecodePositionedDamage(t *testing.T) {
+	ws := appendStr([]byte{Version, KindIngestPositioned, 0}, "ads")
+	for name, pos := range map[string][]byte{
+		"missing_offset":     {3},
+		"partition_over_i32": {0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0},
+		"offset_over_int64":  {3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0},
+		"empty":              {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			buf := slices.Concat(ws, pos)
+			var e Entry
+			assert.ErrorIs(t, Decode(buf, &e), ErrCorrupt)
+			assert.ErrorIs(t, DecodeHeader(buf, &e), ErrCorrupt)
+		})
+	}
+	var e Entry
+	require.NoError(t, Decode(slices.Concat(ws, []byte{3, 17, 0}), &e))
+	assert.Equal(t, Position{Partition: 3, Offset: 17}, e.Position)
+	assert.True(t, e.Positioned)
+	// Reusing the entry for a kind 1 entry clears the position.
+	require.NoError(t, Decode(AppendEntry(nil, &Entry{Workspace: "b"}), &e))
+	assert.False(t, e.Positioned)
+	assert.Zero(t, e.Position)
 }
 
 // TestDecodeReusesEntryAcrossKinds: decoding a kind 1 entry into an Entry

@@ -1,0 +1,249 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// posNode is an engine on a shared test clock with the ads example.
+type posNode struct {
+	t   *testing.T
+	dir string
+	now *atomic.Int64
+	db  *DB
+}
+
+func newPosNode(t *testing.T, now *atomic.Int64, repoYAML []byte) *posNode {
+	n := &posNode{t: t, dir: t.TempDir(), now: now}
+	n.open()
+	t.Cleanup(func() { n.db.Close() })
+	_, err := n.db.ApplyWait(context.Background(), "repo.yaml", repoYAML)
+	require.NoError(t, err)
+	return n
+}
+
+func (n *posNode) open() {
+	db, err := Open(Options{Dir: n.dir, NoSync: true, DisableAutoFlush: true, Logger: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return time.Unix(0, n.now.Load()).UTC() }})
+	require.NoError(n.t, err)
+	n.db = db
+}
+
+func (n *posNode) reopen() {
+	require.NoError(n.t, n.db.Close())
+	n.open()
+}
+
+func adsRepo(t *testing.T) []byte {
+	src, err := os.ReadFile("../examples/ads/features.yaml")
+	require.NoError(t, err)
+	return src
+}
+
+// fnvPartition is a partitioner for tests (cluster mode uses Kafka's
+// murmur2; the engine takes any).
+func fnvPartition(key []byte, n int) int {
+	h := fnv.New32a()
+	h.Write(key)
+	return int(h.Sum32() % uint32(n))
+}
+
+// clickBody is an ingest body of n random clicks of users u0..u(users-1),
+// out of event-time order over the two days before now.
+func clickBody(r *rand.Rand, now time.Time, n, users int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"workspace_name": "ads", "dry_run": false, "records": {"impressions_event_source": [`)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		user := r.IntN(users)
+		if r.IntN(4) == 0 {
+			user = r.IntN(3) // a few hot keys
+		}
+		ts := now.Add(-time.Duration(r.Int64N(int64(48 * time.Hour))))
+		fmt.Fprintf(&b, `{"record": {"user_id": "u%d", "timestamp": %q, "clicked": %d}}`, user, ts.Format(time.RFC3339Nano), r.IntN(2))
+	}
+	b.WriteString("]}}")
+	return []byte(b.String())
+}
+
+// TestPrepareAndApplyEqualDirectIngest: requests split by PrepareIngest
+// and applied by partition owners serve what one node that ingested them
+// serves, and applying any entry again changes nothing, also after the
+// owner restarts.
+func TestPrepareAndApplyEqualDirectIngest(t *testing.T) {
+	const parts, users = 4, 40
+	var now atomic.Int64
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	now.Store(t0.UnixNano())
+	repoYAML := adsRepo(t)
+	producer, direct := newPosNode(t, &now, repoYAML), newPosNode(t, &now, repoYAML)
+	owners := make([]*posNode, parts)
+	for p := range owners {
+		owners[p] = newPosNode(t, &now, repoYAML)
+	}
+	type produced struct {
+		payload []byte
+		pos     Position
+	}
+	var log []produced
+	next := make([]int64, parts)
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 30 {
+		now.Add(int64(time.Minute))
+		body := clickBody(r, time.Unix(0, now.Load()), 1+r.IntN(60), users)
+		resp, entries, err := producer.db.PrepareIngest(body, nil, parts, fnvPartition)
+		require.NoError(t, err)
+		want, err := direct.db.IngestJSON(body, nil)
+		require.NoError(t, err)
+		require.Equal(t, want, resp, "the prepared response is the one a node that ingests gives")
+		records := 0
+		for _, e := range entries {
+			pos := Position{Partition: e.Partition, Offset: next[e.Partition]}
+			next[e.Partition] += 1 + r.Int64N(3) // Kafka offsets need not be dense (transaction markers)
+			_, err := owners[e.Partition].db.ApplyEntry(e.Payload, pos)
+			require.NoError(t, err)
+			log = append(log, produced{e.Payload, pos})
+			records += e.Records
+		}
+		require.Equal(t, strings.Count(string(body), `"record"`), records, "every record goes to one partition")
+	}
+	serve := func() map[string]string {
+		out := map[string]string{}
+		for u := range users {
+			user := fmt.Sprintf("u%d", u)
+			p := fnvPartition([]byte(user), parts)
+			got, err := owners[p].db.GetFeatures(&GetFeaturesRequest{Workspace: "ads", Service: "ad_ctr_feature_service_v2", JoinKeys: map[string]any{"user_id": user}})
+			require.NoError(t, err)
+			want, err := direct.db.GetFeatures(&GetFeaturesRequest{Workspace: "ads", Service: "ad_ctr_feature_service_v2", JoinKeys: map[string]any{"user_id": user}})
+			require.NoError(t, err)
+			require.Equal(t, fmt.Sprint(want), fmt.Sprint(got), "user %s (partition %d)", user, p)
+			out[user] = fmt.Sprint(got)
+		}
+		return out
+	}
+	before := serve()
+	for _, p := range owners {
+		p.reopen()
+	}
+	for _, e := range log { // Kafka redelivers: every entry again, after a restart
+		resp, err := owners[e.pos.Partition].db.ApplyEntry(e.payload, e.pos)
+		require.NoError(t, err)
+		require.Nil(t, resp, "partition %d offset %d was applied already", e.pos.Partition, e.pos.Offset)
+	}
+	assert.Equal(t, before, serve())
+	for p, o := range owners {
+		pos, ok, err := o.db.AppliedPosition()
+		require.NoError(t, err)
+		require.True(t, ok)
+		assert.Equal(t, int32(p), pos.Partition)
+		assert.Less(t, pos.Offset, next[p])
+	}
+	_, err := owners[0].db.ApplyEntry(log[0].payload, Position{Partition: 1, Offset: 1 << 40})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "applies partition 0, not partition 1")
+	_, err = owners[0].db.ApplyEntry([]byte("not an entry"), Position{Partition: 0, Offset: 1 << 40})
+	require.Error(t, err)
+	assert.Equal(t, CodeInvalidArgument, CodeOf(err))
+	assert.Contains(t, err.Error(), "partition 0 offset 1099511627776 is not a featurelog entry")
+}
+
+// TestApplyEntryValidatesAsOfIngestTime: an owner that applies an entry
+// long after it was produced (a replay from Kafka) accepts it and counts
+// it as the producer did, though by its own clock the records are past
+// the views' TTL and the producer's clock is far behind.
+func TestApplyEntryValidatesAsOfIngestTime(t *testing.T) {
+	var now atomic.Int64
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	now.Store(t0.UnixNano())
+	producer, owner := newPosNode(t, &now, adsRepo(t)), newPosNode(t, &now, adsRepo(t))
+	body := []byte(`{"workspace_name": "ads", "dry_run": false, "records": {"impressions_event_source": [
+		{"record": {"user_id": "u1", "timestamp": "2026-03-01T11:00:00Z", "clicked": 1}}]}}`)
+	resp, entries, err := producer.db.PrepareIngest(body, nil, 1, fnvPartition)
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	now.Store(t0.Add(30 * 24 * time.Hour).UnixNano())
+	got, err := owner.db.ApplyEntry(entries[0].Payload, Position{Partition: 0, Offset: 0})
+	require.NoError(t, err)
+	assert.Equal(t, resp, got)
+	// A fresh request with the same record is refused now: it is past
+	// every view's TTL by the clock.
+	_, _, err = producer.db.PrepareIngest(body, nil, 1, fnvPartition)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "outside of the serving TTL")
+}
+
+// TestPrepareIngestBadInputs: bad requests are refused with the errors
+// IngestJSON gives, and produce nothing.
+func TestPrepareIngestBadInputs(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+	n := newPosNode(t, &now, adsRepo(t))
+	good := `{"record": {"user_id": "u1", "timestamp": "2026-03-01T11:00:00Z", "clicked": 1}}`
+	for name, c := range map[string]struct {
+		body, want string
+		parts      int
+	}{
+		"bad_record":    {`{"workspace_name": "ads", "dry_run": false, "records": {"impressions_event_source": [` + good + `, {"record": {"user_id": "u2", "clicked": "x"}}]}}`, "clicked", 2},
+		"unknown_ws":    {`{"workspace_name": "nope", "dry_run": false, "records": {}}`, "nope", 2},
+		"not_json":      {`{"workspace_name": `, "", 2},
+		"no_partitions": {`{"workspace_name": "ads", "dry_run": false, "records": {"impressions_event_source": [` + good + `]}}`, "positive partition count", 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, entries, err := n.db.PrepareIngest([]byte(c.body), nil, c.parts, fnvPartition)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), c.want)
+			assert.Nil(t, resp)
+			assert.Empty(t, entries)
+		})
+	}
+	resp, entries, err := n.db.PrepareIngest([]byte(`{"workspace_name": "ads", "dry_run": true, "records": {"impressions_event_source": [`+good+`]}}`), nil, 2, fnvPartition)
+	require.NoError(t, err)
+	assert.NotNil(t, resp)
+	assert.Empty(t, entries, "a dry run produces nothing")
+	_, err = n.db.ApplyEntry(nil, Position{Partition: -1})
+	assert.Equal(t, CodeInvalidArgument, CodeOf(err))
+}
+
+// TestPrepareRefusesUnpartitionableSource: a source whose views have
+// different join keys has no one key per record; cluster mode refuses it,
+// naming the views.
+func TestPrepareRefusesUnpartitionableSource(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+	repoYAML := []byte(`workspace: shop
+entities:
+  - {name: user, join_keys: [user_id]}
+  - {name: item, join_keys: [item_id]}
+sources:
+  - name: orders
+    schema:
+      - {name: user_id, type: String}
+      - {name: item_id, type: String}
+      - {name: ts, type: Timestamp}
+feature_views:
+  - {name: by_user, source: orders, entities: [user], timestamp_field: ts, features: [{attribute: {name: item_id}}]}
+  - {name: by_item, source: orders, entities: [item], timestamp_field: ts, features: [{attribute: {name: user_id}}]}
+`)
+	n := newPosNode(t, &now, repoYAML)
+	err := n.db.CheckPartitionable()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `source "orders" has "by_user" keyed by (user_id) and "by_item" keyed by (item_id)`)
+	_, _, err = n.db.PrepareIngest([]byte(`{"workspace_name": "shop", "dry_run": false, "records": {"orders": [{"record": {"user_id": "a", "item_id": "b", "ts": "2026-03-01T11:00:00Z"}}]}}`), nil, 2, fnvPartition)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "same join keys")
+	ads := newPosNode(t, &now, adsRepo(t))
+	assert.NoError(t, ads.db.CheckPartitionable())
+}

@@ -1,0 +1,162 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/featurelog/featurelog/engine"
+)
+
+// barrierHeader marks a barrier record: its value names the node and
+// assignment that produced it. Barriers carry no entry and change no state.
+const barrierHeader = "featurelog-barrier"
+
+// retryPause is how long a partition waits before retrying a record its
+// DB refused: the record is read again, never skipped.
+const retryPause = 200 * time.Millisecond
+
+// assigned opens the DB of every partition newly assigned to the node and
+// produces a barrier to each; the partition serves once its barrier is
+// consumed (apply).
+func (n *Node) assigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	ps := slices.Sorted(slices.Values(assigned[n.cfg.Topic]))
+	barriers := make([]*kgo.Record, 0, len(ps))
+	for _, p := range ps {
+		db, err := n.openDB(partitionDir(p))
+		if err != nil {
+			// Without its DB the partition cannot be applied: leave the
+			// group so that another node takes it, rather than skip it.
+			n.cfg.Logger.Error("cluster: cannot open an assigned partition; leaving the group", "partition", p, "err", err)
+			go n.cons.LeaveGroup()
+			return
+		}
+		pt := &partition{db: db, barrier: n.cfg.NodeID + "/" + randomID(), ready: make(chan bool)}
+		n.mu.Lock()
+		n.parts[p] = pt
+		n.mu.Unlock()
+		barriers = append(barriers, &kgo.Record{Partition: p, Headers: []kgo.RecordHeader{{Key: barrierHeader, Value: []byte(pt.barrier)}}})
+	}
+	if len(barriers) == 0 {
+		return
+	}
+	if err := n.produce(ctx, barriers); err != nil {
+		// Without a barrier the partitions never serve: leave so that the
+		// group assigns them again.
+		n.cfg.Logger.Error("cluster: cannot produce the barriers of assigned partitions; leaving the group", "partitions", ps, "err", err)
+		go n.cons.LeaveGroup()
+		return
+	}
+	n.cfg.Logger.Info("cluster: partitions assigned", "node", n.cfg.NodeID, "partitions", ps)
+}
+
+// seek starts every assigned partition after the offset its own log
+// stored, or at the start of the partition when it stored none; the
+// committed group offsets passed in are ignored.
+func (n *Node) seek(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	out := map[string]map[int32]kgo.Offset{n.cfg.Topic: {}}
+	for p := range offsets[n.cfg.Topic] {
+		n.mu.RLock()
+		pt := n.parts[p]
+		n.mu.RUnlock()
+		if pt == nil {
+			return nil, errors.New("cluster: a partition to seek was not opened on assignment")
+		}
+		pos, ok, err := pt.db.AppliedPosition()
+		if err != nil {
+			return nil, err
+		}
+		o := kgo.NewOffset().AtStart()
+		if ok {
+			o = kgo.NewOffset().At(pos.Offset + 1)
+		}
+		out[n.cfg.Topic][p] = o.WithEpoch(-1)
+	}
+	return out, nil
+}
+
+// revoked stops serving the partitions at once and closes their DBs; the
+// files stay for a later assignment.
+func (n *Node) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	for _, p := range revoked[n.cfg.Topic] {
+		n.mu.Lock()
+		pt := n.parts[p]
+		delete(n.parts, p)
+		n.mu.Unlock()
+		if pt != nil {
+			if err := pt.db.Close(); err != nil {
+				n.cfg.Logger.Error("cluster: closing a revoked partition", "partition", p, "err", err)
+			}
+		}
+	}
+	if len(revoked[n.cfg.Topic]) > 0 {
+		n.cfg.Logger.Info("cluster: partitions revoked", "node", n.cfg.NodeID, "partitions", revoked[n.cfg.Topic])
+	}
+}
+
+// consume polls and applies until ctx ends.
+func (n *Node) consume(ctx context.Context) {
+	defer close(n.done)
+	for {
+		fs := n.cons.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			n.cons.AllowRebalance()
+			return
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				n.cfg.Logger.Warn("cluster: fetch error", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		fs.EachPartition(n.apply)
+		n.cons.AllowRebalance()
+		// For monitoring only: the stored offsets of each DB are what a
+		// node resumes from.
+		n.cons.CommitUncommittedOffsets(ctx) //nolint:errcheck
+	}
+}
+
+// apply applies one partition's fetched records in order. A record the
+// DB refuses is not skipped: the partition seeks back to it and retries.
+func (n *Node) apply(ftp kgo.FetchTopicPartition) {
+	n.mu.RLock()
+	pt := n.parts[ftp.Partition]
+	n.mu.RUnlock()
+	if pt == nil {
+		return
+	}
+	for _, r := range ftp.Records {
+		if b, ok := barrier(r); ok {
+			if b == pt.barrier {
+				pt.once.Do(func() { close(pt.ready) })
+			}
+			continue
+		}
+		if _, err := pt.db.ApplyEntry(r.Value, engine.Position{Partition: r.Partition, Offset: r.Offset}); err != nil {
+			n.cfg.Logger.Error("cluster: applying a record failed; retrying it", "partition", r.Partition, "offset", r.Offset, "err", err)
+			n.cons.SetOffsets(map[string]map[int32]kgo.EpochOffset{n.cfg.Topic: {r.Partition: {Epoch: -1, Offset: r.Offset}}})
+			time.Sleep(retryPause)
+			return
+		}
+	}
+}
+
+func barrier(r *kgo.Record) (string, bool) {
+	for _, h := range r.Headers {
+		if h.Key == barrierHeader {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
+func randomID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

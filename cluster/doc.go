@@ -1,0 +1,36 @@
+// Package cluster runs featurelog nodes that share the work through Kafka
+// partitions (SPEC §10): Kafka is the replicated log, and featurelog adds
+// no consensus of its own.
+//
+// A Node validates ingest requests against its repo and produces each
+// request's records, split by partition of their entity key (Kafka's
+// murmur2 of the key, modulo the partition count: PartitionOf), in one
+// Kafka transaction: a request is visible to owners whole or not at all,
+// and it is acknowledged only once Kafka has committed it with acks=all.
+//
+// The nodes form one consumer group with the cooperative-sticky balancer.
+// A node keeps, for each partition it owns, an engine.DB of its own under
+// <Dir>/partitions/<p>: the same log, tiles and segments a single node
+// keeps. Each consumed record is applied with engine.DB.ApplyEntry, which
+// stores the record's offset in the same fsynced log append as its
+// records; on assignment the node seeks each partition to the offset
+// after the one its own log stored, so every record is applied exactly
+// once across restarts and reassignments. Committed group offsets are
+// written for monitoring only and never read.
+//
+// A partition serves only once caught up: on assignment the node
+// produces a barrier record (a header, no entry) to the partition and
+// serves it once it has consumed its own barrier, which Kafka orders
+// after every record committed before. On revoke it stops serving the
+// partition at once and closes its DB; its files stay for a later
+// assignment, which resumes from their stored offset.
+//
+//	n, err := cluster.Open(ctx, cluster.Config{Brokers: []string{"127.0.0.1:9092"}, Topic: "featurelog",
+//		Partitions: 12, NodeID: "node-1", Dir: "/var/lib/featurelog", Repo: yaml, RepoName: "features.yaml"})
+//	resp, positions, err := n.Ingest(ctx, body, nil)
+//	db, err := n.Owner(cluster.PartitionOf(key, 12)) // the partition's DB, if this node serves it
+//
+// Caveats: routing reads of keys owned by other nodes, splitting
+// historical joins, cluster-wide Idempotency-Keys and running jobs on
+// every owner are not built yet (DESIGN.md, "Cluster mode").
+package cluster

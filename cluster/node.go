@@ -1,0 +1,358 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/featurelog/featurelog/engine"
+)
+
+// Config configures a Node.
+type Config struct {
+	Brokers    []string // Kafka bootstrap brokers
+	Topic      string   // the topic every node produces to and consumes; created with Partitions when absent
+	Partitions int      // the topic's partition count: the same on every node, checked against the topic
+	NodeID     string   // unique per node; names its transactional producer
+	Group      string   // the consumer group; "featurelog-<Topic>" when empty
+	Dir        string   // the node's data directory
+	// Repo is the repo file applied to the node's catalog and to every
+	// partition it owns, named RepoName.
+	Repo     []byte
+	RepoName string
+	// Engine is the template of every engine.Options the node opens; its
+	// Dir is set per partition.
+	Engine engine.Options
+	Logger *slog.Logger
+	// KafkaOpts are added to both Kafka clients (tests shorten timeouts).
+	KafkaOpts []kgo.Opt
+}
+
+func (c *Config) validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("cluster: no Kafka brokers given")
+	case c.Topic == "":
+		return errors.New("cluster: no topic given")
+	case c.Partitions <= 0 || c.Partitions > 1<<16:
+		return fmt.Errorf("cluster: the partition count must be 1 to 65536, not %d", c.Partitions)
+	case c.NodeID == "":
+		return errors.New("cluster: no node id given")
+	case c.Dir == "":
+		return errors.New("cluster: no data directory given")
+	case len(c.Repo) == 0:
+		return errors.New("cluster: no repo given")
+	}
+	if c.Group == "" {
+		c.Group = "featurelog-" + c.Topic
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.RepoName == "" {
+		c.RepoName = "features.yaml"
+	}
+	return nil
+}
+
+// Errors of reads from a Node. Both mean: retry later, or ask the owner.
+var (
+	// ErrNotOwner is returned for a partition another node owns.
+	ErrNotOwner = errors.New("cluster: this node does not own the partition")
+	// ErrCatchingUp is returned for a partition this node owns but has
+	// not caught up on since it was assigned.
+	ErrCatchingUp = errors.New("cluster: the partition is catching up")
+)
+
+// Node is one featurelog node of a cluster.
+type Node struct {
+	cfg     Config
+	catalog *engine.DB // the repo, for validating ingest; holds no records
+	prod    *kgo.Client
+	cons    *kgo.Client
+	prodMu  sync.Mutex // one transaction at a time on prod
+
+	mu    sync.RWMutex
+	parts map[int32]*partition // owned partitions; guarded by mu
+
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// partition is an owned partition's state.
+type partition struct {
+	db      *engine.DB
+	barrier string    // the value of the barrier produced on assignment
+	ready   chan bool // closed once the barrier is consumed
+	once    sync.Once
+}
+
+// PartitionOf returns the partition of an entity key: Kafka's own
+// partitioner for keyed records (murmur2, high bit masked, modulo n), so
+// that any Kafka client places a key where featurelog does.
+func PartitionOf(key []byte, n int) int {
+	return kafkaPartitioner.Partition(&kgo.Record{Key: key}, n)
+}
+
+var kafkaPartitioner = kgo.StickyKeyPartitioner(nil).ForTopic("")
+
+// Open starts a node: it applies the repo to the node's catalog, makes
+// sure the topic exists with the configured partition count, and joins
+// the consumer group. It returns once the node has joined; partitions
+// serve as they catch up (Owner).
+func Open(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, parts: map[int32]*partition{}, done: make(chan struct{})}
+	var err error
+	if n.catalog, err = n.openDB("catalog"); err != nil {
+		return nil, err
+	}
+	if err := n.catalog.CheckPartitionable(); err != nil {
+		n.catalog.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if err := n.connect(ctx); err != nil {
+		n.close()
+		return nil, err
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	n.stop = cancel
+	go n.consume(cctx)
+	return n, nil
+}
+
+// openDB opens the engine under <Dir>/<name> and applies the repo.
+func (n *Node) openDB(name string) (*engine.DB, error) {
+	opts := n.cfg.Engine
+	opts.Dir = filepath.Join(n.cfg.Dir, name)
+	if opts.Logger == nil {
+		opts.Logger = n.cfg.Logger
+	}
+	if err := os.MkdirAll(filepath.Dir(opts.Dir), 0o755); err != nil {
+		return nil, err
+	}
+	db, err := engine.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: opening %s: %w", opts.Dir, err)
+	}
+	if _, err := db.ApplyWait(context.Background(), n.cfg.RepoName, n.cfg.Repo); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cluster: applying %s to %s: %w", n.cfg.RepoName, opts.Dir, err)
+	}
+	return db, nil
+}
+
+// connect creates the Kafka clients, and the topic when it is absent.
+func (n *Node) connect(ctx context.Context) error {
+	c := &n.cfg
+	base := append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID("featurelog-" + c.NodeID)}, c.KafkaOpts...)
+	var err error
+	n.prod, err = kgo.NewClient(append(base,
+		kgo.DefaultProduceTopic(c.Topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.TransactionalID("featurelog-"+c.Topic+"-"+c.NodeID),
+	)...)
+	if err != nil {
+		return fmt.Errorf("cluster: Kafka producer: %w", err)
+	}
+	if err := n.ensureTopic(ctx); err != nil {
+		return err
+	}
+	n.cons, err = kgo.NewClient(append(base,
+		kgo.ConsumerGroup(c.Group),
+		kgo.ConsumeTopics(c.Topic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsAssigned(n.assigned),
+		kgo.OnPartitionsRevoked(n.revoked),
+		kgo.OnPartitionsLost(n.revoked),
+		kgo.AdjustFetchOffsetsFn(n.seek),
+	)...)
+	if err != nil {
+		return fmt.Errorf("cluster: Kafka consumer: %w", err)
+	}
+	return nil
+}
+
+// ensureTopic creates the topic with the configured partitions, or checks
+// that the existing one has them: nodes that disagree on the count would
+// place keys on different partitions.
+func (n *Node) ensureTopic(ctx context.Context) error {
+	adm := kadm.NewClient(n.prod)
+	c := &n.cfg
+	resp, err := adm.CreateTopic(ctx, int32(c.Partitions), -1, nil, c.Topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("cluster: creating topic %q: %w", c.Topic, err)
+	}
+	topics, err := adm.ListTopics(ctx, c.Topic)
+	if err != nil {
+		return fmt.Errorf("cluster: describing topic %q: %w", c.Topic, err)
+	}
+	td, ok := topics[c.Topic]
+	if !ok || td.Err != nil {
+		return fmt.Errorf("cluster: topic %q is not available: %v", c.Topic, td.Err)
+	}
+	if got := len(td.Partitions); got != c.Partitions {
+		return fmt.Errorf("cluster: topic %q has %d partitions, but this node is configured with --partitions %d; "+
+			"every node must use the topic's count", c.Topic, got, c.Partitions)
+	}
+	return nil
+}
+
+// Catalog returns the node's catalog DB: the repo, no records. Listing
+// and describing read it.
+func (n *Node) Catalog() *engine.DB { return n.catalog }
+
+// Partitions returns the topic's partition count.
+func (n *Node) Partitions() int { return n.cfg.Partitions }
+
+// Ingest validates an ingest body (SPEC §2) and produces its records in
+// one Kafka transaction, returning the response and the position of each
+// partition's record once Kafka committed them. Nothing is visible to
+// owners unless the transaction commits. A dry run produces nothing.
+func (n *Node) Ingest(ctx context.Context, body []byte, authorize engine.Authorizer) (*engine.IngestResponse, []engine.Position, error) {
+	resp, entries, err := n.catalog.PrepareIngest(body, authorize, n.cfg.Partitions, PartitionOf)
+	if err != nil || len(entries) == 0 {
+		return resp, nil, err
+	}
+	recs := make([]*kgo.Record, len(entries))
+	for i, e := range entries {
+		recs[i] = &kgo.Record{Partition: e.Partition, Value: e.Payload}
+	}
+	if err := n.produce(ctx, recs); err != nil {
+		return nil, nil, err
+	}
+	pos := make([]engine.Position, len(recs))
+	for i, r := range recs {
+		pos[i] = engine.Position{Partition: r.Partition, Offset: r.Offset}
+	}
+	return resp, pos, nil
+}
+
+// ErrUnavailable wraps a failed produce: the request may not have been
+// written, and it was not acknowledged.
+var ErrUnavailable = errors.New("cluster: Kafka did not commit the request")
+
+// produce writes recs in one transaction.
+func (n *Node) produce(ctx context.Context, recs []*kgo.Record) error {
+	n.prodMu.Lock()
+	defer n.prodMu.Unlock()
+	if err := n.prod.BeginTransaction(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	perr := n.prod.ProduceSync(ctx, recs...).FirstErr()
+	commit := kgo.TransactionEndTry(perr == nil)
+	if err := n.prod.EndTransaction(context.WithoutCancel(ctx), commit); err != nil {
+		return fmt.Errorf("%w: ending the transaction: %v", ErrUnavailable, err)
+	}
+	if perr != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, perr)
+	}
+	return nil
+}
+
+// Owner returns the DB of partition p when this node owns it and has
+// caught up on it; ErrNotOwner or ErrCatchingUp otherwise.
+func (n *Node) Owner(p int32) (*engine.DB, error) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	pt := n.parts[p]
+	if pt == nil {
+		return nil, ErrNotOwner
+	}
+	select {
+	case <-pt.ready:
+		return pt.db, nil
+	default:
+		return nil, ErrCatchingUp
+	}
+}
+
+// Owned returns the partitions this node owns, caught up or not.
+func (n *Node) Owned() []int32 {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	out := make([]int32, 0, len(n.parts))
+	for p := range n.parts {
+		out = append(out, p)
+	}
+	return out
+}
+
+// WaitApplied waits until the owner of each position (this node) has
+// applied it, or ctx ends. Positions of partitions this node does not
+// own return ErrNotOwner.
+func (n *Node) WaitApplied(ctx context.Context, positions []engine.Position) error {
+	for _, want := range positions {
+		for {
+			db, err := n.Owner(want.Partition)
+			if err != nil && !errors.Is(err, ErrCatchingUp) {
+				return err
+			}
+			if db != nil {
+				got, ok, err := db.AppliedPosition()
+				if err != nil {
+					return err
+				}
+				if ok && got.Offset >= want.Offset {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("cluster: partition %d has not applied offset %d: %w", want.Partition, want.Offset, ctx.Err())
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// Close leaves the group (revoking and closing every partition's DB),
+// then closes the clients and the catalog.
+func (n *Node) Close() error {
+	n.stop()
+	<-n.done
+	return n.close()
+}
+
+func (n *Node) close() error {
+	if n.cons != nil {
+		n.cons.Close() // leaves the group: revoked closes the partitions
+	}
+	if n.prod != nil {
+		n.prod.Close()
+	}
+	n.mu.Lock()
+	var errs []error
+	for p, pt := range n.parts {
+		errs = append(errs, pt.db.Close())
+		delete(n.parts, p)
+	}
+	n.mu.Unlock()
+	if n.catalog != nil {
+		errs = append(errs, n.catalog.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func partitionDir(p int32) string { return filepath.Join("partitions", strconv.Itoa(int(p))) }

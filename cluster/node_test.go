@@ -1,0 +1,319 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/featurelog/featurelog/engine"
+)
+
+// brokersEnv names a real Kafka cluster to run against instead of kfake.
+const brokersEnv = "FEATURELOG_KAFKA_BROKERS"
+
+const testPartitions = 6
+
+func adsRepo(t *testing.T) []byte {
+	b, err := os.ReadFile("../examples/ads/features.yaml")
+	require.NoError(t, err)
+	return b
+}
+
+// brokers starts a one-broker kfake cluster, or names brokersEnv's.
+func brokers(t *testing.T) []string {
+	if env := os.Getenv(brokersEnv); env != "" {
+		return strings.Split(env, ",")
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+// testCluster is the nodes of one test, each with its data directory.
+type testCluster struct {
+	t       *testing.T
+	brokers []string
+	topic   string
+	repo    []byte
+	base    string // the nodes' directories are under it
+	dirs    map[string]string
+	nodes   map[string]*Node
+}
+
+func newTestCluster(t *testing.T) *testCluster {
+	tc := &testCluster{t: t, brokers: brokers(t), topic: fmt.Sprintf("fl-%d", time.Now().UnixNano()), repo: adsRepo(t),
+		base: t.TempDir(), dirs: map[string]string{}, nodes: map[string]*Node{}}
+	t.Cleanup(func() { // before base is removed: cleanups run last first
+
+		for _, n := range tc.nodes {
+			n.Close()
+		}
+	})
+	return tc
+}
+
+// start opens node id, on its earlier directory if it had one.
+func (tc *testCluster) start(id string) *Node {
+	if tc.dirs[id] == "" {
+		tc.dirs[id] = filepath.Join(tc.base, id)
+	}
+	n, err := Open(context.Background(), Config{Brokers: tc.brokers, Topic: tc.topic, Partitions: testPartitions, NodeID: id,
+		Dir: tc.dirs[id], Repo: tc.repo, RepoName: "ads.yaml", Logger: slog.New(slog.DiscardHandler),
+		Engine:    engine.Options{NoSync: true, Logger: slog.New(slog.DiscardHandler)},
+		KafkaOpts: []kgo.Opt{kgo.SessionTimeout(1500 * time.Millisecond), kgo.HeartbeatInterval(100 * time.Millisecond)}})
+	require.NoError(tc.t, err)
+	tc.nodes[id] = n
+	return n
+}
+
+func (tc *testCluster) stop(id string) {
+	require.NoError(tc.t, tc.nodes[id].Close())
+	delete(tc.nodes, id)
+}
+
+// owner returns the node serving partition p, waiting for one.
+func (tc *testCluster) owner(p int32) *engine.DB {
+	var db *engine.DB
+	require.Eventually(tc.t, func() bool {
+		found := 0
+		for _, n := range tc.nodes {
+			if d, err := n.Owner(p); err == nil {
+				db, found = d, found+1
+			}
+		}
+		require.LessOrEqual(tc.t, found, 1, "partition %d is served by two nodes", p)
+		return found == 1
+	}, 30*time.Second, 10*time.Millisecond, "no node serves partition %d", p)
+	return db
+}
+
+// waitServed waits until every partition is served by one node.
+func (tc *testCluster) waitServed() {
+	for p := range int32(testPartitions) {
+		tc.owner(p)
+	}
+}
+
+// logOwners logs which node owns which partitions.
+func (tc *testCluster) logOwners(when string) {
+	var b strings.Builder
+	for _, id := range slices.Sorted(maps.Keys(tc.nodes)) {
+		fmt.Fprintf(&b, " %s%v", id, slices.Sorted(slices.Values(tc.nodes[id].Owned())))
+	}
+	tc.t.Logf("%s:%s", when, b.String())
+}
+
+func (tc *testCluster) any(r *rand.Rand) *Node {
+	ids := make([]string, 0, len(tc.nodes))
+	for id := range tc.nodes {
+		ids = append(ids, id)
+	}
+	return tc.nodes[ids[r.IntN(len(ids))]]
+}
+
+// clickBody is an ingest body of n random clicks, out of event-time order
+// over the last two days, a quarter of them on three hot users.
+func clickBody(r *rand.Rand, n, users int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"workspace_name": "ads", "dry_run": false, "records": {"impressions_event_source": [`)
+	now := time.Now()
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		user := r.IntN(users)
+		if r.IntN(4) == 0 {
+			user = r.IntN(3)
+		}
+		ts := now.Add(-time.Duration(r.Int64N(int64(47 * time.Hour))))
+		fmt.Fprintf(&b, `{"record": {"user_id": "u%d", "timestamp": %q, "clicked": %d}}`, user, ts.Format(time.RFC3339Nano), r.IntN(2))
+	}
+	b.WriteString("]}}")
+	return []byte(b.String())
+}
+
+// TestClusterAppliesEveryRecordOnce: requests ingested through any node
+// of a changing cluster — a node leaves, a new one joins, the first comes
+// back on its old data — are applied exactly once: every key's features,
+// read from its partition's owner, equal those of one node that ingested
+// every acknowledged request.
+func TestClusterAppliesEveryRecordOnce(t *testing.T) {
+	const users = 60
+	tc := newTestCluster(t)
+	oracle, err := engine.Open(engine.Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer oracle.Close()
+	_, err = oracle.ApplyWait(context.Background(), "ads.yaml", tc.repo)
+	require.NoError(t, err)
+	for _, id := range []string{"n1", "n2", "n3"} {
+		tc.start(id)
+	}
+	tc.waitServed()
+	r := rand.New(rand.NewPCG(11, 12))
+	var positions []engine.Position
+	ingest := func(k int) {
+		for range k {
+			body := clickBody(r, 1+r.IntN(40), users)
+			resp, pos, err := tc.any(r).Ingest(context.Background(), body, nil)
+			require.NoError(t, err)
+			want, err := oracle.IngestJSON(body, nil)
+			require.NoError(t, err)
+			require.Equal(t, want, resp)
+			require.NotEmpty(t, pos)
+			positions = append(positions, pos...)
+		}
+	}
+	ingest(20)
+	tc.logOwners("3 nodes")
+	tc.stop("n2") // its partitions move to n1 and n3, which replay them from Kafka
+	ingest(20)
+	tc.waitServed()
+	tc.logOwners("n2 stopped")
+	tc.start("n4") // a new node takes some partitions
+	ingest(20)
+	tc.waitServed()
+	tc.logOwners("n4 joined")
+	tc.start("n2") // back on its old data: resumes each partition it gets from its own offset
+	ingest(20)
+	tc.waitServed()
+	tc.logOwners("n2 back")
+
+	for _, pos := range positions {
+		db := tc.owner(pos.Partition)
+		require.Eventually(t, func() bool {
+			got, ok, err := db.AppliedPosition()
+			return err == nil && ok && got.Offset >= pos.Offset
+		}, 30*time.Second, 5*time.Millisecond, "partition %d never applied offset %d", pos.Partition, pos.Offset)
+	}
+	asOf := time.Now() // aggregates' effective time is the read's time
+	for u := range users {
+		user := fmt.Sprintf("u%d", u)
+		req := &engine.GetFeaturesRequest{Workspace: "ads", Service: "ad_ctr_feature_service_v2", JoinKeys: map[string]any{"user_id": user}, AsOf: asOf}
+		want, err := oracle.GetFeatures(req)
+		require.NoError(t, err)
+		got, err := tc.owner(int32(PartitionOf([]byte(user), testPartitions))).GetFeatures(req)
+		require.NoError(t, err)
+		assert.Equal(t, fmt.Sprint(want), fmt.Sprint(got), "user %s", user)
+	}
+}
+
+// TestNodeResumesFromItsOwnOffsets: a node that stops while requests go
+// on being produced, and restarts on its data, applies each record once:
+// those it had applied are not applied again, the rest are.
+func TestNodeResumesFromItsOwnOffsets(t *testing.T) {
+	tc := newTestCluster(t)
+	oracle, err := engine.Open(engine.Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer oracle.Close()
+	_, err = oracle.ApplyWait(context.Background(), "ads.yaml", tc.repo)
+	require.NoError(t, err)
+	r := rand.New(rand.NewPCG(21, 22))
+	tc.start("n1")
+	tc.start("n2")
+	tc.waitServed()
+	var last []engine.Position
+	for i := range 30 {
+		if i == 10 {
+			tc.stop("n1") // n2 takes n1's partitions, replaying them
+		}
+		if i == 20 {
+			tc.stop("n2")  // nobody consumes now; Kafka holds the requests
+			tc.start("n1") // back on its old data, with every partition
+		}
+		body := clickBody(r, 1+r.IntN(30), 20)
+		_, pos, err := tc.any(r).Ingest(context.Background(), body, nil)
+		require.NoError(t, err)
+		_, err = oracle.IngestJSON(body, nil)
+		require.NoError(t, err)
+		last = append(last, pos...)
+	}
+	tc.waitServed()
+	tc.logOwners("end")
+	for _, pos := range last {
+		require.NoError(t, tc.nodes["n1"].WaitApplied(context.Background(), []engine.Position{pos}))
+	}
+	asOf := time.Now()
+	for u := range 20 {
+		user := fmt.Sprintf("u%d", u)
+		req := &engine.GetFeaturesRequest{Workspace: "ads", Service: "ad_ctr_feature_service_v2", JoinKeys: map[string]any{"user_id": user}, AsOf: asOf}
+		want, err := oracle.GetFeatures(req)
+		require.NoError(t, err)
+		got, err := tc.owner(int32(PartitionOf([]byte(user), testPartitions))).GetFeatures(req)
+		require.NoError(t, err)
+		assert.Equal(t, fmt.Sprint(want), fmt.Sprint(got), "user %s", user)
+	}
+}
+
+// TestIngestRefusesBadInput: a bad request is refused before anything is
+// produced, with the engine's error.
+func TestIngestRefusesBadInput(t *testing.T) {
+	tc := newTestCluster(t)
+	n := tc.start("n1")
+	_, pos, err := n.Ingest(context.Background(), []byte(`{"workspace_name": "ads", "dry_run": false, "records": {"impressions_event_source": [{"record": {"user_id": "u", "clicked": 1}}]}}`), nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "timestamp")
+	assert.Empty(t, pos)
+	resp, pos, err := n.Ingest(context.Background(), []byte(`{"workspace_name": "ads", "dry_run": true, "records": {"impressions_event_source": [{"record": {"user_id": "u", "timestamp": "`+time.Now().Format(time.RFC3339)+`", "clicked": 1}}]}}`), nil)
+	require.NoError(t, err)
+	assert.NotNil(t, resp)
+	assert.Empty(t, pos, "a dry run produces nothing")
+}
+
+// TestOpenRefusesBadConfig: a configuration that cannot work is refused
+// with what to fix, before anything joins the group.
+func TestOpenRefusesBadConfig(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.start("n1") // creates the topic with testPartitions
+	for name, c := range map[string]struct {
+		cfg  Config
+		want string
+	}{
+		"no_brokers":     {Config{Topic: "t", Partitions: 1, NodeID: "a", Dir: t.TempDir(), Repo: tc.repo}, "no Kafka brokers"},
+		"zero_parts":     {Config{Brokers: tc.brokers, Topic: "t", NodeID: "a", Dir: t.TempDir(), Repo: tc.repo}, "partition count must be 1 to 65536, not 0"},
+		"no_repo":        {Config{Brokers: tc.brokers, Topic: "t", Partitions: 1, NodeID: "a", Dir: t.TempDir()}, "no repo"},
+		"parts_mismatch": {Config{Brokers: tc.brokers, Topic: tc.topic, Partitions: testPartitions + 1, NodeID: "b", Dir: t.TempDir(), Repo: tc.repo}, "has 6 partitions, but this node is configured with --partitions 7"},
+		"unpartitionable": {Config{Brokers: tc.brokers, Topic: tc.topic, Partitions: testPartitions, NodeID: "c", Dir: t.TempDir(), Repo: []byte(`workspace: shop
+entities: [{name: user, join_keys: [user_id]}, {name: item, join_keys: [item_id]}]
+sources: [{name: orders, schema: [{name: user_id, type: String}, {name: item_id, type: String}, {name: ts, type: Timestamp}]}]
+feature_views:
+  - {name: by_user, source: orders, entities: [user], timestamp_field: ts, features: [{attribute: {name: item_id}}]}
+  - {name: by_item, source: orders, entities: [item], timestamp_field: ts, features: [{attribute: {name: user_id}}]}
+`)}, "same join keys"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c.cfg.Logger = slog.New(slog.DiscardHandler)
+			c.cfg.Engine.Logger = c.cfg.Logger
+			n, err := Open(context.Background(), c.cfg)
+			if n != nil {
+				n.Close()
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), c.want)
+		})
+	}
+}
+
+// TestPartitionOfIsKafkas: keys land where Kafka's default partitioner
+// puts them (values from Kafka's murmur2 with the high bit masked).
+func TestPartitionOfIsKafkas(t *testing.T) {
+	p := kgo.StickyKeyPartitioner(nil).ForTopic("x")
+	for _, k := range []string{"u1", "user-42", "", "a longer key of several words"} {
+		assert.Equal(t, p.Partition(&kgo.Record{Key: []byte(k)}, 12), PartitionOf([]byte(k), 12), "key %q", k)
+	}
+	// murmur2("u1") & 0x7fffffff mod 12, as the Java client computes it.
+	assert.Equal(t, PartitionOf([]byte("u1"), 1<<30)%12, PartitionOf([]byte("u1"), 12))
+}

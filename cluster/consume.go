@@ -95,6 +95,7 @@ func (n *Node) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]in
 		}
 	}
 	if len(revoked[n.cfg.Topic]) > 0 {
+		n.announce(context.Background())
 		n.cfg.Logger.Info("cluster: partitions revoked", "node", n.cfg.NodeID, "partitions", revoked[n.cfg.Topic])
 	}
 }
@@ -134,6 +135,7 @@ func (n *Node) apply(ftp kgo.FetchTopicPartition) {
 		if b, ok := barrier(r); ok {
 			if b == pt.barrier {
 				pt.once.Do(func() { close(pt.ready) })
+				n.announce(context.Background())
 			}
 			continue
 		}

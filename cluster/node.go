@@ -24,6 +24,7 @@ type Config struct {
 	Topic      string   // the topic every node produces to and consumes; created with Partitions when absent
 	Partitions int      // the topic's partition count: the same on every node, checked against the topic
 	NodeID     string   // unique per node; names its transactional producer
+	Advertise  string   // the node's base URL for other nodes, e.g. http://10.0.0.5:8080
 	Group      string   // the consumer group; "featurelog-<Topic>" when empty
 	Dir        string   // the node's data directory
 	// Repo is the repo file applied to the node's catalog and to every
@@ -78,12 +79,15 @@ var (
 type Node struct {
 	cfg     Config
 	catalog *engine.DB // the repo, for validating ingest; holds no records
-	prod    *kgo.Client
-	cons    *kgo.Client
+	prod    *kgo.Client // transactional: requests, barriers and claims
+	cons    *kgo.Client // the group member
+	memb    *kgo.Client // reads the members topic
 	prodMu  sync.Mutex // one transaction at a time on prod
 
 	mu    sync.RWMutex
 	parts map[int32]*partition // owned partitions; guarded by mu
+
+	members members // every node's claim (members.go)
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -114,7 +118,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, parts: map[int32]*partition{}, done: make(chan struct{})}
+	n := &Node{cfg: cfg, parts: map[int32]*partition{}, done: make(chan struct{}), members: members{claims: map[string]claim{}}}
 	var err error
 	if n.catalog, err = n.openDB("catalog"); err != nil {
 		return nil, err
@@ -130,6 +134,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	cctx, cancel := context.WithCancel(context.Background())
 	n.stop = cancel
 	go n.consume(cctx)
+	go n.followMembers(cctx, n.memb)
 	return n, nil
 }
 
@@ -187,6 +192,14 @@ func (n *Node) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: Kafka consumer: %w", err)
 	}
+	n.memb, err = kgo.NewClient(append(base,
+		kgo.ConsumeTopics(membersTopic(c.Topic)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)...)
+	if err != nil {
+		return fmt.Errorf("cluster: Kafka members consumer: %w", err)
+	}
 	return nil
 }
 
@@ -196,12 +209,19 @@ func (n *Node) connect(ctx context.Context) error {
 func (n *Node) ensureTopic(ctx context.Context) error {
 	adm := kadm.NewClient(n.prod)
 	c := &n.cfg
-	resp, err := adm.CreateTopic(ctx, int32(c.Partitions), -1, nil, c.Topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("cluster: creating topic %q: %w", c.Topic, err)
+	compact := "compact"
+	for _, t := range []struct {
+		name    string
+		parts   int32
+		configs map[string]*string
+	}{{c.Topic, int32(c.Partitions), nil}, {membersTopic(c.Topic), 1, map[string]*string{"cleanup.policy": &compact}}} {
+		resp, err := adm.CreateTopic(ctx, t.parts, -1, t.configs, t.name)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("cluster: creating topic %q: %w", t.name, err)
+		}
 	}
 	topics, err := adm.ListTopics(ctx, c.Topic)
 	if err != nil {
@@ -336,6 +356,13 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() error {
+	if n.cons != nil && n.prod != nil {
+		_, gen := n.cons.GroupMetadata()
+		n.produceClaim(context.Background(), claim{Node: n.cfg.NodeID, URL: n.cfg.Advertise, Generation: gen})
+	}
+	if n.memb != nil {
+		n.memb.Close()
+	}
 	if n.cons != nil {
 		n.cons.Close() // leaves the group: revoked closes the partitions
 	}

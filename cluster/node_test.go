@@ -71,7 +71,7 @@ func (tc *testCluster) start(id string) *Node {
 	if tc.dirs[id] == "" {
 		tc.dirs[id] = filepath.Join(tc.base, id)
 	}
-	n, err := Open(context.Background(), Config{Brokers: tc.brokers, Topic: tc.topic, Partitions: testPartitions, NodeID: id,
+	n, err := Open(context.Background(), Config{Brokers: tc.brokers, Topic: tc.topic, Partitions: testPartitions, NodeID: id, Advertise: "http://" + id,
 		Dir: tc.dirs[id], Repo: tc.repo, RepoName: "ads.yaml", Logger: slog.New(slog.DiscardHandler),
 		Engine:    engine.Options{NoSync: true, Logger: slog.New(slog.DiscardHandler)},
 		KafkaOpts: []kgo.Opt{kgo.SessionTimeout(1500 * time.Millisecond), kgo.HeartbeatInterval(100 * time.Millisecond)}})
@@ -106,6 +106,28 @@ func (tc *testCluster) waitServed() {
 	for p := range int32(testPartitions) {
 		tc.owner(p)
 	}
+}
+
+// waitRoutes waits until every node routes every partition to the node
+// that serves it.
+func (tc *testCluster) waitRoutes() {
+	require.Eventually(tc.t, func() bool {
+		for p := range int32(testPartitions) {
+			var owner string
+			for id, n := range tc.nodes {
+				if _, err := n.Owner(p); err == nil {
+					owner = id
+				}
+			}
+			for id, n := range tc.nodes {
+				r, err := n.RouteOf(p)
+				if err != nil || r.Node != owner || r.Self != (id == owner) || r.URL != "http://"+owner {
+					return false
+				}
+			}
+		}
+		return true
+	}, 30*time.Second, 10*time.Millisecond, "the nodes do not agree on who serves what")
 }
 
 // logOwners logs which node owns which partitions.
@@ -191,6 +213,7 @@ func TestClusterAppliesEveryRecordOnce(t *testing.T) {
 	ingest(20)
 	tc.waitServed()
 	tc.logOwners("n2 back")
+	tc.waitRoutes()
 
 	for _, pos := range positions {
 		db := tc.owner(pos.Partition)

@@ -41,7 +41,7 @@ func TestLayering(t *testing.T) {
 			return false
 		}
 	}
-	engineAndUp := above("engine", "httpapi", "client", "kafkasink", "cmd", "bench")
+	engineAndUp := above("engine", "cluster", "httpapi", "client", "kafkasink", "cmd", "bench")
 	for _, c := range []struct {
 		pkgs      []string
 		forbidden func(string) bool
@@ -50,7 +50,8 @@ func TestLayering(t *testing.T) {
 		{[]string{"schema", "historical", "tabread", "tabular", "repo", "auth", "vfs", "vfs/errorfs", "wal", "tiles", "compaction",
 			"internal/record", "internal/batchsrc", "internal/jsondec", "internal/dirlock", "internal/atomicfile", "internal/suggest"},
 			engineAndUp, "the engine or what is built on it"},
-		{[]string{"engine"}, above("httpapi", "client", "kafkasink", "cmd", "bench"), "its interfaces"},
+		{[]string{"engine"}, above("cluster", "httpapi", "client", "kafkasink", "cmd", "bench"), "its interfaces"},
+		{[]string{"cluster"}, above("httpapi", "client", "kafkasink", "cmd", "bench"), "the interfaces that serve it"},
 		{[]string{"httpapi", "kafkasink"}, above("client", "cmd", "bench"), "the CLI, the benchmarks or the client"},
 		{[]string{"client"}, func(string) bool { return true }, "any featurelog package (it is standard library only)"},
 	} {

@@ -78,11 +78,11 @@ var (
 // Node is one featurelog node of a cluster.
 type Node struct {
 	cfg     Config
-	catalog *engine.DB // the repo, for validating ingest; holds no records
+	catalog *engine.DB  // the repo, for validating ingest; holds no records
 	prod    *kgo.Client // transactional: requests, barriers and claims
 	cons    *kgo.Client // the group member
 	memb    *kgo.Client // reads the members topic
-	prodMu  sync.Mutex // one transaction at a time on prod
+	prodMu  sync.Mutex  // one transaction at a time on prod
 
 	mu    sync.RWMutex
 	parts map[int32]*partition // owned partitions; guarded by mu

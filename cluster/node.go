@@ -242,6 +242,9 @@ func (n *Node) ensureTopic(ctx context.Context) error {
 // and describing read it.
 func (n *Node) Catalog() *engine.DB { return n.catalog }
 
+// ID returns the node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
 // Partitions returns the topic's partition count.
 func (n *Node) Partitions() int { return n.cfg.Partitions }
 

@@ -144,7 +144,9 @@ func partitionKey(src *sourceRT) ([]int, error) {
 
 // CheckPartitionable reports the first source of any workspace whose
 // views do not share their join keys, which cluster mode cannot
-// partition (see PrepareIngest); nil when every source can be.
+// partition (see PrepareIngest), or the first feature service whose
+// views do not, whose vector would live on several partitions; nil when
+// every source and service can be.
 func (db *DB) CheckPartitionable() error {
 	cat := db.cat.Load()
 	for _, name := range cat.names() {
@@ -156,8 +158,36 @@ func (db *DB) CheckPartitionable() error {
 				}
 			}
 		}
+		for _, svcName := range slices.Sorted(maps.Keys(ws.services)) {
+			fs := ws.services[svcName].features
+			for _, f := range fs {
+				if a, b := fs[0].view, f.view; !slices.Equal(a.def.JoinKeys, b.def.JoinKeys) {
+					return errorf(CodeInvalidArgument, "workspace %q: in cluster mode every feature view of a feature service must have the same join keys, "+
+						"which place its vector on one partition: service %q has %q keyed by (%s) and %q keyed by (%s)",
+						name, svcName, a.def.Name, joinKeyNames(a), b.def.Name, joinKeyNames(b))
+				}
+			}
+		}
 	}
 	return nil
+}
+
+// ServiceKey returns the entity key that get-features for service reads
+// with joinKeys: the key its records are partitioned by (PrepareIngest).
+// It checks the join keys as GetFeatures does.
+func (db *DB) ServiceKey(workspace, service string, joinKeys map[string]any) ([]byte, error) {
+	svc, err := db.service(workspace, service)
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.checkJoinKeys(joinKeys); err != nil {
+		return nil, err
+	}
+	if len(svc.features) == 0 {
+		return nil, errorf(CodeInvalidArgument, "feature service %q serves no feature", service)
+	}
+	key, _, err := svc.features[0].view.keyFromMap(joinKeys, nil)
+	return []byte(key), err
 }
 
 // ApplyEntry applies a log entry produced by PrepareIngest and consumed

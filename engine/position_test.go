@@ -124,7 +124,9 @@ func TestPrepareAndApplyEqualDirectIngest(t *testing.T) {
 		out := map[string]string{}
 		for u := range users {
 			user := fmt.Sprintf("u%d", u)
-			p := fnvPartition([]byte(user), parts)
+			key, err := producer.db.ServiceKey("ads", "ad_ctr_feature_service_v2", map[string]any{"user_id": user})
+			require.NoError(t, err)
+			p := fnvPartition(key, parts)
 			got, err := owners[p].db.GetFeatures(&GetFeaturesRequest{Workspace: "ads", Service: "ad_ctr_feature_service_v2", JoinKeys: map[string]any{"user_id": user}})
 			require.NoError(t, err)
 			want, err := direct.db.GetFeatures(&GetFeaturesRequest{Workspace: "ads", Service: "ad_ctr_feature_service_v2", JoinKeys: map[string]any{"user_id": user}})
@@ -246,4 +248,30 @@ feature_views:
 	assert.Contains(t, err.Error(), "same join keys")
 	ads := newPosNode(t, &now, adsRepo(t))
 	assert.NoError(t, ads.db.CheckPartitionable())
+	_, err = ads.db.ServiceKey("ads", "ad_ctr_feature_service_v2", map[string]any{"user": "x"})
+	require.Error(t, err, "a wrong join key is refused as get-features refuses it")
+	assert.Contains(t, err.Error(), "user_id")
+}
+
+// TestCheckPartitionableServices: a service over views keyed differently
+// would need reads from several partitions; cluster mode refuses it.
+func TestCheckPartitionableServices(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+	n := newPosNode(t, &now, []byte(`workspace: shop
+entities:
+  - {name: user, join_keys: [user_id]}
+  - {name: item, join_keys: [item_id]}
+sources:
+  - {name: orders, schema: [{name: user_id, type: String}, {name: ts, type: Timestamp}, {name: amount, type: Float64}]}
+  - {name: items, schema: [{name: item_id, type: String}, {name: ts, type: Timestamp}, {name: price, type: Float64}]}
+feature_views:
+  - {name: user_amount, source: orders, entities: [user], timestamp_field: ts, features: [{attribute: {name: amount}}]}
+  - {name: item_price, source: items, entities: [item], timestamp_field: ts, features: [{attribute: {name: price}}]}
+feature_services:
+  - {name: both, features: [user_amount, item_price]}
+`))
+	err := n.db.CheckPartitionable()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `service "both" has "user_amount" keyed by (user_id) and "item_price" keyed by (item_id)`)
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -101,6 +102,9 @@ func (s *Server) servingRequest(w http.ResponseWriter, r *http.Request, batch bo
 		s.writeEngineError(w, err)
 		return nil, false
 	}
+	if s.opts.Cluster != nil {
+		p.raw = bytes.Clone(body)
+	}
 	return p, true
 }
 
@@ -110,7 +114,13 @@ func (s *Server) getFeatures(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	vec, err := s.db.GetFeatures(&engine.GetFeaturesRequest{Workspace: p.workspace, Service: p.service, JoinKeys: p.joinKeys, AsOf: p.asOf})
+	db := s.db
+	if s.opts.Cluster != nil {
+		if db = s.routeRead(w, r, p, p.joinKeys); db == nil {
+			return
+		}
+	}
+	vec, err := db.GetFeatures(&engine.GetFeaturesRequest{Workspace: p.workspace, Service: p.service, JoinKeys: p.joinKeys, AsOf: p.asOf})
 	if err != nil {
 		s.writeEngineError(w, err)
 		return
@@ -191,7 +201,16 @@ func (s *Server) getFeaturesBatch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	vecs, err := s.db.GetFeaturesBatch(p.workspace, p.service, p.requestData, p.asOf)
+	if s.opts.Cluster != nil {
+		s.clusterBatch(w, r, p)
+		return
+	}
+	s.writeBatch(w, s.db, p)
+}
+
+// writeBatch answers a batch read from db.
+func (s *Server) writeBatch(w http.ResponseWriter, db *engine.DB, p *servingParams) {
+	vecs, err := db.GetFeaturesBatch(p.workspace, p.service, p.requestData, p.asOf)
 	if err != nil {
 		s.writeEngineError(w, err)
 		return

@@ -57,6 +57,10 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeRequestError(w, http.StatusBadRequest, "RequestValidationError", err.Error())
 		return
 	}
+	if s.opts.Cluster != nil {
+		s.clusterIngest(w, r, body, key, c.require(auth.Editor, "ingest"))
+		return
+	}
 	resp, err := s.db.IngestJSONWithKey(body, key, c.require(auth.Editor, "ingest"))
 	if err != nil {
 		s.writeIngestError(w, err)

@@ -25,6 +25,10 @@ type servingParams struct {
 	hasRequest  bool
 	meta        metadataOptions
 	asOf        time.Time
+	// minPositions are the Kafka positions the read must see (cluster
+	// mode); raw is the request body, kept in cluster mode to forward it.
+	minPositions []engine.Position
+	raw          []byte
 }
 
 type metadataOptions struct {
@@ -128,10 +132,12 @@ func (p *servingParams) field(d *jsontext.Decoder, name string) error {
 		err = p.meta.read(d)
 	case "asof":
 		err = p.readAsOf(d, name)
+	case "minpositions":
+		p.minPositions, err = readMinPositions(d)
 	case "allowpartialresults", "requestcontextmap":
 		err = d.SkipValue() // accepted for compatibility; nothing here needs them
 	default:
-		err = paramError("unknown parameter %q (expected workspace_name, feature_service_name, join_key_map, request_data, metadata_options, as_of)", name)
+		err = paramError("unknown parameter %q (expected workspace_name, feature_service_name, join_key_map, request_data, metadata_options, as_of, min_positions)", name)
 	}
 	return err
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/featurelog/featurelog/api"
+	"github.com/featurelog/featurelog/cluster"
 	"github.com/featurelog/featurelog/engine"
 )
 
@@ -21,6 +22,9 @@ type Options struct {
 	Addr string
 	// NoAuth serves without API keys. Refused unless Addr is loopback.
 	NoAuth bool
+	// Cluster, when set, serves in cluster mode (cluster.go): the DB
+	// given to New must be Cluster.Catalog().
+	Cluster *cluster.Node
 	// MaxBodyBytes bounds request bodies (413 beyond). Default 16 MiB.
 	MaxBodyBytes int64
 	// MaxSpineBytes bounds the NDJSON spine of a historical request, which
@@ -190,6 +194,8 @@ type Server struct {
 	handler    http.Handler
 	metrics    *metrics
 	ingestGate *admission // admission control of POST /ingest
+	// forwarder sends reads to the nodes that serve them (cluster mode).
+	forwarder *http.Client
 	// streams is cancelled by the Shutdown of a server from HTTPServer:
 	// it ends the output streams, which would otherwise hold Shutdown
 	// until its timeout.
@@ -205,6 +211,12 @@ func New(db *engine.DB, opts Options) (*Server, error) {
 	}
 	s := &Server{db: db, opts: opts, mux: http.NewServeMux(), metrics: newMetrics(db), ingestGate: newAdmission(&opts)}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
+	if opts.Cluster != nil {
+		if db != opts.Cluster.Catalog() {
+			return nil, errors.New("httpapi: in cluster mode the DB must be the cluster node's catalog")
+		}
+		s.forwarder = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}
+	}
 	s.metrics.reg.MustRegister(s.ingestGate.collectors()...)
 	s.registerSinks()
 	s.routes()
@@ -243,6 +255,9 @@ func (s *Server) routes() {
 }
 
 func (s *Server) handle(pattern, name string, h http.HandlerFunc) {
+	if s.opts.Cluster != nil && !clusterOnly[name] {
+		h = notInCluster(name)
+	}
 	s.mux.Handle(pattern, s.metrics.instrument(name, h))
 }
 
@@ -321,7 +336,11 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if err := s.db.Healthy(); err != nil {
+	err := s.db.Healthy()
+	if err == nil && s.opts.Cluster != nil {
+		err = s.clusterReady()
+	}
+	if err != nil {
 		writeJSONBytes(w, http.StatusServiceUnavailable, appendObject(nil, "status", "unavailable", "error", err.Error()))
 		return
 	}

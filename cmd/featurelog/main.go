@@ -101,7 +101,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), planCmd(), applyCmd(), serviceAccountCmd(), accessControlCmd(), historicalCmd(), jobsCmd(), materializeCmd(), deleteKeysCmd(), outputStreamCmd(), replayCmd(), runViewCmd(), benchCmd(),
+	root.AddCommand(serveCmd(), devClusterCmd(), planCmd(), applyCmd(), serviceAccountCmd(), accessControlCmd(), historicalCmd(), jobsCmd(), materializeCmd(), deleteKeysCmd(), outputStreamCmd(), replayCmd(), runViewCmd(), benchCmd(),
 		versionCmd(), workspacesCmd(), featureViewsCmd(), featureServicesCmd())
 	return root
 }

@@ -27,9 +27,11 @@ func serveCmd() *cobra.Command {
 	var eopts engine.Options
 	var kafkaBrokers []string
 	var logs logFlags
+	var cf clusterFlags
 	cmd := &cobra.Command{
 		Use:     "serve",
-		Example: "  featurelog serve --data ./featurelog-data --repo examples/ads/features.yaml --no-auth\n  featurelog serve --addr 0.0.0.0:8080 --repo features.yaml --log-format json --flush-records 500000",
+		Example: "  featurelog serve --data ./featurelog-data --repo examples/ads/features.yaml --no-auth\n  featurelog serve --addr 0.0.0.0:8080 --repo features.yaml --log-format json --flush-records 500000\n" +
+			"  featurelog serve --cluster kafka --brokers 127.0.0.1:9092 --partitions 6 --node-id node-1 --addr 127.0.0.1:8081 --repo features.yaml --no-auth",
 		Short:   "Open the data directory, apply the repo file, and serve HTTP",
 		Long: "Opens (or creates) the data directory, applies the repo file, and serves HTTP until SIGINT or SIGTERM.\n" +
 			"On the signal it stops accepting connections, lets in-flight requests finish (up to\n" +
@@ -52,6 +54,12 @@ func serveCmd() *cobra.Command {
 			// through slog.Default or the log package writes records,
 			// not plain lines amid them.
 			slog.SetDefault(logger)
+			if cf.mode != "" {
+				ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+				defer stop()
+				return serveCluster(ctx, serveIO{logger: logger, json: logs.json(), stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr()},
+					data, repoFile, eopts, hopts, cf)
+			}
 			err = serve(serveIO{logger: logger, json: logs.json(), stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr()},
 				data, repoFile, eopts, hopts, kafkaBrokers)
 			if err != nil && logs.json() {
@@ -87,6 +95,7 @@ func serveCmd() *cobra.Command {
 	f.StringSliceVar(&kafkaBrokers, "kafka-brokers", nil, "Kafka brokers (host:port[,host:port]) for every output stream sink, replacing the repo's output_stream.kafka.brokers")
 	f.StringVar(&logs.level, "log-level", "info", "least severe log level written: debug (adds an access log line per HTTP request), info, warn or error")
 	f.StringVar(&logs.format, "log-format", "text", "log format on stderr: text or json (one JSON object per line, nothing else)")
+	cf.add(cmd)
 	return cmd
 }
 

@@ -1,0 +1,416 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/featurelog/featurelog/cluster"
+	"github.com/featurelog/featurelog/engine"
+)
+
+// Cluster mode (SPEC §10). With Options.Cluster set, the Server's DB is
+// the node's catalog (the repo, no records): listing reads it, and
+// ingest and reads go through the cluster node.
+//
+//	POST /ingest         validated here, produced to Kafka in one transaction;
+//	                     200 adds "kafkaPositions": [{"partition": 3, "offset": "17"}, ...]
+//	POST get-features    served by the owner of the key's partition: here, or
+//	                     forwarded once (keep-alive) to the owner's advertised URL;
+//	                     503 with Retry-After while no node serves the partition.
+//	                     "min_positions" (as ingest returned them) waits until
+//	                     the owner applied them, at most MinPositionsWait, else 503.
+//	POST get-features-batch  rows grouped by owner, one forwarded request per
+//	                     owner, answers merged back in row order.
+//
+// Routes that need every partition (historical joins, jobs, deletions,
+// output streams, plan and apply) answer 501 in cluster mode until they
+// are built: answering them from one node's partitions would be wrong.
+
+// forwardedHeader marks a request forwarded by another node: its
+// receiver serves it or refuses it, and never forwards it again.
+const forwardedHeader = "X-Featurelog-Forwarded-By"
+
+// MinPositionsWait bounds how long a read waits for its min_positions.
+const MinPositionsWait = 2 * time.Second
+
+// clusterOnly lists the routes cluster mode serves; the others are 501.
+var clusterOnly = map[string]bool{
+	"ingest": true, "get_features": true, "get_features_batch": true, "feature_service_metadata": true,
+	"workspaces": true, "feature_views": true, "feature_view": true, "feature_services": true, "feature_service": true,
+	"service_accounts": true, "assign_role": true, "healthz": true, "readyz": true, "openapi": true, "ingest_rate": true,
+}
+
+// notInCluster answers a route cluster mode does not serve yet.
+func notInCluster(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeServingError(w, http.StatusNotImplemented, grpcUnimplemented, fmt.Sprintf(
+			"%s %s is not available in cluster mode yet: it needs every partition, and this node holds only its own "+
+				"(run it against a single node, or see DESIGN.md, \"Cluster mode\")", r.Method, r.URL.Path))
+	}
+}
+
+// clusterIngest produces an ingest request to Kafka.
+func (s *Server) clusterIngest(w http.ResponseWriter, r *http.Request, body []byte, key string, authorize engine.Authorizer) {
+	if key != "" {
+		writeRequestError(w, http.StatusNotImplemented, "Unimplemented",
+			"Idempotency-Key is not honoured in cluster mode yet; send the request without it (see DESIGN.md, \"Cluster mode\")")
+		return
+	}
+	resp, pos, err := s.opts.Cluster.Ingest(r.Context(), body, authorize)
+	if errors.Is(err, cluster.ErrUnavailable) {
+		s.opts.Logger.Error("ingest failed", "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeRequestError(w, http.StatusServiceUnavailable, "Unavailable", err.Error())
+		return
+	}
+	if err != nil {
+		s.writeIngestError(w, err)
+		return
+	}
+	dst := appendIngestResponse(make([]byte, 0, 256), resp)
+	dst = append(dst[:len(dst)-1], `,"kafkaPositions":[`...)
+	for i, p := range pos {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = fmt.Appendf(dst, `{"partition":%d,"offset":"%d"}`, p.Partition, p.Offset)
+	}
+	writeJSONBytes(w, http.StatusOK, append(dst, "]}"...))
+}
+
+// readMinPositions decodes params.min_positions: [{"partition": 3,
+// "offset": "17"}, ...] (offset a string or an integer).
+func readMinPositions(d *jsontext.Decoder) ([]engine.Position, error) {
+	var raw []struct {
+		Partition *int32          `json:"partition"`
+		Offset    jsontext.Value `json:"offset"`
+	}
+	val, err := d.ReadValue()
+	if err != nil {
+		return nil, jsonError(err)
+	}
+	if err := json.Unmarshal(val, &raw, json.RejectUnknownMembers(true)); err != nil {
+		return nil, paramError("params.min_positions must be a list of {\"partition\": N, \"offset\": \"M\"} as ingest returns them: %v", err)
+	}
+	out := make([]engine.Position, len(raw))
+	for i, p := range raw {
+		off, err := strconv.ParseInt(strings.Trim(string(p.Offset), `"`), 10, 64)
+		if p.Partition == nil || *p.Partition < 0 || err != nil || off < 0 {
+			return nil, paramError("params.min_positions[%d] needs a partition and an offset, both non-negative, as ingest returns them", i)
+		}
+		out[i] = engine.Position{Partition: *p.Partition, Offset: off}
+	}
+	return out, nil
+}
+
+// routeRead finds the DB serving the key of joinKeys. It returns the DB
+// when this node serves it (after waiting for p's min_positions of its
+// partition); otherwise it has forwarded the request or written the
+// error, and returns nil.
+func (s *Server) routeRead(w http.ResponseWriter, r *http.Request, p *servingParams, joinKeys map[string]any) *engine.DB {
+	part, err := s.partitionOf(p, joinKeys)
+	if err != nil {
+		s.writeEngineError(w, err)
+		return nil
+	}
+	node := s.opts.Cluster
+	route, err := node.RouteOf(part)
+	if err == nil && !route.Self && r.Header.Get(forwardedHeader) != "" {
+		err = fmt.Errorf("%w: this node does not serve partition %d (the node that forwarded the request thought so; membership is changing)", cluster.ErrNoOwner, part)
+	}
+	if err != nil {
+		writeUnavailable(w, err)
+		return nil
+	}
+	if !route.Self {
+		s.forward(w, r, route, p.raw)
+		return nil
+	}
+	db, err := node.Owner(part)
+	if err == nil {
+		err = s.waitPositions(r.Context(), p.minPositions, part)
+	}
+	if err != nil {
+		writeUnavailable(w, err)
+		return nil
+	}
+	return db
+}
+
+func (s *Server) partitionOf(p *servingParams, joinKeys map[string]any) (int32, error) {
+	key, err := s.db.ServiceKey(p.workspace, p.service, joinKeys)
+	if err != nil {
+		return 0, err
+	}
+	return int32(cluster.PartitionOf(key, s.opts.Cluster.Partitions())), nil
+}
+
+// waitPositions waits until this node applied the positions of part.
+func (s *Server) waitPositions(ctx context.Context, positions []engine.Position, part int32) error {
+	var mine []engine.Position
+	for _, p := range positions {
+		if p.Partition == part {
+			mine = append(mine, p)
+		}
+	}
+	if len(mine) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, MinPositionsWait)
+	defer cancel()
+	return s.opts.Cluster.WaitApplied(ctx, mine)
+}
+
+func writeUnavailable(w http.ResponseWriter, err error) {
+	w.Header().Set("Retry-After", "1")
+	writeServingError(w, http.StatusServiceUnavailable, grpcUnavailable, err.Error()+"; retry")
+}
+
+// forward sends the request to the node that serves it, and its answer
+// back as it is.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, route cluster.Route, body []byte) {
+	status, hdr, resp, err := s.forwardRaw(r, route, r.URL.Path, body)
+	if err != nil {
+		writeUnavailable(w, err)
+		return
+	}
+	for _, h := range []string{"Content-Type", "Retry-After"} {
+		if v := hdr.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(status)
+	w.Write(resp)
+}
+
+func (s *Server) forwardRaw(r *http.Request, route cluster.Route, path string, body []byte) (int, http.Header, []byte, error) {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, strings.TrimSuffix(route.URL, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if a := r.Header.Get("Authorization"); a != "" {
+		req.Header.Set("Authorization", a)
+	}
+	req.Header.Set(forwardedHeader, s.opts.Cluster.ID())
+	resp, err := s.forwarder.Do(req)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("forwarding to node %s at %s failed: %w", route.Node, route.URL, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("reading the answer of node %s at %s: %w", route.Node, route.URL, err)
+	}
+	return resp.StatusCode, resp.Header, b, nil
+}
+
+// clusterBatch serves get-features-batch: the rows are grouped by the
+// node serving their partition, each group is read here or forwarded as
+// one batch, and the answers are merged back in row order.
+func (s *Server) clusterBatch(w http.ResponseWriter, r *http.Request, p *servingParams) {
+	node := s.opts.Cluster
+	type group struct {
+		route cluster.Route
+		rows  []int
+	}
+	var groups []*group
+	byNode := map[string]*group{}
+	for i, jk := range p.requestData {
+		part, err := s.partitionOf(p, jk)
+		if err != nil {
+			s.writeEngineError(w, fmt.Errorf("request_data[%d]: %w", i, err))
+			return
+		}
+		route, err := node.RouteOf(part)
+		if err == nil && !route.Self && r.Header.Get(forwardedHeader) != "" {
+			err = fmt.Errorf("%w: this node does not serve partition %d", cluster.ErrNoOwner, part)
+		}
+		if err == nil && route.Self {
+			if _, err = node.Owner(part); err == nil {
+				err = s.waitPositions(r.Context(), p.minPositions, part)
+			}
+			route.Node = fmt.Sprintf("%s/%d", route.Node, part) // one DB per partition
+		}
+		if err != nil {
+			writeUnavailable(w, fmt.Errorf("request_data[%d]: %w", i, err))
+			return
+		}
+		g := byNode[route.Node]
+		if g == nil {
+			g = &group{route: route}
+			byNode[route.Node] = g
+			groups = append(groups, g)
+		}
+		g.rows = append(g.rows, i)
+	}
+	answers := make([]batchAnswer, len(groups))
+	for gi, g := range groups {
+		rows := make([]map[string]any, len(g.rows))
+		for k, i := range g.rows {
+			rows[k] = p.requestData[i]
+		}
+		status, body, err := s.batchGroup(r, p, g.route, rows)
+		if err != nil {
+			writeUnavailable(w, err)
+			return
+		}
+		if status != http.StatusOK {
+			writeJSONBytes(w, status, body) // the group's error, as its node stated it
+			return
+		}
+		if err := json.Unmarshal(body, &answers[gi]); err != nil || len(answers[gi].Result) != len(rows) {
+			writeUnavailable(w, fmt.Errorf("node %s answered a batch of %d rows with %d results (%v)", g.route.Node, len(rows), len(answers[gi].Result), err))
+			return
+		}
+	}
+	var order [][2]int // row → (group, index in group)
+	order = make([][2]int, len(p.requestData))
+	for gi, g := range groups {
+		for k, i := range g.rows {
+			order[i] = [2]int{gi, k}
+		}
+	}
+	writeJSONBytes(w, http.StatusOK, mergeBatch(answers, order))
+}
+
+// batchGroup reads rows here or on their node, as a batch answer.
+func (s *Server) batchGroup(r *http.Request, p *servingParams, route cluster.Route, rows []map[string]any) (int, []byte, error) {
+	if route.Self {
+		part, _ := s.partitionOf(p, rows[0])
+		db, err := s.opts.Cluster.Owner(part)
+		if err != nil {
+			return 0, nil, err
+		}
+		rec := &bufferedResponse{header: http.Header{}}
+		sub := *p
+		sub.requestData = rows
+		s.writeBatch(rec, db, &sub)
+		return rec.status, rec.body.Bytes(), nil
+	}
+	data := make([]map[string]any, len(rows))
+	for i, r := range rows {
+		data[i] = map[string]any{"join_key_map": r}
+	}
+	params := map[string]any{
+		"workspace_name": p.workspace, "feature_service_name": p.service, "request_data": data,
+		"metadata_options": map[string]bool{"include_names": p.meta.names, "include_data_types": p.meta.dataTypes,
+			"include_effective_times": p.meta.effectiveTimes, "include_serving_status": p.meta.status}}
+	if !p.asOf.IsZero() { // else each node reads at its own now: their clocks differ
+		params["as_of"] = p.asOf.UTC().Format(time.RFC3339Nano)
+	}
+	if len(p.minPositions) > 0 {
+		params["min_positions"] = positionsParam(p.minPositions)
+	}
+	body, err := json.Marshal(map[string]any{"params": params})
+	if err != nil {
+		return 0, nil, err
+	}
+	status, _, resp, err := s.forwardRaw(r, route, "/api/v1/feature-service/get-features-batch", body)
+	return status, resp, err
+}
+
+func positionsParam(ps []engine.Position) []map[string]any {
+	out := make([]map[string]any, len(ps))
+	for i, p := range ps {
+		out[i] = map[string]any{"partition": p.Partition, "offset": strconv.FormatInt(p.Offset, 10)}
+	}
+	return out
+}
+
+// batchAnswer is a get-features-batch answer, kept raw per row.
+type batchAnswer struct {
+	Result   []jsontext.Value `json:"result"`
+	Metadata *struct {
+		Features []map[string]jsontext.Value `json:"features"`
+	} `json:"metadata,omitempty"`
+}
+
+// mergeBatch merges the groups' answers into one, row i being
+// answers[order[i][0]]'s row order[i][1]. Per-row metadata arrays
+// (effectiveTime, status) are merged the same way; the rest of the
+// metadata is the same in every answer.
+func mergeBatch(answers []batchAnswer, order [][2]int) []byte {
+	dst := []byte(`{"result":[`)
+	for i, o := range order {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, answers[o[0]].Result[o[1]]...)
+	}
+	dst = append(dst, ']')
+	if len(answers) > 0 && answers[0].Metadata != nil {
+		dst = append(dst, `,"metadata":{"features":[`...)
+		for j, f := range answers[0].Metadata.Features {
+			if j > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '{')
+			for k, name := range slices.Sorted(maps.Keys(f)) {
+				if k > 0 {
+					dst = append(dst, ',')
+				}
+				dst = appendString(dst, name)
+				dst = append(dst, ':')
+				if name != "effectiveTime" && name != "status" {
+					dst = append(dst, f[name]...)
+					continue
+				}
+				per := make([][]jsontext.Value, len(answers))
+				for gi := range answers {
+					json.Unmarshal(answers[gi].Metadata.Features[j][name], &per[gi])
+				}
+				dst = append(dst, '[')
+				for i, o := range order {
+					if i > 0 {
+						dst = append(dst, ',')
+					}
+					dst = append(dst, per[o[0]][o[1]]...)
+				}
+				dst = append(dst, ']')
+			}
+			dst = append(dst, '}')
+		}
+		dst = append(dst, "]}"...)
+	}
+	return append(dst, '}')
+}
+
+// bufferedResponse records a handler's answer.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+func (b *bufferedResponse) WriteHeader(s int)   { b.status = s }
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+// clusterReady reports whether the node serves every partition it owns.
+func (s *Server) clusterReady() error {
+	node := s.opts.Cluster
+	for _, p := range node.Owned() {
+		if _, err := node.Owner(p); err != nil {
+			return fmt.Errorf("partition %d: %w", p, err)
+		}
+	}
+	return nil
+}

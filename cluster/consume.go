@@ -45,7 +45,9 @@ func (n *Node) assigned(ctx context.Context, _ *kgo.Client, assigned map[string]
 	if len(barriers) == 0 {
 		return
 	}
-	if err := n.produce(ctx, barriers); err != nil {
+	pctx, cancel := context.WithTimeout(ctx, internalProduceTimeout)
+	defer cancel()
+	if err := n.produce(pctx, barriers); err != nil {
 		// Without a barrier the partitions never serve: leave so that the
 		// group assigns them again.
 		n.cfg.Logger.Error("cluster: cannot produce the barriers of assigned partitions; leaving the group", "partitions", ps, "err", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -22,6 +23,11 @@ import (
 // node cannot withdraw it) thus loses. A stale claim can only send a read
 // to a node that no longer serves the partition, which refuses it (503):
 // no read is ever answered by a node that does not own its key.
+
+// internalProduceTimeout bounds the produce of a claim or of barriers:
+// with Kafka unreachable they fail (and are logged) rather than block
+// a rebalance or Close.
+const internalProduceTimeout = 10 * time.Second
 
 // claim is one node's announcement. Part of the members topic's format.
 type claim struct {
@@ -59,6 +65,8 @@ func (n *Node) announce(ctx context.Context) {
 }
 
 func (n *Node) produceClaim(ctx context.Context, c claim) {
+	ctx, cancel := context.WithTimeout(ctx, internalProduceTimeout)
+	defer cancel()
 	b, err := json.Marshal(c)
 	if err == nil {
 		err = n.produce(ctx, []*kgo.Record{{Topic: membersTopic(n.cfg.Topic), Key: []byte(c.Node), Value: b}})

@@ -94,7 +94,7 @@ func (s *Server) clusterIngest(w http.ResponseWriter, r *http.Request, body []by
 // "offset": "17"}, ...] (offset a string or an integer).
 func readMinPositions(d *jsontext.Decoder) ([]engine.Position, error) {
 	var raw []struct {
-		Partition *int32          `json:"partition"`
+		Partition *int32         `json:"partition"`
 		Offset    jsontext.Value `json:"offset"`
 	}
 	val, err := d.ReadValue()

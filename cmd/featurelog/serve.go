@@ -29,10 +29,10 @@ func serveCmd() *cobra.Command {
 	var logs logFlags
 	var cf clusterFlags
 	cmd := &cobra.Command{
-		Use:     "serve",
+		Use: "serve",
 		Example: "  featurelog serve --data ./featurelog-data --repo examples/ads/features.yaml --no-auth\n  featurelog serve --addr 0.0.0.0:8080 --repo features.yaml --log-format json --flush-records 500000\n" +
 			"  featurelog serve --cluster kafka --brokers 127.0.0.1:9092 --partitions 6 --node-id node-1 --addr 127.0.0.1:8081 --repo features.yaml --no-auth",
-		Short:   "Open the data directory, apply the repo file, and serve HTTP",
+		Short: "Open the data directory, apply the repo file, and serve HTTP",
 		Long: "Opens (or creates) the data directory, applies the repo file, and serves HTTP until SIGINT or SIGTERM.\n" +
 			"On the signal it stops accepting connections, lets in-flight requests finish (up to\n" +
 			"--shutdown-timeout; later ones have their connections closed, unacknowledged), closes the\n" +

@@ -1,0 +1,252 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/featurelog/featurelog/cluster"
+	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/httpapi"
+)
+
+const clusterParts = 6
+
+// clusterNode is one node of a test cluster behind its HTTP server,
+// every exchange validated against api/openapi.yaml.
+type clusterNode struct {
+	id, url string
+	node    *cluster.Node
+	stop    func()
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startClusterNode(t *testing.T, brokers []string, topic, id, dir string, repo []byte) *clusterNode {
+	addr := freeAddr(t)
+	n, err := cluster.Open(context.Background(), cluster.Config{Brokers: brokers, Topic: topic, Partitions: clusterParts, NodeID: id,
+		Advertise: "http://" + addr, Dir: dir, Repo: repo, RepoName: "ads.yaml", Logger: discard,
+		Engine:    engine.Options{NoSync: true, Logger: discard},
+		KafkaOpts: []kgo.Opt{kgo.SessionTimeout(1500 * time.Millisecond), kgo.HeartbeatInterval(100 * time.Millisecond)}})
+	require.NoError(t, err)
+	srv, err := httpapi.New(n.Catalog(), httpapi.Options{Addr: addr, NoAuth: true, Logger: discard, Cluster: n})
+	require.NoError(t, err)
+	httpapi.WrapHandler(srv, func(h http.Handler) http.Handler { return validated(t, h, true) })
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- srv.ListenAndServe(ctx, func(net.Addr) { close(ready) }) }()
+	<-ready
+	cn := &clusterNode{id: id, url: "http://" + addr, node: n}
+	var once sync.Once
+	cn.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			n.Close()
+		})
+	}
+	t.Cleanup(cn.stop)
+	return cn
+}
+
+func post(t *testing.T, url, body string, hdr ...string) (int, http.Header, string) {
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// TestClusterOverHTTP: three nodes on kfake behind their HTTP servers.
+// Requests ingested through any node are read, from every node (served
+// or forwarded once), as one node fed the same requests serves them;
+// batches merge rows served by several nodes in row order; while a node
+// leaves, reads answer the oracle's value or 503 with Retry-After,
+// never another value; routes that need every partition answer 501.
+func TestClusterOverHTTP(t *testing.T) {
+	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(kf.Close) // after the nodes' cleanups, which run first
+	repo, err := os.ReadFile(filepath.Join("..", "examples", "ads", "features.yaml"))
+	require.NoError(t, err)
+	oracle := newLiveNode(t, httpapi.Options{})
+	base := t.TempDir()
+	var nodes []*clusterNode
+	for _, id := range []string{"n1", "n2", "n3"} {
+		nodes = append(nodes, startClusterNode(t, kf.ListenAddrs(), "fl", id, filepath.Join(base, id), repo))
+	}
+	waitRoutes(t, nodes)
+
+	r := rand.New(rand.NewPCG(5, 6))
+	const users = 30
+	var positions []map[string]any
+	for range 25 {
+		body := clickRecords(r, 1+r.IntN(20), users)
+		status, _, got := post(t, nodes[r.IntN(len(nodes))].url+"/ingest", body)
+		require.Equal(t, http.StatusOK, status, got)
+		var resp struct {
+			KafkaPositions []map[string]any `json:"kafkaPositions"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(got), &resp))
+		require.NotEmpty(t, resp.KafkaPositions)
+		positions = append(positions, resp.KafkaPositions...)
+		status, _, want := post(t, oracle.url("/ingest"), body)
+		require.Equal(t, http.StatusOK, status, want)
+		assert.Equal(t, want, got[:strings.Index(got, `,"kafkaPositions"`)]+"}", "the ingest answer, but for the positions")
+	}
+	minPos, err := json.Marshal(positions)
+	require.NoError(t, err)
+	asOf := time.Now().UTC().Format(time.RFC3339Nano)
+	read := func(url, user string) (int, http.Header, string) {
+		return post(t, url+"/api/v1/feature-service/get-features", fmt.Sprintf(`{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2",
+			"join_key_map": {"user_id": "u%s"}, "as_of": %q, "min_positions": %s, "metadata_options": {"include_effective_times": true, "include_serving_status": true}}}`, user, asOf, minPos))
+	}
+	oracleRead := func(user string) string {
+		status, _, b := post(t, oracle.url("/api/v1/feature-service/get-features"), fmt.Sprintf(`{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2",
+			"join_key_map": {"user_id": "u%s"}, "as_of": %q, "metadata_options": {"include_effective_times": true, "include_serving_status": true}}}`, user, asOf))
+		require.Equal(t, http.StatusOK, status, b)
+		return b
+	}
+	for u := range users {
+		want := oracleRead(fmt.Sprint(u))
+		for _, n := range nodes {
+			status, _, got := read(n.url, fmt.Sprint(u))
+			require.Equal(t, http.StatusOK, status, got)
+			assert.Equal(t, want, got, "user u%d read through %s", u, n.id)
+		}
+	}
+
+	// A batch over every user: rows of every partition, merged in order.
+	var rows []string
+	for u := range users {
+		rows = append(rows, fmt.Sprintf(`{"join_key_map": {"user_id": "u%d"}}`, u))
+	}
+	batch := fmt.Sprintf(`{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2", "request_data": [%s], "as_of": %q,
+		"metadata_options": {"include_names": true, "include_effective_times": true, "include_serving_status": true}}}`, strings.Join(rows, ","), asOf)
+	status, _, want := post(t, oracle.url("/api/v1/feature-service/get-features-batch"), batch)
+	require.Equal(t, http.StatusOK, status, want)
+	for _, n := range nodes {
+		status, _, got := post(t, n.url+"/api/v1/feature-service/get-features-batch", batch)
+		require.Equal(t, http.StatusOK, status, got)
+		assert.JSONEq(t, want, got, "batch through %s", n.id)
+	}
+
+	// n2 leaves: its partitions move. Reads give the oracle's value or
+	// 503 with Retry-After, never anything else.
+	nodes[1].stop()
+	live := []*clusterNode{nodes[0], nodes[2]}
+	refused := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for served := false; !served; {
+		require.True(t, time.Now().Before(deadline), "the partitions of n2 were never served again")
+		served = true
+		for u := range users {
+			want := oracleRead(fmt.Sprint(u))
+			for _, n := range live {
+				status, hdr, got := read(n.url, fmt.Sprint(u))
+				switch status {
+				case http.StatusOK:
+					require.Equal(t, want, got, "user u%d through %s during the rebalance", u, n.id)
+				case http.StatusServiceUnavailable:
+					require.Equal(t, "1", hdr.Get("Retry-After"), got)
+					refused++
+					served = false
+				default:
+					t.Fatalf("user u%d through %s: %d %s", u, n.id, status, got)
+				}
+			}
+		}
+	}
+	t.Logf("reads refused with 503 while n2's partitions moved: %d", refused)
+
+	// What cluster mode does not serve yet says so.
+	status, _, got := post(t, nodes[0].url+"/api/v1/feature-service/get-features-for-events",
+		`{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2", "spine": [{"user_id": "u1", "timestamp": "2026-01-01T00:00:00Z"}]}}`)
+	assert.Equal(t, http.StatusNotImplemented, status)
+	assert.Contains(t, got, "not available in cluster mode yet")
+	status, _, got = post(t, nodes[0].url+"/ingest", clickRecords(r, 1, users), "Idempotency-Key", "k1")
+	assert.Equal(t, http.StatusNotImplemented, status)
+	assert.Contains(t, got, "Idempotency-Key is not honoured in cluster mode yet")
+	status, _, got = post(t, nodes[0].url+"/api/v1/feature-service/get-features", `{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2",
+		"join_key_map": {"user_id": "u1"}, "min_positions": [{"partition": -1, "offset": "3"}]}}`)
+	assert.Equal(t, http.StatusBadRequest, status)
+	assert.Contains(t, got, "min_positions[0] needs a partition and an offset")
+	status, hdr, got := post(t, nodes[0].url+"/api/v1/feature-service/get-features", fmt.Sprintf(`{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2",
+		"join_key_map": {"user_id": "u1"}, "min_positions": [{"partition": %d, "offset": "%d"}]}}`, partitionOfUser("u1"), 1<<40))
+	assert.Equal(t, http.StatusServiceUnavailable, status, "a position never written is never applied")
+	assert.Equal(t, "1", hdr.Get("Retry-After"))
+	assert.Contains(t, got, "has not applied offset 1099511627776")
+}
+
+func partitionOfUser(u string) int { return cluster.PartitionOf([]byte(u), clusterParts) }
+
+// waitRoutes waits until the group settled: every node serves some
+// partitions, and every node routes every partition to the same node.
+func waitRoutes(t *testing.T, nodes []*clusterNode) {
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			if len(n.node.Owned()) == 0 {
+				return false
+			}
+		}
+		for p := range int32(clusterParts) {
+			owner := ""
+			for _, n := range nodes {
+				r, err := n.node.RouteOf(p)
+				if err != nil || (owner != "" && r.Node != owner) {
+					return false
+				}
+				owner = r.Node
+			}
+		}
+		return true
+	}, 30*time.Second, 10*time.Millisecond, "the cluster never settled")
+}
+
+// clickRecords is an ingest body of n clicks over the last two days, out
+// of time order, a quarter of them on three hot users.
+func clickRecords(r *rand.Rand, n, users int) string {
+	var b bytes.Buffer
+	b.WriteString(`{"workspace_name": "ads", "dry_run": false, "records": {"impressions_event_source": [`)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		u := r.IntN(users)
+		if r.IntN(4) == 0 {
+			u = r.IntN(3)
+		}
+		ts := time.Now().Add(-time.Duration(r.Int64N(int64(47 * time.Hour)))).UTC()
+		fmt.Fprintf(&b, `{"record": {"user_id": "u%d", "timestamp": %q, "clicked": %d}}`, u, ts.Format(time.RFC3339Nano), r.IntN(2))
+	}
+	b.WriteString("]}}")
+	return b.String()
+}

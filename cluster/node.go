@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -35,6 +36,10 @@ type Config struct {
 	// Dir is set per partition.
 	Engine engine.Options
 	Logger *slog.Logger
+	// SessionTimeout is how long the group waits for a silent node before
+	// its partitions move: the longest a failed node's partitions go
+	// unserved, plus their catch-up. 0: Kafka's default, 45s.
+	SessionTimeout time.Duration
 	// KafkaOpts are added to both Kafka clients (tests shorten timeouts).
 	KafkaOpts []kgo.Opt
 }
@@ -162,7 +167,11 @@ func (n *Node) openDB(name string) (*engine.DB, error) {
 // connect creates the Kafka clients, and the topic when it is absent.
 func (n *Node) connect(ctx context.Context) error {
 	c := &n.cfg
-	base := append([]kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID("featurelog-" + c.NodeID)}, c.KafkaOpts...)
+	base := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID("featurelog-" + c.NodeID)}
+	if c.SessionTimeout > 0 {
+		base = append(base, kgo.SessionTimeout(c.SessionTimeout), kgo.HeartbeatInterval(max(c.SessionTimeout/10, 100*time.Millisecond)))
+	}
+	base = append(base, c.KafkaOpts...)
 	var err error
 	n.prod, err = kgo.NewClient(append(base,
 		kgo.DefaultProduceTopic(c.Topic),
@@ -310,7 +319,8 @@ func (n *Node) Owner(p int32) (*engine.DB, error) {
 	}
 }
 
-// Owned returns the partitions this node owns, caught up or not.
+// Owned returns the partitions this node owns, caught up or not, in
+// order.
 func (n *Node) Owned() []int32 {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
@@ -318,6 +328,7 @@ func (n *Node) Owned() []int32 {
 	for p := range n.parts {
 		out = append(out, p)
 	}
+	slices.Sort(out)
 	return out
 }
 

@@ -352,5 +352,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			"background checkpoints are failing (nothing is lost; the log replayed on open grows): "+err.Error()))
 		return
 	}
+	if s.opts.Cluster != nil {
+		writeJSONValue(w, http.StatusOK, map[string]any{"status": "ready", "partitions": s.opts.Cluster.Owned()})
+		return
+	}
 	writeJSONBytes(w, http.StatusOK, []byte(`{"status":"ready"}`))
 }

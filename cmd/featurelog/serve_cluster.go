@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -27,6 +28,7 @@ type clusterFlags struct {
 	partitions int
 	nodeID     string
 	advertise  string // this node's URL for the others
+	session    time.Duration
 }
 
 func (c *clusterFlags) add(cmd *cobra.Command) {
@@ -37,6 +39,7 @@ func (c *clusterFlags) add(cmd *cobra.Command) {
 	f.IntVar(&c.partitions, "partitions", 0, "cluster mode: the topic's partition count, the same on every node")
 	f.StringVar(&c.nodeID, "node-id", "", "cluster mode: this node's id, unique in the cluster")
 	f.StringVar(&c.advertise, "advertise", "", "cluster mode: this node's URL for the other nodes (default http://ADDR)")
+	f.DurationVar(&c.session, "session-timeout", 0, "cluster mode: how long the group waits for a silent node before moving its partitions (0: Kafka's 45s)")
 }
 
 // validate checks the flags of cluster mode, naming the one to fix.
@@ -80,7 +83,7 @@ func serveCluster(ctx context.Context, sio serveIO, data, repoFile string, eopts
 	}
 	eopts.Logger, eopts.Holder = logger, "featurelog serve --cluster kafka --addr "+hopts.Addr
 	node, err := cluster.Open(ctx, cluster.Config{Brokers: cf.brokers, Topic: cf.topic, Partitions: cf.partitions, NodeID: cf.nodeID,
-		Advertise: cf.advertise, Dir: data, Repo: content, RepoName: filepath.Base(repoFile), Engine: eopts, Logger: logger})
+		Advertise: cf.advertise, SessionTimeout: cf.session, Dir: data, Repo: content, RepoName: filepath.Base(repoFile), Engine: eopts, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -107,7 +110,7 @@ func serveCluster(ctx context.Context, sio serveIO, data, repoFile string, eopts
 	return srv.ListenAndServe(ctx, func(a net.Addr) {
 		logger.Info("serving in cluster mode", "addr", a.String(), "node", cf.nodeID, "advertise", cf.advertise, "auth", !hopts.NoAuth)
 		if !sio.json {
-			fmt.Fprintf(sio.stderr, "featurelog: node %s serving on http://%s (cluster: topic %s, %d partitions)\n", cf.nodeID, a, cf.topic, cf.partitions)
+			fmt.Fprintf(sio.stderr, "featurelog: serving on http://%s (node %s of the cluster on topic %s, %d partitions)\n", a, cf.nodeID, cf.topic, cf.partitions)
 		}
 	})
 }

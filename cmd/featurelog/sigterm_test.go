@@ -142,6 +142,7 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 // serves: text mode's human line, or with --log-format json the record.
 func servingAddr(line string) (string, bool) {
 	if a, ok := strings.CutPrefix(line, "featurelog: serving on http://"); ok {
+		a, _, _ = strings.Cut(a, " ") // a cluster node says more after it
 		return a, true
 	}
 	var rec struct{ Msg, Addr string }

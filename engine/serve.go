@@ -313,6 +313,16 @@ type Summary struct {
 
 // FeatureViewSummary returns a view's summary.
 func (db *DB) FeatureViewSummary(workspace, name string) (*Summary, error) {
+	v, err := db.lookupView(workspace, name)
+	if err != nil {
+		return nil, err
+	}
+	return v.summary(), nil
+}
+
+// lookupView returns a view of the applied catalog: its current version,
+// which may be pending.
+func (db *DB) lookupView(workspace, name string) (*viewRT, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -324,7 +334,7 @@ func (db *DB) FeatureViewSummary(workspace, name string) (*Summary, error) {
 	if v == nil {
 		return nil, errorf(CodeNotFound, "feature view %q not found in workspace %q", name, workspace)
 	}
-	return v.summary(), nil
+	return v, nil
 }
 
 func (v *viewRT) summary() *Summary {

@@ -154,7 +154,9 @@ func TestIngestRate(t *testing.T) {
 }
 
 // TestIngestRateAcrossVersions: an apply that re-versions a view keeps
-// its ingest rate, and counts each record once.
+// its ingest rate, and counts each record once while the old version
+// serves and the new one is backfilled (both receive it); the summary
+// lists both versions meanwhile.
 func TestIngestRateAcrossVersions(t *testing.T) {
 	n := newIdemNode(t, 0)
 	n.ingest(n.body("ads", "u1", 3), "")
@@ -162,17 +164,37 @@ func TestIngestRateAcrossVersions(t *testing.T) {
 	require.NoError(t, err)
 	changed := bytes.Replace(src, []byte("function: count, window: 12h"), []byte("function: count, window: 6h"), 1)
 	require.NotEqual(t, src, changed)
-	before, err := n.db.FeatureViewSummary("ads", "user_click_counts")
+	rate := func() int64 {
+		t.Helper()
+		pts, err := n.db.IngestRate("ads", "user_click_counts", 1)
+		require.NoError(t, err)
+		return pts[0].Records
+	}
+	versions := func() []VersionInfo {
+		t.Helper()
+		s, err := n.db.FeatureViewSummary("ads", "user_click_counts")
+		require.NoError(t, err)
+		return s.Versions
+	}
+	require.Equal(t, []VersionInfo{{Version: 1, CreatedAt: idemT0, Serving: true}}, versions())
+
+	applied := idemT0.Add(30 * time.Second)
+	n.set(applied)
+	inHook, resume := pauseBeforeCommit(n.db)
+	res, err := n.db.Apply("ads.yaml", changed)
 	require.NoError(t, err)
-	_, err = n.db.ApplyWait(context.Background(), "ads.yaml", changed)
-	require.NoError(t, err)
-	after, err := n.db.FeatureViewSummary("ads", "user_click_counts")
-	require.NoError(t, err)
-	require.Equal(t, before.Version+1, after.Version, "the test's premise: a new version")
+	require.Len(t, res.Jobs, 1)
+	<-inHook
 	n.ingest(n.body("ads", "u1", 2), "")
-	pts, err := n.db.IngestRate("ads", "user_click_counts", 1)
-	require.NoError(t, err)
-	assert.Equal(t, int64(5), pts[0].Records)
+	assert.Equal(t, int64(5), rate(), "the prior and the version being built both got the 2 records; they count once")
+	assert.Equal(t, []VersionInfo{{Version: 1, CreatedAt: idemT0, Serving: true},
+		{Version: 2, CreatedAt: applied, Job: res.Jobs[0].ID}}, versions())
+	close(resume)
+	require.NoError(t, n.db.WaitJobs(context.Background(), res.Jobs))
+
+	assert.Equal(t, []VersionInfo{{Version: 2, CreatedAt: applied, Serving: true}}, versions())
+	n.ingest(n.body("ads", "u1", 1), "")
+	assert.Equal(t, int64(6), rate(), "the new version goes on with the old one's ring")
 }
 
 // TestIngestRateConcurrent ingests from several goroutines, each moving

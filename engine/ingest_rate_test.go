@@ -232,3 +232,28 @@ func TestIngestRateConcurrent(t *testing.T) {
 		assert.Greater(t, busy, 5, "%s: the requests straddle minutes", view)
 	}
 }
+
+// TestIngestRateRevert: when the backfill of a new version is cancelled,
+// the view goes back to its earlier version, which keeps what the new one
+// counted meanwhile.
+func TestIngestRateRevert(t *testing.T) {
+	n := newIdemNode(t, 0)
+	n.ingest(n.body("ads", "u1", 3), "")
+	src, err := os.ReadFile("../examples/ads/features.yaml")
+	require.NoError(t, err)
+	inHook, _ := pauseBeforeCommit(n.db)
+	res, err := n.db.Apply("ads.yaml", bytes.Replace(src, []byte("function: count, window: 12h"), []byte("function: count, window: 6h"), 1))
+	require.NoError(t, err)
+	<-inHook
+	n.ingest(n.body("ads", "u1", 2), "")
+	_, err = n.db.CancelJob("ads", res.Jobs[0].ID)
+	require.NoError(t, err)
+	require.Error(t, n.db.WaitJobs(context.Background(), res.Jobs), "the test's premise: the apply is undone")
+	s, err := n.db.FeatureViewSummary("ads", "user_click_counts")
+	require.NoError(t, err)
+	require.Equal(t, []VersionInfo{{Version: 1, CreatedAt: idemT0, Serving: true}}, s.Versions)
+	n.ingest(n.body("ads", "u1", 1), "")
+	pts, err := n.db.IngestRate("ads", "user_click_counts", 1)
+	require.NoError(t, err)
+	assert.Equal(t, int64(6), pts[0].Records)
+}

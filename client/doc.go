@@ -19,6 +19,7 @@
 //	ListFeatureServices, FeatureService  GET    /api/v1/workspaces/{ws}/feature-services[/{name}]
 //	Run                                  POST   .../feature-views/{name}/run (streamed Rows)
 //	OutputStream                         GET    .../feature-views/{name}/output-stream (an iterator; NDJSON or SSE)
+//	IngestRate                           GET    .../feature-views/{name}/ingest-rate[?minutes=]
 //	Materialize                          POST   .../feature-views/{name}/materialization-jobs
 //	DeleteKeys                           POST   .../feature-views/{name}/delete-keys
 //	ListJobs, GetJob, WaitJob            GET    /api/v1/workspaces/{ws}/jobs[/{id}[?wait=]]

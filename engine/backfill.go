@@ -491,7 +491,12 @@ func stageViews(ws *workspace, st *stagedMeta, prev *workspace, hot *hotTier) (*
 		p.version, p.createdAt = vm.Version, vm.CreatedAt
 		p.data.identify(ws.name, view, vm.Version, vm.Fingerprint, def.Aggregate())
 		if old := prev.version(view, vm.Version); old != nil {
-			p.data, p.stats = old.data, old.stats
+			p.data, p.stats = old.data, old.stats // its ring is v's already (buildView)
+		} else {
+			// New stats, not published yet (the workspace opens with the
+			// apply staged): the versions of a view share one ingest-rate
+			// ring, so that a revert to p keeps what v counted.
+			p.stats.rate = v.stats.rate
 		}
 		v.prior = p
 		if fed {

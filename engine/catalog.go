@@ -180,6 +180,8 @@ func buildView(ws *workspace, def *repo.FeatureView, vm viewMeta, prev *workspac
 	v.data.identify(ws.name, def.Name, vm.Version, vm.Fingerprint, def.Aggregate())
 	if old := prev.version(def.Name, v.version); old != nil {
 		v.data, v.stats = old.data, old.stats
+	} else if prev != nil && prev.views[def.Name] != nil { // a new version: the ingest rate goes on
+		v.stats.rate = prev.views[def.Name].stats.rate
 	}
 	return v, nil
 }

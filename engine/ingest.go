@@ -313,7 +313,7 @@ func apply(b *batch, plan *ingestPlan, seq uint64, now time.Time) {
 			tasks = append(tasks, applyTask{v: v, projs: plan.projs[si][vi], base: idx, logOffline: s.src.def.LogOffline})
 		}
 		for _, p := range s.src.priors { // versions serving while their successor is built (backfill.go)
-			tasks = append(tasks, applyTask{v: p, projs: projectPrior(s, p), base: idx, logOffline: s.src.def.LogOffline})
+			tasks = append(tasks, applyTask{v: p, projs: projectPrior(s, p), base: idx, logOffline: s.src.def.LogOffline, prior: true})
 		}
 		idx += s.n
 	}
@@ -364,6 +364,10 @@ type applyTask struct {
 	projs      []projected
 	base       int // index in the entry of the section's first record
 	logOffline bool
+	// prior marks a version serving while its successor is built: the
+	// successor, which receives the same records, counts the ingest rate
+	// they share (ingest_rate.go).
+	prior bool
 }
 
 func (t *applyTask) run(seq uint64, now time.Time) {
@@ -384,6 +388,9 @@ func (t *applyTask) run(seq uint64, now time.Time) {
 	}
 	if t.v.def.Online {
 		t.v.stats.online.Add(online)
+		if !t.prior {
+			t.v.stats.rate.add(now, online)
+		}
 	}
 	if t.v.def.Offline && t.logOffline {
 		t.v.stats.offline.Add(online)

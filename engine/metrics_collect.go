@@ -115,12 +115,11 @@ func (c *collector) collectViews(ch chan<- prometheus.Metric) {
 }
 
 func (c *collector) collectView(ch chan<- prometheus.Metric, v *viewRT, now time.Time, labels ...string) {
-	d := v.data
-	segs, bytes := d.segmentStats()
-	ch <- gauge(c.d.segments, float64(segs), labels...)
-	ch <- gauge(c.d.segmentBytes, float64(bytes), labels...)
-	ch <- gauge(c.d.memRecords, float64(d.records.Load()), labels...)
-	ch <- gauge(c.d.memBytes, float64(d.bytes.Load()), labels...)
+	st := v.storage()
+	ch <- gauge(c.d.segments, float64(st.Segments), labels...)
+	ch <- gauge(c.d.segmentBytes, float64(st.SegmentBytes), labels...)
+	ch <- gauge(c.d.memRecords, float64(st.MemtableRecords), labels...)
+	ch <- gauge(c.d.memBytes, float64(st.MemtableBytes), labels...)
 	if ts := v.stats.newest.Load(); ts != 0 {
 		ch <- gauge(c.d.freshness, now.Sub(time.Unix(0, ts)).Seconds(), labels...)
 	}

@@ -309,10 +309,32 @@ type Summary struct {
 	Job string
 	// ServingVersion is the version that serves meanwhile (0: none).
 	ServingVersion int
+
+	// Transform is the view's row-level transformation as declared; nil
+	// if none.
+	Transform *TransformDefinition
+	// FeatureDefinitions are the features as declared, in order.
+	FeatureDefinitions []FeatureDefinition
+	// Versions are the versions the catalog holds, oldest first
+	// (viewRT.versions).
+	Versions []VersionInfo
+	// Storage is what the version that serves holds (while none serves
+	// yet, the one being built): the per-view gauges of DB.Collector.
+	Storage ViewStorage
 }
 
 // FeatureViewSummary returns a view's summary.
 func (db *DB) FeatureViewSummary(workspace, name string) (*Summary, error) {
+	v, err := db.lookupView(workspace, name)
+	if err != nil {
+		return nil, err
+	}
+	return v.summary(), nil
+}
+
+// lookupView returns a view of the applied catalog: its current version,
+// which may be pending.
+func (db *DB) lookupView(workspace, name string) (*viewRT, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -324,7 +346,7 @@ func (db *DB) FeatureViewSummary(workspace, name string) (*Summary, error) {
 	if v == nil {
 		return nil, errorf(CodeNotFound, "feature view %q not found in workspace %q", name, workspace)
 	}
-	return v.summary(), nil
+	return v, nil
 }
 
 func (v *viewRT) summary() *Summary {
@@ -338,6 +360,12 @@ func (v *viewRT) summary() *Summary {
 	}
 	for _, f := range d.Features {
 		s.Features = append(s.Features, f.Name)
+	}
+	s.Transform, s.FeatureDefinitions, s.Versions = transformDefinition(d), featureDefinitions(d), v.versions()
+	if sv := v.serving(); sv != nil {
+		s.Storage = sv.storage()
+	} else {
+		s.Storage = v.storage()
 	}
 	if d.AggregationInterval > 0 {
 		s.AggregationInterval = repo.FormatDuration(d.AggregationInterval)

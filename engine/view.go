@@ -55,6 +55,11 @@ type viewStats struct {
 	// time for the view, in ns, plus 1 so that 0 means none yet
 	// (featurelog_view_ingest_lag_seconds). Set once per request.
 	lag atomic.Int64
+	// rate counts the records live ingest applies online per minute
+	// (ingest_rate.go). Unlike the counters above it is shared by every
+	// version of the view, not only those that compute the same thing:
+	// the pointer is set before the catalog is published, never after.
+	rate *rateRing
 }
 
 // noteIngest records the lag of a request ingested at now whose newest
@@ -102,7 +107,7 @@ func newViewRT(def *repo.FeatureView, src *sourceRT, hot *hotTier) (*viewRT, err
 		}
 		v.envIdx = transformInputs(def.Transform, src)
 	}
-	v.stats = &viewStats{}
+	v.stats = &viewStats{rate: &rateRing{}}
 	v.data = &viewData{hot: hot}
 	if def.Aggregate() {
 		return v, v.buildTiles(hot)

@@ -346,13 +346,8 @@ func memberNames(v any) []string {
 
 // featureView serves GET /api/v1/workspaces/{ws}/feature-views/{name}.
 func (s *Server) featureView(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.admin(w, r, nil)
+	ws, ok := s.viewerOf(w, r, "read feature views")
 	if !ok {
-		return
-	}
-	ws := r.PathValue("ws")
-	if err := c.require(auth.Viewer, "read feature views")(ws); err != nil {
-		s.writeEngineError(w, err)
 		return
 	}
 	sum, err := s.db.FeatureViewSummary(ws, r.PathValue("name"))
@@ -363,13 +358,16 @@ func (s *Server) featureView(w http.ResponseWriter, r *http.Request) {
 	writeJSONValue(w, http.StatusOK, summaryJSON(sum))
 }
 
-func summaryJSON(s *engine.Summary) map[string]any {
-	opt := func(t time.Time) any {
-		if t.IsZero() {
-			return nil
-		}
-		return t.UTC().Format(time.RFC3339Nano)
+// optTime spells a time that may be unset: null when zero.
+func optTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
 	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func summaryJSON(s *engine.Summary) map[string]any {
+	opt := optTime
 	dur := func(d time.Duration) any {
 		if d == 0 {
 			return nil
@@ -385,6 +383,8 @@ func summaryJSON(s *engine.Summary) map[string]any {
 		"online_record_count": s.OnlineRecords, "offline_record_count": s.OfflineRecords,
 		"freshness": opt(s.Freshness), "entity_keys_online": s.Keys,
 		"serving_version": s.ServingVersion, "job": jobRef(s.Job),
+		"transformation": transformJSON(s.Transform), "feature_definitions": featureDefsJSON(s.FeatureDefinitions),
+		"versions": versionsJSON(s.Versions), "storage": storageJSON(s.Storage),
 	}
 }
 

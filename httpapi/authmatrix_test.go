@@ -319,6 +319,11 @@ func endpoints() []authEndpoint {
 			request: func(m *authMatrix) testRequest {
 				return testRequest{method: http.MethodGet, path: "/api/v1/workspaces/shop/feature-views/order_stream/output-stream?from=earliest", stream: true}
 			}},
+		{pattern: "GET /api/v1/workspaces/{ws}/feature-views/{name}/ingest-rate", role: "viewer", grant: auth.Viewer,
+			allowed: viewer, insufficient: noRole, otherWorkspace: otherOwner,
+			request: func(m *authMatrix) testRequest {
+				return testRequest{method: http.MethodGet, path: "/api/v1/workspaces/shop/feature-views/last_order/ingest-rate?minutes=5"}
+			}},
 		{pattern: "POST /api/v1/workspaces/{ws}/feature-views/{name}/run", role: "viewer", grant: auth.Viewer,
 			allowed: viewer, insufficient: noRole, otherWorkspace: otherOwner,
 			request: func(m *authMatrix) testRequest {

@@ -213,6 +213,18 @@ func badCases() []badCase {
 		{name: "feature view unknown", req: testRequest{method: http.MethodGet, path: "/api/v1/workspaces/shop/feature-views/nope"}, status: 404, typ: grpcNotFound, msg: `feature view "nope" not found in workspace "shop"`},
 		{name: "feature view unknown workspace", req: testRequest{method: http.MethodGet, path: "/api/v1/workspaces/ghost/feature-views/last_order"}, authz: ghost, status: 404, typ: grpcNotFound, msg: `workspace "ghost" not found`},
 
+		// GET a feature view's ingest rate.
+		{name: "ingest-rate minutes zero", req: get(rateOf("shop", "last_order", "minutes=0")), status: 400, typ: grpcInvalid, msg: `query parameter minutes="0" must be a whole number from 1 to 1440 (default 60)`},
+		{name: "ingest-rate minutes over a day", req: get(rateOf("shop", "last_order", "minutes=1441")), status: 400, typ: grpcInvalid, msg: `query parameter minutes="1441" must be a whole number from 1 to 1440`},
+		{name: "ingest-rate minutes negative", req: get(rateOf("shop", "last_order", "minutes=-5")), status: 400, typ: grpcInvalid, msg: `query parameter minutes="-5" must be a whole number`},
+		{name: "ingest-rate minutes not a number", req: get(rateOf("shop", "last_order", "minutes=1h")), status: 400, typ: grpcInvalid, msg: `query parameter minutes="1h" must be a whole number`},
+		{name: "ingest-rate minutes fractional", req: get(rateOf("shop", "last_order", "minutes=1.5")), status: 400, typ: grpcInvalid, msg: `query parameter minutes="1.5" must be a whole number`},
+		{name: "ingest-rate minutes empty", req: get(rateOf("shop", "last_order", "minutes=")), status: 400, typ: grpcInvalid, msg: `query parameter minutes="" must be a whole number`},
+		{name: "ingest-rate minutes twice", req: get(rateOf("shop", "last_order", "minutes=5&minutes=10")), status: 400, typ: grpcInvalid, msg: "query parameter minutes is given 2 times; give it once"},
+		{name: "ingest-rate unknown query parameter", req: get(rateOf("shop", "last_order", "minute=5")), status: 400, typ: grpcInvalid, msg: `unknown query parameter(s) "minute" (known: minutes)`},
+		{name: "ingest-rate unknown view", req: get(rateOf("shop", "nope", "")), status: 404, typ: grpcNotFound, msg: `feature view "nope" not found in workspace "shop"`},
+		{name: "ingest-rate unknown workspace", req: get(rateOf("ghost", "last_order", "minutes=5")), authz: ghost, status: 404, typ: grpcNotFound, msg: `workspace "ghost" not found`},
+
 		// POST plan and apply: bad repo files and bad bodies.
 		{name: "repo YAML syntax error", req: planReq("shop.yaml", shopEdit("    ttl: 2d\n", "    ttl: [2d\n")), status: 400, typ: grpcInvalid, msg: "shop.yaml:39: invalid YAML: "},
 		{name: "repo unknown field", req: planReq("shop.yaml", shopEdit("    ttl: 2d\n", "    ttl: 2d\n    tll: 2d\n")), status: 400, typ: grpcInvalid, msg: `shop.yaml:40: feature view "recent_order": unknown key "tll" (did you mean "ttl"?)`},
@@ -323,6 +335,11 @@ func runBody(level, extra string) string {
 }
 
 func get(path string) testRequest { return testRequest{method: http.MethodGet, path: path} }
+
+// rateOf is the path of a view's ingest rate with a query.
+func rateOf(ws, view, query string) string {
+	return "/api/v1/workspaces/" + ws + "/feature-views/" + view + "/ingest-rate?" + query
+}
 
 // osStream is the path of an output stream of workspace os (streamRepo).
 func osStream(view, query string) string {

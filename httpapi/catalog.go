@@ -17,6 +17,7 @@ import (
 //
 //	GET  /api/v1/workspaces                              {"workspaces": [{"name", "sources", "feature_views", "feature_services"}]}
 //	GET  /api/v1/workspaces/{ws}/feature-views           {"feature_views": [<summary>, ...]}   (the summary of GET .../feature-views/{name})
+//	GET  /api/v1/workspaces/{ws}/feature-views/{name}/ingest-rate   per-minute counts (views.go)
 //	GET  /api/v1/workspaces/{ws}/feature-services        {"feature_services": [<service>, ...]}
 //	GET  /api/v1/workspaces/{ws}/feature-services/{name} <service>
 //	POST /api/v1/feature-service/metadata                Tecton's shape, below

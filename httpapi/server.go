@@ -242,6 +242,7 @@ func (s *Server) routes() {
 	s.handle("POST /api/v1/workspaces/{ws}/feature-views/{name}/delete-keys", "delete_keys", s.deleteKeys)
 	s.handle("POST /api/v1/workspaces/{ws}/feature-views/{name}/run", "run", s.runView)
 	s.handle("GET /api/v1/workspaces/{ws}/feature-views/{name}/output-stream", "output_stream", s.outputStream)
+	s.handle("GET /api/v1/workspaces/{ws}/feature-views/{name}/ingest-rate", "ingest_rate", s.ingestRate)
 	s.handle("POST /api/v1/plan", "plan", s.plan)
 	s.handle("POST /api/v1/apply", "apply", s.apply)
 	s.handle("GET /api/v1/service-accounts", "service_accounts", s.listAccounts)

@@ -152,7 +152,40 @@ func viewOf(s *engine.Summary) client.FeatureView {
 		AggregationInterval: s.AggregationInterval, TTL: dur(s.TTL), BatchSchedule: dur(s.BatchSchedule),
 		FeatureStartTime: opt(s.FeatureStartTime), CreatedAt: opt(s.CreatedAt), Version: s.Version, Online: s.Online, Offline: s.Offline,
 		OnlineRecordCount: s.OnlineRecords, OfflineRecordCount: s.OfflineRecords, Freshness: opt(s.Freshness),
-		EntityKeysOnline: s.Keys, ServingVersion: s.ServingVersion, Job: s.Job}
+		EntityKeysOnline: s.Keys, ServingVersion: s.ServingVersion, Job: s.Job,
+		Transformation: transformationOf(s.Transform), FeatureDefinitions: featureDefsOf(s.FeatureDefinitions),
+		Versions: versionsOf(s.Versions, opt), Storage: client.FeatureViewStorage(s.Storage)}
+}
+
+func transformationOf(t *engine.TransformDefinition) *client.Transformation {
+	if t == nil {
+		return nil
+	}
+	out := &client.Transformation{Columns: client.TransformColumns{}, Filter: t.Filter}
+	for _, c := range t.Columns {
+		out.Columns = append(out.Columns, client.TransformColumn{Name: c.Name, Expression: c.Expr})
+	}
+	return out
+}
+
+func featureDefsOf(defs []engine.FeatureDefinition) []client.FeatureDefinition {
+	out := make([]client.FeatureDefinition, len(defs))
+	for i, f := range defs {
+		out[i] = client.FeatureDefinition{Name: f.Name, DataType: dataTypeOf(f.Type), Function: f.Function, Column: f.Column,
+			N: f.N, Percentile: f.Percentile, Precision: f.Precision}
+		if f.Function != "" {
+			out[i].TimeWindow = &client.Window{Size: f.Window, Offset: f.Offset}
+		}
+	}
+	return out
+}
+
+func versionsOf(vs []engine.VersionInfo, opt func(time.Time) *time.Time) []client.FeatureViewVersion {
+	out := make([]client.FeatureViewVersion, len(vs))
+	for i, v := range vs {
+		out[i] = client.FeatureViewVersion{Version: v.Version, CreatedAt: opt(v.CreatedAt), Serving: v.Serving, Job: v.Job}
+	}
+	return out
 }
 
 func serviceOf(s *engine.ServiceSummary) client.FeatureService {
@@ -392,14 +425,62 @@ func describeView(out io.Writer, api catalogAPI, ws, name, output string) error 
 		{"Online", fmt.Sprint(v.Online)}, {"Offline", fmt.Sprint(v.Offline)},
 		{"Online records", fmt.Sprint(v.OnlineRecordCount)}, {"Offline records", fmt.Sprint(v.OfflineRecordCount)},
 		{"Entity keys online", fmt.Sprint(v.EntityKeysOnline)}, {"Freshness", timeText(v.Freshness)},
+		{"Storage", storageText(v.Storage)}, {"Transformation", transformationText(v.Transformation)},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
 	}
+	fmt.Fprintln(tw, "Versions:\t")
+	for _, ver := range v.Versions {
+		fmt.Fprintf(tw, "  %d\t%s\n", ver.Version, viewVersionText(ver))
+	}
 	fmt.Fprintln(tw, "Features:\t")
-	for _, f := range v.Features {
-		fmt.Fprintf(tw, "  %s\t\n", f)
+	for _, f := range v.FeatureDefinitions {
+		fmt.Fprintf(tw, "  %s\t%s\n", f.Name, featureText(f))
 	}
 	return tw.Flush()
+}
+
+func storageText(s client.FeatureViewStorage) string {
+	return fmt.Sprintf("%d segments (%d bytes), %d records in the memtable (~%d bytes)", s.Segments, s.SegmentBytes, s.MemtableRecords, s.MemtableBytes)
+}
+
+func transformationText(t *client.Transformation) string {
+	if t == nil {
+		return "-"
+	}
+	var parts []string
+	for _, c := range t.Columns {
+		parts = append(parts, c.Name+" = "+c.Expression)
+	}
+	if t.Filter != "" {
+		parts = append(parts, "filter "+t.Filter)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func viewVersionText(v client.FeatureViewVersion) string {
+	state := "serving"
+	if !v.Serving {
+		state = "not serving"
+	}
+	if v.Job != "" {
+		state += ", job " + v.Job
+	}
+	return state + ", created " + timeText(v.CreatedAt)
+}
+
+// featureText spells a feature's definition briefly (--output json has
+// the function's parameters): "int64 = count(clicked) over 1h offset 1h",
+// or "int64 = clicked" for an attribute.
+func featureText(f client.FeatureDefinition) string {
+	if f.Function == "" || f.TimeWindow == nil {
+		return f.DataType.String() + " = " + f.Column
+	}
+	window := f.TimeWindow.Size
+	if f.TimeWindow.Offset != "" {
+		window += " offset " + f.TimeWindow.Offset
+	}
+	return fmt.Sprintf("%s = %s(%s) over %s", f.DataType, f.Function, f.Column, window)
 }
 
 func listServices(out io.Writer, api catalogAPI, ws, output string) error {

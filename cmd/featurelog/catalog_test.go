@@ -44,6 +44,12 @@ func TestCatalogCommands(t *testing.T) {
 	for _, want := range []string{"Name:", "click_events_fv", "TTL:", "7d", "Join keys:", "user_id", "Feature start time:", "2022-01-01T00:00:00Z", "Features:", "  clicked"} {
 		assert.Contains(t, out, want)
 	}
+	out, err = run(t, "feature-views", "describe", "--data", data, "--workspace", "ads", "user_click_counts")
+	require.NoError(t, err)
+	assert.Regexp(t, `Storage:\s+0 segments \(0 bytes\), 0 records in the memtable`, out)
+	assert.Regexp(t, `Transformation:\s+clicked_squared = clicked \*\* 2\n`, out)
+	assert.Regexp(t, `Versions:\s*\n\s+1\s+serving, created 20`, out)
+	assert.Regexp(t, `clicked_squared_sum_1d_continuous\s+float64 = sum\(clicked_squared\) over 1d\n`, out)
 
 	out, err = run(t, "feature-services", "list", "--data", data)
 	require.NoError(t, err)
@@ -75,6 +81,25 @@ func TestCatalogCommands(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(local[1]), &views))
 	require.Len(t, views.FeatureViews, 2)
 	assert.Equal(t, "user_click_counts", views.FeatureViews[0].Name, "the repo file's order")
+	var described map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal([]byte(local[2]), &described))
+	assert.JSONEq(t, `{"columns":{"clicked_squared":"clicked ** 2"},"filter":""}`, string(described["transformation"]))
+	var defs []json.RawMessage
+	require.NoError(t, json.Unmarshal(described["feature_definitions"], &defs))
+	require.Len(t, defs, 4)
+	assert.JSONEq(t, `{"name":"clicked_count_1h_continuous","dataType":{"type":"int64"},"function":"count","column":"clicked","time_window":"1h"}`, string(defs[0]))
+	var versions []struct {
+		Version int
+		Serving bool
+		Job     string
+	}
+	require.NoError(t, json.Unmarshal(described["versions"], &versions))
+	assert.Equal(t, []struct {
+		Version int
+		Serving bool
+		Job     string
+	}{{Version: 1, Serving: true}}, versions)
+	assert.JSONEq(t, `{"segments":0,"segment_bytes":0,"memtable_records":0,"memtable_bytes":0}`, string(described["storage"]))
 
 	// Errors on a data directory.
 	for _, c := range []struct {

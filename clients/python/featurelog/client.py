@@ -120,8 +120,20 @@ class Client:
 
     def feature_view(self, workspace, name):
         """Returns a feature view's summary (SPEC §4): its definition,
-        record counts and freshness."""
+        record counts and freshness; its transformation and
+        feature_definitions as the repo file declares them, its versions
+        and its storage."""
         return self._t.call("GET", "/api/v1/workspaces/%s/feature-views/%s" % (_q(workspace), _q(name)))[2]
+
+    def ingest_rate(self, workspace, name, minutes=None):
+        """Returns a view's records per minute, counted in memory since
+        the node opened: {"interval_seconds": 60, "points": [{"start",
+        "records"}, ...]}, oldest first, the last point the current minute.
+        minutes is 1 to 1440 (None: the node's default, 60)."""
+        path = "/api/v1/workspaces/%s/feature-views/%s/ingest-rate" % (_q(workspace), _q(name))
+        if minutes is not None:
+            path += "?" + urllib.parse.urlencode({"minutes": minutes})
+        return self._t.call("GET", path)[2]
 
     # Listing (SPEC §8).
 

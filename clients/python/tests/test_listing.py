@@ -1,6 +1,7 @@
 """Listing the catalog against a real node (SPEC §8)."""
 
 import unittest
+from datetime import datetime, timezone
 
 from . import nodes
 import featurelog
@@ -30,6 +31,28 @@ class ListingTest(unittest.TestCase):
         self.assertEqual(meta["inputJoinKeys"], [{"name": "user_id", "dataType": {"type": "string"}}])
         self.assertEqual([f["featureViewName"] for f in meta["featureValues"]],
                          ["click_events_fv"] + ["user_click_counts"] * 4)
+
+    def test_view_definitions_and_ingest_rate(self):
+        view = self.fl.feature_view("ads", "user_click_counts")
+        self.assertEqual(view["transformation"], {"columns": {"clicked_squared": "clicked ** 2"}, "filter": None})
+        self.assertEqual(view["feature_definitions"][0], {"name": "clicked_count_1h_continuous", "dataType": {"type": "int64"},
+                                                          "function": "count", "column": "clicked", "time_window": "1h"})
+        self.assertEqual([v["serving"] for v in view["versions"]], [True])
+        self.assertEqual(set(view["storage"]), {"segments", "segment_bytes", "memtable_records", "memtable_bytes"})
+
+        before = self.fl.ingest_rate("ads", "user_click_counts", minutes=1440)
+        self.fl.ingest("ads", "impressions_event_source",
+                       [{"user_id": "rate-py", "timestamp": datetime.now(timezone.utc), "clicked": 1}] * 3)
+        after = self.fl.ingest_rate("ads", "user_click_counts", minutes=1440)
+        self.assertEqual(after["interval_seconds"], 60)
+        self.assertEqual(len(after["points"]), 1440)
+        self.assertTrue(after["points"][-1]["start"].endswith(":00Z"), after["points"][-1])
+        self.assertGreaterEqual(sum(p["records"] for p in after["points"]) - sum(p["records"] for p in before["points"]), 3)
+        self.assertEqual(len(self.fl.ingest_rate("ads", "user_click_counts")["points"]), 60)
+        with self.assertRaises(featurelog.APIError) as cm:
+            self.fl.ingest_rate("ads", "user_click_counts", minutes=0)
+        self.assertEqual(cm.exception.status, 400)
+        self.assertIn('minutes="0"', cm.exception.message)
 
     def test_unknown_names_are_refused(self):
         with self.assertRaises(featurelog.APIError) as cm:

@@ -48,7 +48,7 @@ func TestLayering(t *testing.T) {
 		what      string
 	}{
 		{[]string{"schema", "historical", "tabread", "tabular", "repo", "auth", "vfs", "vfs/errorfs", "wal", "tiles", "compaction",
-			"internal/record", "internal/batchsrc", "internal/jsondec", "internal/dirlock", "internal/atomicfile", "internal/suggest"},
+			"internal/record", "internal/batchsrc", "internal/jsondec", "internal/dirlock", "internal/atomicfile", "internal/suggest", "internal/console"},
 			engineAndUp, "the engine or what is built on it"},
 		{[]string{"engine"}, above("httpapi", "client", "kafkasink", "cmd", "bench"), "its interfaces"},
 		{[]string{"httpapi", "kafkasink"}, above("client", "cmd", "bench"), "the CLI, the benchmarks or the client"},

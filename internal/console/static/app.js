@@ -2,7 +2,7 @@
 // (#/workspaces, #/view/{ws}/{name}, #/lookup, #/jobs/{ws}, #/stream/{ws}/{view}).
 
 import { apiKey, setAPIKey } from './api.js';
-import { errorBox, show } from './dom.js';
+import { errorBox, h, show } from './dom.js';
 import * as workspaces from './workspaces.js';
 import * as view from './view.js';
 import * as lookup from './lookup.js';
@@ -38,6 +38,9 @@ async function route() {
   } catch (err) {
     if (signal.aborted) return;
     main.append(errorBox(err));
+    if (err.status === 401) main.append(h('p', {}, apiKey()
+      ? 'The node refused this key: enter another one above.'
+      : 'This node needs an API key: enter one above (a fresh `featurelog serve` prints its first one). It is kept in this tab only.'));
   }
   if (!signal.aborted) document.body.dataset.ready = 'true';
 }

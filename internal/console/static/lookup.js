@@ -69,10 +69,10 @@ async function lookup(box, ws, svc, rawKeys, asOf, signal) {
     table(['Feature', 'Type', 'Value', 'Effective time', 'Status'],
       resp.result.features.map((v, i) => h('tr', { 'data-feature': meta[i].name },
         h('td', {}, meta[i].name),
-        h('td', {}, fmtType(meta[i].dataType)),
+        h('td', { class: 'type' }, fmtType(meta[i].dataType)),
         h('td', { class: 'value', 'data-json': JSON.stringify(v) }, fmtValue(v)),
-        h('td', {}, fmtTime(meta[i].effectiveTime)),
-        h('td', { class: `status-${meta[i].status}` }, meta[i].status || '—'))),
+        h('td', { class: 'effective', 'data-time': meta[i].effectiveTime || '' }, fmtTime(meta[i].effectiveTime)),
+        h('td', { class: `status status-${meta[i].status}` }, meta[i].status || '—'))),
     { class: 'vector', id: 'vector' }));
   const timeline = h('div', { id: 'timeline' });
   box.append(h('h2', {}, 'Timeline, last day'), timeline);

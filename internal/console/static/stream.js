@@ -27,6 +27,10 @@ export async function render(main, { parts, signal }) {
   const body = h('tbody', {});
   main.append(status, h('table', { class: 'stream', id: 'stream' },
     h('thead', {}, h('tr', {}, ['Offset', 'Feature timestamp', 'Entity keys', 'Feature values'].map((x) => h('th', {}, x)))), body));
+  tail(ws, view, status, body, signal); // runs until the page is left
+}
+
+async function tail(ws, view, status, body, signal) {
   let n = 0;
   try {
     await follow(`/api/v1/workspaces/${enc(ws)}/feature-views/${enc(view)}/output-stream?from=latest`, {
@@ -40,7 +44,8 @@ export async function render(main, { parts, signal }) {
           h('td', { class: 'mono' }, rec.offset),
           h('td', {}, fmtTime(rec.feature_timestamp)),
           h('td', { class: 'mono' }, JSON.stringify(rec.entity_keys)),
-          h('td', { class: 'mono' }, rec.feature_values ? JSON.stringify(rec.feature_values) : '—')));
+          h('td', { class: 'mono' }, rec.feature_values
+            ? Object.entries(rec.feature_values).map(([k, v]) => h('div', {}, `${k} = ${v}`)) : '—')));
         while (body.children.length > KEEP) body.lastChild.remove();
       },
     });

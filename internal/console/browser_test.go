@@ -1,0 +1,618 @@
+//go:build unix
+
+package console_test
+
+// The console in a real browser: headless Chromium (Debian's chromium
+// package), driven through the DevTools protocol by chromedp, against a
+// node serving the ads example with ingested data: a real engine on a
+// temporary data directory behind httpapi's http.Server, as `featurelog
+// serve` runs them, with two accounts (owner and viewer of ads), a job
+// held RUNNING for the cancel test, and a second server on the same
+// engine with --no-auth.
+//
+// Every page of every tab is watched: a console.error, an uncaught
+// exception, a browser log entry at error level (a CSP violation, a
+// failed module load) or a request answered >= 400 fails the test,
+// except the answers a step expects (the role probe of the jobs page, a
+// refusal the viewer test provokes). Screenshots of each page go to
+// $FEATURELOG_TEST_OUT/console, or to featurelog-console-screenshots in
+// the temporary directory; the test logs where.
+//
+// Without a chromium on the PATH the test skips, saying so; with
+// CI=true it fails instead, as .ci/run installs chromium before go test.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/featurelog/featurelog/auth"
+	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/httpapi"
+	"github.com/featurelog/featurelog/vfs"
+)
+
+// chromiumPath finds the browser, or skips (fails with CI=true).
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{os.Getenv("FEATURELOG_CHROMIUM"), "chromium", "chromium-browser"} {
+		if name == "" {
+			continue
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	msg := "no chromium on the PATH: the console's browser tests need headless Chromium " +
+		"(Debian: apt-get install -y chromium; or set FEATURELOG_CHROMIUM to a Chromium binary)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal("CI=true but " + msg + "; .ci/run installs it before go test, so that step failed")
+	}
+	t.Skip("SKIP: " + msg)
+	return ""
+}
+
+// gateFS holds segment files back once armed: the first Create of a
+// segment waits until release, so a backfill, which ends by writing its
+// segments, stays RUNNING as long as the test needs (as in httpapi's
+// contract_cover_test.go).
+type gateFS struct {
+	vfs.FS
+	armed   atomic.Bool
+	blocked chan struct{} // closed when a Create first waits
+	gate    chan struct{} // closed by release
+	once    sync.Once
+	opened  sync.Once
+}
+
+func (g *gateFS) Create(name string) (vfs.File, error) {
+	if g.armed.Load() && strings.Contains(filepath.Base(name), ".seg") {
+		g.opened.Do(func() { close(g.blocked) })
+		<-g.gate
+	}
+	return g.FS.Create(name)
+}
+
+func (g *gateFS) release() { g.once.Do(func() { close(g.gate) }) }
+
+// slowView is a view the example does not have: applying it starts a
+// backfill that the gate holds RUNNING.
+const slowView = `
+  - name: console_slow_view
+    source: impressions_event_source
+    entities: [user]
+    timestamp_field: timestamp
+    ttl: 7d
+    description: A view whose backfill the test holds running.
+    features:
+      - attribute: {name: clicked}
+`
+
+// node is the server under test.
+type node struct {
+	db                  *engine.DB
+	gate                *gateFS
+	url, noAuthURL      string    // the server with auth, and the one without
+	ownerKey, viewerKey string    // of ads
+	slowJob             string    // the backfill the gate holds RUNNING
+	now                 time.Time // when the data was ingested
+}
+
+func startNode(t *testing.T) *node {
+	t.Helper()
+	example, err := os.ReadFile(filepath.Join("..", "..", "examples", "ads", "features.yaml"))
+	require.NoError(t, err)
+	n := &node{gate: &gateFS{FS: vfs.Default, blocked: make(chan struct{}), gate: make(chan struct{})}}
+	quiet := slog.New(slog.DiscardHandler)
+	n.db, err = engine.Open(engine.Options{Dir: t.TempDir(), FS: n.gate, Logger: quiet})
+	require.NoError(t, err)
+	res, err := n.db.ApplyWait(context.Background(), "features.yaml", example)
+	require.NoError(t, err)
+	require.Equal(t, "ads", res.Workspace)
+	n.ownerKey = account(t, n.db, "console-owner", auth.Owner)
+	n.viewerKey = account(t, n.db, "console-viewer", auth.Viewer)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	serve := func(opts httpapi.Options) string {
+		opts.Addr, opts.Logger = "127.0.0.1:0", quiet
+		srv, err := httpapi.New(n.db, opts)
+		require.NoError(t, err)
+		addr := make(chan net.Addr, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			assert.NoError(t, srv.ListenAndServe(ctx, func(a net.Addr) { addr <- a }))
+		}()
+		return "http://" + (<-addr).String()
+	}
+	n.url = serve(httpapi.Options{})
+	n.noAuthURL = serve(httpapi.Options{NoAuth: true})
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		n.gate.release() // before Close, which may write segments
+		require.NoError(t, n.db.Close())
+	})
+
+	n.now = time.Now().UTC()
+	n.ingest(t, "C18947Z5", n.now.Add(-3*time.Hour), 1)
+	n.ingest(t, "C98FG569", n.now.Add(-170*time.Minute), 1)
+	n.ingest(t, "C18947Z5", n.now.Add(-160*time.Minute), 0)
+	n.ingest(t, "C18947Z5", n.now.Add(-40*time.Minute), 1)
+	n.ingest(t, "C18947Z5", n.now.Add(-10*time.Minute), 1)
+
+	n.gate.armed.Store(true)
+	res, err = n.db.Apply("features.yaml", []byte(strings.Replace(string(example), "feature_views:\n", "feature_views:"+slowView, 1)))
+	require.NoError(t, err)
+	require.Len(t, res.Jobs, 1, "one backfill, of console_slow_view")
+	n.slowJob = res.Jobs[0].ID
+	select {
+	case <-n.gate.blocked:
+	case <-time.After(time.Minute):
+		t.Fatal("the backfill of console_slow_view wrote no segment within a minute")
+	}
+	return n
+}
+
+func account(t *testing.T, db *engine.DB, name string, role auth.Role) string {
+	t.Helper()
+	key, acct, err := db.Accounts().CreateAccount(name, "")
+	require.NoError(t, err)
+	require.NoError(t, db.Accounts().AssignRole(acct.ID, "ads", role))
+	return key
+}
+
+// call makes an API call as the console would and returns the status
+// and body.
+func (n *node) call(t *testing.T, method, path, key, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, n.url+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, b
+}
+
+func (n *node) ingest(t *testing.T, user string, at time.Time, clicked int) {
+	t.Helper()
+	status, body := n.call(t, "POST", "/ingest", n.ownerKey, fmt.Sprintf(
+		`{"workspace_name":"ads","dry_run":false,"records":{"impressions_event_source":[{"record":{"user_id":%q,"timestamp":%q,"clicked":%d}}]}}`,
+		user, at.Format(time.RFC3339Nano), clicked))
+	require.Equal(t, http.StatusOK, status, "%s", body)
+}
+
+// pageLog collects what a tab reports that a working page must not:
+// console errors, uncaught exceptions, error log entries, and answers
+// >= 400 or failed loads, except the refusals a step expects.
+type pageLog struct {
+	mu       sync.Mutex
+	problems []string
+	expected []refusal
+	urls     map[string]string // request id → URL
+}
+
+// refusal is an answer a step expects: a URL containing part, answered
+// status (0: any).
+type refusal struct {
+	part   string
+	status int64
+}
+
+func newPageLog(expected ...refusal) *pageLog {
+	return &pageLog{expected: expected, urls: map[string]string{}}
+}
+
+func (l *pageLog) expectedLocked(url string, status int64) bool {
+	return slices.ContainsFunc(l.expected, func(r refusal) bool {
+		return url != "" && strings.Contains(url, r.part) && (r.status == 0 || r.status == status)
+	})
+}
+
+func (l *pageLog) listen(ev any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch e := ev.(type) {
+	case *runtime.EventConsoleAPICalled:
+		if e.Type == runtime.ConsoleAPICalledTypeError || e.Type == runtime.ConsoleAPICalledTypeAssert {
+			var args []string
+			for _, a := range e.Args {
+				args = append(args, string(a.Value)+a.Description)
+			}
+			l.problems = append(l.problems, "console."+string(e.Type)+": "+strings.Join(args, " "))
+		}
+	case *runtime.EventExceptionThrown:
+		l.problems = append(l.problems, (&chromedp.ExceptionError{ExceptionDetails: e.ExceptionDetails}).Error())
+	case *cdplog.EventEntryAdded:
+		// Chrome logs each answer >= 400 ("... status of 404 (Not
+		// Found)"); the answer itself is judged below.
+		var status int64
+		if _, rest, ok := strings.Cut(e.Entry.Text, "status of "); ok {
+			fmt.Sscan(rest, &status)
+		}
+		if e.Entry.Level == cdplog.EntryLevelError && !l.expectedLocked(e.Entry.URL, status) {
+			l.problems = append(l.problems, fmt.Sprintf("browser log (%s): %s %s", e.Entry.Source, e.Entry.Text, e.Entry.URL))
+		}
+	case *network.EventRequestWillBeSent:
+		l.urls[string(e.RequestID)] = e.Request.URL
+	case *network.EventResponseReceived:
+		if e.Response.Status >= 400 && !l.expectedLocked(e.Response.URL, e.Response.Status) {
+			l.problems = append(l.problems, fmt.Sprintf("HTTP %d from %s", e.Response.Status, e.Response.URL))
+		}
+	case *network.EventLoadingFailed:
+		// A fetch the page aborts (the stream it stops on leaving) is
+		// Canceled; anything else is a failure.
+		if url := l.urls[string(e.RequestID)]; !e.Canceled {
+			l.problems = append(l.problems, fmt.Sprintf("loading failed: %s %s", e.ErrorText, url))
+		}
+	}
+}
+
+func (l *pageLog) expect(r refusal) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.expected = append(l.expected, r)
+}
+
+// forget drops an expectation.
+func (l *pageLog) forget(r refusal) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.expected = slices.DeleteFunc(l.expected, func(x refusal) bool { return x == r })
+}
+
+// check fails t with the problems seen since the last check.
+func (l *pageLog) check(t *testing.T, where string) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.problems {
+		t.Errorf("%s: %s", where, p)
+	}
+	l.problems = nil
+}
+
+// roleProbe is the jobs page's role probe, whose 404 (owner, or no
+// auth) or 403 (not owner) the page expects.
+var roleProbe = refusal{part: "/jobs/job_console_role_probe/cancel"}
+
+// unauthenticated is the first page's call on a node with auth before a
+// key was entered: the page shows the 401 and asks for a key.
+var unauthenticated = refusal{part: "/api/v1/workspaces", status: 401}
+
+// tab is one browser tab (its own sessionStorage) on a base URL.
+type tab struct {
+	t    *testing.T
+	ctx  context.Context
+	log  *pageLog
+	base string
+	dir  string // screenshots
+}
+
+// newTab opens the console on base. auth says the node needs a key,
+// which the tab has not yet: the first page then shows a 401.
+func (b *browser) newTab(t *testing.T, base string, auth bool, expected ...refusal) *tab {
+	t.Helper()
+	expected = append(expected, roleProbe)
+	if auth {
+		expected = append(expected, unauthenticated)
+	}
+	l := newPageLog(expected...)
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithListener(l.listen))
+	t.Cleanup(cancel)
+	require.NoError(t, chromedp.Do(ctx), "opening a tab") // the tab lives as long as ctx
+	tb := &tab{t: t, ctx: ctx, log: l, base: base, dir: b.shots}
+	tb.do(chromedp.Navigate(base + "/ui/"))
+	tb.waitReady("workspaces")
+	return tb
+}
+
+func (tb *tab) do(actions ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+	defer cancel()
+	require.NoError(tb.t, chromedp.Do(ctx, actions...))
+}
+
+// eval evaluates a JavaScript expression and decodes its value into T.
+func eval[T any](tb *tab, expr string) T {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	require.NoError(tb.t, err, "evaluating %s", expr)
+	return v
+}
+
+// waitFor polls a JavaScript predicate until it is true.
+func (tb *tab) waitFor(what, predicate string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingInterval(50*time.Millisecond)))
+	require.NoError(tb.t, err, "waiting for %s (%s); the page shows:\n%s", what, predicate, tb.text())
+}
+
+func (tb *tab) text() string {
+	ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('page').innerText`))
+	return s
+}
+
+func (tb *tab) waitReady(page string) {
+	tb.t.Helper()
+	tb.waitFor("page "+page+" rendered", fmt.Sprintf(`document.body.dataset.page === %q && document.body.dataset.ready === 'true'`, page))
+}
+
+// open shows a console route (#/...) and waits until it has rendered.
+func (tb *tab) open(hash string) {
+	tb.t.Helper()
+	page := strings.SplitN(strings.TrimPrefix(hash, "#/"), "/", 2)[0]
+	page, _, _ = strings.Cut(page, "?")
+	eval[chromedp.Void](tb, fmt.Sprintf(`document.body.dataset.ready = 'false'; location.hash = %q; undefined`, hash))
+	tb.waitReady(page)
+}
+
+// useKey types an API key into the header's form, as a user would.
+func (tb *tab) useKey(key string) {
+	tb.t.Helper()
+	eval[chromedp.Void](tb, `document.body.dataset.ready = 'false'; undefined`)
+	tb.do(chromedp.SendKeys(chromedp.ID("key-input"), key), chromedp.Click(chromedp.ID("key-save")))
+	tb.waitFor("the key saved", `document.getElementById('key-status').textContent === 'key set for this tab' && document.body.dataset.ready === 'true'`)
+	tb.log.forget(unauthenticated) // with a key, a 401 is a failure
+}
+
+func (tb *tab) screenshot(name string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(tb.t, err)
+	require.NoError(tb.t, os.WriteFile(filepath.Join(tb.dir, name+".png"), png, 0o644))
+}
+
+// browser is one headless Chromium for the whole test.
+type browser struct {
+	ctx   context.Context
+	shots string
+}
+
+func newBrowser(t *testing.T, path string) *browser {
+	t.Helper()
+	profile, err := os.MkdirTemp("", "featurelog-console-chromium-")
+	require.NoError(t, err)
+	shots := filepath.Join(os.TempDir(), "featurelog-console-screenshots")
+	if out := os.Getenv("FEATURELOG_TEST_OUT"); out != "" {
+		shots = filepath.Join(out, "console")
+	}
+	require.NoError(t, os.MkdirAll(shots, 0o755))
+	t.Logf("screenshots of the console's pages: %s", shots)
+	var stderr bytes.Buffer
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(profile),
+		chromedp.NoSandbox, // root in CI containers
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.WindowSize(1280, 900),
+		chromedp.CombinedOutput(&stderr),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc()
+		// Chromium's children may still write in the profile for a
+		// moment after it stops.
+		for range 50 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	// The first Run starts the browser, which lives as long as the
+	// context it gets: so that one has no timeout.
+	require.NoError(t, chromedp.Do(bctx), "starting %s: %s", path, stderr.String())
+	return &browser{ctx: bctx, shots: shots}
+}
+
+// vectorRow is a row of the lookup page's vector table.
+type vectorRow struct {
+	Name, Type, JSON, Effective, Status string
+}
+
+const readVector = `[...document.querySelectorAll('#vector tbody tr')].map((tr) => ({
+  Name: tr.dataset.feature, Type: tr.querySelector('td.type').textContent,
+  JSON: tr.querySelector('td.value').dataset.json, Effective: tr.querySelector('td.effective').dataset.time,
+  Status: tr.querySelector('td.status').textContent }))`
+
+// apiVector asks get-features what the lookup page should show.
+func (n *node) apiVector(t *testing.T, key, service, user, asOf string) []vectorRow {
+	t.Helper()
+	params := map[string]any{"workspace_name": "ads", "feature_service_name": service, "join_key_map": map[string]string{"user_id": user},
+		"metadata_options": map[string]bool{"include_names": true, "include_data_types": true, "include_effective_times": true, "include_serving_status": true}}
+	if asOf != "" {
+		params["as_of"] = asOf
+	}
+	body, err := json.Marshal(map[string]any{"params": params})
+	require.NoError(t, err)
+	status, out := n.call(t, "POST", "/api/v1/feature-service/get-features", key, string(body))
+	require.Equal(t, http.StatusOK, status, "%s", out)
+	var resp struct {
+		Result   struct{ Features []json.RawMessage }
+		Metadata struct {
+			Features []struct {
+				Name          string
+				DataType      struct{ Type string }
+				EffectiveTime string
+				Status        string
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal(out, &resp))
+	rows := make([]vectorRow, len(resp.Result.Features))
+	for i, v := range resp.Result.Features {
+		m := resp.Metadata.Features[i]
+		rows[i] = vectorRow{Name: m.Name, Type: m.DataType.Type, JSON: string(v), Effective: m.EffectiveTime, Status: m.Status}
+	}
+	return rows
+}
+
+func TestConsoleInBrowser(t *testing.T) {
+	path := chromiumPath(t)
+	n := startNode(t)
+	b := newBrowser(t, path)
+	owner := b.newTab(t, n.url, true)
+	assert.Contains(t, owner.text(), "This node needs an API key", "a first visit without a key")
+	owner.log.check(t, "first visit")
+	owner.useKey(n.ownerKey)
+
+	t.Run("pages load without errors", func(t *testing.T) {
+		owner.t = t
+		for _, p := range []struct{ hash, shot, want string }{
+			{"#/workspaces", "workspaces", "ad_ctr_feature_service_v2"},
+			{"#/view/ads/user_click_counts", "view", "clicked_count_12h_continuous"},
+			{"#/lookup?ws=ads&service=ad_ctr_feature_service_v2&key.user_id=C18947Z5", "lookup", "Timeline, last day"},
+			{"#/jobs/ads", "jobs", n.slowJob},
+		} {
+			owner.open(p.hash)
+			assert.Contains(t, owner.text(), p.want, "%s", p.hash)
+			owner.screenshot(p.shot)
+			owner.log.check(t, p.hash)
+		}
+		// The view page shows the summary's counts and freshness.
+		owner.open("#/view/ads/user_click_counts")
+		stats := eval[string](owner, `document.getElementById('view-stats').innerText`)
+		assert.Contains(t, stats, "Entity keys online\n2")
+		assert.Contains(t, stats, n.now.Add(-10*time.Minute).Format("2006-01-02 15:04"), "freshness: the newest event")
+		// The timeline chart is drawn from range mode.
+		owner.open("#/lookup?ws=ads&service=ad_ctr_feature_service_v2&key.user_id=C18947Z5")
+		assert.True(t, eval[bool](owner, `document.querySelector('#timeline svg path.line') !== null`), "the timeline draws a line")
+		owner.log.check(t, "view and lookup")
+	})
+
+	t.Run("lookup shows what get-features answers", func(t *testing.T) {
+		owner.t = t
+		asOf := time.Now().UTC().Truncate(time.Second).Format(time.RFC3339)
+		for _, c := range []struct{ service, user, asOf string }{
+			{"ad_ctr_feature_service_v2", "C18947Z5", asOf},
+			{"ad_ctr_feature_service_v2", "C98FG569", asOf},
+			{"ad_ctr_feature_service", "C18947Z5", ""},
+			{"ad_ctr_feature_service_v2", "nobody", asOf},
+		} {
+			hash := "#/lookup?ws=ads&service=" + c.service + "&key.user_id=" + c.user
+			if c.asOf != "" {
+				hash += "&as_of=" + c.asOf
+			}
+			owner.open(hash)
+			shown := eval[[]vectorRow](owner, readVector)
+			want := n.apiVector(t, n.ownerKey, c.service, c.user, c.asOf)
+			require.Len(t, shown, len(want), "%s", hash)
+			for i := range want {
+				if c.asOf == "" { // now moves between the two reads: compare what does not
+					shown[i].Effective, want[i].Effective = "", ""
+				}
+				var a, b any
+				require.NoError(t, json.Unmarshal([]byte(shown[i].JSON), &a))
+				require.NoError(t, json.Unmarshal([]byte(want[i].JSON), &b))
+				assert.Equal(t, b, a, "%s: %s", hash, want[i].Name)
+				shown[i].JSON, want[i].JSON = "", ""
+			}
+			assert.Equal(t, want, shown, "%s: names, types, effective times and statuses", hash)
+		}
+		owner.log.check(t, "lookup")
+	})
+
+	t.Run("stream tail shows a record ingested after the page opened", func(t *testing.T) {
+		owner.t = t
+		owner.open("#/stream/ads/user_click_counts")
+		owner.waitFor("the stream to be live", `document.getElementById('stream-status').dataset.state === 'live'`)
+		n.ingest(t, "C_STREAMED_1", time.Now().UTC().Add(-time.Minute), 1)
+		owner.waitFor("the record in the tail", `document.querySelector('#stream tbody').textContent.includes('C_STREAMED_1')`)
+		owner.screenshot("stream")
+		owner.open("#/workspaces") // leaving ends the stream (an aborted fetch, not an error)
+		owner.log.check(t, "stream")
+	})
+
+	t.Run("a viewer sees no cancel button and the API's refusals", func(t *testing.T) {
+		viewer := b.newTab(t, n.url, true, refusal{"/api/v1/workspaces/secret/", 403})
+		viewer.useKey(n.viewerKey)
+		viewer.open("#/jobs/ads")
+		viewer.waitFor("the running job", fmt.Sprintf(`document.querySelector('tr[data-job=%q] td.state').textContent === 'RUNNING'`, n.slowJob))
+		assert.Equal(t, 0, eval[int](viewer, `document.querySelectorAll('button.cancel').length`), "a viewer gets no cancel button")
+		viewer.screenshot("jobs-viewer")
+		// A view of a workspace the key holds no role on: the page shows
+		// the API's refusal as the API states it.
+		status, body := n.call(t, "GET", "/api/v1/workspaces/secret/feature-views/x", n.viewerKey, "")
+		require.Equal(t, http.StatusForbidden, status)
+		var refusal struct{ Message string }
+		require.NoError(t, json.Unmarshal(body, &refusal))
+		require.NotEmpty(t, refusal.Message)
+		viewer.open("#/view/secret/x")
+		assert.Equal(t, "HTTP 403: "+refusal.Message, eval[string](viewer, `document.querySelector('#page .error').textContent`))
+		viewer.screenshot("refused")
+		viewer.log.check(t, "viewer")
+	})
+
+	t.Run("an owner cancels a running job", func(t *testing.T) {
+		owner.t = t
+		owner.open("#/jobs/ads")
+		row := fmt.Sprintf(`tr[data-job=%q]`, n.slowJob)
+		owner.waitFor("the running job's cancel button", `document.querySelector('`+row+` button.cancel') !== null`)
+		owner.do(chromedp.Click(chromedp.CSS(row + " button.cancel")))
+		owner.waitFor("the job cancelled", `['MANUAL_CANCELLATION_REQUESTED', 'CANCELLED'].includes(document.querySelector('`+row+` td.state').textContent)`)
+		assert.Equal(t, 0, eval[int](owner, `document.querySelectorAll('`+row+` button.cancel').length`), "no cancel button once cancelled")
+		j, err := n.db.Job("ads", n.slowJob)
+		require.NoError(t, err)
+		assert.Contains(t, []engine.JobState{engine.JobCancelRequested, engine.JobCancelled}, j.State)
+		n.gate.release()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		j, err = n.db.WaitJob(ctx, "ads", n.slowJob)
+		require.NoError(t, err)
+		assert.Equal(t, engine.JobCancelled, j.State)
+		owner.waitFor("the page to show CANCELLED", `document.querySelector('`+row+` td.state').textContent === 'CANCELLED'`)
+		owner.screenshot("jobs-cancelled")
+		owner.log.check(t, "cancel")
+	})
+
+	t.Run("works without auth", func(t *testing.T) {
+		open := b.newTab(t, n.noAuthURL, false)
+		assert.Contains(t, open.text(), "user_click_counts")
+		open.open("#/lookup?ws=ads&service=ad_ctr_feature_service&key.user_id=C18947Z5")
+		shown := eval[[]vectorRow](open, readVector)
+		require.Len(t, shown, 1)
+		assert.Equal(t, "click_events_fv.clicked", shown[0].Name)
+		assert.Equal(t, `"1"`, shown[0].JSON)
+		open.screenshot("lookup-no-auth")
+		open.log.check(t, "no-auth")
+	})
+}

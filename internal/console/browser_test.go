@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,8 +51,11 @@ import (
 	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
+	"github.com/featurelog/featurelog/internal/console"
 	"github.com/featurelog/featurelog/vfs"
 )
+
+var consoleHandler = console.Handler()
 
 // chromiumPath finds the browser, or skips (fails with CI=true).
 func chromiumPath(t *testing.T) string {
@@ -604,6 +608,22 @@ func TestConsoleInBrowser(t *testing.T) {
 		owner.log.check(t, "cancel")
 	})
 
+	t.Run("a newer node's view fields and ingest rate", func(t *testing.T) {
+		// The API's newer summary fields and ingest-rate route, from a
+		// stub: the page shows them where a node has them (and "—"
+		// where it has not, as the pages above show).
+		stub := b.newTab(t, newerNode(t), false)
+		stub.open("#/view/ads/fv")
+		assert.Equal(t, 60, eval[int](stub, `document.querySelectorAll('#ingest-rate svg rect.bar').length`), "a bar per minute")
+		text := stub.text()
+		assert.Contains(t, text, "count\tclicked\t1h")
+		assert.Contains(t, text, "clicked ** 2")
+		assert.Contains(t, text, "Segments\n3\n120.6 KiB")
+		assert.Equal(t, 2, eval[int](stub, `document.querySelectorAll('table.versions tbody tr').length`))
+		stub.screenshot("view-newer-node")
+		stub.log.check(t, "newer view")
+	})
+
 	t.Run("works without auth", func(t *testing.T) {
 		open := b.newTab(t, n.noAuthURL, false)
 		assert.Contains(t, open.text(), "user_click_counts")
@@ -615,4 +635,54 @@ func TestConsoleInBrowser(t *testing.T) {
 		open.screenshot("lookup-no-auth")
 		open.log.check(t, "no-auth")
 	})
+}
+
+// newerView is a summary with the fields a newer node adds
+// ("transformation", "feature_definitions", "versions", "storage"), for
+// the view page's test against a stub of that API.
+const newerView = `{"name": "fv", "description": "A view of a newer node.", "owner": "", "source": "events", "tags": {},
+ "entities": ["user"], "join_keys": ["user_id"], "features": ["clicked_count_1h_continuous", "clicked_sum_1d_continuous"],
+ "timestamp_field": "ts", "aggregation_interval": "continuous", "ttl": "1d", "batch_schedule": null,
+ "feature_start_time": null, "created_at": "2026-01-01T00:00:00Z", "version": 2, "online": true, "offline": true,
+ "online_record_count": 42, "offline_record_count": 42, "freshness": "2026-01-01T00:10:00Z", "entity_keys_online": 7,
+ "serving_version": 2, "job": null,
+ "transformation": {"columns": {"clicked_squared": "clicked ** 2"}, "filter": "clicked >= 0"},
+ "feature_definitions": [
+   {"name": "clicked_count_1h_continuous", "dataType": {"type": "int64"}, "function": "count", "column": "clicked", "time_window": "1h"},
+   {"name": "clicked_sum_1d_continuous", "dataType": {"type": "int64"}, "function": "sum", "column": "clicked", "time_window": "1d"}],
+ "versions": [
+   {"version": 2, "created_at": "2026-01-01T00:00:00Z", "serving": true, "job": "job_2"},
+   {"version": 1, "created_at": "2025-12-01T00:00:00Z", "serving": false, "job": "job_1"}],
+ "storage": {"segments": 3, "segment_bytes": 123456, "memtable_records": 10, "memtable_bytes": 2048}}`
+
+// newerNode stubs the routes the view page calls on a newer node, with
+// the console's own handler at /ui/.
+func newerNode(t *testing.T) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("GET /ui/", consoleHandler)
+	mux.HandleFunc("GET /api/v1/workspaces/ads/feature-views/fv", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, newerView)
+	})
+	mux.HandleFunc("GET /api/v1/workspaces/ads/feature-views/fv/ingest-rate", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("minutes") != "60" {
+			http.Error(w, `{"code":3,"error":"minutes","message":"minutes"}`, http.StatusBadRequest)
+			return
+		}
+		start := time.Now().UTC().Truncate(time.Minute).Add(-59 * time.Minute)
+		var points []string
+		for i := range 60 {
+			points = append(points, fmt.Sprintf(`{"start":%q,"records":%d}`, start.Add(time.Duration(i)*time.Minute).Format(time.RFC3339), (i*7)%23))
+		}
+		fmt.Fprintf(w, `{"interval_seconds":60,"points":[%s]}`, strings.Join(points, ","))
+	})
+	mux.HandleFunc("GET /api/v1/workspaces", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"workspaces":[]}`)
+	})
+	mux.HandleFunc("GET /api/v1/workspaces/ads/jobs", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"jobs":[]}`)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

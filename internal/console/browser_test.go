@@ -22,7 +22,6 @@ package console_test
 // CI=true it fails instead, as .ci/run installs chromium before go test.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -32,18 +31,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	cdplog "github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -52,30 +46,11 @@ import (
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/console"
+	"github.com/featurelog/featurelog/internal/console/browsertest"
 	"github.com/featurelog/featurelog/vfs"
 )
 
 var consoleHandler = console.Handler()
-
-// chromiumPath finds the browser, or skips (fails with CI=true).
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{os.Getenv("FEATURELOG_CHROMIUM"), "chromium", "chromium-browser"} {
-		if name == "" {
-			continue
-		}
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	msg := "no chromium on the PATH: the console's browser tests need headless Chromium " +
-		"(Debian: apt-get install -y chromium; or set FEATURELOG_CHROMIUM to a Chromium binary)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal("CI=true but " + msg + "; .ci/run installs it before go test, so that step failed")
-	}
-	t.Skip("SKIP: " + msg)
-	return ""
-}
 
 // gateFS holds segment files back once armed: the first Create of a
 // segment waits until release, so a backfill, which ends by writing its
@@ -211,255 +186,9 @@ func (n *node) ingest(t *testing.T, user string, at time.Time, clicked int) {
 	require.Equal(t, http.StatusOK, status, "%s", body)
 }
 
-// pageLog collects what a tab reports that a working page must not:
-// console errors, uncaught exceptions, error log entries, and answers
-// >= 400 or failed loads, except the refusals a step expects.
-type pageLog struct {
-	mu       sync.Mutex
-	problems []string
-	expected []refusal
-	urls     map[string]string // request id → URL
-}
-
-// refusal is an answer a step expects: a URL containing part, answered
-// status (0: any).
-type refusal struct {
-	part   string
-	status int64
-}
-
-func newPageLog(expected ...refusal) *pageLog {
-	return &pageLog{expected: expected, urls: map[string]string{}}
-}
-
-func (l *pageLog) expectedLocked(url string, status int64) bool {
-	return slices.ContainsFunc(l.expected, func(r refusal) bool {
-		return url != "" && strings.Contains(url, r.part) && (r.status == 0 || r.status == status)
-	})
-}
-
-func (l *pageLog) listen(ev any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch e := ev.(type) {
-	case *runtime.EventConsoleAPICalled:
-		if e.Type == runtime.ConsoleAPICalledTypeError || e.Type == runtime.ConsoleAPICalledTypeAssert {
-			var args []string
-			for _, a := range e.Args {
-				args = append(args, string(a.Value)+a.Description)
-			}
-			l.problems = append(l.problems, "console."+string(e.Type)+": "+strings.Join(args, " "))
-		}
-	case *runtime.EventExceptionThrown:
-		l.problems = append(l.problems, (&chromedp.ExceptionError{ExceptionDetails: e.ExceptionDetails}).Error())
-	case *cdplog.EventEntryAdded:
-		// Chrome logs each answer >= 400 ("... status of 404 (Not
-		// Found)"); the answer itself is judged below.
-		var status int64
-		if _, rest, ok := strings.Cut(e.Entry.Text, "status of "); ok {
-			fmt.Sscan(rest, &status)
-		}
-		if e.Entry.Level == cdplog.EntryLevelError && !l.expectedLocked(e.Entry.URL, status) {
-			l.problems = append(l.problems, fmt.Sprintf("browser log (%s): %s %s", e.Entry.Source, e.Entry.Text, e.Entry.URL))
-		}
-	case *network.EventRequestWillBeSent:
-		l.urls[string(e.RequestID)] = e.Request.URL
-	case *network.EventResponseReceived:
-		if e.Response.Status >= 400 && !l.expectedLocked(e.Response.URL, e.Response.Status) {
-			l.problems = append(l.problems, fmt.Sprintf("HTTP %d from %s", e.Response.Status, e.Response.URL))
-		}
-	case *network.EventLoadingFailed:
-		// A fetch the page aborts (the stream it stops on leaving) is
-		// Canceled; anything else is a failure.
-		if url := l.urls[string(e.RequestID)]; !e.Canceled {
-			l.problems = append(l.problems, fmt.Sprintf("loading failed: %s %s", e.ErrorText, url))
-		}
-	}
-}
-
-func (l *pageLog) expect(r refusal) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.expected = append(l.expected, r)
-}
-
-// forget drops an expectation.
-func (l *pageLog) forget(r refusal) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.expected = slices.DeleteFunc(l.expected, func(x refusal) bool { return x == r })
-}
-
-// check fails t with the problems seen since the last check.
-func (l *pageLog) check(t *testing.T, where string) {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, p := range l.problems {
-		t.Errorf("%s: %s", where, p)
-	}
-	l.problems = nil
-}
-
-// roleProbe is the jobs page's role probe, whose 404 (owner, or no
-// auth) or 403 (not owner) the page expects.
-var roleProbe = refusal{part: "/jobs/job_console_role_probe/cancel"}
-
-// unauthenticated is the first page's call on a node with auth before a
-// key was entered: the page shows the 401 and asks for a key.
-var unauthenticated = refusal{part: "/api/v1/workspaces", status: 401}
-
-// tab is one browser tab (its own sessionStorage) on a base URL.
-type tab struct {
-	t    *testing.T
-	ctx  context.Context
-	log  *pageLog
-	base string
-	dir  string // screenshots
-}
-
-// newTab opens the console on base. auth says the node needs a key,
-// which the tab has not yet: the first page then shows a 401.
-func (b *browser) newTab(t *testing.T, base string, auth bool, expected ...refusal) *tab {
-	t.Helper()
-	expected = append(expected, roleProbe)
-	if auth {
-		expected = append(expected, unauthenticated)
-	}
-	l := newPageLog(expected...)
-	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithListener(l.listen))
-	t.Cleanup(cancel)
-	require.NoError(t, chromedp.Do(ctx), "opening a tab") // the tab lives as long as ctx
-	tb := &tab{t: t, ctx: ctx, log: l, base: base, dir: b.shots}
-	tb.do(chromedp.Navigate(base + "/ui/"))
-	tb.waitReady("workspaces")
-	return tb
-}
-
-func (tb *tab) do(actions ...chromedp.Action[chromedp.Void]) {
-	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
-	defer cancel()
-	require.NoError(tb.t, chromedp.Do(ctx, actions...))
-}
-
-// eval evaluates a JavaScript expression and decodes its value into T.
-func eval[T any](tb *tab, expr string) T {
-	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	require.NoError(tb.t, err, "evaluating %s", expr)
-	return v
-}
-
-// waitFor polls a JavaScript predicate until it is true.
-func (tb *tab) waitFor(what, predicate string) {
-	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
-	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingInterval(50*time.Millisecond)))
-	require.NoError(tb.t, err, "waiting for %s (%s); the page shows:\n%s", what, predicate, tb.text())
-}
-
-func (tb *tab) text() string {
-	ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
-	defer cancel()
-	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('page').innerText`))
-	return s
-}
-
-func (tb *tab) waitReady(page string) {
-	tb.t.Helper()
-	tb.waitFor("page "+page+" rendered", fmt.Sprintf(`document.body.dataset.page === %q && document.body.dataset.ready === 'true'`, page))
-}
-
-// open shows a console route (#/...) and waits until it has rendered.
-func (tb *tab) open(hash string) {
-	tb.t.Helper()
-	page := strings.SplitN(strings.TrimPrefix(hash, "#/"), "/", 2)[0]
-	page, _, _ = strings.Cut(page, "?")
-	eval[chromedp.Void](tb, fmt.Sprintf(`document.body.dataset.ready = 'false'; location.hash = %q; undefined`, hash))
-	tb.waitReady(page)
-}
-
-// useKey types an API key into the header's form, as a user would.
-func (tb *tab) useKey(key string) {
-	tb.t.Helper()
-	eval[chromedp.Void](tb, `document.body.dataset.ready = 'false'; undefined`)
-	tb.do(chromedp.SendKeys(chromedp.ID("key-input"), key), chromedp.Click(chromedp.ID("key-save")))
-	tb.waitFor("the key saved", `document.getElementById('key-status').textContent === 'key set for this tab' && document.body.dataset.ready === 'true'`)
-	tb.log.forget(unauthenticated) // with a key, a 401 is a failure
-}
-
-func (tb *tab) screenshot(name string) {
-	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	require.NoError(tb.t, err)
-	require.NoError(tb.t, os.WriteFile(filepath.Join(tb.dir, name+".png"), png, 0o644))
-}
-
-// browser is one headless Chromium for the whole test.
-type browser struct {
-	ctx   context.Context
-	shots string
-}
-
-func newBrowser(t *testing.T, path string) *browser {
-	t.Helper()
-	profile, err := os.MkdirTemp("", "featurelog-console-chromium-")
-	require.NoError(t, err)
-	shots := filepath.Join(os.TempDir(), "featurelog-console-screenshots")
-	if out := os.Getenv("FEATURELOG_TEST_OUT"); out != "" {
-		shots = filepath.Join(out, "console")
-	}
-	require.NoError(t, os.MkdirAll(shots, 0o755))
-	t.Logf("screenshots of the console's pages: %s", shots)
-	var stderr bytes.Buffer
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.UserDataDir(profile),
-		chromedp.NoSandbox, // root in CI containers
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.WindowSize(1280, 900),
-		chromedp.CombinedOutput(&stderr),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancelBrowser()
-		cancelAlloc()
-		// Chromium's children may still write in the profile for a
-		// moment after it stops.
-		for range 50 {
-			if os.RemoveAll(profile) == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	// The first Run starts the browser, which lives as long as the
-	// context it gets: so that one has no timeout.
-	require.NoError(t, chromedp.Do(bctx), "starting %s: %s", path, stderr.String())
-	return &browser{ctx: bctx, shots: shots}
-}
-
-// vectorRow is a row of the lookup page's vector table.
-type vectorRow struct {
-	Name, Type, JSON, Effective, Status string
-}
-
-const readVector = `[...document.querySelectorAll('#vector tbody tr')].map((tr) => ({
-  Name: tr.dataset.feature, Type: tr.querySelector('td.type').textContent,
-  JSON: tr.querySelector('td.value').dataset.json, Effective: tr.querySelector('td.effective').dataset.time,
-  Status: tr.querySelector('td.status').textContent }))`
-
+// browsertest.VectorRow is a row of the lookup page's vector table.
 // apiVector asks get-features what the lookup page should show.
-func (n *node) apiVector(t *testing.T, key, service, user, asOf string) []vectorRow {
+func (n *node) apiVector(t *testing.T, key, service, user, asOf string) []browsertest.VectorRow {
 	t.Helper()
 	params := map[string]any{"workspace_name": "ads", "feature_service_name": service, "join_key_map": map[string]string{"user_id": user},
 		"metadata_options": map[string]bool{"include_names": true, "include_data_types": true, "include_effective_times": true, "include_serving_status": true}}
@@ -482,49 +211,49 @@ func (n *node) apiVector(t *testing.T, key, service, user, asOf string) []vector
 		}
 	}
 	require.NoError(t, json.Unmarshal(out, &resp))
-	rows := make([]vectorRow, len(resp.Result.Features))
+	rows := make([]browsertest.VectorRow, len(resp.Result.Features))
 	for i, v := range resp.Result.Features {
 		m := resp.Metadata.Features[i]
-		rows[i] = vectorRow{Name: m.Name, Type: m.DataType.Type, JSON: string(v), Effective: m.EffectiveTime, Status: m.Status}
+		rows[i] = browsertest.VectorRow{Name: m.Name, Type: m.DataType.Type, JSON: string(v), Effective: m.EffectiveTime, Status: m.Status}
 	}
 	return rows
 }
 
 func TestConsoleInBrowser(t *testing.T) {
-	path := chromiumPath(t)
+	path := browsertest.Chromium(t)
 	n := startNode(t)
-	b := newBrowser(t, path)
-	owner := b.newTab(t, n.url, true)
-	assert.Contains(t, owner.text(), "This node needs an API key", "a first visit without a key")
-	owner.log.check(t, "first visit")
-	owner.useKey(n.ownerKey)
+	b := browsertest.New(t, path)
+	owner := b.NewTab(t, n.url, true)
+	assert.Contains(t, owner.Text(), "This node needs an API key", "a first visit without a key")
+	owner.Log.Check(t, "first visit")
+	owner.UseKey(n.ownerKey)
 
 	t.Run("pages load without errors", func(t *testing.T) {
-		owner.t = t
+		owner.T = t
 		for _, p := range []struct{ hash, shot, want string }{
 			{"#/workspaces", "workspaces", "ad_ctr_feature_service_v2"},
 			{"#/view/ads/user_click_counts", "view", "clicked_count_12h_continuous"},
 			{"#/lookup?ws=ads&service=ad_ctr_feature_service_v2&key.user_id=C18947Z5", "lookup", "Timeline, last day"},
 			{"#/jobs/ads", "jobs", n.slowJob},
 		} {
-			owner.open(p.hash)
-			assert.Contains(t, owner.text(), p.want, "%s", p.hash)
-			owner.screenshot(p.shot)
-			owner.log.check(t, p.hash)
+			owner.Open(p.hash)
+			assert.Contains(t, owner.Text(), p.want, "%s", p.hash)
+			owner.Screenshot(p.shot)
+			owner.Log.Check(t, p.hash)
 		}
 		// The view page shows the summary's counts and freshness.
-		owner.open("#/view/ads/user_click_counts")
-		stats := eval[string](owner, `document.getElementById('view-stats').innerText`)
+		owner.Open("#/view/ads/user_click_counts")
+		stats := browsertest.Eval[string](owner, `document.getElementById('view-stats').innerText`)
 		assert.Contains(t, stats, "Entity keys online\n2")
 		assert.Contains(t, stats, n.now.Add(-10*time.Minute).Format("2006-01-02 15:04"), "freshness: the newest event")
 		// The timeline chart is drawn from range mode.
-		owner.open("#/lookup?ws=ads&service=ad_ctr_feature_service_v2&key.user_id=C18947Z5")
-		assert.True(t, eval[bool](owner, `document.querySelector('#timeline svg path.line') !== null`), "the timeline draws a line")
-		owner.log.check(t, "view and lookup")
+		owner.Open("#/lookup?ws=ads&service=ad_ctr_feature_service_v2&key.user_id=C18947Z5")
+		assert.True(t, browsertest.Eval[bool](owner, `document.querySelector('#timeline svg path.line') !== null`), "the timeline draws a line")
+		owner.Log.Check(t, "view and lookup")
 	})
 
 	t.Run("lookup shows what get-features answers", func(t *testing.T) {
-		owner.t = t
+		owner.T = t
 		asOf := time.Now().UTC().Truncate(time.Second).Format(time.RFC3339)
 		for _, c := range []struct{ service, user, asOf string }{
 			{"ad_ctr_feature_service_v2", "C18947Z5", asOf},
@@ -536,8 +265,8 @@ func TestConsoleInBrowser(t *testing.T) {
 			if c.asOf != "" {
 				hash += "&as_of=" + c.asOf
 			}
-			owner.open(hash)
-			shown := eval[[]vectorRow](owner, readVector)
+			owner.Open(hash)
+			shown := browsertest.Eval[[]browsertest.VectorRow](owner, browsertest.ReadVector)
 			want := n.apiVector(t, n.ownerKey, c.service, c.user, c.asOf)
 			require.Len(t, shown, len(want), "%s", hash)
 			for i := range want {
@@ -552,27 +281,27 @@ func TestConsoleInBrowser(t *testing.T) {
 			}
 			assert.Equal(t, want, shown, "%s: names, types, effective times and statuses", hash)
 		}
-		owner.log.check(t, "lookup")
+		owner.Log.Check(t, "lookup")
 	})
 
 	t.Run("stream tail shows a record ingested after the page opened", func(t *testing.T) {
-		owner.t = t
-		owner.open("#/stream/ads/user_click_counts")
-		owner.waitFor("the stream to be live", `document.getElementById('stream-status').dataset.state === 'live'`)
+		owner.T = t
+		owner.Open("#/stream/ads/user_click_counts")
+		owner.WaitFor("the stream to be live", `document.getElementById('stream-status').dataset.state === 'live'`)
 		n.ingest(t, "C_STREAMED_1", time.Now().UTC().Add(-time.Minute), 1)
-		owner.waitFor("the record in the tail", `document.querySelector('#stream tbody').textContent.includes('C_STREAMED_1')`)
-		owner.screenshot("stream")
-		owner.open("#/workspaces") // leaving ends the stream (an aborted fetch, not an error)
-		owner.log.check(t, "stream")
+		owner.WaitFor("the record in the tail", `document.querySelector('#stream tbody').textContent.includes('C_STREAMED_1')`)
+		owner.Screenshot("stream")
+		owner.Open("#/workspaces") // leaving ends the stream (an aborted fetch, not an error)
+		owner.Log.Check(t, "stream")
 	})
 
 	t.Run("a viewer sees no cancel button and the API's refusals", func(t *testing.T) {
-		viewer := b.newTab(t, n.url, true, refusal{"/api/v1/workspaces/secret/", 403})
-		viewer.useKey(n.viewerKey)
-		viewer.open("#/jobs/ads")
-		viewer.waitFor("the running job", fmt.Sprintf(`document.querySelector('tr[data-job=%q] td.state').textContent === 'RUNNING'`, n.slowJob))
-		assert.Equal(t, 0, eval[int](viewer, `document.querySelectorAll('button.cancel').length`), "a viewer gets no cancel button")
-		viewer.screenshot("jobs-viewer")
+		viewer := b.NewTab(t, n.url, true, browsertest.Refusal{Part: "/api/v1/workspaces/secret/", Status: 403})
+		viewer.UseKey(n.viewerKey)
+		viewer.Open("#/jobs/ads")
+		viewer.WaitFor("the running job", fmt.Sprintf(`document.querySelector('tr[data-job=%q] td.state').textContent === 'RUNNING'`, n.slowJob))
+		assert.Equal(t, 0, browsertest.Eval[int](viewer, `document.querySelectorAll('button.cancel').length`), "a viewer gets no cancel button")
+		viewer.Screenshot("jobs-viewer")
 		// A view of a workspace the key holds no role on: the page shows
 		// the API's refusal as the API states it.
 		status, body := n.call(t, "GET", "/api/v1/workspaces/secret/feature-views/x", n.viewerKey, "")
@@ -580,20 +309,20 @@ func TestConsoleInBrowser(t *testing.T) {
 		var refusal struct{ Message string }
 		require.NoError(t, json.Unmarshal(body, &refusal))
 		require.NotEmpty(t, refusal.Message)
-		viewer.open("#/view/secret/x")
-		assert.Equal(t, "HTTP 403: "+refusal.Message, eval[string](viewer, `document.querySelector('#page .error').textContent`))
-		viewer.screenshot("refused")
-		viewer.log.check(t, "viewer")
+		viewer.Open("#/view/secret/x")
+		assert.Equal(t, "HTTP 403: "+refusal.Message, browsertest.Eval[string](viewer, `document.querySelector('#page .error').textContent`))
+		viewer.Screenshot("refused")
+		viewer.Log.Check(t, "viewer")
 	})
 
 	t.Run("an owner cancels a running job", func(t *testing.T) {
-		owner.t = t
-		owner.open("#/jobs/ads")
+		owner.T = t
+		owner.Open("#/jobs/ads")
 		row := fmt.Sprintf(`tr[data-job=%q]`, n.slowJob)
-		owner.waitFor("the running job's cancel button", `document.querySelector('`+row+` button.cancel') !== null`)
-		owner.do(chromedp.Click(chromedp.CSS(row + " button.cancel")))
-		owner.waitFor("the job cancelled", `['MANUAL_CANCELLATION_REQUESTED', 'CANCELLED'].includes(document.querySelector('`+row+` td.state').textContent)`)
-		assert.Equal(t, 0, eval[int](owner, `document.querySelectorAll('`+row+` button.cancel').length`), "no cancel button once cancelled")
+		owner.WaitFor("the running job's cancel button", `document.querySelector('`+row+` button.cancel') !== null`)
+		owner.Do(chromedp.Click(chromedp.CSS(row + " button.cancel")))
+		owner.WaitFor("the job cancelled", `['MANUAL_CANCELLATION_REQUESTED', 'CANCELLED'].includes(document.querySelector('`+row+` td.state').textContent)`)
+		assert.Equal(t, 0, browsertest.Eval[int](owner, `document.querySelectorAll('`+row+` button.cancel').length`), "no cancel button once cancelled")
 		j, err := n.db.Job("ads", n.slowJob)
 		require.NoError(t, err)
 		assert.Contains(t, []engine.JobState{engine.JobCancelRequested, engine.JobCancelled}, j.State)
@@ -603,37 +332,37 @@ func TestConsoleInBrowser(t *testing.T) {
 		j, err = n.db.WaitJob(ctx, "ads", n.slowJob)
 		require.NoError(t, err)
 		assert.Equal(t, engine.JobCancelled, j.State)
-		owner.waitFor("the page to show CANCELLED", `document.querySelector('`+row+` td.state').textContent === 'CANCELLED'`)
-		owner.screenshot("jobs-cancelled")
-		owner.log.check(t, "cancel")
+		owner.WaitFor("the page to show CANCELLED", `document.querySelector('`+row+` td.state').textContent === 'CANCELLED'`)
+		owner.Screenshot("jobs-cancelled")
+		owner.Log.Check(t, "cancel")
 	})
 
 	t.Run("a newer node's view fields and ingest rate", func(t *testing.T) {
 		// The API's newer summary fields and ingest-rate route, from a
 		// stub: the page shows them where a node has them (and "—"
 		// where it has not, as the pages above show).
-		stub := b.newTab(t, newerNode(t), false)
-		stub.open("#/view/ads/fv")
-		assert.Equal(t, 60, eval[int](stub, `document.querySelectorAll('#ingest-rate svg rect.bar').length`), "a bar per minute")
-		text := stub.text()
+		stub := b.NewTab(t, newerNode(t), false)
+		stub.Open("#/view/ads/fv")
+		assert.Equal(t, 60, browsertest.Eval[int](stub, `document.querySelectorAll('#ingest-rate svg rect.bar').length`), "a bar per minute")
+		text := stub.Text()
 		assert.Contains(t, text, "count\tclicked\t1h")
 		assert.Contains(t, text, "clicked ** 2")
 		assert.Contains(t, text, "Segments\n3\n120.6 KiB")
-		assert.Equal(t, 2, eval[int](stub, `document.querySelectorAll('table.versions tbody tr').length`))
-		stub.screenshot("view-newer-node")
-		stub.log.check(t, "newer view")
+		assert.Equal(t, 2, browsertest.Eval[int](stub, `document.querySelectorAll('table.versions tbody tr').length`))
+		stub.Screenshot("view-newer-node")
+		stub.Log.Check(t, "newer view")
 	})
 
 	t.Run("works without auth", func(t *testing.T) {
-		open := b.newTab(t, n.noAuthURL, false)
-		assert.Contains(t, open.text(), "user_click_counts")
-		open.open("#/lookup?ws=ads&service=ad_ctr_feature_service&key.user_id=C18947Z5")
-		shown := eval[[]vectorRow](open, readVector)
+		open := b.NewTab(t, n.noAuthURL, false)
+		assert.Contains(t, open.Text(), "user_click_counts")
+		open.Open("#/lookup?ws=ads&service=ad_ctr_feature_service&key.user_id=C18947Z5")
+		shown := browsertest.Eval[[]browsertest.VectorRow](open, browsertest.ReadVector)
 		require.Len(t, shown, 1)
 		assert.Equal(t, "click_events_fv.clicked", shown[0].Name)
 		assert.Equal(t, `"1"`, shown[0].JSON)
-		open.screenshot("lookup-no-auth")
-		open.log.check(t, "no-auth")
+		open.Screenshot("lookup-no-auth")
+		open.Log.Check(t, "no-auth")
 	})
 }
 

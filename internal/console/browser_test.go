@@ -247,7 +247,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		assert.Contains(t, stats, "Entity keys online\n2")
 		assert.Contains(t, stats, n.now.Add(-10*time.Minute).Format("2006-01-02 15:04"), "freshness: the newest event")
 		// The timeline chart is drawn from range mode.
-		owner.Open("#/lookup?ws=ads&service=ad_ctr_feature_service_v2&key.user_id=C18947Z5")
+		// As a user does it: pick the service, type the key, submit.
+		owner.Open("#/lookup?ws=ads&service=ad_ctr_feature_service_v2")
+		browsertest.Eval[chromedp.Void](owner, `document.body.dataset.ready = 'false'; undefined`)
+		owner.Do(chromedp.SendKeys(chromedp.CSS(`#lookup-form input[name="user_id"]`), "C18947Z5"),
+			chromedp.Click(chromedp.CSS(`#lookup-form button[type="submit"]`)))
+		owner.WaitReady("lookup")
+		assert.Equal(t, 5, browsertest.Eval[int](owner, `document.querySelectorAll('#vector tbody tr').length`))
 		assert.True(t, browsertest.Eval[bool](owner, `document.querySelector('#timeline svg path.line') !== null`), "the timeline draws a line")
 		owner.Log.Check(t, "view and lookup")
 	})

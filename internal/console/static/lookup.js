@@ -24,7 +24,12 @@ export async function render(main, { query, signal }) {
     return;
   }
   const svc = services.find((s) => s.name === query.get('service')) || services[0];
-  const go = (params) => { location.hash = '#/lookup?' + new URLSearchParams(params); };
+  const go = (params) => {
+    const hash = '#/lookup?' + new URLSearchParams(params);
+    // The same lookup again reads again (now moves on).
+    if (location.hash === hash) window.dispatchEvent(new HashChangeEvent('hashchange'));
+    else location.hash = hash;
+  };
   const inputs = svc.join_keys.map((k) => h('input', { name: k.name, value: query.get('key.' + k.name) || '', required: true, placeholder: fmtType(k.dataType) }));
   const asOf = h('input', { name: 'as_of', id: 'as-of', value: query.get('as_of') || '', placeholder: 'now, or RFC 3339', size: 24 });
   const form = h('form', { class: 'inline', id: 'lookup-form', onsubmit: (ev) => {

@@ -183,6 +183,7 @@ func (b *Browser) NewTab(t *testing.T, base string, auth bool, expected ...Refus
 	return tb
 }
 
+// Do runs chromedp actions in the tab (30 s at most).
 func (tb *Tab) Do(actions ...chromedp.Action[chromedp.Void]) {
 	tb.T.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
@@ -209,6 +210,7 @@ func (tb *Tab) WaitFor(what, predicate string) {
 	require.NoError(tb.T, err, "waiting for %s (%s); the page shows:\n%s", what, predicate, tb.Text())
 }
 
+// Text is the page's text as shown (innerText of its main element).
 func (tb *Tab) Text() string {
 	ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
 	defer cancel()
@@ -216,6 +218,9 @@ func (tb *Tab) Text() string {
 	return s
 }
 
+// WaitReady waits until the page named (workspaces, view, lookup, jobs,
+// stream) has rendered: app.js marks body data-ready once its calls
+// have answered.
 func (tb *Tab) WaitReady(page string) {
 	tb.T.Helper()
 	tb.WaitFor("page "+page+" rendered", fmt.Sprintf(`document.body.dataset.page === %q && document.body.dataset.ready === 'true'`, page))
@@ -239,6 +244,8 @@ func (tb *Tab) UseKey(key string) {
 	tb.Log.Forget(Unauthenticated) // with a key, a 401 is a failure
 }
 
+// Screenshot writes the whole page as NAME.png to the screenshots
+// directory.
 func (tb *Tab) Screenshot(name string) {
 	tb.T.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
@@ -254,6 +261,11 @@ type Browser struct {
 	shots string
 }
 
+// New starts the Chromium at path, headless, with a fresh profile and
+// no background networking (the network may be closed), for the rest of
+// t. Screenshots go to $FEATURELOG_TEST_OUT/console, or to
+// featurelog-console-screenshots in the temporary directory; New logs
+// which.
 func New(t *testing.T, path string) *Browser {
 	t.Helper()
 	profile, err := os.MkdirTemp("", "featurelog-console-chromium-")
@@ -295,10 +307,15 @@ func New(t *testing.T, path string) *Browser {
 	return &Browser{ctx: bctx, shots: shots}
 }
 
+// VectorRow is a row of the lookup page's vector table, as ReadVector
+// reads it: JSON is the value as the API encoded it, Effective the
+// effective time as the API wrote it.
 type VectorRow struct {
 	Name, Type, JSON, Effective, Status string
 }
 
+// ReadVector is the JavaScript that reads the lookup page's vector as
+// []VectorRow (with Eval).
 const ReadVector = `[...document.querySelectorAll('#vector tbody tr')].map((tr) => ({
   Name: tr.dataset.feature, Type: tr.querySelector('td.type').textContent,
   JSON: tr.querySelector('td.value').dataset.json, Effective: tr.querySelector('td.effective').dataset.time,

@@ -287,6 +287,20 @@ func TestConsoleInBrowser(t *testing.T) {
 			}
 			assert.Equal(t, want, shown, "%s: names, types, effective times and statuses", hash)
 		}
+		// A lookup the API refuses (as_of after now) shows its message.
+		future := "2099-01-01T00:00:00Z"
+		status, body := n.call(t, "POST", "/api/v1/feature-service/get-features", n.ownerKey,
+			`{"params":{"workspace_name":"ads","feature_service_name":"ad_ctr_feature_service","join_key_map":{"user_id":"C18947Z5"},"as_of":"`+future+`"}}`)
+		require.Equal(t, http.StatusBadRequest, status, "%s", body)
+		var refusal struct{ Message string }
+		require.NoError(t, json.Unmarshal(body, &refusal))
+		owner.Log.Expect(browsertest.Refusal{Part: "/api/v1/feature-service/get-features", Status: 400})
+		owner.Open("#/lookup?ws=ads&service=ad_ctr_feature_service&key.user_id=C18947Z5&as_of=" + future)
+		shownErr := browsertest.Eval[string](owner, `document.querySelector('#page .error').textContent`)
+		stable, _, _ := strings.Cut(refusal.Message, "(now is ") // the rest names the node's clock
+		require.NotEmpty(t, stable)
+		assert.True(t, strings.HasPrefix(shownErr, "HTTP 400: "+stable), "the page shows %q; the API says %q", shownErr, refusal.Message)
+		owner.Log.Forget(browsertest.Refusal{Part: "/api/v1/feature-service/get-features", Status: 400})
 		owner.Log.Check(t, "lookup")
 	})
 

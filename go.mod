@@ -8,6 +8,8 @@ require (
 	github.com/VictoriaMetrics/fastcache v1.13.0
 	github.com/axiomhq/hyperloglog v0.3.0
 	github.com/cespare/xxhash/v2 v2.3.0
+	github.com/chromedp/cdproto v0.160.1
+	github.com/chromedp/chromedp v0.24.0
 	github.com/dgraph-io/ristretto/v2 v2.4.2
 	github.com/dgryski/go-metro v0.0.0-20250106013310-edb8663e5e33
 	github.com/expr-lang/expr v1.17.8

@@ -13,7 +13,9 @@ package httpapi_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -683,9 +685,10 @@ func TestIngestHTTPUnavailableAfterWriteFailure(t *testing.T) {
 	n := newNode(t, httpapi.Options{})
 	status, body := n.ingest(n.editor, shopBody(false, orderRec("fail-before", t0.Add(-time.Minute))))
 	require.Equal(t, http.StatusOK, status, "body %s", body)
+	tail := tailSegment(t, filepath.Join(n.dir, "wal"))
+	padPastTestLog(t, n, tail)
 	before := n.logEntries()
 
-	tail := tailSegment(t, filepath.Join(n.dir, "wal"))
 	fi, err := os.Stat(tail)
 	require.NoError(t, err)
 	require.Positive(t, fi.Size())
@@ -721,6 +724,37 @@ func TestIngestHTTPUnavailableAfterWriteFailure(t *testing.T) {
 	status, body = n.ingest(n.editor, shopBody(false, orderRec("fail-restarted", t0.Add(-time.Minute))))
 	require.Equal(t, http.StatusOK, status, "body %s", body)
 	assert.Equal(t, before+1, n.logEntries())
+}
+
+// padPastTestLog grows the log's tail segment past the size of go test's
+// test log (-test.testlogfile, when go test caches results), with 1 MiB
+// to spare. RLIMIT_FSIZE binds every file of the process: had the test
+// log already passed the limit, a flush of its buffer while the limit is
+// lowered would fail with EFBIG too, and the package with "testing:
+// can't write testlog.txt: file too large". The padding is notes of
+// random hex, which zstd cannot shrink away.
+func padPastTestLog(t *testing.T, n *node, tail string) {
+	t.Helper()
+	f := flag.Lookup("test.testlogfile")
+	if f == nil || f.Value.String() == "" {
+		return
+	}
+	logInfo, err := os.Stat(f.Value.String())
+	require.NoError(t, err)
+	target := logInfo.Size() + 1<<20
+	note := make([]byte, 512<<10)
+	for i := 0; ; i++ {
+		fi, err := os.Stat(tail)
+		require.NoError(t, err)
+		if fi.Size() >= target {
+			return
+		}
+		require.Less(t, i, 64, "padding the log's tail to %d bytes", target)
+		_, err = rand.Read(note)
+		require.NoError(t, err)
+		status, body := n.ingest(n.editor, shopBody(false, orderRec(fmt.Sprintf("pad-%d", i), t0.Add(-time.Minute), fmt.Sprintf(`"note":"%x"`, note))))
+		require.Equal(t, http.StatusOK, status, "body %s", body)
+	}
 }
 
 func tailSegment(t *testing.T, dir string) string {

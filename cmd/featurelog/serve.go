@@ -18,6 +18,7 @@ import (
 	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
+	"github.com/featurelog/featurelog/internal/console"
 	"github.com/featurelog/featurelog/kafkasink"
 )
 
@@ -38,6 +39,9 @@ func serveCmd() *cobra.Command {
 			"--shutdown-timeout; later ones have their connections closed, unacknowledged), closes the\n" +
 			"log and releases the data directory; a second signal exits at once. Every acknowledged\n" +
 			"record was fsynced before its 200, so neither path loses one.\n\n" +
+			"A web console is served at /ui/ (and / redirects there): workspaces, views, a feature\n" +
+			"lookup, jobs and output stream tails, over the same API, with the key you enter kept in\n" +
+			"the browser tab's session (docs/console.md).\n\n" +
 			"Views with output_stream.kafka publish to Kafka while the node serves (package kafkasink):\n" +
 			"--kafka-brokers replaces every sink's brokers. A sink failing or lagging past its max_lag\n" +
 			"makes /readyz answer 503; its metrics are featurelog_sink_* on /metrics.\n\n" +
@@ -177,9 +181,9 @@ func serve(sio serveIO, data, repoFile string, eopts engine.Options, hopts httpa
 		logger.Info("shutting down: draining in-flight requests", "timeout", hopts.ShutdownTimeout.String())
 	}()
 	err = srv.ListenAndServe(ctx, func(a net.Addr) {
-		logger.Info("serving", "addr", a.String(), "auth", !noAuth)
+		logger.Info("serving", "addr", a.String(), "auth", !noAuth, "console", "http://"+a.String()+console.Prefix)
 		if !sio.json {
-			fmt.Fprintf(sio.stderr, "featurelog: serving on http://%s\n", a)
+			fmt.Fprintf(sio.stderr, "featurelog: serving on http://%s\nfeaturelog: web console at http://%s%s\n", a, a, console.Prefix)
 		}
 	})
 	logger.Info("stopped serving", "err", err)

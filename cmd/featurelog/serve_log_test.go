@@ -107,6 +107,7 @@ func TestServeTextLogsDefault(t *testing.T) {
 	out := c.stderr.String()
 	assert.Contains(t, out, "level=INFO msg=serving addr=")
 	assert.Contains(t, out, "featurelog: serving on http://")
+	assert.Contains(t, out, "featurelog: web console at http://"+c.addr+"/ui/")
 	assert.NotContains(t, out, "http request")
 	assert.NotContains(t, out, `{"time"`)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -116,7 +117,17 @@ func (n *Node) consume(ctx context.Context) {
 				n.cfg.Logger.Warn("cluster: fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
-		fs.EachPartition(n.apply)
+		// Partitions are independent, each with its own DB and log: they
+		// apply in parallel, so their fsyncs overlap.
+		var wg sync.WaitGroup
+		fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.apply(ftp)
+			}()
+		})
+		wg.Wait()
 		n.cons.AllowRebalance()
 		// For monitoring only: the stored offsets of each DB are what a
 		// node resumes from.

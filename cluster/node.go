@@ -40,6 +40,9 @@ type Config struct {
 	// its partitions move: the longest a failed node's partitions go
 	// unserved, plus their catch-up. 0: Kafka's default, 45s.
 	SessionTimeout time.Duration
+	// ProduceTimeout bounds how long a request waits for Kafka before it
+	// is refused with ErrUnavailable. 0: 10s.
+	ProduceTimeout time.Duration
 	// KafkaOpts are added to both Kafka clients (tests shorten timeouts).
 	KafkaOpts []kgo.Opt
 }
@@ -68,6 +71,9 @@ func (c *Config) validate() error {
 	if c.RepoName == "" {
 		c.RepoName = "features.yaml"
 	}
+	if c.ProduceTimeout <= 0 {
+		c.ProduceTimeout = 10 * time.Second
+	}
 	return nil
 }
 
@@ -88,6 +94,7 @@ type Node struct {
 	cons    *kgo.Client // the group member
 	memb    *kgo.Client // reads the members topic
 	prodMu  sync.Mutex  // one transaction at a time on prod
+	txOpen  bool        // a failure left prod's transaction open; guarded by prodMu
 
 	mu    sync.RWMutex
 	parts map[int32]*partition // owned partitions; guarded by mu
@@ -178,6 +185,8 @@ func (n *Node) connect(ctx context.Context) error {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.TransactionalID("featurelog-"+c.Topic+"-"+c.NodeID),
+		kgo.RecordDeliveryTimeout(c.ProduceTimeout),
+		kgo.RetryTimeout(c.ProduceTimeout), // AddPartitionsToTxn, EndTxn, metadata: not retried forever
 	)...)
 	if err != nil {
 		return fmt.Errorf("cluster: Kafka producer: %w", err)
@@ -218,12 +227,16 @@ func (n *Node) connect(ctx context.Context) error {
 func (n *Node) ensureTopic(ctx context.Context) error {
 	adm := kadm.NewClient(n.prod)
 	c := &n.cfg
-	compact := "compact"
+	// The topic keeps every record: a partition new to a node is rebuilt
+	// by replaying it from its start, so a retention shorter than the
+	// partition's history would silently rebuild only its tail.
+	compact, forever := "compact", "-1"
+	keep := map[string]*string{"retention.ms": &forever, "retention.bytes": &forever}
 	for _, t := range []struct {
 		name    string
 		parts   int32
 		configs map[string]*string
-	}{{c.Topic, int32(c.Partitions), nil}, {membersTopic(c.Topic), 1, map[string]*string{"cleanup.policy": &compact}}} {
+	}{{c.Topic, int32(c.Partitions), keep}, {membersTopic(c.Topic), 1, map[string]*string{"cleanup.policy": &compact}}} {
 		resp, err := adm.CreateTopic(ctx, t.parts, -1, t.configs, t.name)
 		if err == nil {
 			err = resp.Err
@@ -282,23 +295,60 @@ func (n *Node) Ingest(ctx context.Context, body []byte, authorize engine.Authori
 
 // ErrUnavailable wraps a failed produce: the request may not have been
 // written, and it was not acknowledged.
-var ErrUnavailable = errors.New("cluster: Kafka did not commit the request")
+var ErrUnavailable = errors.New("cluster: Kafka did not commit the request in time; it was not acknowledged, and if its transaction commits late it is applied once")
 
-// produce writes recs in one transaction.
+// produce writes recs in one transaction, waiting at most ProduceTimeout
+// for Kafka. A transaction a failure left open is aborted first.
 func (n *Node) produce(ctx context.Context, recs []*kgo.Record) error {
 	n.prodMu.Lock()
 	defer n.prodMu.Unlock()
+	if n.txOpen {
+		if err := n.endTransaction(kgo.TryAbort); err != nil {
+			return fmt.Errorf("%w: aborting the transaction an earlier failure left open: %v", ErrUnavailable, err)
+		}
+	}
 	if err := n.prod.BeginTransaction(); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	perr := n.prod.ProduceSync(ctx, recs...).FirstErr()
-	commit := kgo.TransactionEndTry(perr == nil)
-	if err := n.prod.EndTransaction(context.WithoutCancel(ctx), commit); err != nil {
+	n.txOpen = true
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ProduceTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- n.prod.ProduceSync(context.WithoutCancel(ctx), recs...).FirstErr() }()
+	var perr error
+	select {
+	case perr = <-done:
+	case <-ctx.Done():
+		// Kafka did not answer in time (franz-go retries a dead broker
+		// without end): fail what is still buffered, then abort the
+		// transaction now or, if Kafka is still away, before the next.
+		actx, acancel := context.WithTimeout(context.Background(), n.cfg.ProduceTimeout)
+		n.prod.AbortBufferedRecords(actx) //nolint:errcheck // the abort below decides
+		acancel()
+		// Records already sent stay in flight until Kafka answers; the
+		// abort waits for them, and is retried before the next
+		// transaction while Kafka is away.
+		n.endTransaction(kgo.TryAbort) //nolint:errcheck
+		return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	}
+	if err := n.endTransaction(kgo.TransactionEndTry(perr == nil)); err != nil {
 		return fmt.Errorf("%w: ending the transaction: %v", ErrUnavailable, err)
 	}
 	if perr != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, perr)
 	}
+	return nil
+}
+
+// endTransaction ends prod's transaction within ProduceTimeout; the
+// caller holds prodMu.
+func (n *Node) endTransaction(try kgo.TransactionEndTry) error {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ProduceTimeout)
+	defer cancel()
+	if err := n.prod.EndTransaction(ctx, try); err != nil {
+		return err
+	}
+	n.txOpen = false
 	return nil
 }
 

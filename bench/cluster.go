@@ -525,6 +525,9 @@ type RebalancePhase struct {
 	// Took runs from the change (a node's stop, or a new node's Open)
 	// until every partition was served again and routed by every node.
 	Took time.Duration
+	// Change is how long the change itself took: the stopping node's
+	// Close (HTTP server, then leaving the group), or cluster.Open.
+	Change time.Duration
 	// Windows holds, for each partition a reader saw refused (503), the
 	// time from its first refusal to its first read served after the
 	// last refusal.
@@ -625,11 +628,12 @@ func RunClusterRebalance(cfg ClusterRebalanceConfig) (ClusterRebalanceResult, er
 	if err := leaving.stop(); err != nil {
 		return out, err
 	}
+	change := time.Since(t0)
 	nodes = nodes[:2]
 	if out.Leave, err = rd.phase(nodes, cfg.Partitions, t0, 2, 10*time.Minute); err != nil {
 		return out, err
 	}
-	out.Leave.Moved = moved
+	out.Leave.Moved, out.Leave.Change = moved, change
 
 	// A node joins.
 	rd.reset()
@@ -638,11 +642,12 @@ func RunClusterRebalance(cfg ClusterRebalanceConfig) (ClusterRebalanceResult, er
 	if err != nil {
 		return out, err
 	}
+	change = time.Since(t0)
 	nodes = append(nodes, n4)
 	if out.Join, err = rd.phase(nodes, cfg.Partitions, t0, 3, 10*time.Minute); err != nil {
 		return out, err
 	}
-	out.Join.Moved = len(n4.node.Owned())
+	out.Join.Moved, out.Join.Change = len(n4.node.Owned()), change
 	return out, stopAll(all...)
 }
 

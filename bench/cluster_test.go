@@ -47,3 +47,27 @@ func TestClusterRebalance(t *testing.T) {
 	assert.Equal(t, 300, res.Records)
 	assert.GreaterOrEqual(t, res.KafkaRecords, 300/50)
 }
+
+// TestClusterSuiteRows: the suite's cluster rows, at a tiny size, print
+// every figure without an error note.
+func TestClusterSuiteRows(t *testing.T) {
+	only := []string{"cluster-ingest", "cluster-forward", "cluster-rebalance"}
+	if testing.Short() {
+		only = only[:2]
+	}
+	rows, err := RunSuite(SuiteConfig{Duration: 100 * time.Millisecond, Only: only, TempDir: t.TempDir(),
+		Cluster: ClusterSuiteConfig{Partitions: 3, Records: 300}})
+	require.NoError(t, err)
+	want := map[string]int{"cluster-ingest": 5, "cluster-forward": 2, "cluster-rebalance": 4}
+	n := 0
+	for _, name := range only {
+		n += want[name]
+	}
+	require.Len(t, rows, n)
+	for _, r := range rows {
+		assert.NotContains(t, r.Result, "errors", r.Benchmark)
+		assert.NotContains(t, r.Result, "failed", r.Benchmark)
+		assert.NotContains(t, r.Verdict, "FAIL", r.Benchmark)
+		assert.NotEmpty(t, r.Result, r.Benchmark)
+	}
+}

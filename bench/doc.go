@@ -43,6 +43,15 @@
 //	RunAggIngest             engine.Ingest into a source with three aggregate views vs (in effect) none
 //	RunTileBytes             heap per tile of count+sum+min+max states
 //
+// The cluster benchmarks (cluster.go; SPEC §10) run an in-process Kafka
+// (kfake: its log is in memory, so they measure featurelog's side) and
+// cluster nodes behind HTTP on loopback, all in the benchmark's process,
+// beside a standalone node in the same process:
+//
+//	RunClusterIngest         POST /ingest to 1 cluster node vs a standalone node; the drain until applied
+//	RunClusterForward        get-features through 1 of 2 nodes: keys it serves vs keys it forwards
+//	RunClusterRebalance      3 nodes: the 503 window per moved partition when one stops and one joins
+//
 // The output stream benchmark (stream.go, `featurelog bench stream`) runs
 // nodes of its own (StreamServeMain), some with Kafka sinks to a kfake
 // cluster in the benchmark's process:

@@ -31,6 +31,8 @@ type SuiteConfig struct {
 	// profile there, named after the benchmark and server
 	// (ingest-http-featurelog.prof, ...).
 	ServerProfileDir string
+	// Cluster sizes the cluster benchmarks.
+	Cluster ClusterSuiteConfig
 }
 
 // EnsureDefaults fills in unset fields.
@@ -93,6 +95,9 @@ var suite = []suiteBench{
 	{name: "agg-cost-growth", run: (*suiteRun).aggCostGrowth},
 	{name: "agg-ingest", run: (*suiteRun).aggIngest},
 	{name: "tile-bytes", run: (*suiteRun).tileBytes},
+	{name: "cluster-ingest", run: (*suiteRun).clusterIngest},
+	{name: "cluster-forward", run: (*suiteRun).clusterForward},
+	{name: "cluster-rebalance", run: (*suiteRun).clusterRebalance},
 }
 
 // Names returns the names of the suite's benchmarks, in run order.

@@ -16,6 +16,7 @@ import (
 func benchCmd() *cobra.Command {
 	var duration time.Duration
 	var only, cpuprofile, serverProfiles string
+	var clusterCfg bench.ClusterSuiteConfig
 	cmd := &cobra.Command{
 		Use:     "bench",
 		Example: "  featurelog bench\n  featurelog bench --only ingest-http-rate,agg-ingest --duration 10s",
@@ -26,13 +27,15 @@ func benchCmd() *cobra.Command {
 			"processes of this binary, on 127.0.0.1. Benchmarks: " + strings.Join(bench.Names(), ", ") + ".",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBench(duration, only, cpuprofile, serverProfiles)
+			return runBench(duration, only, cpuprofile, serverProfiles, clusterCfg)
 		},
 	}
 	cmd.Flags().DurationVar(&duration, "duration", 5*time.Second, "measured window of each benchmark loop")
 	cmd.Flags().StringVar(&only, "only", "", "comma-separated benchmarks to run (and those they need)")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (in-process benchmarks and the HTTP client) to FILE")
 	cmd.Flags().StringVar(&serverProfiles, "server-cpuprofile-dir", "", "write a CPU profile of every server process to DIR/<benchmark>-<server>.prof")
+	cmd.Flags().IntVar(&clusterCfg.Partitions, "cluster-partitions", 12, "cluster-rebalance: the topic's partition count")
+	cmd.Flags().IntVar(&clusterCfg.Records, "cluster-records", 60_000, "cluster-rebalance: records loaded (spread over the partitions) before nodes move")
 	cmd.AddCommand(benchServerCmd(), benchHistoricalCmd(), benchHistoricalChildCmd(), benchOverloadCmd(), benchSlowlorisCmd(), benchJobsCmd(), benchDeleteCmd(),
 		benchStreamCmd(), benchStreamServerCmd(), benchPITJoinCmd())
 	return cmd
@@ -187,13 +190,13 @@ func selfCommand(sub string) ([]string, error) {
 	return []string{self, "bench", sub}, nil
 }
 
-func runBench(duration time.Duration, only, cpuprofile, serverProfiles string) error {
+func runBench(duration time.Duration, only, cpuprofile, serverProfiles string, clusterCfg bench.ClusterSuiteConfig) error {
 	command, err := selfCommand("server")
 	if err != nil {
 		return err
 	}
 	cfg := bench.SuiteConfig{Duration: duration, Command: command, Progress: os.Stderr,
-		ServerProfileDir: serverProfiles}
+		ServerProfileDir: serverProfiles, Cluster: clusterCfg}
 	for _, name := range strings.Split(only, ",") {
 		if name = strings.TrimSpace(name); name != "" {
 			cfg.Only = append(cfg.Only, name)

@@ -132,6 +132,43 @@ func (tc *testCluster) waitRoutes() {
 	}, 30*time.Second, 10*time.Millisecond, "the nodes do not agree on who serves what")
 }
 
+// newOracle is one engine with the test's repo: the single node fed the
+// acknowledged requests that every cluster read is compared with.
+func (tc *testCluster) newOracle() *engine.DB {
+	oracle, err := engine.Open(engine.Options{Dir: tc.t.TempDir(), NoSync: true, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(tc.t, err)
+	tc.t.Cleanup(func() { oracle.Close() })
+	_, err = oracle.ApplyWait(context.Background(), "ads.yaml", tc.repo)
+	require.NoError(tc.t, err)
+	return oracle
+}
+
+// checkAgainst waits until the owners applied every position, then
+// requires every user's vector, read from its partition's owner, to equal
+// the oracle's.
+func (tc *testCluster) checkAgainst(oracle *engine.DB, users int, positions []engine.Position) {
+	for _, pos := range positions {
+		db := tc.owner(pos.Partition)
+		require.Eventually(tc.t, func() bool {
+			got, ok, err := db.AppliedPosition()
+			return err == nil && ok && got.Offset >= pos.Offset
+		}, 30*time.Second, 5*time.Millisecond, "partition %d never applied offset %d", pos.Partition, pos.Offset)
+	}
+	asOf := time.Now() // aggregates' effective time is the read's time
+	for u := range users {
+		user := fmt.Sprintf("u%d", u)
+		want, got := tc.read(oracle, user, asOf), tc.read(tc.owner(int32(PartitionOf([]byte(user), testPartitions))), user, asOf)
+		assert.Equal(tc.t, fmt.Sprint(want), fmt.Sprint(got), "user %s", user)
+	}
+}
+
+func (tc *testCluster) read(db *engine.DB, user string, asOf time.Time) *engine.FeatureVector {
+	v, err := db.GetFeatures(&engine.GetFeaturesRequest{Workspace: "ads", Service: "ad_ctr_feature_service_v2",
+		JoinKeys: map[string]any{"user_id": user}, AsOf: asOf})
+	require.NoError(tc.t, err)
+	return v
+}
+
 // logOwners logs which node owns which partitions.
 func (tc *testCluster) logOwners(when string) {
 	var b strings.Builder
@@ -178,11 +215,7 @@ func clickBody(r *rand.Rand, n, users int) []byte {
 func TestClusterAppliesEveryRecordOnce(t *testing.T) {
 	const users = 60
 	tc := newTestCluster(t)
-	oracle, err := engine.Open(engine.Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	defer oracle.Close()
-	_, err = oracle.ApplyWait(context.Background(), "ads.yaml", tc.repo)
-	require.NoError(t, err)
+	oracle := tc.newOracle()
 	for _, id := range []string{"n1", "n2", "n3"} {
 		tc.start(id)
 	}
@@ -216,24 +249,7 @@ func TestClusterAppliesEveryRecordOnce(t *testing.T) {
 	tc.waitServed()
 	tc.logOwners("n2 back")
 	tc.waitRoutes()
-
-	for _, pos := range positions {
-		db := tc.owner(pos.Partition)
-		require.Eventually(t, func() bool {
-			got, ok, err := db.AppliedPosition()
-			return err == nil && ok && got.Offset >= pos.Offset
-		}, 30*time.Second, 5*time.Millisecond, "partition %d never applied offset %d", pos.Partition, pos.Offset)
-	}
-	asOf := time.Now() // aggregates' effective time is the read's time
-	for u := range users {
-		user := fmt.Sprintf("u%d", u)
-		req := &engine.GetFeaturesRequest{Workspace: "ads", Service: "ad_ctr_feature_service_v2", JoinKeys: map[string]any{"user_id": user}, AsOf: asOf}
-		want, err := oracle.GetFeatures(req)
-		require.NoError(t, err)
-		got, err := tc.owner(int32(PartitionOf([]byte(user), testPartitions))).GetFeatures(req)
-		require.NoError(t, err)
-		assert.Equal(t, fmt.Sprint(want), fmt.Sprint(got), "user %s", user)
-	}
+	tc.checkAgainst(oracle, users, positions)
 }
 
 // TestNodeResumesFromItsOwnOffsets: a node that stops while requests go
@@ -241,11 +257,7 @@ func TestClusterAppliesEveryRecordOnce(t *testing.T) {
 // those it had applied are not applied again, the rest are.
 func TestNodeResumesFromItsOwnOffsets(t *testing.T) {
 	tc := newTestCluster(t)
-	oracle, err := engine.Open(engine.Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	defer oracle.Close()
-	_, err = oracle.ApplyWait(context.Background(), "ads.yaml", tc.repo)
-	require.NoError(t, err)
+	oracle := tc.newOracle()
 	r := rand.New(rand.NewPCG(21, 22))
 	tc.start("n1")
 	tc.start("n2")
@@ -268,19 +280,8 @@ func TestNodeResumesFromItsOwnOffsets(t *testing.T) {
 	}
 	tc.waitServed()
 	tc.logOwners("end")
-	for _, pos := range last {
-		require.NoError(t, tc.nodes["n1"].WaitApplied(context.Background(), []engine.Position{pos}))
-	}
-	asOf := time.Now()
-	for u := range 20 {
-		user := fmt.Sprintf("u%d", u)
-		req := &engine.GetFeaturesRequest{Workspace: "ads", Service: "ad_ctr_feature_service_v2", JoinKeys: map[string]any{"user_id": user}, AsOf: asOf}
-		want, err := oracle.GetFeatures(req)
-		require.NoError(t, err)
-		got, err := tc.owner(int32(PartitionOf([]byte(user), testPartitions))).GetFeatures(req)
-		require.NoError(t, err)
-		assert.Equal(t, fmt.Sprint(want), fmt.Sprint(got), "user %s", user)
-	}
+	require.NoError(t, tc.nodes["n1"].WaitApplied(context.Background(), last))
+	tc.checkAgainst(oracle, 20, last)
 }
 
 // TestIngestRefusesBadInput: a bad request is refused before anything is
@@ -361,11 +362,7 @@ func TestBrokerRestart(t *testing.T) {
 	t.Cleanup(func() { kf.Close() })
 	tc := newTestCluster(t)
 	tc.brokers = []string{addr}
-	oracle, err := engine.Open(engine.Options{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	defer oracle.Close()
-	_, err = oracle.ApplyWait(context.Background(), "ads.yaml", tc.repo)
-	require.NoError(t, err)
+	oracle := tc.newOracle()
 	tc.start("n1")
 	tc.start("n2")
 	tc.waitServed()
@@ -413,26 +410,8 @@ func TestBrokerRestart(t *testing.T) {
 	}
 	ingest(10)
 	tc.waitServed()
-	for _, pos := range positions {
-		db := tc.owner(pos.Partition)
-		require.Eventually(t, func() bool {
-			got, ok, err := db.AppliedPosition()
-			return err == nil && ok && got.Offset >= pos.Offset
-		}, 30*time.Second, 5*time.Millisecond, "partition %d never applied offset %d", pos.Partition, pos.Offset)
-	}
-	asOf := time.Now()
-	for u := range 20 {
-		user := fmt.Sprintf("u%d", u)
-		req := &engine.GetFeaturesRequest{Workspace: "ads", Service: "ad_ctr_feature_service_v2", JoinKeys: map[string]any{"user_id": user}, AsOf: asOf}
-		want, err := oracle.GetFeatures(req)
-		require.NoError(t, err)
-		got, err := tc.owner(int32(PartitionOf([]byte(user), testPartitions))).GetFeatures(req)
-		require.NoError(t, err)
-		assert.Equal(t, fmt.Sprint(want), fmt.Sprint(got), "user %s", user)
-	}
-	got, err := tc.owner(int32(PartitionOf([]byte("gone"), testPartitions))).GetFeatures(&engine.GetFeaturesRequest{Workspace: "ads",
-		Service: "ad_ctr_feature_service_v2", JoinKeys: map[string]any{"user_id": "gone"}, AsOf: asOf})
-	require.NoError(t, err)
+	tc.checkAgainst(oracle, 20, positions)
+	got := tc.read(tc.owner(int32(PartitionOf([]byte("gone"), testPartitions))), "gone", time.Now())
 	count := got.Features[3].Value.I // clicked_count_1d
 	assert.True(t, count == 0 || count == 3, "the refused request was applied in part: %d of its 3 records", count)
 	t.Logf("the request refused while Kafka was away: %d of its 3 records applied", count)

@@ -94,6 +94,8 @@ type Node struct {
 	cons    *kgo.Client // the group member
 	memb    *kgo.Client // reads the members topic
 	prodMu  sync.Mutex  // one transaction at a time on prod
+	groupMu sync.Mutex  // guards pending
+	pending *txnGroup   // the requests waiting for the next transaction (produce)
 	txOpen  bool        // a failure left prod's transaction open; guarded by prodMu
 
 	mu    sync.RWMutex
@@ -297,11 +299,46 @@ func (n *Node) Ingest(ctx context.Context, body []byte, authorize engine.Authori
 // written, and it was not acknowledged.
 var ErrUnavailable = errors.New("cluster: Kafka did not commit the request in time; it was not acknowledged, and if its transaction commits late it is applied once")
 
-// produce writes recs in one transaction, waiting at most ProduceTimeout
-// for Kafka. A transaction a failure left open is aborted first.
-func (n *Node) produce(ctx context.Context, recs []*kgo.Record) error {
-	n.prodMu.Lock()
-	defer n.prodMu.Unlock()
+// txnGroup is the records of the requests that share one transaction.
+type txnGroup struct {
+	recs []*kgo.Record
+	done chan struct{} // closed once the transaction ended; err is then set
+	err  error
+}
+
+// produce writes recs in a Kafka transaction: the group commit of
+// transactions. The producer runs one transaction at a time; requests
+// arriving meanwhile join one pending group, which the first of them
+// commits as one transaction once the producer is free. A group commits
+// or aborts whole, so each request in it does too. Waits at most about
+// twice ProduceTimeout; recs' offsets are set when it returns nil.
+func (n *Node) produce(_ context.Context, recs []*kgo.Record) error {
+	n.groupMu.Lock()
+	g, leader := n.pending, false
+	if g == nil {
+		g, leader = &txnGroup{done: make(chan struct{})}, true
+		n.pending = g
+	}
+	g.recs = append(g.recs, recs...)
+	n.groupMu.Unlock()
+	if leader {
+		n.prodMu.Lock() // the previous transaction ends; meanwhile others join g
+		n.groupMu.Lock()
+		n.pending = nil // later requests start the next group
+		n.groupMu.Unlock()
+		g.err = n.transact(g.recs)
+		n.prodMu.Unlock()
+		close(g.done)
+	}
+	<-g.done
+	return g.err
+}
+
+// transact writes recs in one transaction, waiting at most ProduceTimeout
+// for Kafka. A transaction a failure left open is aborted first. The
+// caller holds prodMu.
+func (n *Node) transact(recs []*kgo.Record) error {
+	ctx := context.Background()
 	if n.txOpen {
 		if err := n.endTransaction(kgo.TryAbort); err != nil {
 			return fmt.Errorf("%w: aborting the transaction an earlier failure left open: %v", ErrUnavailable, err)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -415,4 +416,45 @@ func TestBrokerRestart(t *testing.T) {
 	count := got.Features[3].Value.I // clicked_count_1d
 	assert.True(t, count == 0 || count == 3, "the refused request was applied in part: %d of its 3 records", count)
 	t.Logf("the request refused while Kafka was away: %d of its 3 records applied", count)
+}
+
+// TestConcurrentIngest: many requests at once through two nodes share
+// transactions (group commit); each is acknowledged with its own
+// positions and applied exactly once.
+func TestConcurrentIngest(t *testing.T) {
+	tc := newTestCluster(t)
+	oracle := tc.newOracle()
+	tc.start("n1")
+	tc.start("n2")
+	tc.waitServed()
+	var mu sync.Mutex
+	var positions []engine.Position
+	var wg sync.WaitGroup
+	for w := range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 77))
+			n := tc.nodes[[]string{"n1", "n2"}[w%2]]
+			for range 5 {
+				body := clickBody(r, 1+r.IntN(3), 30)
+				_, pos, err := n.Ingest(context.Background(), body, nil)
+				if !assert.NoError(t, err) {
+					return
+				}
+				_, err = oracle.IngestJSON(body, nil)
+				assert.NoError(t, err)
+				mu.Lock()
+				positions = append(positions, pos...)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[engine.Position]bool{}
+	for _, p := range positions {
+		require.False(t, seen[p], "two requests were given the same position %+v", p)
+		seen[p] = true
+	}
+	tc.checkAgainst(oracle, 30, positions)
 }

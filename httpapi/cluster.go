@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -256,28 +257,41 @@ func (s *Server) clusterBatch(w http.ResponseWriter, r *http.Request, p *serving
 		}
 		g.rows = append(g.rows, i)
 	}
+	// The groups are read at once, each here or on its node.
 	answers := make([]batchAnswer, len(groups))
+	statuses, bodies, errs := make([]int, len(groups)), make([][]byte, len(groups)), make([]error, len(groups))
+	var wg sync.WaitGroup
 	for gi, g := range groups {
 		rows := make([]map[string]any, len(g.rows))
 		for k, i := range g.rows {
 			rows[k] = p.requestData[i]
 		}
-		status, body, err := s.batchGroup(r, p, g.route, rows)
-		if err != nil {
-			writeUnavailable(w, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[gi], bodies[gi], errs[gi] = s.batchGroup(r, p, g.route, rows)
+			if errs[gi] == nil && statuses[gi] == http.StatusOK {
+				if err := json.Unmarshal(bodies[gi], &answers[gi]); err != nil || len(answers[gi].Result) != len(rows) {
+					errs[gi] = fmt.Errorf("node %s answered a batch of %d rows with %d results (%v)", g.route.Node, len(rows), len(answers[gi].Result), err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for gi := range groups {
+		switch {
+		case errs[gi] != nil:
+			writeUnavailable(w, errs[gi])
 			return
-		}
-		if status != http.StatusOK {
-			writeJSONBytes(w, status, body) // the group's error, as its node stated it
-			return
-		}
-		if err := json.Unmarshal(body, &answers[gi]); err != nil || len(answers[gi].Result) != len(rows) {
-			writeUnavailable(w, fmt.Errorf("node %s answered a batch of %d rows with %d results (%v)", g.route.Node, len(rows), len(answers[gi].Result), err))
+		case statuses[gi] != http.StatusOK:
+			if statuses[gi] == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", "1")
+			}
+			writeJSONBytes(w, statuses[gi], bodies[gi]) // the group's error, as its node stated it
 			return
 		}
 	}
-	var order [][2]int // row → (group, index in group)
-	order = make([][2]int, len(p.requestData))
+	order := make([][2]int, len(p.requestData)) // row → (group, index in group)
 	for gi, g := range groups {
 		for k, i := range g.rows {
 			order[i] = [2]int{gi, k}

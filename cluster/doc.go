@@ -4,9 +4,10 @@
 //
 // A Node validates ingest requests against its repo and produces each
 // request's records, split by partition of their entity key (Kafka's
-// murmur2 of the key, modulo the partition count: PartitionOf), in one
-// Kafka transaction: a request is visible to owners whole or not at all,
-// and it is acknowledged only once Kafka has committed it with acks=all.
+// murmur2 of the key, modulo the partition count: PartitionOf), in a
+// Kafka transaction, which requests arriving together share (a group
+// commit): a request is visible to owners whole or not at all, and it is
+// acknowledged only once Kafka has committed it with acks=all.
 //
 // The nodes form one consumer group with the cooperative-sticky balancer.
 // A node keeps, for each partition it owns, an engine.DB of its own under
@@ -30,7 +31,8 @@
 //	resp, positions, err := n.Ingest(ctx, body, nil)
 //	db, err := n.Owner(cluster.PartitionOf(key, 12)) // the partition's DB, if this node serves it
 //
-// Caveats: routing reads of keys owned by other nodes, splitting
-// historical joins, cluster-wide Idempotency-Keys and running jobs on
-// every owner are not built yet (DESIGN.md, "Cluster mode").
+// RouteOf says which node serves a partition (members.go); package
+// httpapi forwards reads there. Caveats: splitting historical joins,
+// cluster-wide Idempotency-Keys and running jobs on every owner are not
+// built yet (DESIGN.md, "Cluster mode").
 package cluster

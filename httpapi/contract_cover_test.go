@@ -16,8 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,33 +26,8 @@ import (
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/vfs"
+	"github.com/featurelog/featurelog/vfs/errorfs"
 )
-
-// gateFS holds segment files back: once armed, the first Create of a
-// segment waits until release is called, so a backfill, which ends by
-// writing its segments, stays RUNNING as long as the test needs.
-type gateFS struct {
-	vfs.FS
-	armed   atomic.Bool
-	blocked chan struct{} // closed when a Create first waits
-	gate    chan struct{} // closed by release
-	once    sync.Once
-	opened  sync.Once
-}
-
-func newGateFS() *gateFS {
-	return &gateFS{FS: vfs.Default, blocked: make(chan struct{}), gate: make(chan struct{})}
-}
-
-func (g *gateFS) Create(name string) (vfs.File, error) {
-	if g.armed.Load() && strings.Contains(filepath.Base(name), ".seg") {
-		g.opened.Do(func() { close(g.blocked) })
-		<-g.gate
-	}
-	return g.FS.Create(name)
-}
-
-func (g *gateFS) release() { g.once.Do(func() { close(g.gate) }) }
 
 // slowView adds to the shop repo a view with an output stream and a
 // service of it only: a view with no earlier version, which serves once
@@ -74,21 +47,21 @@ func slowView(description string) string {
 }
 
 func TestContractWhileBackfilling(t *testing.T) {
-	gate := newGateFS()
+	gate := errorfs.NewGate(vfs.Default)
 	n := newNodeFS(t, httpapi.Options{}, gate)
-	t.Cleanup(gate.release) // before the node closes
+	t.Cleanup(gate.Release) // before the node closes
 	owner := n.account("cover-owner", map[string]auth.Role{"shop": auth.Owner})
 	r := n.send(postJSON("/ingest", string(shopBody(false, orderRec("c1", t0.Add(-time.Minute))))), bearer(n.editor))
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
 
-	gate.armed.Store(true)
+	gate.Arm()
 	r = n.send(applyReq("shop.yaml", slowView("one")), bearer(owner))
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
 	var applied httpapi.ApplyResponse
 	require.NoError(t, json.Unmarshal(r.body, &applied))
 	require.Len(t, applied.Jobs, 1, "one backfill, of slow_view")
 	select {
-	case <-gate.blocked:
+	case <-gate.Blocked():
 	case <-time.After(time.Minute):
 		t.Fatal("the backfill wrote no segment within a minute")
 	}
@@ -118,7 +91,7 @@ func TestContractWhileBackfilling(t *testing.T) {
 	require.NoError(t, json.Unmarshal(r.body, &cancelled))
 	assert.Contains(t, []engine.JobState{engine.JobCancelRequested, engine.JobCancelled}, cancelled.State)
 
-	gate.release()
+	gate.Release()
 	got, err := n.db.WaitJob(context.Background(), "shop", job)
 	require.NoError(t, err)
 	assert.Equal(t, engine.JobCancelled, got.State)

@@ -34,7 +34,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,32 +47,10 @@ import (
 	"github.com/featurelog/featurelog/internal/console"
 	"github.com/featurelog/featurelog/internal/console/browsertest"
 	"github.com/featurelog/featurelog/vfs"
+	"github.com/featurelog/featurelog/vfs/errorfs"
 )
 
 var consoleHandler = console.Handler()
-
-// gateFS holds segment files back once armed: the first Create of a
-// segment waits until release, so a backfill, which ends by writing its
-// segments, stays RUNNING as long as the test needs (as in httpapi's
-// contract_cover_test.go).
-type gateFS struct {
-	vfs.FS
-	armed   atomic.Bool
-	blocked chan struct{} // closed when a Create first waits
-	gate    chan struct{} // closed by release
-	once    sync.Once
-	opened  sync.Once
-}
-
-func (g *gateFS) Create(name string) (vfs.File, error) {
-	if g.armed.Load() && strings.Contains(filepath.Base(name), ".seg") {
-		g.opened.Do(func() { close(g.blocked) })
-		<-g.gate
-	}
-	return g.FS.Create(name)
-}
-
-func (g *gateFS) release() { g.once.Do(func() { close(g.gate) }) }
 
 // slowView is a view the example does not have: applying it starts a
 // backfill that the gate holds RUNNING.
@@ -91,7 +68,7 @@ const slowView = `
 // node is the server under test.
 type node struct {
 	db                  *engine.DB
-	gate                *gateFS
+	gate                *errorfs.Gate
 	url, noAuthURL      string    // the server with auth, and the one without
 	ownerKey, viewerKey string    // of ads
 	slowJob             string    // the backfill the gate holds RUNNING
@@ -102,7 +79,7 @@ func startNode(t *testing.T) *node {
 	t.Helper()
 	example, err := os.ReadFile(filepath.Join("..", "..", "examples", "ads", "features.yaml"))
 	require.NoError(t, err)
-	n := &node{gate: &gateFS{FS: vfs.Default, blocked: make(chan struct{}), gate: make(chan struct{})}}
+	n := &node{gate: errorfs.NewGate(vfs.Default)}
 	quiet := slog.New(slog.DiscardHandler)
 	n.db, err = engine.Open(engine.Options{Dir: t.TempDir(), FS: n.gate, Logger: quiet})
 	require.NoError(t, err)
@@ -131,7 +108,7 @@ func startNode(t *testing.T) *node {
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
-		n.gate.release() // before Close, which may write segments
+		n.gate.Release() // before Close, which may write segments
 		require.NoError(t, n.db.Close())
 	})
 
@@ -142,13 +119,13 @@ func startNode(t *testing.T) *node {
 	n.ingest(t, "C18947Z5", n.now.Add(-40*time.Minute), 1)
 	n.ingest(t, "C18947Z5", n.now.Add(-10*time.Minute), 1)
 
-	n.gate.armed.Store(true)
+	n.gate.Arm()
 	res, err = n.db.Apply("features.yaml", []byte(strings.Replace(string(example), "feature_views:\n", "feature_views:"+slowView, 1)))
 	require.NoError(t, err)
 	require.Len(t, res.Jobs, 1, "one backfill, of console_slow_view")
 	n.slowJob = res.Jobs[0].ID
 	select {
-	case <-n.gate.blocked:
+	case <-n.gate.Blocked():
 	case <-time.After(time.Minute):
 		t.Fatal("the backfill of console_slow_view wrote no segment within a minute")
 	}
@@ -346,7 +323,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		j, err := n.db.Job("ads", n.slowJob)
 		require.NoError(t, err)
 		assert.Contains(t, []engine.JobState{engine.JobCancelRequested, engine.JobCancelled}, j.State)
-		n.gate.release()
+		n.gate.Release()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		j, err = n.db.WaitJob(ctx, "ads", n.slowJob)

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/internal/clicks"
 )
 
 // brokersEnv names a real Kafka cluster to run against instead of kfake.
@@ -187,27 +188,6 @@ func (tc *testCluster) any(r *rand.Rand) *Node {
 	return tc.nodes[ids[r.IntN(len(ids))]]
 }
 
-// clickBody is an ingest body of n random clicks, out of event-time order
-// over the last two days, a quarter of them on three hot users.
-func clickBody(r *rand.Rand, n, users int) []byte {
-	var b strings.Builder
-	b.WriteString(`{"workspace_name": "ads", "dry_run": false, "records": {"impressions_event_source": [`)
-	now := time.Now()
-	for i := range n {
-		if i > 0 {
-			b.WriteString(",")
-		}
-		user := r.IntN(users)
-		if r.IntN(4) == 0 {
-			user = r.IntN(3)
-		}
-		ts := now.Add(-time.Duration(r.Int64N(int64(47 * time.Hour))))
-		fmt.Fprintf(&b, `{"record": {"user_id": "u%d", "timestamp": %q, "clicked": %d}}`, user, ts.Format(time.RFC3339Nano), r.IntN(2))
-	}
-	b.WriteString("]}}")
-	return []byte(b.String())
-}
-
 // TestClusterAppliesEveryRecordOnce: requests ingested through any node
 // of a changing cluster — a node leaves, a new one joins, the first comes
 // back on its old data — are applied exactly once: every key's features,
@@ -225,7 +205,7 @@ func TestClusterAppliesEveryRecordOnce(t *testing.T) {
 	var positions []engine.Position
 	ingest := func(k int) {
 		for range k {
-			body := clickBody(r, 1+r.IntN(40), users)
+			body := clicks.Body(r, time.Now(), 1+r.IntN(40), users)
 			resp, pos, err := tc.any(r).Ingest(context.Background(), body, nil)
 			require.NoError(t, err)
 			want, err := oracle.IngestJSON(body, nil)
@@ -272,7 +252,7 @@ func TestNodeResumesFromItsOwnOffsets(t *testing.T) {
 			tc.stop("n2")  // nobody consumes now; Kafka holds the requests
 			tc.start("n1") // back on its old data, with every partition
 		}
-		body := clickBody(r, 1+r.IntN(30), 20)
+		body := clicks.Body(r, time.Now(), 1+r.IntN(30), 20)
 		_, pos, err := tc.any(r).Ingest(context.Background(), body, nil)
 		require.NoError(t, err)
 		_, err = oracle.IngestJSON(body, nil)
@@ -371,7 +351,7 @@ func TestBrokerRestart(t *testing.T) {
 	var positions []engine.Position
 	ingest := func(k int) {
 		for range k {
-			body := clickBody(r, 1+r.IntN(20), 20)
+			body := clicks.Body(r, time.Now(), 1+r.IntN(20), 20)
 			_, pos, err := tc.any(r).Ingest(context.Background(), body, nil)
 			require.NoError(t, err)
 			_, err = oracle.IngestJSON(body, nil)
@@ -397,7 +377,7 @@ func TestBrokerRestart(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond, "restarting kfake: %v", err)
 	for _, id := range []string{"n1", "n2"} {
 		require.Eventually(t, func() bool { // each node's producer reconnects
-			body := clickBody(r, 1+r.IntN(20), 20)
+			body := clicks.Body(r, time.Now(), 1+r.IntN(20), 20)
 			_, pos, err := tc.nodes[id].Ingest(context.Background(), body, nil)
 			if err != nil {
 				require.ErrorIs(t, err, ErrUnavailable)
@@ -437,7 +417,7 @@ func TestConcurrentIngest(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(w), 77))
 			n := tc.nodes[[]string{"n1", "n2"}[w%2]]
 			for range 5 {
-				body := clickBody(r, 1+r.IntN(3), 30)
+				body := clicks.Body(r, time.Now(), 1+r.IntN(3), 30)
 				_, pos, err := n.Ingest(context.Background(), body, nil)
 				if !assert.NoError(t, err) {
 					return

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/featurelog/featurelog/internal/clicks"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -59,26 +60,6 @@ func fnvPartition(key []byte, n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
-// clickBody is an ingest body of n random clicks of users u0..u(users-1),
-// out of event-time order over the two days before now.
-func clickBody(r *rand.Rand, now time.Time, n, users int) []byte {
-	var b strings.Builder
-	b.WriteString(`{"workspace_name": "ads", "dry_run": false, "records": {"impressions_event_source": [`)
-	for i := range n {
-		if i > 0 {
-			b.WriteString(",")
-		}
-		user := r.IntN(users)
-		if r.IntN(4) == 0 {
-			user = r.IntN(3) // a few hot keys
-		}
-		ts := now.Add(-time.Duration(r.Int64N(int64(48 * time.Hour))))
-		fmt.Fprintf(&b, `{"record": {"user_id": "u%d", "timestamp": %q, "clicked": %d}}`, user, ts.Format(time.RFC3339Nano), r.IntN(2))
-	}
-	b.WriteString("]}}")
-	return []byte(b.String())
-}
-
 // TestPrepareAndApplyEqualDirectIngest: requests split by PrepareIngest
 // and applied by partition owners serve what one node that ingested them
 // serves, and applying any entry again changes nothing, also after the
@@ -103,7 +84,7 @@ func TestPrepareAndApplyEqualDirectIngest(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for range 30 {
 		now.Add(int64(time.Minute))
-		body := clickBody(r, time.Unix(0, now.Load()), 1+r.IntN(60), users)
+		body := clicks.Body(r, time.Unix(0, now.Load()), 1+r.IntN(60), users)
 		resp, entries, err := producer.db.PrepareIngest(body, nil, parts, fnvPartition)
 		require.NoError(t, err)
 		want, err := direct.db.IngestJSON(body, nil)

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -24,6 +23,7 @@ import (
 	"github.com/featurelog/featurelog/cluster"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
+	"github.com/featurelog/featurelog/internal/clicks"
 )
 
 const clusterParts = 6
@@ -109,7 +109,7 @@ func TestClusterOverHTTP(t *testing.T) {
 	const users = 30
 	var positions []map[string]any
 	for range 25 {
-		body := clickRecords(r, 1+r.IntN(20), users)
+		body := string(clicks.Body(r, time.Now(), 1+r.IntN(20), users))
 		status, _, got := post(t, nodes[r.IntN(len(nodes))].url+"/ingest", body)
 		require.Equal(t, http.StatusOK, status, got)
 		var resp struct {
@@ -192,7 +192,7 @@ func TestClusterOverHTTP(t *testing.T) {
 		`{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2", "spine": [{"user_id": "u1", "timestamp": "2026-01-01T00:00:00Z"}]}}`)
 	assert.Equal(t, http.StatusNotImplemented, status)
 	assert.Contains(t, got, "not available in cluster mode yet")
-	status, _, got = post(t, nodes[0].url+"/ingest", clickRecords(r, 1, users), "Idempotency-Key", "k1")
+	status, _, got = post(t, nodes[0].url+"/ingest", string(clicks.Body(r, time.Now(), 1, users)), "Idempotency-Key", "k1")
 	assert.Equal(t, http.StatusNotImplemented, status)
 	assert.Contains(t, got, "Idempotency-Key is not honoured in cluster mode yet")
 	status, _, got = post(t, nodes[0].url+"/api/v1/feature-service/get-features", `{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2",
@@ -229,24 +229,4 @@ func waitRoutes(t *testing.T, nodes []*clusterNode) {
 		}
 		return true
 	}, 30*time.Second, 10*time.Millisecond, "the cluster never settled")
-}
-
-// clickRecords is an ingest body of n clicks over the last two days, out
-// of time order, a quarter of them on three hot users.
-func clickRecords(r *rand.Rand, n, users int) string {
-	var b bytes.Buffer
-	b.WriteString(`{"workspace_name": "ads", "dry_run": false, "records": {"impressions_event_source": [`)
-	for i := range n {
-		if i > 0 {
-			b.WriteString(",")
-		}
-		u := r.IntN(users)
-		if r.IntN(4) == 0 {
-			u = r.IntN(3)
-		}
-		ts := time.Now().Add(-time.Duration(r.Int64N(int64(47 * time.Hour)))).UTC()
-		fmt.Fprintf(&b, `{"record": {"user_id": "u%d", "timestamp": %q, "clicked": %d}}`, u, ts.Format(time.RFC3339Nano), r.IntN(2))
-	}
-	b.WriteString("]}}")
-	return b.String()
 }

@@ -10,11 +10,11 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/featurelog/featurelog/internal/clicks"
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/stretchr/testify/require"
@@ -57,7 +57,7 @@ func TestClusterNodeSIGKILL(t *testing.T) {
 	var positions []jsontext.Value
 	ingest := func(k int, through ...string) {
 		for range k {
-			body := clusterClicks(r, 1+r.IntN(20), users)
+			body := string(clicks.Body(r, time.Now(), 1+r.IntN(20), users))
 			id := through[r.IntN(len(through))]
 			status, got := httpPost(t, "http://"+nodes[id].addr+"/ingest", body)
 			require.Equal(t, http.StatusOK, status, "through %s: %s", id, got)
@@ -138,24 +138,6 @@ func TestClusterNodeSIGKILL(t *testing.T) {
 	settled("n1", "n2", "n3")
 	ingest(15, "n1", "n2", "n3")
 	checkAll("n1", "n2", "n3")
-}
-
-func clusterClicks(r *rand.Rand, n, users int) string {
-	var b strings.Builder
-	b.WriteString(`{"workspace_name": "ads", "dry_run": false, "records": {"impressions_event_source": [`)
-	for i := range n {
-		if i > 0 {
-			b.WriteString(",")
-		}
-		u := r.IntN(users)
-		if r.IntN(4) == 0 {
-			u = r.IntN(3)
-		}
-		ts := time.Now().Add(-time.Duration(r.Int64N(int64(47 * time.Hour)))).UTC()
-		fmt.Fprintf(&b, `{"record": {"user_id": "u%d", "timestamp": %q, "clicked": %d}}`, u, ts.Format(time.RFC3339Nano), r.IntN(2))
-	}
-	b.WriteString("]}}")
-	return b.String()
 }
 
 func httpPost(t *testing.T, url, body string) (int, string) {

@@ -48,7 +48,7 @@ func TestLayering(t *testing.T) {
 		what      string
 	}{
 		{[]string{"schema", "historical", "tabread", "tabular", "repo", "auth", "vfs", "vfs/errorfs", "wal", "tiles", "compaction",
-			"internal/record", "internal/batchsrc", "internal/jsondec", "internal/dirlock", "internal/atomicfile", "internal/suggest", "internal/console"},
+			"internal/record", "internal/batchsrc", "internal/jsondec", "internal/dirlock", "internal/atomicfile", "internal/suggest", "internal/console", "internal/clicks"},
 			engineAndUp, "the engine or what is built on it"},
 		{[]string{"engine"}, above("cluster", "httpapi", "client", "kafkasink", "cmd", "bench"), "its interfaces"},
 		{[]string{"cluster"}, above("httpapi", "client", "kafkasink", "cmd", "bench"), "the interfaces that serve it"},

@@ -126,28 +126,40 @@ func (s *Server) routeRead(w http.ResponseWriter, r *http.Request, p *servingPar
 		s.writeEngineError(w, err)
 		return nil
 	}
+	route, db, err := s.route(r, p, part)
+	switch {
+	case err != nil:
+		writeUnavailable(w, err)
+	case !route.Self:
+		s.forward(w, r, route, p.raw)
+	}
+	return db
+}
+
+// route says where partition part is read: on another node (Self
+// false), or here, returning its DB once it applied the read's
+// min_positions. A forwarded request is never forwarded again, so a
+// node that does not serve part refuses it.
+func (s *Server) route(r *http.Request, p *servingParams, part int32) (cluster.Route, *engine.DB, error) {
 	node := s.opts.Cluster
 	route, err := node.RouteOf(part)
-	if err == nil && !route.Self && r.Header.Get(forwardedHeader) != "" {
-		err = fmt.Errorf("%w: this node does not serve partition %d (the node that forwarded the request thought so; membership is changing)", cluster.ErrNoOwner, part)
-	}
 	if err != nil {
-		writeUnavailable(w, err)
-		return nil
+		return route, nil, err
 	}
 	if !route.Self {
-		s.forward(w, r, route, p.raw)
-		return nil
+		if r.Header.Get(forwardedHeader) != "" {
+			return route, nil, fmt.Errorf("%w: this node does not serve partition %d (the node that forwarded the request thought so; membership is changing)", cluster.ErrNoOwner, part)
+		}
+		return route, nil, nil
 	}
 	db, err := node.Owner(part)
 	if err == nil {
 		err = s.waitPositions(r.Context(), p.minPositions, part)
 	}
 	if err != nil {
-		writeUnavailable(w, err)
-		return nil
+		return route, nil, err
 	}
-	return db
+	return route, db, nil
 }
 
 func (s *Server) partitionOf(p *servingParams, joinKeys map[string]any) (int32, error) {
@@ -222,9 +234,9 @@ func (s *Server) forwardRaw(r *http.Request, route cluster.Route, path string, b
 // node serving their partition, each group is read here or forwarded as
 // one batch, and the answers are merged back in row order.
 func (s *Server) clusterBatch(w http.ResponseWriter, r *http.Request, p *servingParams) {
-	node := s.opts.Cluster
 	type group struct {
 		route cluster.Route
+		db    *engine.DB // the partition's DB when it is read here
 		rows  []int
 	}
 	var groups []*group
@@ -235,14 +247,8 @@ func (s *Server) clusterBatch(w http.ResponseWriter, r *http.Request, p *serving
 			s.writeEngineError(w, fmt.Errorf("request_data[%d]: %w", i, err))
 			return
 		}
-		route, err := node.RouteOf(part)
-		if err == nil && !route.Self && r.Header.Get(forwardedHeader) != "" {
-			err = fmt.Errorf("%w: this node does not serve partition %d", cluster.ErrNoOwner, part)
-		}
-		if err == nil && route.Self {
-			if _, err = node.Owner(part); err == nil {
-				err = s.waitPositions(r.Context(), p.minPositions, part)
-			}
+		route, db, err := s.route(r, p, part)
+		if db != nil {
 			route.Node = fmt.Sprintf("%s/%d", route.Node, part) // one DB per partition
 		}
 		if err != nil {
@@ -251,7 +257,7 @@ func (s *Server) clusterBatch(w http.ResponseWriter, r *http.Request, p *serving
 		}
 		g := byNode[route.Node]
 		if g == nil {
-			g = &group{route: route}
+			g = &group{route: route, db: db}
 			byNode[route.Node] = g
 			groups = append(groups, g)
 		}
@@ -269,7 +275,7 @@ func (s *Server) clusterBatch(w http.ResponseWriter, r *http.Request, p *serving
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			statuses[gi], bodies[gi], errs[gi] = s.batchGroup(r, p, g.route, rows)
+			statuses[gi], bodies[gi], errs[gi] = s.batchGroup(r, p, g.route, g.db, rows)
 			if errs[gi] == nil && statuses[gi] == http.StatusOK {
 				if err := json.Unmarshal(bodies[gi], &answers[gi]); err != nil || len(answers[gi].Result) != len(rows) {
 					errs[gi] = fmt.Errorf("node %s answered a batch of %d rows with %d results (%v)", g.route.Node, len(rows), len(answers[gi].Result), err)
@@ -300,14 +306,10 @@ func (s *Server) clusterBatch(w http.ResponseWriter, r *http.Request, p *serving
 	writeJSONBytes(w, http.StatusOK, mergeBatch(answers, order))
 }
 
-// batchGroup reads rows here or on their node, as a batch answer.
-func (s *Server) batchGroup(r *http.Request, p *servingParams, route cluster.Route, rows []map[string]any) (int, []byte, error) {
-	if route.Self {
-		part, _ := s.partitionOf(p, rows[0])
-		db, err := s.opts.Cluster.Owner(part)
-		if err != nil {
-			return 0, nil, err
-		}
+// batchGroup reads rows from db here, or on their node, as a batch
+// answer.
+func (s *Server) batchGroup(r *http.Request, p *servingParams, route cluster.Route, db *engine.DB, rows []map[string]any) (int, []byte, error) {
+	if db != nil {
 		rec := &bufferedResponse{header: http.Header{}}
 		sub := *p
 		sub.requestData = rows

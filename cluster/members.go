@@ -44,7 +44,6 @@ func membersTopic(topic string) string { return topic + ".members" }
 type members struct {
 	mu     sync.RWMutex
 	claims map[string]claim // by node id; guarded by mu
-	seen   chan struct{}    // closed once the topic was read to its end at start
 }
 
 // announce produces the node's current claim.

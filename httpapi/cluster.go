@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -310,11 +311,11 @@ func (s *Server) clusterBatch(w http.ResponseWriter, r *http.Request, p *serving
 // answer.
 func (s *Server) batchGroup(r *http.Request, p *servingParams, route cluster.Route, db *engine.DB, rows []map[string]any) (int, []byte, error) {
 	if db != nil {
-		rec := &bufferedResponse{header: http.Header{}}
+		rec := httptest.NewRecorder()
 		sub := *p
 		sub.requestData = rows
 		s.writeBatch(rec, db, &sub)
-		return rec.status, rec.body.Bytes(), nil
+		return rec.Code, rec.Body.Bytes(), nil
 	}
 	data := make([]map[string]any, len(rows))
 	for i, r := range rows {
@@ -402,22 +403,6 @@ func mergeBatch(answers []batchAnswer, order [][2]int) []byte {
 		dst = append(dst, "]}"...)
 	}
 	return append(dst, '}')
-}
-
-// bufferedResponse records a handler's answer.
-type bufferedResponse struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (b *bufferedResponse) Header() http.Header { return b.header }
-func (b *bufferedResponse) WriteHeader(s int)   { b.status = s }
-func (b *bufferedResponse) Write(p []byte) (int, error) {
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	return b.body.Write(p)
 }
 
 // clusterReady reports whether the node serves every partition it owns.

@@ -1,0 +1,26 @@
+package cluster
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/go-json-experiment/json"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/featurelog/featurelog/internal/docgolden"
+)
+
+// TestClaimFormatGolden: a claim of the members topic encodes as
+// docs/format/kafka.md shows, decodes back, and every field is documented.
+func TestClaimFormatGolden(t *testing.T) {
+	want := docgolden.Block(t, "kafka.md", "claim")
+	c := claim{Node: "node-1", URL: "http://127.0.0.1:8081", Generation: 4, Serving: []int32{0, 3}}
+	got, err := json.Marshal(c)
+	require.NoError(t, err)
+	assert.Equal(t, want, string(got)+"\n")
+	var back claim
+	require.NoError(t, json.Unmarshal([]byte(want), &back))
+	assert.Equal(t, c, back)
+	docgolden.Fields(t, "kafka.md", reflect.TypeOf(claim{}))
+}

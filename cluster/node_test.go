@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -315,14 +316,16 @@ feature_views:
 }
 
 // TestPartitionOfIsKafkas: keys land where Kafka's default partitioner
-// puts them (values from Kafka's murmur2 with the high bit masked).
+// puts them. The hashes are those of Kafka's own murmur2 test
+// (org.apache.kafka.common.utils.UtilsTest.testMurmur2), high bit masked;
+// with n = 2³¹−1 the partition is the masked hash itself.
 func TestPartitionOfIsKafkas(t *testing.T) {
-	p := kgo.StickyKeyPartitioner(nil).ForTopic("x")
-	for _, k := range []string{"u1", "user-42", "", "a longer key of several words"} {
-		assert.Equal(t, p.Partition(&kgo.Record{Key: []byte(k)}, 12), PartitionOf([]byte(k), 12), "key %q", k)
+	for key, h := range map[string]int32{"21": -973932308, "foobar": -790332482, "a-little-bit-long-string": -985981536,
+		"a-little-bit-longer-string": -1486304829, "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971, "abc": 479470107} {
+		masked := int(uint32(h) & 0x7fffffff)
+		assert.Equal(t, masked%math.MaxInt32, PartitionOf([]byte(key), math.MaxInt32), "key %q", key)
+		assert.Equal(t, masked%12, PartitionOf([]byte(key), 12), "key %q", key)
 	}
-	// murmur2("u1") & 0x7fffffff mod 12, as the Java client computes it.
-	assert.Equal(t, PartitionOf([]byte("u1"), 1<<30)%12, PartitionOf([]byte("u1"), 12))
 }
 
 // TestBrokerRestart: Kafka goes away and comes back on its port with its

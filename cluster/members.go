@@ -46,8 +46,14 @@ type members struct {
 	claims map[string]claim // by node id; guarded by mu
 }
 
-// announce produces the node's current claim.
+// announce produces the node's current claim. Announcements are
+// serialized: partitions that catch up together announce from parallel
+// goroutines, and a claim snapshotted earlier but produced later would
+// leave a stale claim last in the topic, hiding a partition the node
+// serves until its next announcement.
 func (n *Node) announce(ctx context.Context) {
+	n.announceMu.Lock()
+	defer n.announceMu.Unlock()
 	_, gen := n.cons.GroupMetadata()
 	c := claim{Node: n.cfg.NodeID, URL: n.cfg.Advertise, Generation: gen}
 	n.mu.RLock()

@@ -101,7 +101,8 @@ type Node struct {
 	mu    sync.RWMutex
 	parts map[int32]*partition // owned partitions; guarded by mu
 
-	members members // every node's claim (members.go)
+	members    members    // every node's claim (members.go)
+	announceMu sync.Mutex // one announcement at a time, in snapshot order (announce)
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -458,8 +459,10 @@ func (n *Node) Close() error {
 
 func (n *Node) close() error {
 	if n.cons != nil && n.prod != nil {
+		n.announceMu.Lock()
 		_, gen := n.cons.GroupMetadata()
 		n.produceClaim(context.Background(), claim{Node: n.cfg.NodeID, URL: n.cfg.Advertise, Generation: gen})
+		n.announceMu.Unlock()
 	}
 	if n.memb != nil {
 		n.memb.Close()

@@ -29,7 +29,13 @@ func (n *Node) assigned(ctx context.Context, _ *kgo.Client, assigned map[string]
 	ps := slices.Sorted(slices.Values(assigned[n.cfg.Topic]))
 	barriers := make([]*kgo.Record, 0, len(ps))
 	for _, p := range ps {
-		db, err := n.openDB(partitionDir(p))
+		pt := &partition{barrier: n.cfg.NodeID + "/" + randomID(), ready: make(chan bool)}
+		_, err := n.openDB(partitionDir(p), func(db *engine.DB) {
+			pt.db = db
+			n.mu.Lock()
+			n.parts[p] = pt
+			n.mu.Unlock()
+		})
 		if err != nil {
 			// Without its DB the partition cannot be applied: leave the
 			// group so that another node takes it, rather than skip it.
@@ -37,10 +43,6 @@ func (n *Node) assigned(ctx context.Context, _ *kgo.Client, assigned map[string]
 			go n.cons.LeaveGroup()
 			return
 		}
-		pt := &partition{db: db, barrier: n.cfg.NodeID + "/" + randomID(), ready: make(chan bool)}
-		n.mu.Lock()
-		n.parts[p] = pt
-		n.mu.Unlock()
 		barriers = append(barriers, &kgo.Record{Partition: p, Headers: []kgo.RecordHeader{{Key: barrierHeader, Value: []byte(pt.barrier)}}})
 	}
 	if len(barriers) == 0 {
@@ -161,14 +163,7 @@ func (n *Node) apply(ftp kgo.FetchTopicPartition) {
 	}
 }
 
-func barrier(r *kgo.Record) (string, bool) {
-	for _, h := range r.Headers {
-		if h.Key == barrierHeader {
-			return string(h.Value), true
-		}
-	}
-	return "", false
-}
+func barrier(r *kgo.Record) (string, bool) { return header(r, barrierHeader) }
 
 func randomID() string {
 	var b [8]byte

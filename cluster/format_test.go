@@ -24,3 +24,17 @@ func TestClaimFormatGolden(t *testing.T) {
 	assert.Equal(t, c, back)
 	docgolden.Fields(t, "kafka.md", reflect.TypeOf(claim{}))
 }
+
+// TestRepoFileFormatGolden: an applied file of the repo topic encodes as
+// docs/format/kafka.md shows, decodes back, and every field is documented.
+func TestRepoFileFormatGolden(t *testing.T) {
+	want := docgolden.Block(t, "kafka.md", "repo-file")
+	f := repoFile{Workspace: "ads", Name: "features.yaml", Content: "workspace: ads\n"}
+	got, err := json.Marshal(f)
+	require.NoError(t, err)
+	assert.Equal(t, want, string(got)+"\n")
+	var back repoFile
+	require.NoError(t, json.Unmarshal([]byte(want), &back))
+	assert.Equal(t, f, back)
+	docgolden.Fields(t, "kafka.md", reflect.TypeOf(repoFile{}))
+}

@@ -93,6 +93,7 @@ type Node struct {
 	prod    *kgo.Client // transactional: requests, barriers and claims
 	cons    *kgo.Client // the group member
 	memb    *kgo.Client // reads the members topic
+	repoCl  *kgo.Client // reads the repo topic (repo.go)
 	prodMu  sync.Mutex  // one transaction at a time on prod
 	groupMu sync.Mutex  // guards pending
 	pending *txnGroup   // the requests waiting for the next transaction (produce)
@@ -102,6 +103,7 @@ type Node struct {
 	parts map[int32]*partition // owned partitions; guarded by mu
 
 	members    members    // every node's claim (members.go)
+	repo       repoState  // the cluster's repo (repo.go)
 	announceMu sync.Mutex // one announcement at a time, in snapshot order (announce)
 
 	stop context.CancelFunc
@@ -133,16 +135,29 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, parts: map[int32]*partition{}, done: make(chan struct{}), members: members{claims: map[string]claim{}}}
+	n := &Node{cfg: cfg, parts: map[int32]*partition{}, done: make(chan struct{}), members: members{claims: map[string]claim{}},
+		repo: repoState{waiters: map[string]chan applied{}}}
 	var err error
-	if n.catalog, err = n.openDB("catalog"); err != nil {
+	if n.repo.files, err = startFiles(&n.cfg); err != nil {
+		return nil, err
+	}
+	if err := n.connectProducer(ctx); err != nil {
+		n.close()
+		return nil, err
+	}
+	if err := n.syncRepo(ctx); err != nil {
+		n.close()
+		return nil, err
+	}
+	if n.catalog, err = n.openDB("catalog", nil); err != nil {
+		n.close()
 		return nil, err
 	}
 	if err := n.catalog.CheckPartitionable(); err != nil {
-		n.catalog.Close()
+		n.close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	if err := n.connect(ctx); err != nil {
+	if err := n.connectConsumers(); err != nil {
 		n.close()
 		return nil, err
 	}
@@ -150,11 +165,14 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	n.stop = cancel
 	go n.consume(cctx)
 	go n.followMembers(cctx, n.memb)
+	go n.followRepo(cctx)
 	return n, nil
 }
 
-// openDB opens the engine under <Dir>/<name> and applies the repo.
-func (n *Node) openDB(name string) (*engine.DB, error) {
+// openDB opens the engine under <Dir>/<name> and applies the latest file
+// of every workspace of the cluster's repo; install, when not nil, is
+// called with the DB before an apply read from Kafka can miss it.
+func (n *Node) openDB(name string, install func(*engine.DB)) (*engine.DB, error) {
 	opts := n.cfg.Engine
 	opts.Dir = filepath.Join(n.cfg.Dir, name)
 	if opts.Logger == nil {
@@ -167,23 +185,34 @@ func (n *Node) openDB(name string) (*engine.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: opening %s: %w", opts.Dir, err)
 	}
-	if _, err := db.ApplyWait(context.Background(), n.cfg.RepoName, n.cfg.Repo); err != nil {
+	n.repo.mu.Lock()
+	defer n.repo.mu.Unlock()
+	if err := n.applyRepo(db); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("cluster: applying %s to %s: %w", n.cfg.RepoName, opts.Dir, err)
+		return nil, fmt.Errorf("cluster: %s: %w", opts.Dir, err)
+	}
+	if install != nil {
+		install(db)
 	}
 	return db, nil
 }
 
-// connect creates the Kafka clients, and the topic when it is absent.
-func (n *Node) connect(ctx context.Context) error {
+// baseOpts are the options of every Kafka client of the node.
+func (n *Node) baseOpts() []kgo.Opt {
 	c := &n.cfg
 	base := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID("featurelog-" + c.NodeID)}
 	if c.SessionTimeout > 0 {
 		base = append(base, kgo.SessionTimeout(c.SessionTimeout), kgo.HeartbeatInterval(max(c.SessionTimeout/10, 100*time.Millisecond)))
 	}
-	base = append(base, c.KafkaOpts...)
+	return append(base, c.KafkaOpts...)
+}
+
+// connectProducer creates the producer, the topics when they are absent,
+// and the reader of the repo topic.
+func (n *Node) connectProducer(ctx context.Context) error {
+	c := &n.cfg
 	var err error
-	n.prod, err = kgo.NewClient(append(base,
+	n.prod, err = kgo.NewClient(append(n.baseOpts(),
 		kgo.DefaultProduceTopic(c.Topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -197,7 +226,23 @@ func (n *Node) connect(ctx context.Context) error {
 	if err := n.ensureTopic(ctx); err != nil {
 		return err
 	}
-	n.cons, err = kgo.NewClient(append(base,
+	n.repoCl, err = kgo.NewClient(append(n.baseOpts(),
+		kgo.ConsumeTopics(repoTopic(c.Topic)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)...)
+	if err != nil {
+		return fmt.Errorf("cluster: Kafka repo consumer: %w", err)
+	}
+	return nil
+}
+
+// connectConsumers creates the group member and the reader of the
+// members topic.
+func (n *Node) connectConsumers() error {
+	c := &n.cfg
+	var err error
+	n.cons, err = kgo.NewClient(append(n.baseOpts(),
 		kgo.ConsumerGroup(c.Group),
 		kgo.ConsumeTopics(c.Topic),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
@@ -213,7 +258,7 @@ func (n *Node) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: Kafka consumer: %w", err)
 	}
-	n.memb, err = kgo.NewClient(append(base,
+	n.memb, err = kgo.NewClient(append(n.baseOpts(),
 		kgo.ConsumeTopics(membersTopic(c.Topic)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -239,7 +284,8 @@ func (n *Node) ensureTopic(ctx context.Context) error {
 		name    string
 		parts   int32
 		configs map[string]*string
-	}{{c.Topic, int32(c.Partitions), keep}, {membersTopic(c.Topic), 1, map[string]*string{"cleanup.policy": &compact}}} {
+	}{{c.Topic, int32(c.Partitions), keep}, {membersTopic(c.Topic), 1, map[string]*string{"cleanup.policy": &compact}},
+		{repoTopic(c.Topic), 1, map[string]*string{"cleanup.policy": &compact}}} {
 		resp, err := adm.CreateTopic(ctx, t.parts, -1, t.configs, t.name)
 		if err == nil {
 			err = resp.Err
@@ -407,6 +453,13 @@ func (n *Node) Owner(p int32) (*engine.DB, error) {
 	}
 }
 
+// Joined reports whether the node is a member of the consumer group now:
+// before its first join it does not know which partitions it owns.
+func (n *Node) Joined() bool {
+	_, gen := n.cons.GroupMetadata()
+	return gen >= 0
+}
+
 // Owned returns the partitions this node owns, caught up or not, in
 // order.
 func (n *Node) Owned() []int32 {
@@ -458,6 +511,9 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() error {
+	if n.repoCl != nil {
+		n.repoCl.Close()
+	}
 	if n.cons != nil && n.prod != nil {
 		n.announceMu.Lock()
 		_, gen := n.cons.GroupMetadata()

@@ -441,3 +441,116 @@ func TestConcurrentIngest(t *testing.T) {
 	}
 	tc.checkAgainst(oracle, 30, positions)
 }
+
+// adsV2 is the ads repo with one more aggregate in user_click_counts: a
+// change of its computation, so a new version built by a backfill.
+func adsV2(t *testing.T, repo []byte) []byte {
+	const after = "      - aggregate: {input: clicked_squared, function: sum, window: 24h}\n"
+	require.Contains(t, string(repo), after)
+	return []byte(strings.Replace(string(repo), after, after+"      - aggregate: {input: clicked, function: sum, window: 6h}\n", 1))
+}
+
+// agrees reports whether every user's vector, read from its partition's
+// owner, equals the oracle's.
+func (tc *testCluster) agrees(oracle *engine.DB, users int) bool {
+	asOf := time.Now()
+	for u := range users {
+		user := fmt.Sprintf("u%d", u)
+		db, err := tc.ownerNow(int32(PartitionOf([]byte(user), testPartitions)))
+		if err != nil {
+			return false
+		}
+		want, err1 := oracle.GetFeatures(&engine.GetFeaturesRequest{Workspace: "ads", Service: "ad_ctr_feature_service_v2",
+			JoinKeys: map[string]any{"user_id": user}, AsOf: asOf})
+		got, err2 := db.GetFeatures(&engine.GetFeaturesRequest{Workspace: "ads", Service: "ad_ctr_feature_service_v2",
+			JoinKeys: map[string]any{"user_id": user}, AsOf: asOf})
+		if err1 != nil || err2 != nil || fmt.Sprint(want) != fmt.Sprint(got) {
+			return false
+		}
+	}
+	return true
+}
+
+// ownerNow returns the DB serving partition p now, if one does.
+func (tc *testCluster) ownerNow(p int32) (*engine.DB, error) {
+	for _, n := range tc.nodes {
+		if db, err := n.Owner(p); err == nil {
+			return db, nil
+		}
+	}
+	return nil, ErrNoOwner
+}
+
+func viewVersion(t *testing.T, db *engine.DB) int {
+	s, err := db.FeatureViewSummary("ads", "user_click_counts")
+	require.NoError(t, err)
+	return s.Version
+}
+
+// TestApplyReachesEveryNode: a repo file applied through one node is
+// applied by every node, to its catalog and to every partition it owns,
+// now or later (a partition that moves, a node that joins): reads equal
+// one node that applied it; a node that restarts does not apply its
+// start file again over it; a file that does not parse is refused and
+// written nowhere.
+func TestApplyReachesEveryNode(t *testing.T) {
+	const users = 40
+	tc := newTestCluster(t)
+	oracle := tc.newOracle()
+	for _, id := range []string{"n1", "n2", "n3"} {
+		tc.start(id)
+	}
+	tc.waitServed()
+	r := rand.New(rand.NewPCG(31, 32))
+	ingest := func(k int) {
+		for range k {
+			body := clicks.Body(r, time.Now(), 1+r.IntN(30), users)
+			_, _, err := tc.any(r).Ingest(context.Background(), body, nil)
+			require.NoError(t, err)
+			_, err = oracle.IngestJSON(body, nil)
+			require.NoError(t, err)
+		}
+	}
+	ingest(15)
+	v1, v2 := tc.repo, adsV2(t, tc.repo)
+
+	_, err := tc.nodes["n2"].Apply(context.Background(), "ads.yaml", []byte("workspace: ads\nfeature_views: [oops"))
+	require.Error(t, err, "a file that does not parse is refused")
+
+	res, err := tc.nodes["n2"].Apply(context.Background(), "ads.yaml", v2)
+	require.NoError(t, err)
+	require.Equal(t, "ads", res.Workspace)
+	require.False(t, res.Plan.Empty())
+	_, err = oracle.ApplyWait(context.Background(), "ads.yaml", v2)
+	require.NoError(t, err)
+	ingest(15)
+	require.Eventually(t, func() bool { return tc.agrees(oracle, users) }, 30*time.Second, 20*time.Millisecond,
+		"the nodes' partitions never served what one node that applied the file serves")
+	for id, n := range tc.nodes {
+		plan, err := n.Plan("ads.yaml", v2)
+		require.NoError(t, err)
+		assert.True(t, plan.Empty(), "node %s's catalog lacks the applied file", id)
+	}
+	res, err = tc.nodes["n3"].Apply(context.Background(), "ads.yaml", v2)
+	require.NoError(t, err)
+	require.True(t, res.Plan.Empty(), "the same file again changes nothing")
+
+	tc.stop("n3") // its partitions open on n1 and n2 with the applied file, and replay Kafka
+	tc.start("n4") // a new node reads the applied file before it opens anything
+	plan, err := tc.nodes["n4"].Plan("ads.yaml", v2)
+	require.NoError(t, err)
+	require.True(t, plan.Empty(), "a node that joins after the apply starts with its file, not only its --repo")
+	ingest(10)
+	tc.waitServed()
+	require.Eventually(t, func() bool { return tc.agrees(oracle, users) }, 30*time.Second, 20*time.Millisecond)
+
+	before := viewVersion(t, tc.nodes["n1"].Catalog())
+	tc.stop("n1")
+	n1 := tc.start("n1") // starts with --repo v1, but the topic's v2 is the workspace's definition
+	require.Equal(t, before, viewVersion(t, n1.Catalog()), "a restart applied its start file over the applied one")
+	plan, err = n1.Plan("ads.yaml", v1)
+	require.NoError(t, err)
+	require.False(t, plan.Empty())
+	tc.waitServed()
+	require.Eventually(t, func() bool { return tc.agrees(oracle, users) }, 30*time.Second, 20*time.Millisecond)
+}

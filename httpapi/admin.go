@@ -15,6 +15,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/featurelog/featurelog/auth"
+	"github.com/featurelog/featurelog/cluster"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/internal/jsondec"
 )
@@ -167,7 +168,17 @@ func (s *Server) planOrApply(w http.ResponseWriter, r *http.Request, apply bool)
 	}
 	resp := ApplyResponse{Workspace: plan.Workspace, Plan: plan.String(), Changed: !plan.Empty()}
 	if apply {
-		res, err := s.db.Apply(req.File, []byte(req.Content))
+		applyFn := s.db.Apply
+		if s.opts.Cluster != nil { // to every node, through Kafka
+			applyFn = func(name string, content []byte) (*engine.ApplyResult, error) {
+				return s.opts.Cluster.Apply(r.Context(), name, content)
+			}
+		}
+		res, err := applyFn(req.File, []byte(req.Content))
+		if errors.Is(err, cluster.ErrUnavailable) {
+			writeUnavailable(w, err)
+			return
+		}
 		if err != nil {
 			s.writeEngineError(w, err)
 			return

@@ -51,7 +51,7 @@ const MinPositionsWait = 2 * time.Second
 var clusterOnly = map[string]bool{
 	"ingest": true, "get_features": true, "get_features_batch": true, "feature_service_metadata": true,
 	"workspaces": true, "feature_views": true, "feature_view": true, "feature_services": true, "feature_service": true,
-	"service_accounts": true, "assign_role": true, "healthz": true, "readyz": true, "openapi": true,
+	"service_accounts": true, "assign_role": true, "plan": true, "apply": true, "healthz": true, "readyz": true, "openapi": true,
 }
 
 // notInCluster answers a route cluster mode does not serve yet.
@@ -405,9 +405,13 @@ func mergeBatch(answers []batchAnswer, order [][2]int) []byte {
 	return append(dst, '}')
 }
 
-// clusterReady reports whether the node serves every partition it owns.
+// clusterReady reports whether the node is in the consumer group and
+// serves every partition it owns.
 func (s *Server) clusterReady() error {
 	node := s.opts.Cluster
+	if !node.Joined() {
+		return errors.New("the node has not joined the consumer group yet")
+	}
 	for _, p := range node.Owned() {
 		if _, err := node.Owner(p); err != nil {
 			return fmt.Errorf("partition %d: %w", p, err)

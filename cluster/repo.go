@@ -1,0 +1,246 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/go-json-experiment/json"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/featurelog/featurelog/engine"
+	"github.com/featurelog/featurelog/repo"
+)
+
+// Applies (SPEC §10: "applies run on every node for its partitions"). A
+// repo file applied through any node is produced to the compacted topic
+// <Topic>.repo, keyed by its workspace, and every node applies it, in the
+// topic's order, to its catalog and to every partition it owns; a
+// partition opened later is opened with the workspaces' latest files. The
+// topic is thus the cluster's repo: the --repo file a node starts with
+// defines its workspace only until an apply through the API replaces it.
+//
+// A node reads the topic to its end before it opens anything (it produces
+// a sync record and reads until its own comes back), so that a restart
+// applies only each workspace's latest file: applying the start file and
+// then the topic's would give every view a new version at each restart.
+
+// Headers of the repo topic's records.
+const (
+	repoSyncHeader  = "featurelog-repo-sync"  // a node's sync record: no file; its value is the node's nonce
+	repoApplyHeader = "featurelog-repo-apply" // the id of the apply that produced the file, for its waiter
+)
+
+// repoTopic names the topic of applied repo files.
+func repoTopic(topic string) string { return topic + ".repo" }
+
+// repoFile is one applied file, the value of a repo topic record. Part of
+// the repo topic's format (docs/format/kafka.md).
+type repoFile struct {
+	Workspace string `json:"workspace"`
+	Name      string `json:"name"`
+	Content   string `json:"content"`
+}
+
+// applied is the outcome of one apply on this node's catalog, for the
+// request that produced it.
+type applied struct {
+	res *engine.ApplyResult
+	err error
+}
+
+// repoState is the node's view of the cluster's repo.
+type repoState struct {
+	mu    sync.Mutex
+	files map[string]repoFile // by workspace: the latest file of each; guarded by mu
+	// waiters are the applies this node produced, by id, waiting for
+	// their file to be applied here; guarded by mu.
+	waiters map[string]chan applied
+}
+
+// startFiles returns the files a node starts with: its configured repo,
+// whose workspace it names.
+func startFiles(cfg *Config) (map[string]repoFile, error) {
+	r, err := repo.Parse(cfg.RepoName, cfg.Repo)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %s: %w", cfg.RepoName, err)
+	}
+	return map[string]repoFile{r.Workspace: {Workspace: r.Workspace, Name: cfg.RepoName, Content: string(cfg.Repo)}}, nil
+}
+
+// syncRepo reads the repo topic up to a sync record of its own, so that
+// n.repo.files holds every file applied before the node started.
+func (n *Node) syncRepo(ctx context.Context) error {
+	nonce := n.cfg.NodeID + "/" + randomID()
+	rec := &kgo.Record{Topic: repoTopic(n.cfg.Topic), Key: []byte("sync/" + n.cfg.NodeID), Value: []byte(nonce),
+		Headers: []kgo.RecordHeader{{Key: repoSyncHeader, Value: []byte(nonce)}}}
+	if err := n.produce(ctx, []*kgo.Record{rec}); err != nil {
+		return fmt.Errorf("cluster: reading the applied repo files: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, internalProduceTimeout)
+	defer cancel()
+	for {
+		fs := n.repoCl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("cluster: reading the applied repo files (topic %s): %w", repoTopic(n.cfg.Topic), err)
+		}
+		done := false
+		fs.EachRecord(func(r *kgo.Record) {
+			if v, ok := header(r, repoSyncHeader); ok {
+				done = done || v == nonce
+				return
+			}
+			if f, ok := n.decodeRepoFile(r); ok {
+				n.repo.mu.Lock()
+				n.repo.files[f.Workspace] = f
+				n.repo.mu.Unlock()
+			}
+		})
+		if done {
+			return nil
+		}
+	}
+}
+
+func (n *Node) decodeRepoFile(r *kgo.Record) (repoFile, bool) {
+	var f repoFile
+	if err := json.Unmarshal(r.Value, &f); err != nil || f.Workspace == "" || f.Name == "" {
+		n.cfg.Logger.Error("cluster: ignoring a malformed record of the repo topic", "topic", r.Topic, "offset", r.Offset, "err", err)
+		return f, false
+	}
+	return f, true
+}
+
+// followRepo applies every file produced to the repo topic after the
+// node's sync, until ctx ends.
+func (n *Node) followRepo(ctx context.Context) {
+	for {
+		fs := n.repoCl.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			return
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if _, ok := header(r, repoSyncHeader); ok {
+				return
+			}
+			f, ok := n.decodeRepoFile(r)
+			if !ok {
+				return
+			}
+			id, _ := header(r, repoApplyHeader)
+			n.applyFile(ctx, f, func(a applied) {
+				n.repo.mu.Lock()
+				w := n.repo.waiters[id]
+				delete(n.repo.waiters, id)
+				n.repo.mu.Unlock()
+				if w != nil {
+					w <- a
+				}
+			})
+		})
+	}
+}
+
+// applyFile applies f to the catalog, calls done with its result, then
+// applies it to every partition this node owns, each waiting for its
+// backfills (a partition refuses an apply while one runs, and must see
+// every apply in the topic's order).
+func (n *Node) applyFile(ctx context.Context, f repoFile, done func(applied)) {
+	n.repo.mu.Lock()
+	n.repo.files[f.Workspace] = f
+	n.mu.RLock()
+	parts := make(map[int32]*engine.DB, len(n.parts))
+	for p, pt := range n.parts {
+		parts[p] = pt.db
+	}
+	n.mu.RUnlock()
+	n.repo.mu.Unlock()
+	res, err := n.catalog.ApplyWait(ctx, f.Name, []byte(f.Content))
+	if err != nil {
+		n.cfg.Logger.Error("cluster: applying a repo file to the catalog failed; this node validates ingest with its previous definition",
+			"file", f.Name, "workspace", f.Workspace, "err", err)
+	}
+	if res != nil {
+		res.Jobs = nil // the catalog's backfills read no records; the partitions' run on their owners
+	}
+	done(applied{res, err})
+	var wg sync.WaitGroup
+	for p, db := range parts {
+		wg.Go(func() {
+			if _, err := db.ApplyWait(ctx, f.Name, []byte(f.Content)); err != nil && !errors.Is(err, engine.ErrClosed) && ctx.Err() == nil {
+				n.cfg.Logger.Error("cluster: applying a repo file to a partition failed", "partition", p, "file", f.Name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// Plan returns what applying a repo file would change, judged by this
+// node's catalog.
+func (n *Node) Plan(name string, content []byte) (*repo.Plan, error) {
+	return n.catalog.Plan(name, content)
+}
+
+// Apply applies a repo file on every node: it is checked against this
+// node's catalog, produced to the repo topic (acks=all), and applied here
+// in the topic's order; the answer is this node's catalog's. Every other
+// node applies it as it reads it, and each owner to its partitions,
+// whose backfills run there. A file that changes nothing is not produced.
+func (n *Node) Apply(ctx context.Context, name string, content []byte) (*engine.ApplyResult, error) {
+	plan, err := n.catalog.Plan(name, content)
+	if err != nil {
+		return nil, err
+	}
+	if plan.Empty() {
+		return &engine.ApplyResult{Workspace: plan.Workspace, Plan: plan}, nil
+	}
+	b, err := json.Marshal(repoFile{Workspace: plan.Workspace, Name: name, Content: string(content)})
+	if err != nil {
+		return nil, err
+	}
+	id := randomID()
+	w := make(chan applied, 1)
+	n.repo.mu.Lock()
+	n.repo.waiters[id] = w
+	n.repo.mu.Unlock()
+	defer func() {
+		n.repo.mu.Lock()
+		delete(n.repo.waiters, id)
+		n.repo.mu.Unlock()
+	}()
+	rec := &kgo.Record{Topic: repoTopic(n.cfg.Topic), Key: []byte("repo/" + plan.Workspace), Value: b,
+		Headers: []kgo.RecordHeader{{Key: repoApplyHeader, Value: []byte(id)}}}
+	if err := n.produce(ctx, []*kgo.Record{rec}); err != nil {
+		return nil, err
+	}
+	select {
+	case a := <-w:
+		return a.res, a.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("cluster: the apply was written to Kafka and every node applies it, but this node has not yet: %w", ctx.Err())
+	}
+}
+
+// applyRepo applies the latest file of every workspace to db, which
+// opened; the caller holds repo.mu.
+func (n *Node) applyRepo(db *engine.DB) error {
+	for _, ws := range slices.Sorted(maps.Keys(n.repo.files)) {
+		f := n.repo.files[ws]
+		if _, err := db.ApplyWait(context.Background(), f.Name, []byte(f.Content)); err != nil {
+			return fmt.Errorf("applying %s (workspace %s): %w", f.Name, ws, err)
+		}
+	}
+	return nil
+}
+
+func header(r *kgo.Record, key string) (string, bool) {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}

@@ -535,7 +535,7 @@ func TestApplyReachesEveryNode(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, res.Plan.Empty(), "the same file again changes nothing")
 
-	tc.stop("n3") // its partitions open on n1 and n2 with the applied file, and replay Kafka
+	tc.stop("n3")  // its partitions open on n1 and n2 with the applied file, and replay Kafka
 	tc.start("n4") // a new node reads the applied file before it opens anything
 	plan, err := tc.nodes["n4"].Plan("ads.yaml", v2)
 	require.NoError(t, err)

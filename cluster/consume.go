@@ -154,6 +154,15 @@ func (n *Node) apply(ftp kgo.FetchTopicPartition) {
 			}
 			continue
 		}
+		if _, ok := header(r, jobHeader); ok {
+			if err := n.applyJob(pt.db, r); err != nil {
+				n.cfg.Logger.Error("cluster: applying a job request failed; retrying it", "partition", r.Partition, "offset", r.Offset, "err", err)
+				n.cons.SetOffsets(map[string]map[int32]kgo.EpochOffset{n.cfg.Topic: {r.Partition: {Epoch: -1, Offset: r.Offset}}})
+				time.Sleep(retryPause)
+				return
+			}
+			continue
+		}
 		if _, err := pt.db.ApplyEntry(r.Value, engine.Position{Partition: r.Partition, Offset: r.Offset}); err != nil {
 			n.cfg.Logger.Error("cluster: applying a record failed; retrying it", "partition", r.Partition, "offset", r.Offset, "err", err)
 			n.cons.SetOffsets(map[string]map[int32]kgo.EpochOffset{n.cfg.Topic: {r.Partition: {Epoch: -1, Offset: r.Offset}}})

@@ -38,3 +38,19 @@ func TestRepoFileFormatGolden(t *testing.T) {
 	assert.Equal(t, f, back)
 	docgolden.Fields(t, "kafka.md", reflect.TypeOf(repoFile{}))
 }
+
+// TestJobRequestFormatGolden: a job request of the request topic encodes
+// as docs/format/kafka.md shows, decodes back, and every field is
+// documented.
+func TestJobRequestFormatGolden(t *testing.T) {
+	want := docgolden.Block(t, "kafka.md", "job-request")
+	jr := jobRequest{ID: "job_01KC0Z4JQ8XQ3V8J5T6S0W2E9M", Type: jobDeletion, Workspace: "ads", FeatureView: "click_events_fv",
+		Keys: []map[string]any{{"user_id": "u4"}}, KeyIndexes: []int{1}, Online: true, Offline: true, Partitions: []int32{0, 3}}
+	got, err := json.Marshal(jr)
+	require.NoError(t, err)
+	assert.Equal(t, want, string(got)+"\n")
+	var back jobRequest
+	require.NoError(t, json.Unmarshal([]byte(want), &back))
+	assert.Equal(t, jr, back)
+	docgolden.Fields(t, "kafka.md", reflect.TypeOf(jobRequest{}))
+}

@@ -26,6 +26,12 @@ type DeleteKeysRequest struct {
 	// erases their records from the source's offline event log, for
 	// every view of the source. Offline without Online is refused.
 	Online, Offline bool
+	// Cluster mode: JobID, when set, is the job's id, and a job that
+	// already has it is returned as it is, starting nothing (a request
+	// consumed again); Partitions and KeyIndexes go to JobParams.
+	JobID      string
+	Partitions []int32
+	KeyIndexes []int
 }
 
 // DeleteKeys starts a deletion job: when it succeeds, the records of each
@@ -39,6 +45,11 @@ func (db *DB) DeleteKeys(workspace, view string, req DeleteKeysRequest) (Job, er
 	if err != nil {
 		return Job{}, err
 	}
+	if req.JobID != "" {
+		if j, err := db.Job(workspace, req.JobID); err == nil {
+			return j, nil
+		}
+	}
 	keys, err := checkDeleteRequest(v, req)
 	if err != nil {
 		return Job{}, err
@@ -47,9 +58,14 @@ func (db *DB) DeleteKeys(workspace, view string, req DeleteKeysRequest) (Job, er
 	cut := db.log.LastSeq()
 	db.ingestMu.Unlock()
 	now := db.opts.Now()
-	j := &Job{ID: newJobID(now), Type: JobDeletion, Workspace: workspace, FeatureView: view, Version: v.version,
+	id := req.JobID
+	if id == "" {
+		id = newJobID(now)
+	}
+	j := &Job{ID: id, Type: JobDeletion, Workspace: workspace, FeatureView: view, Version: v.version,
 		CreatedAt: now.UTC(), Progress: JobProgress{Unit: "bytes"},
-		Params: JobParams{Keys: keys, KeyCount: len(keys), Online: &req.Online, Offline: &req.Offline, LogSeq: &cut}}
+		Params: JobParams{Keys: keys, KeyCount: len(keys), Online: &req.Online, Offline: &req.Offline, LogSeq: &cut,
+			Partitions: req.Partitions, KeyIndexes: req.KeyIndexes}}
 	if err := db.jobs.create(j); err != nil {
 		return Job{}, err
 	}

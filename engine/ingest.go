@@ -97,8 +97,8 @@ func (db *DB) commit(b *batch) (*IngestResponse, error) {
 		return nil, &RecordErrors{Workspace: b.ws.name, Errors: b.errs}
 	}
 	resp := metrics(b, plan, now)
-	if b.dryRun || b.rows() == 0 {
-		return resp, nil // nothing to write: an empty request costs no fsync
+	if b.dryRun || (b.rows() == 0 && b.pos == nil) {
+		return resp, nil // nothing to write: an empty request costs no fsync (a Kafka position is logged even without records)
 	}
 	if err := db.Healthy(); err != nil {
 		return nil, err

@@ -76,6 +76,11 @@ type JobParams struct {
 	Keys     []map[string]any `json:"keys,omitempty"`
 	KeyCount int              `json:"key_count,omitempty"`
 	LogSeq   *uint64          `json:"log_seq,omitempty"`
+	// Cluster mode: the partitions a job requested through any node runs
+	// on (each runs its share, with the same id), and for a deletion the
+	// positions in the whole request of this partition's keys.
+	Partitions []int32 `json:"partitions,omitempty"`
+	KeyIndexes []int   `json:"key_indexes,omitempty"`
 }
 
 // JobResult is what a successful job did.
@@ -163,6 +168,10 @@ func loadJobs(dir string) (*jobTable, error) {
 }
 
 // newJobID returns a job id: "job_" and a ULID, so ids sort by creation.
+// NewJobID returns a new job id for a job created at now: "job_" and a
+// ULID, so ids sort by creation time.
+func NewJobID(now time.Time) string { return newJobID(now) }
+
 func newJobID(now time.Time) string {
 	return "job_" + ulid.MustNew(ulid.Timestamp(now), rand.Reader).String()
 }

@@ -268,6 +268,84 @@ func (db *DB) applyEntry(e *record.Entry, pos Position) (*IngestResponse, error)
 	return resp, err
 }
 
+// ApplyAt runs fn once for a request consumed from Kafka at pos that
+// starts work rather than adding records (a job of cluster mode), then
+// logs pos in an entry of no records: a position at or before
+// AppliedPosition is skipped (false, nil), as ApplyEntry skips it. fn
+// must be idempotent by itself: if the node stops after fn and before the
+// position is logged, fn runs again for the same request (DeleteKeys with
+// a JobID is). workspace names the entry's workspace.
+func (db *DB) ApplyAt(pos Position, workspace string, fn func() error) (bool, error) {
+	if pos.Partition < 0 || pos.Offset < 0 {
+		return false, errorf(CodeInvalidArgument, "engine: negative Kafka position %+v", pos)
+	}
+	db.posMu.Lock()
+	defer db.posMu.Unlock()
+	last, ok, err := db.appliedPositionLocked()
+	if err != nil {
+		return false, err
+	}
+	if ok && last.Partition != pos.Partition {
+		return false, errorf(CodeInvalidArgument, "this log applies partition %d, not partition %d", last.Partition, pos.Partition)
+	}
+	if ok && pos.Offset <= last.Offset {
+		return false, nil
+	}
+	if err := fn(); err != nil {
+		return false, err
+	}
+	if err := db.logPosition(workspace, pos); err != nil {
+		return false, err
+	}
+	db.pos = positionState{loaded: true, pos: pos, ok: true}
+	return true, nil
+}
+
+// logPosition logs pos in an entry of workspace with no records.
+func (db *DB) logPosition(workspace string, pos Position) error {
+	db.ingestMu.RLock()
+	defer db.ingestMu.RUnlock()
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	ws, err := db.cat.Load().workspace(workspace)
+	if err != nil {
+		return err
+	}
+	_, err = db.commit(&batch{ws: ws, at: db.opts.Now(), pos: &pos})
+	return err
+}
+
+// SplitDeleteKeys checks a delete_keys request as DeleteKeys does and
+// returns its keys in canonical form (integers as decimal strings, which
+// DeleteKeys accepts and JSON carries exactly) and their positions in
+// req.Keys by partition of their entity key (the key PrepareIngest
+// partitions the view's records by).
+func (db *DB) SplitDeleteKeys(workspace, view string, req DeleteKeysRequest, n int, partition func(key []byte, n int) int) (
+	byPartition map[int32][]int, canonical []map[string]any, err error) {
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	v, err := db.jobView(workspace, view)
+	if err != nil {
+		return nil, nil, err
+	}
+	if canonical, err = checkDeleteRequest(v, req); err != nil {
+		return nil, nil, err
+	}
+	byPartition = map[int32][]int{}
+	var scratch []byte
+	for i, k := range req.Keys {
+		var key string
+		key, scratch, err = v.keyFromMap(k, scratch)
+		if err != nil {
+			return nil, nil, errorf(CodeInvalidArgument, "keys[%d]: %v", i, err)
+		}
+		p := int32(partition([]byte(key), n))
+		byPartition[p] = append(byPartition[p], i)
+	}
+	return byPartition, canonical, nil
+}
+
 // AppliedPosition returns the position of the last entry ApplyEntry
 // applied, read back from the log after a restart; ok is false when the
 // log holds no applied entry.

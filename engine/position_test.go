@@ -256,3 +256,142 @@ feature_services:
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `service "both" has "user_amount" keyed by (user_id) and "item_price" keyed by (item_id)`)
 }
+
+// TestDeletionAppliedAtPosition: a deletion split by partition and
+// applied at Kafka positions (cluster mode's delete_keys) erases from
+// each owner exactly what one node's deletion erases; applying its
+// request again, before or after a restart, or after the job ended,
+// starts nothing; records applied after it stay; bad requests are
+// refused before any partition sees them.
+func TestDeletionAppliedAtPosition(t *testing.T) {
+	const parts, users = 3, 30
+	var now atomic.Int64
+	now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+	repoYAML := adsRepo(t)
+	producer, direct := newPosNode(t, &now, repoYAML), newPosNode(t, &now, repoYAML)
+	owners := make([]*posNode, parts)
+	for p := range owners {
+		owners[p] = newPosNode(t, &now, repoYAML)
+	}
+	next := make([]int64, parts)
+	r := rand.New(rand.NewPCG(17, 18))
+	ingest := func(k int) {
+		for range k {
+			now.Add(int64(time.Minute))
+			body := clicks.Body(r, time.Unix(0, now.Load()), 1+r.IntN(40), users)
+			_, entries, err := producer.db.PrepareIngest(body, nil, parts, fnvPartition)
+			require.NoError(t, err)
+			_, err = direct.db.IngestJSON(body, nil)
+			require.NoError(t, err)
+			for _, e := range entries {
+				_, err := owners[e.Partition].db.ApplyEntry(e.Payload, Position{Partition: e.Partition, Offset: next[e.Partition]})
+				require.NoError(t, err)
+				next[e.Partition]++
+			}
+		}
+	}
+	ingest(20)
+
+	var keys []map[string]any
+	for _, u := range []int{1, 4, 7, 8, 20, 29, 999} { // u999 has no records
+		keys = append(keys, map[string]any{"user_id": fmt.Sprintf("u%d", u)})
+	}
+	req := DeleteKeysRequest{Keys: keys, Online: true, Offline: true}
+	_, _, err := producer.db.SplitDeleteKeys("ads", "click_events_fv", DeleteKeysRequest{Keys: []map[string]any{{"user": "u1"}}, Online: true}, parts, fnvPartition)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `keys[0]: join key "user_id"`)
+	_, _, err = producer.db.SplitDeleteKeys("ads", "nope", req, parts, fnvPartition)
+	assert.Equal(t, CodeNotFound, CodeOf(err))
+	split, canonical, err := producer.db.SplitDeleteKeys("ads", "click_events_fv", req, parts, fnvPartition)
+	require.NoError(t, err)
+	require.Len(t, canonical, len(keys))
+	id := NewJobID(time.Unix(0, now.Load()))
+	var partitions []int32
+	for p := range split {
+		partitions = append(partitions, p)
+	}
+	jobPos := map[int32]Position{}
+	start := func(p int32) (bool, error) {
+		share := DeleteKeysRequest{Online: true, Offline: true, JobID: id, Partitions: partitions, KeyIndexes: split[p]}
+		for _, i := range split[p] {
+			share.Keys = append(share.Keys, canonical[i])
+		}
+		return owners[p].db.ApplyAt(jobPos[p], "ads", func() error {
+			_, err := owners[p].db.DeleteKeys("ads", "click_events_fv", share)
+			return err
+		})
+	}
+	for p := range split {
+		jobPos[p] = Position{Partition: p, Offset: next[p]}
+		next[p]++
+		ok, err := start(p)
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	want, err := direct.db.DeleteKeys("ads", "click_events_fv", req)
+	require.NoError(t, err)
+	want, err = direct.db.WaitJob(context.Background(), "ads", want.ID)
+	require.NoError(t, err)
+	require.Equal(t, JobSuccess, want.State)
+	found := 0
+	var notFound []int
+	for p := range split {
+		ok, err := start(p) // the request consumed again: the position was logged
+		require.NoError(t, err)
+		require.False(t, ok)
+		j, err := owners[p].db.WaitJob(context.Background(), "ads", id)
+		require.NoError(t, err)
+		require.Equal(t, JobSuccess, j.State, "partition %d", p)
+		assert.Equal(t, partitions, j.Params.Partitions)
+		found += j.Result.KeysFound
+		for _, i := range j.Result.KeysNotFound {
+			notFound = append(notFound, j.Params.KeyIndexes[i])
+		}
+	}
+	assert.Equal(t, want.Result.KeysFound, found)
+	assert.ElementsMatch(t, want.Result.KeysNotFound, notFound)
+	ingest(5) // records after the deletion stay
+
+	check := func() {
+		for u := range users {
+			user := fmt.Sprintf("u%d", u)
+			key, err := producer.db.ServiceKey("ads", "ad_ctr_feature_service_v2", map[string]any{"user_id": user})
+			require.NoError(t, err)
+			p := fnvPartition(key, parts)
+			rq := &GetFeaturesRequest{Workspace: "ads", Service: "ad_ctr_feature_service_v2", JoinKeys: map[string]any{"user_id": user}}
+			got, err := owners[p].db.GetFeatures(rq)
+			require.NoError(t, err)
+			want, err := direct.db.GetFeatures(rq)
+			require.NoError(t, err)
+			require.Equal(t, fmt.Sprint(want), fmt.Sprint(got), "user %s (partition %d)", user, p)
+		}
+	}
+	check()
+	for p := range split {
+		owners[p].reopen()
+		ok, err := start(p)
+		require.NoError(t, err)
+		require.False(t, ok, "partition %d: the deletion's position is in the log", p)
+		jobs, err := owners[p].db.Jobs("ads", JobFilter{Type: JobDeletion})
+		require.NoError(t, err)
+		require.Len(t, jobs, 1, "partition %d: one deletion job", p)
+	}
+	check()
+
+	// A crash after the job started and before its position was logged:
+	// the request consumed again finds its job and starts no other.
+	p := partitions[0]
+	id2 := NewJobID(time.Unix(0, now.Load()))
+	share := DeleteKeysRequest{Online: true, Keys: []map[string]any{keys[split[p][0]]}, JobID: id2}
+	_, err = owners[p].db.DeleteKeys("ads", "click_events_fv", share)
+	require.NoError(t, err)
+	ok, err := owners[p].db.ApplyAt(Position{Partition: p, Offset: next[p]}, "ads", func() error {
+		_, err := owners[p].db.DeleteKeys("ads", "click_events_fv", share)
+		return err
+	})
+	require.NoError(t, err)
+	require.True(t, ok)
+	jobs, err := owners[p].db.Jobs("ads", JobFilter{Type: JobDeletion})
+	require.NoError(t, err)
+	assert.Len(t, jobs, 2)
+}

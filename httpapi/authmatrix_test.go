@@ -378,14 +378,17 @@ func endpoints() []authEndpoint {
 // registeredRoutes returns the patterns server.go's routes() registers,
 // read from its source: every string literal passed first to a call of
 // s.handle or s.mux.Handle.
-func registeredRoutes(t *testing.T) []string {
+func registeredRoutes(t *testing.T) []string { return routesOf(t, "server.go", "routes") }
+
+// routesOf returns the patterns function fun of file registers.
+func routesOf(t *testing.T, file, fun string) []string {
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "server.go", nil, 0)
+	f, err := parser.ParseFile(fset, file, nil, 0)
 	require.NoError(t, err)
 	var routes []string
 	for _, decl := range f.Decls {
 		fn, ok := decl.(*ast.FuncDecl)
-		if !ok || fn.Name.Name != "routes" {
+		if !ok || fn.Name.Name != fun {
 			continue
 		}
 		ast.Inspect(fn.Body, func(node ast.Node) bool {
@@ -405,7 +408,7 @@ func registeredRoutes(t *testing.T) []string {
 			return true
 		})
 	}
-	require.NotEmpty(t, routes, "no routes found in server.go routes()")
+	require.NotEmpty(t, routes, "no routes found in %s %s()", file, fun)
 	sort.Strings(routes)
 	return routes
 }

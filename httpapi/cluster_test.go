@@ -31,9 +31,10 @@ const clusterParts = 6
 // clusterNode is one node of a test cluster behind its HTTP server,
 // every exchange validated against api/openapi.yaml.
 type clusterNode struct {
-	id, url string
-	node    *cluster.Node
-	stop    func()
+	id, url  string
+	node     *cluster.Node
+	stop     func()
+	stopHTTP func() // stops serving HTTP only: the node keeps its partitions, and other nodes cannot reach it
 }
 
 func freeAddr(t *testing.T) string {
@@ -57,7 +58,7 @@ func startClusterNode(t *testing.T, brokers []string, topic, id, dir string, rep
 	ready, done := make(chan struct{}), make(chan error, 1)
 	go func() { done <- srv.ListenAndServe(ctx, func(net.Addr) { close(ready) }) }()
 	<-ready
-	cn := &clusterNode{id: id, url: "http://" + addr, node: n}
+	cn := &clusterNode{id: id, url: "http://" + addr, node: n, stopHTTP: cancel}
 	var once sync.Once
 	cn.stop = func() {
 		once.Do(func() {

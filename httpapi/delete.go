@@ -41,6 +41,10 @@ func (s *Server) deleteKeys(w http.ResponseWriter, r *http.Request) {
 			dr.Keys[i][name] = engineValue(raw)
 		}
 	}
+	if s.opts.Cluster != nil {
+		s.clusterDeleteKeys(w, r, ws, r.PathValue("name"), dr)
+		return
+	}
 	j, err := s.db.DeleteKeys(ws, r.PathValue("name"), dr)
 	if err != nil {
 		s.writeEngineError(w, err)

@@ -90,6 +90,10 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
+	if s.opts.Cluster != nil {
+		s.clusterListJobs(w, r, ws, f)
+		return
+	}
 	jobs, err := s.db.Jobs(ws, f)
 	if err != nil {
 		s.writeEngineError(w, err)
@@ -124,6 +128,10 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = d
 	}
+	if s.opts.Cluster != nil {
+		s.clusterGetJob(w, r, ws, id, wait)
+		return
+	}
 	var j engine.Job
 	var err error
 	if wait > 0 {
@@ -143,6 +151,10 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	ws, ok := s.jobsCaller(w, r, auth.Owner, "cancel jobs", nil)
 	if !ok {
+		return
+	}
+	if s.opts.Cluster != nil {
+		s.clusterCancelJob(w, r, ws, r.PathValue("id"))
 		return
 	}
 	j, err := s.db.CancelJob(ws, r.PathValue("id"))

@@ -220,6 +220,7 @@ func New(db *engine.DB, opts Options) (*Server, error) {
 	s.metrics.reg.MustRegister(s.ingestGate.collectors()...)
 	s.registerSinks()
 	s.routes()
+	s.clusterRoutes()
 	s.consoleRoutes()
 	s.handler = accessLog(opts.Logger, s.mux)
 	return s, nil

@@ -175,7 +175,9 @@ func TestClusterDeleteKeysAndJobs(t *testing.T) {
 	nodes[1].stopHTTP()
 	for _, try := range []func() (int, http.Header, string){
 		func() (int, http.Header, string) { return getURL(t, nodes[0].url+"/api/v1/workspaces/ads/jobs") },
-		func() (int, http.Header, string) { return getURL(t, nodes[0].url+"/api/v1/workspaces/ads/jobs/"+job.ID) },
+		func() (int, http.Header, string) {
+			return getURL(t, nodes[0].url+"/api/v1/workspaces/ads/jobs/"+job.ID)
+		},
 		func() (int, http.Header, string) {
 			return post(t, nodes[0].url+"/api/v1/workspaces/ads/jobs/"+job.ID+"/cancel", "")
 		},

@@ -29,8 +29,9 @@ const jobHeader = "featurelog-job"
 
 // Job request types.
 const (
-	jobDeletion = "deletion"
-	jobCancel   = "cancel"
+	jobDeletion        = "deletion"
+	jobMaterialization = "materialization"
+	jobCancel          = "cancel"
 )
 
 // jobRequest is one partition's share of a job requested through any
@@ -42,8 +43,11 @@ type jobRequest struct {
 	FeatureView string           `json:"feature_view,omitempty"`
 	Keys        []map[string]any `json:"keys,omitempty"`
 	KeyIndexes  []int            `json:"key_indexes,omitempty"`
-	Online      bool             `json:"online,omitempty"`
-	Offline     bool             `json:"offline,omitempty"`
+	Online      bool             `json:"online,omitzero"`
+	Offline     bool             `json:"offline,omitzero"`
+	Start       *time.Time       `json:"start_time,omitempty"`
+	End         *time.Time       `json:"end_time,omitempty"`
+	Overwrite   bool             `json:"overwrite,omitzero"`
 	Partitions  []int32          `json:"partitions"`
 }
 
@@ -67,6 +71,37 @@ func (n *Node) DeleteKeys(ctx context.Context, workspace, view string, req engin
 			jr.Keys = append(jr.Keys, canonical[i])
 		}
 		rec, err := jobRecord(p, &jr)
+		if err != nil {
+			return "", nil, err
+		}
+		recs = append(recs, rec)
+	}
+	if err := n.produce(ctx, recs); err != nil {
+		return "", nil, err
+	}
+	return id, parts, nil
+}
+
+// Materialize requests a materialization (SPEC §6) of view on every
+// partition, each loading the batch rows of its own keys: the request is
+// checked against the catalog, then produced to every partition in one
+// Kafka transaction. It returns the job's id and partitions once Kafka
+// committed it. Overlaps with earlier materializations and running jobs
+// are the caller's to check (they are the partitions' state).
+func (n *Node) Materialize(ctx context.Context, workspace, view string, req engine.MaterializeRequest) (string, []int32, error) {
+	if err := n.catalog.CheckMaterialize(workspace, view, req); err != nil {
+		return "", nil, err
+	}
+	id := engine.NewJobID(time.Now())
+	parts := make([]int32, n.cfg.Partitions)
+	for p := range parts {
+		parts[p] = int32(p)
+	}
+	start, end := req.Start.UTC(), req.End.UTC()
+	recs := make([]*kgo.Record, 0, len(parts))
+	for _, p := range parts {
+		rec, err := jobRecord(p, &jobRequest{ID: id, Type: jobMaterialization, Workspace: workspace, FeatureView: view,
+			Online: req.Online, Offline: req.Offline, Start: &start, End: &end, Overwrite: req.Overwrite, Partitions: parts})
 		if err != nil {
 			return "", nil, err
 		}
@@ -125,6 +160,23 @@ func (n *Node) applyJob(db *engine.DB, r *kgo.Record) error {
 		case jobDeletion:
 			_, err = db.DeleteKeys(jr.Workspace, jr.FeatureView, engine.DeleteKeysRequest{Keys: jr.Keys, Online: jr.Online, Offline: jr.Offline,
 				JobID: jr.ID, Partitions: jr.Partitions, KeyIndexes: jr.KeyIndexes})
+		case jobMaterialization:
+			if jr.Start == nil || jr.End == nil {
+				n.cfg.Logger.Error("cluster: passing over a materialization request without its range", "partition", r.Partition, "offset", r.Offset)
+				return nil
+			}
+			_, err = db.Materialize(jr.Workspace, jr.FeatureView, engine.MaterializeRequest{Start: *jr.Start, End: *jr.End,
+				Online: jr.Online, Offline: jr.Offline, Overwrite: jr.Overwrite, JobID: jr.ID, Partitions: jr.Partitions})
+			var conflict *engine.JobConflict
+			if errors.As(err, &conflict) && conflict.Job.State.Final() {
+				// An overlap the node that took the request could not see
+				// (two requests at once): this share is refused for good.
+				n.cfg.Logger.Error("cluster: a materialization overlaps an earlier one on this partition; passing over it",
+					"job", jr.ID, "partition", r.Partition, "err", err)
+				return nil
+			}
+			// A job of the workspace still running: read the request
+			// again until it ended, as a single node would be asked again.
 		case jobCancel:
 			_, err = db.CancelJob(jr.Workspace, jr.ID)
 			var conflict *engine.JobConflict

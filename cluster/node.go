@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -175,6 +176,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) openDB(name string, install func(*engine.DB)) (*engine.DB, error) {
 	opts := n.cfg.Engine
 	opts.Dir = filepath.Join(n.cfg.Dir, name)
+	opts.OwnsKey = func(string) bool { return false } // the catalog keeps no records, nor batch rows
+	if p, ok := partitionOfDir(name); ok {
+		parts := n.cfg.Partitions
+		opts.OwnsKey = func(key string) bool { return PartitionOf([]byte(key), parts) == int(p) }
+	}
 	if opts.Logger == nil {
 		opts.Logger = n.cfg.Logger
 	}
@@ -543,3 +549,14 @@ func (n *Node) close() error {
 }
 
 func partitionDir(p int32) string { return filepath.Join("partitions", strconv.Itoa(int(p))) }
+
+// partitionOfDir returns the partition whose DB is under name, if it is a
+// partition's.
+func partitionOfDir(name string) (int32, bool) {
+	rest, ok := strings.CutPrefix(name, "partitions"+string(filepath.Separator))
+	if !ok {
+		return 0, false
+	}
+	p, err := strconv.Atoi(rest)
+	return int32(p), err == nil
+}

@@ -386,7 +386,7 @@ func (db *DB) buildFromBatch(ctx context.Context, src *sourceRT, bs *batchsrc.So
 			if err != nil {
 				return &jobError{job: b.job, err: err}
 			}
-			if p.skip || !b.include(p.ts) || erasers[i].erased(row.Values, 0) {
+			if p.skip || !b.include(p.ts) || erasers[i].erased(row.Values, 0) || (db.opts.OwnsKey != nil && !db.opts.OwnsKey(p.key)) {
 				continue
 			}
 			b.bv.applyProjected(&p, 0, int(b.nextIx))

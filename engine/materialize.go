@@ -18,6 +18,11 @@ type MaterializeRequest struct {
 	// Overwrite replaces the rows of a range an earlier materialization
 	// loaded instead of refusing the overlap.
 	Overwrite bool
+	// Cluster mode: JobID, when set, is the job's id, and a job that
+	// already has it is returned as it is, starting nothing (a request
+	// consumed again); Partitions goes to JobParams.
+	JobID      string
+	Partitions []int32
 }
 
 // Materialize starts a materialization job. A range overlapping a
@@ -28,21 +33,14 @@ type MaterializeRequest struct {
 func (db *DB) Materialize(workspace, view string, req MaterializeRequest) (Job, error) {
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
-	v, err := db.jobView(workspace, view)
+	if req.JobID != "" {
+		if j, err := db.Job(workspace, req.JobID); err == nil {
+			return j, nil
+		}
+	}
+	v, err := db.checkMaterialize(workspace, view, req)
 	if err != nil {
 		return Job{}, err
-	}
-	switch {
-	case req.Start.IsZero() || req.End.IsZero():
-		return Job{}, errorf(CodeInvalidArgument, "start_time and end_time are required")
-	case !req.Start.Before(req.End):
-		return Job{}, errorf(CodeInvalidArgument, "start_time %s must be before end_time %s",
-			req.Start.UTC().Format(time.RFC3339Nano), req.End.UTC().Format(time.RFC3339Nano))
-	case !req.Online && !req.Offline:
-		return Job{}, errorf(CodeInvalidArgument, "online and offline are both false: a materialization must load at least one of them")
-	case v.src.def.Batch == nil:
-		return Job{}, errorf(CodeInvalidArgument, "feature view %q reads source %q, which has no batch files to materialize (add batch: to the source)",
-			view, v.src.def.Name)
 	}
 	if err := db.refuseWhileJobs(workspace); err != nil {
 		return Job{}, err
@@ -61,14 +59,50 @@ func (db *DB) Materialize(workspace, view string, req MaterializeRequest) (Job, 
 	}
 	now := db.opts.Now()
 	start, end := req.Start.UTC(), req.End.UTC()
-	j := &Job{ID: newJobID(now), Type: JobMaterialization, Workspace: workspace, FeatureView: view, Version: v.version,
+	id := req.JobID
+	if id == "" {
+		id = newJobID(now)
+	}
+	j := &Job{ID: id, Type: JobMaterialization, Workspace: workspace, FeatureView: view, Version: v.version,
 		CreatedAt: now.UTC(), Progress: JobProgress{Unit: "bytes"},
-		Params: JobParams{StartTime: &start, EndTime: &end, Online: &req.Online, Offline: &req.Offline, Overwrite: &req.Overwrite}}
+		Params: JobParams{StartTime: &start, EndTime: &end, Online: &req.Online, Offline: &req.Offline, Overwrite: &req.Overwrite,
+			Partitions: req.Partitions}}
 	if err := db.jobs.create(j); err != nil {
 		return Job{}, err
 	}
 	db.runner.push(j.ID)
 	return db.Job(workspace, j.ID)
+}
+
+// CheckMaterialize checks a materialization request as Materialize does,
+// but for the jobs of this DB (overlaps, jobs running): the request's
+// range and flags, the view, and its source's batch files.
+func (db *DB) CheckMaterialize(workspace, view string, req MaterializeRequest) error {
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	_, err := db.checkMaterialize(workspace, view, req)
+	return err
+}
+
+// checkMaterialize is CheckMaterialize; the caller holds applyMu.
+func (db *DB) checkMaterialize(workspace, view string, req MaterializeRequest) (*viewRT, error) {
+	v, err := db.jobView(workspace, view)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case req.Start.IsZero() || req.End.IsZero():
+		return nil, errorf(CodeInvalidArgument, "start_time and end_time are required")
+	case !req.Start.Before(req.End):
+		return nil, errorf(CodeInvalidArgument, "start_time %s must be before end_time %s",
+			req.Start.UTC().Format(time.RFC3339Nano), req.End.UTC().Format(time.RFC3339Nano))
+	case !req.Online && !req.Offline:
+		return nil, errorf(CodeInvalidArgument, "online and offline are both false: a materialization must load at least one of them")
+	case v.src.def.Batch == nil:
+		return nil, errorf(CodeInvalidArgument, "feature view %q reads source %q, which has no batch files to materialize (add batch: to the source)",
+			view, v.src.def.Name)
+	}
+	return v, nil
 }
 
 func rfc(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

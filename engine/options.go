@@ -13,6 +13,10 @@ import (
 // Options configure a DB. The zero value of every field but Dir is a
 // working default; EnsureDefaults fills them in.
 type Options struct {
+	// OwnsKey, when set (cluster mode: the DB of one Kafka partition),
+	// says which entity keys the DB keeps: backfills and materializations
+	// skip the batch rows of other keys, which other partitions load.
+	OwnsKey func(key string) bool
 	// Dir is the data directory. Required. It is created if absent and locked
 	// while the DB is open.
 	Dir string

@@ -401,6 +401,82 @@ func (s *Server) clusterCancelJob(w http.ResponseWriter, r *http.Request, ws, id
 	}
 }
 
+// clusterMaterialize requests a materialization of every partition
+// through Kafka, once the jobs of the whole cluster allow it as a single
+// node's would (no job of the workspace running; no overlap with a
+// successful materialization of the view's version unless overwrite),
+// and answers the job once every partition started its share (or after
+// MinPositionsWait).
+func (s *Server) clusterMaterialize(w http.ResponseWriter, r *http.Request, ws, view string, req engine.MaterializeRequest) {
+	if err := s.db.CheckMaterialize(ws, view, req); err != nil {
+		s.writeEngineError(w, err)
+		return
+	}
+	shares, owners, err := s.gatherJobs(r, ws, partitionJobsRequest{})
+	if err != nil {
+		writeUnavailable(w, err)
+		return
+	}
+	version := 0
+	if sum, err := s.db.FeatureViewSummary(ws, view); err == nil {
+		version = sum.Version
+	}
+	for _, j := range combineJobs(shares, owners) {
+		if !j.State.Final() {
+			s.writeEngineError(w, &engine.JobConflict{Job: j.Job, Msg: fmt.Sprintf("workspace %q has a %s job that has not ended (%s, feature view %q, %s): "+
+				"wait for it (featurelog jobs wait %s) or cancel it (featurelog jobs cancel %s), then materialize again",
+				ws, j.Type, j.ID, j.FeatureView, j.State, j.ID, j.ID)})
+			return
+		}
+		if !req.Overwrite && j.Type == engine.JobMaterialization && j.State == engine.JobSuccess && j.FeatureView == view && j.Version == version &&
+			j.Params.StartTime != nil && j.Params.EndTime != nil && j.Params.StartTime.Before(req.End) && req.Start.Before(*j.Params.EndTime) {
+			s.writeEngineError(w, &engine.JobConflict{Job: j.Job, Msg: fmt.Sprintf(
+				"[%s, %s) overlaps materialization job %s of feature view %q, which loaded [%s, %s); set overwrite to replace its rows",
+				rfc3339(req.Start), rfc3339(req.End), j.ID, view, rfc3339(*j.Params.StartTime), rfc3339(*j.Params.EndTime))})
+			return
+		}
+	}
+	id, parts, err := s.opts.Cluster.Materialize(r.Context(), ws, view, req)
+	if errors.Is(err, cluster.ErrUnavailable) {
+		writeUnavailable(w, err)
+		return
+	}
+	if err != nil {
+		s.writeEngineError(w, err)
+		return
+	}
+	s.answerStarted(w, r, http.StatusCreated, ws, id, parts, engine.Job{ID: id, Type: engine.JobMaterialization, Workspace: ws, FeatureView: view,
+		Version: version, State: engine.JobPending, CreatedAt: time.Now().UTC(),
+		Params: engine.JobParams{StartTime: &req.Start, EndTime: &req.End, Online: &req.Online, Offline: &req.Offline, Overwrite: &req.Overwrite, Partitions: parts}})
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// answerStarted answers a job requested through Kafka once every
+// partition it runs on started its share, or after MinPositionsWait with
+// what is known then (pending: the job as requested, its shares PENDING).
+func (s *Server) answerStarted(w http.ResponseWriter, r *http.Request, status int, ws, id string, parts []int32, pending engine.Job) {
+	deadline := time.Now().Add(MinPositionsWait)
+	for {
+		shares, owners, err := s.gatherJobs(r, ws, partitionJobsRequest{ID: id})
+		if err == nil && (len(shares) == len(parts) || (time.Now().After(deadline) && len(shares) > 0)) {
+			writeJSONValue(w, status, combineJob(shares, owners))
+			return
+		}
+		if time.Now().After(deadline) {
+			// Kafka committed the request: every owner runs its share.
+			cj := ClusterJob{Job: pending}
+			cj.Progress = engine.JobProgress{Total: int64(len(parts)), Unit: "partitions"}
+			for _, p := range parts {
+				cj.Partitions = append(cj.Partitions, ClusterJobShare{Partition: p, Node: owners[p], State: engine.JobPending})
+			}
+			writeJSONValue(w, status, cj)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // clusterDeleteKeys requests a deletion through Kafka and answers the
 // job once every partition it runs on started its share (or after
 // MinPositionsWait, the shares not yet started showing PENDING).
@@ -414,25 +490,7 @@ func (s *Server) clusterDeleteKeys(w http.ResponseWriter, r *http.Request, ws, v
 		s.writeEngineError(w, err)
 		return
 	}
-	deadline := time.Now().Add(MinPositionsWait)
-	for {
-		shares, owners, err := s.gatherJobs(r, ws, partitionJobsRequest{ID: id})
-		if err == nil && (len(shares) == len(parts) || (time.Now().After(deadline) && len(shares) > 0)) {
-			writeJSONValue(w, http.StatusAccepted, combineJob(shares, owners))
-			return
-		}
-		if time.Now().After(deadline) {
-			// Kafka committed the request: every owner runs its share. Answer
-			// what is known: the job's id and its partitions, pending.
-			pending := ClusterJob{Job: engine.Job{ID: id, Type: engine.JobDeletion, Workspace: ws, FeatureView: view, State: engine.JobPending,
-				CreatedAt: time.Now().UTC(), Params: engine.JobParams{KeyCount: len(req.Keys), Online: &req.Online, Offline: &req.Offline, Partitions: parts},
-				Progress: engine.JobProgress{Total: int64(len(parts)), Unit: "partitions"}}}
-			for _, p := range parts {
-				pending.Partitions = append(pending.Partitions, ClusterJobShare{Partition: p, Node: owners[p], State: engine.JobPending})
-			}
-			writeJSONValue(w, http.StatusAccepted, pending)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	s.answerStarted(w, r, http.StatusAccepted, ws, id, parts, engine.Job{ID: id, Type: engine.JobDeletion, Workspace: ws, FeatureView: view,
+		State: engine.JobPending, CreatedAt: time.Now().UTC(),
+		Params: engine.JobParams{KeyCount: len(req.Keys), Online: &req.Online, Offline: &req.Offline, Partitions: parts}})
 }

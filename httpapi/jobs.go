@@ -178,6 +178,10 @@ func (s *Server) materialize(w http.ResponseWriter, r *http.Request) {
 	if req.Offline != nil {
 		mr.Offline = *req.Offline
 	}
+	if s.opts.Cluster != nil {
+		s.clusterMaterialize(w, r, ws, r.PathValue("name"), mr)
+		return
+	}
 	j, err := s.db.Materialize(ws, r.PathValue("name"), mr)
 	if err != nil {
 		s.writeEngineError(w, err)

@@ -56,10 +56,10 @@ import (
 // pair outside this list is not seen, and when a pair in it is.
 var notCovered = map[string]string{
 	"POST /api/v1/apply 503": "Kafka not committing a repo file in cluster mode: the produce below it is ingest's, whose refusal cluster/node_test.go's broker restart exercises; over HTTP it would wait out the 10 s produce timeout",
-	"POST /api/v1/workspaces/{ws}/feature-views/{name}/delete-keys 503": "as apply's 503: Kafka not committing the deletion's transaction (cluster mode); a deletion Kafka committed is answered 202 even while an owner cannot be reached, its share PENDING",
+	"POST /api/v1/workspaces/{ws}/feature-views/{name}/delete-keys 503":          "as apply's 503: Kafka not committing the deletion's transaction (cluster mode); a deletion Kafka committed is answered 202 even while an owner cannot be reached, its share PENDING",
 	"POST /api/v1/workspaces/{ws}/feature-views/{name}/materialization-jobs 503": "as delete-keys' 503 (Kafka not committing the request, or a partition without an owner when the jobs are gathered for the overlap check, which TestClusterDeleteKeysAndJobs provokes on the jobs routes)",
-	"POST /internal/v1/workspaces/{ws}/partition-jobs 401":              "the cluster tests run with --no-auth (accounts are per node: DESIGN.md); the route authenticates as GET .../jobs, whose 401 the auth matrix checks",
-	"POST /internal/v1/workspaces/{ws}/partition-jobs 403":              "as its 401: the route requires the viewer role as GET .../jobs does, whose 403 the auth matrix checks",
+	"POST /internal/v1/workspaces/{ws}/partition-jobs 401":                       "the cluster tests run with --no-auth (accounts are per node: DESIGN.md); the route authenticates as GET .../jobs, whose 401 the auth matrix checks",
+	"POST /internal/v1/workspaces/{ws}/partition-jobs 403":                       "as its 401: the route requires the viewer role as GET .../jobs does, whose 403 the auth matrix checks",
 	"POST /ingest 500": "an ingest failure other than the log's (which answers 503): it needs a fault inside the engine past the log, which no file-system fault of these tests reaches",
 }
 

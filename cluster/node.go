@@ -114,6 +114,11 @@ type partition struct {
 	barrier string    // the value of the barrier produced on assignment
 	ready   chan bool // closed once the barrier is consumed
 	once    sync.Once
+	// keyed counts the requests with an Idempotency-Key of this
+	// partition that hold their key's claim and have not yet ended their
+	// transaction (IngestWithKey); revoked waits for them. Added to only
+	// while the partition is in Node.parts, under Node.mu.
+	keyed sync.WaitGroup
 }
 
 // PartitionOf returns the partition of an entity key: Kafka's own
@@ -303,6 +308,9 @@ var ErrUnavailable = errors.New("cluster: Kafka did not commit the request in ti
 // txnGroup is the records of the requests that share one transaction.
 type txnGroup struct {
 	recs []*kgo.Record
+	// then are called once recs are written, before the commit, and
+	// return more records for the same transaction (produceThen).
+	then []func() *kgo.Record
 	done chan struct{} // closed once the transaction ended; err is then set
 	err  error
 }
@@ -314,6 +322,14 @@ type txnGroup struct {
 // or aborts whole, so each request in it does too. Waits at most about
 // twice ProduceTimeout; recs' offsets are set when it returns nil.
 func (n *Node) produce(_ context.Context, recs []*kgo.Record) error {
+	return n.produceThen(recs, nil)
+}
+
+// produceThen is produce, and when then is set, it is called once recs
+// are written (their offsets set), and the record it returns is written
+// in the same transaction: a request's Idempotency-Key record, which
+// reports the request's positions.
+func (n *Node) produceThen(recs []*kgo.Record, then func() *kgo.Record) error {
 	n.groupMu.Lock()
 	g, leader := n.pending, false
 	if g == nil {
@@ -321,13 +337,16 @@ func (n *Node) produce(_ context.Context, recs []*kgo.Record) error {
 		n.pending = g
 	}
 	g.recs = append(g.recs, recs...)
+	if then != nil {
+		g.then = append(g.then, then)
+	}
 	n.groupMu.Unlock()
 	if leader {
 		n.prodMu.Lock() // the previous transaction ends; meanwhile others join g
 		n.groupMu.Lock()
 		n.pending = nil // later requests start the next group
 		n.groupMu.Unlock()
-		g.err = n.transact(g.recs)
+		g.err = n.transact(g.recs, g.then)
 		n.prodMu.Unlock()
 		close(g.done)
 	}
@@ -335,10 +354,10 @@ func (n *Node) produce(_ context.Context, recs []*kgo.Record) error {
 	return g.err
 }
 
-// transact writes recs in one transaction, waiting at most ProduceTimeout
-// for Kafka. A transaction a failure left open is aborted first. The
-// caller holds prodMu.
-func (n *Node) transact(recs []*kgo.Record) error {
+// transact writes recs, then the records then returns, in one
+// transaction, waiting at most ProduceTimeout for Kafka. A transaction a
+// failure left open is aborted first. The caller holds prodMu.
+func (n *Node) transact(recs []*kgo.Record, then []func() *kgo.Record) error {
 	ctx := context.Background()
 	if n.txOpen {
 		if err := n.endTransaction(kgo.TryAbort); err != nil {
@@ -352,7 +371,17 @@ func (n *Node) transact(recs []*kgo.Record) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ProduceTimeout)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- n.prod.ProduceSync(context.WithoutCancel(ctx), recs...).FirstErr() }()
+	go func() {
+		err := n.prod.ProduceSync(context.WithoutCancel(ctx), recs...).FirstErr()
+		if err == nil && len(then) > 0 {
+			more := make([]*kgo.Record, len(then))
+			for i, f := range then {
+				more[i] = f()
+			}
+			err = n.prod.ProduceSync(context.WithoutCancel(ctx), more...).FirstErr()
+		}
+		done <- err
+	}()
 	var perr error
 	select {
 	case perr = <-done:

@@ -80,13 +80,23 @@ func (c *IdempotencyClaim) Record(resp *IngestResponse, at time.Time) {
 func (c *IdempotencyClaim) Release() { c.db.idem.release(c.tk) }
 
 // KeyEntry encodes the Kafka record of an Idempotency-Key: a kind 2
-// entry (docs/format/record.md) without records, holding the key, the
-// response's workspace and view counts, and ingest time at. The
-// response's positions travel beside it (ApplyKeyEntry).
-func KeyEntry(key string, resp *IngestResponse, at time.Time) []byte {
+// entry (docs/format/record.md) without records, holding the key and the
+// response's workspace and view counts, ingested now by db's clock,
+// which it returns: the key is remembered for the window from then on.
+// The response's positions travel beside it (EncodePositions,
+// ApplyKeyEntry).
+func (db *DB) KeyEntry(key string, resp *IngestResponse) ([]byte, time.Time) {
+	at := db.opts.Now()
 	e := record.Entry{Workspace: resp.Workspace, IngestTime: at.UnixNano(), IdempotencyKey: key, Response: responseRecord(resp)}
-	return record.AppendEntry(nil, &e)
+	return record.AppendEntry(nil, &e), at
 }
+
+// EncodePositions encodes a list of Kafka positions as kind 4 entries
+// hold them (docs/format/record.md); DecodePositions reads it back.
+func EncodePositions(ps []Position) []byte { return record.AppendPositions(nil, ps) }
+
+// DecodePositions decodes what EncodePositions encoded.
+func DecodePositions(b []byte) ([]Position, error) { return record.DecodePositions(b) }
 
 // ApplyKeyEntry applies a KeyEntry consumed from Kafka at pos, the first
 // response having reported responsePositions: it logs the key, the

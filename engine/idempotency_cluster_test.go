@@ -21,6 +21,11 @@ func lastEntry(t *testing.T, db *DB) record.Entry {
 	return e
 }
 
+func keyEntry(db *DB, key string, resp *IngestResponse) []byte {
+	b, _ := db.KeyEntry(key, resp)
+	return b
+}
+
 // TestPositionedIdempotentApplyRecordsKey: applying a key entry from
 // Kafka logs one kind 4 entry and records the key, so that a claim of it
 // is answered with the first response (positions included) and writes
@@ -36,8 +41,8 @@ func TestPositionedIdempotentApplyRecordsKey(t *testing.T) {
 	require.NoError(t, err)
 	first := *resp
 	first.Positions = []Position{{Partition: 0, Offset: 10}}
-	at := n.clock()
-	key := KeyEntry("k1", &first, at)
+	key, at := n.db.KeyEntry("k1", &first)
+	require.Equal(t, n.clock(), at)
 	require.Equal(t, byte(record.KindIngestIdempotent), key[1], "key entries travel as kind 2")
 
 	seq := n.lastSeq()
@@ -122,7 +127,7 @@ func TestIdempotencyKeyEntryFillsClaim(t *testing.T) {
 	require.Eventually(t, func() bool { return n.db.idem.waiting() == len(waiters) }, 5*time.Second, time.Millisecond)
 	first := &IngestResponse{Workspace: "ads", Metrics: []ViewIngestMetrics{{FeatureView: "user_click_counts", Online: 2, Offline: 2}},
 		Positions: []Position{{Partition: 3, Offset: 7}}}
-	_, err = n.db.ApplyKeyEntry(KeyEntry("k", first, n.clock()), Position{Partition: 0, Offset: 0}, first.Positions)
+	_, err = n.db.ApplyKeyEntry(keyEntry(n.db, "k", first), Position{Partition: 0, Offset: 0}, first.Positions)
 	require.NoError(t, err)
 	wg.Wait()
 	for _, r := range waiters {
@@ -172,7 +177,7 @@ func TestIdempotencyClaimRecordRelease(t *testing.T) {
 	require.NoError(t, err)
 	_, err = n.db.ApplyKeyEntry(entries[0].Payload, Position{}, nil)
 	assert.ErrorContains(t, err, "key entries are kind 2")
-	_, err = n.db.ApplyEntry(KeyEntry("k", resp, n.clock()), Position{})
+	_, err = n.db.ApplyEntry(keyEntry(n.db, "k", resp), Position{})
 	assert.ErrorContains(t, err, "ApplyKeyEntry")
 	ws, dry, err := IngestEnvelope([]byte(`{"workspace_name":"ads","dry_run":true,"records":{}}`))
 	require.NoError(t, err)

@@ -192,9 +192,6 @@ func TestClusterOverHTTP(t *testing.T) {
 		`{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2", "spine": [{"user_id": "u1", "timestamp": "2026-01-01T00:00:00Z"}]}}`)
 	assert.Equal(t, http.StatusNotImplemented, status)
 	assert.Contains(t, got, "not available in cluster mode yet")
-	status, _, got = post(t, nodes[0].url+"/ingest", string(clicks.Body(r, time.Now(), 1, users)), "Idempotency-Key", "k1")
-	assert.Equal(t, http.StatusNotImplemented, status)
-	assert.Contains(t, got, "Idempotency-Key is not honoured in cluster mode yet")
 	status, _, got = post(t, nodes[0].url+"/api/v1/feature-service/get-features", `{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2",
 		"join_key_map": {"user_id": "u1"}, "min_positions": [{"partition": -1, "offset": "3"}]}}`)
 	assert.Equal(t, http.StatusBadRequest, status)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -371,14 +372,17 @@ func (n *Node) transact(recs []*kgo.Record, then []func() *kgo.Record) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ProduceTimeout)
 	defer cancel()
 	done := make(chan error, 1)
+	// abandoned is set once the transaction timed out: the records of
+	// then must not be produced after that, or they could join the next
+	// transaction. Guarded by thenMu, held while they are buffered.
+	var (
+		thenMu    sync.Mutex
+		abandoned bool
+	)
 	go func() {
 		err := n.prod.ProduceSync(context.WithoutCancel(ctx), recs...).FirstErr()
 		if err == nil && len(then) > 0 {
-			more := make([]*kgo.Record, len(then))
-			for i, f := range then {
-				more[i] = f()
-			}
-			err = n.prod.ProduceSync(context.WithoutCancel(ctx), more...).FirstErr()
+			err = n.produceThenRecords(context.WithoutCancel(ctx), then, &thenMu, &abandoned)
 		}
 		done <- err
 	}()
@@ -386,6 +390,9 @@ func (n *Node) transact(recs []*kgo.Record, then []func() *kgo.Record) error {
 	select {
 	case perr = <-done:
 	case <-ctx.Done():
+		thenMu.Lock()
+		abandoned = true
+		thenMu.Unlock()
 		// Kafka did not answer in time (franz-go retries a dead broker
 		// without end): fail what is still buffered, then abort the
 		// transaction now or, if Kafka is still away, before the next.
@@ -405,6 +412,37 @@ func (n *Node) transact(recs []*kgo.Record, then []func() *kgo.Record) error {
 		return fmt.Errorf("%w: %v", ErrUnavailable, perr)
 	}
 	return nil
+}
+
+// produceThenRecords produces the records then returns, in the open
+// transaction, unless it was abandoned (a timeout): they are buffered
+// under mu, so that a timeout either fails them with the buffered records
+// it aborts, or stops them from being produced at all.
+func (n *Node) produceThenRecords(ctx context.Context, then []func() *kgo.Record, mu *sync.Mutex, abandoned *bool) error {
+	var (
+		wg   sync.WaitGroup
+		emu  sync.Mutex
+		ferr error
+	)
+	mu.Lock()
+	if *abandoned {
+		mu.Unlock()
+		return errors.New("the transaction timed out")
+	}
+	for _, f := range then {
+		wg.Add(1)
+		n.prod.TryProduce(ctx, f(), func(_ *kgo.Record, err error) { // TryProduce: never blocks under mu
+			if err != nil {
+				emu.Lock()
+				ferr = cmp.Or(ferr, err)
+				emu.Unlock()
+			}
+			wg.Done()
+		})
+	}
+	mu.Unlock()
+	wg.Wait()
+	return ferr
 }
 
 // endTransaction ends prod's transaction within ProduceTimeout; the

@@ -86,7 +86,10 @@ func (n *Node) seek(_ context.Context, offsets map[string]map[int32]kgo.Offset) 
 }
 
 // revoked stops serving the partitions at once and closes their DBs; the
-// files stay for a later assignment.
+// files stay for a later assignment. It first waits for the requests
+// with an Idempotency-Key of each partition that are producing: once it
+// returns, their transactions ended, so the next owner, which serves
+// after its barrier, knows every key they committed.
 func (n *Node) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	for _, p := range revoked[n.cfg.Topic] {
 		n.mu.Lock()
@@ -94,6 +97,7 @@ func (n *Node) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]in
 		delete(n.parts, p)
 		n.mu.Unlock()
 		if pt != nil {
+			pt.keyed.Wait()
 			if err := pt.db.Close(); err != nil {
 				n.cfg.Logger.Error("cluster: closing a revoked partition", "partition", p, "err", err)
 			}
@@ -163,13 +167,29 @@ func (n *Node) apply(ftp kgo.FetchTopicPartition) {
 			}
 			continue
 		}
-		if _, err := pt.db.ApplyEntry(r.Value, engine.Position{Partition: r.Partition, Offset: r.Offset}); err != nil {
+		if err := n.applyRecord(pt.db, r); err != nil {
 			n.cfg.Logger.Error("cluster: applying a record failed; retrying it", "partition", r.Partition, "offset", r.Offset, "err", err)
 			n.cons.SetOffsets(map[string]map[int32]kgo.EpochOffset{n.cfg.Topic: {r.Partition: {Epoch: -1, Offset: r.Offset}}})
 			time.Sleep(retryPause)
 			return
 		}
 	}
+}
+
+// applyRecord applies a request record, or a key record (one with the
+// positions header), to db.
+func (n *Node) applyRecord(db *engine.DB, r *kgo.Record) error {
+	pos := engine.Position{Partition: r.Partition, Offset: r.Offset}
+	if h, ok := header(r, positionsHeader); ok {
+		ps, err := engine.DecodePositions([]byte(h))
+		if err != nil {
+			return err
+		}
+		_, err = db.ApplyKeyEntry(r.Value, pos, ps)
+		return err
+	}
+	_, err := db.ApplyEntry(r.Value, pos)
+	return err
 }
 
 func barrier(r *kgo.Record) (string, bool) { return header(r, barrierHeader) }

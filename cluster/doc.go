@@ -31,8 +31,15 @@
 //	resp, positions, err := n.Ingest(ctx, body, nil)
 //	db, err := n.Owner(cluster.PartitionOf(key, 12)) // the partition's DB, if this node serves it
 //
+// A request with an Idempotency-Key is served by the node serving the
+// key's partition (KeyPartition, IngestWithKey, idempotency.go): it claims
+// the key in that partition's DB, and writes the key and the response in
+// the same transaction as the request's records, to the key's partition,
+// whose owners record it as they apply it: a repeat through any node, also
+// after the partition moved, is answered with the first response.
+//
 // RouteOf says which node serves a partition (members.go); package
-// httpapi forwards reads there. Caveats: splitting historical joins,
-// cluster-wide Idempotency-Keys and running jobs on every owner are not
-// built yet (DESIGN.md, "Cluster mode").
+// httpapi forwards reads, and requests with an Idempotency-Key, there.
+// Caveats: splitting historical joins and running jobs on every owner are
+// not built yet (DESIGN.md, "Cluster mode").
 package cluster

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -117,6 +118,11 @@ type partition struct {
 	barrier string    // the value of the barrier produced on assignment
 	ready   chan bool // closed once the barrier is consumed
 	once    sync.Once
+	// keyed counts the requests with an Idempotency-Key of this
+	// partition that hold their key's claim and have not yet ended their
+	// transaction (IngestWithKey); revoked waits for them. Added to only
+	// while the partition is in Node.parts, under Node.mu.
+	keyed sync.WaitGroup
 }
 
 // PartitionOf returns the partition of an entity key: Kafka's own
@@ -355,6 +361,9 @@ var ErrUnavailable = errors.New("cluster: Kafka did not commit the request in ti
 // txnGroup is the records of the requests that share one transaction.
 type txnGroup struct {
 	recs []*kgo.Record
+	// then are called once recs are written, before the commit, and
+	// return more records for the same transaction (produceThen).
+	then []func() *kgo.Record
 	done chan struct{} // closed once the transaction ended; err is then set
 	err  error
 }
@@ -366,6 +375,14 @@ type txnGroup struct {
 // or aborts whole, so each request in it does too. Waits at most about
 // twice ProduceTimeout; recs' offsets are set when it returns nil.
 func (n *Node) produce(_ context.Context, recs []*kgo.Record) error {
+	return n.produceThen(recs, nil)
+}
+
+// produceThen is produce, and when then is set, it is called once recs
+// are written (their offsets set), and the record it returns is written
+// in the same transaction: a request's Idempotency-Key record, which
+// reports the request's positions.
+func (n *Node) produceThen(recs []*kgo.Record, then func() *kgo.Record) error {
 	n.groupMu.Lock()
 	g, leader := n.pending, false
 	if g == nil {
@@ -373,13 +390,16 @@ func (n *Node) produce(_ context.Context, recs []*kgo.Record) error {
 		n.pending = g
 	}
 	g.recs = append(g.recs, recs...)
+	if then != nil {
+		g.then = append(g.then, then)
+	}
 	n.groupMu.Unlock()
 	if leader {
 		n.prodMu.Lock() // the previous transaction ends; meanwhile others join g
 		n.groupMu.Lock()
 		n.pending = nil // later requests start the next group
 		n.groupMu.Unlock()
-		g.err = n.transact(g.recs)
+		g.err = n.transact(g.recs, g.then)
 		n.prodMu.Unlock()
 		close(g.done)
 	}
@@ -387,10 +407,10 @@ func (n *Node) produce(_ context.Context, recs []*kgo.Record) error {
 	return g.err
 }
 
-// transact writes recs in one transaction, waiting at most ProduceTimeout
-// for Kafka. A transaction a failure left open is aborted first. The
-// caller holds prodMu.
-func (n *Node) transact(recs []*kgo.Record) error {
+// transact writes recs, then the records then returns, in one
+// transaction, waiting at most ProduceTimeout for Kafka. A transaction a
+// failure left open is aborted first. The caller holds prodMu.
+func (n *Node) transact(recs []*kgo.Record, then []func() *kgo.Record) error {
 	ctx := context.Background()
 	if n.txOpen {
 		if err := n.endTransaction(kgo.TryAbort); err != nil {
@@ -404,11 +424,27 @@ func (n *Node) transact(recs []*kgo.Record) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ProduceTimeout)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- n.prod.ProduceSync(context.WithoutCancel(ctx), recs...).FirstErr() }()
+	// abandoned is set once the transaction timed out: the records of
+	// then must not be produced after that, or they could join the next
+	// transaction. Guarded by thenMu, held while they are buffered.
+	var (
+		thenMu    sync.Mutex
+		abandoned bool
+	)
+	go func() {
+		err := n.prod.ProduceSync(context.WithoutCancel(ctx), recs...).FirstErr()
+		if err == nil && len(then) > 0 {
+			err = n.produceThenRecords(context.WithoutCancel(ctx), then, &thenMu, &abandoned)
+		}
+		done <- err
+	}()
 	var perr error
 	select {
 	case perr = <-done:
 	case <-ctx.Done():
+		thenMu.Lock()
+		abandoned = true
+		thenMu.Unlock()
 		// Kafka did not answer in time (franz-go retries a dead broker
 		// without end): fail what is still buffered, then abort the
 		// transaction now or, if Kafka is still away, before the next.
@@ -428,6 +464,37 @@ func (n *Node) transact(recs []*kgo.Record) error {
 		return fmt.Errorf("%w: %v", ErrUnavailable, perr)
 	}
 	return nil
+}
+
+// produceThenRecords produces the records then returns, in the open
+// transaction, unless it was abandoned (a timeout): they are buffered
+// under mu, so that a timeout either fails them with the buffered records
+// it aborts, or stops them from being produced at all.
+func (n *Node) produceThenRecords(ctx context.Context, then []func() *kgo.Record, mu *sync.Mutex, abandoned *bool) error {
+	var (
+		wg   sync.WaitGroup
+		emu  sync.Mutex
+		ferr error
+	)
+	mu.Lock()
+	if *abandoned {
+		mu.Unlock()
+		return errors.New("the transaction timed out")
+	}
+	for _, f := range then {
+		wg.Add(1)
+		n.prod.TryProduce(ctx, f(), func(_ *kgo.Record, err error) { // TryProduce: never blocks under mu
+			if err != nil {
+				emu.Lock()
+				ferr = cmp.Or(ferr, err)
+				emu.Unlock()
+			}
+			wg.Done()
+		})
+	}
+	mu.Unlock()
+	wg.Wait()
+	return ferr
 }
 
 // endTransaction ends prod's transaction within ProduceTimeout; the

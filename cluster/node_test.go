@@ -37,21 +37,23 @@ func adsRepo(t *testing.T) []byte {
 	return b
 }
 
-// brokers starts a one-broker kfake cluster, or names brokersEnv's.
-func brokers(t *testing.T) []string {
+// brokers starts a one-broker kfake cluster, or names brokersEnv's
+// (then the kfake cluster returned is nil).
+func brokers(t *testing.T) ([]string, *kfake.Cluster) {
 	if env := os.Getenv(brokersEnv); env != "" {
-		return strings.Split(env, ",")
+		return strings.Split(env, ","), nil
 	}
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
-	return c.ListenAddrs()
+	return c.ListenAddrs(), c
 }
 
 // testCluster is the nodes of one test, each with its data directory.
 type testCluster struct {
 	t       *testing.T
 	brokers []string
+	kf      *kfake.Cluster // nil against a real cluster
 	topic   string
 	repo    []byte
 	base    string // the nodes' directories are under it
@@ -60,8 +62,9 @@ type testCluster struct {
 }
 
 func newTestCluster(t *testing.T) *testCluster {
-	tc := &testCluster{t: t, brokers: brokers(t), topic: fmt.Sprintf("fl-%d", time.Now().UnixNano()), repo: adsRepo(t),
+	tc := &testCluster{t: t, topic: fmt.Sprintf("fl-%d", time.Now().UnixNano()), repo: adsRepo(t),
 		base: t.TempDir(), dirs: map[string]string{}, nodes: map[string]*Node{}}
+	tc.brokers, tc.kf = brokers(t)
 	t.Cleanup(func() { // before base is removed: cleanups run last first
 
 		for _, n := range tc.nodes {

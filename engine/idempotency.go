@@ -166,23 +166,59 @@ func (t *idempotency) begin(s idemScope, now time.Time) (*IngestResponse, *idemT
 
 // replayed returns a copy of the recorded response r for a repeat.
 func replayed(r *IngestResponse) *IngestResponse {
+	c := cloneResponse(r)
+	c.Replayed = true
+	return c
+}
+
+// cloneResponse returns a deep copy of r: callers may change what they
+// get.
+func cloneResponse(r *IngestResponse) *IngestResponse {
 	c := *r
 	c.Metrics = slices.Clone(r.Metrics)
-	c.Replayed = true
+	c.Positions = slices.Clone(r.Positions)
 	return &c
 }
 
 // record remembers resp for tk's key: its entry, ingested at at, is in the
-// log. Waiters are woken and answered with resp.
+// log. Waiters are woken and answered with resp. A claim recorded already
+// (recordApplied filled it) keeps its response.
 func (t *idempotency) record(tk *idemTicket, resp *IngestResponse, at int64) {
-	c := *resp
-	c.Metrics = slices.Clone(resp.Metrics) // the caller may change what it gets
+	c := cloneResponse(resp)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	tk.entry.resp, tk.entry.at = &c, at
+	if tk.entry.resp != nil {
+		return
+	}
+	tk.entry.resp, tk.entry.at = c, at
 	t.pushLocked(tk.scope, tk.entry)
 	close(tk.entry.done)
 	tk.entry.done = nil
+}
+
+// recordApplied remembers resp for s: a key applied from Kafka at
+// ingest time at (ApplyKeyEntry). A claim of s in flight on this node
+// (the request that produced the key, or one that raced it through a
+// node that had lost the partition) is filled with it, answering its
+// waiters; a key recorded already and not expired at now keeps its first
+// response.
+func (t *idempotency) recordApplied(s idemScope, resp *IngestResponse, at int64, now time.Time) {
+	c := cloneResponse(resp)
+	c.Replayed = false
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.mu.keys[s]
+	switch {
+	case e == nil || (e.resp != nil && e.at < now.Add(-t.window).UnixNano()):
+		e = &idemEntry{resp: c, at: at}
+		t.mu.keys[s] = e
+		t.pushLocked(s, e)
+	case e.resp == nil:
+		e.resp, e.at = c, at
+		t.pushLocked(s, e)
+		close(e.done)
+		e.done = nil
+	}
 }
 
 // release frees tk's key unless record took it, waking the waiters, one of
@@ -273,9 +309,8 @@ func (db *DB) ingestOnce(workspace, key string, dryRun bool, ingest func(*idemTi
 	if key == "" || dryRun {
 		return ingest(nil)
 	}
-	if err := db.waitIdempotency(); err != nil {
-		return nil, &Error{Code: CodeInternal, Msg: "requests with an Idempotency-Key cannot be served: the keys of the last " +
-			db.opts.IdempotencyWindow.String() + " could not be read back from the log (send the request without the key, or restore the log)", Err: err}
+	if err := db.waitIdempotencyKeys(); err != nil {
+		return nil, err
 	}
 	resp, tk := db.idem.begin(idemScope{workspace: workspace, key: key}, db.opts.Now())
 	if resp != nil {
@@ -334,6 +369,16 @@ func (db *DB) startIdempotencyLoad() {
 // testHookIdemScan, set by tests, runs as the background scan starts.
 var testHookIdemScan func(*DB)
 
+// waitIdempotencyKeys is waitIdempotency with the error a keyed request
+// answers.
+func (db *DB) waitIdempotencyKeys() error {
+	if err := db.waitIdempotency(); err != nil {
+		return &Error{Code: CodeInternal, Msg: "requests with an Idempotency-Key cannot be served: the keys of the last " +
+			db.opts.IdempotencyWindow.String() + " could not be read back from the log (send the request without the key, or restore the log)", Err: err}
+	}
+	return nil
+}
+
 // waitIdempotency starts the scan if no ingest has, and waits for it.
 func (db *DB) waitIdempotency() error {
 	db.idemStart.Do(db.startIdempotencyLoad)
@@ -379,7 +424,8 @@ func (db *DB) loadIdempotency(last uint64) error {
 		if e.IdempotencyKey == "" || e.IngestTime < cutoff {
 			return nil
 		}
-		resp := &IngestResponse{Workspace: name(e.Workspace), Metrics: make([]ViewIngestMetrics, len(e.Response))}
+		resp := &IngestResponse{Workspace: name(e.Workspace), Metrics: make([]ViewIngestMetrics, len(e.Response)),
+			Positions: slices.Clone(e.ResponsePositions)} // kind 4 (cluster mode): the first response's kafkaPositions
 		for i, m := range e.Response {
 			resp.Metrics[i] = ViewIngestMetrics{FeatureView: name(m.View), Online: m.Online, Offline: m.Offline}
 		}

@@ -22,6 +22,10 @@ type IngestResponse struct {
 	// Replayed is set when the request repeated an Idempotency-Key: the
 	// response is the first request's, and nothing was written.
 	Replayed bool
+	// Positions are, in cluster mode, the Kafka positions of the
+	// request's records (the first request's, for a repeat of an
+	// Idempotency-Key): what its "kafkaPositions" report. Nil otherwise.
+	Positions []Position
 }
 
 // ViewIngestMetrics counts one view's records of one request.
@@ -48,6 +52,17 @@ type batch struct {
 	// pos, when set, is the Kafka position the entry is logged with.
 	at  time.Time
 	pos *record.Position
+	// key, when set, is an Idempotency-Key applied from Kafka with its
+	// first response (ApplyKeyEntry): logged with the entry, even one
+	// without records, and recorded in the key table.
+	key *appliedKey
+}
+
+// appliedKey is an Idempotency-Key applied from Kafka and the first
+// response, which repeats are answered with.
+type appliedKey struct {
+	scope idemScope
+	resp  *IngestResponse
 }
 
 type batchSection struct {
@@ -97,7 +112,10 @@ func (db *DB) commit(b *batch) (*IngestResponse, error) {
 		return nil, &RecordErrors{Workspace: b.ws.name, Errors: b.errs}
 	}
 	resp := metrics(b, plan, now)
-	if b.dryRun || (b.rows() == 0 && b.pos == nil) {
+	if b.key != nil {
+		resp = b.key.resp // what the request was answered with, not what this entry's records count
+	}
+	if b.dryRun || (b.rows() == 0 && b.key == nil && b.pos == nil) {
 		return resp, nil // nothing to write: an empty request costs no fsync (a Kafka position is logged even without records)
 	}
 	if err := db.Healthy(); err != nil {
@@ -112,6 +130,9 @@ func (db *DB) commit(b *batch) (*IngestResponse, error) {
 	if b.idem != nil {
 		db.idem.record(b.idem, resp, now.UnixNano()) // after apply: a repeat reads its own writes too
 	}
+	if b.key != nil {
+		db.idem.recordApplied(b.key.scope, resp, now.UnixNano(), db.opts.Now())
+	}
 	return resp, nil
 }
 
@@ -124,6 +145,9 @@ func (db *DB) append(b *batch, resp *IngestResponse, now time.Time) (uint64, err
 	}
 	if b.pos != nil {
 		e.Position, e.Positioned = *b.pos, true
+	}
+	if b.key != nil {
+		e.IdempotencyKey, e.Response, e.ResponsePositions = b.key.scope.key, responseRecord(b.key.resp), b.key.resp.Positions
 	}
 	for i, s := range b.sections {
 		e.Sections[i] = record.Section{Source: s.src.def.Name, Columns: s.src.def.Schema, Rows: s.rows}

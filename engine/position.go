@@ -208,7 +208,16 @@ func (db *DB) ApplyEntry(payload []byte, pos Position) (*IngestResponse, error) 
 		return nil, errorf(CodeInvalidArgument, "partition %d offset %d is not a featurelog entry: %v", pos.Partition, pos.Offset, err)
 	}
 	if e.Positioned || e.IdempotencyKey != "" {
-		return nil, errorf(CodeInvalidArgument, "partition %d offset %d holds a kind %d entry; only kind 1 entries are produced", pos.Partition, pos.Offset, e.Kind())
+		return nil, errorf(CodeInvalidArgument, "partition %d offset %d holds a kind %d entry; only kind 1 entries are produced (key entries go to ApplyKeyEntry)", pos.Partition, pos.Offset, e.Kind())
+	}
+	return db.applyPositioned(&e, pos, nil)
+}
+
+// applyPositioned applies e at pos unless pos was applied, with key when
+// it is a key entry.
+func (db *DB) applyPositioned(e *record.Entry, pos Position, key *appliedKey) (*IngestResponse, error) {
+	if pos.Partition < 0 || pos.Offset < 0 {
+		return nil, errorf(CodeInvalidArgument, "engine: negative Kafka position %+v", pos)
 	}
 	db.posMu.Lock()
 	defer db.posMu.Unlock()
@@ -222,7 +231,7 @@ func (db *DB) ApplyEntry(payload []byte, pos Position) (*IngestResponse, error) 
 	if ok && pos.Offset <= last.Offset {
 		return nil, nil
 	}
-	resp, err := db.applyEntry(&e, pos)
+	resp, err := db.applyEntry(e, pos, key)
 	if err != nil {
 		return nil, fmt.Errorf("applying partition %d offset %d: %w", pos.Partition, pos.Offset, err)
 	}
@@ -230,7 +239,7 @@ func (db *DB) ApplyEntry(payload []byte, pos Position) (*IngestResponse, error) 
 	return resp, nil
 }
 
-func (db *DB) applyEntry(e *record.Entry, pos Position) (*IngestResponse, error) {
+func (db *DB) applyEntry(e *record.Entry, pos Position, key *appliedKey) (*IngestResponse, error) {
 	db.ingestMu.RLock()
 	defer db.ingestMu.RUnlock()
 	if db.closed.Load() {
@@ -240,7 +249,7 @@ func (db *DB) applyEntry(e *record.Entry, pos Position) (*IngestResponse, error)
 	if err != nil {
 		return nil, err
 	}
-	b := &batch{ws: ws, at: time.Unix(0, e.IngestTime), pos: &pos}
+	b := &batch{ws: ws, at: time.Unix(0, e.IngestTime), pos: &pos, key: key}
 	var rb rowBuilder
 	for i := range e.Sections {
 		sec := &e.Sections[i]

@@ -27,7 +27,10 @@ import (
 // ingest and reads go through the cluster node.
 //
 //	POST /ingest         validated here, produced to Kafka in one transaction;
-//	                     200 adds "kafkaPositions": [{"partition": 3, "offset": "17"}, ...]
+//	                     200 adds "kafkaPositions": [{"partition": 3, "offset": "17"}, ...].
+//	                     With an Idempotency-Key: served by the owner of the
+//	                     key's partition, here or forwarded once; 503 with
+//	                     Retry-After while no node serves it.
 //	POST get-features    served by the owner of the key's partition: here, or
 //	                     forwarded once (keep-alive) to the owner's advertised URL;
 //	                     503 with Retry-After while no node serves the partition.
@@ -64,23 +67,47 @@ func notInCluster(name string) http.HandlerFunc {
 	}
 }
 
-// clusterIngest produces an ingest request to Kafka.
+// clusterIngest produces an ingest request to Kafka. A request with an
+// Idempotency-Key is served by the node serving the key's partition
+// (cluster.KeyPartition): here, or forwarded once to it; 503 with
+// Retry-After while no node serves that partition.
 func (s *Server) clusterIngest(w http.ResponseWriter, r *http.Request, body []byte, key string, authorize engine.Authorizer) {
+	node := s.opts.Cluster
 	if key != "" {
-		writeRequestError(w, http.StatusNotImplemented, "Unimplemented",
-			"Idempotency-Key is not honoured in cluster mode yet; send the request without it (see DESIGN.md, \"Cluster mode\")")
-		return
+		q, dryRun, err := node.KeyPartitionOf(body, key, authorize)
+		if err != nil {
+			s.writeIngestError(w, err)
+			return
+		}
+		if !dryRun { // a dry run ignores its key: served here
+			route, err := node.RouteOf(q)
+			if err == nil && !route.Self && r.Header.Get(forwardedHeader) != "" {
+				err = fmt.Errorf("%w: this node does not serve partition %d, of the Idempotency-Key (the node that forwarded the request thought so; membership is changing)", cluster.ErrNoOwner, q)
+			}
+			switch {
+			case err != nil:
+				writeIngestUnavailable(w, err)
+				return
+			case !route.Self:
+				s.forwardOr(w, r, route, body, writeIngestUnavailable)
+				return
+			}
+		}
 	}
-	resp, pos, err := s.opts.Cluster.Ingest(r.Context(), body, authorize)
+	resp, pos, err := node.IngestWithKey(r.Context(), body, key, authorize)
 	if errors.Is(err, cluster.ErrUnavailable) {
 		s.opts.Logger.Error("ingest failed", "err", err)
-		w.Header().Set("Retry-After", "1")
-		writeRequestError(w, http.StatusServiceUnavailable, "Unavailable", err.Error())
+	}
+	if errors.Is(err, cluster.ErrUnavailable) || errors.Is(err, cluster.ErrNotOwner) || errors.Is(err, cluster.ErrCatchingUp) {
+		writeIngestUnavailable(w, err)
 		return
 	}
 	if err != nil {
 		s.writeIngestError(w, err)
 		return
+	}
+	if resp.Replayed {
+		w.Header().Set(replayedHeader, "true")
 	}
 	dst := appendIngestResponse(make([]byte, 0, 256), resp)
 	dst = append(dst[:len(dst)-1], `,"kafkaPositions":[`...)
@@ -91,6 +118,12 @@ func (s *Server) clusterIngest(w http.ResponseWriter, r *http.Request, body []by
 		dst = fmt.Appendf(dst, `{"partition":%d,"offset":"%d"}`, p.Partition, p.Offset)
 	}
 	writeJSONBytes(w, http.StatusOK, append(dst, "]}"...))
+}
+
+// writeIngestUnavailable answers an ingest request 503, to be retried.
+func writeIngestUnavailable(w http.ResponseWriter, err error) {
+	w.Header().Set("Retry-After", "1")
+	writeRequestError(w, http.StatusServiceUnavailable, "Unavailable", err.Error())
 }
 
 // readMinPositions decodes params.min_positions: [{"partition": 3,
@@ -196,12 +229,18 @@ func writeUnavailable(w http.ResponseWriter, err error) {
 // forward sends the request to the node that serves it, and its answer
 // back as it is.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, route cluster.Route, body []byte) {
+	s.forwardOr(w, r, route, body, writeUnavailable)
+}
+
+// forwardOr is forward, answering a failure to reach the node with
+// unavailable (the route's error shape).
+func (s *Server) forwardOr(w http.ResponseWriter, r *http.Request, route cluster.Route, body []byte, unavailable func(http.ResponseWriter, error)) {
 	status, hdr, resp, err := s.forwardRaw(r, route, r.URL.Path, body)
 	if err != nil {
-		writeUnavailable(w, err)
+		unavailable(w, err)
 		return
 	}
-	for _, h := range []string{"Content-Type", "Retry-After"} {
+	for _, h := range []string{"Content-Type", "Retry-After", replayedHeader} {
 		if v := hdr.Get(h); v != "" {
 			w.Header().Set(h, v)
 		}
@@ -218,6 +257,9 @@ func (s *Server) forwardRaw(r *http.Request, route cluster.Route, path string, b
 	req.Header.Set("Content-Type", "application/json")
 	if a := r.Header.Get("Authorization"); a != "" {
 		req.Header.Set("Authorization", a)
+	}
+	if k := r.Header.Get(idempotencyHeader); k != "" { // ingest's, which the owner of its partition serves
+		req.Header.Set(idempotencyHeader, k)
 	}
 	req.Header.Set(forwardedHeader, s.opts.Cluster.ID())
 	resp, err := s.forwarder.Do(req)

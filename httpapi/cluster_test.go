@@ -4,17 +4,20 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -193,9 +196,6 @@ func TestClusterOverHTTP(t *testing.T) {
 		`{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2", "spine": [{"user_id": "u1", "timestamp": "2026-01-01T00:00:00Z"}]}}`)
 	assert.Equal(t, http.StatusNotImplemented, status)
 	assert.Contains(t, got, "not available in cluster mode yet")
-	status, _, got = post(t, nodes[0].url+"/ingest", string(clicks.Body(r, time.Now(), 1, users)), "Idempotency-Key", "k1")
-	assert.Equal(t, http.StatusNotImplemented, status)
-	assert.Contains(t, got, "Idempotency-Key is not honoured in cluster mode yet")
 	status, _, got = post(t, nodes[0].url+"/api/v1/feature-service/get-features", `{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2",
 		"join_key_map": {"user_id": "u1"}, "min_positions": [{"partition": -1, "offset": "3"}]}}`)
 	assert.Equal(t, http.StatusBadRequest, status)
@@ -230,4 +230,188 @@ func waitRoutes(t *testing.T, nodes []*clusterNode) {
 		}
 		return true
 	}, 30*time.Second, 10*time.Millisecond, "the cluster never settled")
+}
+
+// TestClusterIdempotencyKeyOverHTTP: three nodes on kfake behind their
+// HTTP servers, and one standalone node (the oracle) fed each keyed
+// request once. A key sent through every node in turn, and a key sent by
+// many clients at once through any node, write once: every answer is the
+// first's, byte for byte (its kafkaPositions too), the repeats marked
+// Idempotent-Replayed, and every user's features equal the oracle's.
+// After the node serving a key's partition stops, repeats through the
+// remaining nodes still get the first answer and write nothing. Bad keys
+// get the standalone node's answer; a request forwarded to a node that
+// does not serve its key's partition is refused with 503; dry runs ignore
+// keys.
+func TestClusterIdempotencyKeyOverHTTP(t *testing.T) {
+	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(kf.Close)
+	repo, err := os.ReadFile(filepath.Join("..", "examples", "ads", "features.yaml"))
+	require.NoError(t, err)
+	oracle := newLiveNode(t, httpapi.Options{})
+	base := t.TempDir()
+	var nodes []*clusterNode
+	for _, id := range []string{"n1", "n2", "n3"} {
+		nodes = append(nodes, startClusterNode(t, kf.ListenAddrs(), "fl", id, filepath.Join(base, id), repo))
+	}
+	waitRoutes(t, nodes)
+
+	r := rand.New(rand.NewPCG(9, 10))
+	const users = 30
+	firsts := map[string]string{} // key → the first answer
+	var positions []jsontext.Value
+	// first records the first answer of key, whose body the oracle
+	// ingests once, and checks it against the oracle's.
+	first := func(key, body, got string) {
+		t.Helper()
+		firsts[key] = got
+		var resp struct {
+			KafkaPositions []jsontext.Value `json:"kafkaPositions"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(got), &resp))
+		require.NotEmpty(t, resp.KafkaPositions)
+		positions = append(positions, resp.KafkaPositions...)
+		status, _, want := post(t, oracle.url("/ingest"), body)
+		require.Equal(t, http.StatusOK, status, want)
+		assert.Equal(t, want, got[:strings.Index(got, `,"kafkaPositions"`)]+"}", "key %s: the ingest answer, but for the positions", key)
+	}
+	// Sequentially, through every node in turn, twice.
+	for k := range 4 {
+		key, body := fmt.Sprint("seq-", k), string(clicks.Body(r, time.Now(), 1+r.IntN(20), users))
+		for i, n := range append(slices.Clone(nodes), nodes...) {
+			status, hdr, got := post(t, n.url+"/ingest", body, "Idempotency-Key", key)
+			require.Equal(t, http.StatusOK, status, got)
+			if i == 0 {
+				assert.Empty(t, hdr.Get("Idempotent-Replayed"))
+				first(key, body, got)
+				continue
+			}
+			assert.Equal(t, "true", hdr.Get("Idempotent-Replayed"), "key %s through %s", key, n.id)
+			assert.Equal(t, firsts[key], got, "key %s through %s", key, n.id)
+		}
+		// Another body with the key: the first answer, nothing written.
+		status, _, got := post(t, nodes[k%3].url+"/ingest", string(clicks.Body(r, time.Now(), 5, users)), "Idempotency-Key", key)
+		require.Equal(t, http.StatusOK, status, got)
+		assert.Equal(t, firsts[key], got)
+	}
+	// Concurrently: many clients send each key through any node at once.
+	for k := range 4 {
+		key, body := fmt.Sprint("conc-", k), string(clicks.Body(r, time.Now(), 1+r.IntN(20), users))
+		const clients = 24
+		answers, replayed := make([]string, clients), make([]string, clients)
+		var wg sync.WaitGroup
+		for c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				status, hdr, got := post(t, nodes[c%len(nodes)].url+"/ingest", body, "Idempotency-Key", key)
+				assert.Equal(t, http.StatusOK, status, got)
+				answers[c], replayed[c] = got, hdr.Get("Idempotent-Replayed")
+			}()
+		}
+		wg.Wait()
+		writers := 0
+		for c := range clients {
+			assert.Equal(t, answers[0], answers[c], "key %s, client %d", key, c)
+			if replayed[c] == "" {
+				writers++
+			}
+		}
+		assert.Equal(t, 1, writers, "key %s: answers not marked replayed", key)
+		first(key, body, answers[0])
+	}
+	minPos, err := json.Marshal(positions)
+	require.NoError(t, err)
+	compare := func(live []*clusterNode, when string) {
+		t.Helper()
+		asOf := time.Now().UTC().Format(time.RFC3339Nano)
+		for u := range users {
+			q := fmt.Sprintf(`{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2",
+				"join_key_map": {"user_id": "u%d"}, "as_of": %q%%s}}`, u, asOf)
+			status, _, want := post(t, oracle.url("/api/v1/feature-service/get-features"), fmt.Sprintf(q, ""))
+			require.Equal(t, http.StatusOK, status, want)
+			n := live[u%len(live)]
+			require.Eventually(t, func() bool {
+				status, _, got := post(t, n.url+"/api/v1/feature-service/get-features", fmt.Sprintf(q, `, "min_positions": `+string(minPos)))
+				if status == http.StatusServiceUnavailable {
+					return false // the partition is moving
+				}
+				require.Equal(t, http.StatusOK, status, got)
+				assert.Equal(t, want, got, "user u%d through %s, %s", u, n.id, when)
+				return true
+			}, 30*time.Second, 20*time.Millisecond)
+		}
+	}
+	compare(nodes, "every key sent")
+
+	// Bad keys: the standalone node's answer. (A control byte is refused
+	// by net/http before any handler, so a tab stands for them.)
+	body := string(clicks.Body(r, time.Now(), 1, users))
+	for _, key := range []string{"", strings.Repeat("k", engine.MaxIdempotencyKeyLen+1), "tab\tkey", "é"} {
+		wantStatus, _, want := post(t, oracle.url("/ingest"), body, "Idempotency-Key", key)
+		require.Equal(t, http.StatusBadRequest, wantStatus, want)
+		for _, n := range nodes {
+			status, _, got := post(t, n.url+"/ingest", body, "Idempotency-Key", key)
+			assert.Equal(t, wantStatus, status, "key %q through %s", key, n.id)
+			assert.Equal(t, want, got, "key %q through %s", key, n.id)
+		}
+	}
+	// A dry run ignores its key: any node answers it, and nothing is
+	// remembered.
+	dry := strings.Replace(body, `"dry_run": false`, `"dry_run": true`, 1)
+	require.NotEqual(t, body, dry)
+	_, _, want := post(t, oracle.url("/ingest"), dry)
+	for _, n := range nodes {
+		status, _, got := post(t, n.url+"/ingest", dry, "Idempotency-Key", "dry")
+		require.Equal(t, http.StatusOK, status, got)
+		assert.Equal(t, want, got[:strings.Index(got, `,"kafkaPositions"`)]+"}")
+	}
+	// A request forwarded to a node that does not serve its key's
+	// partition is refused, not forwarded again.
+	q := cluster.KeyPartition("ads", "seq-0", clusterParts)
+	var owner *clusterNode
+	for _, n := range nodes {
+		if _, err := n.node.Owner(q); err == nil {
+			owner = n
+		} else {
+			status, hdr, got := post(t, n.url+"/ingest", body, "Idempotency-Key", "seq-0", "X-Featurelog-Forwarded-By", "elsewhere")
+			assert.Equal(t, http.StatusServiceUnavailable, status, got)
+			assert.Equal(t, "1", hdr.Get("Retry-After"))
+			assert.Contains(t, got, "does not serve partition")
+		}
+	}
+	require.NotNil(t, owner)
+
+	// The node serving seq-0's partition stops: the partition moves, and
+	// every key repeated through the remaining nodes gets its first answer.
+	owner.stop()
+	var live []*clusterNode
+	for _, n := range nodes {
+		if n != owner {
+			live = append(live, n)
+		}
+	}
+	waitRoutes(t, live)
+	refused := 0
+	for _, key := range slices.Sorted(maps.Keys(firsts)) {
+		for _, n := range live {
+			for {
+				status, hdr, got := post(t, n.url+"/ingest", body, "Idempotency-Key", key)
+				if status == http.StatusServiceUnavailable { // the routes are settling
+					require.Equal(t, "1", hdr.Get("Retry-After"))
+					refused++
+					require.Less(t, refused, 1000, got)
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				require.Equal(t, http.StatusOK, status, got)
+				assert.Equal(t, "true", hdr.Get("Idempotent-Replayed"))
+				assert.Equal(t, firsts[key], got, "key %s through %s after %s stopped", key, n.id, owner.id)
+				break
+			}
+		}
+	}
+	t.Logf("repeats refused with 503 while the routes settled: %d", refused)
+	compare(live, "after "+owner.id+" stopped")
 }

@@ -34,8 +34,8 @@ func decode(d decoder, e *Entry) error {
 }
 
 // DecodeHeader parses everything before the sections into e: workspace,
-// ingest time and, for KindIngestIdempotent entries, the key and the
-// response. It leaves e.Sections empty and does not look at the sections'
+// ingest time, the key and the response (kinds 2 and 4) and the
+// positions (kinds 3 and 4). It leaves e.Sections empty and does not look at the sections'
 // bytes, so it is cheap, and does not detect damage there; Decode does.
 func DecodeHeader(buf []byte, e *Entry) error {
 	d := decoder{buf: buf}
@@ -85,7 +85,7 @@ func (d *decoder) header(e *Entry) error {
 		return errShort
 	}
 	kind := d.buf[1]
-	if d.buf[0] != Version || kind < KindIngest || kind > KindIngestPositioned {
+	if d.buf[0] != Version || kind < KindIngest || kind > KindIngestIdempotentPositioned {
 		return fmt.Errorf("unknown version %d or kind %d", d.buf[0], kind)
 	}
 	d.off = 2
@@ -98,13 +98,57 @@ func (d *decoder) header(e *Entry) error {
 	}
 	e.IdempotencyKey, e.Response = "", e.Response[:0]
 	e.Position, e.Positioned = Position{}, false
+	e.ResponsePositions = e.ResponsePositions[:0]
 	switch kind {
 	case KindIngestIdempotent:
 		return d.idem(e)
 	case KindIngestPositioned:
 		return d.position(e)
+	case KindIngestIdempotentPositioned:
+		if err := d.idem(e); err != nil {
+			return err
+		}
+		if err := d.position(e); err != nil {
+			return err
+		}
+		var err error
+		e.ResponsePositions, err = d.positions(e.ResponsePositions)
+		return err
 	}
 	return nil
+}
+
+// DecodePositions reads what AppendPositions wrote, and nothing else.
+func DecodePositions(buf []byte) ([]Position, error) {
+	d := decoder{buf: buf}
+	ps, err := d.positions(nil)
+	if err == nil && d.off != len(buf) {
+		err = fmt.Errorf("%d trailing bytes", len(buf)-d.off)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: positions: %v", ErrCorrupt, err)
+	}
+	return ps, nil
+}
+
+// positions decodes a list of positions into ps.
+func (d *decoder) positions(ps []Position) ([]Position, error) {
+	n, err := d.count()
+	if err != nil {
+		return nil, err
+	}
+	if n > (len(d.buf)-d.off)/2 { // a position takes at least 2 bytes
+		return nil, decodeError("position count exceeds entry size")
+	}
+	ps = resize(ps, n)
+	for i := range ps {
+		var e Entry
+		if err := d.position(&e); err != nil {
+			return nil, err
+		}
+		ps[i] = e.Position
+	}
+	return ps, nil
 }
 
 // position decodes the Kafka position of a KindIngestPositioned entry.

@@ -15,11 +15,13 @@
 //	var e record.Entry
 //	err := record.Decode(buf, &e)
 //
-//	entry   := version:u8 kind:u8 ingest_time:varint workspace:str [idem | position] nsections:uvarint section*
+//	entry   := version:u8 kind:u8 ingest_time:varint workspace:str [idem | position | idem position positions]
+//	           nsections:uvarint section*
 //	idem    := key:str nviews:uvarint (view:str online:uvarint offline:uvarint)*
-//	                                        kind 2 only: the key and the first response
+//	                                        kinds 2 and 4: the key and the first response
 //	position:= partition:uvarint offset:uvarint
-//	                                        kind 3 only: the Kafka record the entry applies
+//	                                        kinds 3 and 4: the Kafka record the entry applies
+//	positions:= npos:uvarint position*      kind 4 only: the first response's Kafka positions
 //	section := source:str ncols:uvarint (name:str kind:u8 elem:u8)* nrows:uvarint row*
 //	row     := value*                       one per column, in column order
 //	value   := 0x00                         null
@@ -51,6 +53,12 @@ const (
 	// entry applies (cluster mode): the node's log stores the position
 	// it consumed to atomically with what it applied.
 	KindIngestPositioned = 3
+	// KindIngestIdempotentPositioned is both: an Idempotency-Key and its
+	// first response, recorded cluster-wide, applied from a Kafka
+	// partition (cluster mode). After the position comes the Kafka
+	// positions of the first response (its kafkaPositions), so that a
+	// repeat is answered with the first response byte for byte.
+	KindIngestIdempotentPositioned = 4
 
 	tagNull    = 0
 	tagPresent = 1
@@ -76,10 +84,14 @@ type Entry struct {
 	// the key are answered with it.
 	Response []ViewMetrics
 	// Position, when Positioned, is the Kafka record the entry applies
-	// (KindIngestPositioned). An entry has a key or a position, not both.
+	// (KindIngestPositioned, or KindIngestIdempotentPositioned with a key).
 	Position   Position
 	Positioned bool
-	Sections   []Section
+	// ResponsePositions are, in a KindIngestIdempotentPositioned entry,
+	// the Kafka positions the first response reported; other kinds
+	// cannot hold them.
+	ResponsePositions []Position
+	Sections          []Section
 }
 
 // Position is a record of a Kafka partition: its partition and offset.
@@ -99,6 +111,8 @@ type ViewMetrics struct {
 // Kind returns the kind e is encoded as.
 func (e *Entry) Kind() byte {
 	switch {
+	case e.Positioned && e.IdempotencyKey != "":
+		return KindIngestIdempotentPositioned
 	case e.Positioned:
 		return KindIngestPositioned
 	case e.IdempotencyKey != "":
@@ -135,19 +149,41 @@ func AppendEntry(dst []byte, e *Entry) []byte {
 	dst = append(dst, Version, e.Kind())
 	dst = binary.AppendVarint(dst, e.IngestTime)
 	dst = appendStr(dst, e.Workspace)
-	switch {
-	case e.Positioned:
-		if e.IdempotencyKey != "" || e.Position.Partition < 0 || e.Position.Offset < 0 {
-			panic(fmt.Sprintf("BUG: record: a positioned entry with a key or a negative position %+v", e.Position))
-		}
-		dst = binary.AppendUvarint(dst, uint64(e.Position.Partition))
-		dst = binary.AppendUvarint(dst, uint64(e.Position.Offset))
-	case e.IdempotencyKey != "":
+	if len(e.ResponsePositions) > 0 && (!e.Positioned || e.IdempotencyKey == "") {
+		panic("BUG: record: response positions in an entry of kind other than 4")
+	}
+	if e.IdempotencyKey != "" {
 		dst = appendIdem(dst, e)
+	}
+	if e.Positioned {
+		dst = appendPosition(dst, e.Position)
+	}
+	if e.Kind() == KindIngestIdempotentPositioned {
+		dst = AppendPositions(dst, e.ResponsePositions)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.Sections)))
 	for i := range e.Sections {
 		dst = appendSection(dst, &e.Sections[i])
+	}
+	return dst
+}
+
+func appendPosition(dst []byte, p Position) []byte {
+	if p.Partition < 0 || p.Offset < 0 {
+		panic(fmt.Sprintf("BUG: record: a negative position %+v", p))
+	}
+	dst = binary.AppendUvarint(dst, uint64(p.Partition))
+	return binary.AppendUvarint(dst, uint64(p.Offset))
+}
+
+// AppendPositions appends a list of Kafka positions: a uvarint count,
+// then each position's partition and offset as uvarints. Kind 4 entries
+// hold their response positions so; cluster mode also carries them so in
+// a Kafka record header (docs/format/kafka.md). DecodePositions reads it.
+func AppendPositions(dst []byte, ps []Position) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ps)))
+	for _, p := range ps {
+		dst = appendPosition(dst, p)
 	}
 	return dst
 }

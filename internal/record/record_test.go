@@ -44,19 +44,28 @@ func randomRow(r *rand.Rand) []schema.Value {
 	return row
 }
 
-// randomIdem gives half the entries an idempotency key and a response.
+// randomIdem makes an entry of a random kind: plain, positioned, keyed
+// with a response, or keyed and positioned with response positions.
 func randomIdem(r *rand.Rand, e *Entry) {
-	switch r.IntN(3) {
-	case 0:
+	kind := r.IntN(4)
+	if kind == 0 {
 		return
-	case 1:
+	}
+	if kind == 1 || kind == 3 {
 		e.Positioned = true
 		e.Position = Position{Partition: r.Int32N(1 << 20), Offset: r.Int64()}
+	}
+	if kind == 1 {
 		return
 	}
 	e.IdempotencyKey = fmt.Sprintf("key-%d", r.Uint64())
 	for i := 0; i < r.IntN(4); i++ {
 		e.Response = append(e.Response, ViewMetrics{View: fmt.Sprintf("v%d", i), Online: r.Int64N(1 << 40), Offline: int64(r.IntN(3)) * (math.MaxInt64 / 2)})
+	}
+	if kind == 3 {
+		for i := 0; i < r.IntN(4); i++ {
+			e.ResponsePositions = append(e.ResponsePositions, Position{Partition: r.Int32N(math.MaxInt32), Offset: r.Int64()})
+		}
 	}
 }
 
@@ -81,6 +90,10 @@ func TestRoundTrip(t *testing.T) {
 		require.Equal(t, in.IdempotencyKey, out.IdempotencyKey)
 		require.Equal(t, in.Positioned, out.Positioned)
 		require.Equal(t, in.Position, out.Position)
+		require.Equal(t, len(in.ResponsePositions), len(out.ResponsePositions))
+		for i := range in.ResponsePositions {
+			require.Equal(t, in.ResponsePositions[i], out.ResponsePositions[i])
+		}
 		require.Equal(t, len(in.Response), len(out.Response))
 		for i := range in.Response {
 			require.Equal(t, in.Response[i], out.Response[i])
@@ -93,6 +106,7 @@ func TestRoundTrip(t *testing.T) {
 		require.Equal(t, out.Response, hdr.Response)
 		require.Equal(t, out.Position, hdr.Position)
 		require.Equal(t, out.Positioned, hdr.Positioned)
+		require.Equal(t, out.ResponsePositions, hdr.ResponsePositions)
 		require.Empty(t, hdr.Sections)
 		require.Len(t, out.Sections, len(in.Sections))
 		for i := range in.Sections {
@@ -107,13 +121,17 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestDecodeRejectsDamage(t *testing.T) {
-	for _, key := range []string{"", "retry-1", "positioned"} {
+	for _, key := range []string{"", "retry-1", "positioned", "both"} {
 		in := Entry{Workspace: "ads", IdempotencyKey: key, Sections: []Section{{Source: "s", Columns: testColumns, Rows: randomRow(rand.New(rand.NewPCG(3, 4)))}}}
 		switch key {
 		case "positioned":
 			in.IdempotencyKey, in.Positioned, in.Position = "", true, Position{Partition: 3, Offset: 1 << 40}
 		case "retry-1":
 			in.Response = []ViewMetrics{{View: "v", Online: 1, Offline: 1}}
+		case "both":
+			in.Response = []ViewMetrics{{View: "v", Online: 1, Offline: 1}}
+			in.Positioned, in.Position = true, Position{Partition: 3, Offset: 1 << 40}
+			in.ResponsePositions = []Position{{Partition: 0, Offset: 5}, {Partition: 3, Offset: 1<<40 - 1}}
 		}
 		buf := AppendEntry(nil, &in)
 		for cut := 0; cut < len(buf); cut++ {
@@ -125,7 +143,7 @@ func TestDecodeRejectsDamage(t *testing.T) {
 		bad := append([]byte{}, buf...)
 		bad[0] = 9
 		assert.ErrorIs(t, Decode(bad, &out), ErrCorrupt, "bad version")
-		bad[0], bad[1] = Version, 4
+		bad[0], bad[1] = Version, 5
 		assert.ErrorIs(t, Decode(bad, &out), ErrCorrupt, "unknown kind")
 		assert.ErrorIs(t, DecodeHeader(bad, &out), ErrCorrupt, "unknown kind")
 	}
@@ -186,6 +204,65 @@ func TestDecodePositionedDamage(t *testing.T) {
 	require.NoError(t, Decode(AppendEntry(nil, &Entry{Workspace: "b"}), &e))
 	assert.False(t, e.Positioned)
 	assert.Zero(t, e.Position)
+}
+
+// TestDecodeIdempotentPositionedDamage: a kind 4 entry's key, position
+// and response positions are each checked, by Decode and by DecodeHeader;
+// kinds 2 and 3 cannot hold response positions.
+func TestDecodeIdempotentPositionedDamage(t *testing.T) {
+	ws := appendStr([]byte{Version, KindIngestIdempotentPositioned, 0}, "ads")
+	idem := append(appendStr(nil, "k"), 0) // key "k", nviews 0
+	for name, rest := range map[string][]byte{
+		"no_position":            slices.Concat(idem),
+		"empty_key":              {0, 0, 3, 17, 0, 0},
+		"missing_positions":      slices.Concat(idem, []byte{3, 17}),
+		"positions_past_end":     slices.Concat(idem, []byte{3, 17, 9, 1, 1, 0}),
+		"response_partition_big": slices.Concat(idem, []byte{3, 17, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 0}),
+		"response_offset_short":  slices.Concat(idem, []byte{3, 17, 1, 2}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			buf := slices.Concat(ws, rest)
+			var e Entry
+			assert.ErrorIs(t, Decode(buf, &e), ErrCorrupt)
+			assert.ErrorIs(t, DecodeHeader(buf, &e), ErrCorrupt)
+		})
+	}
+	var e Entry
+	require.NoError(t, Decode(slices.Concat(ws, idem, []byte{3, 17, 2, 0, 4, 3, 16, 0}), &e))
+	assert.Equal(t, "k", e.IdempotencyKey)
+	assert.Equal(t, Position{Partition: 3, Offset: 17}, e.Position)
+	assert.Equal(t, []Position{{Partition: 0, Offset: 4}, {Partition: 3, Offset: 16}}, e.ResponsePositions)
+	assert.Equal(t, byte(KindIngestIdempotentPositioned), e.Kind())
+	// Reusing the entry for a kind 2 entry clears the positions.
+	require.NoError(t, Decode(AppendEntry(nil, &Entry{Workspace: "b", IdempotencyKey: "k"}), &e))
+	assert.False(t, e.Positioned)
+	assert.Empty(t, e.ResponsePositions)
+	for _, in := range []Entry{
+		{IdempotencyKey: "k", ResponsePositions: []Position{{}}},
+		{Positioned: true, ResponsePositions: []Position{{}}},
+	} {
+		assert.Panics(t, func() { AppendEntry(nil, &in) }, "kind %d with response positions", in.Kind())
+	}
+}
+
+// TestPositionsRoundTrip: the positions list of kind 4 entries, also
+// used alone in a Kafka header, round-trips and rejects damage.
+func TestPositionsRoundTrip(t *testing.T) {
+	for _, ps := range [][]Position{nil, {{Partition: 0, Offset: 0}}, {{Partition: math.MaxInt32, Offset: math.MaxInt64}, {Partition: 7, Offset: 300}}} {
+		buf := AppendPositions(nil, ps)
+		got, err := DecodePositions(buf)
+		require.NoError(t, err)
+		assert.Equal(t, len(ps), len(got))
+		for i := range ps {
+			assert.Equal(t, ps[i], got[i])
+		}
+		for cut := 0; cut < len(buf); cut++ {
+			_, err := DecodePositions(buf[:cut])
+			assert.ErrorIs(t, err, ErrCorrupt, "cut at %d", cut)
+		}
+		_, err = DecodePositions(append(buf, 0))
+		assert.ErrorIs(t, err, ErrCorrupt, "trailing byte")
+	}
 }
 
 // TestDecodeReusesEntryAcrossKinds: decoding a kind 1 entry into an Entry
@@ -324,4 +401,27 @@ func TestEntryExample(t *testing.T) {
 	kind1 := append(append([]byte{1, 1}, page[2:at]...), page[at+len(idem):]...)
 	want.IdempotencyKey, want.Response = "", nil
 	assert.Equal(t, kind1, AppendEntry(nil, &want))
+}
+
+// TestKind4Example pins the kind 4 example of docs/format/record.md.
+func TestKind4Example(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 6, 0, time.UTC).UnixNano()
+	want := Entry{Workspace: "ads", IngestTime: at, IdempotencyKey: "retry-7",
+		Response:   []ViewMetrics{{View: "last_click", Online: 2, Offline: 2}},
+		Positioned: true, Position: Position{Partition: 5, Offset: 42},
+		ResponsePositions: []Position{{Partition: 2, Offset: 40}, {Partition: 5, Offset: 41}}}
+	page := docgolden.Hex(t, "record.md", "idempotent-positioned-entry")
+	require.Equal(t, page, AppendEntry(nil, &want))
+	for _, decode := range []func([]byte, *Entry) error{Decode, DecodeHeader} {
+		var got Entry
+		require.NoError(t, decode(page, &got))
+		assert.Equal(t, want.Workspace, got.Workspace)
+		assert.Equal(t, want.IngestTime, got.IngestTime)
+		assert.Equal(t, want.IdempotencyKey, got.IdempotencyKey)
+		assert.Equal(t, want.Response, got.Response)
+		assert.True(t, got.Positioned)
+		assert.Equal(t, want.Position, got.Position)
+		assert.Equal(t, want.ResponsePositions, got.ResponsePositions)
+		assert.Empty(t, got.Sections)
+	}
 }

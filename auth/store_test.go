@@ -343,3 +343,56 @@ func TestUncertainStoreRefusesMutationsUntilReload(t *testing.T) {
 	require.NoError(t, s.Reload())
 	require.NoError(t, s.AssignRole(acct.ID, "ads", Owner))
 }
+
+// TestAccountRecords: an account made as a record and put into two
+// stores authenticates in both, with the roles of the latest record put;
+// a record read again writes nothing new; Remove revokes it; a damaged
+// record is refused and changes nothing.
+func TestAccountRecords(t *testing.T) {
+	a, err := OpenStore(filepath.Join(t.TempDir(), "accounts.json"))
+	require.NoError(t, err)
+	b, err := OpenStore(filepath.Join(t.TempDir(), "accounts.json"))
+	require.NoError(t, err)
+	key, acct, rec, err := NewAccountRecord("ingest", "made once, put twice")
+	require.NoError(t, err)
+	for _, s := range []*Store{a, b} {
+		got, err := s.Put(rec)
+		require.NoError(t, err)
+		require.Equal(t, acct, got)
+		p, err := s.Authenticate(key)
+		require.NoError(t, err)
+		require.Equal(t, acct.ID, p.AccountID)
+		require.False(t, p.Allowed("ads", Viewer))
+	}
+	rec2, err := a.RecordWithRole(acct.ID, "ads", Owner)
+	require.NoError(t, err)
+	_, err = a.RecordWithRole("0123456789abcdef", "ads", Owner)
+	require.ErrorIs(t, err, ErrNoSuchAccount)
+	_, err = a.RecordWithRole(acct.ID, "ads", Role(9))
+	require.ErrorIs(t, err, ErrInvalidRole)
+	for _, s := range []*Store{b, a, b} {
+		_, err := s.Put(rec2)
+		require.NoError(t, err)
+		p, err := s.Authenticate(key)
+		require.NoError(t, err)
+		require.True(t, p.Allowed("ads", Owner))
+	}
+	reopened, err := OpenStore(b.Path())
+	require.NoError(t, err)
+	got, ok := reopened.Account(acct.ID)
+	require.True(t, ok)
+	require.Equal(t, Owner, got.Roles["ads"])
+
+	_, err = a.Put([]byte(`{"id": "nothex", "name": "x"}`))
+	require.Error(t, err)
+	_, err = a.Put([]byte(`{"id": `))
+	require.Error(t, err)
+	require.Len(t, a.Accounts(), 1)
+
+	require.NoError(t, a.Remove(acct.ID))
+	require.NoError(t, a.Remove(acct.ID), "removing what is gone is not an error: records are read again")
+	_, err = a.Authenticate(key)
+	require.ErrorIs(t, err, ErrUnauthenticated)
+	_, _, _, err = NewAccountRecord("", "")
+	require.ErrorIs(t, err, ErrInvalidName)
+}

@@ -49,7 +49,7 @@ const MinPositionsWait = 2 * time.Second
 
 // clusterOnly lists the routes cluster mode serves; the others are 501.
 var clusterOnly = map[string]bool{
-	"ingest": true, "get_features": true, "get_features_batch": true, "feature_service_metadata": true,
+	"ingest": true, "get_features": true, "get_features_batch": true, "get_features_for_events": true, "feature_service_metadata": true,
 	"workspaces": true, "feature_views": true, "feature_view": true, "feature_services": true, "feature_service": true,
 	"service_accounts": true, "assign_role": true, "healthz": true, "readyz": true, "openapi": true,
 }

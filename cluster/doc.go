@@ -32,7 +32,8 @@
 //	db, err := n.Owner(cluster.PartitionOf(key, 12)) // the partition's DB, if this node serves it
 //
 // RouteOf says which node serves a partition (members.go); package
-// httpapi forwards reads there. Caveats: splitting historical joins,
-// cluster-wide Idempotency-Keys and running jobs on every owner are not
-// built yet (DESIGN.md, "Cluster mode").
+// httpapi forwards reads there, and splits historical joins by
+// partition over the owners. Caveats: cluster-wide Idempotency-Keys and
+// running jobs on every owner are not built yet (DESIGN.md, "Cluster
+// mode").
 package cluster

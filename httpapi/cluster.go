@@ -36,9 +36,13 @@ import (
 //	POST get-features-batch  rows grouped by owner, one forwarded request per
 //	                     owner, answers merged back in row order.
 //
-// Routes that need every partition (historical joins, jobs, deletions,
-// output streams, plan and apply) answer 501 in cluster mode until they
-// are built: answering them from one node's partitions would be wrong.
+//	POST get-features-for-events  split by partition, answered by each
+//	                     partition's owner, gathered in spine order
+//	                     (cluster_historical.go).
+//
+// Other routes that need every partition (jobs, deletions, output
+// streams, plan and apply) answer 501 in cluster mode until they are
+// built: answering them from one node's partitions would be wrong.
 
 // forwardedHeader marks a request forwarded by another node: its
 // receiver serves it or refuses it, and never forwards it again.

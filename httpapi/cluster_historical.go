@@ -326,7 +326,7 @@ func (s *Server) localSpine(ctx context.Context, db *engine.DB, req *engine.Hist
 	r := *req
 	r.TimestampKey = sub.tsKey // as found in the whole spine's first chunk
 	r.Progress = nil
-	sink := &featureSink{sub: sub, header: sub.fullHdr}
+	sink := &featureSink{sub: sub}
 	k := 0
 	sp := &rowsSpine{cols: sub.cols, next: func() ([]any, error) {
 		if k == len(idx) {
@@ -355,17 +355,14 @@ func (s *rowsSpine) Next() ([]any, error) { return s.next() }
 
 // featureSink keeps each row's features as members.
 type featureSink struct {
-	sub    *subSpine
-	header string
-	nlead  int
-	out    [][]byte
+	sub *subSpine
+	out [][]byte
 }
 
 func (f *featureSink) Begin(cols []engine.HistoricalColumn) error {
-	if h := string(appendColumns(nil, cols)); h != f.header {
-		return &unavailableError{fmt.Errorf("a partition answers the columns %s, not %s: the repos of this node's partitions and catalog differ", h, f.header)}
+	if h := string(appendColumns(nil, cols)); h != f.sub.fullHdr {
+		return &unavailableError{fmt.Errorf("a partition answers the columns %s, not %s: the repos of this node's partitions and catalog differ", h, f.sub.fullHdr)}
 	}
-	f.nlead = len(cols) - len(f.sub.feats)
 	return nil
 }
 

@@ -69,7 +69,8 @@ func requireSameAnswer(t *testing.T, want, got histAnswer, what string) {
 // three-node cluster answer, byte for byte, what one node fed the same
 // acknowledged requests answers: spine mode with a JSON spine (the time
 // column named or found) and with an NDJSON spine (blank lines, several
-// chunks), range mode with entities and without, including keys without
+// chunks), range mode with entities and without, from the tiles and
+// from the offline log (from_source), including keys without
 // data, rows exactly at window edges and pass-through columns of every
 // JSON kind; bad spines and entities sent to a node that does not serve
 // the bad row give the oracle's status and message, naming the row of the
@@ -219,6 +220,9 @@ func TestClusterHistorical(t *testing.T) {
 		{"range, every key", "application/json", "", rangeBody(now.Add(-50*time.Hour), now.Add(time.Hour), nil)},
 		{"range, every key, a short range", "application/json", "", rangeBody(now.Add(-3*time.Hour), now.Add(-2*time.Hour), nil)},
 		{"range, empty entities", "application/json", "", rangeBody(now.Add(-3*time.Hour), now, []string{})},
+		{"JSON spine, from_source", "application/json", "", bytes.Replace(jsonSpine(spine, "ts"), []byte(`"spine":`), []byte(`"from_source": true, "spine":`), 1)},
+		{"NDJSON spine, from_source", "application/x-ndjson", query("ts") + "&from_source=true", ndjson(spine)},
+		{"range, every key, from_source", "application/json", "", bytes.Replace(rangeBody(now.Add(-50*time.Hour), now.Add(time.Hour), nil), []byte(`"start_time":`), []byte(`"from_source": true, "start_time":`), 1)},
 	}
 	oracleAnswers := map[string]histAnswer{}
 	for _, req := range requests {

@@ -97,6 +97,26 @@ func newNodeError(status int, body []byte, route cluster.Route) error {
 	return &nodeError{status: status, code: m.Code, msg: m.Message}
 }
 
+// histRoute is what routes a historical request's partitions.
+type histRoute struct {
+	// only: the partitions a forwarded sub-request is for (nil: any).
+	only map[int32]bool
+	// min: the request's min_positions; a partition read here waits for
+	// its own, one read elsewhere passes them on.
+	min []engine.Position
+}
+
+// positionsOf returns the positions of partition part.
+func (rt *histRoute) positionsOf(part int32) []engine.Position {
+	var out []engine.Position
+	for _, p := range rt.min {
+		if p.Partition == part {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // onlyParts returns the partitions a forwarded sub-request is for (nil:
 // any, for a request from a client).
 func onlyParts(r *http.Request) (map[int32]bool, error) {
@@ -126,7 +146,7 @@ type partGroup struct {
 
 // routeParts routes every partition of keys (or parts, when keys is
 // nil), in order of first appearance, failing if one cannot be read.
-func (s *Server) routeParts(r *http.Request, keys []string, parts []int32, only map[int32]bool) ([]*partGroup, error) {
+func (s *Server) routeParts(r *http.Request, keys []string, parts []int32, rt *histRoute) ([]*partGroup, error) {
 	n := s.opts.Cluster.Partitions()
 	var groups []*partGroup
 	byPart := map[int32]*partGroup{}
@@ -147,10 +167,10 @@ func (s *Server) routeParts(r *http.Request, keys []string, parts []int32, only 
 		add(p)
 	}
 	for _, g := range groups {
-		if only != nil && !only[g.part] {
+		if rt.only != nil && !rt.only[g.part] {
 			return nil, &unavailableError{fmt.Errorf("%w: partition %d is not one of the partitions this sub-request was forwarded for (the nodes' repos differ?)", cluster.ErrNoOwner, g.part)}
 		}
-		route, db, err := s.route(r, &servingParams{}, g.part)
+		route, db, err := s.route(r, &servingParams{minPositions: rt.min}, g.part)
 		if err != nil {
 			return nil, &unavailableError{fmt.Errorf("partition %d: %w", g.part, err)}
 		}
@@ -166,9 +186,10 @@ func (s *Server) clusterHistorical(w http.ResponseWriter, r *http.Request, rc *h
 		s.writeEngineError(w, err)
 		return
 	}
+	rt := &histRoute{only: only, min: p.minPositions}
 	if p.rangeMode() {
 		st := &stream{w: w, rc: rc}
-		st.finish(r.Context(), s, s.clusterRange(r, req, st, only))
+		st.finish(r.Context(), s, s.clusterRange(r, req, st, rt))
 		return
 	}
 	if isNDJSON(r) {
@@ -181,11 +202,11 @@ func (s *Server) clusterHistorical(w http.ResponseWriter, r *http.Request, rc *h
 		return
 	}
 	st := &stream{w: w, rc: rc, spine: sp}
-	st.finish(r.Context(), s, s.clusterSpine(r, req, sp, st, only))
+	st.finish(r.Context(), s, s.clusterSpine(r, req, sp, st, rt))
 }
 
 // clusterSpine answers spine mode, chunk by chunk.
-func (s *Server) clusterSpine(r *http.Request, req *engine.HistoricalRequest, sp *httpSpine, st *stream, only map[int32]bool) error {
+func (s *Server) clusterSpine(r *http.Request, req *engine.HistoricalRequest, sp *httpSpine, st *stream, rt *histRoute) error {
 	split, err := s.db.SplitSpine(req, sp)
 	if err != nil {
 		return err
@@ -210,7 +231,7 @@ func (s *Server) clusterSpine(r *http.Request, req *engine.HistoricalRequest, sp
 		for i := range raws {
 			raws[i], _ = sp.pop()
 		}
-		feats, err := s.joinChunk(r, req, sub, rows, raws, keys, only)
+		feats, err := s.joinChunk(r, req, sub, rows, raws, keys, rt)
 		if err != nil {
 			return err
 		}
@@ -270,8 +291,8 @@ func newSubSpine(cols, joinKeys []string, tsKey string, feats []engine.Historica
 
 // joinChunk answers a chunk of spine rows, each on its partition, and
 // returns each row's features as members: `,"v.f":1,"v.g":"x"`.
-func (s *Server) joinChunk(r *http.Request, req *engine.HistoricalRequest, sub *subSpine, rows [][]any, raws []spineRow, keys []string, only map[int32]bool) ([][]byte, error) {
-	groups, err := s.routeParts(r, keys, nil, only)
+func (s *Server) joinChunk(r *http.Request, req *engine.HistoricalRequest, sub *subSpine, rows [][]any, raws []spineRow, keys []string, rt *histRoute) ([][]byte, error) {
+	groups, err := s.routeParts(r, keys, nil, rt)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +307,7 @@ func (s *Server) joinChunk(r *http.Request, req *engine.HistoricalRequest, sub *
 			if g.db != nil {
 				feats, errs[gi] = s.localSpine(ctx, g.db, req, sub, rows, g.rows)
 			} else {
-				feats, errs[gi] = s.remoteSpine(ctx, r, g, req, sub, raws)
+				feats, errs[gi] = s.remoteSpine(ctx, r, g, rt, req, sub, raws)
 			}
 			if errs[gi] != nil {
 				cancel() // the others' work is of no use
@@ -377,7 +398,7 @@ func (f *featureSink) Row(lead []any, features []schema.Value) error {
 
 // remoteSpine answers the rows of group g on the node that serves them,
 // sending the join-key and time columns as an NDJSON spine.
-func (s *Server) remoteSpine(ctx context.Context, r *http.Request, g *partGroup, req *engine.HistoricalRequest, sub *subSpine, raws []spineRow) ([][]byte, error) {
+func (s *Server) remoteSpine(ctx context.Context, r *http.Request, g *partGroup, rt *histRoute, req *engine.HistoricalRequest, sub *subSpine, raws []spineRow) ([][]byte, error) {
 	var body bytes.Buffer
 	for _, i := range g.rows {
 		b := []byte{'{'}
@@ -396,6 +417,13 @@ func (s *Server) remoteSpine(ctx context.Context, r *http.Request, g *partGroup,
 	}
 	q := url.Values{"workspace_name": {req.Workspace}, "feature_service_name": {req.Service},
 		"timestamp_key": {sub.tsKey}, "from_source": {strconv.FormatBool(req.FromSource)}}
+	if ps := rt.positionsOf(g.part); len(ps) > 0 {
+		var f []string
+		for _, p := range ps {
+			f = append(f, fmt.Sprintf("%d:%d", p.Partition, p.Offset))
+		}
+		q.Set("min_positions", strings.Join(f, ","))
+	}
 	resp, err := s.subRequest(ctx, r, g, "?"+q.Encode(), "application/x-ndjson", &body, sub.header)
 	if err != nil {
 		return nil, err
@@ -560,7 +588,7 @@ func codeStatus(code int) int {
 }
 
 // clusterRange answers range mode.
-func (s *Server) clusterRange(r *http.Request, req *engine.HistoricalRequest, st *stream, only map[int32]bool) error {
+func (s *Server) clusterRange(r *http.Request, req *engine.HistoricalRequest, st *stream, rt *histRoute) error {
 	plan, err := s.db.PlanRange(req)
 	if err != nil {
 		return err
@@ -568,12 +596,12 @@ func (s *Server) clusterRange(r *http.Request, req *engine.HistoricalRequest, st
 	var parts []int32
 	if plan.Keys == nil { // every key with data: every partition
 		for p := range int32(s.opts.Cluster.Partitions()) {
-			if only == nil || only[p] {
+			if rt.only == nil || rt.only[p] {
 				parts = append(parts, p)
 			}
 		}
 	}
-	groups, err := s.routeParts(r, plan.Keys, parts, only)
+	groups, err := s.routeParts(r, plan.Keys, parts, rt)
 	if err != nil {
 		return err
 	}
@@ -588,7 +616,7 @@ func (s *Server) clusterRange(r *http.Request, req *engine.HistoricalRequest, st
 			if g.db != nil {
 				streams[gi], errs[gi] = s.localRange(ctx, g, req, header)
 			} else {
-				streams[gi], errs[gi] = s.remoteRange(ctx, r, g, req, header, len(plan.Columns))
+				streams[gi], errs[gi] = s.remoteRange(ctx, r, g, rt, req, header, len(plan.Columns))
 			}
 			if errs[gi] != nil {
 				cancel()
@@ -775,7 +803,7 @@ func (rs *rangeSink) send() error {
 }
 
 // remoteRange asks the node serving group g's partition for its rows.
-func (s *Server) remoteRange(ctx context.Context, r *http.Request, g *partGroup, req *engine.HistoricalRequest, header string, n int) (*rangeStream, error) {
+func (s *Server) remoteRange(ctx context.Context, r *http.Request, g *partGroup, rt *histRoute, req *engine.HistoricalRequest, header string, n int) (*rangeStream, error) {
 	b := []byte(`{"params":{"workspace_name":`)
 	b = appendString(b, req.Workspace)
 	b = appendString(append(b, `,"feature_service_name":`...), req.Service)
@@ -789,6 +817,16 @@ func (s *Server) remoteRange(ctx context.Context, r *http.Request, g *partGroup,
 				b = append(b, ',')
 			}
 			b = appendEntity(b, req.Entities[e])
+		}
+		b = append(b, ']')
+	}
+	if ps := rt.positionsOf(g.part); len(ps) > 0 {
+		b = append(b, `,"min_positions":[`...)
+		for i, p := range ps {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = fmt.Appendf(b, `{"partition":%d,"offset":"%d"}`, p.Partition, p.Offset)
 		}
 		b = append(b, ']')
 	}

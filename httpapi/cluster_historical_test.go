@@ -77,7 +77,9 @@ func requireSameAnswer(t *testing.T, want, got histAnswer, what string) {
 // whole spine; a partition whose owner cannot be reached, or that a
 // forwarded sub-request's receiver does not serve, is a 503 with
 // Retry-After and no row; after a node leaves, joins answer the oracle's
-// rows or 503, and the oracle's rows once its partitions moved.
+// rows or 503, and the oracle's rows once its partitions moved; a join
+// passing the min_positions of an ingest it follows sees its records, and
+// one passing a position never written is a 503.
 func TestClusterHistorical(t *testing.T) {
 	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	require.NoError(t, err)
@@ -387,6 +389,61 @@ func TestClusterHistorical(t *testing.T) {
 		}
 	}
 	t.Logf("joins refused with 503 while n3's partitions moved: %d", refused)
+
+	// Read your writes: a join passing the positions an ingest returned
+	// sees its records through any node, in every mode, though the
+	// ingest was answered before its owner applied it.
+	body := clicks.Body(r, now, 40, users)
+	status, _, ingested := post(t, nodes[0].url+"/ingest", string(body))
+	require.Equal(t, http.StatusOK, status, ingested)
+	status, _, want := post(t, oracle.url("/ingest"), string(body))
+	require.Equal(t, http.StatusOK, status, want)
+	var resp struct {
+		KafkaPositions []struct {
+			Partition int32  `json:"partition"`
+			Offset    string `json:"offset"`
+		} `json:"kafkaPositions"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(ingested), &resp))
+	var inJSON, inQuery []string
+	for _, p := range resp.KafkaPositions {
+		inJSON = append(inJSON, fmt.Sprintf(`{"partition": %d, "offset": %q}`, p.Partition, p.Offset))
+		inQuery = append(inQuery, fmt.Sprintf("%d:%s", p.Partition, p.Offset))
+	}
+	withPositions := func(b []byte, positions string) []byte {
+		return bytes.Replace(b, []byte(`{"params": {`), []byte(`{"params": {"min_positions": [`+positions+`], `), 1)
+	}
+	for _, req := range []request{
+		{"JSON spine, min_positions", "application/json", "", jsonSpine(spine, "ts")},
+		{"NDJSON spine, min_positions", "application/x-ndjson", query("ts"), ndjson(spine)},
+		{"range, entities, min_positions", "application/json", "", rangeBody(now.Add(-30*time.Hour), now, entities)},
+		{"range, every key, min_positions", "application/json", "", rangeBody(now.Add(-50*time.Hour), now.Add(time.Hour), nil)},
+	} {
+		want := postHistorical(t, oracle.url(""), req.contentType, req.query, req.body)
+		require.Equal(t, http.StatusOK, want.status, "%s: %s", req.name, want.body)
+		for _, n := range nodes[:2] {
+			q, b := req.query, req.body
+			if req.contentType == "application/x-ndjson" {
+				q += "&min_positions=" + strings.Join(inQuery, ",")
+			} else {
+				b = withPositions(b, strings.Join(inJSON, ", "))
+			}
+			requireSameAnswer(t, want, postHistorical(t, n.url, req.contentType, q, b), req.name+" through "+n.id)
+		}
+	}
+	// A position never written, of a partition the join reads, is never
+	// applied: 503 after the wait. (Positions of partitions it does not
+	// read are not waited for, as for get-features.)
+	never := fmt.Sprintf(`{"partition": %d, "offset": "%d"}`, partitionOfUser("u4"), 1<<40)
+	for _, n := range nodes[:2] {
+		got := postHistorical(t, n.url, "application/json", "", withPositions(jsonSpine(append(slices.Clone(spine[:3]), row(1, "u4", tsAt())), "ts"), never))
+		require.Equal(t, http.StatusServiceUnavailable, got.status, "%s", got.body)
+		require.Equal(t, "1", got.header.Get("Retry-After"))
+		require.Contains(t, string(got.body), "has not applied offset 1099511627776")
+	}
+	got = postHistorical(t, nodes[0].url, "application/x-ndjson", query("ts")+"&min_positions=3", ndjson(spine[:3]))
+	require.Equal(t, http.StatusBadRequest, got.status, "%s", got.body)
+	require.Contains(t, string(got.body), "partition:offset pairs")
 }
 
 // waitAppliedBy waits until the owners applied positions.

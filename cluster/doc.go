@@ -39,7 +39,8 @@
 // after the partition moved, is answered with the first response.
 //
 // RouteOf says which node serves a partition (members.go); package
-// httpapi forwards reads, and requests with an Idempotency-Key, there.
-// Caveats: splitting historical joins and running jobs on every owner are
-// not built yet (DESIGN.md, "Cluster mode").
+// httpapi forwards reads, and requests with an Idempotency-Key, there,
+// splits historical joins by partition over the owners, and gathers the
+// jobs API from every node; plan/apply (repo.go) and jobs (jobs.go) go
+// through Kafka. Caveats: DESIGN.md, "Cluster mode".
 package cluster

@@ -39,9 +39,13 @@ import (
 //	POST get-features-batch  rows grouped by owner, one forwarded request per
 //	                     owner, answers merged back in row order.
 //
-// Routes that need every partition (historical joins, jobs, deletions,
-// output streams, plan and apply) answer 501 in cluster mode until they
-// are built: answering them from one node's partitions would be wrong.
+//	POST get-features-for-events  split by partition, answered by each
+//	                     partition's owner, gathered in spine order
+//	                     (cluster_historical.go).
+//
+// Other routes that need every partition (jobs, deletions, output
+// streams, plan and apply) answer 501 in cluster mode until they are
+// built: answering them from one node's partitions would be wrong.
 
 // forwardedHeader marks a request forwarded by another node: its
 // receiver serves it or refuses it, and never forwards it again.
@@ -52,7 +56,7 @@ const MinPositionsWait = 2 * time.Second
 
 // clusterOnly lists the routes cluster mode serves; the others are 501.
 var clusterOnly = map[string]bool{
-	"ingest": true, "get_features": true, "get_features_batch": true, "feature_service_metadata": true,
+	"ingest": true, "get_features": true, "get_features_batch": true, "get_features_for_events": true, "feature_service_metadata": true,
 	"workspaces": true, "feature_views": true, "feature_view": true, "feature_services": true, "feature_service": true,
 	"service_accounts": true, "assign_role": true, "plan": true, "apply": true,
 	"jobs": true, "job": true, "cancel_job": true, "delete_keys": true, "materialize": true, "partition_jobs": true, "healthz": true, "readyz": true, "openapi": true,

@@ -36,8 +36,8 @@ const clusterParts = 6
 type clusterNode struct {
 	id, url  string
 	node     *cluster.Node
-	stop     func()
-	stopHTTP func() // stops serving HTTP only: the node keeps its partitions, and other nodes cannot reach it
+	stop     func() // HTTP down, then the node leaves the group
+	stopHTTP func() // HTTP down only: the node keeps its partitions
 }
 
 func freeAddr(t *testing.T) string {
@@ -47,26 +47,35 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startClusterNode(t *testing.T, brokers []string, topic, id, dir string, repo []byte) *clusterNode {
+func startClusterNode(t *testing.T, brokers []string, topic, id, dir string, repo []byte, opts ...func(*httpapi.Options)) *clusterNode {
 	addr := freeAddr(t)
 	n, err := cluster.Open(context.Background(), cluster.Config{Brokers: brokers, Topic: topic, Partitions: clusterParts, NodeID: id,
 		Advertise: "http://" + addr, Dir: dir, Repo: repo, RepoName: "ads.yaml", Logger: discard,
 		Engine:    engine.Options{NoSync: true, Logger: discard},
 		KafkaOpts: []kgo.Opt{kgo.SessionTimeout(1500 * time.Millisecond), kgo.HeartbeatInterval(100 * time.Millisecond)}})
 	require.NoError(t, err)
-	srv, err := httpapi.New(n.Catalog(), httpapi.Options{Addr: addr, NoAuth: true, Logger: discard, Cluster: n})
+	o := httpapi.Options{Addr: addr, NoAuth: true, Logger: discard, Cluster: n}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv, err := httpapi.New(n.Catalog(), o)
 	require.NoError(t, err)
 	httpapi.WrapHandler(srv, func(h http.Handler) http.Handler { return validated(t, h, true) })
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, done := make(chan struct{}), make(chan error, 1)
 	go func() { done <- srv.ListenAndServe(ctx, func(net.Addr) { close(ready) }) }()
 	<-ready
-	cn := &clusterNode{id: id, url: "http://" + addr, node: n, stopHTTP: cancel}
-	var once sync.Once
-	cn.stop = func() {
-		once.Do(func() {
+	cn := &clusterNode{id: id, url: "http://" + addr, node: n}
+	var once, httpOnce sync.Once
+	cn.stopHTTP = func() {
+		httpOnce.Do(func() {
 			cancel()
 			<-done
+		})
+	}
+	cn.stop = func() {
+		once.Do(func() {
+			cn.stopHTTP()
 			n.Close()
 		})
 	}
@@ -94,7 +103,8 @@ func post(t *testing.T, url, body string, hdr ...string) (int, http.Header, stri
 // or forwarded once), as one node fed the same requests serves them;
 // batches merge rows served by several nodes in row order; while a node
 // leaves, reads answer the oracle's value or 503 with Retry-After,
-// never another value; routes that need every partition answer 501.
+// never another value; routes that need every partition and are not
+// built yet answer 501.
 func TestClusterOverHTTP(t *testing.T) {
 	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	require.NoError(t, err)
@@ -192,8 +202,8 @@ func TestClusterOverHTTP(t *testing.T) {
 	t.Logf("reads refused with 503 while n2's partitions moved: %d", refused)
 
 	// What cluster mode does not serve yet says so.
-	status, _, got := post(t, nodes[0].url+"/api/v1/feature-service/get-features-for-events",
-		`{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2", "spine": [{"user_id": "u1", "timestamp": "2026-01-01T00:00:00Z"}]}}`)
+	status, _, got := post(t, nodes[0].url+"/api/v1/workspaces/ads/feature-views/user_click_counts/run",
+		`{"start_time": "2026-01-01T00:00:00Z", "end_time": "2026-01-02T00:00:00Z"}`)
 	assert.Equal(t, http.StatusNotImplemented, status)
 	assert.Contains(t, got, "not available in cluster mode yet")
 	status, _, got = post(t, nodes[0].url+"/api/v1/feature-service/get-features", `{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2",

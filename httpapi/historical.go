@@ -88,6 +88,10 @@ func (s *Server) historical(w http.ResponseWriter, r *http.Request) {
 	defer clearDeadlines(rc)
 	req := &engine.HistoricalRequest{Workspace: p.workspace, Service: p.service, TimestampKey: p.timestampKey,
 		FromSource: p.fromSource, Start: p.start, End: p.end, Entities: p.entities, ChunkRows: s.opts.HistoricalChunkRows}
+	if s.opts.Cluster != nil {
+		s.clusterHistorical(w, r, rc, p, req)
+		return
+	}
 	if p.rangeMode() {
 		st := &stream{w: w, rc: rc}
 		st.finish(r.Context(), s, s.db.GetFeaturesForRange(r.Context(), req, st))
@@ -193,8 +197,14 @@ func historicalError(err error, sp *httpSpine) (status, code int, msg string) {
 		le  *tabread.LineError
 		be  *bodyError
 		se  *engine.SpineError
+		ue  *unavailableError
+		ne  *nodeError
 	)
 	switch {
+	case errors.As(err, &ue):
+		return http.StatusServiceUnavailable, grpcUnavailable, ue.Error()
+	case errors.As(err, &ne):
+		return ne.status, ne.code, ne.msg
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, grpcInvalidArgument,
 			fmt.Sprintf("the NDJSON spine is larger than the limit of %d bytes; split it over several requests", mbe.Limit)
@@ -213,6 +223,9 @@ func (s *Server) writeHistoricalError(w http.ResponseWriter, err error, sp *http
 	status, code, msg := historicalError(err, sp)
 	if status >= 500 {
 		s.opts.Logger.Error("historical request failed", "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
 	}
 	writeServingError(w, status, code, msg)
 }

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/schema"
 )
 
@@ -29,6 +31,10 @@ type historicalParams struct {
 	hasEnd      bool
 	entities    []map[string]any
 	hasEntities bool
+	// minPositions (cluster mode) are Kafka positions ingest returned:
+	// each partition the join reads waits until its owner applied those
+	// of the partition. A single node has applied its writes already.
+	minPositions []engine.Position
 }
 
 func (p *historicalParams) rangeMode() bool { return p.hasStart || p.hasEnd }
@@ -66,8 +72,10 @@ func (p *historicalParams) field(d *jsontext.Decoder, name string) error {
 	case "entities":
 		p.hasEntities = true
 		p.entities, err = readEntities(d, where)
+	case "minpositions":
+		p.minPositions, err = readMinPositions(d)
 	default:
-		err = paramError("unknown parameter %q (expected workspace_name, feature_service_name, timestamp_key, from_source, spine, start_time, end_time, entities)", name)
+		err = paramError("unknown parameter %q (expected workspace_name, feature_service_name, timestamp_key, from_source, spine, start_time, end_time, entities, min_positions)", name)
 	}
 	return err
 }
@@ -120,8 +128,14 @@ func queryHistorical(q url.Values) (*historicalParams, error) {
 				return nil, paramError("query parameter %s=%q must be true or false", name, v)
 			}
 			p.fromSource = b
+		case "minpositions":
+			ps, err := queryPositions(name, v)
+			if err != nil {
+				return nil, err
+			}
+			p.minPositions = ps
 		default:
-			return nil, paramError("unknown query parameter %q (an NDJSON spine takes workspace_name, feature_service_name, timestamp_key and from_source; range mode takes a JSON body)", name)
+			return nil, paramError("unknown query parameter %q (an NDJSON spine takes workspace_name, feature_service_name, timestamp_key, from_source and min_positions; range mode takes a JSON body)", name)
 		}
 	}
 	return p, p.check()
@@ -169,6 +183,22 @@ func readEntities(d *jsontext.Decoder, where string) ([]map[string]any, error) {
 	}
 	if _, err := d.ReadToken(); err != nil {
 		return nil, jsonError(err)
+	}
+	return out, nil
+}
+
+// queryPositions reads min_positions from a query string: partition:offset
+// pairs separated by commas ("3:17,4:20").
+func queryPositions(name, v string) ([]engine.Position, error) {
+	var out []engine.Position
+	for f := range strings.SplitSeq(v, ",") {
+		ps, os, ok := strings.Cut(f, ":")
+		p, perr := strconv.ParseInt(ps, 10, 32)
+		o, oerr := strconv.ParseInt(os, 10, 64)
+		if !ok || perr != nil || oerr != nil || p < 0 || o < 0 {
+			return nil, paramError("query parameter %s=%q must list partition:offset pairs, separated by commas, as ingest returns them (like 3:17,4:20)", name, v)
+		}
+		out = append(out, engine.Position{Partition: int32(p), Offset: o})
 	}
 	return out, nil
 }

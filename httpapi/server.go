@@ -195,7 +195,8 @@ type Server struct {
 	metrics    *metrics
 	ingestGate *admission // admission control of POST /ingest
 	// forwarder sends reads to the nodes that serve them (cluster mode).
-	forwarder *http.Client
+	forwarder       *http.Client
+	streamForwarder *http.Client
 	// streams is cancelled by the Shutdown of a server from HTTPServer:
 	// it ends the output streams, which would otherwise hold Shutdown
 	// until its timeout.
@@ -216,6 +217,9 @@ func New(db *engine.DB, opts Options) (*Server, error) {
 			return nil, errors.New("httpapi: in cluster mode the DB must be the cluster node's catalog")
 		}
 		s.forwarder = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}
+		// Historical sub-requests stream as long as their answers keep
+		// coming: the same connections, without the whole-request timeout.
+		s.streamForwarder = &http.Client{Transport: s.forwarder.Transport}
 	}
 	s.metrics.reg.MustRegister(s.ingestGate.collectors()...)
 	s.registerSinks()

@@ -104,9 +104,12 @@ type Node struct {
 	mu    sync.RWMutex
 	parts map[int32]*partition // owned partitions; guarded by mu
 
-	members    members    // every node's claim (members.go)
-	repo       repoState  // the cluster's repo (repo.go)
-	announceMu sync.Mutex // one announcement at a time, in snapshot order (announce)
+	members members   // every node's claim (members.go)
+	repo    repoState // the cluster's repo (repo.go)
+	// acctPending are the account records read by syncRepo before the
+	// catalog opened (accounts.go).
+	acctPending []accountChange
+	announceMu  sync.Mutex // one announcement at a time, in snapshot order (announce)
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -163,6 +166,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.catalog.CheckPartitionable(); err != nil {
 		n.close()
 		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if err := n.applyPendingAccounts(); err != nil {
+		n.close()
+		return nil, err
 	}
 	if err := n.connectConsumers(); err != nil {
 		n.close()
@@ -239,7 +246,7 @@ func (n *Node) connectProducer(ctx context.Context) error {
 		return err
 	}
 	n.repoCl, err = kgo.NewClient(append(n.baseOpts(),
-		kgo.ConsumeTopics(repoTopic(c.Topic)),
+		kgo.ConsumeTopics(repoTopic(c.Topic), accountsTopic(c.Topic)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	)...)
@@ -297,7 +304,8 @@ func (n *Node) ensureTopic(ctx context.Context) error {
 		parts   int32
 		configs map[string]*string
 	}{{c.Topic, int32(c.Partitions), keep}, {membersTopic(c.Topic), 1, map[string]*string{"cleanup.policy": &compact}},
-		{repoTopic(c.Topic), 1, map[string]*string{"cleanup.policy": &compact}}} {
+		{repoTopic(c.Topic), 1, map[string]*string{"cleanup.policy": &compact}},
+		{accountsTopic(c.Topic), 1, map[string]*string{"cleanup.policy": &compact}}} {
 		resp, err := adm.CreateTopic(ctx, t.parts, -1, t.configs, t.name)
 		if err == nil {
 			err = resp.Err

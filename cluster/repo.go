@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/go-json-experiment/json"
@@ -73,24 +74,34 @@ func startFiles(cfg *Config) (map[string]repoFile, error) {
 
 // syncRepo reads the repo topic up to a sync record of its own, so that
 // n.repo.files holds every file applied before the node started.
+// The same read covers the accounts topic (accounts.go), whose records
+// it keeps in n.acctPending until the catalog opens.
 func (n *Node) syncRepo(ctx context.Context) error {
 	nonce := n.cfg.NodeID + "/" + randomID()
-	rec := &kgo.Record{Topic: repoTopic(n.cfg.Topic), Key: []byte("sync/" + n.cfg.NodeID), Value: []byte(nonce),
-		Headers: []kgo.RecordHeader{{Key: repoSyncHeader, Value: []byte(nonce)}}}
-	if err := n.produce(ctx, []*kgo.Record{rec}); err != nil {
-		return fmt.Errorf("cluster: reading the applied repo files: %w", err)
+	topics := []string{repoTopic(n.cfg.Topic), accountsTopic(n.cfg.Topic)}
+	recs := make([]*kgo.Record, len(topics))
+	for i, t := range topics {
+		recs[i] = &kgo.Record{Topic: t, Key: []byte("sync/" + n.cfg.NodeID), Value: []byte(nonce),
+			Headers: []kgo.RecordHeader{{Key: repoSyncHeader, Value: []byte(nonce)}}}
+	}
+	if err := n.produce(ctx, recs); err != nil {
+		return fmt.Errorf("cluster: reading the applied repo files and accounts: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, internalProduceTimeout)
 	defer cancel()
+	seen := map[string]bool{}
 	for {
 		fs := n.repoCl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("cluster: reading the applied repo files (topic %s): %w", repoTopic(n.cfg.Topic), err)
+			return fmt.Errorf("cluster: reading the applied repo files and accounts (topics %s): %w", strings.Join(topics, ", "), err)
 		}
-		done := false
 		fs.EachRecord(func(r *kgo.Record) {
 			if v, ok := header(r, repoSyncHeader); ok {
-				done = done || v == nonce
+				seen[r.Topic] = seen[r.Topic] || v == nonce
+				return
+			}
+			if r.Topic == accountsTopic(n.cfg.Topic) {
+				n.acctPending = append(n.acctPending, accountChange{id: string(r.Key), record: r.Value})
 				return
 			}
 			if f, ok := n.decodeRepoFile(r); ok {
@@ -99,10 +110,22 @@ func (n *Node) syncRepo(ctx context.Context) error {
 				n.repo.mu.Unlock()
 			}
 		})
-		if done {
+		if seen[topics[0]] && seen[topics[1]] {
 			return nil
 		}
 	}
+}
+
+// applyPendingAccounts applies the account records syncRepo read, once
+// the catalog is open.
+func (n *Node) applyPendingAccounts() error {
+	for _, c := range n.acctPending {
+		if err := n.applyAccount(c.id, c.record); err != nil {
+			return fmt.Errorf("cluster: applying account %s from topic %s: %w", c.id, accountsTopic(n.cfg.Topic), err)
+		}
+	}
+	n.acctPending = nil
+	return nil
 }
 
 func (n *Node) decodeRepoFile(r *kgo.Record) (repoFile, bool) {
@@ -123,7 +146,18 @@ func (n *Node) followRepo(ctx context.Context) {
 			return
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			if _, ok := header(r, repoSyncHeader); ok {
+			if v, ok := header(r, repoSyncHeader); ok {
+				n.repo.mu.Lock()
+				w := n.repo.waiters[v]
+				delete(n.repo.waiters, v)
+				n.repo.mu.Unlock()
+				if w != nil { // a sync of this node's (syncAccounts)
+					w <- applied{}
+				}
+				return
+			}
+			if r.Topic == accountsTopic(n.cfg.Topic) {
+				n.followAccount(r)
 				return
 			}
 			f, ok := n.decodeRepoFile(r)
@@ -202,26 +236,8 @@ func (n *Node) Apply(ctx context.Context, name string, content []byte) (*engine.
 		return nil, err
 	}
 	id := randomID()
-	w := make(chan applied, 1)
-	n.repo.mu.Lock()
-	n.repo.waiters[id] = w
-	n.repo.mu.Unlock()
-	defer func() {
-		n.repo.mu.Lock()
-		delete(n.repo.waiters, id)
-		n.repo.mu.Unlock()
-	}()
-	rec := &kgo.Record{Topic: repoTopic(n.cfg.Topic), Key: []byte("repo/" + plan.Workspace), Value: b,
-		Headers: []kgo.RecordHeader{{Key: repoApplyHeader, Value: []byte(id)}}}
-	if err := n.produce(ctx, []*kgo.Record{rec}); err != nil {
-		return nil, err
-	}
-	select {
-	case a := <-w:
-		return a.res, a.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("cluster: the apply was written to Kafka and every node applies it, but this node has not yet: %w", ctx.Err())
-	}
+	return n.await(ctx, id, &kgo.Record{Topic: repoTopic(n.cfg.Topic), Key: []byte("repo/" + plan.Workspace), Value: b,
+		Headers: []kgo.RecordHeader{{Key: repoApplyHeader, Value: []byte(id)}}})
 }
 
 // applyRepo applies the latest file of every workspace to db, which

@@ -208,7 +208,13 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 		forbidden(w, "creating service accounts needs the owner role on at least one workspace")
 		return
 	}
-	key, acct, err := s.db.Accounts().CreateAccount(req.Name, req.Description)
+	create := s.db.Accounts().CreateAccount
+	if s.opts.Cluster != nil { // on every node, through Kafka
+		create = func(name, description string) (string, auth.Account, error) {
+			return s.opts.Cluster.CreateAccount(r.Context(), name, description)
+		}
+	}
+	key, acct, err := create(req.Name, req.Description)
 	if err != nil {
 		s.writeAccountError(w, err)
 		return
@@ -249,7 +255,11 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
 		forbidden(w, fmt.Sprintf("deleting service account %q needs the owner role on workspace %q", id, ws))
 		return
 	}
-	if err := s.db.Accounts().DeleteAccount(id); err != nil {
+	del := s.db.Accounts().DeleteAccount
+	if s.opts.Cluster != nil {
+		del = func(id string) error { return s.opts.Cluster.DeleteAccount(r.Context(), id) }
+	}
+	if err := del(id); err != nil {
 		s.writeAccountError(w, err)
 		return
 	}
@@ -261,6 +271,8 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
 // be written.
 func (s *Server) writeAccountError(w http.ResponseWriter, err error) {
 	switch {
+	case errors.Is(err, cluster.ErrUnavailable):
+		writeUnavailable(w, err)
 	case errors.Is(err, auth.ErrNoSuchAccount):
 		writeServingError(w, http.StatusNotFound, grpcNotFound, err.Error())
 	case errors.Is(err, auth.ErrInvalidName), errors.Is(err, auth.ErrInvalidDescription),
@@ -306,7 +318,13 @@ func (s *Server) assignRole(w http.ResponseWriter, r *http.Request) {
 		forbidden(w, fmt.Sprintf("assigning roles on workspace %q needs the owner role there", req.Workspace))
 		return
 	}
-	if err := s.db.Accounts().AssignRole(req.ServiceAccount, req.Workspace, role); err != nil {
+	assign := s.db.Accounts().AssignRole
+	if s.opts.Cluster != nil {
+		assign = func(id, workspace string, role auth.Role) error {
+			return s.opts.Cluster.AssignRole(r.Context(), id, workspace, role)
+		}
+	}
+	if err := assign(req.ServiceAccount, req.Workspace, role); err != nil {
 		s.writeAccountError(w, err)
 		return
 	}

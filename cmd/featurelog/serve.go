@@ -194,7 +194,15 @@ func serve(sio serveIO, data, repoFile string, eopts engine.Options, hopts httpa
 // exists, so a fresh node is usable; its key is printed once: on stderr
 // as text, or with JSON logs on stdout as one JSON object, never as a log
 // record.
-func bootstrapOwner(sio serveIO, store *auth.Store, ws string) error {
+// accountMaker is where bootstrapOwner creates the first account: a
+// node's store, or in cluster mode every node's (clusterAccounts).
+type accountMaker interface {
+	Accounts() []auth.Account
+	CreateAccount(name, description string) (string, auth.Account, error)
+	AssignRole(id, workspace string, role auth.Role) error
+}
+
+func bootstrapOwner(sio serveIO, store accountMaker, ws string) error {
 	if len(store.Accounts()) > 0 || ws == "" {
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/cluster"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
@@ -98,7 +99,7 @@ func serveCluster(ctx context.Context, sio serveIO, data, repoFile string, eopts
 		if err != nil || len(sums) == 0 {
 			return fmt.Errorf("the repo applied no workspace: %v", err)
 		}
-		if err := bootstrapOwner(sio, node.Catalog().Accounts(), sums[0].Name); err != nil {
+		if err := bootstrapOwner(sio, clusterAccounts{ctx, node}, sums[0].Name); err != nil {
 			return err
 		}
 	}
@@ -178,4 +179,20 @@ func devClusterCmd() *cobra.Command {
 	f.StringVar(&logs.level, "log-level", "info", "least severe log level written: debug, info, warn or error")
 	f.StringVar(&logs.format, "log-format", "text", "log format on stderr: text or json")
 	return cmd
+}
+
+// clusterAccounts makes accounts on every node of the cluster.
+type clusterAccounts struct {
+	ctx  context.Context
+	node *cluster.Node
+}
+
+func (c clusterAccounts) Accounts() []auth.Account { return c.node.Catalog().Accounts().Accounts() }
+
+func (c clusterAccounts) CreateAccount(name, description string) (string, auth.Account, error) {
+	return c.node.CreateAccount(c.ctx, name, description)
+}
+
+func (c clusterAccounts) AssignRole(id, workspace string, role auth.Role) error {
+	return c.node.AssignRole(c.ctx, id, workspace, role)
 }

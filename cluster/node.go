@@ -106,6 +106,9 @@ type Node struct {
 
 	members members   // every node's claim (members.go)
 	repo    repoState // the cluster's repo (repo.go)
+	// partApplies queues the applies of repo files to owned partitions,
+	// run one after another (repo.go, applyPartitions).
+	partApplies chan func()
 	// acctPending are the account records read by syncRepo before the
 	// catalog opened (accounts.go).
 	acctPending []accountChange
@@ -146,7 +149,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, parts: map[int32]*partition{}, done: make(chan struct{}), members: members{claims: map[string]claim{}},
-		repo: repoState{waiters: map[string]chan applied{}}}
+		repo: repoState{waiters: map[string]chan applied{}}, partApplies: make(chan func(), 64)}
 	var err error
 	if n.repo.files, err = startFiles(&n.cfg); err != nil {
 		return nil, err
@@ -180,6 +183,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	go n.consume(cctx)
 	go n.followMembers(cctx, n.memb)
 	go n.followRepo(cctx)
+	go n.applyPartitions(cctx)
 	return n, nil
 }
 

@@ -179,9 +179,9 @@ func (n *Node) followRepo(ctx context.Context) {
 }
 
 // applyFile applies f to the catalog, calls done with its result, then
-// applies it to every partition this node owns, each waiting for its
-// backfills (a partition refuses an apply while one runs, and must see
-// every apply in the topic's order).
+// queues its apply to every partition this node owns, each waiting for
+// its backfills (a partition refuses an apply while one runs, and must
+// see every apply in the topic's order).
 func (n *Node) applyFile(ctx context.Context, f repoFile, done func(applied)) {
 	n.repo.mu.Lock()
 	n.repo.files[f.Workspace] = f
@@ -201,15 +201,36 @@ func (n *Node) applyFile(ctx context.Context, f repoFile, done func(applied)) {
 		res.Jobs = nil // the catalog's backfills read no records; the partitions' run on their owners
 	}
 	done(applied{res, err})
-	var wg sync.WaitGroup
-	for p, db := range parts {
-		wg.Go(func() {
-			if _, err := db.ApplyWait(ctx, f.Name, []byte(f.Content)); err != nil && !errors.Is(err, engine.ErrClosed) && ctx.Err() == nil {
-				n.cfg.Logger.Error("cluster: applying a repo file to a partition failed", "partition", p, "file", f.Name, "err", err)
-			}
-		})
+	// The partitions' applies wait for their backfills, which can take
+	// long: they run on partApplies' worker, in the topic's order, so that
+	// the reader goes on with account changes and later files.
+	work := func() {
+		var wg sync.WaitGroup
+		for p, db := range parts {
+			wg.Go(func() {
+				if _, err := db.ApplyWait(ctx, f.Name, []byte(f.Content)); err != nil && !errors.Is(err, engine.ErrClosed) && ctx.Err() == nil {
+					n.cfg.Logger.Error("cluster: applying a repo file to a partition failed", "partition", p, "file", f.Name, "err", err)
+				}
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	select {
+	case n.partApplies <- work:
+	case <-ctx.Done():
+	}
+}
+
+// applyPartitions runs the partitions' applies in order until ctx ends.
+func (n *Node) applyPartitions(ctx context.Context) {
+	for {
+		select {
+		case work := <-n.partApplies:
+			work()
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // Plan returns what applying a repo file would change, judged by this

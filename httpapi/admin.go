@@ -366,6 +366,12 @@ func (s *Server) featureView(w http.ResponseWriter, r *http.Request) {
 		s.writeEngineError(w, err)
 		return
 	}
+	if s.opts.Cluster != nil {
+		if err := s.clusterSummary(r, ws, sum); err != nil { // the partitions' figures, combined (cluster_views.go)
+			writeUnavailable(w, err)
+			return
+		}
+	}
 	writeJSONValue(w, http.StatusOK, summaryJSON(sum))
 }
 

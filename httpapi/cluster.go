@@ -59,7 +59,7 @@ var clusterOnly = map[string]bool{
 	"ingest": true, "get_features": true, "get_features_batch": true, "get_features_for_events": true, "feature_service_metadata": true,
 	"workspaces": true, "feature_views": true, "feature_view": true, "feature_services": true, "feature_service": true,
 	"service_accounts": true, "assign_role": true, "plan": true, "apply": true,
-	"jobs": true, "job": true, "cancel_job": true, "delete_keys": true, "materialize": true, "partition_jobs": true, "healthz": true, "readyz": true, "openapi": true,
+	"jobs": true, "job": true, "cancel_job": true, "delete_keys": true, "materialize": true, "partition_jobs": true, "run": true, "ingest_rate": true, "partition_views": true, "healthz": true, "readyz": true, "openapi": true,
 }
 
 // notInCluster answers a route cluster mode does not serve yet.

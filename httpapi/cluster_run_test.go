@@ -132,11 +132,11 @@ func TestClusterRun(t *testing.T) {
 	type span struct{ start, end time.Time }
 	mid := events[len(events)/2]
 	spans := []span{
-		{now.Add(-48 * time.Hour), now.Add(time.Minute)},       // all the data
-		{now.Add(-30 * time.Hour), now.Add(-10 * time.Hour)},   // the middle
-		{mid, mid.Add(7 * time.Hour)},                          // from an event on
-		{events[3].Add(-3 * time.Hour), events[len(events)-4]}, // to an event, excluded
-		{now.Add(-2 * time.Hour), now.Add(-time.Hour)},         // the last hours
+		{now.Add(-48 * time.Hour), now.Add(time.Minute)},                                           // all the data
+		{now.Add(-30 * time.Hour), now.Add(-10 * time.Hour)},                                       // the middle
+		{mid, mid.Add(7 * time.Hour)},                                                              // from an event on
+		{events[3].Add(-3 * time.Hour), events[len(events)-4]},                                     // to an event, excluded
+		{now.Add(-2 * time.Hour), now.Add(-time.Hour)},                                             // the last hours
 		{time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2023, 1, 2, 0, 0, 0, 0, time.UTC)}, // no data
 	}
 	checked := map[string]int{}

@@ -367,7 +367,7 @@ func (s *Server) featureView(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.opts.Cluster != nil {
-		if err := s.clusterSummary(r, ws, sum); err != nil { // the partitions' figures, combined (cluster_views.go)
+		if err := s.clusterSummaries(r, ws, sum.Name, []*engine.Summary{sum}); err != nil { // the partitions' figures, combined (cluster_views.go)
 			writeUnavailable(w, err)
 			return
 		}

@@ -16,7 +16,8 @@ import (
 	"github.com/featurelog/featurelog/engine"
 )
 
-// A feature view's summary and ingest rate in cluster mode. The catalog
+// Feature views' summaries (one, or the workspace's list) and ingest
+// rate in cluster mode. The catalog
 // holds the view's definition but no records, so its record counts,
 // freshness, keys and storage are zeros; the records live in the
 // partitions' DBs. The node a request reaches asks every node that
@@ -36,15 +37,17 @@ import (
 //	                     with the gathering node's current one.
 //
 // Everything else (the definition, versions, job, serving_version) is
-// the catalog's, which every node applies from the same repo. An answer
+// the catalog's, which every node applies from the same repo. The list
+// gathers every view's figures in one request per node. An answer
 // needs every partition: while one has no owner, or its owner cannot be
 // reached, it is 503 with Retry-After, never a partial sum.
 
-// partitionViewsRequest asks a node for a view's figures on the
-// partitions it serves; Minutes > 0 also asks for the ingest rate of the
-// minutes ending with the one holding End.
+// partitionViewsRequest asks a node for a view's figures (every view's
+// of the workspace when FeatureView is empty) on the partitions it
+// serves; Minutes > 0 also asks for the ingest rate of the minutes ending
+// with the one holding End.
 type partitionViewsRequest struct {
-	FeatureView string    `json:"feature_view"`
+	FeatureView string    `json:"feature_view,omitempty"`
 	Minutes     int       `json:"minutes,omitempty"`
 	End         time.Time `json:"end,omitzero"`
 }
@@ -60,6 +63,7 @@ type partitionViewsResponse struct {
 // partitionView is one partition's figures of a view.
 type partitionView struct {
 	Partition       int32     `json:"partition"`
+	FeatureView     string    `json:"feature_view"`
 	OnlineRecords   int64     `json:"online_records"`
 	OfflineRecords  int64     `json:"offline_records"`
 	Freshness       time.Time `json:"freshness,omitzero"`
@@ -78,7 +82,7 @@ func (s *Server) partitionViews(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, err := s.db.FeatureViewSummary(ws, req.FeatureView); err != nil { // the catalog checks the workspace and view
+	if _, err := s.viewNames(ws, req.FeatureView); err != nil { // the catalog checks the workspace and view
 		s.writeEngineError(w, err)
 		return
 	}
@@ -99,31 +103,62 @@ func (s *Server) partitionViews(w http.ResponseWriter, r *http.Request) {
 func (s *Server) localViews(ws string, req partitionViewsRequest) (partitionViewsResponse, error) {
 	node := s.opts.Cluster
 	a := partitionViewsResponse{Node: node.ID(), Serving: []int32{}, Partitions: []partitionView{}}
+	views, err := s.viewNames(ws, req.FeatureView)
+	if err != nil {
+		return a, err
+	}
 	for _, p := range node.Owned() {
 		db, err := node.Owner(p)
 		if err != nil {
 			continue // not serving: the gatherer finds it missing
 		}
-		sum, err := db.FeatureViewSummary(ws, req.FeatureView)
-		if err != nil {
-			return a, fmt.Errorf("partition %d: %w", p, err)
-		}
-		pv := partitionView{Partition: p, OnlineRecords: sum.OnlineRecords, OfflineRecords: sum.OfflineRecords,
-			Freshness: sum.Freshness, Keys: sum.Keys, Segments: sum.Storage.Segments, SegmentBytes: sum.Storage.SegmentBytes,
-			MemtableRecords: sum.Storage.MemtableRecords, MemtableBytes: sum.Storage.MemtableBytes}
-		if req.Minutes > 0 {
-			pts, err := db.IngestRateUntil(ws, req.FeatureView, req.Minutes, req.End)
+		a.Serving = append(a.Serving, p)
+		for _, view := range views {
+			pv, err := partitionFigures(db, ws, view, req)
 			if err != nil {
 				return a, fmt.Errorf("partition %d: %w", p, err)
 			}
-			for _, pt := range pts {
-				pv.Rate = append(pv.Rate, pt.Records)
-			}
+			pv.Partition = p
+			a.Partitions = append(a.Partitions, pv)
 		}
-		a.Serving = append(a.Serving, p)
-		a.Partitions = append(a.Partitions, pv)
 	}
 	return a, nil
+}
+
+// viewNames returns view, or every view of the workspace when view is
+// empty, as the catalog has them.
+func (s *Server) viewNames(ws, view string) ([]string, error) {
+	if view != "" {
+		_, err := s.db.FeatureViewSummary(ws, view)
+		return []string{view}, err
+	}
+	sums, err := s.db.FeatureViewSummaries(ws)
+	names := make([]string, len(sums))
+	for i, sum := range sums {
+		names[i] = sum.Name
+	}
+	return names, err
+}
+
+// partitionFigures reads a view's figures on a partition's DB.
+func partitionFigures(db *engine.DB, ws, view string, req partitionViewsRequest) (partitionView, error) {
+	sum, err := db.FeatureViewSummary(ws, view)
+	if err != nil {
+		return partitionView{}, err
+	}
+	pv := partitionView{FeatureView: view, OnlineRecords: sum.OnlineRecords, OfflineRecords: sum.OfflineRecords,
+		Freshness: sum.Freshness, Keys: sum.Keys, Segments: sum.Storage.Segments, SegmentBytes: sum.Storage.SegmentBytes,
+		MemtableRecords: sum.Storage.MemtableRecords, MemtableBytes: sum.Storage.MemtableBytes}
+	if req.Minutes > 0 {
+		pts, err := db.IngestRateUntil(ws, view, req.Minutes, req.End)
+		if err != nil {
+			return pv, err
+		}
+		for _, pt := range pts {
+			pv.Rate = append(pv.Rate, pt.Records)
+		}
+	}
+	return pv, nil
 }
 
 // gatherViews collects a view's figures on every partition, from this
@@ -199,21 +234,36 @@ func (s *Server) gatherViews(r *http.Request, ws string, req partitionViewsReque
 			return nil, fmt.Errorf("%w (partition %d: node %s does not serve it now)", cluster.ErrNoOwner, p, owner)
 		}
 	}
-	slices.SortFunc(out, func(a, b partitionView) int { return int(a.Partition - b.Partition) })
-	out = slices.CompactFunc(out, func(a, b partitionView) bool { return a.Partition == b.Partition })
-	if len(out) != node.Partitions() {
-		return nil, fmt.Errorf("%w: %d partitions answered, of %d", cluster.ErrNoOwner, len(out), node.Partitions())
-	}
+	// Each partition once, from the node the routes name.
+	out = slices.DeleteFunc(out, func(pv partitionView) bool { return served[pv.Partition] != owners[pv.Partition] })
 	return out, nil
 }
 
-// clusterSummary replaces the figures of the catalog's summary by the
-// cluster's (see above).
-func (s *Server) clusterSummary(r *http.Request, ws string, sum *engine.Summary) error {
-	parts, err := s.gatherViews(r, ws, partitionViewsRequest{FeatureView: sum.Name})
+// clusterSummaries replaces the figures of the catalog's summaries of
+// workspace ws by the cluster's (see above); one is asked for with view.
+func (s *Server) clusterSummaries(r *http.Request, ws, view string, sums []*engine.Summary) error {
+	parts, err := s.gatherViews(r, ws, partitionViewsRequest{FeatureView: view})
 	if err != nil {
 		return err
 	}
+	for _, sum := range sums {
+		var mine []partitionView
+		for _, p := range parts {
+			if p.FeatureView == sum.Name {
+				mine = append(mine, p)
+			}
+		}
+		if len(mine) != s.opts.Cluster.Partitions() {
+			return fmt.Errorf("%w: %d partitions answered the figures of feature view %q, of %d (the nodes' repos differ?)",
+				cluster.ErrNoOwner, len(mine), sum.Name, s.opts.Cluster.Partitions())
+		}
+		combineFigures(sum, mine)
+	}
+	return nil
+}
+
+// combineFigures sets sum's figures to the partitions'.
+func combineFigures(sum *engine.Summary, parts []partitionView) {
 	sum.OnlineRecords, sum.OfflineRecords, sum.Freshness, sum.Keys, sum.Storage = 0, 0, time.Time{}, 0, engine.ViewStorage{}
 	for _, p := range parts {
 		sum.OnlineRecords += p.OnlineRecords
@@ -227,7 +277,6 @@ func (s *Server) clusterSummary(r *http.Request, ws string, sum *engine.Summary)
 		sum.Storage.MemtableRecords += p.MemtableRecords
 		sum.Storage.MemtableBytes += p.MemtableBytes
 	}
-	return nil
 }
 
 // clusterRate sums the partitions' ingest rates of the minutes of pts,
@@ -236,6 +285,9 @@ func (s *Server) clusterRate(r *http.Request, ws, view string, pts []engine.Rate
 	parts, err := s.gatherViews(r, ws, partitionViewsRequest{FeatureView: view, Minutes: len(pts), End: pts[len(pts)-1].Start})
 	if err != nil {
 		return err
+	}
+	if len(parts) != s.opts.Cluster.Partitions() {
+		return fmt.Errorf("%w: %d partitions answered, of %d", cluster.ErrNoOwner, len(parts), s.opts.Cluster.Partitions())
 	}
 	for _, p := range parts {
 		if len(p.Rate) != len(pts) {

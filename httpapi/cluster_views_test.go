@@ -58,8 +58,9 @@ type ratePoints struct {
 // node fed the same requests; storage is the sum of the partitions'
 // (each read from its DB); the per-minute ingest rate is the sum of the
 // partitions' per minute, and the oracle's (per minute when the ingest
-// did not cross a minute, else in total). While a node keeps its
-// partitions but cannot be reached, both answer 503 with Retry-After.
+// did not cross a minute, else in total). The list of views gives each
+// view the figures its summary gives. While a node keeps its partitions
+// but cannot be reached, all three answer 503 with Retry-After.
 func TestClusterViewFigures(t *testing.T) {
 	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	require.NoError(t, err)
@@ -166,18 +167,56 @@ func TestClusterViewFigures(t *testing.T) {
 		}
 	}
 
+	// The list: each view's figures, as its summary's.
+	status, _, b := getFigures(t, oracle.url("/api/v1/workspaces/ads/feature-views"))
+	require.Equal(t, http.StatusOK, status, string(b))
+	var wantList struct {
+		Views []viewFigures `json:"feature_views"`
+	}
+	require.NoError(t, json.Unmarshal(b, &wantList))
+	require.Len(t, wantList.Views, 2)
+	for _, n := range nodes {
+		status, _, b := getFigures(t, n.url+"/api/v1/workspaces/ads/feature-views")
+		require.Equal(t, http.StatusOK, status, string(b))
+		var got struct {
+			Views []viewFigures `json:"feature_views"`
+		}
+		require.NoError(t, json.Unmarshal(b, &got))
+		require.Len(t, got.Views, 2)
+		for i, want := range wantList.Views {
+			what := fmt.Sprintf("the list's view %d through %s", i, n.id)
+			assert.Equal(t, want.Online, got.Views[i].Online, what)
+			assert.Equal(t, want.Offline, got.Views[i].Offline, what)
+			assert.Equal(t, want.Keys, got.Views[i].Keys, what)
+			require.NotNil(t, got.Views[i].Freshness, what)
+			assert.Equal(t, *want.Freshness, *got.Views[i].Freshness, what)
+		}
+	}
+
+	// The route between nodes refuses what is wrong, as the public ones.
+	internal := nodes[0].url + "/internal/v1/workspaces/ads/partition-views"
+	status, _, got := post(t, internal, `{"feature_view": "user_click_counts", "minutes": 5000}`)
+	assert.Equal(t, http.StatusBadRequest, status, got)
+	status, _, got = post(t, internal, `{"feature_view": "user_click_counts", "extra": 1}`)
+	assert.Equal(t, http.StatusBadRequest, status, got)
+	status, _, got = post(t, internal, `{"feature_view": "nope"}`)
+	assert.Equal(t, http.StatusNotFound, status, got)
+	status, _, got = post(t, nodes[0].url+"/internal/v1/workspaces/nope/partition-views", `{}`)
+	assert.Equal(t, http.StatusNotFound, status, got)
+
 	// n3 keeps its partitions but cannot be reached: 503, never a
 	// partial sum.
 	nodes[2].stopHTTP()
 	for _, n := range nodes[:2] {
-		for _, path := range []string{"/api/v1/workspaces/ads/feature-views/user_click_counts", "/api/v1/workspaces/ads/feature-views/user_click_counts/ingest-rate"} {
+		for _, path := range []string{"/api/v1/workspaces/ads/feature-views", "/api/v1/workspaces/ads/feature-views/user_click_counts",
+			"/api/v1/workspaces/ads/feature-views/user_click_counts/ingest-rate"} {
 			status, hdr, b := getFigures(t, n.url+path)
 			require.Equal(t, http.StatusServiceUnavailable, status, "%s through %s: %s", path, n.id, b)
 			require.Equal(t, "1", hdr.Get("Retry-After"))
 		}
 	}
 	// Errors of the request come first, as on a single node.
-	status, _, b := getFigures(t, nodes[0].url+"/api/v1/workspaces/ads/feature-views/nope")
+	status, _, b = getFigures(t, nodes[0].url+"/api/v1/workspaces/ads/feature-views/nope")
 	assert.Equal(t, http.StatusNotFound, status, string(b))
 	status, _, b = getFigures(t, nodes[0].url+"/api/v1/workspaces/ads/feature-views/user_click_counts/ingest-rate?minutes=0")
 	assert.Equal(t, http.StatusBadRequest, status, string(b))

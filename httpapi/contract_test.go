@@ -60,6 +60,8 @@ var notCovered = map[string]string{
 	"POST /api/v1/workspaces/{ws}/feature-views/{name}/materialization-jobs 503": "as delete-keys' 503 (Kafka not committing the request, or a partition without an owner when the jobs are gathered for the overlap check, which TestClusterDeleteKeysAndJobs provokes on the jobs routes)",
 	"POST /internal/v1/workspaces/{ws}/partition-jobs 401":                       "the cluster tests run with --no-auth (accounts are per node: DESIGN.md); the route authenticates as GET .../jobs, whose 401 the auth matrix checks",
 	"POST /internal/v1/workspaces/{ws}/partition-jobs 403":                       "as its 401: the route requires the viewer role as GET .../jobs does, whose 403 the auth matrix checks",
+	"POST /internal/v1/workspaces/{ws}/partition-views 401":                      "as partition-jobs' 401: the cluster tests run with --no-auth; the route authenticates as GET .../feature-views/{name}, whose 401 the auth matrix checks",
+	"POST /internal/v1/workspaces/{ws}/partition-views 403":                      "as its 401: the route requires the viewer role as GET .../feature-views/{name} does, whose 403 the auth matrix checks",
 	"POST /ingest 500": "an ingest failure other than the log's (which answers 503): it needs a fault inside the engine past the log, which no file-system fault of these tests reaches",
 }
 

@@ -105,7 +105,10 @@ func byUser(t *testing.T, body []byte) map[string][]string {
 // the oracle's order (the cluster answers partition after partition).
 // Mock rows run on the catalog, byte for byte the oracle's answer; bad
 // inputs (level, times, view, workspace, mock source, mock row) get the
-// oracle's status and message. A node that keeps its partitions but
+// oracle's status and message. A sub-request (marked forwarded, naming
+// one partition) is answered from that partition only by the node serving
+// it, refused with 503 by the others (never forwarded again), and refused
+// with 400 when it names two. A node that keeps its partitions but
 // cannot be reached makes runs through the others 503 with Retry-After
 // and no row.
 func TestClusterRun(t *testing.T) {
@@ -205,6 +208,30 @@ func TestClusterRun(t *testing.T) {
 			require.Equal(t, string(want.body), string(got.body), "%s through %s", b.body, n.id)
 		}
 	}
+
+	// A sub-request names one partition, which its receiver must serve:
+	// it never forwards again.
+	whole := fmt.Sprintf(`{"start_time": %q, "end_time": %q, "aggregation_level": "full"}`, rfc(spans[0].start), rfc(spans[0].end))
+	for p := range int32(clusterParts) {
+		for _, n := range nodes {
+			_, err := n.node.Owner(p)
+			status, hdr, got := post(t, n.url+"/api/v1/workspaces/ads/feature-views/user_click_counts/run", whole,
+				"X-Featurelog-Forwarded-By", "elsewhere", "X-Featurelog-Partitions", fmt.Sprint(p))
+			if err == nil {
+				require.Equal(t, http.StatusOK, status, got)
+				for user := range byUser(t, []byte(got)) {
+					require.Equal(t, int(p), partitionOfUser(user), "partition %d's run through %s answers %s", p, n.id, user)
+				}
+				continue
+			}
+			require.Equal(t, http.StatusServiceUnavailable, status, got)
+			require.Equal(t, "1", hdr.Get("Retry-After"))
+			require.Contains(t, got, "does not serve partition")
+		}
+	}
+	status, _, got := post(t, nodes[0].url+"/api/v1/workspaces/ads/feature-views/user_click_counts/run", whole,
+		"X-Featurelog-Forwarded-By", "elsewhere", "X-Featurelog-Partitions", "0,1")
+	require.Equal(t, http.StatusBadRequest, status, got)
 
 	// n2 keeps its partitions but cannot be reached: a run through the
 	// others is a 503 with Retry-After, before any row; mock rows still

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -205,7 +205,7 @@ func (s *Server) gatherViews(r *http.Request, ws string, req partitionViewsReque
 	}
 	for _, rt := range routes {
 		wg.Go(func() {
-			status, _, b, err := s.forwardRaw(r, rt, "/internal/v1/workspaces/"+ws+"/partition-views", body)
+			status, _, b, err := s.forwardRaw(r, rt, "/internal/v1/workspaces/"+url.PathEscape(ws)+"/partition-views", body)
 			var a partitionViewsResponse
 			switch {
 			case err != nil:
@@ -221,21 +221,27 @@ func (s *Server) gatherViews(r *http.Request, ws string, req partitionViewsReque
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %v", cluster.ErrNoOwner, errors.Join(errs...))
 	}
-	served := map[int32]string{}
+	// Each partition's figures from the node the routes name, once: a
+	// node that still thinks it serves one is not counted twice.
+	served := map[int32]bool{}
 	var out []partitionView
 	for _, a := range answers {
 		for _, p := range a.Serving {
-			served[p] = a.Node
+			if owners[p] == a.Node {
+				served[p] = true
+			}
 		}
-		out = append(out, a.Partitions...)
+		for _, pv := range a.Partitions {
+			if owners[pv.Partition] == a.Node {
+				out = append(out, pv)
+			}
+		}
 	}
 	for p, owner := range owners {
-		if served[p] != owner {
+		if !served[p] {
 			return nil, fmt.Errorf("%w (partition %d: node %s does not serve it now)", cluster.ErrNoOwner, p, owner)
 		}
 	}
-	// Each partition once, from the node the routes name.
-	out = slices.DeleteFunc(out, func(pv partitionView) bool { return served[pv.Partition] != owners[pv.Partition] })
 	return out, nil
 }
 

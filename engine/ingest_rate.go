@@ -101,6 +101,13 @@ type RatePoint struct {
 // the current, partial minute, zero minutes included. Counts start when
 // the node opens and are kept in memory only.
 func (db *DB) IngestRate(workspace, name string, minutes int) ([]RatePoint, error) {
+	return db.IngestRateUntil(workspace, name, minutes, db.opts.Now())
+}
+
+// IngestRateUntil is IngestRate over the minutes ending with the one
+// holding end: cluster mode asks every partition for the same minutes,
+// those of the node that gathers them.
+func (db *DB) IngestRateUntil(workspace, name string, minutes int, end time.Time) ([]RatePoint, error) {
 	if minutes == 0 {
 		minutes = DefaultIngestRateMinutes
 	}
@@ -111,10 +118,10 @@ func (db *DB) IngestRate(workspace, name string, minutes int) ([]RatePoint, erro
 	if err != nil {
 		return nil, err
 	}
-	end := unixMinute(db.opts.Now())
+	last := unixMinute(end)
 	out := make([]RatePoint, minutes)
 	for i := range out {
-		m := end - int64(minutes-1-i)
+		m := last - int64(minutes-1-i)
 		out[i] = RatePoint{Start: time.Unix(m*60, 0).UTC(), Records: v.stats.rate.count(m)}
 	}
 	return out, nil

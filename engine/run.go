@@ -97,6 +97,11 @@ func (db *DB) Run(ctx context.Context, workspace, view string, req *RunRequest, 
 		return err
 	}
 	f := &runFeed{lv: lv, sink: sink, start: req.Start.UnixNano(), end: req.End.UnixNano()}
+	if mock == nil {
+		// Cluster mode: a partition's DB runs on its own keys' rows only
+		// (the batch files hold every partition's).
+		f.owns = db.opts.OwnsKey
+	}
 	if mock != nil {
 		err = f.mocks(mock)
 	} else {
@@ -106,6 +111,61 @@ func (db *DB) Run(ctx context.Context, workspace, view string, req *RunRequest, 
 		return err
 	}
 	return lv.finish(sink)
+}
+
+// RunPlan is what a run request asks for, checked without reading any
+// data: what cluster mode needs to gather a run from the partitions.
+type RunPlan struct {
+	// Columns are the columns Run begins with.
+	Columns []HistoricalColumn
+	// Mock says the request's mock rows replace the source's data: Run
+	// reads nothing but the request, so any DB with the catalog answers.
+	Mock bool
+	// KeyColumns, for the keyed levels (partial and full), are the
+	// positions in Columns of the join keys: their rows come by entity
+	// key (EntityKey), a key's rows together. Nil for disabled, whose
+	// rows come in input order.
+	KeyColumns []int
+	v          *viewRT
+}
+
+// EntityKey returns the entity key of a row's join-key values, by name;
+// keyed levels order their rows by it (byte order).
+func (p *RunPlan) EntityKey(joinKeys map[string]any) (string, error) {
+	k, _, err := p.v.keyFromMap(joinKeys, nil)
+	return k, err
+}
+
+// PlanRun checks a run request as Run does, in the same order and with
+// the same errors, up to the point where Run reads data: the view, the
+// level and times, the mock rows.
+func (db *DB) PlanRun(workspace, view string, req *RunRequest) (*RunPlan, error) {
+	_, v, err := db.runView(workspace, view)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.check(); err != nil {
+		return nil, err
+	}
+	lv, err := newRunLevel(v, req)
+	if err != nil {
+		return nil, err
+	}
+	mock, err := req.mockRows(v, lv)
+	if err != nil {
+		return nil, err
+	}
+	p := &RunPlan{Columns: lv.columns(), Mock: mock != nil, v: v}
+	first := 0 // full: the join keys come first
+	if req.Level == RunPartial {
+		first = 2 // after _tile_start, _tile_end
+	}
+	if req.Level != RunDisabled {
+		for i := range v.def.JoinKeys {
+			p.KeyColumns = append(p.KeyColumns, first+i)
+		}
+	}
+	return p, nil
 }
 
 // runView finds the view in the current catalog. A view being backfilled

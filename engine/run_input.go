@@ -21,6 +21,10 @@ type runFeed struct {
 	lv         runLevel
 	sink       HistoricalSink
 	start, end int64 // Unix ns
+	// owns, when set, keeps the rows of the keys it owns only (cluster
+	// mode: the DB of one partition, whose batch files are every
+	// partition's).
+	owns func(key string) bool
 }
 
 // row feeds one source row at o (o.TS is set here). A row the view
@@ -33,7 +37,7 @@ func (f *runFeed) row(row []schema.Value, o tiles.Order, strict bool) error {
 		}
 		return nil // replay's rule: the view's rules changed since the record was accepted
 	}
-	if p.skip || p.ts < f.start || p.ts >= f.end {
+	if p.skip || p.ts < f.start || p.ts >= f.end || (f.owns != nil && !f.owns(p.key)) {
 		return nil
 	}
 	o.TS = p.ts

@@ -443,3 +443,76 @@ func TestRunEmptyMock(t *testing.T) {
 	assert.NotEmpty(t, rows.rows, "an empty mock_sources reads the log")
 	assert.True(t, slices.Contains(rows.names(), "amount_count_1h_continuous"), "columns %v", rows.names())
 }
+
+// TestRunOwnsKey: a DB with OwnsKey (cluster mode: one partition's) runs
+// on the rows of its own keys only — its log's, and the batch files'
+// whose key it owns, though the files hold every partition's rows — so
+// that the partitions' answers, put together, are the answer of one DB
+// holding every row: at every level the same rows (in key order for
+// partial and full), each partition's rows of its keys only.
+func TestRunOwnsKey(t *testing.T) {
+	orders := runOrders(7, 300)
+	var batch, pushed []map[string]any
+	for i, o := range orders {
+		if i%3 == 0 {
+			batch = append(batch, o)
+		} else {
+			pushed = append(pushed, o)
+		}
+	}
+	dir := t.TempDir()
+	runWriteJSONL(t, filepath.Join(dir, "orders.jsonl"), batch)
+	text := runRepoText("    batch:\n      uri: orders.jsonl\n      format: jsonl\n      timestamp_field: ts\n")
+	repoFile := filepath.Join(dir, "shop.yaml")
+	whole := runOpen(t, filepath.Join(dir, "whole"), repoFile, text)
+	runIngest(t, whole, "orders", pushed)
+	const parts = 3
+	partOf := func(user string) int { n, _ := strconv.Atoi(strings.TrimPrefix(user, "u")); return n % parts }
+	var dbs []*engine.DB
+	for p := range parts {
+		db, err := engine.Open(engine.Options{Dir: filepath.Join(dir, fmt.Sprint("part", p)), Now: func() time.Time { return runNow }, NoSync: true,
+			Logger: slog.New(slog.DiscardHandler), DisableAutoFlush: true,
+			OwnsKey: func(key string) bool { return partOf(key) == p }})
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+		_, err = db.ApplyWait(context.Background(), repoFile, []byte(text))
+		require.NoError(t, err)
+		var mine []map[string]any
+		for _, o := range pushed {
+			if partOf(o["user_id"].(string)) == p {
+				mine = append(mine, o)
+			}
+		}
+		runIngest(t, db, "orders", mine)
+		dbs = append(dbs, db)
+	}
+	start, end := runNow.Add(-30*time.Hour), runNow
+	for _, view := range []string{"spend", "spend_hourly", "last_order"} {
+		for _, lv := range runLevels {
+			req := engine.RunRequest{Start: start, End: end, Level: lv}
+			want := runLines(runView(t, whole, "shop", view, req))
+			got := want[:1] // the columns
+			for p, db := range dbs {
+				rows := runView(t, db, "shop", view, req)
+				lines := runLines(rows)
+				require.Equal(t, want[0], lines[0])
+				col := slices.Index(rows.names(), "user_id")
+				require.GreaterOrEqual(t, col, 0)
+				for i, l := range lines[1:] {
+					user := strings.Trim(strings.TrimPrefix(runFmt(rows.rows[i][col]), "String:"), `"`)
+					require.Equal(t, p, partOf(user), "%s %s: partition %d answers a row of %s: %s", view, lv, p, user, l)
+				}
+				got = append(got, lines[1:]...)
+			}
+			require.Greater(t, len(want), 10)
+			slices.Sort(want[1:])
+			slices.Sort(got[1:])
+			runSame(t, strings.Join(want, "\n"), strings.Join(got, "\n"), fmt.Sprintf("%s %s: the partitions' rows", view, lv))
+		}
+	}
+}
+
+// runLines returns the columns, then the rows, one line each.
+func runLines(r *runRows) []string {
+	return strings.Split(strings.TrimSuffix(r.text(), "\n"), "\n")
+}

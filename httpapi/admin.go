@@ -384,6 +384,12 @@ func (s *Server) featureView(w http.ResponseWriter, r *http.Request) {
 		s.writeEngineError(w, err)
 		return
 	}
+	if s.opts.Cluster != nil {
+		if err := s.clusterSummaries(r, ws, sum.Name, []*engine.Summary{sum}); err != nil { // the partitions' figures, combined (cluster_views.go)
+			writeUnavailable(w, err)
+			return
+		}
+	}
 	writeJSONValue(w, http.StatusOK, summaryJSON(sum))
 }
 

@@ -78,6 +78,12 @@ func (s *Server) listFeatureViews(w http.ResponseWriter, r *http.Request) {
 		s.writeEngineError(w, err)
 		return
 	}
+	if s.opts.Cluster != nil && len(sums) > 0 {
+		if err := s.clusterSummaries(r, ws, "", sums); err != nil { // the partitions' figures, combined (cluster_views.go)
+			writeUnavailable(w, err)
+			return
+		}
+	}
 	out := make([]map[string]any, len(sums))
 	for i, sum := range sums {
 		out[i] = summaryJSON(sum)

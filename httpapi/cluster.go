@@ -43,9 +43,15 @@ import (
 //	                     partition's owner, gathered in spine order
 //	                     (cluster_historical.go).
 //
-// Other routes that need every partition (jobs, deletions, output
-// streams, plan and apply) answer 501 in cluster mode until they are
-// built: answering them from one node's partitions would be wrong.
+//	POST run             mock rows on the catalog; else every partition's
+//	                     share, merged (cluster_run.go).
+//	GET feature-views/{name}, .../ingest-rate  the catalog's summary with
+//	                     the figures of every partition combined
+//	                     (cluster_views.go).
+//
+// Routes not in clusterOnly (output streams among them) answer 501 in
+// cluster mode until they are built: answering them from one node's
+// partitions would be wrong.
 
 // forwardedHeader marks a request forwarded by another node: its
 // receiver serves it or refuses it, and never forwards it again.
@@ -59,7 +65,7 @@ var clusterOnly = map[string]bool{
 	"ingest": true, "get_features": true, "get_features_batch": true, "get_features_for_events": true, "feature_service_metadata": true,
 	"workspaces": true, "feature_views": true, "feature_view": true, "feature_services": true, "feature_service": true,
 	"service_accounts": true, "assign_role": true, "plan": true, "apply": true,
-	"jobs": true, "job": true, "cancel_job": true, "delete_keys": true, "materialize": true, "partition_jobs": true, "healthz": true, "readyz": true, "openapi": true,
+	"jobs": true, "job": true, "cancel_job": true, "delete_keys": true, "materialize": true, "partition_jobs": true, "run": true, "ingest_rate": true, "partition_views": true, "healthz": true, "readyz": true, "openapi": true,
 }
 
 // notInCluster answers a route cluster mode does not serve yet.

@@ -459,7 +459,12 @@ func (s *Server) remoteSpine(ctx context.Context, r *http.Request, g *partGroup,
 // the node serving it, and returns its answer once it began (200, with
 // the columns wantCols), or the error it answered.
 func (s *Server) subRequest(ctx context.Context, r *http.Request, g *partGroup, query, contentType string, body io.Reader, wantCols string) (*http.Response, error) {
-	u := strings.TrimSuffix(g.route.URL, "/") + "/api/v1/feature-service/get-features-for-events" + query
+	return s.subRequestTo(ctx, r, g, "/api/v1/feature-service/get-features-for-events"+query, contentType, body, wantCols)
+}
+
+// subRequestTo is subRequest to another route, path with its query.
+func (s *Server) subRequestTo(ctx context.Context, r *http.Request, g *partGroup, path, contentType string, body io.Reader, wantCols string) (*http.Response, error) {
+	u := strings.TrimSuffix(g.route.URL, "/") + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, body)
 	if err != nil {
 		return nil, err
@@ -704,13 +709,22 @@ func (s *Server) localRange(ctx context.Context, g *partGroup, req *engine.Histo
 			r.Entities[k] = req.Entities[e]
 		}
 	}
+	return s.localRows(ctx, header, func(ctx context.Context, sink engine.HistoricalSink) error {
+		return g.db.GetFeaturesForRange(ctx, &r, sink)
+	})
+}
+
+// localRows runs answer, a partition's answer here, in a goroutine that
+// hands its rows over one chunk at a time (encoded as a single node
+// encodes them), once it began with the columns header.
+func (s *Server) localRows(ctx context.Context, header string, answer func(context.Context, engine.HistoricalSink) error) (*rangeStream, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	rows := make(chan [][]byte, 4)
 	began := make(chan error, 1)
 	done := make(chan error, 1)
 	sink := &rangeSink{ctx: ctx, header: header, rows: rows, began: began}
 	go func() {
-		err := g.db.GetFeaturesForRange(ctx, &r, sink)
+		err := answer(ctx, sink)
 		if err == nil {
 			err = sink.send()
 		}
@@ -837,6 +851,12 @@ func (s *Server) remoteRange(ctx context.Context, r *http.Request, g *partGroup,
 		cancel()
 		return nil, err
 	}
+	return s.remoteRows(resp, g, n, cancel), nil
+}
+
+// remoteRows reads the rows of a sub-request's answer resp, each of n
+// columns; cancel ends the sub-request.
+func (s *Server) remoteRows(resp *http.Response, g *partGroup, n int, cancel func()) *rangeStream {
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
 	rs := &rangeStream{node: g.route.Node, close: func() { cancel(); resp.Body.Close() }}
 	rs.next = func() ([]byte, error) {
@@ -852,7 +872,7 @@ func (s *Server) remoteRange(ctx context.Context, r *http.Request, g *partGroup,
 		}
 		return slices.Clone(line), nil
 	}
-	return rs, nil
+	return rs
 }
 
 // appendEntity appends a join-key map as readJoinKeys read it.

@@ -61,6 +61,7 @@ type partitionJobsResponse struct {
 func (s *Server) clusterRoutes() {
 	if s.opts.Cluster != nil {
 		s.handle("POST /internal/v1/workspaces/{ws}/partition-jobs", "partition_jobs", s.partitionJobs)
+		s.handle("POST /internal/v1/workspaces/{ws}/partition-views", "partition_views", s.partitionViews)
 	}
 }
 

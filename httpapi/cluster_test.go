@@ -202,8 +202,14 @@ func TestClusterOverHTTP(t *testing.T) {
 	t.Logf("reads refused with 503 while n2's partitions moved: %d", refused)
 
 	// What cluster mode does not serve yet says so.
-	status, _, got := post(t, nodes[0].url+"/api/v1/workspaces/ads/feature-views/user_click_counts/run",
-		`{"start_time": "2026-01-01T00:00:00Z", "end_time": "2026-01-02T00:00:00Z"}`)
+	req, err := http.NewRequest(http.MethodGet, nodes[0].url+"/api/v1/workspaces/ads/feature-views/user_click_counts/output-stream", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	status, got := resp.StatusCode, string(b)
 	assert.Equal(t, http.StatusNotImplemented, status)
 	assert.Contains(t, got, "not available in cluster mode yet")
 	status, _, got = post(t, nodes[0].url+"/api/v1/feature-service/get-features", `{"params": {"workspace_name": "ads", "feature_service_name": "ad_ctr_feature_service_v2",

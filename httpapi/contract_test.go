@@ -63,6 +63,8 @@ var notCovered = map[string]string{
 	"POST /api/v1/access-control/assign-role 503":                                "as POST /api/v1/service-accounts 503",
 	"POST /internal/v1/workspaces/{ws}/partition-jobs 401":                       "the cluster tests run with --no-auth (accounts are per node: DESIGN.md); the route authenticates as GET .../jobs, whose 401 the auth matrix checks",
 	"POST /internal/v1/workspaces/{ws}/partition-jobs 403":                       "as its 401: the route requires the viewer role as GET .../jobs does, whose 403 the auth matrix checks",
+	"POST /internal/v1/workspaces/{ws}/partition-views 401":                      "as partition-jobs' 401: the cluster tests run with --no-auth; the route authenticates as GET .../feature-views/{name}, whose 401 the auth matrix checks",
+	"POST /internal/v1/workspaces/{ws}/partition-views 403":                      "as its 401: the route requires the viewer role as GET .../feature-views/{name} does, whose 403 the auth matrix checks",
 	"POST /ingest 500": "an ingest failure other than the log's (which answers 503): it needs a fault inside the engine past the log, which no file-system fault of these tests reaches",
 }
 

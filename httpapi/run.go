@@ -61,5 +61,9 @@ func (s *Server) runView(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	defer clearDeadlines(rc)
 	st := &stream{w: w, rc: rc}
+	if s.opts.Cluster != nil {
+		st.finish(r.Context(), s, s.clusterRun(r, st, ws, r.PathValue("name"), body.engineRequest()))
+		return
+	}
 	st.finish(r.Context(), s, s.db.Run(r.Context(), ws, r.PathValue("name"), body.engineRequest(), st))
 }

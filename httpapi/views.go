@@ -103,6 +103,12 @@ func (s *Server) ingestRate(w http.ResponseWriter, r *http.Request) {
 		s.writeEngineError(w, err)
 		return
 	}
+	if s.opts.Cluster != nil {
+		if err := s.clusterRate(r, ws, r.PathValue("name"), pts); err != nil { // the partitions' counts, summed (cluster_views.go)
+			writeUnavailable(w, err)
+			return
+		}
+	}
 	b := make([]byte, 0, 48+len(pts)*52)
 	b = append(b, `{"interval_seconds":60,"points":[`...)
 	for i, p := range pts {

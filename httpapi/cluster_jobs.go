@@ -152,9 +152,15 @@ func (s *Server) gatherJobs(r *http.Request, ws string, req partitionJobsRequest
 	var shares []cluster.PartitionJob
 	for _, a := range answers {
 		for _, p := range a.Serving {
-			served[p] = a.Node
+			if owners[p] == a.Node {
+				served[p] = a.Node
+			}
 		}
-		shares = append(shares, a.Jobs...)
+		for _, sh := range a.Jobs {
+			if owners[sh.Partition] == a.Node { // a node that still serves a partition it lost is not counted twice
+				shares = append(shares, sh)
+			}
+		}
 	}
 	for p, owner := range owners {
 		if served[p] != owner {

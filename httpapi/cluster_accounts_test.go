@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +12,6 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/featurelog/featurelog/auth"
 	"github.com/featurelog/featurelog/httpapi"
@@ -28,18 +25,9 @@ import (
 // once deleted, and a node that joins later knows the accounts made
 // before it started.
 func TestClusterAccountsOverHTTP(t *testing.T) {
-	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	require.NoError(t, err)
-	t.Cleanup(kf.Close)
-	repo, err := os.ReadFile(filepath.Join("..", "examples", "ads", "features.yaml"))
-	require.NoError(t, err)
 	withAuth := func(o *httpapi.Options) { o.NoAuth = false }
-	base := t.TempDir()
-	var nodes []*clusterNode
-	for _, id := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, startClusterNode(t, kf.ListenAddrs(), "fl", id, filepath.Join(base, id), repo, withAuth))
-	}
-	waitRoutes(t, nodes)
+	c := newHTTPCluster(t, []string{"n1", "n2", "n3"}, withAuth)
+	nodes := c.nodes
 	ctx := context.Background()
 	ownerKey, owner, err := nodes[0].node.CreateAccount(ctx, "owner", "")
 	require.NoError(t, err)
@@ -114,7 +102,8 @@ func TestClusterAccountsOverHTTP(t *testing.T) {
 		fmt.Sprintf(`{"service_account": %q, "workspace": "ads", "role": "viewer"}`, reader.ID), as(ownerKey)...)
 	assert.Equal(t, http.StatusNotFound, status, got)
 
-	nodes = append(nodes, startClusterNode(t, kf.ListenAddrs(), "fl", "n4", filepath.Join(base, "n4"), repo, withAuth))
+	c.add("n4")
+	nodes = c.nodes
 	waitRoutes(t, nodes)
 	for u := range users {
 		status, got := read(nodes[3], u, ownerKey)

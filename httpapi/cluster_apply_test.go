@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,9 +11,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/clicks"
 )
 
@@ -25,18 +21,8 @@ import (
 // ingested before and after, equal one node that applied it. A file
 // that does not parse is refused with the error a single node gives.
 func TestClusterApplyOverHTTP(t *testing.T) {
-	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	require.NoError(t, err)
-	t.Cleanup(kf.Close)
-	repo, err := os.ReadFile(filepath.Join("..", "examples", "ads", "features.yaml"))
-	require.NoError(t, err)
-	oracle := newLiveNode(t, httpapi.Options{})
-	base := t.TempDir()
-	var nodes []*clusterNode
-	for _, id := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, startClusterNode(t, kf.ListenAddrs(), "fl", id, filepath.Join(base, id), repo))
-	}
-	waitRoutes(t, nodes)
+	c := newHTTPCluster(t, []string{"n1", "n2", "n3"})
+	nodes, oracle, repo := c.nodes, c.oracle, c.repo
 	for _, n := range nodes {
 		resp, err := http.Get(n.url + "/readyz")
 		require.NoError(t, err)

@@ -5,8 +5,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +12,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/clicks"
 )
 
@@ -59,18 +55,8 @@ type clusterJobJSON struct {
 // ended job is a conflict; and while a partition's owner cannot be
 // reached the jobs API answers 503, never a partial answer.
 func TestClusterDeleteKeysAndJobs(t *testing.T) {
-	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	require.NoError(t, err)
-	t.Cleanup(kf.Close)
-	repo, err := os.ReadFile(filepath.Join("..", "examples", "ads", "features.yaml"))
-	require.NoError(t, err)
-	oracle := newLiveNode(t, httpapi.Options{})
-	base := t.TempDir()
-	var nodes []*clusterNode
-	for _, id := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, startClusterNode(t, kf.ListenAddrs(), "fl", id, filepath.Join(base, id), repo))
-	}
-	waitRoutes(t, nodes)
+	c := newHTTPCluster(t, []string{"n1", "n2", "n3"})
+	nodes, oracle := c.nodes, c.oracle
 
 	r := rand.New(rand.NewPCG(9, 10))
 	const users = 24
@@ -163,7 +149,8 @@ func TestClusterDeleteKeysAndJobs(t *testing.T) {
 
 	// A node joins: the partitions it takes are rebuilt from Kafka, the
 	// deletion with them.
-	nodes = append(nodes, startClusterNode(t, kf.ListenAddrs(), "fl", "n4", filepath.Join(base, "n4"), repo))
+	c.add("n4")
+	nodes = c.nodes
 	waitRoutes(t, nodes)
 	agree(nodes)
 	status, _, got = getURL(t, nodes[3].url+"/api/v1/workspaces/ads/jobs/"+job.ID)

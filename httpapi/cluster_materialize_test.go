@@ -13,9 +13,6 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kfake"
-
-	"github.com/featurelog/featurelog/httpapi"
 )
 
 // TestClusterMaterialize: a repo with a batch source applied to a
@@ -25,18 +22,8 @@ import (
 // the same, and an overlapping materialization is refused through any
 // node as a single node refuses it.
 func TestClusterMaterialize(t *testing.T) {
-	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	require.NoError(t, err)
-	t.Cleanup(kf.Close)
-	repo, err := os.ReadFile(filepath.Join("..", "examples", "ads", "features.yaml"))
-	require.NoError(t, err)
-	oracle := newLiveNode(t, httpapi.Options{})
-	base := t.TempDir()
-	var nodes []*clusterNode
-	for _, id := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, startClusterNode(t, kf.ListenAddrs(), "fl", id, filepath.Join(base, id), repo))
-	}
-	waitRoutes(t, nodes)
+	c := newHTTPCluster(t, []string{"n1", "n2", "n3"})
+	nodes, oracle, repo := c.nodes, c.oracle, c.repo
 
 	// A batch source of refunds per user, and a service reading them.
 	now := time.Now().UTC()

@@ -6,8 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
@@ -112,18 +109,8 @@ func byUser(t *testing.T, body []byte) map[string][]string {
 // cannot be reached makes runs through the others 503 with Retry-After
 // and no row.
 func TestClusterRun(t *testing.T) {
-	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	require.NoError(t, err)
-	t.Cleanup(kf.Close)
-	repo, err := os.ReadFile(filepath.Join("..", "examples", "ads", "features.yaml"))
-	require.NoError(t, err)
-	oracle := newLiveNode(t, httpapi.Options{})
-	base := t.TempDir()
-	var nodes []*clusterNode
-	for _, id := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, startClusterNode(t, kf.ListenAddrs(), "fl", id, filepath.Join(base, id), repo))
-	}
-	waitRoutes(t, nodes)
+	c := newHTTPCluster(t, []string{"n1", "n2", "n3"})
+	nodes, oracle := c.nodes, c.oracle
 
 	r := rand.New(rand.NewPCG(21, 22))
 	const users = 30

@@ -83,6 +83,41 @@ func startClusterNode(t *testing.T, brokers []string, topic, id, dir string, rep
 	return cn
 }
 
+// httpCluster is a test cluster over HTTP: a kfake Kafka, nodes on the
+// ads example's repo, and a single node (the oracle) to compare them with.
+type httpCluster struct {
+	t      *testing.T
+	kf     *kfake.Cluster
+	repo   []byte
+	base   string
+	nodes  []*clusterNode
+	oracle *liveNode
+	mods   []func(*httpapi.Options)
+}
+
+// newHTTPCluster starts the nodes ids and waits until they settled.
+func newHTTPCluster(t *testing.T, ids []string, mods ...func(*httpapi.Options)) *httpCluster {
+	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(kf.Close) // after the nodes' cleanups, which run first
+	repo, err := os.ReadFile(filepath.Join("..", "examples", "ads", "features.yaml"))
+	require.NoError(t, err)
+	c := &httpCluster{t: t, kf: kf, repo: repo, base: t.TempDir(), oracle: newLiveNode(t, httpapi.Options{}), mods: mods}
+	for _, id := range ids {
+		c.add(id)
+	}
+	waitRoutes(t, c.nodes)
+	return c
+}
+
+// add starts node id, on its earlier directory if it had one, and adds
+// it to c.nodes; it does not wait for the group to settle.
+func (c *httpCluster) add(id string) *clusterNode {
+	n := startClusterNode(c.t, c.kf.ListenAddrs(), "fl", id, filepath.Join(c.base, id), c.repo, c.mods...)
+	c.nodes = append(c.nodes, n)
+	return n
+}
+
 func post(t *testing.T, url, body string, hdr ...string) (int, http.Header, string) {
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	require.NoError(t, err)
@@ -106,18 +141,8 @@ func post(t *testing.T, url, body string, hdr ...string) (int, http.Header, stri
 // never another value; routes that need every partition and are not
 // built yet answer 501.
 func TestClusterOverHTTP(t *testing.T) {
-	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	require.NoError(t, err)
-	t.Cleanup(kf.Close) // after the nodes' cleanups, which run first
-	repo, err := os.ReadFile(filepath.Join("..", "examples", "ads", "features.yaml"))
-	require.NoError(t, err)
-	oracle := newLiveNode(t, httpapi.Options{})
-	base := t.TempDir()
-	var nodes []*clusterNode
-	for _, id := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, startClusterNode(t, kf.ListenAddrs(), "fl", id, filepath.Join(base, id), repo))
-	}
-	waitRoutes(t, nodes)
+	c := newHTTPCluster(t, []string{"n1", "n2", "n3"})
+	nodes, oracle := c.nodes, c.oracle
 
 	r := rand.New(rand.NewPCG(5, 6))
 	const users = 30
@@ -260,18 +285,8 @@ func waitRoutes(t *testing.T, nodes []*clusterNode) {
 // does not serve its key's partition is refused with 503; dry runs ignore
 // keys.
 func TestClusterIdempotencyKeyOverHTTP(t *testing.T) {
-	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	require.NoError(t, err)
-	t.Cleanup(kf.Close)
-	repo, err := os.ReadFile(filepath.Join("..", "examples", "ads", "features.yaml"))
-	require.NoError(t, err)
-	oracle := newLiveNode(t, httpapi.Options{})
-	base := t.TempDir()
-	var nodes []*clusterNode
-	for _, id := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, startClusterNode(t, kf.ListenAddrs(), "fl", id, filepath.Join(base, id), repo))
-	}
-	waitRoutes(t, nodes)
+	c := newHTTPCluster(t, []string{"n1", "n2", "n3"})
+	nodes, oracle := c.nodes, c.oracle
 
 	r := rand.New(rand.NewPCG(9, 10))
 	const users = 30

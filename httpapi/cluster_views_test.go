@@ -5,18 +5,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/featurelog/featurelog/engine"
-	"github.com/featurelog/featurelog/httpapi"
 )
 
 func getFigures(t *testing.T, url string) (int, http.Header, []byte) {
@@ -62,18 +58,8 @@ type ratePoints struct {
 // view the figures its summary gives. While a node keeps its partitions
 // but cannot be reached, all three answer 503 with Retry-After.
 func TestClusterViewFigures(t *testing.T) {
-	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	require.NoError(t, err)
-	t.Cleanup(kf.Close)
-	repo, err := os.ReadFile(filepath.Join("..", "examples", "ads", "features.yaml"))
-	require.NoError(t, err)
-	oracle := newLiveNode(t, httpapi.Options{})
-	base := t.TempDir()
-	var nodes []*clusterNode
-	for _, id := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, startClusterNode(t, kf.ListenAddrs(), "fl", id, filepath.Join(base, id), repo))
-	}
-	waitRoutes(t, nodes)
+	c := newHTTPCluster(t, []string{"n1", "n2", "n3"})
+	nodes, oracle := c.nodes, c.oracle
 
 	r := rand.New(rand.NewPCG(31, 32))
 	const users = 30

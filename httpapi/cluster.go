@@ -472,3 +472,98 @@ func (s *Server) clusterReady() error {
 	}
 	return nil
 }
+
+// gather asks every node that serves a partition for its items of the
+// partitions it serves — this node by local, the others by a POST of req
+// to path, forwarded once, whose answers decode gives — and returns the
+// items of every partition, each from the node its route names (a node
+// that still thinks it serves a partition it lost is not counted twice),
+// with the node serving each partition. It fails, wrapping
+// cluster.ErrNoOwner, when a partition has no owner, an owner cannot be
+// asked, or a partition is not served by the node its route names: the
+// callers answer the whole or nothing.
+func gather[T any](s *Server, r *http.Request, path string, req any,
+	local func() (node string, serving []int32, items []T, err error),
+	decode func([]byte) (node string, serving []int32, items []T, err error),
+	partition func(T) int32) ([]T, map[int32]string, error) {
+	node := s.opts.Cluster
+	owners := map[int32]string{}
+	routes := map[string]cluster.Route{} // the other nodes to ask, by id
+	self := false
+	for p := range int32(node.Partitions()) {
+		rt, err := node.RouteOf(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		owners[p] = rt.Node
+		if rt.Self {
+			self = true
+		} else {
+			routes[rt.Node] = rt
+		}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	type answer struct {
+		node    string
+		serving []int32
+		items   []T
+	}
+	var (
+		mu      sync.Mutex
+		answers []answer
+		errs    []error
+		wg      sync.WaitGroup
+	)
+	add := func(node string, serving []int32, items []T, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		answers = append(answers, answer{node, serving, items})
+	}
+	if self {
+		wg.Go(func() { add(local()) })
+	}
+	for _, rt := range routes {
+		wg.Go(func() {
+			status, _, b, err := s.forwardRaw(r, rt, path, body)
+			switch {
+			case err != nil:
+				add("", nil, nil, err)
+			case status != http.StatusOK:
+				add("", nil, nil, fmt.Errorf("node %s answered %d: %s", rt.Node, status, strings.TrimSpace(string(b))))
+			default:
+				add(decode(b))
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return nil, nil, fmt.Errorf("%w: %v", cluster.ErrNoOwner, errors.Join(errs...))
+	}
+	served := map[int32]bool{}
+	var out []T
+	for _, a := range answers {
+		for _, p := range a.serving {
+			if owners[p] == a.node {
+				served[p] = true
+			}
+		}
+		for _, it := range a.items {
+			if owners[partition(it)] == a.node {
+				out = append(out, it)
+			}
+		}
+	}
+	for p, owner := range owners {
+		if !served[p] {
+			return nil, nil, fmt.Errorf("%w (partition %d: node %s does not serve it now)", cluster.ErrNoOwner, p, owner)
+		}
+	}
+	return out, owners, nil
+}

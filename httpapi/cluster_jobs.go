@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -85,89 +84,21 @@ func (s *Server) partitionJobs(w http.ResponseWriter, r *http.Request) {
 	writeJSONValue(w, http.StatusOK, partitionJobsResponse{Node: s.opts.Cluster.ID(), Serving: served, Jobs: jobs})
 }
 
-// gatherJobs collects the shares of every partition, from this node and
-// every other that serves one; it fails when a partition is not served
-// by the node the routes name.
+// gatherJobs collects the shares of every partition (gather), and
+// the node that serves each partition.
 func (s *Server) gatherJobs(r *http.Request, ws string, req partitionJobsRequest) ([]cluster.PartitionJob, map[int32]string, error) {
-	node := s.opts.Cluster
-	owners := map[int32]string{}
-	routes := map[string]cluster.Route{} // the other nodes to ask, by id
-	self := false
-	for p := range int32(node.Partitions()) {
-		rt, err := node.RouteOf(p)
-		if err != nil {
-			return nil, nil, err
-		}
-		owners[p] = rt.Node
-		if rt.Self {
-			self = true
-		} else {
-			routes[rt.Node] = rt
-		}
-	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, nil, err
-	}
-	var (
-		mu      sync.Mutex
-		answers []partitionJobsResponse
-		errs    []error
-		wg      sync.WaitGroup
-	)
-	add := func(a partitionJobsResponse, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			errs = append(errs, err)
-			return
-		}
-		answers = append(answers, a)
-	}
-	if self {
-		wg.Go(func() {
-			jobs, served, err := node.LocalJobs(ws, req.ID, engine.JobFilter{FeatureView: req.FeatureView, Type: engine.JobType(req.Type)})
-			add(partitionJobsResponse{Node: node.ID(), Serving: served, Jobs: jobs}, err)
-		})
-	}
-	for _, rt := range routes {
-		wg.Go(func() {
-			status, _, b, err := s.forwardRaw(r, rt, "/internal/v1/workspaces/"+ws+"/partition-jobs", body)
+	f := engine.JobFilter{FeatureView: req.FeatureView, Type: engine.JobType(req.Type)}
+	return gather(s, r, "/internal/v1/workspaces/"+ws+"/partition-jobs", req,
+		func() (string, []int32, []cluster.PartitionJob, error) {
+			jobs, served, err := s.opts.Cluster.LocalJobs(ws, req.ID, f)
+			return s.opts.Cluster.ID(), served, jobs, err
+		},
+		func(b []byte) (string, []int32, []cluster.PartitionJob, error) {
 			var a partitionJobsResponse
-			switch {
-			case err != nil:
-			case status != http.StatusOK:
-				err = fmt.Errorf("node %s answered %d: %s", rt.Node, status, strings.TrimSpace(string(b)))
-			default:
-				err = json.Unmarshal(b, &a)
-			}
-			add(a, err)
-		})
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		return nil, nil, fmt.Errorf("%w: %v", cluster.ErrNoOwner, errors.Join(errs...))
-	}
-	served := map[int32]string{}
-	var shares []cluster.PartitionJob
-	for _, a := range answers {
-		for _, p := range a.Serving {
-			if owners[p] == a.Node {
-				served[p] = a.Node
-			}
-		}
-		for _, sh := range a.Jobs {
-			if owners[sh.Partition] == a.Node { // a node that still serves a partition it lost is not counted twice
-				shares = append(shares, sh)
-			}
-		}
-	}
-	for p, owner := range owners {
-		if served[p] != owner {
-			return nil, nil, fmt.Errorf("%w (partition %d: node %s does not serve it now)", cluster.ErrNoOwner, p, owner)
-		}
-	}
-	return shares, owners, nil
+			err := json.Unmarshal(b, &a)
+			return a.Node, a.Serving, a.Jobs, err
+		},
+		func(j cluster.PartitionJob) int32 { return j.Partition })
 }
 
 // combineJobs makes each job whole from its shares, newest first. A job

@@ -1,12 +1,9 @@
 package httpapi
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -161,88 +158,20 @@ func partitionFigures(db *engine.DB, ws, view string, req partitionViewsRequest)
 	return pv, nil
 }
 
-// gatherViews collects a view's figures on every partition, from this
-// node and every other that serves one; it fails (cluster.ErrNoOwner)
-// when a partition is not served by the node the routes name.
+// gatherViews collects a view's figures on every partition (gather).
 func (s *Server) gatherViews(r *http.Request, ws string, req partitionViewsRequest) ([]partitionView, error) {
-	node := s.opts.Cluster
-	owners := map[int32]string{}
-	routes := map[string]cluster.Route{} // the other nodes to ask, by id
-	self := false
-	for p := range int32(node.Partitions()) {
-		rt, err := node.RouteOf(p)
-		if err != nil {
-			return nil, err
-		}
-		owners[p] = rt.Node
-		if rt.Self {
-			self = true
-		} else {
-			routes[rt.Node] = rt
-		}
-	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
-	var (
-		mu      sync.Mutex
-		answers []partitionViewsResponse
-		errs    []error
-		wg      sync.WaitGroup
-	)
-	add := func(a partitionViewsResponse, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			errs = append(errs, err)
-			return
-		}
-		answers = append(answers, a)
-	}
-	if self {
-		wg.Go(func() { add(s.localViews(ws, req)) })
-	}
-	for _, rt := range routes {
-		wg.Go(func() {
-			status, _, b, err := s.forwardRaw(r, rt, "/internal/v1/workspaces/"+url.PathEscape(ws)+"/partition-views", body)
+	out, _, err := gather(s, r, "/internal/v1/workspaces/"+url.PathEscape(ws)+"/partition-views", req,
+		func() (string, []int32, []partitionView, error) {
+			a, err := s.localViews(ws, req)
+			return a.Node, a.Serving, a.Partitions, err
+		},
+		func(b []byte) (string, []int32, []partitionView, error) {
 			var a partitionViewsResponse
-			switch {
-			case err != nil:
-			case status != http.StatusOK:
-				err = fmt.Errorf("node %s answered %d: %s", rt.Node, status, strings.TrimSpace(string(b)))
-			default:
-				err = json.Unmarshal(b, &a)
-			}
-			add(a, err)
-		})
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w: %v", cluster.ErrNoOwner, errors.Join(errs...))
-	}
-	// Each partition's figures from the node the routes name, once: a
-	// node that still thinks it serves one is not counted twice.
-	served := map[int32]bool{}
-	var out []partitionView
-	for _, a := range answers {
-		for _, p := range a.Serving {
-			if owners[p] == a.Node {
-				served[p] = true
-			}
-		}
-		for _, pv := range a.Partitions {
-			if owners[pv.Partition] == a.Node {
-				out = append(out, pv)
-			}
-		}
-	}
-	for p, owner := range owners {
-		if !served[p] {
-			return nil, fmt.Errorf("%w (partition %d: node %s does not serve it now)", cluster.ErrNoOwner, p, owner)
-		}
-	}
-	return out, nil
+			err := json.Unmarshal(b, &a)
+			return a.Node, a.Serving, a.Partitions, err
+		},
+		func(pv partitionView) int32 { return pv.Partition })
+	return out, err
 }
 
 // clusterSummaries replaces the figures of the catalog's summaries of

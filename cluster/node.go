@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -149,7 +150,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, parts: map[int32]*partition{}, done: make(chan struct{}), members: members{claims: map[string]claim{}},
-		repo: repoState{waiters: map[string]chan applied{}}, partApplies: make(chan func(), 64)}
+		repo: repoState{waiters: map[string]chan applied{}, inTopic: map[string]bool{}}, partApplies: make(chan func(), 64)}
 	var err error
 	if n.repo.files, err = startFiles(&n.cfg); err != nil {
 		return nil, err
@@ -158,7 +159,12 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		n.close()
 		return nil, err
 	}
+	start := maps.Clone(n.repo.files)
 	if err := n.syncRepo(ctx); err != nil {
+		n.close()
+		return nil, err
+	}
+	if err := n.publishStartFiles(ctx, start); err != nil {
 		n.close()
 		return nil, err
 	}

@@ -557,3 +557,27 @@ func TestApplyReachesEveryNode(t *testing.T) {
 	tc.waitServed()
 	require.Eventually(t, func() bool { return tc.agrees(oracle, users) }, 30*time.Second, 20*time.Millisecond)
 }
+
+// TestNodesStartedWithDifferentFilesAgree: the first node's --repo file
+// becomes the cluster's definition of its workspace; a node started later
+// with another file takes the cluster's, so that every node validates and
+// serves the same views; the other file is then applied through the API.
+func TestNodesStartedWithDifferentFilesAgree(t *testing.T) {
+	tc := newTestCluster(t)
+	v1, v2 := tc.repo, adsV2(t, tc.repo)
+	tc.start("n1")
+	tc.repo = v2
+	n2 := tc.start("n2")
+	for id, n := range tc.nodes {
+		plan, err := n.Plan("ads.yaml", v1)
+		require.NoError(t, err)
+		assert.True(t, plan.Empty(), "node %s does not hold the cluster's file", id)
+	}
+	res, err := n2.Apply(context.Background(), "ads.yaml", v2)
+	require.NoError(t, err)
+	require.False(t, res.Plan.Empty())
+	require.Eventually(t, func() bool {
+		plan, err := tc.nodes["n1"].Plan("ads.yaml", v2)
+		return err == nil && plan.Empty()
+	}, 10*time.Second, 10*time.Millisecond, "n1 never applied the file applied through n2")
+}

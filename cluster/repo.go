@@ -57,6 +57,9 @@ type applied struct {
 type repoState struct {
 	mu    sync.Mutex
 	files map[string]repoFile // by workspace: the latest file of each; guarded by mu
+	// inTopic marks the workspaces whose file in files was read from the
+	// topic (not only this node's --repo); guarded by mu.
+	inTopic map[string]bool
 	// waiters are the applies this node produced, by id, waiting for
 	// their file to be applied here; guarded by mu.
 	waiters map[string]chan applied
@@ -106,7 +109,7 @@ func (n *Node) syncRepo(ctx context.Context) error {
 			}
 			if f, ok := n.decodeRepoFile(r); ok {
 				n.repo.mu.Lock()
-				n.repo.files[f.Workspace] = f
+				n.repo.files[f.Workspace], n.repo.inTopic[f.Workspace] = f, true
 				n.repo.mu.Unlock()
 			}
 		})
@@ -114,6 +117,38 @@ func (n *Node) syncRepo(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// publishStartFiles makes this node's --repo file the cluster's
+// definition of its workspace when the topic has none (the first node of
+// a cluster), so that nodes started with different files agree: the
+// topic's file wins, whatever each node's --repo. It warns when the
+// topic's file differs from --repo.
+func (n *Node) publishStartFiles(ctx context.Context, start map[string]repoFile) error {
+	var recs []*kgo.Record
+	n.repo.mu.Lock()
+	for ws, f := range start {
+		switch {
+		case !n.repo.inTopic[ws]:
+			b, err := json.Marshal(f)
+			if err != nil {
+				n.repo.mu.Unlock()
+				return err
+			}
+			recs = append(recs, &kgo.Record{Topic: repoTopic(n.cfg.Topic), Key: []byte("repo/" + ws), Value: b})
+		case n.repo.files[ws].Content != f.Content:
+			n.cfg.Logger.Warn("cluster: the cluster's definition of the workspace (applied through the API or by the node that started it) "+
+				"replaces this node's --repo file; apply a change with featurelog apply", "workspace", ws, "file", f.Name)
+		}
+	}
+	n.repo.mu.Unlock()
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := n.produce(ctx, recs); err != nil {
+		return fmt.Errorf("cluster: writing the --repo file to topic %s: %w", repoTopic(n.cfg.Topic), err)
+	}
+	return nil
 }
 
 // applyPendingAccounts applies the account records syncRepo read, once
@@ -184,7 +219,7 @@ func (n *Node) followRepo(ctx context.Context) {
 // see every apply in the topic's order).
 func (n *Node) applyFile(ctx context.Context, f repoFile, done func(applied)) {
 	n.repo.mu.Lock()
-	n.repo.files[f.Workspace] = f
+	n.repo.files[f.Workspace], n.repo.inTopic[f.Workspace] = f, true
 	n.mu.RLock()
 	parts := make(map[int32]*engine.DB, len(n.parts))
 	for p, pt := range n.parts {
@@ -249,7 +284,10 @@ func (n *Node) Apply(ctx context.Context, name string, content []byte) (*engine.
 	if err != nil {
 		return nil, err
 	}
-	if plan.Empty() {
+	n.repo.mu.Lock()
+	known := n.repo.inTopic[plan.Workspace] && n.repo.files[plan.Workspace].Content == string(content)
+	n.repo.mu.Unlock()
+	if plan.Empty() && known { // the cluster's file already: nothing to tell the nodes
 		return &engine.ApplyResult{Workspace: plan.Workspace, Plan: plan}, nil
 	}
 	b, err := json.Marshal(repoFile{Workspace: plan.Workspace, Name: name, Content: string(content)})

@@ -125,12 +125,18 @@ func stopAll(nodes ...*benchNode) error {
 
 // waitServing waits until every partition is served by one of nodes and
 // every node routes every partition to one of them. want, if positive, is the number of
-// nodes that must serve at least one partition.
-func waitServing(nodes []*benchNode, partitions, want int, timeout time.Duration) error {
+// nodes that must serve at least one partition. others names live nodes
+// outside nodes (in processes of their own), which may serve partitions
+// too but are not asked.
+func waitServing(nodes []*benchNode, partitions, want int, timeout time.Duration, others ...string) error {
 	deadline := time.Now().Add(timeout)
 	live := map[string]bool{}
 	for _, n := range nodes {
 		live[n.id] = true
+	}
+	otherServes := map[string]bool{}
+	for _, id := range others {
+		live[id] = true
 	}
 	for {
 		ok, serving := true, 0
@@ -142,13 +148,15 @@ func waitServing(nodes []*benchNode, partitions, want int, timeout time.Duration
 					ok = false
 				} else if r.Self {
 					mine++
+				} else if slices.Contains(others, r.Node) {
+					otherServes[r.Node] = true
 				}
 			}
 			if mine > 0 {
 				serving++
 			}
 		}
-		if ok && serving >= want {
+		if ok && serving+len(otherServes) >= want {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -662,6 +670,7 @@ type readers struct {
 }
 
 type readerState struct {
+	served                       bool // a read was served
 	firstFail, lastFail, okAfter time.Time
 	refused, errors              int64
 	firstError                   string
@@ -686,6 +695,7 @@ func startReaders(url string, keys []string, pause time.Duration) *readers {
 				s := &rd.parts[p]
 				switch status {
 				case http.StatusOK:
+					s.served = true
 					if !s.lastFail.IsZero() && s.okAfter.IsZero() {
 						s.okAfter = now
 					}

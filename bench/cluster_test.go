@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"os"
 	"testing"
 	"time"
 
@@ -69,5 +70,25 @@ func TestClusterSuiteRows(t *testing.T) {
 		assert.NotContains(t, r.Result, "failed", r.Benchmark)
 		assert.NotContains(t, r.Verdict, "FAIL", r.Benchmark)
 		assert.NotEmpty(t, r.Result, r.Benchmark)
+	}
+}
+
+// TestClusterFailover: a node in a process of its own is SIGKILLed; with
+// the smallest session timeout kfake accepts by default (6s) its
+// partitions are served again by the survivors, readers seeing only 200
+// or 503.
+func TestClusterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a 6s Kafka session timeout")
+	}
+	res, err := RunClusterFailover(ClusterFailoverConfig{TempDir: t.TempDir(), Command: []string{os.Args[0], serverArg},
+		SessionTimeout: 6 * time.Second, Partitions: 3, Records: 300, BatchSize: 50})
+	require.NoError(t, err)
+	assert.Zero(t, res.Kill.Errors, "first error: %s", res.Kill.FirstError)
+	assert.Positive(t, res.Kill.Moved)
+	assert.Greater(t, res.Kill.Took, 6*time.Second, "the group waits out the session timeout")
+	for _, w := range res.Kill.Windows {
+		assert.Positive(t, w)
+		assert.LessOrEqual(t, w, res.Kill.Took)
 	}
 }

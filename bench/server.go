@@ -43,6 +43,9 @@ const addrPrefix = "ADDR "
 //	                                   as is, replaying its log, and apply nothing
 //	  --backfill-workers N             engine.Options.BackfillWorkers of a preloaded DIR
 //	--mode trivial --response-size N   reads each body, answers N fixed bytes
+//	--mode cluster --data DIR --brokers B --partitions P --node-id ID [--session-timeout D]
+//	                                   a cluster node on the ads repo, advertising --addr
+//	                                   (cluster-failover kills it)
 //	--cpuprofile FILE                  profiles the server until it exits
 //
 // Both listen on --addr (default 127.0.0.1:0, loopback only) and print
@@ -56,6 +59,10 @@ func ServeMain(args []string) error {
 	preloaded := fs.Bool("preloaded", false, "serve the prepared data directory as is (featurelog mode)")
 	workers := fs.Int("backfill-workers", 0, "engine.Options.BackfillWorkers (0: the default)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the server to this file")
+	brokers := fs.String("brokers", "", "Kafka brokers, comma-separated (cluster mode)")
+	partitions := fs.Int("partitions", 0, "the topic's partition count (cluster mode)")
+	nodeID := fs.String("node-id", "", "the node's id (cluster mode)")
+	session := fs.Duration("session-timeout", 0, "the node's Kafka session timeout, 0 for the client's default (cluster mode)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,8 +87,10 @@ func ServeMain(args []string) error {
 		return serveFeaturelog(ctx, *addr, *data, *preloaded, *workers, ready)
 	case modeTrivial:
 		return serveTrivial(ctx, *addr, *size, ready)
+	case modeCluster:
+		return serveCluster(ctx, *addr, *data, *brokers, *partitions, *nodeID, *session, ready)
 	}
-	return fmt.Errorf("bench: unknown server mode %q (want %s or %s)", *mode, modeFeaturelog, modeTrivial)
+	return fmt.Errorf("bench: unknown server mode %q (want %s, %s or %s)", *mode, modeFeaturelog, modeTrivial, modeCluster)
 }
 
 func serveFeaturelog(ctx context.Context, addr, dir string, preloaded bool, workers int, ready func(net.Addr)) error {

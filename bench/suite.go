@@ -98,6 +98,7 @@ var suite = []suiteBench{
 	{name: "cluster-ingest", run: (*suiteRun).clusterIngest},
 	{name: "cluster-forward", run: (*suiteRun).clusterForward},
 	{name: "cluster-rebalance", run: (*suiteRun).clusterRebalance},
+	{name: "cluster-failover", run: (*suiteRun).clusterFailover},
 }
 
 // Names returns the names of the suite's benchmarks, in run order.

@@ -8,11 +8,12 @@ import (
 
 // ClusterSuiteConfig sizes the cluster rows of the suite (SPEC §10).
 type ClusterSuiteConfig struct {
-	// Partitions is the topic's partition count of cluster-rebalance.
-	// Default 12 (cluster-ingest and cluster-forward use 4).
+	// Partitions is the topic's partition count of cluster-rebalance and
+	// cluster-failover. Default 12 (cluster-ingest and cluster-forward
+	// use 4).
 	Partitions int
-	// Records is the number of records cluster-rebalance loads before
-	// nodes move. Default 60,000.
+	// Records is the number of records cluster-rebalance and
+	// cluster-failover load before nodes move. Default 60,000.
 	Records int
 }
 
@@ -84,6 +85,35 @@ func (s *suiteRun) clusterRebalance() ([]Row, error) {
 		{Benchmark: fmt.Sprintf("  503 window per moved partition, as a reader sees it (%d moved, %d refused reads)", res.Join.Moved, res.Join.Refused),
 			Result: windows(res.Join.Windows), Baseline: "-", Ratio: "-", Target: "-", Verdict: "-"},
 	}, nil
+}
+
+// failoverSessions are the killed node's session timeouts cluster-failover
+// measures: the Kafka client's default (0: 45s), and 6s, the smallest a
+// broker accepts by default (group.min.session.timeout.ms).
+var failoverSessions = []time.Duration{0, 6 * time.Second}
+
+func (s *suiteRun) clusterFailover() ([]Row, error) {
+	var rows []Row
+	for _, st := range failoverSessions {
+		res, err := RunClusterFailover(ClusterFailoverConfig{TempDir: s.cfg.TempDir, Command: s.cfg.Command, SessionTimeout: st,
+			Partitions: s.cfg.Cluster.Partitions, Records: s.cfg.Cluster.Records})
+		if err != nil {
+			return rows, err
+		}
+		session := "the Kafka client's default 45s"
+		if st > 0 {
+			session = fmtDur(st)
+		}
+		perPart := res.Records / res.Partitions
+		size := fmt.Sprintf("%d partitions of ~%s records (~%d Kafka records) each", res.Partitions, fmtCount(perPart), res.KafkaRecords/res.Partitions)
+		ok := res.Kill.Took <= 60*time.Second && res.Kill.Errors == 0
+		rows = append(rows,
+			Row{Benchmark: fmt.Sprintf("failover, 1 of 3 nodes SIGKILLed (session timeout %s), %s: every partition served again after", session, size),
+				Result: fmtDur(res.Kill.Took) + phaseErr(&res.Kill), Baseline: "-", Ratio: "-", Target: "<= 60s (SPEC §10)", Verdict: passFail(ok)},
+			Row{Benchmark: fmt.Sprintf("  503 window per moved partition, as a reader sees it (%d moved, %d refused reads)", res.Kill.Moved, res.Kill.Refused),
+				Result: windows(res.Kill.Windows), Baseline: "-", Ratio: "-", Target: "-", Verdict: "-"})
+	}
+	return rows, nil
 }
 
 func phaseErr(p *RebalancePhase) string {

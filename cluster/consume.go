@@ -141,8 +141,11 @@ func (n *Node) consume(ctx context.Context) {
 	}
 }
 
-// apply applies one partition's fetched records in order. A record the
-// DB refuses is not skipped: the partition seeks back to it and retries.
+// apply applies one partition's fetched records in order: each run of
+// plain request records between barriers, key records and job requests
+// with one engine.DB.ApplyEntries (one log append, one fsync), the others
+// one at a time. A record the DB refuses is not skipped: the partition
+// seeks back to it and retries.
 func (n *Node) apply(ftp kgo.FetchTopicPartition) {
 	n.mu.RLock()
 	pt := n.parts[ftp.Partition]
@@ -150,7 +153,36 @@ func (n *Node) apply(ftp kgo.FetchTopicPartition) {
 	if pt == nil {
 		return
 	}
+	retry := func(r *kgo.Record, what string, err error) {
+		n.cfg.Logger.Error("cluster: applying "+what+" failed; retrying it", "partition", r.Partition, "offset", r.Offset, "err", err)
+		n.cons.SetOffsets(map[string]map[int32]kgo.EpochOffset{n.cfg.Topic: {r.Partition: {Epoch: -1, Offset: r.Offset}}})
+		time.Sleep(retryPause)
+	}
+	var run []*kgo.Record // plain request records not applied yet
+	flush := func() bool {
+		if len(run) == 0 {
+			return true
+		}
+		batch := make([]engine.PositionedPayload, len(run))
+		for i, r := range run {
+			batch[i] = engine.PositionedPayload{Payload: r.Value, Pos: engine.Position{Partition: r.Partition, Offset: r.Offset}}
+		}
+		done, err := pt.db.ApplyEntries(batch)
+		if err != nil {
+			retry(run[min(len(done), len(run)-1)], "a record", err)
+			return false
+		}
+		run = run[:0]
+		return true
+	}
 	for _, r := range ftp.Records {
+		if plainRequest(r) {
+			run = append(run, r)
+			continue
+		}
+		if !flush() {
+			return
+		}
 		if b, ok := barrier(r); ok {
 			if b == pt.barrier {
 				pt.once.Do(func() { close(pt.ready) })
@@ -160,20 +192,29 @@ func (n *Node) apply(ftp kgo.FetchTopicPartition) {
 		}
 		if _, ok := header(r, jobHeader); ok {
 			if err := n.applyJob(pt.db, r); err != nil {
-				n.cfg.Logger.Error("cluster: applying a job request failed; retrying it", "partition", r.Partition, "offset", r.Offset, "err", err)
-				n.cons.SetOffsets(map[string]map[int32]kgo.EpochOffset{n.cfg.Topic: {r.Partition: {Epoch: -1, Offset: r.Offset}}})
-				time.Sleep(retryPause)
+				retry(r, "a job request", err)
 				return
 			}
 			continue
 		}
 		if err := n.applyRecord(pt.db, r); err != nil {
-			n.cfg.Logger.Error("cluster: applying a record failed; retrying it", "partition", r.Partition, "offset", r.Offset, "err", err)
-			n.cons.SetOffsets(map[string]map[int32]kgo.EpochOffset{n.cfg.Topic: {r.Partition: {Epoch: -1, Offset: r.Offset}}})
-			time.Sleep(retryPause)
+			retry(r, "a record", err)
 			return
 		}
 	}
+	flush()
+}
+
+// plainRequest reports whether r is a request record: not a barrier, a
+// job request or a key record.
+func plainRequest(r *kgo.Record) bool {
+	for _, h := range r.Headers {
+		switch h.Key {
+		case barrierHeader, jobHeader, positionsHeader:
+			return false
+		}
+	}
+	return true
 }
 
 // applyRecord applies a request record, or a key record (one with the

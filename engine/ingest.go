@@ -103,6 +103,35 @@ var entryBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); retur
 // run appends it to the log as one entry and applies it. Nothing is written
 // when any record is invalid.
 func (db *DB) commit(b *batch) (*IngestResponse, error) {
+	c, err := db.check(b)
+	if err != nil {
+		return nil, err
+	}
+	if !c.writes() {
+		return c.resp, nil // nothing to write: an empty request costs no fsync (a Kafka position is logged even without records)
+	}
+	if err := db.Healthy(); err != nil {
+		return nil, err
+	}
+	seq, err := db.append(b, c.resp, c.now)
+	if err != nil {
+		return nil, err
+	}
+	db.finish(c, seq)
+	return c.resp, nil
+}
+
+// checked is a batch that validated, with what applying it needs.
+type checked struct {
+	b    *batch
+	plan *ingestPlan
+	resp *IngestResponse
+	now  time.Time
+}
+
+// check validates b as of its ingest time (b.at, else the clock) and
+// computes its response; it writes nothing.
+func (db *DB) check(b *batch) (*checked, error) {
 	now := b.at
 	if now.IsZero() {
 		now = db.opts.Now()
@@ -115,30 +144,47 @@ func (db *DB) commit(b *batch) (*IngestResponse, error) {
 	if b.key != nil {
 		resp = b.key.resp // what the request was answered with, not what this entry's records count
 	}
-	if b.dryRun || (b.rows() == 0 && b.key == nil && b.pos == nil) {
-		return resp, nil // nothing to write: an empty request costs no fsync (a Kafka position is logged even without records)
-	}
-	if err := db.Healthy(); err != nil {
-		return nil, err
-	}
-	seq, err := db.append(b, resp, now)
-	if err != nil {
-		return nil, err
-	}
-	apply(b, plan, seq, now)
+	return &checked{b: b, plan: plan, resp: resp, now: now}, nil
+}
+
+// writes reports whether c is logged: not a dry run, and it has records,
+// a key or a Kafka position.
+func (c *checked) writes() bool {
+	b := c.b
+	return !b.dryRun && (b.rows() > 0 || b.key != nil || b.pos != nil)
+}
+
+// finish makes c, logged as entry seq, visible.
+func (db *DB) finish(c *checked, seq uint64) {
+	b := c.b
+	apply(b, c.plan, seq, c.now)
 	db.applied.applied(seq)
 	if b.idem != nil {
-		db.idem.record(b.idem, resp, now.UnixNano()) // after apply: a repeat reads its own writes too
+		db.idem.record(b.idem, c.resp, c.now.UnixNano()) // after apply: a repeat reads its own writes too
 	}
 	if b.key != nil {
-		db.idem.recordApplied(b.key.scope, resp, now.UnixNano(), db.opts.Now())
+		db.idem.recordApplied(b.key.scope, c.resp, c.now.UnixNano(), db.opts.Now())
 	}
-	return resp, nil
 }
 
 // append logs b as one entry, with its Idempotency-Key and resp when it
 // has a key.
 func (db *DB) append(b *batch, resp *IngestResponse, now time.Time) (uint64, error) {
+	bufp := entryBufPool.Get().(*[]byte)
+	*bufp = appendBatchEntry((*bufp)[:0], b, resp, now)
+	seq, err := db.log.Append(*bufp)
+	if cap(*bufp) <= 1<<20 {
+		entryBufPool.Put(bufp)
+	}
+	if err != nil {
+		return 0, appendError(err)
+	}
+	return seq, nil
+}
+
+// appendBatchEntry appends the log entry of b (docs/format/record.md) to
+// dst.
+func appendBatchEntry(dst []byte, b *batch, resp *IngestResponse, now time.Time) []byte {
 	e := record.Entry{Workspace: b.ws.name, IngestTime: now.UnixNano(), Sections: make([]record.Section, len(b.sections))}
 	if b.idem != nil {
 		e.IdempotencyKey, e.Response = b.idem.scope.key, responseRecord(resp)
@@ -152,27 +198,23 @@ func (db *DB) append(b *batch, resp *IngestResponse, now time.Time) (uint64, err
 	for i, s := range b.sections {
 		e.Sections[i] = record.Section{Source: s.src.def.Name, Columns: s.src.def.Schema, Rows: s.rows}
 	}
-	bufp := entryBufPool.Get().(*[]byte)
-	*bufp = record.AppendEntry((*bufp)[:0], &e)
-	seq, err := db.log.Append(*bufp)
-	if cap(*bufp) <= 1<<20 {
-		entryBufPool.Put(bufp)
+	return record.AppendEntry(dst, &e)
+}
+
+// appendError is the error of a log append that failed with err.
+func appendError(err error) error {
+	if errors.Is(err, wal.ErrTooLarge) {
+		// The records do not fit one log entry: the client's to fix by
+		// splitting the request; the log is unaffected.
+		return &Error{Code: CodeTooLarge, Msg: "the request's records exceed the largest log entry; split them over several requests", Err: err}
 	}
-	if err != nil {
-		if errors.Is(err, wal.ErrTooLarge) {
-			// The records do not fit one log entry: the client's to fix by
-			// splitting the request; the log is unaffected.
-			return 0, &Error{Code: CodeTooLarge, Msg: "the request's records exceed the largest log entry; split them over several requests", Err: err}
-		}
-		if errors.Is(err, wal.ErrClosed) {
-			return 0, &Error{Code: CodeUnavailable, Msg: "the node is shutting down; nothing was written", Err: err}
-		}
-		if errors.Is(err, wal.ErrFailed) {
-			return 0, &Error{Code: CodeUnavailable, Msg: logFailedMsg(err), Err: err}
-		}
-		return 0, &Error{Code: CodeInternal, Msg: "appending to the log failed; nothing was acknowledged", Err: err}
+	if errors.Is(err, wal.ErrClosed) {
+		return &Error{Code: CodeUnavailable, Msg: "the node is shutting down; nothing was written", Err: err}
 	}
-	return seq, nil
+	if errors.Is(err, wal.ErrFailed) {
+		return &Error{Code: CodeUnavailable, Msg: logFailedMsg(err), Err: err}
+	}
+	return &Error{Code: CodeInternal, Msg: "appending to the log failed; nothing was acknowledged", Err: err}
 }
 
 // logFailedMsg is the message of an append refused by a failed log. The

@@ -18,7 +18,9 @@ import (
 // entry's Kafka position in the same log append as its records. The
 // position is therefore exactly as durable as what it applied: after a
 // crash the node resumes from AppliedPosition and applies every record
-// once, whatever Kafka's committed group offsets say.
+// once, whatever Kafka's committed group offsets say. ApplyEntries applies
+// a run of a partition's entries so, each its own log entry, with one
+// fsync for the run (position_batch.go).
 
 // Position is a record of a Kafka partition: its partition and offset.
 type Position = record.Position
@@ -245,6 +247,16 @@ func (db *DB) applyEntry(e *record.Entry, pos Position, key *appliedKey) (*Inges
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
+	b, err := db.entryBatch(e, pos, key)
+	if err != nil {
+		return nil, err
+	}
+	return noLongerValid(db.commit(b))
+}
+
+// entryBatch is the batch that applies e at pos, validated and logged as
+// of e's ingest time. The caller holds ingestMu.
+func (db *DB) entryBatch(e *record.Entry, pos Position, key *appliedKey) (*batch, error) {
 	ws, err := db.cat.Load().workspace(e.Workspace)
 	if err != nil {
 		return nil, err
@@ -269,12 +281,18 @@ func (db *DB) applyEntry(e *record.Entry, pos Position, key *appliedKey) (*Inges
 		}
 		b.sections = append(b.sections, s)
 	}
-	resp, err := db.commit(b)
+	return b, nil
+}
+
+// noLongerValid says of record errors that the entry no longer validates
+// on this node.
+func noLongerValid[T any](v T, err error) (T, error) {
 	var re *RecordErrors
 	if errors.As(err, &re) {
-		return nil, &Error{Code: CodeInvalidArgument, Msg: "the entry's records no longer validate on this node (is its repo the producer's?): " + re.Error(), Err: err}
+		var zero T
+		return zero, &Error{Code: CodeInvalidArgument, Msg: "the entry's records no longer validate on this node (is its repo the producer's?): " + re.Error(), Err: err}
 	}
-	return resp, err
+	return v, err
 }
 
 // ApplyAt runs fn once for a request consumed from Kafka at pos that

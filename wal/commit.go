@@ -23,13 +23,16 @@ type request struct {
 	// ctl, when set, makes this a control request (Seal): the committer
 	// runs it alone, between two batches, instead of appending.
 	ctl func(r *request) error
+	// more is, on the first request of an AppendBatch, how many requests
+	// follow it in the same batch: the committer takes them together.
+	more int
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
 
 // recycle returns r to the pool; done is drained, so it can be reused.
 func (r *request) recycle() {
-	r.payload, r.seq, r.ctl = nil, 0, nil
+	r.payload, r.seq, r.ctl, r.more = nil, 0, nil, 0
 	requestPool.Put(r)
 }
 
@@ -92,10 +95,23 @@ func (l *Log) nextBatch() bool {
 		l.queue.cond.Wait()
 	}
 	q := l.queue.reqs
-	n, size := 1, len(q[0].payload)
-	for n < len(q) && q[0].ctl == nil && q[n].ctl == nil && size+len(q[n].payload) <= l.opts.MaxBatchBytes {
-		size += len(q[n].payload)
-		n++
+	// An AppendBatch's requests are taken whole: they fit MaxBatchBytes
+	// together (AppendBatch checked), so the first group always fits.
+	group := func(i int) (int, int) {
+		size := 0
+		for _, r := range q[i : i+1+q[i].more] {
+			size += len(r.payload)
+		}
+		return 1 + q[i].more, size
+	}
+	n, size := group(0)
+	for n < len(q) && q[0].ctl == nil && q[n].ctl == nil {
+		k, s := group(n)
+		if size+s > l.opts.MaxBatchBytes {
+			break
+		}
+		n += k
+		size += s
 	}
 	l.c.batch = append(l.c.batch[:0], q[:n]...)
 	rest := copy(q, q[n:])

@@ -234,8 +234,56 @@ func (l *Log) Append(payload []byte) (seq uint64, err error) {
 	return seq, err
 }
 
-// enqueue hands r to the committer.
-func (l *Log) enqueue(r *request) error {
+// AppendBatch writes payloads as consecutive entries with one group
+// commit (one write and one fsync, or more only when the batch fills a
+// segment) and returns the seq of the first; the i-th payload has seq
+// first+i. Other appends waiting meanwhile may share the commit, before
+// or after the batch, never inside it. Every payload gets the same
+// outcome: all are acknowledged, or the error is returned. A crash
+// before the fsync may keep any prefix of the batch (a torn tail is cut
+// at an entry boundary by Open), never a part of an entry. The payloads
+// together must fit Options.MaxBatchBytes (else ErrTooLarge, nothing
+// written). An empty batch writes nothing and returns (0, nil).
+func (l *Log) AppendBatch(payloads [][]byte) (first uint64, err error) {
+	if len(payloads) == 0 {
+		return 0, nil
+	}
+	size := 0
+	for _, p := range payloads {
+		size += len(p)
+	}
+	if size > l.opts.MaxBatchBytes {
+		return 0, ErrTooLarge
+	}
+	rs := make([]*request, len(payloads))
+	for i, p := range payloads {
+		rs[i] = requestPool.Get().(*request)
+		rs[i].payload = p
+	}
+	rs[0].more = len(rs) - 1
+	if err := l.enqueue(rs...); err != nil {
+		for _, r := range rs {
+			r.recycle()
+		}
+		return 0, err
+	}
+	for _, r := range rs {
+		if e := <-r.done; e != nil && err == nil {
+			err = e
+		}
+	}
+	first = rs[0].seq
+	for _, r := range rs {
+		r.recycle()
+	}
+	if err != nil {
+		return 0, err
+	}
+	return first, nil
+}
+
+// enqueue hands rs to the committer, contiguous in the queue.
+func (l *Log) enqueue(rs ...*request) error {
 	if err := l.Err(); err != nil {
 		return err
 	}
@@ -244,7 +292,7 @@ func (l *Log) enqueue(r *request) error {
 	if l.queue.closed {
 		return ErrClosed
 	}
-	l.queue.reqs = append(l.queue.reqs, r)
+	l.queue.reqs = append(l.queue.reqs, rs...)
 	l.queue.cond.Signal()
 	return nil
 }

@@ -34,8 +34,8 @@ func benchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&only, "only", "", "comma-separated benchmarks to run (and those they need)")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (in-process benchmarks and the HTTP client) to FILE")
 	cmd.Flags().StringVar(&serverProfiles, "server-cpuprofile-dir", "", "write a CPU profile of every server process to DIR/<benchmark>-<server>.prof")
-	cmd.Flags().IntVar(&clusterCfg.Partitions, "cluster-partitions", 12, "cluster-rebalance: the topic's partition count")
-	cmd.Flags().IntVar(&clusterCfg.Records, "cluster-records", 60_000, "cluster-rebalance: records loaded (spread over the partitions) before nodes move")
+	cmd.Flags().IntVar(&clusterCfg.Partitions, "cluster-partitions", 12, "cluster-rebalance and cluster-failover: the topic's partition count")
+	cmd.Flags().IntVar(&clusterCfg.Records, "cluster-records", 60_000, "cluster-rebalance and cluster-failover: records loaded (spread over the partitions) before nodes move")
 	cmd.AddCommand(benchServerCmd(), benchHistoricalCmd(), benchHistoricalChildCmd(), benchOverloadCmd(), benchSlowlorisCmd(), benchJobsCmd(), benchDeleteCmd(),
 		benchStreamCmd(), benchStreamServerCmd(), benchPITJoinCmd())
 	return cmd

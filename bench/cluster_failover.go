@@ -57,7 +57,7 @@ type ClusterFailoverConfig struct {
 	// SessionTimeout is the killed node's Kafka session timeout: how long
 	// the group waits for it before moving its partitions. 0 is the
 	// Kafka client's default (45s), as featurelog serve --cluster kafka
-	// without --session-timeout.
+	// --session-timeout 0 (its own default is 10s).
 	SessionTimeout time.Duration
 	// Partitions, Records, BatchSize and ReadPause are as in
 	// ClusterRebalanceConfig (defaults 12, 60,000, 100, 2ms).

@@ -88,9 +88,10 @@ func (s *suiteRun) clusterRebalance() ([]Row, error) {
 }
 
 // failoverSessions are the killed node's session timeouts cluster-failover
-// measures: the Kafka client's default (0: 45s), and 6s, the smallest a
-// broker accepts by default (group.min.session.timeout.ms).
-var failoverSessions = []time.Duration{0, 6 * time.Second}
+// measures: the Kafka client's default (0: 45s), `serve --cluster`'s
+// default (10s), and 6s, the smallest a broker accepts by default
+// (group.min.session.timeout.ms).
+var failoverSessions = []time.Duration{0, 10 * time.Second, 6 * time.Second}
 
 func (s *suiteRun) clusterFailover() ([]Row, error) {
 	var rows []Row
@@ -103,6 +104,9 @@ func (s *suiteRun) clusterFailover() ([]Row, error) {
 		session := "the Kafka client's default 45s"
 		if st > 0 {
 			session = fmtDur(st)
+		}
+		if st == 10*time.Second {
+			session += ", serve --cluster's default"
 		}
 		perPart := res.Records / res.Partitions
 		size := fmt.Sprintf("%d partitions of ~%s records (~%d Kafka records) each", res.Partitions, fmtCount(perPart), res.KafkaRecords/res.Partitions)

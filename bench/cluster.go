@@ -112,6 +112,61 @@ func startKafka() (*kfake.Cluster, error) {
 	return kfake.NewCluster(kfake.NumBrokers(1))
 }
 
+// benchCluster is one cluster benchmark's directory, kfake and the nodes
+// it started in this process.
+type benchCluster struct {
+	dir        string
+	kf         *kfake.Cluster
+	partitions int
+	nodes      []*benchNode // every node start started, for close
+}
+
+// newBenchCluster makes a temporary directory named for the benchmark
+// under root and starts kfake.
+func newBenchCluster(root, name string, partitions int) (*benchCluster, error) {
+	dir, err := tempDir(root, "featurelog-bench-cluster-"+name+"-")
+	if err != nil {
+		return nil, err
+	}
+	kf, err := startKafka()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &benchCluster{dir: dir, kf: kf, partitions: partitions}, nil
+}
+
+// start starts node id in this process, in its directory under c.dir.
+func (c *benchCluster) start(id string) (*benchNode, error) {
+	n, err := startClusterNode(c.kf.ListenAddrs(), c.partitions, id, filepath.Join(c.dir, id))
+	if err == nil {
+		c.nodes = append(c.nodes, n)
+	}
+	return n, err
+}
+
+// startAll starts the nodes ids.
+func (c *benchCluster) startAll(ids ...string) ([]*benchNode, error) {
+	var out []*benchNode
+	for _, id := range ids {
+		n, err := c.start(id)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// close stops every node still running, then kfake, and removes the
+// directory; it returns the nodes' errors.
+func (c *benchCluster) close() error {
+	err := stopAll(c.nodes...)
+	c.kf.Close()
+	os.RemoveAll(c.dir)
+	return err
+}
+
 // stopAll stops nodes, ignoring those already stopped.
 func stopAll(nodes ...*benchNode) error {
 	var errs []error
@@ -293,11 +348,11 @@ func RunClusterIngest(cfg ClusterIngestConfig) (ClusterIngestResult, error) {
 		return ClusterIngestResult{}, err
 	}
 	var out ClusterIngestResult
-	dir, err := tempDir(cfg.TempDir, "featurelog-bench-cluster-ingest-")
+	bc, err := newBenchCluster(cfg.TempDir, "ingest", cfg.Partitions)
 	if err != nil {
 		return out, err
 	}
-	defer os.RemoveAll(dir)
+	defer bc.close()
 	bodies := batchBodies(16, cfg.BatchSize, time.Now())
 	run := func(n *benchNode, label string) Result {
 		c := newClient(cfg.Clients)
@@ -319,7 +374,7 @@ func RunClusterIngest(cfg ClusterIngestConfig) (ClusterIngestResult, error) {
 		})
 	}
 
-	sa, err := startStandalone(filepath.Join(dir, "standalone"))
+	sa, err := startStandalone(filepath.Join(bc.dir, "standalone"))
 	if err != nil {
 		return out, err
 	}
@@ -328,16 +383,10 @@ func RunClusterIngest(cfg ClusterIngestConfig) (ClusterIngestResult, error) {
 		return out, err
 	}
 
-	kf, err := startKafka()
+	n, err := bc.start("n1")
 	if err != nil {
 		return out, err
 	}
-	defer kf.Close()
-	n, err := startClusterNode(kf.ListenAddrs(), cfg.Partitions, "n1", filepath.Join(dir, "n1"))
-	if err != nil {
-		return out, err
-	}
-	defer n.stop()
 	if err := waitServing([]*benchNode{n}, cfg.Partitions, 1, time.Minute); err != nil {
 		return out, err
 	}
@@ -414,24 +463,14 @@ func RunClusterForward(cfg ClusterForwardConfig) (ClusterForwardResult, error) {
 		return ClusterForwardResult{}, err
 	}
 	var out ClusterForwardResult
-	dir, err := tempDir(cfg.TempDir, "featurelog-bench-cluster-forward-")
+	bc, err := newBenchCluster(cfg.TempDir, "forward", cfg.Partitions)
 	if err != nil {
 		return out, err
 	}
-	defer os.RemoveAll(dir)
-	kf, err := startKafka()
+	defer bc.close()
+	nodes, err := bc.startAll("n1", "n2")
 	if err != nil {
 		return out, err
-	}
-	defer kf.Close()
-	var nodes []*benchNode
-	defer func() { stopAll(nodes...) }()
-	for _, id := range []string{"n1", "n2"} {
-		n, err := startClusterNode(kf.ListenAddrs(), cfg.Partitions, id, filepath.Join(dir, id))
-		if err != nil {
-			return out, err
-		}
-		nodes = append(nodes, n)
 	}
 	if err := waitServing(nodes, cfg.Partitions, 2, time.Minute); err != nil {
 		return out, err
@@ -573,32 +612,14 @@ func RunClusterRebalance(cfg ClusterRebalanceConfig) (ClusterRebalanceResult, er
 		return ClusterRebalanceResult{}, err
 	}
 	out := ClusterRebalanceResult{Partitions: cfg.Partitions, Records: cfg.Records}
-	dir, err := tempDir(cfg.TempDir, "featurelog-bench-cluster-rebalance-")
+	bc, err := newBenchCluster(cfg.TempDir, "rebalance", cfg.Partitions)
 	if err != nil {
 		return out, err
 	}
-	defer os.RemoveAll(dir)
-	kf, err := startKafka()
+	defer bc.close()
+	nodes, err := bc.startAll("n1", "n2", "n3")
 	if err != nil {
 		return out, err
-	}
-	defer kf.Close()
-	var all []*benchNode
-	defer func() { stopAll(all...) }()
-	start := func(id string) (*benchNode, error) {
-		n, err := startClusterNode(kf.ListenAddrs(), cfg.Partitions, id, filepath.Join(dir, id))
-		if err == nil {
-			all = append(all, n)
-		}
-		return n, err
-	}
-	var nodes []*benchNode
-	for _, id := range []string{"n1", "n2", "n3"} {
-		n, err := start(id)
-		if err != nil {
-			return out, err
-		}
-		nodes = append(nodes, n)
 	}
 	if err := waitServing(nodes, cfg.Partitions, 3, 2*time.Minute); err != nil {
 		return out, err
@@ -646,7 +667,7 @@ func RunClusterRebalance(cfg ClusterRebalanceConfig) (ClusterRebalanceResult, er
 	// A node joins.
 	rd.reset()
 	t0 = time.Now()
-	n4, err := start("n4")
+	n4, err := bc.start("n4")
 	if err != nil {
 		return out, err
 	}
@@ -656,7 +677,7 @@ func RunClusterRebalance(cfg ClusterRebalanceConfig) (ClusterRebalanceResult, er
 		return out, err
 	}
 	out.Join.Moved, out.Join.Change = len(n4.node.Owned()), change
-	return out, stopAll(all...)
+	return out, stopAll(bc.nodes...)
 }
 
 // readers read one key of each partition through one node, back to

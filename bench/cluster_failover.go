@@ -93,26 +93,16 @@ func RunClusterFailover(cfg ClusterFailoverConfig) (ClusterFailoverResult, error
 		return ClusterFailoverResult{}, errors.New("bench: ClusterFailoverConfig.Command is required: the argv prefix of a program that calls bench.ServeMain")
 	}
 	out := ClusterFailoverResult{Partitions: rc.Partitions, Records: rc.Records, SessionTimeout: cfg.SessionTimeout}
-	dir, err := tempDir(cfg.TempDir, "featurelog-bench-cluster-failover-")
+	bc, err := newBenchCluster(cfg.TempDir, "failover", rc.Partitions)
 	if err != nil {
 		return out, err
 	}
-	defer os.RemoveAll(dir)
-	kf, err := startKafka()
+	defer bc.close()
+	nodes, err := bc.startAll("n1", "n2")
 	if err != nil {
 		return out, err
 	}
-	defer kf.Close()
-	var nodes []*benchNode
-	defer func() { stopAll(nodes...) }()
-	for _, id := range []string{"n1", "n2"} {
-		n, err := startClusterNode(kf.ListenAddrs(), rc.Partitions, id, filepath.Join(dir, id))
-		if err != nil {
-			return out, err
-		}
-		nodes = append(nodes, n)
-	}
-	victim, err := startClusterChild(cfg.Command, kf.ListenAddrs(), rc.Partitions, "n3", filepath.Join(dir, "n3"), cfg.SessionTimeout)
+	victim, err := startClusterChild(cfg.Command, bc.kf.ListenAddrs(), rc.Partitions, "n3", filepath.Join(bc.dir, "n3"), cfg.SessionTimeout)
 	if err != nil {
 		return out, err
 	}

@@ -193,9 +193,21 @@ func (db *DB) apply(filename string, data []byte) (*ApplyResult, bool, error) {
 // backfill commits or undoes, and a materialization builds the state of
 // the version that serves.
 func (db *DB) refuseWhileJobs(workspace string) error {
-	busy := db.jobs.list(func(j *Job) bool {
-		return j.Workspace == workspace && !j.State.Final()
-	})
+	if c := busyConflict(workspace, db.jobs.list(func(j *Job) bool { return j.Workspace == workspace })); c != nil {
+		return c
+	}
+	return nil
+}
+
+// busyConflict is the conflict of a change to workspace with the oldest
+// of jobs that has not ended, or nil. jobs are newest first.
+func busyConflict(workspace string, jobs []Job) *JobConflict {
+	var busy []Job
+	for _, j := range jobs {
+		if j.Workspace == workspace && !j.State.Final() {
+			busy = append(busy, j)
+		}
+	}
 	if len(busy) == 0 {
 		return nil
 	}

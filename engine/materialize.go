@@ -42,20 +42,11 @@ func (db *DB) Materialize(workspace, view string, req MaterializeRequest) (Job, 
 	if err != nil {
 		return Job{}, err
 	}
-	if err := db.refuseWhileJobs(workspace); err != nil {
-		return Job{}, err
-	}
-	if !req.Overwrite {
-		for _, j := range db.jobs.list(func(j *Job) bool {
-			return j.Type == JobMaterialization && j.State == JobSuccess && j.Workspace == workspace &&
-				j.FeatureView == view && j.Version == v.version
-		}) {
-			if j.Params.StartTime.Before(req.End) && req.Start.Before(*j.Params.EndTime) {
-				return j, &JobConflict{Job: j, Msg: fmt.Sprintf(
-					"[%s, %s) overlaps materialization job %s of feature view %q, which loaded [%s, %s); set overwrite to replace its rows",
-					rfc(req.Start), rfc(req.End), j.ID, view, rfc(*j.Params.StartTime), rfc(*j.Params.EndTime))}
-			}
+	if c := MaterializeConflict(workspace, view, v.version, req, db.jobs.list(func(*Job) bool { return true })); c != nil {
+		if c.Job.State.Final() {
+			return c.Job, c
 		}
+		return Job{}, c
 	}
 	now := db.opts.Now()
 	start, end := req.Start.UTC(), req.End.UTC()
@@ -72,6 +63,30 @@ func (db *DB) Materialize(workspace, view string, req MaterializeRequest) (Job, 
 	}
 	db.runner.push(j.ID)
 	return db.Job(workspace, j.ID)
+}
+
+// MaterializeConflict returns the conflict of a materialization request
+// with jobs (newest first), as Materialize refuses it: a job of the
+// workspace that has not ended, or, unless req.Overwrite, a successful
+// materialization of the same version of view whose range overlaps;
+// nil when there is none. Cluster mode checks the jobs of every
+// partition with it.
+func MaterializeConflict(workspace, view string, version int, req MaterializeRequest, jobs []Job) *JobConflict {
+	if c := busyConflict(workspace, jobs); c != nil {
+		return c
+	}
+	if req.Overwrite {
+		return nil
+	}
+	for _, j := range jobs {
+		if j.Type == JobMaterialization && j.State == JobSuccess && j.Workspace == workspace && j.FeatureView == view && j.Version == version &&
+			j.Params.StartTime != nil && j.Params.EndTime != nil && j.Params.StartTime.Before(req.End) && req.Start.Before(*j.Params.EndTime) {
+			return &JobConflict{Job: j, Msg: fmt.Sprintf(
+				"[%s, %s) overlaps materialization job %s of feature view %q, which loaded [%s, %s); set overwrite to replace its rows",
+				rfc(req.Start), rfc(req.End), j.ID, view, rfc(*j.Params.StartTime), rfc(*j.Params.EndTime))}
+		}
+	}
+	return nil
 }
 
 // CheckMaterialize checks a materialization request as Materialize does,

@@ -15,7 +15,6 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/featurelog/featurelog/auth"
-	"github.com/featurelog/featurelog/cluster"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/internal/jsondec"
 )
@@ -175,12 +174,8 @@ func (s *Server) planOrApply(w http.ResponseWriter, r *http.Request, apply bool)
 			}
 		}
 		res, err := applyFn(req.File, []byte(req.Content))
-		if errors.Is(err, cluster.ErrUnavailable) {
-			writeUnavailable(w, err)
-			return
-		}
 		if err != nil {
-			s.writeEngineError(w, err)
+			s.writeClusterError(w, err)
 			return
 		}
 		resp.Plan, resp.Changed, resp.Rebuilt, resp.Jobs = res.Plan.String(), !res.Plan.Empty(), res.Rebuilt, res.Jobs
@@ -271,15 +266,13 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
 // be written.
 func (s *Server) writeAccountError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, cluster.ErrUnavailable):
-		writeUnavailable(w, err)
 	case errors.Is(err, auth.ErrNoSuchAccount):
 		writeServingError(w, http.StatusNotFound, grpcNotFound, err.Error())
 	case errors.Is(err, auth.ErrInvalidName), errors.Is(err, auth.ErrInvalidDescription),
 		errors.Is(err, auth.ErrInvalidWorkspace), errors.Is(err, auth.ErrInvalidRole):
 		writeServingError(w, http.StatusBadRequest, grpcInvalidArgument, err.Error())
 	default:
-		s.writeEngineError(w, err)
+		s.writeClusterError(w, err)
 	}
 }
 

@@ -231,6 +231,17 @@ func (s *Server) waitPositions(ctx context.Context, positions []engine.Position,
 	return s.opts.Cluster.WaitApplied(ctx, mine)
 }
 
+// writeClusterError answers a failed request through Kafka: 503 with
+// Retry-After when Kafka did not take it (cluster.ErrUnavailable), else
+// as the engine's error.
+func (s *Server) writeClusterError(w http.ResponseWriter, err error) {
+	if errors.Is(err, cluster.ErrUnavailable) {
+		writeUnavailable(w, err)
+		return
+	}
+	s.writeEngineError(w, err)
+}
+
 func writeUnavailable(w http.ResponseWriter, err error) {
 	w.Header().Set("Retry-After", "1")
 	writeServingError(w, http.StatusServiceUnavailable, grpcUnavailable, err.Error()+"; retry")

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -359,36 +358,23 @@ func (s *Server) clusterMaterialize(w http.ResponseWriter, r *http.Request, ws, 
 	if sum, err := s.db.FeatureViewSummary(ws, view); err == nil {
 		version = sum.Version
 	}
+	var jobs []engine.Job // the cluster's, each as a whole, newest first
 	for _, j := range combineJobs(shares, owners) {
-		if !j.State.Final() {
-			s.writeEngineError(w, &engine.JobConflict{Job: j.Job, Msg: fmt.Sprintf("workspace %q has a %s job that has not ended (%s, feature view %q, %s): "+
-				"wait for it (featurelog jobs wait %s) or cancel it (featurelog jobs cancel %s), then materialize again",
-				ws, j.Type, j.ID, j.FeatureView, j.State, j.ID, j.ID)})
-			return
-		}
-		if !req.Overwrite && j.Type == engine.JobMaterialization && j.State == engine.JobSuccess && j.FeatureView == view && j.Version == version &&
-			j.Params.StartTime != nil && j.Params.EndTime != nil && j.Params.StartTime.Before(req.End) && req.Start.Before(*j.Params.EndTime) {
-			s.writeEngineError(w, &engine.JobConflict{Job: j.Job, Msg: fmt.Sprintf(
-				"[%s, %s) overlaps materialization job %s of feature view %q, which loaded [%s, %s); set overwrite to replace its rows",
-				rfc3339(req.Start), rfc3339(req.End), j.ID, view, rfc3339(*j.Params.StartTime), rfc3339(*j.Params.EndTime))})
-			return
-		}
+		jobs = append(jobs, j.Job)
 	}
-	id, parts, err := s.opts.Cluster.Materialize(r.Context(), ws, view, req)
-	if errors.Is(err, cluster.ErrUnavailable) {
-		writeUnavailable(w, err)
+	if c := engine.MaterializeConflict(ws, view, version, req, jobs); c != nil {
+		s.writeEngineError(w, c)
 		return
 	}
+	id, parts, err := s.opts.Cluster.Materialize(r.Context(), ws, view, req)
 	if err != nil {
-		s.writeEngineError(w, err)
+		s.writeClusterError(w, err)
 		return
 	}
 	s.answerStarted(w, r, http.StatusCreated, ws, id, parts, engine.Job{ID: id, Type: engine.JobMaterialization, Workspace: ws, FeatureView: view,
 		Version: version, State: engine.JobPending, CreatedAt: time.Now().UTC(),
 		Params: engine.JobParams{StartTime: &req.Start, EndTime: &req.End, Online: &req.Online, Offline: &req.Offline, Overwrite: &req.Overwrite, Partitions: parts}})
 }
-
-func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // answerStarted answers a job requested through Kafka once every
 // partition it runs on started its share, or after MinPositionsWait with
@@ -420,12 +406,8 @@ func (s *Server) answerStarted(w http.ResponseWriter, r *http.Request, status in
 // MinPositionsWait, the shares not yet started showing PENDING).
 func (s *Server) clusterDeleteKeys(w http.ResponseWriter, r *http.Request, ws, view string, req engine.DeleteKeysRequest) {
 	id, parts, err := s.opts.Cluster.DeleteKeys(r.Context(), ws, view, req)
-	if errors.Is(err, cluster.ErrUnavailable) {
-		writeUnavailable(w, err)
-		return
-	}
 	if err != nil {
-		s.writeEngineError(w, err)
+		s.writeClusterError(w, err)
 		return
 	}
 	s.answerStarted(w, r, http.StatusAccepted, ws, id, parts, engine.Job{ID: id, Type: engine.JobDeletion, Workspace: ws, FeatureView: view,

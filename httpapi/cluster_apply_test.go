@@ -11,8 +11,6 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/featurelog/featurelog/internal/clicks"
 )
 
 // TestClusterApplyOverHTTP: plan and apply through any node of a
@@ -32,15 +30,7 @@ func TestClusterApplyOverHTTP(t *testing.T) {
 
 	r := rand.New(rand.NewPCG(7, 8))
 	const users = 20
-	ingest := func(k int) {
-		for range k {
-			body := string(clicks.Body(r, time.Now(), 1+r.IntN(20), users))
-			status, _, got := post(t, nodes[r.IntN(len(nodes))].url+"/ingest", body)
-			require.Equal(t, http.StatusOK, status, got)
-			status, _, want := post(t, oracle.url("/ingest"), body)
-			require.Equal(t, http.StatusOK, status, want)
-		}
-	}
+	ingest := func(k int) { ingestClicks(t, r, nodes, oracle, time.Now(), k, users) }
 	ingest(10)
 
 	const after = "      - aggregate: {input: clicked_squared, function: sum, window: 24h}\n"

@@ -103,39 +103,7 @@ func TestClusterHistorical(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	const users = 30
 	now := time.Now().UTC()
-	var positions []engine.Position
-	var events []time.Time
-	for range 20 {
-		body := clicks.Body(r, now, 1+r.IntN(20), users)
-		status, _, got := post(t, nodes[r.IntN(len(nodes))].url+"/ingest", string(body))
-		require.Equal(t, http.StatusOK, status, got)
-		var resp struct {
-			KafkaPositions []struct {
-				Partition int32  `json:"partition"`
-				Offset    string `json:"offset"`
-			} `json:"kafkaPositions"`
-		}
-		require.NoError(t, json.Unmarshal([]byte(got), &resp))
-		for _, p := range resp.KafkaPositions {
-			off, err := strconv.ParseInt(p.Offset, 10, 64)
-			require.NoError(t, err)
-			positions = append(positions, engine.Position{Partition: p.Partition, Offset: off})
-		}
-		status, _, want := post(t, oracle.url("/ingest"), string(body))
-		require.Equal(t, http.StatusOK, status, want)
-		var req struct {
-			Records map[string][]struct {
-				Record struct {
-					Timestamp time.Time `json:"timestamp"`
-				} `json:"record"`
-			} `json:"records"`
-		}
-		require.NoError(t, json.Unmarshal(body, &req))
-		for _, rec := range req.Records["impressions_event_source"] {
-			events = append(events, rec.Record.Timestamp)
-		}
-	}
-	waitAppliedBy(t, nodes, positions)
+	events := ingestClicks(t, r, nodes, oracle, now, 20, users)
 
 	// The spine: users with data and without (u30..u34), at random times
 	// and at the edges of the windows (1h, 12h, 24h, the TTL of 7d) of

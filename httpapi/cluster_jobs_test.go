@@ -12,8 +12,6 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/featurelog/featurelog/internal/clicks"
 )
 
 func getURL(t *testing.T, url string) (int, http.Header, string) {
@@ -60,15 +58,7 @@ func TestClusterDeleteKeysAndJobs(t *testing.T) {
 
 	r := rand.New(rand.NewPCG(9, 10))
 	const users = 24
-	ingest := func(k int) {
-		for range k {
-			body := string(clicks.Body(r, time.Now(), 1+r.IntN(20), users))
-			status, _, got := post(t, nodes[r.IntN(len(nodes))].url+"/ingest", body)
-			require.Equal(t, http.StatusOK, status, got)
-			status, _, want := post(t, oracle.url("/ingest"), body)
-			require.Equal(t, http.StatusOK, status, want)
-		}
-	}
+	ingest := func(k int) { ingestClicks(t, r, nodes, oracle, time.Now(), k, users) }
 	ingest(15)
 
 	const path = "/api/v1/workspaces/ads/feature-views/click_events_fv/delete-keys"

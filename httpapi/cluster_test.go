@@ -197,6 +197,18 @@ func TestClusterOverHTTP(t *testing.T) {
 		require.Equal(t, http.StatusOK, status, got)
 		assert.JSONEq(t, want, got, "batch through %s", n.id)
 	}
+	// min_positions on a batch (SPEC §10): the positions ingest returned
+	// read as before; one never written is refused with 503 after the wait.
+	withPos := strings.Replace(batch, `"as_of"`, `"min_positions": `+string(minPos)+`, "as_of"`, 1)
+	for _, n := range nodes {
+		status, _, got := post(t, n.url+"/api/v1/feature-service/get-features-batch", withPos)
+		require.Equal(t, http.StatusOK, status, got)
+		assert.JSONEq(t, want, got, "batch with min_positions through %s", n.id)
+	}
+	never := strings.Replace(batch, `"as_of"`, `"min_positions": [{"partition": 0, "offset": "1099511627776"}], "as_of"`, 1)
+	bstatus, bhdr, bgot := post(t, nodes[0].url+"/api/v1/feature-service/get-features-batch", never)
+	assert.Equal(t, http.StatusServiceUnavailable, bstatus, bgot)
+	assert.Equal(t, "1", bhdr.Get("Retry-After"))
 
 	// n2 leaves: its partitions move. Reads give the oracle's value or
 	// 503 with Retry-After, never anything else.

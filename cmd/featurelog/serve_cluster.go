@@ -160,7 +160,7 @@ func devClusterCmd() *cobra.Command {
 					addr := "127.0.0.1:" + strconv.Itoa(basePort+i)
 					errs[i] = serveCluster(ctx, sio, filepath.Join(data, id), repoFile, engine.Options{},
 						httpapi.Options{Addr: addr, NoAuth: true},
-						clusterFlags{mode: "kafka", brokers: kf.ListenAddrs(), topic: "featurelog", partitions: partitions, nodeID: id})
+						clusterFlags{mode: "kafka", brokers: kf.ListenAddrs(), topic: "featurelog", partitions: partitions, nodeID: id, session: 10 * time.Second})
 					if errs[i] != nil {
 						stop() // one node failing stops the others
 					}

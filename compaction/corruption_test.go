@@ -452,7 +452,10 @@ func TestCraftedCorruption(t *testing.T) {
 			p.blocks[0] = bytes.Repeat([]byte{0x5a}, len(p.blocks[0]))
 			return p.join(nil, nil)
 		}},
-		{name: "block_raw_len_smaller", reason: reasonBlockZstd, onRead: true, build: func(t *testing.T, p *parts) []byte {
+		// The decoder gets decodeSlack bytes past the raw length, so a frame
+		// a little longer than the index says decodes, and the lengths
+		// disagree.
+		{name: "block_raw_len_smaller", reason: reasonBlockRawLen, onRead: true, build: func(t *testing.T, p *parts) []byte {
 			return p.join(func(hs []blockHandle) []byte { hs[0].rawLen--; return nil }, nil)
 		}},
 		{name: "block_raw_len_bigger", reason: reasonBlockRawLen, onRead: true, build: func(t *testing.T, p *parts) []byte {

@@ -63,14 +63,17 @@ func (r *Reader) readBlock(i int, b *blockBuf) error {
 	if err != nil {
 		return fmt.Errorf("compaction: creating zstd decoder: %w", err)
 	}
-	if cap(b.raw) < h.rawLen {
-		b.raw = make([]byte, 0, h.rawLen)
+	// decodeSlack bytes past the raw length let the decoder use its
+	// 16-byte copies (klauspost/compress's useSafeDecodeSync): with an
+	// exact fit it takes the bounds-exact copies, 10% of a join's CPU.
+	if cap(b.raw) < h.rawLen+decodeSlack {
+		b.raw = make([]byte, 0, h.rawLen+decodeSlack)
 	}
 	// The decoder (WithDecodeAllCapLimit) refuses a frame whose declared
 	// size exceeds cap(dst) and stops one zstd block (128 KiB) after output
 	// passes it, so a frame cannot make it allocate much more than the raw
 	// length the index promised.
-	data, err := dec.DecodeAll(b.compressed, b.raw[:0:h.rawLen])
+	data, err := dec.DecodeAll(b.compressed, b.raw[:0:h.rawLen+decodeSlack])
 	switch {
 	case err != nil:
 		return corrupt(r.path, h.off, reasonBlockZstd+": "+err.Error())
@@ -86,6 +89,10 @@ func (r *Reader) readBlock(i int, b *blockBuf) error {
 	}
 	return nil
 }
+
+// decodeSlack is the spare capacity given to the zstd decoder past a
+// block's raw length: its compressedBlockOverAlloc.
+const decodeSlack = 16
 
 // parseBlock locates the entries of the decoded block data, appending them
 // to ents[:0], and verifies them against h: entry count, strictly increasing

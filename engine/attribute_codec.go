@@ -90,28 +90,109 @@ func decodeVersions(b []byte, types []schema.Type) ([]version, error) {
 // call.
 func decodeVersionsInto(b []byte, types []schema.Type, h []version, vals []schema.Value) ([]version, []schema.Value, error) {
 	d := attrDecoder{b: b}
+	h = d.heads(types, h)
+	if d.err != nil {
+		return nil, vals, d.err
+	}
+	if nv := len(h) * len(types); cap(vals) >= nv {
+		vals = vals[:nv]
+		clear(vals)
+	} else {
+		vals = make([]schema.Value, nv)
+	}
+	for i := range h {
+		h[i].vals = vals[i*len(types) : (i+1)*len(types) : (i+1)*len(types)]
+	}
+	for f, t := range types {
+		for i := range h {
+			h[i].vals[f] = d.value(t)
+		}
+	}
+	if err := d.end(h); err != nil {
+		return nil, vals, err
+	}
+	return h, vals, nil
+}
+
+// lazyVersions is a key's history decoded without its values, which
+// valuesAt decodes for the one version a read returns: a join reads one
+// or a few versions of a key's history, and decoding every value was half
+// of the attribute view's share of a 1M-row join's CPU.
+type lazyVersions struct {
+	h    []version // vals nil
+	b    []byte    // the encoding
+	cols []int     // the offset in b of each feature's first value
+	// at and off are, per feature, the version whose value valuesAt last
+	// decoded and that value's offset: reads of a key come in time order,
+	// so each resumes where the last one stopped (linear, not quadratic,
+	// in a key's versions when a range-mode join reads them all).
+	at, off []int
+}
+
+// decodeVersionsLazy decodes b into l, reusing l's memory, checking the
+// whole encoding as decodeVersionsInto does but materializing no value.
+func decodeVersionsLazy(b []byte, types []schema.Type, l *lazyVersions) error {
+	d := attrDecoder{b: b}
+	l.h, l.b, l.cols, l.at, l.off = d.heads(types, l.h), b, l.cols[:0], l.at[:0], l.off[:0]
+	for i := range l.h {
+		l.h[i].vals = nil
+	}
+	for _, t := range types {
+		l.cols, l.at, l.off = append(l.cols, d.off), append(l.at, 0), append(l.off, d.off)
+		for range l.h {
+			d.skip(t)
+		}
+	}
+	if err := d.end(l.h); err != nil {
+		l.h = l.h[:0]
+		return err
+	}
+	return nil
+}
+
+// valuesAt decodes version i's values into dst (one per feature).
+func (l *lazyVersions) valuesAt(i int, types []schema.Type, dst []schema.Value) error {
+	for f, t := range types {
+		if i < l.at[f] {
+			l.at[f], l.off[f] = 0, l.cols[f]
+		}
+		d := attrDecoder{b: l.b, off: l.off[f]}
+		for ; l.at[f] < i; l.at[f]++ {
+			d.skip(t)
+		}
+		l.off[f] = d.off
+		dst[f] = d.value(t)
+		if d.err != nil {
+			l.at[f], l.off[f] = 0, l.cols[f]
+			return d.err
+		}
+	}
+	return nil
+}
+
+// heads decodes the format byte, the version count and every version's
+// event time, sequence and index into h (reused when big enough), leaving
+// the decoder at the first value. The versions' vals are untouched.
+func (d *attrDecoder) heads(types []schema.Type, h []version) []version {
 	if d.byte() != attrStateV1 {
-		return nil, vals, fmt.Errorf("%w: unknown format", errAttrState)
+		d.fail("unknown format")
+		return nil
 	}
 	n := d.uvarint()
 	// Every version takes at least 3 bytes plus one per feature.
-	if d.err != nil || n == 0 || n > uint64(len(b)/(3+len(types))) {
-		return nil, vals, fmt.Errorf("%w: bad version count", errAttrState)
+	if d.err != nil || n == 0 || n > uint64(len(d.b)/(3+len(types))) {
+		d.fail("bad version count")
+		return nil
 	}
 	if uint64(cap(h)) >= n {
 		h = h[:n]
 	} else {
 		h = make([]version, n)
 	}
-	if nv := int(n) * len(types); cap(vals) >= nv {
-		vals = vals[:nv]
-		clear(vals)
-	} else {
-		vals = make([]schema.Value, nv)
-	}
 	scale := int(d.byte())
 	if scale >= len(pow10) {
-		return nil, vals, fmt.Errorf("%w: bad time scale %d", errAttrState, scale)
+		d.fail(fmt.Sprintf("bad time scale %d", scale))
+		return nil
 	}
 	var ts int64
 	var seq uint64
@@ -146,25 +227,25 @@ func decodeVersionsInto(b []byte, types []schema.Type, h []version, vals []schem
 			d.fail("index out of range")
 		}
 		h[i].idx = uint32(x)
-		h[i].vals = vals[i*len(types) : (i+1)*len(types) : (i+1)*len(types)]
 	}
-	for f, t := range types {
-		for i := range h {
-			h[i].vals[f] = d.value(t)
-		}
-	}
-	if d.err == nil && d.off != len(b) {
+	return h
+}
+
+// end checks that the decoder consumed all of its bytes without error and
+// that h is in versionLess order.
+func (d *attrDecoder) end(h []version) error {
+	if d.err == nil && d.off != len(d.b) {
 		d.fail("trailing bytes")
 	}
 	if d.err != nil {
-		return nil, vals, d.err
+		return d.err
 	}
 	for i := 1; i < len(h); i++ {
 		if versionLess(&h[i], &h[i-1]) {
-			return nil, vals, fmt.Errorf("%w: versions out of order", errAttrState)
+			return fmt.Errorf("%w: versions out of order", errAttrState)
 		}
 	}
-	return h, vals, nil
+	return nil
 }
 
 type attrDecoder struct {
@@ -212,6 +293,19 @@ func (d *attrDecoder) varint() int64 {
 	}
 	d.off += n
 	return x
+}
+
+// skip moves past one value of type t, checking its encoding.
+func (d *attrDecoder) skip(t schema.Type) {
+	if d.err != nil {
+		return
+	}
+	n, err := record.SkipValue(d.b[d.off:], t)
+	if err != nil {
+		d.fail(err.Error())
+		return
+	}
+	d.off += n
 }
 
 func (d *attrDecoder) value(t schema.Type) schema.Value {

@@ -56,6 +56,40 @@ func TestAttrCodecRoundTrip(t *testing.T) {
 	require.Equal(t, extreme[1].ts, got[1].ts)
 }
 
+// A history decoded lazily yields every version's values as the full
+// decoder does, read in any order, and reuses its memory across keys.
+func TestAttrCodecLazy(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	var l lazyVersions
+	dst := make([]schema.Value, len(attrTypes))
+	for _, n := range []int{1, 2, 17, 500, 3} {
+		h := randomHistory(r, n, 1000)
+		b := appendVersions(nil, h, attrTypes)
+		require.NoError(t, decodeVersionsLazy(b, attrTypes, &l))
+		require.Len(t, l.h, n)
+		order := append(r.Perm(n), 0, n-1, n-1) // random, then back to the start, then repeated
+		for i := range n {
+			order = append(order, i) // then ascending, as reads in time order come
+		}
+		for _, i := range order {
+			require.Equal(t, h[i].ts, l.h[i].ts)
+			require.Equal(t, h[i].seq, l.h[i].seq)
+			require.Equal(t, h[i].idx, l.h[i].idx)
+			require.NoError(t, l.valuesAt(i, attrTypes, dst))
+			for f := range attrTypes {
+				require.True(t, h[i].vals[f].Equal(dst[f]), "version %d of %d, feature %d: %v, want %v", i, n, f, dst[f], h[i].vals[f])
+			}
+		}
+	}
+	// What the full decoder refuses, the lazy one refuses.
+	b := appendVersions(nil, randomHistory(r, 5, 1), attrTypes)
+	for cut := range len(b) {
+		_, full := decodeVersions(b[:cut], attrTypes)
+		lazy := decodeVersionsLazy(b[:cut], attrTypes, &l)
+		require.Equal(t, full != nil, lazy != nil, "cut at %d: full %v, lazy %v", cut, full, lazy)
+	}
+}
+
 // Truncations and bit flips give errors, never panics or silent garbage
 // that breaks the history's order.
 func TestAttrCodecBadInput(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -313,14 +314,20 @@ func spineTime(x any) (int64, error) {
 type chunkInput struct {
 	ts   []int64
 	keys [][]string // [view][row]
+	// same[vi] is the first view whose keys equal view vi's on every row
+	// (vi itself when none does): such views share a sort and its key
+	// arena.
+	same []int
 }
 
 func (sp *spineParser) parse(rows [][]any, before int) (*chunkInput, error) {
 	c := &chunkInput{ts: make([]int64, len(rows))}
 	views := sp.svc.views()
-	c.keys = make([][]string, len(views))
+	c.keys, c.same = make([][]string, len(views)), make([]int, len(views))
+	differ := make([][]bool, len(views)) // differ[vi][u]: views vi and u < vi have different keys on some row
 	for vi := range views {
 		c.keys[vi] = make([]string, len(rows))
+		differ[vi] = make([]bool, vi)
 	}
 	jk := map[string]any{}
 	var scratch []byte
@@ -347,6 +354,15 @@ func (sp *spineParser) parse(rows [][]any, before int) (*chunkInput, error) {
 				return nil, bad(err)
 			}
 			c.keys[vi][i] = key
+			for u := range vi {
+				differ[vi][u] = differ[vi][u] || c.keys[u][i] != key
+			}
+		}
+	}
+	for vi := range views {
+		c.same[vi] = vi
+		if u := slices.Index(differ[vi], false); u >= 0 {
+			c.same[vi] = c.same[u]
 		}
 	}
 	return c, nil
@@ -439,16 +455,16 @@ func (j *join) answer(c *chunkInput) (*historical.Chunk, error) {
 		types[i] = f.view.def.Features[f.idx].Type
 	}
 	out := historical.MakeChunk(len(c.ts), types)
-	orders := map[string]keyOrder{} // by join-key list: views keyed alike share the sort
+	orders := map[int]keyOrder{} // views with the same keys share the sort
 	for vi, vj := range j.views {
 		if err := vj.prepare(j, c.keys[vi]); err != nil {
 			return nil, err
 		}
-		jk := joinKeyList(vj.v)
-		if _, ok := orders[jk]; !ok {
-			orders[jk] = sortRows(c.keys[vi], c.ts)
+		s := c.same[vi]
+		if _, ok := orders[s]; !ok {
+			orders[s] = sortRows(c.keys[vi], c.ts)
 		}
-		if err := vj.fill(orders[jk], c.keys[vi], out, nf); err != nil {
+		if err := vj.fill(orders[s], out, nf); err != nil {
 			return nil, err
 		}
 	}
@@ -637,7 +653,7 @@ func commonPrefixLen(keys []string) int {
 // fill answers one view for every row. order holds the rows sorted by
 // (key, time), so each key's state is gathered once and the segments are
 // read in key order; it is split between the cores at key boundaries.
-func (vj *viewJoin) fill(order keyOrder, keys []string, out *historical.Chunk, nf int) error {
+func (vj *viewJoin) fill(order keyOrder, out *historical.Chunk, nf int) error {
 	n := len(order.rows)
 	workers := min(runtime.GOMAXPROCS(0), max(1, n/1024))
 	cuts := make([]int, workers+1)
@@ -655,7 +671,7 @@ func (vj *viewJoin) fill(order keyOrder, keys []string, out *historical.Chunk, n
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[w] = vj.fillRange(keys, order.slice(cuts[w], cuts[w+1]), out, nf)
+			errs[w] = vj.fillRange(order.slice(cuts[w], cuts[w+1]), out, nf)
 		}()
 	}
 	wg.Wait()
@@ -663,7 +679,7 @@ func (vj *viewJoin) fill(order keyOrder, keys []string, out *historical.Chunk, n
 }
 
 // fillRange answers the rows of order (sorted by key, then time).
-func (vj *viewJoin) fillRange(keys []string, order keyOrder, out *historical.Chunk, nf int) error {
+func (vj *viewJoin) fillRange(order keyOrder, out *historical.Chunk, nf int) error {
 	kc := newKeyCursor(vj)
 	vals := make([]schema.Value, len(vj.v.def.Features))
 	for lo := 0; lo < len(order.rows); {
@@ -675,7 +691,9 @@ func (vj *viewJoin) fillRange(keys []string, order keyOrder, out *historical.Chu
 			return err
 		}
 		for i, r := range order.rows[lo:hi] {
-			kc.read(order.ts[lo+i], vals)
+			if err := kc.read(order.ts[lo+i], vals); err != nil {
+				return err
+			}
 			for _, o := range vj.outs {
 				out.Set(int(r), o[1], vals[o[0]])
 			}
@@ -695,17 +713,16 @@ type keyCursor struct {
 	kb    []byte            // key's bytes
 	own   *tiles.KeyState   // the active memtable's state, for change instants
 	extra []*tiles.KeyState // aggregate views: frozen and segment states
-	hists [][]version       // attribute views: frozen and segment histories
+	hists [][]version       // attribute views: frozen histories
+	lazy  []*lazyVersions   // attribute views: segment histories
 }
 
 type segCursor struct {
 	sg *segRef
-	// ks, hist and vals hold the key's state decoded from this segment,
-	// their memory reused from key to key (the join holds one key at a
-	// time).
+	// ks and hist hold the key's state decoded from this segment, their
+	// memory reused from key to key (the join holds one key at a time).
 	ks   tiles.KeyState
-	hist []version
-	vals []schema.Value
+	hist lazyVersions
 	it   interface {
 		SeekGE([]byte) bool
 		Key() []byte
@@ -723,7 +740,7 @@ func newKeyCursor(vj *viewJoin) *keyCursor {
 }
 
 func (kc *keyCursor) seek(key string) error {
-	kc.key, kc.extra, kc.hists, kc.own = key, kc.extra[:0], kc.hists[:0], nil
+	kc.key, kc.extra, kc.hists, kc.lazy, kc.own = key, kc.extra[:0], kc.hists[:0], kc.lazy[:0], nil
 	d := kc.vj.d
 	for _, m := range kc.vj.src.frozen {
 		if m.tiles != nil {
@@ -756,12 +773,10 @@ func (kc *keyCursor) seek(key string) error {
 			}
 			kc.extra = append(kc.extra, &c.ks)
 		} else {
-			var err error
-			c.hist, c.vals, err = decodeVersionsInto(c.it.Value(), d.types, c.hist, c.vals)
-			if err != nil {
+			if err := decodeVersionsLazy(c.it.Value(), d.types, &c.hist); err != nil {
 				return &Error{Code: CodeInternal, Msg: fmt.Sprintf("segment %s, key %q", c.sg.file, key), Err: err}
 			}
-			kc.hists = append(kc.hists, c.hist)
+			kc.lazy = append(kc.lazy, &c.hist)
 		}
 	}
 	return nil
@@ -769,11 +784,11 @@ func (kc *keyCursor) seek(key string) error {
 
 // read writes the view's features for the current key as of t into vals,
 // exactly as an online read as of t computes them.
-func (kc *keyCursor) read(t int64, vals []schema.Value) {
+func (kc *keyCursor) read(t int64, vals []schema.Value) error {
 	v, src := kc.vj.v, &kc.vj.src
 	if src.tiles != nil {
 		src.tiles.ReadWith(kc.key, t, vals, true, kc.extra)
-		return
+		return nil
 	}
 	best, found := src.attrs.latestBefore(kc.key, t)
 	for _, h := range kc.hists {
@@ -781,13 +796,26 @@ func (kc *keyCursor) read(t int64, vals []schema.Value) {
 			best, found = ver, true
 		}
 	}
-	found = found && v.onlineAt(best.ts, time.Unix(0, t))
-	for i := range vals {
-		vals[i] = schema.Value{}
-		if found {
-			vals[i] = best.vals[i]
+	var from *lazyVersions // the segment history best is from, whose values are not decoded yet
+	at := 0
+	for _, l := range kc.lazy {
+		i := sort.Search(len(l.h), func(i int) bool { return l.h[i].ts >= t }) - 1
+		if i >= 0 && (!found || versionLess(&best, &l.h[i])) {
+			best, found, from, at = l.h[i], true, l, i
 		}
 	}
+	if !found || !v.onlineAt(best.ts, time.Unix(0, t)) {
+		clear(vals)
+		return nil
+	}
+	if from != nil {
+		if err := from.valuesAt(at, kc.vj.d.types, vals); err != nil {
+			return &Error{Code: CodeInternal, Msg: fmt.Sprintf("a segment of view %q, key %q", v.def.Name, kc.key), Err: err}
+		}
+		return nil
+	}
+	copy(vals, best.vals)
+	return nil
 }
 
 // rebuildFromLog recomputes view v of catalog cat from the offline log
@@ -870,6 +898,9 @@ func (kc *keyCursor) changeInstants(dst []int64, start, end int64) []int64 {
 		var hs [][]version
 		if h, ok := src.attrs.history(kc.key); ok {
 			hs = append(hs, append([]version(nil), h...))
+		}
+		for _, l := range kc.lazy {
+			hs = append(hs, l.h)
 		}
 		for _, h := range append(hs, kc.hists...) {
 			for _, ver := range h {

@@ -291,13 +291,17 @@ func (rr *rangeRun) chunk(es *entitySet, lo, hi int) error {
 			times = kc.changeInstants(times, rr.start, rr.end)
 		}
 		sort.Slice(times, func(a, b int) bool { return times[a] < times[b] })
-		rr.vector(cursors, rr.start, cur)
+		if err := rr.vector(cursors, rr.start, cur); err != nil {
+			return err
+		}
 		from := rr.start
 		for i, t := range times {
 			if i > 0 && t == times[i-1] {
 				continue
 			}
-			rr.vector(cursors, t, next)
+			if err := rr.vector(cursors, t, next); err != nil {
+				return err
+			}
 			if equalVectors(cur, next) {
 				continue
 			}
@@ -314,21 +318,24 @@ func (rr *rangeRun) chunk(es *entitySet, lo, hi int) error {
 }
 
 // vector reads the service's features as of t into out.
-func (rr *rangeRun) vector(cursors []*keyCursor, t int64, out []schema.Value) {
+func (rr *rangeRun) vector(cursors []*keyCursor, t int64, out []schema.Value) error {
 	var buf [16]schema.Value
 	for vi, kc := range cursors {
 		vj := rr.j.views[vi]
-		vals := buf[:0]
+		var vals []schema.Value
 		if n := len(vj.v.def.Features); n > len(buf) {
 			vals = make([]schema.Value, n)
 		} else {
 			vals = buf[:n]
 		}
-		kc.read(t, vals)
+		if err := kc.read(t, vals); err != nil {
+			return err
+		}
 		for _, o := range vj.outs {
 			out[o[1]] = vals[o[0]]
 		}
 	}
+	return nil
 }
 
 func (rr *rangeRun) emit(keyVals []schema.Value, from, to int64, vals []schema.Value) error {

@@ -126,8 +126,23 @@ func FuzzDecodeVersions(f *testing.F) {
 		if (err == nil) != (ierr == nil) {
 			t.Fatalf("decodeVersions: %v; decodeVersionsInto: %v", err, ierr)
 		}
+		var l lazyVersions
+		if lerr := decodeVersionsLazy(b, attrTypes, &l); (err == nil) != (lerr == nil) {
+			t.Fatalf("decodeVersions: %v; decodeVersionsLazy: %v", err, lerr)
+		}
 		if err != nil {
 			return
+		}
+		got := make([]schema.Value, len(attrTypes))
+		for i := range h {
+			if lerr := l.valuesAt(i, attrTypes, got); lerr != nil {
+				t.Fatalf("valuesAt(%d): %v", i, lerr)
+			}
+			for f := range got {
+				if !got[f].Equal(h[i].vals[f]) {
+					t.Fatalf("valuesAt(%d)[%d] = %v, want %v", i, f, got[f], h[i].vals[f])
+				}
+			}
 		}
 		if !bytes.Equal(appendVersions(nil, h, attrTypes), appendVersions(nil, hi, attrTypes)) {
 			t.Fatalf("decodeVersionsInto decodes unlike decodeVersions")

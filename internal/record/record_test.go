@@ -425,3 +425,30 @@ func TestKind4Example(t *testing.T) {
 		assert.Empty(t, got.Sections)
 	}
 }
+
+// SkipValue takes exactly the bytes DecodeValue reads, for every type,
+// null or not, and refuses what DecodeValue refuses: every truncation and
+// a bad tag or bool byte.
+func TestSkipValueAgreesWithDecode(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	for range 200 {
+		for i, v := range randomRow(r) {
+			typ := testColumns[i].Type
+			b := AppendValue(nil, v)
+			n, err := SkipValue(append(b, 0xff), typ) // a byte after the value is not read
+			require.NoError(t, err)
+			_, dn, _ := DecodeValue(b, typ)
+			require.Equal(t, dn, n, "column %s", testColumns[i].Name)
+			require.Equal(t, len(b), n)
+			for cut := range len(b) {
+				_, skipErr := SkipValue(b[:cut], typ)
+				_, _, decErr := DecodeValue(b[:cut], typ)
+				require.Equal(t, decErr != nil, skipErr != nil, "column %s cut at %d", testColumns[i].Name, cut)
+			}
+		}
+	}
+	_, err := SkipValue([]byte{7}, schema.ScalarType(schema.Int64))
+	require.ErrorIs(t, err, ErrCorrupt)
+	_, err = SkipValue([]byte{tagPresent, 2}, schema.ScalarType(schema.Bool))
+	require.ErrorIs(t, err, ErrCorrupt)
+}

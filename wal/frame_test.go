@@ -257,6 +257,14 @@ func FuzzSegmentDecoders(f *testing.F) {
 			f.Add(torn)
 		}
 	}
+	for _, writes := range [][]write{
+		{{version: frameVersion, n: 3}, {version: frameVersion, n: 2}},
+		{{version: frameVersionV1, n: 2}, {version: frameVersion, n: 3}},
+	} {
+		torn := buildSegment(1, writes...) // a frame of the first write zeroed
+		clear(torn[1 : 1+headerSize])
+		f.Add(torn)
+	}
 	f.Add([]byte{})
 	f.Add([]byte{0})
 	f.Add([]byte{0x80, 0x80})
@@ -269,7 +277,24 @@ func FuzzSegmentDecoders(f *testing.F) {
 		require.Equal(t, valid, v2)
 		require.Equal(t, next, n2)
 		require.Empty(t, r2)
-		findValidFrame(data, valid, next) // must not panic
+		if w, ok := findLaterWrite(data, valid, next); ok {
+			// The evidence is a valid frame behind the damage, after the
+			// commit-end frame it names, or of version 1.
+			frame, seq, ok := frameAt(data, w.off)
+			require.True(t, ok)
+			require.Equal(t, w.seq, seq)
+			require.GreaterOrEqual(t, seq, next)
+			require.GreaterOrEqual(t, w.off, valid)
+			if w.end {
+				end, _, ok := frameAt(data, w.endOff)
+				require.True(t, ok)
+				require.True(t, commitEnd(end))
+				require.GreaterOrEqual(t, w.endOff, valid)
+				require.Less(t, w.endOff, w.off)
+			} else {
+				require.False(t, marked(frame))
+			}
+		}
 
 		path := filepath.Join(t.TempDir(), segmentName(1))
 		require.NoError(t, os.WriteFile(path, data, 0o644))

@@ -151,18 +151,27 @@ func (l *Log) commit() {
 }
 
 // encode frames the batch into c.twb, assigning dense seqs after c.last.
-// It returns the bytes tidwall will append to its tail and the payload
-// bytes.
+// The batch's last frame is marked flagCommitEnd: the batch is one write,
+// and the committer begins the next only after this one's fsync, so
+// recovery may cut damage behind which no mark is found (repair.go). When
+// tidwall splits the batch over two segments, the part in the older one
+// is unmarked; tidwall fsyncs that segment before creating the next, so
+// a crash can tear only the part in the newer one, which ends in the
+// mark. It returns the bytes tidwall will append to its tail and the
+// payload bytes.
 func (l *Log) encode(batch []*request) (entryBytes, payloadBytes int64) {
 	l.c.twb.Clear()
 	for i, r := range batch {
 		r.seq = l.c.last + uint64(i) + 1
 		var flags byte
+		if i == len(batch)-1 {
+			flags = flagCommitEnd
+		}
 		stored := r.payload
 		if l.opts.CompressMin > 0 && len(r.payload) >= l.opts.CompressMin {
 			var z bool
 			if l.c.zbuf, z = deflate(l.c.zbuf[:0], r.payload, l.opts.CompressMin); z {
-				stored, flags = l.c.zbuf, flagZstd
+				stored, flags = l.c.zbuf, flags|flagZstd
 			}
 		}
 		l.c.frame = appendFrameFlags(l.c.frame[:0], r.seq, flags, stored)

@@ -35,24 +35,27 @@
 //	frame:
 //	+-------+---------+-------+-------------+---------+---------+---------+
 //	| magic | version | flags | payload len |   seq   |  crc32c | payload |
-//	| FLWL  |    1    |   0   |  uint32 LE  | u64 LE  |  u32 LE |  len B  |
+//	| FLWL  |    2    | 0..3  |  uint32 LE  | u64 LE  |  u32 LE |  len B  |
 //	+-------+---------+-------+-------------+---------+---------+---------+
 //	0       4         5       6             10        18        22
 //
 // The CRC-32C (Castagnoli) covers bytes [0, 18) and the payload: everything
 // but itself. tidwall has no checksum of its own; zero bytes would parse as
-// valid empty entries, which the frame rejects. docs/format/wal.md specifies
-// the format.
+// valid empty entries, which the frame rejects. Flag 1 marks a zstd payload,
+// flag 2 the last frame of each write (below). Version 1 frames, written
+// before that mark, are still read. docs/format/wal.md specifies the format.
 //
 // # Durability
 //
 // Append enqueues its payload for a single committer goroutine, which takes
 // everything queued (up to Options.MaxBatchBytes), frames it, and writes it
 // with one tidwall WriteBatch, then fsyncs the tail segment itself: one
-// write and one fsync shared by all the waiting appenders. tidwall runs
-// with its own fsync off, so that the fsync goes through Options.FS (the
-// vfs interface), where tests inject failures and track durable
-// bytes; tidwall still fsyncs each segment it fills. tidwall may start new
+// write and one fsync shared by all the waiting appenders. It marks the
+// write's last frame (commit end) and starts the next write only after the
+// fsync, so that a crash can tear only the last write. tidwall runs with
+// its own fsync off, so that the fsync goes through Options.FS (the vfs
+// interface), where tests inject failures and track durable bytes;
+// tidwall still fsyncs each segment it fills. tidwall may start new
 // segment files during a batch without fsyncing the directory; the
 // committer detects that, fsyncs the new files and the directory before it
 // acknowledges anything.
@@ -78,8 +81,10 @@
 // # Recovery
 //
 // Open verifies the last two segments. If the last one ends in a torn or
-// zero-filled tail (bytes after the last valid frame with no valid frame
-// behind them), Open copies the segment to Dir/damaged/, cuts the tail off,
+// zero-filled tail (bad bytes behind which no frame of a later write is
+// found: none at all, or only version 2 frames none of which follows a
+// commit-end mark, which a crash during one write of several frames can
+// leave), Open copies the segment to Dir/damaged/, cuts the tail off,
 // fsyncs, logs it and reports it through Repair. Any other bad frame is a
 // *CorruptionError, and nothing is changed. Older segments are verified by
 // Replay as it reads them, and all of them by Verify; Open leaves them out

@@ -15,13 +15,20 @@ import (
 //	0       4         5       6             10        18        22
 //
 // The CRC is CRC-32C (Castagnoli) of bytes [0, 18) followed by the payload:
-// everything but the CRC itself. See docs/format/wal.md.
+// everything but the CRC itself. Version 2 frames (written) mark the last
+// frame of every write with flagCommitEnd, so that recovery can tell a
+// write torn by a crash from damage to one that was fsynced; version 1
+// frames (read only) carry no such mark. See docs/format/wal.md.
 const (
 	// frameMagic opens every frame. Part of the on-disk format; do not change.
 	frameMagic = "FLWL"
-	// frameVersion is the only frame version written and accepted. Part of
-	// the on-disk format; do not change.
-	frameVersion = 1
+	// frameVersion is the version written: version 2 frames mark where
+	// each write ends (flagCommitEnd). Readers also accept frameVersionV1,
+	// written before the marks existed: a log of version 1 frames says
+	// nothing about where its writes end. Part of the on-disk format; do
+	// not change.
+	frameVersion   = 2
+	frameVersionV1 = 1
 	// Field offsets and header size. Part of the on-disk format; do not change.
 	offVersion = 4
 	offFlags   = 5
@@ -35,8 +42,14 @@ const (
 	// length and CRC are of the stored bytes. Part of the on-disk format;
 	// do not change.
 	flagZstd = 1 << 0
-	// knownFlags are the flags this version reads.
-	knownFlags = flagZstd
+	// flagCommitEnd marks the last frame of a write (one group commit,
+	// one write and one fsync): frames behind it in the file belong to a
+	// later write, begun only after this one was fsynced. Version 2 only.
+	// Part of the on-disk format; do not change.
+	flagCommitEnd = 1 << 1
+	// knownFlags are the flags each version reads.
+	knownFlagsV1 = flagZstd
+	knownFlags   = flagZstd | flagCommitEnd
 )
 
 // crcTable is the Castagnoli polynomial, hardware-accelerated on amd64 and
@@ -58,9 +71,8 @@ const (
 	reasonBadZstd     = "compressed payload does not decompress"
 )
 
-// appendFrame appends the frame of payload with sequence number seq to dst.
-// The header is built in place in dst: a local array would escape to the
-// heap through crc32.Update and cost an allocation per append.
+// appendFrame appends the (version 2) frame of payload with sequence
+// number seq to dst, with no flags.
 func appendFrame(dst []byte, seq uint64, payload []byte) []byte {
 	return appendFrameFlags(dst, seq, 0, payload)
 }
@@ -68,10 +80,18 @@ func appendFrame(dst []byte, seq uint64, payload []byte) []byte {
 // appendFrameFlags is appendFrame with the header's flags set; stored is
 // the payload as stored (compressed when flags has flagZstd).
 func appendFrameFlags(dst []byte, seq uint64, flags byte, stored []byte) []byte {
+	return appendFrameVersion(dst, frameVersion, seq, flags, stored)
+}
+
+// appendFrameVersion is appendFrameFlags with the header's version set:
+// a rewrite keeps an entry's version. The header is built in place in
+// dst: a local array would escape to the heap through crc32.Update and
+// cost an allocation per append.
+func appendFrameVersion(dst []byte, version byte, seq uint64, flags byte, stored []byte) []byte {
 	payload := stored
 	start := len(dst)
 	dst = append(dst, frameMagic...)
-	dst = append(dst, frameVersion, flags)
+	dst = append(dst, version, flags)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(payload)))
 	dst = binary.LittleEndian.AppendUint64(dst, seq)
 	crc := crc32.Update(crc32.Update(0, crcTable, dst[start:]), crcTable, payload)
@@ -108,9 +128,9 @@ func parseFrame(frame []byte) (seq uint64, payload []byte, reason string) {
 		return 0, nil, reasonShortFrame
 	case string(frame[:offVersion]) != frameMagic:
 		return 0, nil, reasonBadMagic
-	case frame[offVersion] != frameVersion:
+	case frame[offVersion] != frameVersion && frame[offVersion] != frameVersionV1:
 		return 0, nil, reasonBadVersion
-	case frame[offFlags]&^knownFlags != 0:
+	case frame[offFlags]&^flagsOf(frame[offVersion]) != 0:
 		return 0, nil, reasonBadFlags
 	case uint64(binary.LittleEndian.Uint32(frame[offLength:])) != uint64(len(frame)-headerSize):
 		return 0, nil, reasonBadLength
@@ -123,9 +143,25 @@ func parseFrame(frame []byte) (seq uint64, payload []byte, reason string) {
 	return binary.LittleEndian.Uint64(frame[offSeq:]), payload, ""
 }
 
+// flagsOf returns the flags a frame of version v may carry.
+func flagsOf(v byte) byte {
+	if v == frameVersionV1 {
+		return knownFlagsV1
+	}
+	return knownFlags
+}
+
 // compressed reports whether a verified frame's payload is stored
 // zstd-compressed.
 func compressed(frame []byte) bool { return frame[offFlags]&flagZstd != 0 }
+
+// commitEnd reports whether a verified frame is the last of its write.
+func commitEnd(frame []byte) bool { return frame[offFlags]&flagCommitEnd != 0 }
+
+// marked reports whether a verified frame's writer marked where its writes
+// end (version 2), so that a frame of it without flagCommitEnd is followed
+// by more frames of the same write.
+func marked(frame []byte) bool { return frame[offVersion] == frameVersion }
 
 // entryStatus is the outcome of splitting one tidwall entry off a buffer.
 type entryStatus int

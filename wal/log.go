@@ -240,10 +240,10 @@ func (l *Log) Append(payload []byte) (seq uint64, err error) {
 // first+i. Other appends waiting meanwhile may share the commit, before
 // or after the batch, never inside it. Every payload gets the same
 // outcome: all are acknowledged, or the error is returned. A crash
-// before the fsync may keep any prefix of the batch (a torn tail is cut
-// at an entry boundary by Open), never a part of an entry; but a power
-// loss that drops an earlier block of the write and keeps a later one
-// makes Open refuse the log (docs/format/wal.md, "Known gap"). The payloads
+// before the fsync may keep any prefix of the batch, never a part of an
+// entry: Open cuts a torn write at its first damaged entry, also when a
+// later block of the write reached the disk and an earlier one did not
+// (the write's last frame is marked; docs/format/wal.md, "Recovery"). The payloads
 // together must fit Options.MaxBatchBytes (else ErrTooLarge, nothing
 // written). An empty batch writes nothing and returns (0, nil).
 func (l *Log) AppendBatch(payloads [][]byte) (first uint64, err error) {

@@ -53,7 +53,8 @@ func verifySegment(opts *Options, seg segment, end uint64) error {
 	return r.replay(seg, end+1, end, true, nop)
 }
 
-// recoverTail scans the tail segment and repairs a torn tail.
+// recoverTail scans the tail segment and repairs a torn tail: damage
+// behind which findLaterWrite finds no frame of a later write.
 func recoverTail(opts *Options, tail segment, s syncer) (recovered, error) {
 	data, err := vfs.ReadFile(opts.FS, tail.path)
 	if err != nil {
@@ -64,9 +65,9 @@ func recoverTail(opts *Options, tail segment, s syncer) (recovered, error) {
 	if valid == len(data) {
 		return rec, nil
 	}
-	if seq, off, ok := findValidFrame(data, valid, next); ok {
+	if ev, ok := findLaterWrite(data, valid, next); ok {
 		return recovered{}, &CorruptionError{File: tail.path, Offset: int64(valid), Seq: next,
-			Reason: fmt.Sprintf("%s; not a torn tail: a valid frame (seq %d) follows at offset %d", reason, seq, off)}
+			Reason: reason + "; " + ev.String()}
 	}
 	rec.report, err = repairTail(opts, tail, data, valid, s)
 	return rec, err
@@ -94,35 +95,76 @@ func scanValid(data []byte, first uint64) (valid int, next uint64, reason string
 	return valid, next, ""
 }
 
-// findValidFrame searches data after offset from for a frame that passes
-// every check and has a seq of at least next. A torn write cannot leave
-// one behind the damage, so finding one means real corruption.
-func findValidFrame(data []byte, from int, next uint64) (seq uint64, off int, ok bool) {
-	for i := from; i < len(data); i++ {
+// laterWrite is a valid frame found behind damage that proves the damage
+// is no torn write.
+type laterWrite struct {
+	// seq and off are the frame's seq and offset.
+	seq uint64
+	off int
+	// end is set when the frame follows a commit-end frame found behind
+	// the damage, of seq endSeq at offset endOff; unset, the frame is a
+	// version 1 frame, whose writer marked no ends.
+	end    bool
+	endSeq uint64
+	endOff int
+}
+
+func (w laterWrite) String() string {
+	if !w.end {
+		return fmt.Sprintf("not a torn tail: a valid frame (seq %d) follows at offset %d", w.seq, w.off)
+	}
+	return fmt.Sprintf("not a torn tail: a write ends behind the damage (seq %d at offset %d) and a valid frame "+
+		"of a later write (seq %d) follows at offset %d, so the damaged write was fsynced", w.endSeq, w.endOff, w.seq, w.off)
+}
+
+// findLaterWrite searches data after offset from, where a bad entry
+// expected to hold seq next begins, for valid frames with a seq of at
+// least next (by magic, at every offset), and returns the first that
+// proves the damage is not a torn write. A crash can tear only the last
+// write: the committer begins a write only after the previous one's
+// fsync returned. So damage may be cut when every frame behind it can
+// belong to the write the damage is in: version 2 frames (whose writer
+// marks the last frame of each write with flagCommitEnd) of which none
+// follows a commit-end frame. A version 1 frame says nothing about where
+// writes end, so any one found is proof enough, as before version 2.
+func findLaterWrite(data []byte, from int, next uint64) (w laterWrite, ok bool) {
+	for i := from; i < len(data); {
 		j := bytes.Index(data[i:], []byte(frameMagic))
 		if j < 0 {
-			return 0, 0, false
+			break
 		}
 		i += j
-		if seq, ok := frameAt(data, i); ok && seq >= next {
-			return seq, i, true
+		frame, seq, valid := frameAt(data, i)
+		if !valid || seq < next {
+			i++
+			continue
 		}
+		if !marked(frame) || w.end {
+			w.seq, w.off = seq, i
+			return w, true
+		}
+		if commitEnd(frame) {
+			w.end, w.endSeq, w.endOff = true, seq, i
+		}
+		i += len(frame)
 	}
-	return 0, 0, false
+	return laterWrite{}, false
 }
 
 // frameAt parses a frame starting at data[off] (where its magic is),
-// trusting its own length field rather than a tidwall length prefix.
-func frameAt(data []byte, off int) (seq uint64, ok bool) {
+// trusting its own length field rather than a tidwall length prefix, and
+// returns its bytes if it is valid.
+func frameAt(data []byte, off int) (frame []byte, seq uint64, ok bool) {
 	if len(data)-off < headerSize {
-		return 0, false
+		return nil, 0, false
 	}
 	n := uint64(binary.LittleEndian.Uint32(data[off+offLength:]))
 	if n > uint64(len(data)-off-headerSize) {
-		return 0, false
+		return nil, 0, false
 	}
-	seq, _, reason := parseFrame(data[off : off+headerSize+int(n)])
-	return seq, reason == ""
+	frame = data[off : off+headerSize+int(n)]
+	seq, _, reason := parseFrame(frame)
+	return frame, seq, reason == ""
 }
 
 // repairTail copies the damaged segment aside, then cuts it back to its

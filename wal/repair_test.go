@@ -179,14 +179,17 @@ func zeroFrom(i, delta, extra int) damage {
 	}
 }
 
-// TestRepairDamagedTail is the table of damage to the last segment: torn
-// or zero-filled tails are cut off; damage followed by a valid frame is
+// TestRepairDamagedTail is the table of damage to the last segment of a
+// log of five single-entry writes, in version 2 frames and in version 1
+// ones: torn or zero-filled tails are cut off; damage followed by a frame
+// of a later write (version 2), or by any valid frame (version 1), is
 // corruption and leaves the files alone.
 func TestRepairDamagedTail(t *testing.T) {
 	const n = 5
 	f := newFixture(t, 1<<20, n)
 	for _, tc := range []struct {
 		name    string
+		version byte // only for this frame version; 0 for both
 		damage  damage
 		want    uint64 // entries after Open
 		repair  bool   // Open must cut bytes off
@@ -215,12 +218,16 @@ func TestRepairDamagedTail(t *testing.T) {
 		{name: "empty segment", damage: func(t *testing.T, p []string) {
 			require.NoError(t, os.Truncate(p[0], 0))
 		}, want: 0, corrupt: -1},
-		// A torn write cannot leave a valid frame behind the damage: these
-		// are bit rot, reported rather than silently cut.
+		// The last entry's frame survives behind its damaged length
+		// prefix: in version 2 it is the last write's own frame, cut like
+		// any damage to it; version 1 frames tell nothing of writes.
+		{name: "flipped bit in last length prefix", version: frameVersion, damage: flipInEntry(-1, -1), want: n - 1, repair: true, corrupt: -1},
+		{name: "flipped bit in last length prefix", version: frameVersionV1, damage: flipInEntry(-1, -1), corrupt: n - 1, reason: "not a torn tail"},
+		// A frame of a later write behind the damage proves the damaged
+		// write was fsynced: these are bit rot, reported rather than cut.
 		{name: "flipped bit in middle payload", damage: flipInEntry(2, headerSize+1), corrupt: 2, reason: reasonBadChecksum},
 		{name: "flipped bit in middle seq", damage: flipInEntry(2, offSeq+1), corrupt: 2, reason: reasonBadChecksum},
 		{name: "flipped bit in middle length prefix", damage: flipInEntry(2, -1), corrupt: 2, reason: "not a torn tail"},
-		{name: "flipped bit in last length prefix", damage: flipInEntry(-1, -1), corrupt: n - 1, reason: "not a torn tail"},
 		{name: "middle frame zeroed", damage: func(t *testing.T, p []string) {
 			offs := entryOffsets(t, p[0])
 			data, err := os.ReadFile(p[0])
@@ -229,33 +236,57 @@ func TestRepairDamagedTail(t *testing.T) {
 			require.NoError(t, os.WriteFile(p[0], data, 0o644))
 		}, corrupt: 1, reason: "not a torn tail"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			opts, paths := f.materialize(t)
-			opts.NoSync = false // the repair's own fsyncs run here
-			offs := entryOffsets(t, paths[0])
-			tc.damage(t, paths)
-			damaged, err := os.ReadFile(paths[0])
-			require.NoError(t, err)
-			l, err := Open(opts)
-			if tc.corrupt >= 0 {
-				requireCorruption(t, err, paths[0], offs[tc.corrupt], uint64(tc.corrupt+1), tc.reason)
-				after, rerr := os.ReadFile(paths[0])
-				require.NoError(t, rerr)
-				assert.Equal(t, damaged, after, "a corrupt log is left untouched")
-				assert.NoDirExists(t, filepath.Join(opts.Dir, damagedDir))
-				return
+		for _, v := range []byte{frameVersion, frameVersionV1} {
+			if tc.version != 0 && tc.version != v {
+				continue
 			}
-			require.NoError(t, err)
-			requireEntries(t, l, tc.want)
-			if tc.repair {
-				requireRepaired(t, l, paths[0], damaged, offs[tc.want])
-			} else {
-				assert.Nil(t, l.Repair())
-			}
-			requireAppendable(t, l, opts, tc.want)
-		})
+			t.Run(fmt.Sprintf("%s/v%d", tc.name, v), func(t *testing.T) {
+				t.Parallel()
+				opts, paths := f.materialize(t)
+				opts.NoSync = false // the repair's own fsyncs run here
+				if v == frameVersionV1 {
+					rewriteV1(t, paths[0])
+				}
+				repairCase(t, opts, paths, tc.damage, repairOutcome{tc.want, tc.repair, tc.corrupt, tc.reason})
+			})
+		}
 	}
+}
+
+// repairOutcome is what Open must make of a damaged log.
+type repairOutcome struct {
+	want    uint64 // entries after Open
+	repair  bool   // Open must cut bytes off
+	corrupt int    // if >= 0, Open fails at entry corrupt; -1 for none
+	reason  string // substring of CorruptionError.Reason
+}
+
+// repairCase damages the one-segment log in paths, opens it and checks
+// the outcome: corruption with the files left alone, or the entries kept,
+// cut back to their valid prefix if repaired, and appendable.
+func repairCase(t *testing.T, opts Options, paths []string, d damage, out repairOutcome) {
+	t.Helper()
+	offs := entryOffsets(t, paths[0])
+	d(t, paths)
+	damaged, err := os.ReadFile(paths[0])
+	require.NoError(t, err)
+	l, err := Open(opts)
+	if out.corrupt >= 0 {
+		requireCorruption(t, err, paths[0], offs[out.corrupt], uint64(out.corrupt+1), out.reason)
+		after, rerr := os.ReadFile(paths[0])
+		require.NoError(t, rerr)
+		assert.Equal(t, damaged, after, "a corrupt log is left untouched")
+		assert.NoDirExists(t, filepath.Join(opts.Dir, damagedDir))
+		return
+	}
+	require.NoError(t, err)
+	requireEntries(t, l, out.want)
+	if out.repair {
+		requireRepaired(t, l, paths[0], damaged, offs[out.want])
+	} else {
+		assert.Nil(t, l.Repair())
+	}
+	requireAppendable(t, l, opts, out.want)
 }
 
 // requireCorruption checks that err is a *CorruptionError at file/offset.

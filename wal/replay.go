@@ -91,7 +91,10 @@ func (r *segmentReader) frame(seq uint64) ([]byte, error) {
 		return nil, fmt.Errorf("wal: read %s: %w", r.path, err)
 	case reason == "":
 		var payload []byte
-		if payload, reason = decodeFrame(body, seq); reason == "" && !compressed(body) {
+		if payload, reason = decodeFrame(body, seq); reason == "" {
+			r.version, r.flags = body[offVersion], body[offFlags]
+		}
+		if reason == "" && !compressed(body) {
 			return payload, nil
 		}
 		if reason == "" {

@@ -148,7 +148,7 @@ func (rw *segmentRewriter) rewrite(seg segment, end, upTo uint64, st *RewriteSta
 			}
 		}
 		if rw.tmp != nil {
-			if err := rw.writeEntry(seq, np); err != nil {
+			if err := rw.writeEntry(seq, np, rw.r.version, rw.r.flags&flagCommitEnd); err != nil {
 				return false, fmt.Errorf("wal: write %s: %w", tmpPath, err)
 			}
 		}
@@ -190,18 +190,19 @@ func (rw *segmentRewriter) start(tmpPath, segPath string, n int64) error {
 }
 
 // writeEntry appends the tidwall entry of payload's frame, compressed as
-// the committer would.
-func (rw *segmentRewriter) writeEntry(seq uint64, payload []byte) error {
-	var flags byte
+// the committer would. The frame keeps the entry's version and commit
+// mark (flags): a rewritten segment marks the ends of the writes that
+// made it, as it did before.
+func (rw *segmentRewriter) writeEntry(seq uint64, payload []byte, version, flags byte) error {
 	stored := payload
 	if rw.opts.CompressMin > 0 && len(payload) >= rw.opts.CompressMin {
 		var z bool
 		if rw.zbuf, z = deflate(rw.zbuf[:0], payload, rw.opts.CompressMin); z {
-			stored, flags = rw.zbuf, flagZstd
+			stored, flags = rw.zbuf, flags|flagZstd
 		}
 	}
 	rw.frame = binary.AppendUvarint(rw.frame[:0], uint64(frameSize(len(stored))))
-	rw.frame = appendFrameFlags(rw.frame, seq, flags, stored)
+	rw.frame = appendFrameVersion(rw.frame, version, seq, flags, stored)
 	if err := vfs.NoteWrite(rw.opts.FS, rw.tmp.Name(), len(rw.frame)); err != nil {
 		return err
 	}

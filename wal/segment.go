@@ -111,6 +111,9 @@ type segmentReader struct {
 	off  int64
 	// plain holds the last payload decompressed (frames with flagZstd).
 	plain []byte
+	// version and flags are the header fields of the last frame that
+	// frame returned: a rewrite keeps them.
+	version, flags byte
 }
 
 // reset points the reader at path, keeping its buffer.

@@ -25,10 +25,17 @@ var (
 // maxPlain bounds a decompressed payload: MaxBatchBytes is at most 4 GiB.
 const maxPlain = 1 << 32
 
+// minCompressed is the smallest payload deflate compresses, whatever
+// Options.CompressMin says: klauspost/compress leaves the content size
+// out of the frame header of smaller inputs, and inflate refuses frames
+// that do not declare it (with CompressMin 1, 148-byte payloads were
+// written that could not be read back).
+const minCompressed = 256
+
 // deflate appends the stored form of payload to dst and reports whether
 // it is compressed.
 func deflate(dst, payload []byte, min int) ([]byte, bool) {
-	if min <= 0 || len(payload) < min {
+	if min <= 0 || len(payload) < max(min, minCompressed) {
 		return append(dst, payload...), false
 	}
 	start := len(dst)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -17,8 +18,14 @@ import (
 // compression, reopen and replay byte for byte; only the compressible
 // ones are stored compressed.
 func TestCompressedFramesRoundTrip(t *testing.T) {
+	for _, min := range []int{256, 1} { // 1: payloads under minCompressed stay plain
+		t.Run(fmt.Sprint("CompressMin=", min), func(t *testing.T) { testCompressedFramesRoundTrip(t, min) })
+	}
+}
+
+func testCompressedFramesRoundTrip(t *testing.T, min int) {
 	opts := testOptions(t)
-	opts.CompressMin = 256
+	opts.CompressMin = min
 	opts.SegmentSize = 64 << 10
 	r := rand.New(rand.NewSource(1))
 	var want [][]byte

@@ -197,7 +197,7 @@ func (db *DB) createSegment(d *viewData, level int, minSeq, maxSeq uint64, fast 
 	sg := &segRef{id: id, cacheID: id, file: segmentFile(id), level: level, minSeq: minSeq, maxSeq: maxSeq}
 	meta := d.meta
 	meta.Level, meta.MinSeq, meta.MaxSeq = level, minSeq, maxSeq
-	wo := compaction.WriterOptions{FS: db.opts.FS}
+	wo := compaction.WriterOptions{FS: db.opts.FS, Codec: compaction.CodecZstd}
 	if fast {
 		wo.Level = zstd.SpeedFastest
 	}

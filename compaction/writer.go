@@ -32,9 +32,9 @@ type WriterOptions struct {
 	// MaxEntrySize.
 	BlockSize int
 	// Codec compresses the blocks. Default CodecS2: on the engine's
-	// segments it decodes about twice as fast as zstd and encodes over ten
-	// times faster, for files about 13% bigger (docs/performance.md,
-	// "Segment block codec").
+	// segments it decodes 1.5-1.9x as fast as zstd and encodes 10-16x
+	// faster, for files 11-13% bigger (docs/performance.md, "Segment block
+	// codec").
 	Codec Codec
 	// Level is the zstd level of the blocks, for CodecZstd only (it must
 	// be unset for S2). Default zstd.SpeedDefault.

@@ -59,8 +59,8 @@ type Options struct {
 	CompactionFanIn int
 	// SegmentCodec compresses the blocks of the segments the DB writes
 	// (flushes, merges, backfill runs, rewrites). Default
-	// compaction.CodecS2: blocks decode about twice as fast as zstd's and
-	// cost a tenth of the CPU to write, for segments about 13% bigger
+	// compaction.CodecS2: blocks decode 1.5-1.9x as fast as zstd's and
+	// cost a tenth of the CPU to write, for segments 11-13% bigger
 	// (docs/performance.md, "Segment block codec"). compaction.CodecZstd
 	// writes backfill runs at zstd's fastest level and the rest at its
 	// default. Segments of either codec are read whatever this says, so it

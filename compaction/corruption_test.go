@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/RoaringBitmap/roaring/v2"
-	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -99,13 +98,13 @@ func (d *damageFile) xor(t *testing.T, off int, mask byte) {
 // is covered by a checksum or a check of its value), and nothing wrong may
 // be returned before it is.
 func TestFlipEveryByte(t *testing.T) {
-	for name, entries := range smallSegments(t) {
+	for name, entries := range codecCases(smallSegments(t)) {
 		t.Run(name, func(t *testing.T) {
-			d := newDamageFile(t, writeSegment(t, entries, WriterOptions{BlockSize: 64}))
+			d := newDamageFile(t, writeSegment(t, entries.entries, WriterOptions{BlockSize: 64, Codec: entries.codec}))
 			for off := range d.orig {
 				for _, mask := range []byte{0x01, 0xff} {
 					d.xor(t, off, mask)
-					if !checkDamaged(t, d.path, entries, 1) {
+					if !checkDamaged(t, d.path, entries.entries, 1) {
 						t.Fatalf("flip %#x at offset %d of %d not detected", mask, off, len(d.orig))
 					}
 				}
@@ -118,9 +117,9 @@ func TestFlipEveryByte(t *testing.T) {
 // TestTruncateAtEveryLength cuts small segments at every length, and
 // appends garbage: Open must refuse them all.
 func TestTruncateAtEveryLength(t *testing.T) {
-	for name, entries := range smallSegments(t) {
+	for name, c := range codecCases(smallSegments(t)) {
 		t.Run(name, func(t *testing.T) {
-			d := newDamageFile(t, writeSegment(t, entries, WriterOptions{BlockSize: 64}))
+			d := newDamageFile(t, writeSegment(t, c.entries, WriterOptions{BlockSize: 64, Codec: c.codec}))
 			var ce *CorruptionError
 			for _, extra := range [][]byte{{0}, []byte(magic), d.orig[len(d.orig)-footerSize:]} {
 				_, err := d.f.WriteAt(extra, int64(len(d.orig)))
@@ -142,20 +141,42 @@ func TestTruncateAtEveryLength(t *testing.T) {
 // offsets, and at every byte of its tail (index, bitmap, meta, footer).
 func TestFlipStrideOfLargeSegment(t *testing.T) {
 	entries := randomEntries(rand.New(rand.NewPCG(23, 24)), 2000, DefaultBlockSize+1)
-	d := newDamageFile(t, writeSegment(t, entries, WriterOptions{}))
-	stride := len(d.orig)/150 + 1
-	offsets := []int{}
-	for off := 0; off < len(d.orig); off += stride {
-		offsets = append(offsets, off)
+	for _, codec := range codecs {
+		t.Run(codec.String(), func(t *testing.T) {
+			d := newDamageFile(t, writeSegment(t, entries, WriterOptions{Codec: codec}))
+			stride := len(d.orig)/150 + 1
+			offsets := []int{}
+			for off := 0; off < len(d.orig); off += stride {
+				offsets = append(offsets, off)
+			}
+			for off := len(d.orig) - 300; off < len(d.orig); off++ {
+				offsets = append(offsets, off)
+			}
+			for _, off := range offsets {
+				d.xor(t, off, 0x10)
+				require.True(t, checkDamaged(t, d.path, entries, 97), "flip at offset %d of %d not detected", off, len(d.orig))
+				d.xor(t, off, 0)
+			}
+		})
 	}
-	for off := len(d.orig) - 300; off < len(d.orig); off++ {
-		offsets = append(offsets, off)
+}
+
+// codecCase is a segment's content and the codec to write it with.
+type codecCase struct {
+	entries []kv
+	codec   Codec
+}
+
+// codecCases crosses named contents with every codec, naming each case
+// <codec>/<name>.
+func codecCases(contents map[string][]kv) map[string]codecCase {
+	out := make(map[string]codecCase)
+	for name, entries := range contents {
+		for _, codec := range codecs {
+			out[codec.String()+"/"+name] = codecCase{entries, codec}
+		}
 	}
-	for _, off := range offsets {
-		d.xor(t, off, 0x10)
-		require.True(t, checkDamaged(t, d.path, entries, 97), "flip at offset %d of %d not detected", off, len(d.orig))
-		d.xor(t, off, 0)
-	}
+	return out
 }
 
 // parts is a valid segment taken apart, to be damaged and put back
@@ -163,7 +184,9 @@ func TestFlipStrideOfLargeSegment(t *testing.T) {
 // TestCraftedCorruption get past every CRC and must be caught by the
 // structural checks behind them.
 type parts struct {
-	// header, blocks (zstd frames), bitmap and meta are the sections.
+	// codec compresses the blocks.
+	codec Codec
+	// header, blocks (compressed), bitmap and meta are the sections.
 	header []byte
 	blocks [][]byte
 	bitmap []byte
@@ -177,13 +200,13 @@ type parts struct {
 	ft footer
 }
 
-// craftBase writes the base segment of TestCraftedCorruption: 2 entries
-// per block, 6 blocks.
-func craftBase(t *testing.T) (entries []kv, p *parts) {
+// craftBase writes the base segment of TestCraftedCorruption in codec: 2
+// entries per block, 6 blocks.
+func craftBase(t *testing.T, codec Codec) (entries []kv, p *parts) {
 	for i := range 12 {
 		entries = append(entries, kv{[]byte(fmt.Sprintf("k%02d", i)), bytes.Repeat([]byte{'a' + byte(i)}, 20)})
 	}
-	data, err := os.ReadFile(writeSegment(t, entries, WriterOptions{BlockSize: 64}))
+	data, err := os.ReadFile(writeSegment(t, entries, WriterOptions{BlockSize: 64, Codec: codec}))
 	require.NoError(t, err)
 	p = split(t, data)
 	next := 0
@@ -200,9 +223,10 @@ func split(t *testing.T, data []byte) *parts {
 	ft, reason := decodeFooter(data[len(data)-footerSize:])
 	require.Empty(t, reason)
 	index := data[ft.indexOff : ft.indexOff+ft.indexLen]
-	handles, _, reason := parseIndex(index, int64(ft.indexOff))
+	handles, _, reason := parseIndex(index, int64(ft.indexOff), ft.format.codec)
 	require.Empty(t, reason)
 	p := &parts{
+		codec:   ft.format.codec,
 		header:  bytes.Clone(data[:headerSize]),
 		bitmap:  bytes.Clone(data[ft.bitmapOff : ft.bitmapOff+ft.bitmapLen]),
 		meta:    bytes.Clone(data[ft.metaOff : ft.metaOff+ft.metaLen]),
@@ -229,9 +253,9 @@ func rawBlock(entries []kv) []byte {
 
 // setBlock replaces block i by the compression of raw.
 func (p *parts) setBlock(t *testing.T, i int, raw []byte) {
-	enc, err := encoders[zstd.SpeedDefault]()
+	enc, err := newBlockEncoder(&WriterOptions{Codec: p.codec, Level: levelFor(p.codec)})
 	require.NoError(t, err)
-	p.blocks[i] = enc.EncodeAll(raw, nil)
+	p.blocks[i] = enc(nil, raw)
 	p.handles[i].rawLen = len(raw)
 }
 
@@ -282,8 +306,12 @@ func TestCraftedCorruption(t *testing.T) {
 		name string
 		// build returns the damaged file, from a fresh copy of the parts.
 		build func(t *testing.T, p *parts) []byte
-		// reason is the expected CorruptionError.Reason (a prefix).
-		reason string
+		// reason is the expected CorruptionError.Reason (a prefix);
+		// byCodec overrides it for a codec.
+		reason  string
+		byCodec map[Codec]string
+		// only limits the case to one codec (0 for all).
+		only Codec
 		// onRead is set when Open succeeds and block 0 fails when read.
 		onRead bool
 	}
@@ -308,6 +336,26 @@ func TestCraftedCorruption(t *testing.T) {
 			p.header[7] = 1
 			return p.join(nil, nil)
 		}},
+		{name: "header_codec_unknown", reason: reasonCodec, build: func(t *testing.T, p *parts) []byte {
+			p.header[hdrCodec] = 3
+			return p.join(nil, nil)
+		}},
+		{name: "header_codec_zero", reason: reasonCodec, build: func(t *testing.T, p *parts) []byte {
+			p.header[hdrCodec] = 0
+			return p.join(nil, nil)
+		}},
+		{name: "header_codec_other", reason: reasonFormatMismatch, build: func(t *testing.T, p *parts) []byte {
+			p.header[hdrCodec] = byte(otherCodec(p.codec))
+			return p.join(nil, nil)
+		}},
+		{name: "header_version_1", reason: reasonFormatMismatch, build: func(t *testing.T, p *parts) []byte {
+			p.header[hdrVersion], p.header[hdrCodec] = formatVersion1, 0
+			return p.join(nil, nil)
+		}},
+		{name: "header_version_1_codec", reason: reasonReserved, build: func(t *testing.T, p *parts) []byte {
+			p.header[hdrVersion] = formatVersion1
+			return p.join(nil, nil)
+		}},
 		{name: "footer_magic", reason: reasonFooterMagic, build: func(t *testing.T, p *parts) []byte {
 			d := p.join(nil, nil)
 			d[len(d)-1] = 'X'
@@ -325,7 +373,27 @@ func TestCraftedCorruption(t *testing.T) {
 		}},
 		{name: "footer_reserved", reason: reasonReserved, build: func(t *testing.T, p *parts) []byte {
 			d := p.join(nil, nil)
-			d[len(d)-footerSize+ftReserved+2] = 1
+			d[len(d)-footerSize+ftReserved+1] = 1
+			return resealFooter(d)
+		}},
+		{name: "footer_codec_unknown", reason: reasonCodec, build: func(t *testing.T, p *parts) []byte {
+			d := p.join(nil, nil)
+			d[len(d)-footerSize+ftCodec] = 0xff
+			return resealFooter(d)
+		}},
+		{name: "footer_codec_other", reason: reasonFormatMismatch, build: func(t *testing.T, p *parts) []byte {
+			d := p.join(nil, nil)
+			d[len(d)-footerSize+ftCodec] = byte(otherCodec(p.codec))
+			return resealFooter(d)
+		}},
+		{name: "footer_version_1", reason: reasonReserved, build: func(t *testing.T, p *parts) []byte {
+			d := p.join(nil, nil)
+			d[len(d)-footerSize+ftVersion] = formatVersion1
+			return resealFooter(d)
+		}},
+		{name: "footer_version_1_codec_zero", reason: reasonFormatMismatch, build: func(t *testing.T, p *parts) []byte {
+			d := p.join(nil, nil)
+			d[len(d)-footerSize+ftVersion], d[len(d)-footerSize+ftCodec] = formatVersion1, 0
 			return resealFooter(d)
 		}},
 		{name: "trailing_garbage", reason: reasonFooterMagic, build: func(t *testing.T, p *parts) []byte {
@@ -396,8 +464,12 @@ func TestCraftedCorruption(t *testing.T) {
 		{name: "block_raw_len_huge", reason: reasonBlockSizes, build: func(t *testing.T, p *parts) []byte {
 			return p.join(func(hs []blockHandle) []byte { hs[0].rawLen = math.MaxInt32; return nil }, nil)
 		}},
-		{name: "block_raw_len_beyond_zstd_ratio", reason: reasonBlockSizes, build: func(t *testing.T, p *parts) []byte {
-			return p.join(func(hs []blockHandle) []byte { hs[0].rawLen = hs[0].compLen*maxZstdRatio + 1; return nil }, nil)
+		{name: "block_raw_len_beyond_ratio", reason: reasonBlockSizes, build: func(t *testing.T, p *parts) []byte {
+			return p.join(func(hs []blockHandle) []byte {
+				hs[0].rawLen = hs[0].compLen*int(p.codec.maxRatio()) + 1
+				require.Less(t, hs[0].rawLen, maxBlockRaw, "the ratio is what is tested")
+				return nil
+			}, nil)
 		}},
 		{name: "block_count_zero", reason: reasonBlockSizes, build: func(t *testing.T, p *parts) []byte {
 			return p.join(func(hs []blockHandle) []byte { hs[0].count = 0; return nil }, nil)
@@ -448,15 +520,52 @@ func TestCraftedCorruption(t *testing.T) {
 		{name: "block_crc", reason: reasonBlockCRC, onRead: true, build: func(t *testing.T, p *parts) []byte {
 			return p.join(func(hs []blockHandle) []byte { hs[0].crc++; return nil }, nil)
 		}},
-		{name: "block_not_zstd", reason: reasonBlockZstd, onRead: true, build: func(t *testing.T, p *parts) []byte {
-			p.blocks[0] = bytes.Repeat([]byte{0x5a}, len(p.blocks[0]))
+		{name: "block_not_compressed", reason: reasonBlockDecompress, onRead: true, build: func(t *testing.T, p *parts) []byte {
+			// 0xff… is an overlong length varint to S2, a bad magic to zstd.
+			p.blocks[0] = bytes.Repeat([]byte{0xff}, len(p.blocks[0]))
 			return p.join(nil, nil)
 		}},
-		// The decoder gets decodeSlack bytes past the raw length, so a frame
-		// a little longer than the index says decodes, and the lengths
-		// disagree.
-		{name: "block_raw_len_smaller", reason: reasonBlockRawLen, onRead: true, build: func(t *testing.T, p *parts) []byte {
-			return p.join(func(hs []blockHandle) []byte { hs[0].rawLen--; return nil }, nil)
+		// zstd gets decodeSlack bytes past the raw length, so a frame a
+		// little longer than the index says decodes, and the lengths
+		// disagree, as S2's leading length does.
+		{name: "block_raw_len_smaller", reason: reasonBlockRawLen,
+			onRead: true, build: func(t *testing.T, p *parts) []byte {
+				return p.join(func(hs []blockHandle) []byte { hs[0].rawLen--; return nil }, nil)
+			}},
+		{name: "block_of_other_codec", reason: reasonBlockDecompress, byCodec: map[Codec]string{CodecS2: reasonBlockRawLen},
+			onRead: true, build: func(t *testing.T, p *parts) []byte {
+				// A zstd frame opens with 28 b5 2f fd: to S2, a length of 40.
+				p.codec = otherCodec(p.codec)
+				p.setBlock(t, 0, rawBlock(p.entries[0]))
+				return p.join(nil, nil)
+			}},
+		{name: "s2_truncated", only: CodecS2, reason: reasonBlockDecompress, onRead: true, build: func(t *testing.T, p *parts) []byte {
+			p.blocks[0] = p.blocks[0][:len(p.blocks[0])-1]
+			return p.join(nil, nil)
+		}},
+		{name: "s2_length_only", only: CodecS2, reason: reasonBlockDecompress, onRead: true, build: func(t *testing.T, p *parts) []byte {
+			p.blocks[0] = binary.AppendUvarint(nil, uint64(p.handles[0].rawLen))
+			return p.join(nil, nil)
+		}},
+		{name: "s2_length_bigger", only: CodecS2, reason: reasonBlockRawLen, onRead: true, build: func(t *testing.T, p *parts) []byte {
+			p.blocks[0] = s2SetLength(t, p.blocks[0], uint64(p.handles[0].rawLen+1))
+			return p.join(nil, nil)
+		}},
+		{name: "s2_length_huge", only: CodecS2, reason: reasonBlockRawLen, onRead: true, build: func(t *testing.T, p *parts) []byte {
+			p.blocks[0] = s2SetLength(t, p.blocks[0], 1<<31) // would allocate 2 GiB if believed
+			return p.join(nil, nil)
+		}},
+		{name: "s2_length_beyond_32_bits", only: CodecS2, reason: reasonBlockDecompress, onRead: true, build: func(t *testing.T, p *parts) []byte {
+			p.blocks[0] = s2SetLength(t, p.blocks[0], 1<<40)
+			return p.join(nil, nil)
+		}},
+		{name: "s2_length_and_index_agree_on_more", only: CodecS2, reason: reasonBlockDecompress, onRead: true, build: func(t *testing.T, p *parts) []byte {
+			p.blocks[0] = s2SetLength(t, p.blocks[0], uint64(p.handles[0].rawLen+1))
+			return p.join(func(hs []blockHandle) []byte { hs[0].rawLen++; return nil }, nil)
+		}},
+		{name: "s2_trailing_byte", only: CodecS2, reason: reasonBlockDecompress, onRead: true, build: func(t *testing.T, p *parts) []byte {
+			p.blocks[0] = append(p.blocks[0], 0) // a literal tag with no byte to copy
+			return p.join(nil, nil)
 		}},
 		{name: "block_raw_len_bigger", reason: reasonBlockRawLen, onRead: true, build: func(t *testing.T, p *parts) []byte {
 			return p.join(func(hs []blockHandle) []byte { hs[0].rawLen++; return nil }, nil)
@@ -495,36 +604,62 @@ func TestCraftedCorruption(t *testing.T) {
 			return p.join(nil, nil)
 		}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			entries, p := craftBase(t)
-			block0 := p.handles[0]
-			path := filepath.Join(t.TempDir(), "crafted")
-			require.NoError(t, os.WriteFile(path, tc.build(t, p), 0o644))
-			var ce *CorruptionError
-			r, err := Open(path)
-			if !tc.onRead {
-				require.ErrorAs(t, err, &ce)
-				assert.True(t, strings.HasPrefix(ce.Reason, tc.reason), "reason %q, want %q", ce.Reason, tc.reason)
-				assert.Equal(t, path, ce.Path)
-				return
+	for _, codec := range codecs {
+		for _, tc := range cases {
+			if tc.only != 0 && tc.only != codec {
+				continue
 			}
-			require.NoError(t, err)
-			defer r.Close()
-			_, _, err = r.Get(entries[1].key)
-			require.ErrorAs(t, err, &ce)
-			assert.True(t, strings.HasPrefix(ce.Reason, tc.reason), "reason %q, want %q", ce.Reason, tc.reason)
-			assert.Equal(t, block0.off, ce.Offset)
-			got, err := scan(r)
-			require.ErrorAs(t, err, &ce)
-			assert.Empty(t, got)
-			// The other blocks are fine.
-			v, ok, err := r.Get(entries[len(entries)-1].key)
-			require.NoError(t, err)
-			assert.True(t, ok)
-			assert.Equal(t, entries[len(entries)-1].value, v)
-		})
+			if r, ok := tc.byCodec[codec]; ok {
+				tc.reason = r
+			}
+			t.Run(codec.String()+"/"+tc.name, func(t *testing.T) { testCraft(t, codec, tc.build, tc.reason, tc.onRead) })
+		}
 	}
+}
+
+// testCraft checks one case of TestCraftedCorruption.
+func testCraft(t *testing.T, codec Codec, build func(*testing.T, *parts) []byte, reason string, onRead bool) {
+	entries, p := craftBase(t, codec)
+	block0 := p.handles[0]
+	path := filepath.Join(t.TempDir(), "crafted")
+	require.NoError(t, os.WriteFile(path, build(t, p), 0o644))
+	var ce *CorruptionError
+	r, err := Open(path)
+	if !onRead {
+		require.ErrorAs(t, err, &ce)
+		assert.True(t, strings.HasPrefix(ce.Reason, reason), "reason %q, want %q", ce.Reason, reason)
+		assert.Equal(t, path, ce.Path)
+		return
+	}
+	require.NoError(t, err)
+	defer r.Close()
+	_, _, err = r.Get(entries[1].key)
+	require.ErrorAs(t, err, &ce)
+	assert.True(t, strings.HasPrefix(ce.Reason, reason), "reason %q, want %q", ce.Reason, reason)
+	assert.Equal(t, block0.off, ce.Offset)
+	got, err := scan(r)
+	require.ErrorAs(t, err, &ce)
+	assert.Empty(t, got)
+	// The other blocks are fine.
+	v, ok, err := r.Get(entries[len(entries)-1].key)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, entries[len(entries)-1].value, v)
+}
+
+// otherCodec is a codec other than c.
+func otherCodec(c Codec) Codec {
+	if c == CodecS2 {
+		return CodecZstd
+	}
+	return CodecS2
+}
+
+// s2SetLength replaces the decoded length at the start of the S2 block b.
+func s2SetLength(t *testing.T, b []byte, n uint64) []byte {
+	_, k := binary.Uvarint(b)
+	require.Positive(t, k)
+	return append(binary.AppendUvarint(nil, n), b[k:]...)
 }
 
 // fixKeys returns a footer edit that adds d to the key count, to keep it

@@ -1,6 +1,6 @@
 // Package compaction reads and writes segments: immutable files of
 // (key, value) entries in strictly increasing bytewise key order, cut into
-// zstd-compressed blocks, with an index of the blocks, a roaring bitmap of
+// compressed blocks (S2 by default, or zstd), with an index of the blocks, a roaring bitmap of
 // the keys' hashes and a self-description (Meta). The engine keeps, per
 // feature view, one entry per entity key whose value is that key's encoded
 // state; this package knows nothing of the values. It is to the engine what
@@ -57,16 +57,19 @@
 //	| header | block 0 | ... | block n-1 | index | bitmap | meta | footer |
 //	+--------+---------+-----+-----------+-------+--------+------+--------+
 //
-// The 8-byte header is the magic "FLSG", a version byte and three zero
-// bytes. A block is one zstd frame of an entry count and the entries
+// The 8-byte header is the magic "FLSG", a version byte, a codec byte and
+// two zero bytes. A block is one S2 block or one zstd frame (the codec
+// byte says which) of an entry count and the entries
 // (uvarint key length, key, uvarint value length, value); a block is cut
 // once its entries reach WriterOptions.BlockSize, and an entry bigger than
 // that gets a block of its own. The index gives each block's first and last
 // key, offset, compressed and raw sizes, entry count and the CRC-32C of its
 // compressed bytes. The bitmap holds KeyHash of every key; Meta is JSON. The
 // fixed 88-byte footer locates the index, bitmap and meta, holds their
-// CRC-32Cs, the key count and raw size, its own CRC-32C, the version and the
-// magic. docs/format/segment.md has the byte-level tables.
+// CRC-32Cs, the key count and raw size, the version and codec again, its
+// own CRC-32C and the magic. docs/format/segment.md has the byte-level
+// tables. Writers write version 2; readers read it and version 1 (zstd
+// blocks, no codec byte).
 //
 // Open reads the footer and the sections after the blocks and verifies all
 // of them; a block is read with ReadAt, checked against its CRC, decompressed
@@ -80,6 +83,11 @@
 //     of a key goes in a newer segment, and merging decides which wins.
 //   - Get decompresses a whole block (16 KiB by default) per call; for scans
 //     use an Iterator, which decompresses each block once.
+//   - S2 (the default codec) decodes 1.5-1.9x as fast as zstd and encodes
+//     10-16x cheaper on the engine's data, for files 11-13% bigger; it has
+//     no entropy coding, so bytes of low entropy that do not repeat (random
+//     small numbers) compress far worse than with zstd. WriterOptions.Codec
+//     picks zstd instead.
 //   - Keys and values returned by an Iterator or MergeIterator are valid
 //     only until it moves; Get returns a copy.
 //   - A Reader's methods are safe for concurrent use, but Close must not

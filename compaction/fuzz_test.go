@@ -11,31 +11,41 @@ import (
 	"testing"
 )
 
-// fuzzSeeds returns valid segments of various shapes, and the golden file.
+// codecs are the block codecs a writer can write; tests of the writer and
+// the reader run over each.
+var codecs = []Codec{CodecS2, CodecZstd}
+
+// fuzzSeeds returns valid segments of various shapes in each codec, and
+// the golden files of every version.
 func fuzzSeeds(f *testing.F) [][]byte {
-	rng := rand.New(rand.NewPCG(31, 32))
 	var seeds [][]byte
-	for _, c := range []struct {
-		entries []kv
-		block   int
-	}{
-		{nil, 0},
-		{[]kv{{[]byte("k"), []byte("v")}}, 0},
-		{[]kv{{[]byte{}, []byte{}}, {[]byte("a"), nil}}, 1},
-		{randomEntries(rng, 20, 50), 64},
-		{randomEntries(rng, 100, 0), 256},
-	} {
-		data, err := os.ReadFile(writeSegment(f, c.entries, WriterOptions{BlockSize: c.block}))
+	for _, codec := range codecs {
+		rng := rand.New(rand.NewPCG(31, 32))
+		for _, c := range []struct {
+			entries []kv
+			block   int
+		}{
+			{nil, 0},
+			{[]kv{{[]byte("k"), []byte("v")}}, 0},
+			{[]kv{{[]byte{}, []byte{}}, {[]byte("a"), nil}}, 1},
+			{randomEntries(rng, 20, 50), 64},
+			{randomEntries(rng, 100, 0), 256},
+		} {
+			data, err := os.ReadFile(writeSegment(f, c.entries, WriterOptions{BlockSize: c.block, Codec: codec}))
+			if err != nil {
+				f.Fatal(err)
+			}
+			seeds = append(seeds, data)
+		}
+	}
+	for _, g := range goldens {
+		data, err := os.ReadFile(g.path)
 		if err != nil {
 			f.Fatal(err)
 		}
 		seeds = append(seeds, data)
 	}
-	golden, err := os.ReadFile(goldenPath)
-	if err != nil {
-		f.Fatal(err)
-	}
-	return append(seeds, golden)
+	return seeds
 }
 
 // fuzzFile writes data to a file in dir and returns its path.
@@ -157,7 +167,8 @@ func FuzzResealedSegment(f *testing.F) {
 
 // reseal returns data with valid block, index, bitmap, meta and footer
 // checksums, if its footer locates the sections within the file (the
-// index is re-encoded, so overlong varints come out minimal).
+// index is re-encoded, so overlong varints come out minimal). The footer's
+// version, codec and reserved bytes are kept as they are, valid or not.
 func reseal(data []byte) []byte {
 	if len(data) < headerSize+footerSize {
 		return data
@@ -173,8 +184,14 @@ func reseal(data []byte) []byte {
 	if !ft.layoutFits(uint64(len(data))) {
 		return data
 	}
+	// An invalid format fails Open whatever the index; parse it as S2's,
+	// whose ratio bound accepts more.
+	fm, reason := parseFormat(fb[ftVersion], fb[ftCodec])
+	if reason != "" {
+		fm.codec = CodecS2
+	}
 	index := data[ft.indexOff : ft.indexOff+ft.indexLen]
-	if hs, _, reason := parseIndex(index, int64(ft.indexOff)); reason == "" {
+	if hs, _, reason := parseIndex(index, int64(ft.indexOff), fm.codec); reason == "" {
 		index = binary.AppendUvarint(nil, uint64(len(hs)))
 		for i := range hs {
 			hs[i].crc = checksum(data[hs[i].off : hs[i].off+int64(hs[i].compLen)])
@@ -194,7 +211,46 @@ func reseal(data []byte) []byte {
 		*s.off, *s.len, *s.crc = uint64(len(out)), uint64(len(s.b)), checksum(s.b)
 		out = append(out, s.b...)
 	}
-	return appendFooter(out, &ft)
+	out = appendFooter(out, &ft)
+	nf := out[len(out)-footerSize:]
+	copy(nf[ftVersion:ftCRC], fb[ftVersion:ftCRC])
+	binary.LittleEndian.PutUint32(nf[ftCRC:], checksum(nf[:ftCRC]))
+	return out
+}
+
+// FuzzBlockDecompress decompresses arbitrary bytes as a block of each
+// codec whose index entry promises rawLen bytes: it must fail cleanly or
+// produce exactly rawLen bytes, in the buffer it was given.
+func FuzzBlockDecompress(f *testing.F) {
+	rng := rand.New(rand.NewPCG(35, 36))
+	for _, codec := range codecs {
+		enc, err := newBlockEncoder(&WriterOptions{Codec: codec, Level: levelFor(codec)})
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, n := range []int{1, 10, 50} {
+			raw := rawBlock(randomEntries(rng, n, 0))
+			f.Add(uint8(codec), enc(nil, raw), uint32(len(raw)))
+		}
+	}
+	f.Fuzz(func(t *testing.T, c uint8, src []byte, rawLen uint32) {
+		codec := Codec(c)
+		if !codec.valid() || rawLen == 0 || uint64(rawLen) > uint64(len(src))*codec.maxRatio() || rawLen > 1<<20 {
+			return // the index check refuses these (and fuzzing stays small)
+		}
+		dst := make([]byte, 0, int(rawLen)+decodeSlack)
+		data, reason, err := codec.decompress(dst, src, int(rawLen))
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case reason != "":
+			return
+		case len(data) != int(rawLen):
+			t.Fatalf("%s: %d bytes decoded, %d promised", codec, len(data), rawLen)
+		case &data[0] != &dst[:1][0]:
+			t.Fatalf("%s: decoded outside the buffer given", codec)
+		}
+	})
 }
 
 // FuzzBlockParse parses arbitrary bytes as a decompressed block, the
@@ -242,13 +298,15 @@ func FuzzBlockParse(f *testing.F) {
 }
 
 // FuzzWriteRead writes entries derived from the fuzz bytes and reads them
-// back: the reader must return exactly what the writer was given.
+// back, in S2 or zstd: the reader must return exactly what the writer was
+// given.
 func FuzzWriteRead(f *testing.F) {
-	f.Add([]byte("a=1;b=;c=333"), uint16(16))
-	f.Add([]byte(""), uint16(0))
-	f.Add(bytes.Repeat([]byte("key=value;"), 50), uint16(1))
+	f.Add([]byte("a=1;b=;c=333"), uint16(16), false)
+	f.Add([]byte(""), uint16(0), true)
+	f.Add(bytes.Repeat([]byte("key=value;"), 50), uint16(1), false)
+	f.Add(bytes.Repeat([]byte("key=value;"), 50), uint16(100), true)
 	dir := f.TempDir()
-	f.Fuzz(func(t *testing.T, data []byte, blockSize uint16) {
+	f.Fuzz(func(t *testing.T, data []byte, blockSize uint16, zstd bool) {
 		var entries []kv
 		for _, field := range bytes.Split(data, []byte(";")) {
 			k, v, _ := bytes.Cut(field, []byte("="))
@@ -260,7 +318,7 @@ func FuzzWriteRead(f *testing.F) {
 			entries[i].value = append([]byte{}, entries[i].value...) // non-nil, as read back
 		}
 		path := filepath.Join(dir, "seg")
-		w, err := Create(path, testMeta, WriterOptions{BlockSize: int(blockSize)})
+		w, err := Create(path, testMeta, WriterOptions{BlockSize: int(blockSize), Codec: map[bool]Codec{false: CodecS2, true: CodecZstd}[zstd]})
 		if err != nil {
 			t.Fatal(err)
 		}

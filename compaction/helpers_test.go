@@ -8,8 +8,18 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 )
+
+// levelFor is the WriterOptions.Level to go with codec: the default zstd
+// level, or none for S2.
+func levelFor(codec Codec) zstd.EncoderLevel {
+	if codec == CodecZstd {
+		return zstd.SpeedDefault
+	}
+	return 0
+}
 
 // kv is one entry of a test segment.
 type kv struct{ key, value []byte }

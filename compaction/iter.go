@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"container/heap"
 	"encoding/binary"
-	"fmt"
 )
 
 // blockBuf holds one decoded block, and the buffers reused to read the next.
 type blockBuf struct {
-	// compressed is the read buffer for zstd frames.
+	// compressed is the read buffer for compressed blocks.
 	compressed []byte
 	// raw is the decompression buffer; data is the decoded block within it.
 	raw, data []byte
@@ -59,29 +58,17 @@ func (r *Reader) readBlock(i int, b *blockBuf) error {
 	if checksum(b.compressed) != h.crc {
 		return corrupt(r.path, h.off, reasonBlockCRC)
 	}
-	dec, err := decoder()
-	if err != nil {
-		return fmt.Errorf("compaction: creating zstd decoder: %w", err)
-	}
-	// decodeSlack bytes past the raw length let the decoder use its
-	// 16-byte copies (klauspost/compress's useSafeDecodeSync): with an
-	// exact fit it takes the bounds-exact copies, 10% of a join's CPU.
 	if cap(b.raw) < h.rawLen+decodeSlack {
 		b.raw = make([]byte, 0, h.rawLen+decodeSlack)
 	}
-	// The decoder (WithDecodeAllCapLimit) refuses a frame whose declared
-	// size exceeds cap(dst) and stops one zstd block (128 KiB) after output
-	// passes it, so a frame cannot make it allocate much more than the raw
-	// length the index promised.
-	data, err := dec.DecodeAll(b.compressed, b.raw[:0:h.rawLen+decodeSlack])
+	data, reason, err := r.codec.decompress(b.raw, b.compressed, h.rawLen)
 	switch {
 	case err != nil:
-		return corrupt(r.path, h.off, reasonBlockZstd+": "+err.Error())
-	case len(data) != h.rawLen:
-		return corrupt(r.path, h.off, reasonBlockRawLen)
+		return err
+	case reason != "":
+		return corrupt(r.path, h.off, reason)
 	}
 	b.data = data
-	var reason string
 	b.ents, reason = parseBlock(data, h, b.ents)
 	if reason != "" {
 		b.data, b.ents = nil, b.ents[:0]
@@ -89,10 +76,6 @@ func (r *Reader) readBlock(i int, b *blockBuf) error {
 	}
 	return nil
 }
-
-// decodeSlack is the spare capacity given to the zstd decoder past a
-// block's raw length: its compressedBlockOverAlloc.
-const decodeSlack = 16
 
 // parseBlock locates the entries of the decoded block data, appending them
 // to ents[:0], and verifies them against h: entry count, strictly increasing

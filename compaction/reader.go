@@ -35,6 +35,8 @@ type Reader struct {
 	f vfs.File
 	// size is the file size at Open.
 	size int64
+	// codec compresses the blocks, as the header and footer state.
+	codec Codec
 	// meta, keys and rawBytes are decoded from the file at Open.
 	meta     Meta
 	keys     int
@@ -96,9 +98,10 @@ func (r *Reader) load() error {
 	if err := r.readAt(hdr[:], 0); err != nil {
 		return err
 	}
-	if reason := checkHeader(hdr[:]); reason != "" {
+	if reason := checkHeader(hdr[:], ft.format); reason != "" {
 		return corrupt(r.path, 0, reason)
 	}
+	r.codec = ft.format.codec
 	if !ft.layoutFits(uint64(r.size)) {
 		return corrupt(r.path, r.size-footerSize, reasonLayout)
 	}
@@ -133,7 +136,7 @@ func (r *Reader) loadTail(ft *footer) error {
 	case checksum(meta) != ft.metaCRC:
 		return corrupt(r.path, int64(ft.metaOff), reasonMetaCRC)
 	}
-	blocks, at, reason := parseIndex(index, int64(ft.indexOff))
+	blocks, at, reason := parseIndex(index, int64(ft.indexOff), r.codec)
 	if reason != "" {
 		return corrupt(r.path, at, reason)
 	}
@@ -184,8 +187,9 @@ func (r *Reader) loadBitmap(b []byte, off int64) error {
 }
 
 // parseIndex decodes and verifies the index section b, found at file offset
-// off. On failure, at is the file offset of the offending entry.
-func parseIndex(b []byte, off int64) (blocks []blockHandle, at int64, reason string) {
+// off, of a segment whose blocks are compressed with codec. On failure, at
+// is the file offset of the offending entry.
+func parseIndex(b []byte, off int64, codec Codec) (blocks []blockHandle, at int64, reason string) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 {
 		return nil, off, reasonIndexFormat
@@ -202,7 +206,7 @@ func parseIndex(b []byte, off int64) (blocks []blockHandle, at int64, reason str
 		if !d.decode(h) {
 			return nil, at, reasonIndexFormat
 		}
-		if reason := h.check(next, off); reason != "" {
+		if reason := h.check(next, off, codec.maxRatio()); reason != "" {
 			return nil, at, reason
 		}
 		if i > 0 && bytes.Compare(blocks[i-1].last, h.first) >= 0 {
@@ -220,12 +224,13 @@ func parseIndex(b []byte, off int64) (blocks []blockHandle, at int64, reason str
 }
 
 // check verifies a decoded index entry: the block must start at next and
-// end by indexOff, and its sizes must be possible.
-func (h *blockHandle) check(next, indexOff int64) (reason string) {
+// end by indexOff, and its sizes must be possible for a codec expanding at
+// most maxRatio times.
+func (h *blockHandle) check(next, indexOff int64, maxRatio uint64) (reason string) {
 	switch {
 	case h.off != next || h.compLen < 1 || int64(h.compLen) > indexOff-h.off:
 		return reasonBlockOffset
-	case h.rawLen < 1 || h.rawLen > maxBlockRaw || uint64(h.rawLen) > uint64(h.compLen)*maxZstdRatio:
+	case h.rawLen < 1 || h.rawLen > maxBlockRaw || uint64(h.rawLen) > uint64(h.compLen)*maxRatio:
 		return reasonBlockSizes
 	case h.count < 1 || h.count > (h.rawLen-1)/2: // an entry takes at least 2 bytes
 		return reasonBlockSizes
@@ -313,6 +318,10 @@ func (r *Reader) FileBytes() int64 { return r.size }
 
 // RawBytes returns the sum of len(key)+len(value) over the entries.
 func (r *Reader) RawBytes() int64 { return r.rawBytes }
+
+// Codec returns the compression of the segment's blocks (CodecZstd for a
+// version-1 file).
+func (r *Reader) Codec() Codec { return r.codec }
 
 // MayContain reports whether key may be in the segment: false means it
 // certainly is not (no key with its KeyHash was written). It reads no file,

@@ -3,10 +3,8 @@ package compaction
 import (
 	"encoding/binary"
 	"hash/crc32"
-	"sync"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/klauspost/compress/zstd"
 )
 
 // A segment file, sections in file order (docs/format/segment.md has the
@@ -14,12 +12,12 @@ import (
 //
 //	+--------+---------+-----+-----------+-------+--------+------+--------+
 //	| header | block 0 | ... | block n-1 | index | bitmap | meta | footer |
-//	|  8 B   |       zstd frames         |       |roaring | JSON |  88 B  |
+//	|  8 B   |  S2 blocks or zstd frames |       |roaring | JSON |  88 B  |
 //	+--------+---------+-----+-----------+-------+--------+------+--------+
 //
-//	header:  magic "FLSG" | version u8 | 3 zero bytes
-//	block:   one zstd frame of: uvarint count, count × (uvarint klen, key,
-//	         uvarint vlen, value), keys strictly increasing
+//	header:  magic "FLSG" | version u8 | codec u8 | 2 zero bytes
+//	block:   the codec's compression of: uvarint count, count × (uvarint
+//	         klen, key, uvarint vlen, value), keys strictly increasing
 //	index:   uvarint n, n × (uvarint len, first key, uvarint len, last key,
 //	         uvarint offset, uvarint compressed len, uvarint raw len,
 //	         uvarint count, u32 LE CRC-32C of the compressed block)
@@ -27,7 +25,13 @@ import (
 //	meta:    Meta as JSON
 //	footer:  offset+length (u64 LE) of index, bitmap and meta; key count and
 //	         raw bytes (u64 LE); CRC-32C (u32 LE) of index, bitmap and meta;
-//	         version u8; 3 zero bytes; CRC-32C of footer[0:80); magic "FLSG"
+//	         version u8; codec u8; 2 zero bytes; CRC-32C of footer[0:80);
+//	         magic "FLSG"
+//
+// Version 1 had no codec byte (it was reserved, zero) and zstd blocks;
+// version 2 names the codec (CodecZstd or CodecS2) in the header and, under
+// the footer's CRC, in the footer, and the two must agree. Readers accept
+// both versions; writers write version 2.
 //
 // Every byte is checked: the header and the footer's magic and reserved bytes
 // by value, each block by its CRC in the index, the index, bitmap and meta by
@@ -36,15 +40,26 @@ const (
 	// magic opens and closes every segment file. Part of the on-disk format;
 	// do not change.
 	magic = "FLSG"
-	// formatVersion is the only version written and accepted, in both the
-	// header and the footer. Part of the on-disk format; do not change.
-	formatVersion = 1
+	// formatVersion is the version written, in both the header and the
+	// footer. Part of the on-disk format; do not change.
+	formatVersion = 2
+	// formatVersion1 is the first version, still read: zstd blocks and a
+	// zero codec byte. Part of the on-disk format; do not change.
+	formatVersion1 = 1
 	// headerSize is the size of the header; the first block starts here.
 	// Part of the on-disk format; do not change.
 	headerSize = 8
 	// footerSize is the size of the footer, the last bytes of the file.
 	// Part of the on-disk format; do not change.
 	footerSize = 88
+)
+
+// Field offsets within the header. Part of the on-disk format; do not
+// change.
+const (
+	hdrVersion  = 4
+	hdrCodec    = 5 // reserved, zero, in version 1
+	hdrReserved = 6 // 2 bytes, zero
 )
 
 // Field offsets within the footer. Part of the on-disk format; do not change.
@@ -61,10 +76,48 @@ const (
 	ftBitmapCRC = 68
 	ftMetaCRC   = 72
 	ftVersion   = 76
-	ftReserved  = 77 // 3 bytes, zero
+	ftCodec     = 77 // reserved, zero, in version 1
+	ftReserved  = 78 // 2 bytes, zero
 	ftCRC       = 80 // CRC-32C of footer[0:ftCRC)
 	ftMagic     = 84
 )
+
+// format is what a segment's header and footer both state: the format
+// version and the block codec.
+type format struct {
+	// version is formatVersion1 or formatVersion.
+	version uint8
+	// codec compresses the blocks; always CodecZstd in version 1.
+	codec Codec
+}
+
+// currentFormat is the format a Writer of codec c writes.
+func currentFormat(c Codec) format { return format{version: formatVersion, codec: c} }
+
+// codecByte is the byte that stores f.codec: 0 in version 1, where it was
+// reserved.
+func (f format) codecByte() byte {
+	if f.version == formatVersion1 {
+		return 0
+	}
+	return byte(f.codec)
+}
+
+// parseFormat decodes the version and codec bytes of a header or a footer.
+// reason is empty on success.
+func parseFormat(version, codec byte) (f format, reason string) {
+	switch {
+	case version == formatVersion1 && codec == 0:
+		return format{version: formatVersion1, codec: CodecZstd}, ""
+	case version == formatVersion1:
+		return f, reasonReserved
+	case version != formatVersion:
+		return f, reasonVersion
+	case !Codec(codec).valid():
+		return f, reasonCodec
+	}
+	return format{version: version, codec: Codec(codec)}, ""
+}
 
 // Limits that bound every allocation the reader makes from a length field.
 const (
@@ -77,11 +130,6 @@ const (
 	// varint. Blocks of several entries are at most BlockSize (≤
 	// MaxEntrySize) plus the count varint.
 	maxBlockRaw = MaxEntrySize + 3*binary.MaxVarintLen64
-	// maxZstdRatio bounds how much a zstd frame can expand: a block of at
-	// most 128 KiB of output costs at least a 3-byte header and 1 byte of
-	// content, so no frame decompresses to more than 32768 times its size.
-	// A raw length beyond that is a corrupt index, caught before allocating.
-	maxZstdRatio = 1 << 15
 	// minIndexEntry is the smallest encoding of an index entry: six
 	// one-byte varints (empty keys) and the 4-byte CRC. It bounds the block
 	// count a reader believes before allocating the block table.
@@ -133,10 +181,11 @@ type blockHandle struct {
 	// first and last are the block's first and last keys. They point into
 	// the Reader's copy of the index and must not be modified.
 	first, last []byte
-	// off is the file offset of the block's zstd frame.
+	// off is the file offset of the compressed block.
 	off int64
-	// compLen is the size of the zstd frame; rawLen the size it
-	// decompresses to, in (0, maxBlockRaw].
+	// compLen is the size of the compressed block; rawLen the size it
+	// decompresses to, in (0, maxBlockRaw] and at most compLen times its
+	// codec's expansion bound.
 	compLen, rawLen int
 	// count is the number of entries in the block, at least 1.
 	count int
@@ -170,6 +219,8 @@ type footer struct {
 	rawBytes uint64
 	// indexCRC, bitmapCRC and metaCRC are the CRC-32C of the sections.
 	indexCRC, bitmapCRC, metaCRC uint32
+	// format is the version and codec; the header must state the same.
+	format format
 }
 
 // appendFooter appends the encoding of f to dst.
@@ -182,7 +233,7 @@ func appendFooter(dst []byte, f *footer) []byte {
 	for _, v := range []uint32{f.indexCRC, f.bitmapCRC, f.metaCRC} {
 		dst = binary.LittleEndian.AppendUint32(dst, v)
 	}
-	dst = append(dst, formatVersion, 0, 0, 0)
+	dst = append(dst, f.format.version, f.format.codecByte(), 0, 0)
 	dst = binary.LittleEndian.AppendUint32(dst, checksum(dst[start:]))
 	return append(dst, magic...)
 }
@@ -195,9 +246,11 @@ func decodeFooter(b []byte) (f footer, reason string) {
 		return f, reasonFooterMagic
 	case checksum(b[:ftCRC]) != binary.LittleEndian.Uint32(b[ftCRC:]):
 		return f, reasonFooterCRC
-	case b[ftVersion] != formatVersion:
-		return f, reasonVersion
-	case b[ftReserved] != 0 || b[ftReserved+1] != 0 || b[ftReserved+2] != 0:
+	}
+	if f.format, reason = parseFormat(b[ftVersion], b[ftCodec]); reason != "" {
+		return f, reason
+	}
+	if b[ftReserved] != 0 || b[ftReserved+1] != 0 {
 		return f, reasonReserved
 	}
 	u64 := func(off int) uint64 { return binary.LittleEndian.Uint64(b[off:]) }
@@ -208,55 +261,30 @@ func decodeFooter(b []byte) (f footer, reason string) {
 		metaOff: u64(ftMetaOff), metaLen: u64(ftMetaLen),
 		keys: u64(ftKeys), rawBytes: u64(ftRawBytes),
 		indexCRC: u32(ftIndexCRC), bitmapCRC: u32(ftBitmapCRC), metaCRC: u32(ftMetaCRC),
+		format: f.format,
 	}, ""
 }
 
-// appendHeader appends the file header to dst.
-func appendHeader(dst []byte) []byte {
-	return append(append(dst, magic...), formatVersion, 0, 0, 0)
+// appendHeader appends the header of a file of format f to dst.
+func appendHeader(dst []byte, f format) []byte {
+	return append(append(dst, magic...), f.version, f.codecByte(), 0, 0)
 }
 
-// checkHeader verifies the file header b. reason is empty on success.
-func checkHeader(b []byte) (reason string) {
-	switch {
-	case string(b[:len(magic)]) != magic:
+// checkHeader verifies the file header b against the format the footer
+// states. The header has no checksum: its every byte is checked by value.
+// reason is empty on success.
+func checkHeader(b []byte, want format) (reason string) {
+	if string(b[:len(magic)]) != magic {
 		return reasonHeaderMagic
-	case b[4] != formatVersion:
-		return reasonVersion
-	case b[5] != 0 || b[6] != 0 || b[7] != 0:
+	}
+	f, reason := parseFormat(b[hdrVersion], b[hdrCodec])
+	switch {
+	case reason != "":
+		return reason
+	case b[hdrReserved] != 0 || b[hdrReserved+1] != 0:
 		return reasonReserved
+	case f != want:
+		return reasonFormatMismatch
 	}
 	return ""
-}
-
-// The zstd codecs are created once per process and shared by every writer
-// and reader: EncodeAll and DecodeAll are safe for concurrent use and keep
-// their own pools of per-call state, so one of each per level is all that is
-// needed. They are the package's only globals, and immutable once built.
-var (
-	// encoders holds one lazily built encoder per zstd level; index by the
-	// zstd.EncoderLevel (valid levels are 1 to 4).
-	encoders = [...]func() (*zstd.Encoder, error){
-		zstd.SpeedFastest:           encoderFor(zstd.SpeedFastest),
-		zstd.SpeedDefault:           encoderFor(zstd.SpeedDefault),
-		zstd.SpeedBetterCompression: encoderFor(zstd.SpeedBetterCompression),
-		zstd.SpeedBestCompression:   encoderFor(zstd.SpeedBestCompression),
-	}
-	// decoder decompresses blocks. WithDecodeAllCapLimit makes DecodeAll
-	// stop at cap(dst), which readers set to the raw length from the index,
-	// so a corrupt frame cannot make it allocate more than that.
-	decoder = sync.OnceValues(func() (*zstd.Decoder, error) {
-		return zstd.NewReader(nil,
-			zstd.WithDecoderConcurrency(0),
-			zstd.WithDecodeAllCapLimit(true),
-			zstd.WithDecoderMaxMemory(maxBlockRaw))
-	})
-)
-
-// encoderFor returns a function building, once, the encoder of level l.
-// Frames carry no zstd checksum: the CRC-32C in the index covers them.
-func encoderFor(l zstd.EncoderLevel) func() (*zstd.Encoder, error) {
-	return sync.OnceValues(func() (*zstd.Encoder, error) {
-		return zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderCRC(false))
-	})
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/featurelog/featurelog/vfs"
 
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -32,20 +33,48 @@ func TestRoundTrip(t *testing.T) {
 		{name: "small_blocks_big_values", entries: randomEntries(rng, 500, 300), opts: WriterOptions{BlockSize: 256}},
 		{name: "block_per_entry", entries: randomEntries(rng, 300, 0), opts: WriterOptions{BlockSize: 1}},
 		{name: "default_blocks", entries: randomEntries(rng, 3000, 20_000)},
-		{name: "fastest", entries: randomEntries(rng, 1000, 0), opts: WriterOptions{Level: zstd.SpeedFastest, BlockSize: 2048}},
-		{name: "best", entries: randomEntries(rng, 1000, 0), opts: WriterOptions{Level: zstd.SpeedBestCompression, BlockSize: 2048}},
+		{name: "incompressible", entries: incompressibleEntries(rng, 200, 3000), opts: WriterOptions{BlockSize: 4096}},
+		{name: "fastest", entries: randomEntries(rng, 1000, 0), opts: WriterOptions{Codec: CodecZstd, Level: zstd.SpeedFastest, BlockSize: 2048}},
+		{name: "best", entries: randomEntries(rng, 1000, 0), opts: WriterOptions{Codec: CodecZstd, Level: zstd.SpeedBestCompression, BlockSize: 2048}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "seg")
-			info := writeSegmentAt(t, path, tc.entries, tc.opts)
-			r := openT(t, path)
-			checkInfo(t, r, info, tc.entries)
-			checkScan(t, r, tc.entries)
-			checkGet(t, r, tc.entries, rng)
-			checkSeekGE(t, r, tc.entries)
-		})
+	for _, codec := range codecs {
+		for _, tc := range cases {
+			if tc.opts.Codec != 0 && tc.opts.Codec != codec {
+				continue
+			}
+			t.Run(codec.String()+"/"+tc.name, func(t *testing.T) {
+				opts := tc.opts
+				opts.Codec = codec
+				testRoundTrip(t, tc.entries, opts, rng)
+			})
+		}
 	}
+}
+
+// incompressibleEntries returns n entries of random bytes, values of up to
+// maxValue bytes: blocks that S2 stores as literals.
+func incompressibleEntries(rng *rand.Rand, n, maxValue int) []kv {
+	entries := make([]kv, n)
+	for i := range entries {
+		v := make([]byte, rng.IntN(maxValue+1))
+		for j := range v {
+			v[j] = byte(rng.Uint32())
+		}
+		entries[i] = kv{[]byte(fmt.Sprintf("k%06d", i)), v}
+	}
+	return entries
+}
+
+// testRoundTrip writes entries with opts and reads them back every way.
+func testRoundTrip(t *testing.T, entries []kv, opts WriterOptions, rng *rand.Rand) {
+	path := filepath.Join(t.TempDir(), "seg")
+	info := writeSegmentAt(t, path, entries, opts)
+	r := openT(t, path)
+	assert.Equal(t, opts.Codec, r.Codec())
+	checkInfo(t, r, info, entries)
+	checkScan(t, r, entries)
+	checkGet(t, r, entries, rng)
+	checkSeekGE(t, r, entries)
 }
 
 // checkInfo compares Info, the Reader's accessors and the file.
@@ -343,13 +372,19 @@ func TestCreateErrors(t *testing.T) {
 func TestWriterOptions(t *testing.T) {
 	var o WriterOptions
 	o.EnsureDefaults()
-	assert.Equal(t, WriterOptions{BlockSize: DefaultBlockSize, Level: zstd.SpeedDefault, FS: vfs.Default}, o)
+	assert.Equal(t, WriterOptions{BlockSize: DefaultBlockSize, Codec: CodecS2, FS: vfs.Default}, o)
+	require.NoError(t, o.Validate())
+	o = WriterOptions{Codec: CodecZstd}
+	o.EnsureDefaults()
+	assert.Equal(t, WriterOptions{BlockSize: DefaultBlockSize, Codec: CodecZstd, Level: zstd.SpeedDefault, FS: vfs.Default}, o)
 	require.NoError(t, o.Validate())
 	for _, bad := range []WriterOptions{
-		{BlockSize: -1, Level: zstd.SpeedDefault},
-		{BlockSize: MaxEntrySize + 1, Level: zstd.SpeedDefault},
-		{BlockSize: 10, Level: zstd.SpeedBestCompression + 1},
-		{BlockSize: 10, Level: -1},
+		{BlockSize: -1, Codec: CodecS2},
+		{BlockSize: MaxEntrySize + 1, Codec: CodecS2},
+		{BlockSize: 10, Codec: 3},
+		{BlockSize: 10, Codec: CodecS2, Level: zstd.SpeedFastest},
+		{BlockSize: 10, Codec: CodecZstd, Level: zstd.SpeedBestCompression + 1},
+		{BlockSize: 10, Codec: CodecZstd, Level: -1},
 	} {
 		assert.Error(t, bad.Validate(), "%+v", bad)
 	}

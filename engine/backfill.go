@@ -80,8 +80,9 @@ func newBuild(v *viewRT, job string, include func(int64) bool) (*build, error) {
 // background, holding the records of log seqs [b.nextMin, maxSeq] (log)
 // or batch rows (a segment covering no log range, 0..0), while the build
 // goes on into a new memtable: at most one write is in flight per build,
-// so memory holds at most two runs. Runs are written at zstd's fastest
-// level (merges rewrite them).
+// so memory holds at most two runs. With zstd segments
+// (Options.SegmentCodec), runs are written at zstd's fastest level (merges
+// rewrite them).
 func (db *DB) spill(b *build, maxSeq uint64, log bool) error {
 	d := b.bv.data
 	n := d.records.Load()

@@ -149,7 +149,7 @@ func (db *DB) writeMemtable(d *viewData, m *memtable) (*segRef, int64, error) {
 
 // writeMemtableRange writes m as a segment of d holding the records with
 // log seq in [minSeq, maxSeq] (0, 0 for batch rows, which have none);
-// fast compresses at zstd's fastest level.
+// fast compresses zstd segments at zstd's fastest level.
 func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64, fast bool) (*segRef, int64, error) {
 	var keys []string
 	var records int64
@@ -190,15 +190,16 @@ func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64
 	return db.finishSegment(w, sg, records)
 }
 
-// createSegment starts a segment of view d; fast compresses at zstd's
-// fastest level.
+// createSegment starts a segment of view d, compressed with
+// Options.SegmentCodec; fast, for a zstd segment, at zstd's fastest level
+// (S2 has one speed, faster than that).
 func (db *DB) createSegment(d *viewData, level int, minSeq, maxSeq uint64, fast bool) (*compaction.Writer, *segRef, error) {
 	id := db.nextSeg.Add(1) - 1
 	sg := &segRef{id: id, cacheID: id, file: segmentFile(id), level: level, minSeq: minSeq, maxSeq: maxSeq}
 	meta := d.meta
 	meta.Level, meta.MinSeq, meta.MaxSeq = level, minSeq, maxSeq
-	wo := compaction.WriterOptions{FS: db.opts.FS}
-	if fast {
+	wo := compaction.WriterOptions{FS: db.opts.FS, Codec: db.opts.SegmentCodec}
+	if fast && wo.Codec == compaction.CodecZstd {
 		wo.Level = zstd.SpeedFastest
 	}
 	w, err := compaction.Create(filepath.Join(segmentsDir(db.opts.Dir), sg.file), meta, wo)

@@ -17,14 +17,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/featurelog/featurelog/compaction"
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// diskOccurrences counts marker in every file under dir: in the raw bytes
-// and in the output of every zstd frame found anywhere in a file (the log
-// and the segments compress), so compressed copies are found too.
+// diskOccurrences counts marker in every file under dir: in the raw bytes,
+// in the output of every zstd frame found anywhere in a file (the log and
+// zstd segments compress), and in the entries of every segment (S2 blocks
+// have no magic to look for), so compressed copies are found too.
 func diskOccurrences(t *testing.T, dir, marker string) (n int, where []string) {
 	t.Helper()
 	dec, err := zstd.NewReader(nil)
@@ -52,6 +54,9 @@ func diskOccurrences(t *testing.T, dir, marker string) (n int, where []string) {
 			plain, _ := io.ReadAll(dec) // up to the end of the frame's data, or an error
 			k += bytes.Count(plain, []byte(marker))
 		}
+		if filepath.Ext(path) == ".seg" {
+			k += segmentOccurrences(t, path, marker)
+		}
 		if k > 0 {
 			n += k
 			where = append(where, fmt.Sprintf("%s (%d)", path, k))
@@ -60,6 +65,23 @@ func diskOccurrences(t *testing.T, dir, marker string) (n int, where []string) {
 	})
 	require.NoError(t, err)
 	return n, where
+}
+
+// segmentOccurrences counts marker in the keys and values of the segment
+// at path.
+func segmentOccurrences(t *testing.T, path, marker string) (n int) {
+	r, err := compaction.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0 // removed since the directory was listed
+	}
+	require.NoError(t, err)
+	defer r.Close()
+	it := r.NewIterator()
+	for it.Next() {
+		n += bytes.Count(it.Key(), []byte(marker)) + bytes.Count(it.Value(), []byte(marker))
+	}
+	require.NoError(t, it.Err())
+	return n
 }
 
 // delEvents are events of 20 users in which the notes of u003 and u007

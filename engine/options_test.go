@@ -24,6 +24,7 @@ func TestOptionsValidate(t *testing.T) {
 		{func(o *Options) { o.HotTierBytes = -2 }, "HotTierBytes and StateCacheBytes"},
 		{func(o *Options) { o.StateCacheBytes = -3 }, "HotTierBytes and StateCacheBytes"},
 		{func(o *Options) { o.MaxClockSkew = -1 }, "Options.MaxClockSkew"},
+		{func(o *Options) { o.SegmentCodec = 7 }, "Options.SegmentCodec"},
 	} {
 		dir := t.TempDir() + "/data"
 		o := Options{Dir: dir}

@@ -38,6 +38,17 @@ func (c Codec) String() string {
 	return fmt.Sprintf("Codec(%d)", uint8(c))
 }
 
+// ParseCodec returns the codec named name ("s2" or "zstd", as String
+// prints them).
+func ParseCodec(name string) (Codec, error) {
+	for _, c := range []Codec{CodecS2, CodecZstd} {
+		if name == c.String() {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown segment codec %q: use s2 (faster to write and read) or zstd (about 12%% smaller)", name)
+}
+
 // valid reports whether c is a known codec.
 func (c Codec) valid() bool { return c == CodecZstd || c == CodecS2 }
 

@@ -154,3 +154,15 @@ func TestCorruptS2BlockInSegment(t *testing.T) {
 	t.Logf("%d of %d flips detected behind a valid CRC", detected, len(orig))
 	assert.Positive(t, detected)
 }
+
+// ParseCodec reads back what String prints, and names the choices when
+// it does not know a name.
+func TestParseCodec(t *testing.T) {
+	for _, c := range []Codec{CodecS2, CodecZstd} {
+		got, err := ParseCodec(c.String())
+		require.NoError(t, err)
+		assert.Equal(t, c, got)
+	}
+	_, err := ParseCodec("S2 ")
+	require.ErrorContains(t, err, `unknown segment codec "S2 ": use s2`)
+}

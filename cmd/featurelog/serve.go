@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/featurelog/featurelog/auth"
+	"github.com/featurelog/featurelog/compaction"
 	"github.com/featurelog/featurelog/engine"
 	"github.com/featurelog/featurelog/httpapi"
 	"github.com/featurelog/featurelog/internal/console"
@@ -26,6 +27,7 @@ func serveCmd() *cobra.Command {
 	var data, repoFile string
 	var hopts httpapi.Options
 	var eopts engine.Options
+	var segmentCodec string
 	var kafkaBrokers []string
 	var logs logFlags
 	var cf clusterFlags
@@ -58,6 +60,9 @@ func serveCmd() *cobra.Command {
 			// through slog.Default or the log package writes records,
 			// not plain lines amid them.
 			slog.SetDefault(logger)
+			if eopts.SegmentCodec, err = compaction.ParseCodec(segmentCodec); err != nil {
+				return fmt.Errorf("--segment-codec: %w", err)
+			}
 			if cf.mode != "" {
 				ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 				defer stop()
@@ -95,6 +100,7 @@ func serveCmd() *cobra.Command {
 	f.IntVar(&eopts.BackfillRunRecords, "backfill-run-records", 0, "records a job's view holds in memory before writing a segment (0: 1,000,000)")
 	f.DurationVar(&eopts.IdempotencyWindow, "idempotency-window", 0, "how long an Idempotency-Key is remembered (0: 24h)")
 	f.IntVar(&eopts.IdempotencyMaxKeys, "idempotency-max-keys", 0, "Idempotency-Keys remembered at once; the oldest are forgotten past it (0: 1,048,576)")
+	f.StringVar(&segmentCodec, "segment-codec", "s2", "compression of the blocks of the segments the node writes: s2 (decodes about 1.8x and encodes over 10x faster) or zstd (segments about 12% smaller); segments of either are read")
 	f.IntVar(&eopts.SegmentSize, "log-segment-bytes", 0, "target size of the log's segment files (0: 64 MiB)")
 	f.StringSliceVar(&kafkaBrokers, "kafka-brokers", nil, "Kafka brokers (host:port[,host:port]) for every output stream sink, replacing the repo's output_stream.kafka.brokers")
 	f.StringVar(&logs.level, "log-level", "info", "least severe log level written: debug (adds an access log line per HTTP request), info, warn or error")

@@ -28,6 +28,7 @@ func TestServeEngineFlagsRejected(t *testing.T) {
 		{[]string{"--hot-tier-bytes", "-2"}, "HotTierBytes and StateCacheBytes"},
 		{[]string{"--max-clock-skew", "-1s"}, "MaxClockSkew must not be negative"},
 		{[]string{"--flush-interval", "soon"}, `invalid argument "soon" for "--flush-interval"`},
+		{[]string{"--segment-codec", "lz4"}, `--segment-codec: unknown segment codec "lz4": use s2`},
 	} {
 		data := filepath.Join(t.TempDir(), "data")
 		_, err := run(t, append([]string{"serve", "--data", data, "--no-auth", "--addr", "127.0.0.1:0"}, c.args...)...)

@@ -327,15 +327,29 @@ func (v *viewRT) applyProjected(p *projected, seq uint64, idx int) {
 	if p.skip {
 		return
 	}
+	v.applyRef(p, nil, seq, idx)
 	v.stats.observe(p.ts)
+	v.data.records.Add(1)
+	v.data.bytes.Add(recordBytes(p))
+}
+
+// applyRef adds a projected record that is not skipped to the view's
+// memtable, without counting it (applyProjected counts each record;
+// ingest counts a request's at once: applyCount). ref, when not nil, is
+// the record's key as looked up in the KeyGroup of the memtable, with
+// its lock held (ingest looks it up once for the group's views:
+// refs.go).
+func (v *viewRT) applyRef(p *projected, ref *tiles.KeyRef, seq uint64, idx int) {
 	d := v.data
-	if d.attrs != nil {
+	o := tiles.Order{TS: p.ts, Seq: seq, Idx: uint32(idx)}
+	switch {
+	case d.attrs != nil:
 		d.attrs.insert(p.key, version{ts: p.ts, seq: seq, idx: uint32(idx), vals: p.vals})
-	} else {
-		d.tiles.Add(p.key, tiles.Order{TS: p.ts, Seq: seq, Idx: uint32(idx)}, p.vals)
+	case ref != nil:
+		d.tiles.AddLocked(ref, o, p.vals)
+	default:
+		d.tiles.Add(p.key, o, p.vals)
 	}
-	d.records.Add(1)
-	d.bytes.Add(recordBytes(p))
 }
 
 // recordBytes estimates what a record adds to a memtable: a version (or

@@ -248,7 +248,12 @@ func (db *DB) validate(b *batch, now time.Time) *ingestPlan {
 		views := s.src.views
 		plan.projs[si] = make([][]projected, len(views))
 		errs := make([][]string, len(views))
-		pass := func(vi int) { plan.projs[si][vi], errs[vi] = db.validateView(s, views[vi], maxTs) }
+		same := sameProjections(views)
+		pass := func(vi int) {
+			if same[vi] == vi {
+				plan.projs[si][vi], errs[vi] = db.validateView(s, views[vi], maxTs)
+			}
+		}
 		if s.n >= minParallelApply && len(views) > 1 {
 			var wg sync.WaitGroup // views are independent: large requests check them in parallel
 			for vi := range views {
@@ -264,9 +269,42 @@ func (db *DB) validate(b *batch, now time.Time) *ingestPlan {
 				pass(vi)
 			}
 		}
+		for vi, first := range same {
+			plan.projs[si][vi], errs[vi] = plan.projs[si][first], errs[first]
+		}
 		recordRowErrors(b, s, plan.projs[si], errs, now)
 	}
 	return plan
+}
+
+// sameProjections returns, per view, the first of views (itself if none
+// before it) whose projection of any record is the same as its own:
+// validation projects each record once for them, and they share the
+// projected values, read only, in their memtables. A source's aggregate
+// views commonly read the same columns with the same keys (count, sum
+// and mean of an amount in several views), and copying each record's
+// values once per view cost a 64-byte schema.Value per view, kept in
+// every memtable.
+func sameProjections(views []*viewRT) []int {
+	out := make([]int, len(views))
+	for i, v := range views {
+		out[i] = i
+		for j := range i {
+			if out[j] == j && views[j].projectsAs(v) {
+				out[i] = j
+				break
+			}
+		}
+	}
+	return out
+}
+
+// projectsAs reports whether v projects every record as u does: the same
+// key, time and served columns, the same feature_start_time, and no
+// transform.
+func (v *viewRT) projectsAs(u *viewRT) bool {
+	return v.def.Transform == nil && u.def.Transform == nil && v.tsIdx == u.tsIdx && v.startNs == u.startNs &&
+		slices.Equal(v.keyIdx, u.keyIdx) && slices.Equal(v.servedIdx, u.servedIdx) && v.src == u.src
 }
 
 // validateView projects every row of s onto v. errs, nil when every row

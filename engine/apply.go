@@ -236,7 +236,7 @@ func (db *DB) stage(ws *workspace) error {
 	if err := saveWorkspaceMeta(db.opts.Dir, ws.meta, ws.name); err != nil {
 		return err
 	}
-	db.cat.Store(db.cat.Load().with(ws))
+	db.storeCatalog(db.cat.Load().with(ws))
 	db.opts.Logger.Info("applied feature repo", "workspace", ws.name, "file", ws.meta.File, "backfilling", stagedViews(ws))
 	return nil
 }

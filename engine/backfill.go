@@ -99,7 +99,7 @@ func (db *DB) spill(b *build, maxSeq uint64, log bool) error {
 	} else {
 		maxSeq = 0
 	}
-	m, err := d.freeze(maxSeq)
+	m, err := d.freeze(maxSeq, nil)
 	if err != nil {
 		return err
 	}
@@ -632,7 +632,7 @@ func (db *DB) commitBackfill(wsName, g string, builds []*build) error {
 		return err
 	}
 	db.ingestMu.Lock()
-	db.cat.Store(ncat)
+	db.storeCatalog(ncat)
 	db.ingestMu.Unlock()
 	db.opts.Logger.Info("backfill committed: the new view versions serve", "workspace", ws.name, "apply", g)
 	return nil
@@ -681,7 +681,7 @@ func (db *DB) revertStaged(wsName, g string) error {
 		ncat = cat.with(nws)
 	}
 	db.ingestMu.Lock()
-	db.cat.Store(ncat)
+	db.storeCatalog(ncat)
 	db.ingestMu.Unlock()
 	for view := range st.Jobs {
 		ws.views[view].data.closeSegments(true)

@@ -126,10 +126,11 @@ func (db *DB) swapAll() ([]*viewData, []*memtable, error) {
 	db.ingestMu.Lock()
 	defer db.ingestMu.Unlock()
 	seq := db.log.LastSeq()
-	views := liveViews(db.cat.Load())
+	cat := db.cat.Load()
+	views, groups := liveViews(cat), keyGroups(cat, func(*viewData) bool { return true })
 	var frozen []*memtable
 	for _, d := range views {
-		m, err := d.freeze(seq)
+		m, err := d.freeze(seq, groups[d])
 		if err != nil {
 			return nil, frozen, err
 		}

@@ -126,7 +126,7 @@ func (db *DB) open() error {
 	if err != nil {
 		return err
 	}
-	db.cat.Store(cat)
+	db.storeCatalog(cat)
 	db.log, err = wal.Open(wal.Options{Dir: filepath.Join(db.opts.Dir, "wal"), SegmentSize: db.opts.SegmentSize,
 		NoSync: db.opts.NoSync, Logger: db.opts.Logger, CompressMin: logCompressMin, FS: db.opts.FS,
 		OnSync: db.metrics.observeFsync})

@@ -23,6 +23,7 @@ var genFixedRepos = []struct {
 }{
 	{"fixed-agg", genFixedAggRepo},
 	{"fixed-attr", genFixedAttrRepo},
+	{"fixed-shared", genFixedSharedRepo},
 }
 
 func aggW(size time.Duration) aggWindow { return aggWindow{size: size} }
@@ -175,4 +176,45 @@ func genFixedAttrRepo() *genRepo {
 			{name: "user_fs", entries: []genEntry{{view: latest}, {view: value3h}}},
 			{name: "account_fs", entries: []genEntry{{view: score}}},
 		}}
+}
+
+// genFixedSharedRepo is one source's views keyed alike, as ingest shares
+// work between them (engine/refs.go): amounts, extremes (10m tiles),
+// totals and last_amount (an attribute view) project every record alike
+// and share its projection; mixed (another input), started (a
+// feature_start_time) and doubled (a transform and a filter) do not, but
+// their memtables share one key group with the others.
+func genFixedSharedRepo() *genRepo {
+	user := &genEntity{name: "user", keys: []string{"user_id"}}
+	buys := &genSource{name: "buys", keys: []string{"user_id"}, times: []string{"ts"}, cols: []genCol{
+		genScalar("user_id", schema.String), genScalar("ts", schema.Timestamp), genScalar("amount", schema.Float64),
+		genScalar("qty", schema.Int64)}}
+	view := func(name string, interval time.Duration, start int64, aggs []aggFeature) *genView {
+		return &genView{name: name, src: buys, entities: []*genEntity{user}, ts: "ts", interval: interval, start: start, offline: true, aggs: aggs}
+	}
+	amounts := view("amounts", 0, math.MinInt64, []aggFeature{
+		{input: "amount", fn: "count", window: aggW(aggH)}, {input: "amount", fn: "sum", window: aggW(aggH)},
+		{input: "amount", fn: "mean", window: aggW(aggD)}, {input: "amount", fn: "sum", window: aggW(3 * aggD)}})
+	extremes := view("extremes", 10*aggM, math.MinInt64, []aggFeature{
+		{input: "amount", fn: "min", window: aggW(aggH)}, {input: "amount", fn: "max", window: aggW(aggD)}})
+	totals := view("totals", 0, math.MinInt64, []aggFeature{
+		{input: "amount", fn: "count", window: aggLifetime}, {input: "amount", fn: "var_samp", window: aggW(aggD)}})
+	mixed := view("mixed", 0, math.MinInt64, []aggFeature{
+		{input: "qty", fn: "sum", window: aggW(aggH)}, {input: "amount", fn: "last", window: aggW(aggD)}})
+	started := view("started", 0, genBase.Add(10*time.Hour+7).UnixNano(), []aggFeature{
+		{input: "amount", fn: "sum", window: aggW(aggD)}, {input: "amount", fn: "count", window: aggW(aggH)}})
+	doubled := view("doubled", 0, math.MinInt64, []aggFeature{
+		{input: "qty2", fn: "sum", window: aggW(aggH)}, {input: "amount", fn: "max", window: aggW(aggD)}})
+	doubled.txCols = []genTxCol{
+		{genScalar("qty2", schema.Int64), genUn("qty * 2", "qty", func(x schema.Value) schema.Value { return schema.Int(x.I * 2) })},
+	}
+	doubled.filter = genUn("qty >= -2", "qty", func(x schema.Value) schema.Value { return schema.BoolVal(x.I >= -2) })
+	last := &genView{name: "last_amount", src: buys, entities: []*genEntity{user}, ts: "ts", ttl: 3 * time.Hour,
+		start: math.MinInt64, offline: true, attrs: []string{"amount"}}
+	g := &genRepo{name: "fixed-shared", ws: "shared", entities: []*genEntity{user}, sources: []*genSource{buys},
+		views: []*genView{amounts, extremes, totals, mixed, started, doubled, last}}
+	for _, v := range g.views {
+		g.services = append(g.services, &genService{name: "shared_" + v.name, entries: []genEntry{{view: v}}})
+	}
+	return g
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/featurelog/featurelog/internal/record"
 	"github.com/featurelog/featurelog/schema"
+	"github.com/featurelog/featurelog/tiles"
 	"github.com/featurelog/featurelog/wal"
 )
 
@@ -246,7 +248,12 @@ func (db *DB) validate(b *batch, now time.Time) *ingestPlan {
 		views := s.src.views
 		plan.projs[si] = make([][]projected, len(views))
 		errs := make([][]string, len(views))
-		pass := func(vi int) { plan.projs[si][vi], errs[vi] = db.validateView(s, views[vi], maxTs) }
+		same := sameProjections(views)
+		pass := func(vi int) {
+			if same[vi] == vi {
+				plan.projs[si][vi], errs[vi] = db.validateView(s, views[vi], maxTs)
+			}
+		}
 		if s.n >= minParallelApply && len(views) > 1 {
 			var wg sync.WaitGroup // views are independent: large requests check them in parallel
 			for vi := range views {
@@ -262,9 +269,42 @@ func (db *DB) validate(b *batch, now time.Time) *ingestPlan {
 				pass(vi)
 			}
 		}
+		for vi, first := range same {
+			plan.projs[si][vi], errs[vi] = plan.projs[si][first], errs[first]
+		}
 		recordRowErrors(b, s, plan.projs[si], errs, now)
 	}
 	return plan
+}
+
+// sameProjections returns, per view, the first of views (itself if none
+// before it) whose projection of any record is the same as its own:
+// validation projects each record once for them, and they share the
+// projected values, read only, in their memtables. A source's aggregate
+// views commonly read the same columns with the same keys (count, sum
+// and mean of an amount in several views), and copying each record's
+// values once per view cost a 64-byte schema.Value per view, kept in
+// every memtable.
+func sameProjections(views []*viewRT) []int {
+	out := make([]int, len(views))
+	for i, v := range views {
+		out[i] = i
+		for j := range i {
+			if out[j] == j && views[j].projectsAs(v) {
+				out[i] = j
+				break
+			}
+		}
+	}
+	return out
+}
+
+// projectsAs reports whether v projects every record as u does: the same
+// key, time and served columns, the same feature_start_time, and no
+// transform.
+func (v *viewRT) projectsAs(u *viewRT) bool {
+	return v.def.Transform == nil && u.def.Transform == nil && v.tsIdx == u.tsIdx && v.startNs == u.startNs &&
+		slices.Equal(v.keyIdx, u.keyIdx) && slices.Equal(v.servedIdx, u.servedIdx) && v.src == u.src
 }
 
 // validateView projects every row of s onto v. errs, nil when every row
@@ -372,32 +412,51 @@ func metrics(b *batch, plan *ingestPlan, now time.Time) *IngestResponse {
 // but were not counted.
 func apply(b *batch, plan *ingestPlan, seq uint64, now time.Time) {
 	var tasks []applyTask
+	var groups []*groupRun
 	idx := 0
 	for si := range b.sections {
 		s := &b.sections[si]
+		first := len(tasks)
 		for vi, v := range s.src.views {
 			tasks = append(tasks, applyTask{v: v, projs: plan.projs[si][vi], base: idx, logOffline: s.src.def.LogOffline})
 		}
 		for _, p := range s.src.priors { // versions serving while their successor is built (backfill.go)
 			tasks = append(tasks, applyTask{v: p, projs: projectPrior(s, p), base: idx, logOffline: s.src.def.LogOffline, prior: true})
 		}
+		groups = append(groups, groupTasks(tasks[first:])...)
 		idx += s.n
 	}
-	if idx < minParallelApply || len(tasks) < 2 {
-		for i := range tasks {
-			tasks[i].run(seq, now)
-		}
-		return
+	parts := 1
+	if idx >= minParallelApply {
+		parts = runtime.GOMAXPROCS(0)
 	}
-	var wg sync.WaitGroup // views are independent: large requests apply them in parallel
+	var units []func()
 	for i := range tasks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tasks[i].run(seq, now)
-		}()
+		if t := &tasks[i]; !t.grouped {
+			units = append(units, func() { t.run(seq, now) })
+		}
 	}
-	wg.Wait()
+	for _, g := range groups {
+		units = append(units, g.units(parts, seq, now)...)
+	}
+	if idx < minParallelApply || len(units) < 2 {
+		for _, u := range units {
+			u()
+		}
+	} else {
+		var wg sync.WaitGroup // views, and a group's key stripes, are independent: large requests apply them in parallel
+		for _, u := range units {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				u()
+			}()
+		}
+		wg.Wait()
+	}
+	for _, g := range groups {
+		g.finish(now)
+	}
 }
 
 // projectPrior projects a section's rows onto a prior version. A row it
@@ -434,24 +493,65 @@ type applyTask struct {
 	// successor, which receives the same records, counts the ingest rate
 	// they share (ingest_rate.go).
 	prior bool
+	// grouped marks a task that a groupRun applies, with the other
+	// views of its memtable's KeyGroup (refs.go).
+	grouped bool
 }
 
 func (t *applyTask) run(seq uint64, now time.Time) {
-	var online int64
-	newest := int64(math.MinInt64)
+	c := newApplyCount()
 	for r := range t.projs {
-		p := &t.projs[r]
-		t.v.applyProjected(p, seq, t.base+r)
-		if counts(t.v, p, now) {
-			online++
-		}
-		if !p.skip {
-			newest = max(newest, p.ts)
-		}
+		t.applyRow(&c, r, nil, seq, now)
 	}
-	if newest != math.MinInt64 {
-		t.v.stats.noteIngest(now, newest)
+	t.finish(c, now)
+}
+
+// applyCount is what a task counts of the records it applies, published
+// once per task (finish): the view's counters are shared by every
+// goroutine that ingests, and adding to them per record made their cache
+// line bounce between cores.
+type applyCount struct {
+	online  int64 // records within the view's TTL
+	newest  int64 // newest event time applied, math.MinInt64 if none
+	records int64 // records applied
+	bytes   int64 // their recordBytes
+}
+
+func newApplyCount() applyCount { return applyCount{newest: math.MinInt64} }
+
+// add adds what o counted.
+func (c *applyCount) add(o applyCount) {
+	c.online += o.online
+	c.newest = max(c.newest, o.newest)
+	c.records += o.records
+	c.bytes += o.bytes
+}
+
+// applyRow applies record r, whose key in the view's KeyGroup is ref
+// (nil: looked up by applying), and counts it in c.
+func (t *applyTask) applyRow(c *applyCount, r int, ref *tiles.KeyRef, seq uint64, now time.Time) {
+	p := &t.projs[r]
+	if p.skip {
+		return
 	}
+	t.v.applyRef(p, ref, seq, t.base+r)
+	if t.v.onlineAt(p.ts, now) {
+		c.online++
+	}
+	c.newest = max(c.newest, p.ts)
+	c.records++
+	c.bytes += recordBytes(p)
+}
+
+// finish publishes what the task counted: its view's counters.
+func (t *applyTask) finish(c applyCount, now time.Time) {
+	online := c.online
+	if c.newest != math.MinInt64 {
+		t.v.stats.observe(c.newest)
+		t.v.stats.noteIngest(now, c.newest)
+	}
+	t.v.data.records.Add(c.records)
+	t.v.data.bytes.Add(c.bytes)
 	if t.v.def.Online {
 		t.v.stats.online.Add(online)
 		if !t.prior {

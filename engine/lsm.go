@@ -115,14 +115,20 @@ func (s *sources) release() {
 }
 
 // freeze moves the active memtable to the frozen list and starts a new
-// one. The caller holds db.ingestMu for writing, so seq is the last
-// record the frozen memtable holds; once it releases it, it seals m.
-func (d *viewData) freeze(seq uint64) (*memtable, error) {
+// one, in g when g is not nil (refs.go). The caller holds db.ingestMu for
+// writing, so seq is the last record the frozen memtable holds; once it
+// releases it, it seals m.
+func (d *viewData) freeze(seq uint64, g *tiles.KeyGroup) (*memtable, error) {
 	m := &memtable{attrs: d.attrs, tiles: d.tiles, maxSeq: seq}
 	var nt *tiles.Store
 	if d.spec != nil {
 		var err error
-		if nt, err = tiles.NewStore(*d.spec, d.hot.forStore()); err != nil {
+		if g != nil {
+			nt, err = g.NewStore(*d.spec, d.hot.forStore())
+		} else {
+			nt, err = tiles.NewStore(*d.spec, d.hot.forStore())
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -185,7 +185,7 @@ func (db *DB) stageMaterialization(j Job) (*viewRT, *catalog, error) {
 	defer db.ingestMu.Unlock()
 	v.data.covered = db.log.LastSeq()
 	ncat := db.cat.Load().with(nws)
-	db.cat.Store(ncat)
+	db.storeCatalog(ncat)
 	return v, ncat, nil
 }
 
@@ -209,7 +209,7 @@ func (db *DB) commitMaterialization(j Job, b *build) error {
 		return err
 	}
 	db.ingestMu.Lock()
-	db.cat.Store(ncat)
+	db.storeCatalog(ncat)
 	db.ingestMu.Unlock()
 	v.prior.data.closeSegments(true)
 	return nil
@@ -238,7 +238,7 @@ func (db *DB) unstageMaterialization(j Job) error {
 		return err
 	}
 	db.ingestMu.Lock()
-	db.cat.Store(cat.with(nws))
+	db.storeCatalog(cat.with(nws))
 	db.ingestMu.Unlock()
 	v.data.closeSegments(true)
 	return nil

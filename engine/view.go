@@ -220,6 +220,9 @@ type projected struct {
 	ts   int64
 	vals []schema.Value // served values (attribute views)
 	skip bool           // before feature_start_time, or dropped by the filter
+	// size is recordBytes' estimate, computed as the values are cut,
+	// while they are in the cache: applying reads no value.
+	size uint32
 }
 
 // projector holds scratch space reused across the records one goroutine
@@ -273,6 +276,7 @@ func (v *viewRT) project(row []schema.Value, pj *projector) (projected, error) {
 	p.key, pj.key = entityKey(row, v.keyIdx, pj.key)
 	if v.def.Transform == nil {
 		p.vals = v.served(row, nil, pj)
+		p.size = recordSize(p.key, p.vals)
 		return p, nil
 	}
 	return v.projectTransformed(row, p, pj)
@@ -305,6 +309,7 @@ func (v *viewRT) projectTransformed(row []schema.Value, p projected, pj *project
 		ext = append(ext, val)
 	}
 	p.vals = v.served(row, ext, pj)
+	p.size = recordSize(p.key, p.vals)
 	return p, nil
 }
 
@@ -327,27 +332,44 @@ func (v *viewRT) applyProjected(p *projected, seq uint64, idx int) {
 	if p.skip {
 		return
 	}
+	v.applyRef(p, nil, seq, idx)
 	v.stats.observe(p.ts)
+	v.data.records.Add(1)
+	v.data.bytes.Add(recordBytes(p))
+}
+
+// applyRef adds a projected record that is not skipped to the view's
+// memtable, without counting it (applyProjected counts each record;
+// ingest counts a request's at once: applyCount). ref, when not nil, is
+// the record's key as looked up in the KeyGroup of the memtable, with
+// its lock held (ingest looks it up once for the group's views:
+// refs.go).
+func (v *viewRT) applyRef(p *projected, ref *tiles.KeyRef, seq uint64, idx int) {
 	d := v.data
-	if d.attrs != nil {
+	o := tiles.Order{TS: p.ts, Seq: seq, Idx: uint32(idx)}
+	switch {
+	case d.attrs != nil:
 		d.attrs.insert(p.key, version{ts: p.ts, seq: seq, idx: uint32(idx), vals: p.vals})
-	} else {
-		d.tiles.Add(p.key, tiles.Order{TS: p.ts, Seq: seq, Idx: uint32(idx)}, p.vals)
+	case ref != nil:
+		d.tiles.AddLocked(ref, o, p.vals)
+	default:
+		d.tiles.Add(p.key, o, p.vals)
 	}
-	d.records.Add(1)
-	d.bytes.Add(recordBytes(p))
 }
 
 // recordBytes estimates what a record adds to a memtable: a version (or
 // raw event), its key and its values, strings included. It is a gauge's
 // estimate, not an accounting: keys are counted per record, and an
 // aggregate view's tiles may fold records into less.
-func recordBytes(p *projected) int64 {
-	n := versionBytes + len(p.key) + valueBytes*len(p.vals)
-	for i := range p.vals {
-		n += len(p.vals[i].S)
+func recordBytes(p *projected) int64 { return int64(p.size) }
+
+// recordSize computes recordBytes of a record with key and vals.
+func recordSize(key string, vals []schema.Value) uint32 {
+	n := versionBytes + len(key) + valueBytes*len(vals)
+	for i := range vals {
+		n += len(vals[i].S)
 	}
-	return int64(n)
+	return uint32(min(n, math.MaxUint32))
 }
 
 // The in-memory sizes recordBytes counts.

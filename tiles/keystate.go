@@ -85,9 +85,7 @@ func (s *Store) Keys() []string {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for k := range sh.keys {
-			keys = append(keys, k)
-		}
+		s.each(i, func(k string, _ *keyState) { keys = append(keys, k) })
 		sh.mu.RUnlock()
 	}
 	slices.Sort(keys)
@@ -107,9 +105,7 @@ func (s *Store) Freeze() {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for _, ks := range sh.keys {
-			s.tl.settle(ks)
-		}
+		s.each(i, func(_ string, ks *keyState) { s.tl.settle(ks) })
 		sh.mu.Unlock()
 	}
 	s.frozen.Store(true)

@@ -130,12 +130,21 @@ type Store struct {
 	// inserted in place: tests compare a store with and without it.
 	settleEach bool
 	seed       maphash.Seed
-	shards     [storeShards]shard
-	reads      sync.Pool // *readScratch
+	// group, when set, holds the store's key states (group.go): the
+	// shards' keys and gens maps are then unused, and the store's state
+	// for a key is its slot of the key's KeyRef.
+	group  *KeyGroup
+	slot   int
+	shards [storeShards]shard
+	reads  sync.Pool // *readScratch
 }
 
 type shard struct {
-	mu   sync.RWMutex         // guards keys, gens and every keyState in it
+	// mu guards keys, gens and every keyState in the shard: own,
+	// or for a Store of a KeyGroup the group's lock of the stripe, which
+	// guards the stripe's keys in every Store of the group.
+	mu   *sync.RWMutex
+	own  sync.RWMutex
 	keys map[string]*keyState // entity key → state
 	// gens holds the generation a deleted key's next state starts at, so
 	// that no hot-tier entry of its deleted state can be found again.
@@ -157,6 +166,10 @@ type keyState struct {
 	raw    []rawEvent // every event, sorted by Order: always for continuous views, until tiles exist for interval views
 	levels []level    // one per Store.levels; nil while the key is small (see smallKey)
 	n      int        // events added: interval views drop raw events once tiled, so they are counted here
+	// last is the largest Order added (valid when n > 0): Add compares
+	// with it, not with the last raw event, whose list is another cache
+	// line to fetch. Stores' own states only; KeyStates leave it unset.
+	last Order
 	// pend holds, in arrival order, events added but not yet in raw or
 	// levels: those that would have been inserted into the middle of
 	// either, and every event after them, until settle places them all in
@@ -209,10 +222,16 @@ func groupFeatures(spec Spec, plan Plan) []group {
 
 // NewStore returns an empty store for spec, using hot as its hot tier.
 func NewStore(spec Spec, hot HotTier) (*Store, error) {
+	return newStore(spec, hot, maphash.MakeSeed(), true)
+}
+
+// newStore is NewStore with the seed of its shards' hash; keyed stores
+// keep their keys in their shards' maps (Stores of a KeyGroup do not).
+func newStore(spec Spec, hot HotTier, seed maphash.Seed, keyed bool) (*Store, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{spec: spec, hot: hot, levels: levelsFor(spec.Interval), raw: spec.Interval <= 0, seed: maphash.MakeSeed()}
+	s := &Store{spec: spec, hot: hot, levels: levelsFor(spec.Interval), raw: spec.Interval <= 0, seed: seed}
 	s.plan = Fuse(spec.Aggs, spec.AggInput)
 	s.input = make([]int, len(s.plan.States))
 	for i, slot := range s.plan.Slot {
@@ -225,7 +244,10 @@ func NewStore(spec Spec, hot HotTier) (*Store, error) {
 		s.hot.MinSpan = 20 * s.levels[0]
 	}
 	for i := range s.shards {
-		s.shards[i].keys = make(map[string]*keyState)
+		s.shards[i].mu = &s.shards[i].own
+		if keyed {
+			s.shards[i].keys = make(map[string]*keyState)
+		}
 	}
 	s.reads.New = func() any {
 		sc := &readScratch{acc: make([]State, len(s.plan.States)), body: make([]State, len(s.plan.States))}
@@ -246,6 +268,12 @@ func (s *Store) shard(key string) *shard {
 // the aggregators that read them. vals is retained: the caller must not
 // modify it afterwards.
 func (s *Store) Add(key string, o Order, vals []schema.Value) {
+	if s.group != nil {
+		r := s.group.Lock(key)
+		defer s.group.Unlock(r)
+		s.AddLocked(r, o, vals)
+		return
+	}
 	if s.frozen.Load() {
 		panic("BUG: tiles: Add to a frozen Store")
 	}
@@ -259,19 +287,28 @@ func (s *Store) Add(key string, o Order, vals []schema.Value) {
 		ks.sealed.Store(math.MinInt64)
 		sh.keys[key] = ks
 	}
+	s.add(ks, o, vals)
+}
+
+// add is Add of an event of ks, under its shard's write lock.
+func (s *Store) add(ks *keyState, o Order, vals []schema.Value) {
 	if o.TS < ks.sealed.Load() {
 		ks.gen++ // a cached range may miss this event: make them all unreachable
 	}
-	ks.n++
 	e := rawEvent{o: o, vals: vals}
+	last, inOrder := ks.last, ks.n == 0 || ks.last.Less(o)
+	if inOrder {
+		ks.last = o
+	}
+	ks.n++
 	if ks.levels == nil {
-		ks.addRaw(e)
+		ks.addRaw(e, inOrder)
 		if len(ks.raw) >= smallKey {
 			s.tl.buildTiles(ks)
 		}
 		return
 	}
-	if len(ks.pend) > 0 || !s.tl.appends(ks, e) {
+	if len(ks.pend) > 0 || !s.tl.appends(ks, e, last) {
 		ks.pend = append(ks.pend, e)
 		if s.settleEach || len(ks.pend) >= max(smallKey, ks.n/pendShare) {
 			s.tl.settle(ks)
@@ -292,13 +329,14 @@ func (s *Store) Add(key string, o Order, vals []schema.Value) {
 const pendShare = 8
 
 // appends reports whether e lands at the end of ks's raw events and
-// tiles, or in tiles it already has: then adding it moves nothing.
-func (t *tiler) appends(ks *keyState, e rawEvent) bool {
+// tiles, or in tiles it already has: then adding it moves nothing. last
+// is the largest Order added to ks before e, which for a key with no
+// pending event is its last raw event's.
+func (t *tiler) appends(ks *keyState, e rawEvent, last Order) bool {
 	if t.raw {
 		// The tiles hold the raw events, so an event after the last
 		// raw one is in the last tile of every level or after it.
-		n := len(ks.raw)
-		return n == 0 || ks.raw[n-1].o.Less(e.o)
+		return len(ks.raw) == 0 || last.Less(e.o)
 	}
 	// An interval view: the tile of the finest level, which lies inside
 	// one tile of every coarser level, is the last or after it, or exists.
@@ -410,13 +448,13 @@ func (l *level) insertStarts(starts []int64, aggs []Agg) {
 // sh.unlock(write).
 func (s *Store) lockKey(sh *shard, key string) (ks *keyState, write bool) {
 	sh.mu.RLock()
-	ks = sh.keys[key]
+	ks = s.lookup(sh, key)
 	if ks == nil || len(ks.pend) == 0 {
 		return ks, false
 	}
 	sh.mu.RUnlock()
 	sh.mu.Lock()
-	ks = sh.keys[key]
+	ks = s.lookup(sh, key)
 	if ks != nil {
 		s.tl.settle(ks)
 	}
@@ -442,9 +480,13 @@ func (s *Store) Delete(key string) bool {
 	sh := s.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	ks := sh.keys[key]
+	ks := s.lookup(sh, key)
 	if ks == nil {
 		return false
+	}
+	if s.group != nil {
+		ks.reset(ks.gen + 1)
+		return true
 	}
 	delete(sh.keys, key)
 	if sh.gens == nil {
@@ -483,10 +525,11 @@ func (t *tiler) addToTiles(ks *keyState, e rawEvent) {
 	}
 }
 
-// addRaw inserts e in Order; in-order arrivals append.
-func (ks *keyState) addRaw(e rawEvent) {
+// addRaw inserts e in Order; in-order arrivals (after every event so
+// far: keyState.last) append.
+func (ks *keyState) addRaw(e rawEvent, inOrder bool) {
 	n := len(ks.raw)
-	if n == 0 || ks.raw[n-1].o.Less(e.o) {
+	if inOrder {
 		ks.raw = append(ks.raw, e)
 		return
 	}
@@ -652,14 +695,14 @@ func (s *Store) Stats() Stats {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		st.Keys += len(sh.keys)
-		for _, ks := range sh.keys {
+		s.each(i, func(_ string, ks *keyState) {
 			s.tl.settle(ks)
+			st.Keys++
 			st.RawEvents += len(ks.raw)
 			for _, l := range ks.levels {
 				st.Tiles += len(l.starts)
 			}
-		}
+		})
 		sh.mu.Unlock()
 	}
 	return st
@@ -672,7 +715,11 @@ func (s *Store) KeyCount() int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		n += len(sh.keys)
+		if s.group == nil {
+			n += len(sh.keys)
+		} else {
+			s.each(i, func(string, *keyState) { n++ })
+		}
 		sh.mu.RUnlock()
 	}
 	return n

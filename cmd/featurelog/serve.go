@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/go-json-experiment/json/v1"
 
@@ -132,8 +133,21 @@ func serve(sio serveIO, data, repoFile string, eopts engine.Options, hopts httpa
 		return err
 	}
 	defer func() {
-		// Last, after the server drained: the engine waits for ingests
-		// still inside it, closes the log and releases the directory.
+		// Last, after the server drained: the memtables go to segments, so
+		// that the next open (a restart, or `featurelog historical` on the
+		// directory) replays nothing (a 20M-event load left 2.7M records in
+		// memory, and the first join after it replayed them: 14.8 s against
+		// 3.1 s). A failure loses nothing: the log keeps every record.
+		if db.Healthy() == nil {
+			start := time.Now()
+			if ferr := db.Flush(); ferr != nil {
+				logger.Warn("flushing the memtables at shutdown failed; the next open replays them from the log", "err", ferr)
+			} else {
+				logger.Info("flushed the memtables", "took", time.Since(start).Round(time.Millisecond))
+			}
+		}
+		// Then the engine waits for ingests still inside it, closes the
+		// log and releases the directory.
 		if cerr := db.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("closing the data directory %s: %w", data, cerr))
 		}

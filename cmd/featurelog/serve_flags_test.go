@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -63,4 +64,49 @@ func TestServeEngineFlagsReachTheEngine(t *testing.T) {
 		require.NoError(t, child.cmd.Process.Signal(syscall.SIGTERM))
 		require.Equal(t, 0, child.wait(t))
 	}
+}
+
+// TestServeFlushesAtShutdown: after SIGTERM the records are in segments,
+// not only in the log, so the next open replays nothing: restarted on the
+// same directory, every view's memtable is empty and the records are
+// served.
+func TestServeFlushesAtShutdown(t *testing.T) {
+	data := t.TempDir()
+	child := startServe(t, data)
+	for i := range 3 {
+		body := fmt.Sprintf(`{"workspace_name":"ads","dry_run":false,"records":{"impressions_event_source":[{"record":{"timestamp":%q,"user_id":"u%d","clicked":1}}]}}`,
+			time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano), i)
+		resp, err := http.Post("http://"+child.addr+"/ingest", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	require.NoError(t, child.cmd.Process.Signal(syscall.SIGTERM))
+	require.Equal(t, 0, child.wait(t))
+	assert.Contains(t, child.stderr.String(), "flushed the memtables")
+
+	child = startServe(t, data)
+	for _, view := range []string{"user_click_counts", "click_events_fv"} {
+		resp, err := http.Get("http://" + child.addr + "/api/v1/workspaces/ads/feature-views/" + view)
+		require.NoError(t, err)
+		var got struct {
+			Storage struct {
+				Segments        int   `json:"segments"`
+				MemtableRecords int64 `json:"memtable_records"`
+			} `json:"storage"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+		resp.Body.Close()
+		assert.Equal(t, int64(0), got.Storage.MemtableRecords, "%s: nothing replayed", view)
+		assert.Positive(t, got.Storage.Segments, "%s", view)
+	}
+	resp, err := http.Post("http://"+child.addr+"/api/v1/feature-service/get-features", "application/json",
+		strings.NewReader(`{"params":{"workspace_name":"ads","feature_service_name":"ad_ctr_feature_service","join_key_map":{"user_id":"u1"}}}`))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
+	assert.JSONEq(t, `{"result":{"features":["1"]}}`, string(b), "u1's click, read back from the segments")
+	require.NoError(t, child.cmd.Process.Signal(syscall.SIGTERM))
+	require.Equal(t, 0, child.wait(t))
 }

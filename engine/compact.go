@@ -1,9 +1,13 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/featurelog/featurelog/compaction"
@@ -279,7 +283,7 @@ func (db *DB) compactLocked(all bool) error {
 				break
 			}
 			start := time.Now()
-			sg, err := db.mergeSegments(d, group)
+			sg, err := db.mergeSegments(d, group, nil)
 			if err != nil {
 				return fmt.Errorf("engine: merging segments of %s: %w", d.id, err)
 			}
@@ -326,7 +330,7 @@ func (db *DB) mergeCandidates(d *viewData, all bool) []*segRef {
 // mergeSegments merges group (segments of d over disjoint record ranges)
 // into one segment of the next level: per key, the states are merged
 // (tiles) or the histories joined (attributes).
-func (db *DB) mergeSegments(d *viewData, group []*segRef) (*segRef, error) {
+func (db *DB) mergeSegments(d *viewData, group []*segRef, stop <-chan struct{}) (*segRef, error) {
 	level, minSeq, maxSeq := 0, group[0].minSeq, group[0].maxSeq
 	same := true
 	its := make([]*compaction.Iterator, len(group))
@@ -357,6 +361,12 @@ func (db *DB) mergeSegments(d *viewData, group []*segRef) (*segRef, error) {
 	reuse := make([]tiles.KeyState, len(group))
 	for n := 0; mi.Next(); n++ {
 		if n%mergeYieldKeys == 0 {
+			select {
+			case <-stop: // the DB is closing: the merge is dropped, its inputs stay
+				w.Abort()
+				return nil, errMergeStopped
+			default:
+			}
 			runtime.Gosched()
 		}
 		val, err := d.mergeValues(st, mi.Values(), buf[:0], kss[:0], hs[:0], reuse)
@@ -368,6 +378,9 @@ func (db *DB) mergeSegments(d *viewData, group []*segRef) (*segRef, error) {
 		if err := w.Add(mi.Key(), val); err != nil {
 			w.Abort()
 			return nil, err
+		}
+		if n == 0 && stop != nil && db.opts.mergeHook != nil {
+			db.opts.mergeHook()
 		}
 	}
 	if err := mi.Err(); err != nil {
@@ -423,9 +436,13 @@ func (d *viewData) mergeValues(st *tiles.Store, vals [][]byte, dst []byte, kss [
 
 // maintain flushes and merges in the background: a flush when a view's
 // active memtable holds FlushRecords records or the last flush is older
-// than FlushInterval, then whatever merges are due.
+// than FlushInterval, and, in a goroutine of their own, whatever merges
+// are due.
 func (db *DB) maintain() {
 	defer close(db.maintDone)
+	var merges sync.WaitGroup
+	defer merges.Wait() // before maintDone: Close waits for a merge to stop
+	var merging atomic.Bool
 	t := time.NewTicker(maintainTick)
 	defer t.Stop()
 	for {
@@ -434,25 +451,129 @@ func (db *DB) maintain() {
 			return
 		case <-t.C:
 		}
-		if !db.flushDue() {
-			continue
+		if db.flushDue() {
+			db.maint.Lock()
+			err := db.flushLocked()
+			if err == nil {
+				err = db.truncateLogLocked()
+			}
+			db.maint.Unlock()
+			db.noteMaintained(err)
 		}
-		db.maint.Lock()
-		err := db.flushLocked()
-		if err == nil {
-			err = db.compactLocked(false)
-		}
-		if err == nil {
-			err = db.truncateLogLocked()
-		}
-		db.maint.Unlock()
-		if err == nil {
-			db.maintErr.Store(nil)
-		} else {
-			db.maintErr.Store(&err)
-			db.opts.Logger.Error("background flush or merge failed; the log keeps every record, so nothing is lost", "err", err)
+		// Merges run beside flushes, not before the next one: a merge of
+		// big segments takes tens of seconds, and a flush waiting behind it
+		// let a memtable grow to 8.3M records per view in a 20M-event load
+		// (docs/performance.md, "Flushes wait behind merges").
+		if !merging.Load() && db.mergeDue() {
+			merging.Store(true)
+			merges.Add(1)
+			go func() {
+				defer merges.Done()
+				defer merging.Store(false)
+				db.noteMaintained(db.mergeInBackground())
+			}()
 		}
 	}
+}
+
+// noteMaintained records the outcome of a background flush or merge.
+func (db *DB) noteMaintained(err error) {
+	if err == nil {
+		db.maintErr.Store(nil)
+		return
+	}
+	db.maintErr.Store(&err)
+	db.opts.Logger.Error("background flush or merge failed; the log keeps every record, so nothing is lost", "err", err)
+}
+
+// errMergeStopped ends a background merge when the DB closes.
+var errMergeStopped = errors.New("engine: merge stopped: the DB is closing")
+
+// mergeDue reports whether a live view has segments to merge.
+func (db *DB) mergeDue() bool {
+	for _, d := range liveViews(db.cat.Load()) {
+		if len(db.mergeCandidates(d, false)) >= 2 {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeInBackground runs the merges due, one at a time. Each reads its
+// inputs and writes its output without db.maint, so flushes go on
+// meanwhile, and installs the output under db.maint only if its inputs
+// are still segments of a live view: segments are immutable, so the
+// output is then exactly what the same merge run at that instant, under
+// the lock, would write. When a deletion rewrote an input, a CompactAll
+// merged it, or the view version was replaced, the output is dropped.
+func (db *DB) mergeInBackground() error {
+	for {
+		db.maint.Lock()
+		d, group := db.nextMerge()
+		held := group[:0:0]
+		for _, s := range group {
+			if s.h.Acquire() { // the merge's own references, so the files outlive a replacement
+				held = append(held, s)
+			}
+		}
+		db.maint.Unlock()
+		if len(group) == 0 {
+			return nil
+		}
+		if len(held) < len(group) { // an input is already gone: nothing to merge now
+			for _, s := range held {
+				s.h.Release()
+			}
+			return nil
+		}
+		start := time.Now()
+		sg, err := db.mergeSegments(d, group, db.maintStop)
+		installed := false
+		if err == nil {
+			db.maint.Lock()
+			if db.isLive(d) && d.holds(group) {
+				d.installMerge(group, sg)
+				installed = true
+				db.metrics.observeMerge(group, sg, time.Since(start))
+				if err = db.saveManifest(liveViews(db.cat.Load())); err == nil {
+					for _, o := range group {
+						o.h.Obsolete()
+						o.h.Release() // the view's reference; deleted once the last reader lets go
+					}
+				}
+			}
+			db.maint.Unlock()
+		}
+		for _, s := range group {
+			s.h.Release()
+		}
+		if !installed && sg != nil { // its inputs changed meanwhile
+			sg.h.Obsolete()
+			sg.h.Release()
+		}
+		switch {
+		case errors.Is(err, errMergeStopped):
+			return nil
+		case err != nil:
+			return fmt.Errorf("engine: merging segments of %s: %w", d.id, err)
+		}
+	}
+}
+
+// nextMerge returns the first live view with segments to merge and the
+// group to merge, or a nil group. The caller holds db.maint.
+func (db *DB) nextMerge() (*viewData, []*segRef) {
+	for _, d := range liveViews(db.cat.Load()) {
+		if group := db.mergeCandidates(d, false); len(group) >= 2 {
+			return d, group
+		}
+	}
+	return nil, nil
+}
+
+// isLive reports whether d is the data of a live view version.
+func (db *DB) isLive(d *viewData) bool {
+	return slices.Contains(liveViews(db.cat.Load()), d)
 }
 
 // maintainTick is how often the background maintainer looks for work.

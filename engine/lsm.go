@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -177,6 +178,18 @@ func (d *viewData) installMerge(old []*segRef, sg *segRef) {
 		}
 	}
 	d.segs = sortedSegs(append(keep, sg))
+}
+
+// holds reports whether every segment of group is still one of d's.
+func (d *viewData) holds(group []*segRef) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, g := range group {
+		if !slices.Contains(d.segs, g) {
+			return false
+		}
+	}
+	return true
 }
 
 func sortedSegs(s []*segRef) []*segRef {

@@ -86,6 +86,10 @@ type Options struct {
 	FS vfs.FS
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
+
+	// mergeHook, set by tests, runs in a background merge once it has
+	// written its first key.
+	mergeHook func()
 }
 
 // EnsureDefaults fills in the defaults of unset fields.

@@ -200,3 +200,34 @@ func deletedReading(t *testing.T, db *DB) *FeatureVector {
 	require.NoError(t, err)
 	return got
 }
+
+// TestNextMergeTakesViewsInTurn: with two views due, background merges
+// alternate between them instead of serving the first view's stream of
+// merges only (which left the second view of the 20M-event load with
+// eight unmerged segments).
+func TestNextMergeTakesViewsInTurn(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+	db, err := Open(Options{Dir: t.TempDir(), NoSync: true, DisableAutoFlush: true, CompactionFanIn: 2, Logger: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return time.Unix(0, now.Load()).UTC() }})
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.ApplyWait(context.Background(), "repo.yaml", adsRepo(t))
+	require.NoError(t, err)
+	n := &bgMergeNode{t: t, now: &now, db: db}
+	for range 4 {
+		n.ingest(10)
+		require.NoError(t, db.Flush())
+	}
+	var got []string
+	for range 4 {
+		db.maint.Lock()
+		d, group := db.nextMerge()
+		db.maint.Unlock()
+		require.NotNil(t, group)
+		got = append(got, d.id)
+	}
+	require.NotEqual(t, got[0], got[1], "the second merge is of the other view: %v", got)
+	require.Equal(t, got[0], got[2], "%v", got)
+	require.NotEqual(t, got[2], got[3], "%v", got)
+}

@@ -451,20 +451,23 @@ func (db *DB) maintain() {
 			return
 		case <-t.C:
 		}
-		if db.flushDue() {
-			db.maint.Lock()
-			err := db.flushLocked()
-			if err == nil {
-				err = db.truncateLogLocked()
-			}
-			db.maint.Unlock()
-			db.noteMaintained(err)
+		if !db.flushDue() {
+			continue
 		}
-		// Merges run beside flushes, not before the next one: a merge of
-		// big segments takes tens of seconds, and a flush waiting behind it
-		// let a memtable grow to 8.3M records per view in a 20M-event load
-		// (docs/performance.md, "Flushes wait behind merges").
-		if !merging.Load() && db.mergeDue() {
+		db.maint.Lock()
+		err := db.flushLocked()
+		if err == nil {
+			err = db.truncateLogLocked()
+		}
+		db.maint.Unlock()
+		db.noteMaintained(err)
+		// Merges follow flushes, as they always have (a process that only
+		// reads, such as `featurelog historical`, does not merge under its
+		// join), but run beside the next flushes, not before them: a merge
+		// of big segments takes tens of seconds, and a flush waiting behind
+		// it let a memtable grow to 8.3M records per view in a 20M-event
+		// load (docs/performance.md, "Flushes waited behind merges").
+		if err == nil && !merging.Load() && db.mergeDue() {
 			merging.Store(true)
 			merges.Add(1)
 			go func() {

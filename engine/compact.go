@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -283,7 +282,7 @@ func (db *DB) compactLocked(all bool) error {
 				break
 			}
 			start := time.Now()
-			sg, err := db.mergeSegments(d, group, nil)
+			sg, err := db.mergeSegments(d, group, false)
 			if err != nil {
 				return fmt.Errorf("engine: merging segments of %s: %w", d.id, err)
 			}
@@ -330,7 +329,7 @@ func (db *DB) mergeCandidates(d *viewData, all bool) []*segRef {
 // mergeSegments merges group (segments of d over disjoint record ranges)
 // into one segment of the next level: per key, the states are merged
 // (tiles) or the histories joined (attributes).
-func (db *DB) mergeSegments(d *viewData, group []*segRef, stop <-chan struct{}) (*segRef, error) {
+func (db *DB) mergeSegments(d *viewData, group []*segRef, background bool) (*segRef, error) {
 	level, minSeq, maxSeq := 0, group[0].minSeq, group[0].maxSeq
 	same := true
 	its := make([]*compaction.Iterator, len(group))
@@ -361,12 +360,6 @@ func (db *DB) mergeSegments(d *viewData, group []*segRef, stop <-chan struct{}) 
 	reuse := make([]tiles.KeyState, len(group))
 	for n := 0; mi.Next(); n++ {
 		if n%mergeYieldKeys == 0 {
-			select {
-			case <-stop: // the DB is closing: the merge is dropped, its inputs stay
-				w.Abort()
-				return nil, errMergeStopped
-			default:
-			}
 			runtime.Gosched()
 		}
 		val, err := d.mergeValues(st, mi.Values(), buf[:0], kss[:0], hs[:0], reuse)
@@ -379,7 +372,7 @@ func (db *DB) mergeSegments(d *viewData, group []*segRef, stop <-chan struct{}) 
 			w.Abort()
 			return nil, err
 		}
-		if n == 0 && stop != nil && db.opts.mergeHook != nil {
+		if n == 0 && background && db.opts.mergeHook != nil {
 			db.opts.mergeHook()
 		}
 	}
@@ -441,7 +434,7 @@ func (d *viewData) mergeValues(st *tiles.Store, vals [][]byte, dst []byte, kss [
 func (db *DB) maintain() {
 	defer close(db.maintDone)
 	var merges sync.WaitGroup
-	defer merges.Wait() // before maintDone: Close waits for a merge to stop
+	defer merges.Wait() // before maintDone: Close lets a merge under way finish, as it lets a flush
 	var merging atomic.Bool
 	t := time.NewTicker(maintainTick)
 	defer t.Stop()
@@ -489,9 +482,6 @@ func (db *DB) noteMaintained(err error) {
 	db.opts.Logger.Error("background flush or merge failed; the log keeps every record, so nothing is lost", "err", err)
 }
 
-// errMergeStopped ends a background merge when the DB closes.
-var errMergeStopped = errors.New("engine: merge stopped: the DB is closing")
-
 // mergeDue reports whether a live view has segments to merge.
 func (db *DB) mergeDue() bool {
 	for _, d := range liveViews(db.cat.Load()) {
@@ -511,6 +501,11 @@ func (db *DB) mergeDue() bool {
 // merged it, or the view version was replaced, the output is dropped.
 func (db *DB) mergeInBackground() error {
 	for {
+		select {
+		case <-db.maintStop: // closing: the merge under way finished; start no other
+			return nil
+		default:
+		}
 		db.maint.Lock()
 		d, group := db.nextMerge()
 		held := group[:0:0]
@@ -530,7 +525,7 @@ func (db *DB) mergeInBackground() error {
 			return nil
 		}
 		start := time.Now()
-		sg, err := db.mergeSegments(d, group, db.maintStop)
+		sg, err := db.mergeSegments(d, group, true)
 		installed := false
 		if err == nil {
 			db.maint.Lock()
@@ -554,10 +549,7 @@ func (db *DB) mergeInBackground() error {
 			sg.h.Obsolete()
 			sg.h.Release()
 		}
-		switch {
-		case errors.Is(err, errMergeStopped):
-			return nil
-		case err != nil:
+		if err != nil {
 			return fmt.Errorf("engine: merging segments of %s: %w", d.id, err)
 		}
 	}

@@ -286,14 +286,8 @@ func (db *DB) compactLocked(all bool) error {
 			if err != nil {
 				return fmt.Errorf("engine: merging segments of %s: %w", d.id, err)
 			}
-			d.installMerge(group, sg)
-			db.metrics.observeMerge(group, sg, time.Since(start))
-			if err := db.saveManifest(views); err != nil {
+			if err := db.installMergeLocked(d, group, sg, start, views); err != nil {
 				return err
-			}
-			for _, o := range group {
-				o.h.Obsolete()
-				o.h.Release() // deleted once the last reader lets go
 			}
 			if all {
 				break
@@ -530,15 +524,8 @@ func (db *DB) mergeInBackground() error {
 		if err == nil {
 			db.maint.Lock()
 			if db.isLive(d) && d.holds(group) {
-				d.installMerge(group, sg)
 				installed = true
-				db.metrics.observeMerge(group, sg, time.Since(start))
-				if err = db.saveManifest(liveViews(db.cat.Load())); err == nil {
-					for _, o := range group {
-						o.h.Obsolete()
-						o.h.Release() // the view's reference; deleted once the last reader lets go
-					}
-				}
+				err = db.installMergeLocked(d, group, sg, start, liveViews(db.cat.Load()))
 			}
 			db.maint.Unlock()
 		}
@@ -553,6 +540,23 @@ func (db *DB) mergeInBackground() error {
 			return fmt.Errorf("engine: merging segments of %s: %w", d.id, err)
 		}
 	}
+}
+
+// installMergeLocked puts sg, merged from group since start, in the
+// place of group in d, saves the manifest of views, and lets the inputs
+// go (each file is deleted once its last reader lets go). The caller
+// holds db.maint.
+func (db *DB) installMergeLocked(d *viewData, group []*segRef, sg *segRef, start time.Time, views []*viewData) error {
+	d.installMerge(group, sg)
+	db.metrics.observeMerge(group, sg, time.Since(start))
+	if err := db.saveManifest(views); err != nil {
+		return err
+	}
+	for _, o := range group {
+		o.h.Obsolete()
+		o.h.Release() // the view's reference
+	}
+	return nil
 }
 
 // nextMerge returns a live view with segments to merge and the group to

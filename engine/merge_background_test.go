@@ -84,6 +84,18 @@ func (n *bgMergeNode) untilPaused(ref *DB) {
 	}
 }
 
+// pausedBGMerge returns a node whose first background merge is held
+// after its first key, and a node that ingested the same records and
+// never merges.
+func pausedBGMerge(t *testing.T) (*posNode, *bgMergeNode) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+	ref := newPosNode(t, &now, adsRepo(t))
+	n := newBGMergeNode(t, &now)
+	n.untilPaused(ref.db)
+	return ref, n
+}
+
 // storage returns the view's segment count and active memtable records.
 func (n *bgMergeNode) storage(view string) (int, int64) {
 	v, err := n.db.jobView("ads", view)
@@ -111,11 +123,7 @@ func (n *bgMergeNode) settle() {
 // ran until it ended); once it ends, reads equal a node that never
 // merged, before and after a restart.
 func TestFlushesDuringBackgroundMerge(t *testing.T) {
-	var now atomic.Int64
-	now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
-	ref := newPosNode(t, &now, adsRepo(t))
-	n := newBGMergeNode(t, &now)
-	n.untilPaused(ref.db)
+	ref, n := pausedBGMerge(t)
 
 	segs, _ := n.storage("user_click_counts")
 	n.ingest(200, ref.db)
@@ -142,11 +150,7 @@ func TestFlushesDuringBackgroundMerge(t *testing.T) {
 // ends only once the merge lets go of the old files: they hold the
 // erased records.)
 func TestDeletionDuringBackgroundMerge(t *testing.T) {
-	var now atomic.Int64
-	now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
-	ref := newPosNode(t, &now, adsRepo(t))
-	n := newBGMergeNode(t, &now)
-	n.untilPaused(ref.db)
+	ref, n := pausedBGMerge(t)
 	files := func() map[string]bool {
 		v, err := n.db.jobView("ads", "user_click_counts")
 		require.NoError(t, err)

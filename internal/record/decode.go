@@ -270,19 +270,28 @@ func (d *decoder) column(c *schema.Column) error {
 }
 
 func (d *decoder) value(v *schema.Value, t schema.Type) error {
+	present, err := d.tag()
+	if err != nil || !present {
+		*v = schema.Value{}
+		return err
+	}
+	return d.scalar(v, t.Kind, t.Elem)
+}
+
+// tag reads a value's tag: whether a value follows or it is null.
+func (d *decoder) tag() (present bool, err error) {
 	if d.off >= len(d.buf) {
-		return errShort
+		return false, errShort
 	}
 	tag := d.buf[d.off]
 	d.off++
 	switch tag {
 	case tagNull:
-		*v = schema.Value{}
-		return nil
+		return false, nil
 	case tagPresent:
-		return d.scalar(v, t.Kind, t.Elem)
+		return true, nil
 	}
-	return fmt.Errorf("bad value tag %d", tag)
+	return false, fmt.Errorf("bad value tag %d", tag)
 }
 
 func (d *decoder) scalar(v *schema.Value, k, elem schema.Kind) error {

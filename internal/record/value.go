@@ -40,18 +40,11 @@ func SkipValue(buf []byte, t schema.Type) (int, error) {
 }
 
 func (d *decoder) skip(t schema.Type) error {
-	if d.off >= len(d.buf) {
-		return errShort
+	present, err := d.tag()
+	if err != nil || !present {
+		return err
 	}
-	tag := d.buf[d.off]
-	d.off++
-	switch tag {
-	case tagNull:
-		return nil
-	case tagPresent:
-		return d.skipScalar(t.Kind, t.Elem)
-	}
-	return fmt.Errorf("bad value tag %d", tag)
+	return d.skipScalar(t.Kind, t.Elem)
 }
 
 func (d *decoder) skipScalar(k, elem schema.Kind) error {

@@ -27,9 +27,26 @@ func (b *blockBuf) key(i int) []byte { e := &b.ents[i]; return b.data[e.k0:e.k1:
 func (b *blockBuf) value(i int) []byte { e := &b.ents[i]; return b.data[e.v0:e.v1:e.v1] }
 
 // seek returns the first entry at or after from whose key is >= key, or
-// len(b.ents).
+// len(b.ents). From a nonzero from (a seek forward from the current
+// entry) it gallops: a join walking keys in order mostly finds its key at
+// from itself, in one comparison, where a binary search over the rest of
+// the block took about seven (`cmpbody` was 7% of a join over 13
+// segments).
 func (b *blockBuf) seek(key []byte, from int) int {
 	lo, hi := from, len(b.ents)
+	if from > 0 {
+		for step := 1; lo < hi; step *= 2 {
+			probe := lo + step - 1
+			if probe >= hi {
+				break
+			}
+			if bytes.Compare(b.key(probe), key) >= 0 {
+				hi = probe
+				break
+			}
+			lo = probe + 1
+		}
+	}
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
 		if bytes.Compare(b.key(mid), key) < 0 {

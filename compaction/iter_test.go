@@ -2,6 +2,7 @@ package compaction
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -133,4 +134,31 @@ func TestIteratorKeysValidUntilNextMove(t *testing.T) {
 	require.True(t, it.Next())
 	assert.Equal(t, "b", string(it.Key()))
 	assert.NoError(t, it.Err())
+}
+
+// TestBlockSeekGallops checks blockBuf.seek, whose forward seeks gallop
+// from the current entry, against a scan: for every start and every key
+// (present, between entries, before the first and past the last), the
+// first entry at or after the start whose key is >= the key.
+func TestBlockSeekGallops(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 7, 8, 9, 64, 100} {
+		var b blockBuf
+		for i := range n {
+			k := fmt.Appendf(nil, "k%04d", 2*i+1) // odd keys; even ones fall between
+			e := entry{k0: uint32(len(b.data))}
+			b.data = append(b.data, k...)
+			e.k1, e.v0, e.v1 = uint32(len(b.data)), uint32(len(b.data)), uint32(len(b.data))
+			b.ents = append(b.ents, e)
+		}
+		for from := 0; from <= n; from++ {
+			for x := 0; x <= 2*n+1; x++ {
+				key := fmt.Appendf(nil, "k%04d", x)
+				want := from
+				for want < n && bytes.Compare(b.key(want), key) < 0 {
+					want++
+				}
+				require.Equal(t, want, b.seek(key, from), "n %d, from %d, key %s", n, from, key)
+			}
+		}
+	}
 }

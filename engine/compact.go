@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/featurelog/featurelog/compaction"
@@ -367,7 +366,7 @@ func (db *DB) mergeSegments(d *viewData, group []*segRef, background bool) (*seg
 			return nil, err
 		}
 		if n == 0 && background && db.opts.mergeHook != nil {
-			db.opts.mergeHook()
+			db.opts.mergeHook(d.id)
 		}
 	}
 	if err := mi.Err(); err != nil {
@@ -428,8 +427,10 @@ func (d *viewData) mergeValues(st *tiles.Store, vals [][]byte, dst []byte, kss [
 func (db *DB) maintain() {
 	defer close(db.maintDone)
 	var merges sync.WaitGroup
-	defer merges.Wait() // before maintDone: Close lets a merge under way finish, as it lets a flush
-	var merging atomic.Bool
+	defer merges.Wait() // before maintDone: Close lets the merges under way finish, as it lets a flush
+	var mu sync.Mutex
+	merging := map[*viewData]bool{} // the views whose merges are under way
+	slots := max(2, runtime.GOMAXPROCS(0))
 	t := time.NewTicker(maintainTick)
 	defer t.Stop()
 	for {
@@ -448,21 +449,32 @@ func (db *DB) maintain() {
 		}
 		db.maint.Unlock()
 		db.noteMaintained(err)
+		if err != nil {
+			continue
+		}
 		// Merges follow flushes, as they always have (a process that only
 		// reads, such as `featurelog historical`, does not merge under its
 		// join), but run beside the next flushes, not before them: a merge
 		// of big segments takes tens of seconds, and a flush waiting behind
 		// it let a memtable grow to 8.3M records per view in a 20M-event
-		// load (docs/performance.md, "Flushes waited behind merges").
-		if err == nil && !merging.Load() && db.mergeDue() {
-			merging.Store(true)
+		// load (docs/performance.md, "Flushes waited behind merges"). Each
+		// view's merges run in order, and views' merges side by side, up to
+		// one a processor: one at a time, the first view's merge of a 20M
+		// load took the whole load, and the second view ended it with eight
+		// level-0 segments, which the first join after the load read.
+		mu.Lock()
+		for _, d := range db.mergesDue(merging, slots-len(merging)) {
+			merging[d] = true
 			merges.Add(1)
 			go func() {
 				defer merges.Done()
-				defer merging.Store(false)
-				db.noteMaintained(db.mergeInBackground())
+				db.noteMaintained(db.mergeInBackground(d))
+				mu.Lock()
+				delete(merging, d)
+				mu.Unlock()
 			}()
 		}
+		mu.Unlock()
 	}
 }
 
@@ -486,14 +498,33 @@ func (db *DB) mergeDue() bool {
 	return false
 }
 
-// mergeInBackground runs the merges due, one at a time. Each reads its
-// inputs and writes its output without db.maint, so flushes go on
-// meanwhile, and installs the output under db.maint only if its inputs
-// are still segments of a live view: segments are immutable, so the
-// output is then exactly what the same merge run at that instant, under
-// the lock, would write. When a deletion rewrote an input, a CompactAll
-// merged it, or the view version was replaced, the output is dropped.
-func (db *DB) mergeInBackground() error {
+// mergesDue returns up to n live views, none of them in busy, that have
+// segments to merge, taking the views in turn from the one after the
+// last returned, so that with fewer slots than views no view's merges
+// wait behind the others' for good.
+func (db *DB) mergesDue(busy map[*viewData]bool, n int) []*viewData {
+	views := liveViews(db.cat.Load())
+	var out []*viewData
+	first := db.mergeTurn
+	for i := 0; i < len(views) && len(out) < n; i++ {
+		j := (first + i) % len(views)
+		if d := views[j]; !busy[d] && len(db.mergeCandidates(d, false)) >= 2 {
+			out = append(out, d)
+			db.mergeTurn = (j + 1) % len(views)
+		}
+	}
+	return out
+}
+
+// mergeInBackground runs the merges due in d, one at a time. Each reads
+// its inputs and writes its output without db.maint, so flushes (and
+// other views' merges) go on meanwhile, and installs the output under
+// db.maint only if its inputs are still segments of d, a live view:
+// segments are immutable, so the output is then exactly what the same
+// merge run at that instant, under the lock, would write. When a
+// deletion rewrote an input, a CompactAll merged it, or the view version
+// was replaced, the output is dropped.
+func (db *DB) mergeInBackground(d *viewData) error {
 	for {
 		select {
 		case <-db.maintStop: // closing: the merge under way finished; start no other
@@ -501,7 +532,10 @@ func (db *DB) mergeInBackground() error {
 		default:
 		}
 		db.maint.Lock()
-		d, group := db.nextMerge()
+		var group []*segRef
+		if db.isLive(d) {
+			group = db.mergeCandidates(d, false)
+		}
 		held := group[:0:0]
 		for _, s := range group {
 			if s.h.Acquire() { // the merge's own references, so the files outlive a replacement
@@ -509,7 +543,7 @@ func (db *DB) mergeInBackground() error {
 			}
 		}
 		db.maint.Unlock()
-		if len(group) == 0 {
+		if len(group) < 2 {
 			return nil
 		}
 		if len(held) < len(group) { // an input is already gone: nothing to merge now
@@ -557,23 +591,6 @@ func (db *DB) installMergeLocked(d *viewData, group []*segRef, sg *segRef, start
 		o.h.Release() // the view's reference
 	}
 	return nil
-}
-
-// nextMerge returns a live view with segments to merge and the group to
-// merge, or a nil group, taking the views in turn from the one after the
-// last merged: one view's stream of merges must not starve the others
-// (in the 20M-event load the attribute view, second in the file, was
-// never merged and kept eight segments). The caller holds db.maint.
-func (db *DB) nextMerge() (*viewData, []*segRef) {
-	views := liveViews(db.cat.Load())
-	for i := range views {
-		d := views[(db.mergeTurn+i)%len(views)]
-		if group := db.mergeCandidates(d, false); len(group) >= 2 {
-			db.mergeTurn = (db.mergeTurn + i + 1) % len(views)
-			return d, group
-		}
-	}
-	return nil, nil
 }
 
 // isLive reports whether d is the data of a live view version.

@@ -87,9 +87,9 @@ type Options struct {
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 
-	// mergeHook, set by tests, runs in a background merge once it has
-	// written its first key.
-	mergeHook func()
+	// mergeHook, set by tests, runs in a background merge of the view
+	// (its id) once the merge has written its first key.
+	mergeHook func(view string)
 }
 
 // EnsureDefaults fills in the defaults of unset fields.

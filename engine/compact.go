@@ -169,9 +169,10 @@ func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64
 		return nil, 0, err
 	}
 	var buf []byte
+	pace := db.reads.pacer()
 	for i, k := range keys {
 		if i%mergeYieldKeys == 0 {
-			runtime.Gosched()
+			pace.yield()
 		}
 		var ok bool
 		if m.tiles != nil {
@@ -351,9 +352,10 @@ func (db *DB) mergeSegments(d *viewData, group []*segRef, background bool) (*seg
 	// (Decoding afresh made merges allocate every event they read, and
 	// the garbage collector's work then slowed reads during merges.)
 	reuse := make([]tiles.KeyState, len(group))
+	pace := db.reads.pacer()
 	for n := 0; mi.Next(); n++ {
 		if n%mergeYieldKeys == 0 {
-			runtime.Gosched()
+			pace.yield()
 		}
 		val, err := d.mergeValues(st, mi.Values(), buf[:0], kss[:0], hs[:0], reuse)
 		if err != nil {

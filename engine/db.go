@@ -68,6 +68,7 @@ type DB struct {
 	// commits them; a job cancelled meanwhile is undone.
 	beforeCommit func(ctx context.Context)
 	nextSeg      atomic.Uint64 // the next segment id (manifest.NextSegment once saved)
+	reads        readGate      // online reads in flight, which flushes and merges give way to (pace.go)
 	mergeTurn    int           // the view mergesDue looks at first (maintainer goroutine only)
 	truncations  atomic.Int64  // log segments removed (truncate.go)
 	lastFlush    atomic.Int64  // Unix ns

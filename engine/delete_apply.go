@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 
 	"github.com/featurelog/featurelog/internal/batchsrc"
@@ -492,9 +491,10 @@ func (db *DB) copySegmentWithout(d *viewData, sg *segRef, keys map[string]bool) 
 	}
 	it := sg.h.Reader().NewIterator()
 	kept := 0
+	pace := db.reads.pacer()
 	for n := 0; it.Next(); n++ {
 		if n&63 == 63 {
-			runtime.Gosched() // background work: let requests run between keys
+			pace.yield() // background work: let requests run between keys
 		}
 		if keys[string(it.Key())] {
 			continue

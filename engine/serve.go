@@ -95,6 +95,8 @@ func (db *DB) lookupService(workspace, name string) (*serviceRT, error) {
 
 // GetFeatures reads the latest feature vector for one set of join keys.
 func (db *DB) GetFeatures(req *GetFeaturesRequest) (*FeatureVector, error) {
+	db.reads.enter()
+	defer db.reads.leave()
 	svc, err := db.service(req.Workspace, req.Service)
 	if err != nil {
 		return nil, err
@@ -110,6 +112,8 @@ func (db *DB) GetFeatures(req *GetFeaturesRequest) (*FeatureVector, error) {
 // GetFeaturesBatch reads one vector per join-key map, in order, all at the
 // same read time.
 func (db *DB) GetFeaturesBatch(workspace, service string, joinKeys []map[string]any, asOf time.Time) ([]FeatureVector, error) {
+	db.reads.enter()
+	defer db.reads.leave()
 	svc, err := db.service(workspace, service)
 	if err != nil {
 		return nil, err

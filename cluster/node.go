@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -104,6 +105,14 @@ type Node struct {
 
 	mu    sync.RWMutex
 	parts map[int32]*partition // owned partitions; guarded by mu
+	// leaving holds the partitions revoked while the node closes: they
+	// no longer serve, and close flushes and closes them once the group
+	// is left, so that their next owners do not wait for the flushes.
+	// Guarded by mu.
+	leaving map[int32]*partition
+	// closing is set by Close before it stops consuming: revoked sets
+	// partitions aside in leaving rather than closing them.
+	closing atomic.Bool
 
 	members members   // every node's claim (members.go)
 	repo    repoState // the cluster's repo (repo.go)
@@ -149,7 +158,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, parts: map[int32]*partition{}, done: make(chan struct{}), members: members{claims: map[string]claim{}},
+	n := &Node{cfg: cfg, parts: map[int32]*partition{}, leaving: map[int32]*partition{}, done: make(chan struct{}), members: members{claims: map[string]claim{}},
 		repo: repoState{waiters: map[string]chan applied{}, inTopic: map[string]bool{}}, partApplies: make(chan func(), 64)}
 	var err error
 	if n.repo.files, err = startFiles(&n.cfg); err != nil {

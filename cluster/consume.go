@@ -30,13 +30,15 @@ func (n *Node) assigned(ctx context.Context, _ *kgo.Client, assigned map[string]
 	barriers := make([]*kgo.Record, 0, len(ps))
 	for _, p := range ps {
 		pt := &partition{barrier: n.cfg.NodeID + "/" + randomID(), ready: make(chan bool)}
-		_, err := n.openDB(partitionDir(p), func(db *engine.DB) {
+		install := func(db *engine.DB) {
 			pt.db = db
 			n.mu.Lock()
 			n.parts[p] = pt
 			n.mu.Unlock()
-		})
-		if err != nil {
+		}
+		if db := n.takeLeaving(p); db != nil {
+			install(db) // revoked as the node began to close, and assigned back before it left
+		} else if _, err := n.openDB(partitionDir(p), install); err != nil {
 			// Without its DB the partition cannot be applied: leave the
 			// group so that another node takes it, rather than skip it.
 			n.cfg.Logger.Error("cluster: cannot open an assigned partition; leaving the group", "partition", p, "err", err)
@@ -58,6 +60,19 @@ func (n *Node) assigned(ctx context.Context, _ *kgo.Client, assigned map[string]
 		return
 	}
 	n.cfg.Logger.Info("cluster: partitions assigned", "node", n.cfg.NodeID, "partitions", ps)
+}
+
+// takeLeaving returns the DB of partition p if it was set aside while the
+// node closes (leaving), removing it from there; nil otherwise.
+func (n *Node) takeLeaving(p int32) *engine.DB {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pt := n.leaving[p]
+	if pt == nil {
+		return nil
+	}
+	delete(n.leaving, p)
+	return pt.db
 }
 
 // seek starts every assigned partition after the offset its own log
@@ -85,8 +100,9 @@ func (n *Node) seek(_ context.Context, offsets map[string]map[int32]kgo.Offset) 
 	return out, nil
 }
 
-// revoked stops serving the partitions at once and closes their DBs; the
-// files stay for a later assignment. It first waits for the requests
+// revoked stops serving the partitions at once and closes their DBs (or,
+// while the node closes, sets them aside for close to flush: leaving);
+// the files stay for a later assignment. It first waits for the requests
 // with an Idempotency-Key of each partition that are producing: once it
 // returns, their transactions ended, so the next owner, which serves
 // after its barrier, knows every key they committed.
@@ -98,6 +114,12 @@ func (n *Node) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]in
 		n.mu.Unlock()
 		if pt != nil {
 			pt.keyed.Wait()
+			if n.closing.Load() {
+				n.mu.Lock()
+				n.leaving[p] = pt // close flushes it once the group is left
+				n.mu.Unlock()
+				continue
+			}
 			if err := pt.db.Close(); err != nil {
 				n.cfg.Logger.Error("cluster: closing a revoked partition", "partition", p, "err", err)
 			}

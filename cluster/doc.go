@@ -24,7 +24,11 @@
 // serves it once it has consumed its own barrier, which Kafka orders
 // after every record committed before. On revoke it stops serving the
 // partition at once and closes its DB; its files stay for a later
-// assignment, which resumes from their stored offset.
+// assignment, which resumes from their stored offset. Close stops
+// applying, leaves the group, and only then flushes the memtables of
+// every partition the node held (close.go), so that a restart on the
+// same directory replays none of their logs, and the partitions' next
+// owners do not wait for the flushes.
 //
 //	n, err := cluster.Open(ctx, cluster.Config{Brokers: []string{"127.0.0.1:9092"}, Topic: "featurelog",
 //		Partitions: 12, NodeID: "node-1", Dir: "/var/lib/featurelog", Repo: yaml, RepoName: "features.yaml"})

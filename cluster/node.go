@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -104,6 +105,14 @@ type Node struct {
 
 	mu    sync.RWMutex
 	parts map[int32]*partition // owned partitions; guarded by mu
+	// leaving holds the partitions revoked while the node closes: they
+	// no longer serve, and close flushes and closes them once the group
+	// is left, so that their next owners do not wait for the flushes.
+	// Guarded by mu.
+	leaving map[int32]*partition
+	// closing is set by Close before it stops consuming: revoked sets
+	// partitions aside in leaving rather than closing them.
+	closing atomic.Bool
 
 	members members   // every node's claim (members.go)
 	repo    repoState // the cluster's repo (repo.go)
@@ -149,7 +158,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, parts: map[int32]*partition{}, done: make(chan struct{}), members: members{claims: map[string]claim{}},
+	n := &Node{cfg: cfg, parts: map[int32]*partition{}, leaving: map[int32]*partition{}, done: make(chan struct{}), members: members{claims: map[string]claim{}},
 		repo: repoState{waiters: map[string]chan applied{}, inTopic: map[string]bool{}}, partApplies: make(chan func(), 64)}
 	var err error
 	if n.repo.files, err = startFiles(&n.cfg); err != nil {
@@ -591,46 +600,6 @@ func (n *Node) WaitApplied(ctx context.Context, positions []engine.Position) err
 		}
 	}
 	return nil
-}
-
-// Close leaves the group (revoking and closing every partition's DB),
-// then closes the clients and the catalog.
-func (n *Node) Close() error {
-	n.stop()
-	<-n.done
-	return n.close()
-}
-
-func (n *Node) close() error {
-	if n.repoCl != nil {
-		n.repoCl.Close()
-	}
-	if n.cons != nil && n.prod != nil {
-		n.announceMu.Lock()
-		_, gen := n.cons.GroupMetadata()
-		n.produceClaim(context.Background(), claim{Node: n.cfg.NodeID, URL: n.cfg.Advertise, Generation: gen})
-		n.announceMu.Unlock()
-	}
-	if n.memb != nil {
-		n.memb.Close()
-	}
-	if n.cons != nil {
-		n.cons.Close() // leaves the group: revoked closes the partitions
-	}
-	if n.prod != nil {
-		n.prod.Close()
-	}
-	n.mu.Lock()
-	var errs []error
-	for p, pt := range n.parts {
-		errs = append(errs, pt.db.Close())
-		delete(n.parts, p)
-	}
-	n.mu.Unlock()
-	if n.catalog != nil {
-		errs = append(errs, n.catalog.Close())
-	}
-	return errors.Join(errs...)
 }
 
 func partitionDir(p int32) string { return filepath.Join("partitions", strconv.Itoa(int(p))) }

@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -394,4 +397,66 @@ func TestDeletionAppliedAtPosition(t *testing.T) {
 	jobs, err := owners[p].db.Jobs("ads", JobFilter{Type: JobDeletion})
 	require.NoError(t, err)
 	assert.Len(t, jobs, 2)
+}
+
+// TestFlushKeepsAppliedPosition: a partition's DB whose last apply filled
+// a log segment (tidwall then starts an empty one), whose source does not
+// keep its log (log_offline: false, so a flush truncates it), and which
+// applies nothing for longer than the idempotency window, is flushed (as
+// a cluster node's Close does) and reopened: AppliedPosition is still the
+// last offset applied, so the node resumes after it and applies nothing a
+// second time. A truncation down to the empty segment lost it, and the
+// node would have applied the whole partition again from offset 0.
+func TestFlushKeepsAppliedPosition(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+	repoYAML := []byte(strings.Replace(string(adsRepo(t)), "log_offline: true", "log_offline: false", 1))
+	producer := newPosNode(t, &now, repoYAML)
+	dir := t.TempDir()
+	open := func() *DB {
+		db, err := Open(Options{Dir: dir, NoSync: true, DisableAutoFlush: true, SegmentSize: 4096, IdempotencyWindow: time.Minute,
+			Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return time.Unix(0, now.Load()).UTC() }})
+		require.NoError(t, err)
+		return db
+	}
+	owner := open()
+	_, err := owner.ApplyWait(context.Background(), "repo.yaml", repoYAML)
+	require.NoError(t, err)
+	// emptyTail reports whether the log's newest segment file holds no
+	// entry: it is named after the seq of its first entry (wal).
+	emptyTail := func() bool {
+		names, err := os.ReadDir(filepath.Join(dir, "wal"))
+		require.NoError(t, err)
+		var segs []uint64
+		for _, e := range names {
+			if seq, err := strconv.ParseUint(e.Name(), 10, 64); err == nil {
+				segs = append(segs, seq)
+			}
+		}
+		return len(segs) > 2 && slices.Max(segs) == owner.log.LastSeq()+1
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	var last Position
+	var payload []byte
+	for offset := int64(0); !emptyTail(); offset++ {
+		require.Less(t, offset, int64(5000), "no apply left the log's last segment empty")
+		_, entries, err := producer.db.PrepareIngest(clicks.Body(r, time.Unix(0, now.Load()), 1, 5), nil, 1, fnvPartition)
+		require.NoError(t, err)
+		last, payload = Position{Partition: 0, Offset: offset}, entries[0].Payload
+		_, err = owner.ApplyEntry(payload, last)
+		require.NoError(t, err)
+	}
+	now.Add(int64(3 * time.Hour)) // past the idempotency window and its slack
+	require.NoError(t, owner.Flush())
+	require.NoError(t, owner.Close())
+
+	owner = open()
+	defer owner.Close()
+	pos, ok, err := owner.AppliedPosition()
+	require.NoError(t, err)
+	require.True(t, ok, "the applied position was lost with the log")
+	assert.Equal(t, last, pos)
+	resp, err := owner.ApplyEntry(payload, last) // Kafka redelivers the last one
+	require.NoError(t, err)
+	assert.Nil(t, resp, "offset %d was applied already", last.Offset)
 }

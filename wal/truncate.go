@@ -5,7 +5,11 @@ import "fmt"
 // TruncateFront removes, oldest first, the segment files whose entries
 // all have a seq below before, and returns how many it removed and the
 // seq the log then starts at. The last segment, which takes appends, is
-// never removed, so the log keeps at least its newest entries.
+// never removed, nor the segment holding the newest entry: tidwall starts
+// a new, empty segment as soon as an append fills one, and a log cut down
+// to that empty segment would have lost the entry its owner reads its
+// state back from (engine.DB.AppliedPosition: cluster mode's Kafka
+// offset). So the log keeps at least its newest entry.
 //
 // Crash safety: each file is removed and the removal made durable (a
 // directory fsync) before the next one is touched, so after a crash or a
@@ -22,7 +26,7 @@ func (l *Log) TruncateFront(before uint64) (removed int, first uint64, err error
 	if err != nil {
 		return 0, 0, err
 	}
-	before = min(before, last+1)
+	before = min(before, last) // keeps the segment holding last
 	for i := 0; i+1 < len(segs) && segs[i+1].first <= before; i++ {
 		if err := l.opts.FS.Remove(segs[i].path); err != nil {
 			return removed, l.FirstSeq(), fmt.Errorf("wal: removing segment %s: %w", segs[i].path, err)

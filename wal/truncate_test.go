@@ -68,3 +68,48 @@ func TestTruncateFront(t *testing.T) {
 	}))
 	assert.Equal(t, int(402-first+1), count)
 }
+
+// TestTruncateFrontKeepsNewestEntry: tidwall starts a new, empty segment
+// as soon as an append fills one, so the last segment can hold no entry.
+// Truncating past the end then still keeps the segment with the newest
+// entry, before and after a reopen: a caller that reads its state back
+// from the last entry (engine.DB.AppliedPosition, cluster mode's Kafka
+// offset) finds it after any truncation.
+func TestTruncateFrontKeepsNewestEntry(t *testing.T) {
+	opts := testOptions(t)
+	l, err := Open(opts)
+	require.NoError(t, err)
+	emptyTail := func() bool {
+		segs, last, err := l.snapshot()
+		require.NoError(t, err)
+		return len(segs) > 1 && segs[len(segs)-1].first == last+1
+	}
+	for len(l.SegmentStarts()) < 3 || !emptyTail() {
+		_, err := l.Append(payloadFor(l.LastSeq() + 1))
+		require.NoError(t, err)
+		require.Less(t, l.LastSeq(), uint64(10000), "no append left the last segment empty")
+	}
+	last := l.LastSeq()
+	n, first, err := l.TruncateFront(last + 1)
+	require.NoError(t, err)
+	assert.Positive(t, n)
+	assert.True(t, first > 0 && first <= last, "the segment with the newest entry was removed: the log starts at %d, its last entry is %d", first, last)
+	assert.NotEmpty(t, l.SegmentStarts(), "no segment holds an entry")
+	readLast := func() []byte {
+		var got []byte
+		require.NoError(t, l.Replay(l.FirstSeq(), func(seq uint64, p []byte) error {
+			if seq == last {
+				got = p
+			}
+			return nil
+		}))
+		return got
+	}
+	assert.Equal(t, payloadFor(last), readLast())
+	require.NoError(t, l.Close())
+
+	l = openT(t, opts)
+	assert.Equal(t, last, l.LastSeq())
+	assert.True(t, l.FirstSeq() > 0 && l.FirstSeq() <= last, "reopened, the log starts at %d, its last entry is %d", l.FirstSeq(), last)
+	assert.Equal(t, payloadFor(last), readLast())
+}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -63,10 +64,44 @@ func (db *DB) ingestEnvelope(env *envelope, tk *idemTicket) (*IngestResponse, er
 		return nil, err
 	}
 	b := &batch{ws: ws, dryRun: env.dryRun, idem: tk}
+	defer b.recycleRows()
 	if err := decodeRecords(env.records, b); err != nil {
 		return nil, err
 	}
 	return db.commit(b)
+}
+
+// rowsPool holds the row buffers of decoded JSON requests. Nothing keeps
+// a request's rows once it is answered: views project each row into
+// memory of their own (viewRT.served), and the log entry is encoded
+// before the commit returns. A load of 1000-record requests allocated
+// and grew a fresh buffer per request (the growth alone 3.5% of a 5M
+// event load's CPU), and the garbage was the collector's to scan.
+var rowsPool sync.Pool
+
+// maxPooledRows bounds the buffers kept for reuse (values).
+const maxPooledRows = 1 << 16
+
+// takeRows returns an empty row buffer, reused when one is free.
+func takeRows() []schema.Value {
+	if p, _ := rowsPool.Get().(*[]schema.Value); p != nil {
+		return (*p)[:0]
+	}
+	return nil
+}
+
+// recycleRows hands b's row buffers back for reuse, cleared so that
+// they keep no string of the request alive.
+func (b *batch) recycleRows() {
+	for i := range b.sections {
+		rows := b.sections[i].rows
+		b.sections[i].rows = nil
+		if cap(rows) == 0 || cap(rows) > maxPooledRows {
+			continue
+		}
+		clear(rows)
+		rowsPool.Put(&rows)
+	}
 }
 
 // envelope is the top level of an ingest body; records stays raw until the
@@ -205,7 +240,7 @@ func decodeSourceRecords(d *jsontext.Decoder, src *sourceRT, b *batch) error {
 		return badRequest("records of push source %q must be a list of {\"record\": {...}} objects", src.def.Name)
 	}
 	d.ReadToken()
-	s := batchSection{src: src}
+	s := batchSection{src: src, rows: takeRows()}
 	w := len(src.def.Schema)
 	for d.PeekKind() != ']' {
 		s.rows = append(s.rows, make([]schema.Value, w)...)

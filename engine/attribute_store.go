@@ -24,8 +24,9 @@ type attrStore struct {
 }
 
 type attrShard struct {
-	mu   sync.RWMutex         // guards keys and every history in it
-	keys map[string]*attrHist // entity key → its versions
+	mu    sync.RWMutex         // guards keys, arena and every history in it
+	keys  map[string]*attrHist // entity key → its versions
+	arena attrArena            // the versions' values
 }
 
 // attrHist is one key's versions: v sorted by versionLess, and tail, the
@@ -35,23 +36,90 @@ type attrShard struct {
 // amortized copies instead of moving half the history (with a hot key
 // and events in random time order, inserting in place was quadratic:
 // 37% of the CPU of a Zipf-keyed load). Readers see v and tail together.
+//
+// The versions hold no pointer: their values are in the shard's arena,
+// where a version's at says. Each version had been a slice of its own,
+// 20M small objects in a 20M-event load for the collector to find and
+// scan (a third of the node's CPU was the collector's); values kept per
+// key instead grew by doubling, each growth a copy under write barriers.
 type attrHist struct {
-	v    []version
-	tail []version
+	v    []aver
+	tail []aver
+}
+
+// aver is a version of an attrHist, its values at arena.at(at).
+type aver struct {
+	ts  int64
+	seq uint64
+	idx uint32
+	at  uint32
+}
+
+// attrArena holds the values of a shard's versions, w a version, in
+// chunks of arenaChunk versions that never move and are never written
+// again, so a version's values stay as readers found them, without the
+// lock. They go with the memtable: a deleted key's values stay in the
+// arena, unreachable by any read, until the memtable is flushed and
+// dropped (they are never written out: a flush writes the keys held).
+type attrArena struct {
+	chunks [][]schema.Value
+	n      uint32 // versions held (the next at)
+	w      uint32 // values a version
+}
+
+// arenaChunk is the number of versions an arena chunk holds.
+const arenaChunk = 1024
+
+// add copies vals into the arena and returns where they are.
+func (a *attrArena) add(vals []schema.Value) uint32 {
+	at := a.n
+	if at == 0 {
+		a.w = uint32(len(vals)) // every version of a view has its width
+	}
+	if at%arenaChunk == 0 {
+		a.chunks = append(a.chunks, make([]schema.Value, arenaChunk*a.w))
+	}
+	copy(a.at(at), vals)
+	a.n++
+	return at
+}
+
+// at returns the values of the version at at.
+func (a *attrArena) at(at uint32) []schema.Value {
+	c := a.chunks[at/arenaChunk]
+	i, j := (at%arenaChunk)*a.w, (at%arenaChunk+1)*a.w
+	return c[i:j:j]
+}
+
+// less orders avers as versionLess orders versions.
+func (a *aver) less(b *aver) bool {
+	if a.ts != b.ts {
+		return a.ts < b.ts
+	}
+	if a.seq != b.seq {
+		return a.seq < b.seq
+	}
+	return a.idx < b.idx
+}
+
+// version returns a as a version, its values shared with ar.
+func (a *aver) version(ar *attrArena) version {
+	return version{ts: a.ts, seq: a.seq, idx: a.idx, vals: ar.at(a.at)}
 }
 
 // tailMerge is the smallest tail merged; a tail at most this long is
 // scanned by reads rather than merged.
 const tailMerge = 32
 
-// add adds a version.
-func (h *attrHist) add(v version) {
+// add adds a version, copying its values into ar.
+func (h *attrHist) add(v version, ar *attrArena) {
+	a := aver{ts: v.ts, seq: v.seq, idx: v.idx, at: ar.add(v.vals)}
 	n := len(h.v)
-	if len(h.tail) == 0 && (n == 0 || versionLess(&h.v[n-1], &v)) {
-		h.v = append(h.v, v)
+	if len(h.tail) == 0 && (n == 0 || h.v[n-1].less(&a)) {
+		h.v = append(h.v, a)
 		return
 	}
-	h.tail = append(h.tail, v)
+	h.tail = append(h.tail, a)
 	if len(h.tail) >= max(tailMerge, n/8) {
 		h.merge()
 	}
@@ -63,19 +131,19 @@ func (h *attrHist) merge() {
 	if len(h.tail) == 0 {
 		return
 	}
-	slices.SortFunc(h.tail, func(a, b version) int {
+	slices.SortFunc(h.tail, func(a, b aver) int {
 		switch {
-		case versionLess(&a, &b):
+		case a.less(&b):
 			return -1
-		case versionLess(&b, &a):
+		case b.less(&a):
 			return 1
 		}
 		return 0
 	})
-	out := make([]version, 0, len(h.v)+len(h.tail))
+	out := make([]aver, 0, len(h.v)+len(h.tail))
 	i, j := 0, 0
 	for i < len(h.v) && j < len(h.tail) {
-		if versionLess(&h.tail[j], &h.v[i]) {
+		if h.tail[j].less(&h.v[i]) {
 			out = append(out, h.tail[j])
 			j++
 		} else {
@@ -84,25 +152,34 @@ func (h *attrHist) merge() {
 		}
 	}
 	out = append(append(out, h.v[i:]...), h.tail[j:]...)
-	clear(h.tail)
 	h.v, h.tail = out, h.tail[:0]
 }
 
 // latestBefore returns the latest version with event time < t, from v
 // and a short tail.
-func (h *attrHist) latestBefore(t int64) (version, bool) {
+func (h *attrHist) latestBefore(t int64, ar *attrArena) (version, bool) {
 	i := sort.Search(len(h.v), func(i int) bool { return h.v[i].ts >= t })
-	var best version
-	found := i > 0
-	if found {
-		best = h.v[i-1]
+	var best *aver
+	if i > 0 {
+		best = &h.v[i-1]
 	}
 	for k := range h.tail {
-		if x := &h.tail[k]; x.ts < t && (!found || versionLess(&best, x)) {
-			best, found = *x, true
+		if x := &h.tail[k]; x.ts < t && (best == nil || best.less(x)) {
+			best = x
 		}
 	}
-	return best, found
+	if best == nil {
+		return version{}, false
+	}
+	return best.version(ar), true
+}
+
+// appendTo appends h's versions, in order, to dst; h has no tail.
+func (h *attrHist) appendTo(dst []version, ar *attrArena) []version {
+	for k := range h.v {
+		dst = append(dst, h.v[k].version(ar))
+	}
+	return dst
 }
 
 func (h *attrHist) len() int { return len(h.v) + len(h.tail) }
@@ -147,10 +224,10 @@ func (s *attrStore) insert(key string, v version) {
 	defer sh.mu.Unlock()
 	h := sh.keys[key]
 	if h == nil {
-		h = &attrHist{v: make([]version, 0, 1)}
+		h = &attrHist{}
 		sh.keys[key] = h
 	}
-	h.add(v)
+	h.add(v, &sh.arena)
 }
 
 // delete removes key's history and reports whether there was one.
@@ -180,7 +257,7 @@ func (s *attrStore) latestBefore(key string, t int64) (version, bool) {
 			return version{}, false
 		}
 	}
-	return h.latestBefore(t)
+	return h.latestBefore(t, &sh.arena)
 }
 
 // merged merges key's tail under the write lock and returns its history
@@ -224,25 +301,32 @@ func (s *attrStore) sortedKeys() []string {
 	return out
 }
 
-// history returns key's versions. The slice is shared: only a frozen
-// store's histories (no more inserts) may be read without the lock.
+// history returns key's versions in a new slice, their values shared
+// with the store (which never changes them).
 func (s *attrStore) history(key string) ([]version, bool) {
+	return s.historyInto(nil, key)
+}
+
+// historyInto appends key's versions to dst[:0] and returns them, their
+// values shared with the store; a flush passes the same dst for every
+// key.
+func (s *attrStore) historyInto(dst []version, key string) ([]version, bool) {
 	sh := s.shard(key)
 	sh.mu.RLock()
 	h := sh.keys[key]
 	if h == nil {
 		sh.mu.RUnlock()
-		return nil, false
+		return dst[:0], false
 	}
 	if len(h.tail) == 0 {
 		defer sh.mu.RUnlock()
-		return h.v, true
+		return h.appendTo(dst[:0], &sh.arena), true
 	}
 	sh.mu.RUnlock()
 	if h = s.merged(sh, key); h == nil {
-		return nil, false
+		return dst[:0], false
 	}
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	return h.v, true
+	return h.appendTo(dst[:0], &sh.arena), true
 }

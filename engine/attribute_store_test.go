@@ -15,7 +15,9 @@ import (
 // TestAttrStoreModel: versions inserted in and out of time order (a hot
 // key among cold ones, ties in event time), with reads between inserts,
 // read back like a naive model that keeps every key's versions sorted:
-// latestBefore at times around every version, history whole and sorted.
+// latestBefore at times around every version, history whole and sorted,
+// each version with its own values (kept in the shard's arena, over
+// several of its chunks for the hot key).
 func TestAttrStoreModel(t *testing.T) {
 	for seed := range uint64(4) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
@@ -72,6 +74,7 @@ func checkAttrKey(t *testing.T, r *rand.Rand, s *attrStore, key string, vs []ver
 		require.Equal(t, found, ok, "key %s at %d", key, at)
 		if found {
 			require.Equal(t, exp.seq, got.seq, "key %s at %d", key, at)
+			require.Equal(t, exp.vals, got.vals, "key %s at %d: the values of the version read", key, at)
 		}
 	}
 	if r.IntN(4) == 0 { // a history read merges the tail
@@ -80,6 +83,7 @@ func checkAttrKey(t *testing.T, r *rand.Rand, s *attrStore, key string, vs []ver
 		require.Equal(t, len(want), len(h))
 		for i := range h {
 			require.Equal(t, want[i].seq, h[i].seq, "key %s, version %d", key, i)
+			require.Equal(t, want[i].vals, h[i].vals, "key %s, version %d", key, i)
 		}
 	}
 }
@@ -113,7 +117,9 @@ func TestAttrStoreConcurrent(t *testing.T) {
 							return
 						}
 					}
-					if !slices.EqualFunc(held, copied, func(a, b version) bool { return a.seq == b.seq && a.ts == b.ts }) {
+					if !slices.EqualFunc(held, copied, func(a, b version) bool {
+						return a.seq == b.seq && a.ts == b.ts && a.vals[0].I == b.vals[0].I
+					}) {
 						t.Errorf("a history handed out changed under its holder")
 						return
 					}

@@ -169,6 +169,7 @@ func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64
 		return nil, 0, err
 	}
 	var buf []byte
+	var h []version // reused from key to key
 	pace := db.reads.pacer()
 	for i, k := range keys {
 		if i%mergeYieldKeys == 0 {
@@ -178,8 +179,7 @@ func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64
 		if m.tiles != nil {
 			buf, ok = m.tiles.AppendKeyState(buf[:0], k)
 		} else {
-			var h []version
-			h, ok = m.attrs.history(k)
+			h, ok = m.attrs.historyInto(h, k)
 			buf = appendVersions(buf[:0], h, d.types)
 			records += int64(len(h))
 		}

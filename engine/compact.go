@@ -170,7 +170,7 @@ func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64
 	}
 	var buf []byte
 	var h []version // reused from key to key
-	pace := db.reads.pacer()
+	pace := db.pacer()
 	for i, k := range keys {
 		if i%mergeYieldKeys == 0 {
 			pace.yield()
@@ -352,7 +352,7 @@ func (db *DB) mergeSegments(d *viewData, group []*segRef, background bool) (*seg
 	// (Decoding afresh made merges allocate every event they read, and
 	// the garbage collector's work then slowed reads during merges.)
 	reuse := make([]tiles.KeyState, len(group))
-	pace := db.reads.pacer()
+	pace := db.pacer()
 	for n := 0; mi.Next(); n++ {
 		if n%mergeYieldKeys == 0 {
 			pace.yield()

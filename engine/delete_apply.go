@@ -491,7 +491,7 @@ func (db *DB) copySegmentWithout(d *viewData, sg *segRef, keys map[string]bool) 
 	}
 	it := sg.h.Reader().NewIterator()
 	kept := 0
-	pace := db.reads.pacer()
+	pace := db.pacer()
 	for n := 0; it.Next(); n++ {
 		if n&63 == 63 {
 			pace.yield() // background work: let requests run between keys

@@ -22,6 +22,7 @@ type dbMetrics struct {
 	mergeInput    prometheus.Counter // segment bytes merges read
 	fsync         prometheus.Histogram
 	replays       prometheus.Counter
+	readWait      prometheus.Counter // seconds background work waited for reads (pace.go)
 }
 
 func newDBMetrics() *dbMetrics {
@@ -49,6 +50,8 @@ func newDBMetrics() *dbMetrics {
 			prometheus.ExponentialBuckets(50e-6, 2, 16)),
 		replays: counter("featurelog_idempotent_replays_total",
 			"Ingest requests answered with the recorded response of an earlier request with the same Idempotency-Key, writing nothing."),
+		readWait: counter("featurelog_background_read_wait_seconds_total",
+			"Time flushes, merges and deletions' segment rewrites waited, between keys, for online reads in flight to end (they give way to reads)."),
 	}
 }
 
@@ -69,7 +72,7 @@ func (m *dbMetrics) observeMerge(group []*segRef, sg *segRef, d time.Duration) {
 
 func (m *dbMetrics) instruments() []prometheus.Collector {
 	return []prometheus.Collector{m.flushes, m.flushDuration, m.flushBytes, m.merges, m.mergeDuration,
-		m.mergeBytes, m.mergeInput, m.fsync, m.replays}
+		m.mergeBytes, m.mergeInput, m.fsync, m.replays, m.readWait}
 }
 
 // Collector returns the DB's Prometheus metrics (featurelog_*, listed in

@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Background work (flushes, merges, deletions' segment rewrites) gives
@@ -41,12 +43,15 @@ type pacer struct {
 	now   func() time.Time
 	sleep func(time.Duration)
 	mark  time.Time // when the work last resumed
-	// waited is the time spent waiting for reads, for tests and metrics.
+	// waited is the time spent waiting for reads; each wait is also
+	// added to total (featurelog_background_read_wait_seconds_total).
 	waited time.Duration
+	total  prometheus.Counter
 }
 
-func (g *readGate) pacer() *pacer {
-	return &pacer{gate: g, now: time.Now, sleep: time.Sleep, mark: time.Now()}
+// pacer returns a pacer for one piece of the DB's background work.
+func (db *DB) pacer() *pacer {
+	return &pacer{gate: &db.reads, now: time.Now, sleep: time.Sleep, mark: time.Now(), total: db.metrics.readWait}
 }
 
 // yield is called by background work between keys: it lets other
@@ -64,6 +69,9 @@ func (p *pacer) yield() {
 			now = p.now()
 		}
 		p.waited += now.Sub(start)
+		if p.total != nil {
+			p.total.Add(now.Sub(start).Seconds())
+		}
 	}
 	p.mark = now
 }

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -59,4 +61,33 @@ func TestPacerStopsWaitingWhenReadsEnd(t *testing.T) {
 	p.yield()
 	require.Equal(t, 3, *sleeps)
 	require.Equal(t, 3*readPoll, p.waited)
+}
+
+// TestMergesGiveWayToReads: a CompactAll run while an online read is in
+// flight waits for it between keys
+// (featurelog_background_read_wait_seconds_total grows), and one run
+// without reads does not wait at all.
+func TestMergesGiveWayToReads(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+	n := newPosNode(t, &now, adsRepo(t))
+	b := &bgMergeNode{t: t, now: &now, db: n.db}
+	load := func() {
+		for range 4 {
+			for range 10 {
+				b.ingest(100)
+			}
+			require.NoError(t, n.db.Flush())
+		}
+	}
+	load()
+	require.NoError(t, n.db.CompactAll())
+	require.Zero(t, testutil.ToFloat64(n.db.metrics.readWait), "no read in flight: no wait")
+
+	load()
+	n.db.reads.enter() // a read that stays in flight through the merges
+	err := n.db.CompactAll()
+	n.db.reads.leave()
+	require.NoError(t, err)
+	require.Positive(t, testutil.ToFloat64(n.db.metrics.readWait), "the merges waited for the read in flight")
 }

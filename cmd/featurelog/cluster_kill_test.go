@@ -108,19 +108,11 @@ func TestClusterNodeSIGKILL(t *testing.T) {
 		require.Eventually(t, func() bool {
 			served := map[int]bool{}
 			for _, id := range ids {
-				resp, err := http.Get("http://" + nodes[id].addr + "/readyz")
-				if err != nil {
+				ps, ok := readyPartitions(nodes[id].addr)
+				if !ok || len(ps) == 0 {
 					return false
 				}
-				var st struct {
-					Partitions []int `json:"partitions"`
-				}
-				err = json.UnmarshalRead(resp.Body, &st)
-				resp.Body.Close()
-				if err != nil || resp.StatusCode != http.StatusOK || len(st.Partitions) == 0 {
-					return false
-				}
-				for _, p := range st.Partitions {
+				for _, p := range ps {
 					served[p] = true
 				}
 			}
@@ -147,4 +139,21 @@ func httpPost(t *testing.T, url, body string) (int, string) {
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return resp.StatusCode, string(b)
+}
+
+// readyPartitions returns the partitions the node at addr serves, as its
+// /readyz lists them, and false when it does not answer ready.
+func readyPartitions(addr string) ([]int, bool) {
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return nil, false
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Partitions []int `json:"partitions"`
+	}
+	if err := json.UnmarshalRead(resp.Body, &st); err != nil || resp.StatusCode != http.StatusOK {
+		return nil, false
+	}
+	return st.Partitions, true
 }

@@ -37,16 +37,8 @@ func TestServeClusterFlushesAtShutdown(t *testing.T) {
 		c := startServe(t, data, "--cluster", "kafka", "--brokers", kf.ListenAddrs()[0], "--topic", "stop", "--partitions", "3",
 			"--node-id", "n1", "--addr", addr, "--advertise", "http://"+addr, "--session-timeout", "3s")
 		require.Eventually(t, func() bool {
-			resp, err := http.Get("http://" + addr + "/readyz")
-			if err != nil {
-				return false
-			}
-			var st struct {
-				Partitions []int `json:"partitions"`
-			}
-			err = json.UnmarshalRead(resp.Body, &st)
-			resp.Body.Close()
-			return err == nil && resp.StatusCode == http.StatusOK && len(st.Partitions) == 3
+			ps, ok := readyPartitions(addr)
+			return ok && len(ps) == 3
 		}, 60*time.Second, 20*time.Millisecond, "the node never served its 3 partitions")
 		return c
 	}

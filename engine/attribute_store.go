@@ -24,9 +24,9 @@ type attrStore struct {
 }
 
 type attrShard struct {
-	mu    sync.RWMutex         // guards keys, arena and every history in it
-	keys  map[string]*attrHist // entity key → its versions
-	arena attrArena            // the versions' values
+	mu    sync.RWMutex // guards keys, arena and every history in it
+	keys  attrTable    // entity key → its versions
+	arena attrArena    // the versions' values
 }
 
 // attrHist is one key's versions: v sorted by versionLess, and tail, the
@@ -43,6 +43,7 @@ type attrShard struct {
 // scan (a third of the node's CPU was the collector's); values kept per
 // key instead grew by doubling, each growth a copy under write barriers.
 type attrHist struct {
+	key  string
 	v    []aver
 	tail []aver
 }
@@ -205,53 +206,50 @@ func versionLess(a, b *version) bool {
 }
 
 func newAttrStore() *attrStore {
-	s := &attrStore{seed: maphash.MakeSeed()}
-	for i := range s.shards {
-		s.shards[i].keys = make(map[string]*attrHist)
-	}
-	return s
+	return &attrStore{seed: maphash.MakeSeed()}
 }
 
-func (s *attrStore) shard(key string) *attrShard {
-	return &s.shards[maphash.String(s.seed, key)%attrShards]
+// shard returns key's shard and hash; the shard is chosen by the hash's
+// low bits, the slot in the shard's table by the bits above them.
+func (s *attrStore) shard(key string) (*attrShard, uint64) {
+	h := maphash.String(s.seed, key)
+	return &s.shards[h%attrShards], h
 }
 
 // insert adds v for key. In-order arrivals append; late ones go to the
 // key's tail (attrHist).
 func (s *attrStore) insert(key string, v version) {
-	sh := s.shard(key)
+	sh, hash := s.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	h := sh.keys[key]
+	h := sh.keys.get(hash, key)
 	if h == nil {
-		h = &attrHist{}
-		sh.keys[key] = h
+		h = &attrHist{key: key}
+		sh.keys.put(hash, h)
 	}
 	h.add(v, &sh.arena)
 }
 
 // delete removes key's history and reports whether there was one.
 func (s *attrStore) delete(key string) bool {
-	sh := s.shard(key)
+	sh, hash := s.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	_, ok := sh.keys[key]
-	delete(sh.keys, key)
-	return ok
+	return sh.keys.remove(hash, key)
 }
 
 // latestBefore returns the latest version of key with event time < t.
 func (s *attrStore) latestBefore(key string, t int64) (version, bool) {
-	sh := s.shard(key)
+	sh, hash := s.shard(key)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	h := sh.keys[key]
+	h := sh.keys.get(hash, key)
 	if h == nil {
 		return version{}, false
 	}
 	if len(h.tail) > tailMerge {
 		sh.mu.RUnlock()
-		h = s.merged(sh, key)
+		h = s.merged(sh, hash, key)
 		sh.mu.RLock()
 		if h == nil { // deleted meanwhile
 			return version{}, false
@@ -262,10 +260,10 @@ func (s *attrStore) latestBefore(key string, t int64) (version, bool) {
 
 // merged merges key's tail under the write lock and returns its history
 // (nil if it has none).
-func (s *attrStore) merged(sh *attrShard, key string) *attrHist {
+func (s *attrStore) merged(sh *attrShard, hash uint64, key string) *attrHist {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	h := sh.keys[key]
+	h := sh.keys.get(hash, key)
 	if h != nil {
 		h.merge()
 	}
@@ -277,10 +275,8 @@ func (s *attrStore) stats() (keys, versions int) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		keys += len(sh.keys)
-		for _, h := range sh.keys {
-			versions += h.len()
-		}
+		keys += sh.keys.n
+		sh.keys.each(func(h *attrHist) { versions += h.len() })
 		sh.mu.RUnlock()
 	}
 	return keys, versions
@@ -292,9 +288,7 @@ func (s *attrStore) sortedKeys() []string {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for k := range sh.keys {
-			out = append(out, k)
-		}
+		sh.keys.each(func(h *attrHist) { out = append(out, h.key) })
 		sh.mu.RUnlock()
 	}
 	sort.Strings(out)
@@ -311,9 +305,9 @@ func (s *attrStore) history(key string) ([]version, bool) {
 // values shared with the store; a flush passes the same dst for every
 // key.
 func (s *attrStore) historyInto(dst []version, key string) ([]version, bool) {
-	sh := s.shard(key)
+	sh, hash := s.shard(key)
 	sh.mu.RLock()
-	h := sh.keys[key]
+	h := sh.keys.get(hash, key)
 	if h == nil {
 		sh.mu.RUnlock()
 		return dst[:0], false
@@ -323,7 +317,7 @@ func (s *attrStore) historyInto(dst []version, key string) ([]version, bool) {
 		return h.appendTo(dst[:0], &sh.arena), true
 	}
 	sh.mu.RUnlock()
-	if h = s.merged(sh, key); h == nil {
+	if h = s.merged(sh, hash, key); h == nil {
 		return dst[:0], false
 	}
 	sh.mu.RLock()

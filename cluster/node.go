@@ -103,6 +103,10 @@ type Node struct {
 	pending *txnGroup   // the requests waiting for the next transaction (produce)
 	txOpen  bool        // a failure left prod's transaction open; guarded by prodMu
 
+	// reads counts the online reads in flight on every partition: their
+	// DBs share it (engine.Options.Reads), so a read of one partition
+	// makes the flushes and merges of all of them wait.
+	reads *engine.ReadGate
 	mu    sync.RWMutex
 	parts map[int32]*partition // owned partitions; guarded by mu
 	// leaving holds the partitions revoked while the node closes: they
@@ -158,7 +162,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, parts: map[int32]*partition{}, leaving: map[int32]*partition{}, done: make(chan struct{}), members: members{claims: map[string]claim{}},
+	n := &Node{cfg: cfg, reads: new(engine.ReadGate), parts: map[int32]*partition{}, leaving: map[int32]*partition{}, done: make(chan struct{}), members: members{claims: map[string]claim{}},
 		repo: repoState{waiters: map[string]chan applied{}, inTopic: map[string]bool{}}, partApplies: make(chan func(), 64)}
 	var err error
 	if n.repo.files, err = startFiles(&n.cfg); err != nil {
@@ -215,6 +219,9 @@ func (n *Node) openDB(name string, install func(*engine.DB)) (*engine.DB, error)
 	}
 	if opts.Logger == nil {
 		opts.Logger = n.cfg.Logger
+	}
+	if opts.Reads == nil { // the partitions share the node's processors
+		opts.Reads = n.reads
 	}
 	if err := os.MkdirAll(filepath.Dir(opts.Dir), 0o755); err != nil {
 		return nil, err

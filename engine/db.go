@@ -68,7 +68,7 @@ type DB struct {
 	// commits them; a job cancelled meanwhile is undone.
 	beforeCommit func(ctx context.Context)
 	nextSeg      atomic.Uint64 // the next segment id (manifest.NextSegment once saved)
-	reads        readGate      // online reads in flight, which flushes and merges give way to (pace.go)
+	reads        *ReadGate     // online reads in flight, which flushes and merges give way to (pace.go)
 	mergeTurn    int           // the view mergesDue looks at first (maintainer goroutine only)
 	truncations  atomic.Int64  // log segments removed (truncate.go)
 	lastFlush    atomic.Int64  // Unix ns
@@ -91,7 +91,10 @@ func Open(opts Options) (*DB, error) {
 	}
 	db := &DB{opts: opts, lock: lock, hot: newHotTier(opts.HotTierBytes), viewsByID: map[string]*viewData{},
 		maintStop: make(chan struct{}), maintDone: make(chan struct{}), runner: newJobRunner(), jobsDone: make(chan struct{}),
-		metrics: newDBMetrics()}
+		metrics: newDBMetrics(), reads: opts.Reads}
+	if db.reads == nil {
+		db.reads = new(ReadGate)
+	}
 	db.lastFlush.Store(time.Now().UnixNano())
 	if db.hot.states, err = newStateCache(opts.StateCacheBytes); err != nil {
 		db.closeFiles()

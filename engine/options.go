@@ -87,6 +87,13 @@ type Options struct {
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 
+	// Reads counts the online reads in flight that the DB's flushes,
+	// merges and deletions' segment rewrites give way to (they wait, between
+	// keys, while reads run). DBs that share processors should share one:
+	// a cluster node passes one to all of its partitions. Default: the DB's
+	// own.
+	Reads *ReadGate
+
 	// mergeHook, set by tests, runs in a background merge of the view
 	// (its id) once the merge has written its first key.
 	mergeHook func(view string)

@@ -30,16 +30,20 @@ const maxReadWait = 5 * time.Millisecond
 // reads in flight.
 const readPoll = 20 * time.Microsecond
 
-// readGate counts the online reads in flight.
-type readGate struct{ n atomic.Int64 }
+// ReadGate counts the online reads in flight that background work gives
+// way to. A DB has its own unless Options.Reads names one that several
+// DBs share: DBs that share processors (a cluster node's partitions)
+// should share one, so that a read of one makes the others' merges wait
+// too. The zero value is ready to use.
+type ReadGate struct{ n atomic.Int64 }
 
 // enter and leave bracket one online read.
-func (g *readGate) enter() { g.n.Add(1) }
-func (g *readGate) leave() { g.n.Add(-1) }
+func (g *ReadGate) enter() { g.n.Add(1) }
+func (g *ReadGate) leave() { g.n.Add(-1) }
 
 // pacer paces one piece of background work against the reads of a gate.
 type pacer struct {
-	gate  *readGate
+	gate  *ReadGate
 	now   func() time.Time
 	sleep func(time.Duration)
 	mark  time.Time // when the work last resumed
@@ -51,7 +55,7 @@ type pacer struct {
 
 // pacer returns a pacer for one piece of the DB's background work.
 func (db *DB) pacer() *pacer {
-	return &pacer{gate: &db.reads, now: time.Now, sleep: time.Sleep, mark: time.Now(), total: db.metrics.readWait}
+	return &pacer{gate: db.reads, now: time.Now, sleep: time.Sleep, mark: time.Now(), total: db.metrics.readWait}
 }
 
 // yield is called by background work between keys: it lets other

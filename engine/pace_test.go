@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"context"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,7 +14,7 @@ import (
 // fakePacer returns a pacer on a fake clock whose sleeps advance it;
 // leaveAfter, when positive, ends the reads in flight after that many
 // sleeps.
-func fakePacer(g *readGate, leaveAfter int) (*pacer, *time.Time, *int) {
+func fakePacer(g *ReadGate, leaveAfter int) (*pacer, *time.Time, *int) {
 	now := time.Unix(1000, 0)
 	sleeps := 0
 	p := &pacer{gate: g, now: func() time.Time { return now }, mark: now}
@@ -29,7 +31,7 @@ func fakePacer(g *readGate, leaveAfter int) (*pacer, *time.Time, *int) {
 // flight, at most readShare times what it worked since it last waited
 // (and at most maxReadWait), and not at all when no read is in flight.
 func TestPacerWaitsForReads(t *testing.T) {
-	var g readGate
+	var g ReadGate
 	p, now, sleeps := fakePacer(&g, 0)
 	*now = now.Add(time.Millisecond) // worked 1 ms
 	p.yield()
@@ -54,7 +56,7 @@ func TestPacerWaitsForReads(t *testing.T) {
 // TestPacerStopsWaitingWhenReadsEnd: the wait ends as soon as the last
 // read in flight leaves.
 func TestPacerStopsWaitingWhenReadsEnd(t *testing.T) {
-	var g readGate
+	var g ReadGate
 	p, now, sleeps := fakePacer(&g, 3)
 	g.enter()
 	*now = now.Add(time.Second)
@@ -90,4 +92,32 @@ func TestMergesGiveWayToReads(t *testing.T) {
 	n.db.reads.leave()
 	require.NoError(t, err)
 	require.Positive(t, testutil.ToFloat64(n.db.metrics.readWait), "the merges waited for the read in flight")
+}
+
+// TestSharedReadGate: DBs opened with one Options.Reads give way to each
+// other's reads: a read in flight on one makes the other's merges wait.
+func TestSharedReadGate(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+	gate := new(ReadGate)
+	var dbs []*DB
+	for range 2 {
+		db, err := Open(Options{Dir: t.TempDir(), NoSync: true, DisableAutoFlush: true, Reads: gate, Logger: slog.New(slog.DiscardHandler),
+			Now: func() time.Time { return time.Unix(0, now.Load()).UTC() }})
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+		_, err = db.ApplyWait(context.Background(), "repo.yaml", adsRepo(t))
+		require.NoError(t, err)
+		dbs = append(dbs, db)
+	}
+	b := &bgMergeNode{t: t, now: &now, db: dbs[1]}
+	for range 4 {
+		b.ingest(200)
+		require.NoError(t, dbs[1].Flush())
+	}
+	dbs[0].reads.enter() // a read of the first DB, in flight through the second's merges
+	err := dbs[1].CompactAll()
+	dbs[0].reads.leave()
+	require.NoError(t, err)
+	require.Positive(t, testutil.ToFloat64(dbs[1].metrics.readWait), "the second DB's merges waited for the first's read")
 }

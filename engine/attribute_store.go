@@ -2,6 +2,7 @@ package engine
 
 import (
 	"hash/maphash"
+	"math/bits"
 	"slices"
 	"sort"
 	"sync"
@@ -57,19 +58,38 @@ type aver struct {
 }
 
 // attrArena holds the values of a shard's versions, w a version, in
-// chunks of arenaChunk versions that never move and are never written
-// again, so a version's values stay as readers found them, without the
-// lock. They go with the memtable: a deleted key's values stay in the
-// arena, unreachable by any read, until the memtable is flushed and
-// dropped (they are never written out: a flush writes the keys held).
+// chunks that never move and are never written again, so a version's
+// values stay as readers found them, without the lock. The chunks double
+// from arenaFirst versions to arenaChunk, so a shard with few versions
+// (a view with few keys, or a fresh memtable) holds little. Values go
+// with the memtable: a deleted key's values stay in the arena,
+// unreachable by any read, until the memtable is flushed and dropped
+// (they are never written out: a flush writes the keys held).
 type attrArena struct {
 	chunks [][]schema.Value
 	n      uint32 // versions held (the next at)
 	w      uint32 // values a version
 }
 
-// arenaChunk is the number of versions an arena chunk holds.
-const arenaChunk = 1024
+// arenaFirst and arenaChunk are the versions of an arena's first chunk
+// and of its largest; each chunk holds twice the one before, up to
+// arenaChunk.
+const (
+	arenaFirst   = 16
+	arenaChunk   = 1024
+	arenaDoubled = arenaFirst * (arenaChunk/arenaFirst - 1) // versions in the chunks below arenaChunk
+)
+
+// chunkOf returns the chunk holding version at, the version's place in
+// it, and the chunk's size in versions.
+func chunkOf(at uint32) (chunk int, off, size uint32) {
+	if at < arenaDoubled {
+		k := bits.Len32(at/arenaFirst+1) - 1 // chunk k starts at arenaFirst*(2^k-1)
+		return k, at - arenaFirst*(1<<k-1), arenaFirst << k
+	}
+	at -= arenaDoubled
+	return bits.Len32(arenaChunk/arenaFirst) - 1 + int(at/arenaChunk), at % arenaChunk, arenaChunk
+}
 
 // add copies vals into the arena and returns where they are.
 func (a *attrArena) add(vals []schema.Value) uint32 {
@@ -77,8 +97,8 @@ func (a *attrArena) add(vals []schema.Value) uint32 {
 	if at == 0 {
 		a.w = uint32(len(vals)) // every version of a view has its width
 	}
-	if at%arenaChunk == 0 {
-		a.chunks = append(a.chunks, make([]schema.Value, arenaChunk*a.w))
+	if chunk, _, size := chunkOf(at); chunk == len(a.chunks) {
+		a.chunks = append(a.chunks, make([]schema.Value, size*a.w))
 	}
 	copy(a.at(at), vals)
 	a.n++
@@ -87,9 +107,9 @@ func (a *attrArena) add(vals []schema.Value) uint32 {
 
 // at returns the values of the version at at.
 func (a *attrArena) at(at uint32) []schema.Value {
-	c := a.chunks[at/arenaChunk]
-	i, j := (at%arenaChunk)*a.w, (at%arenaChunk+1)*a.w
-	return c[i:j:j]
+	chunk, off, _ := chunkOf(at)
+	i, j := off*a.w, (off+1)*a.w
+	return a.chunks[chunk][i:j:j]
 }
 
 // less orders avers as versionLess orders versions.

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/featurelog/featurelog/schema"
 )
 
 // TestAttrTableModel: inserts, deletions and re-insertions of keys, many
@@ -54,5 +56,34 @@ func TestAttrTableModel(t *testing.T) {
 			})
 			require.Len(t, seen, len(model))
 		})
+	}
+}
+
+// TestArenaChunks: the arena's versions fill its chunks in order, without
+// gaps or overlaps, the chunks doubling from arenaFirst to arenaChunk
+// versions and then staying at arenaChunk.
+func TestArenaChunks(t *testing.T) {
+	var a attrArena
+	for at := range uint32(5 * arenaChunk) {
+		got := a.add([]schema.Value{schema.Int(int64(at)), schema.Int(-int64(at))})
+		require.Equal(t, at, got)
+	}
+	want := []int{}
+	for size := arenaFirst; size < arenaChunk; size *= 2 {
+		want = append(want, size)
+	}
+	for range (5*arenaChunk - arenaDoubled + arenaChunk - 1) / arenaChunk { // the rest, in chunks of arenaChunk
+		want = append(want, arenaChunk)
+	}
+	var sizes []int
+	for _, c := range a.chunks {
+		sizes = append(sizes, len(c)/2)
+	}
+	require.Equal(t, want, sizes)
+	for at := range uint32(5 * arenaChunk) {
+		v := a.at(at)
+		require.Len(t, v, 2)
+		require.Equal(t, int64(at), v[0].I, "version %d", at)
+		require.Equal(t, -int64(at), v[1].I, "version %d", at)
 	}
 }

@@ -159,13 +159,23 @@ type tiler struct {
 	states []Agg   // Store.plan.States
 	input  []int   // Store.input
 	raw    bool    // Store.raw
+	// packed keeps the plan's one input in the events (see rawEvent):
+	// every plan state reads input in.
+	packed bool
+	in     int
 }
 
 // keyState is everything a Store holds for one entity key.
 type keyState struct {
-	raw    []rawEvent // every event, sorted by Order: always for continuous views, until tiles exist for interval views
-	levels []level    // one per Store.levels; nil while the key is small (see smallKey)
-	n      int        // events added: interval views drop raw events once tiled, so they are counted here
+	raw []rawEvent // every event, sorted by Order: always for continuous views, until tiles exist for interval views
+	// vals holds, for a Store that does not pack its input (see
+	// tiler.packed), the values of the events of raw and pend, indexed by
+	// their rawEvent.v. Entries are never changed once set (Own's
+	// snapshots and ReadLogged share them), only appended, or the last
+	// one just appended removed again; nil for packing stores.
+	vals   [][]schema.Value
+	levels []level // one per Store.levels; nil while the key is small (see smallKey)
+	n      int     // events added: interval views drop raw events once tiled, so they are counted here
 	// last is the largest Order added (valid when n > 0): Add compares
 	// with it, not with the last raw event, whose list is another cache
 	// line to fetch. Stores' own states only; KeyStates leave it unset.
@@ -178,9 +188,66 @@ type keyState struct {
 	keyHotState
 }
 
+// rawEvent is one event a key keeps. It holds no pointer, so that the
+// garbage collector never scans a memtable's event lists: a Store whose
+// plan reads one input of a scalar, non-string type (tiler.packed, the
+// common case) keeps that input in the event, and any other keeps the
+// event's inputs in its list's vals (keyState.vals), at index v.
 type rawEvent struct {
-	o    Order
-	vals []schema.Value // the event's inputs, as passed to Add
+	o Order
+	// v is the packed input's I, or the bits of its F (by kind), or for
+	// a Store that does not pack, the index of the event's inputs in vals.
+	v    uint64
+	kind schema.Kind // the packed input's kind, Null when it is null
+}
+
+// packable reports whether a Store whose plan reads the inputs cols
+// keeps them in its events (rawEvent): one input, of a type whose values
+// are all in Value's I or F.
+func packable(cols []rawColumn) bool {
+	if len(cols) != 1 {
+		return false
+	}
+	switch cols[0].t.Kind {
+	case schema.Int64, schema.Int32, schema.Float64, schema.Float32, schema.Bool, schema.Timestamp:
+		return true
+	}
+	return false
+}
+
+// pack stores v in e, as a packing Store keeps it.
+func (e *rawEvent) pack(v schema.Value) {
+	e.kind = v.Kind
+	switch v.Kind {
+	case schema.Null:
+		e.v = 0
+	case schema.Float64, schema.Float32:
+		e.v = math.Float64bits(v.F)
+	case schema.String, schema.Array:
+		panic("BUG: tiles: a " + v.Kind.String() + " value for a numeric input")
+	default:
+		e.v = uint64(v.I)
+	}
+}
+
+// unpack returns the input pack stored in e.
+func (e *rawEvent) unpack() schema.Value {
+	switch e.kind {
+	case schema.Null:
+		return schema.Value{}
+	case schema.Float64, schema.Float32:
+		return schema.Value{Kind: e.kind, F: math.Float64frombits(e.v)}
+	}
+	return schema.Value{Kind: e.kind, I: int64(e.v)}
+}
+
+// value returns input in of e, one of the events of a list whose values
+// (for a Store that does not pack) are vals.
+func (t *tiler) value(vals [][]schema.Value, e *rawEvent, in int) schema.Value {
+	if t.packed {
+		return e.unpack()
+	}
+	return vals[e.v][in]
 }
 
 // level is the tiles of one resolution, sorted by start.
@@ -239,7 +306,10 @@ func newStore(spec Spec, hot HotTier, seed maphash.Seed, keyed bool) (*Store, er
 	}
 	s.groups = groupFeatures(spec, s.plan)
 	s.cols, s.width = rawColumns(spec)
-	s.tl = &tiler{levels: s.levels, states: s.plan.States, input: s.input, raw: s.raw}
+	s.tl = &tiler{levels: s.levels, states: s.plan.States, input: s.input, raw: s.raw, packed: packable(s.cols)}
+	if s.tl.packed {
+		s.tl.in = s.cols[0].pos
+	}
 	if s.hot.MinSpan == 0 {
 		s.hot.MinSpan = 20 * s.levels[0]
 	}
@@ -295,7 +365,7 @@ func (s *Store) add(ks *keyState, o Order, vals []schema.Value) {
 	if o.TS < ks.sealed.Load() {
 		ks.gen++ // a cached range may miss this event: make them all unreachable
 	}
-	e := rawEvent{o: o, vals: vals}
+	e := s.tl.event(ks, o, vals)
 	last, inOrder := ks.last, ks.n == 0 || ks.last.Less(o)
 	if inOrder {
 		ks.last = o
@@ -319,6 +389,25 @@ func (s *Store) add(ks *keyState, o Order, vals []schema.Value) {
 		ks.raw = append(ks.raw, e)
 	}
 	s.tl.addToTiles(ks, e)
+	if !s.raw && !s.tl.packed { // an interval view's tiles keep the event, its values nothing
+		n := len(ks.vals) - 1
+		ks.vals[n] = nil
+		ks.vals = ks.vals[:n]
+	}
+}
+
+// event returns the event of o with inputs vals, which a Store that does
+// not pack its input appends to ks.vals (add's caller keeps the event in
+// ks.raw or ks.pend, or removes them again).
+func (t *tiler) event(ks *keyState, o Order, vals []schema.Value) rawEvent {
+	e := rawEvent{o: o}
+	if t.packed {
+		e.pack(vals[t.in])
+		return e
+	}
+	e.v = uint64(len(ks.vals))
+	ks.vals = append(ks.vals, vals)
+	return e
 }
 
 // pendShare bounds a key's pending events to 1/pendShare of its events
@@ -379,14 +468,16 @@ func (t *tiler) settle(ks *keyState) {
 		for _, e := range p {
 			i, _ := slices.BinarySearch(l.starts, floorTo(e.o.TS, res))
 			for ai, st := range l.tiles[i] {
-				if v := e.vals[t.input[ai]]; !v.IsNull() {
+				if v := t.value(ks.vals, &e, t.input[ai]); !v.IsNull() {
 					st.Add(v, e.o)
 				}
 			}
 		}
 	}
-	clear(p)
 	ks.pend = nil
+	if !t.raw {
+		ks.vals = nil // the tiles keep the events: see keyState.vals for why not cleared in place
+	}
 }
 
 // mergeSorted merges add into raw, both sorted by Order, in place: raw
@@ -509,7 +600,7 @@ func (t *tiler) buildTiles(ks *keyState) {
 		t.addToTiles(ks, e)
 	}
 	if !t.raw {
-		ks.raw = nil
+		ks.raw, ks.vals = nil, nil
 	}
 }
 
@@ -518,7 +609,7 @@ func (t *tiler) addToTiles(ks *keyState, e rawEvent) {
 	for li, res := range t.levels {
 		states := ks.levels[li].tile(floorTo(e.o.TS, res), t.states)
 		for ai, st := range states {
-			if v := e.vals[t.input[ai]]; !v.IsNull() {
+			if v := t.value(ks.vals, &e, t.input[ai]); !v.IsNull() {
 				st.Add(v, e.o)
 			}
 		}
@@ -617,7 +708,7 @@ func (s *Store) ReadWith(key string, t int64, out []schema.Value, own bool, extr
 // sc nil it bypasses the hot tier (for states that are not the store's).
 func (s *Store) collect(ks *keyState, key string, ai int, acc State, a, b int64, sc *readScratch) {
 	if ks.levels == nil { // a small key: raw events only
-		ks.addRawRange(s.input[ai], acc, a, b)
+		s.tl.addRawRange(ks, s.input[ai], acc, a, b)
 		return
 	}
 	r0 := s.levels[0]
@@ -666,18 +757,18 @@ func (l *level) merge(ai int, acc State, a, b int64) {
 // addRaw adds the raw events with event time in [a, b) to acc.
 func (s *Store) addRaw(ks *keyState, ai int, acc State, a, b int64) {
 	if s.raw {
-		ks.addRawRange(s.input[ai], acc, a, b)
+		s.tl.addRawRange(ks, s.input[ai], acc, a, b)
 	}
 }
 
-// addRawRange adds input in of the raw events in [a, b) to acc.
-func (ks *keyState) addRawRange(in int, acc State, a, b int64) {
+// addRawRange adds input in of ks's raw events in [a, b) to acc.
+func (t *tiler) addRawRange(ks *keyState, in int, acc State, a, b int64) {
 	if a >= b {
 		return
 	}
 	i := sort.Search(len(ks.raw), func(i int) bool { return ks.raw[i].o.TS >= a })
 	for ; i < len(ks.raw) && ks.raw[i].o.TS < b; i++ {
-		if v := ks.raw[i].vals[in]; !v.IsNull() {
+		if v := t.value(ks.vals, &ks.raw[i], in); !v.IsNull() {
 			acc.Add(v, ks.raw[i].o)
 		}
 	}

@@ -163,7 +163,7 @@ func (s *Store) each(i int, fn func(key string, ks *keyState)) {
 // reset empties ks, as a deleted key's state: its next events start
 // generation gen, so that no hot-tier entry of its past can be found.
 func (ks *keyState) reset(gen uint64) {
-	ks.raw, ks.vals, ks.levels, ks.pend, ks.n, ks.last = nil, nil, nil, nil, 0, Order{}
+	ks.raw, ks.vals, ks.levels, ks.pend, ks.n = nil, nil, nil, nil, 0
 	ks.gen = gen
 	ks.sealed.Store(math.MinInt64)
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/featurelog/featurelog/schema"
 )
@@ -167,26 +168,36 @@ type tiler struct {
 
 // keyState is everything a Store holds for one entity key.
 type keyState struct {
-	raw []rawEvent // every event, sorted by Order: always for continuous views, until tiles exist for interval views
-	// vals holds, for a Store that does not pack its input (see
-	// tiler.packed), the values of the events of raw and pend, indexed by
-	// their rawEvent.v. Entries are never changed once set (Own's
-	// snapshots and ReadLogged share them), only appended, or the last
-	// one just appended removed again; nil for packing stores.
-	vals   [][]schema.Value
-	levels []level // one per Store.levels; nil while the key is small (see smallKey)
-	n      int     // events added: interval views drop raw events once tiled, so they are counted here
-	// last is the largest Order added (valid when n > 0): Add compares
-	// with it, not with the last raw event, whose list is another cache
-	// line to fetch. Stores' own states only; KeyStates leave it unset.
-	last Order
+	// The fields Add reads for a key without tiles (the hot tier's, n,
+	// raw and levels) come first, in the first 64 bytes, and the struct
+	// is 128 bytes: a KeyRef's states (side by side, at a multiple of 64)
+	// then cost Add one cache line each. Add reads no other field for
+	// such a key; it compares an event with the last raw event, whose
+	// line it appends to anyway.
+	keyHotState
+	n      int        // events added: interval views drop raw events once tiled, so they are counted here
+	raw    []rawEvent // every event, sorted by Order: always for continuous views, until tiles exist for interval views
+	levels []level    // one per Store.levels; nil while the key is small (see smallKey)
 	// pend holds, in arrival order, events added but not yet in raw or
 	// levels: those that would have been inserted into the middle of
 	// either, and every event after them, until settle places them all in
 	// one pass. Reads never see a key with pending events (see lockKey).
 	pend []rawEvent
-	keyHotState
+	// vals holds, for a Store that does not pack its input (see
+	// tiler.packed), the values of the events of raw and pend, indexed by
+	// their rawEvent.v. Entries are never changed once set (Own's
+	// snapshots and ReadLogged share them), only appended, or the last
+	// one just appended removed again; nil for packing stores.
+	vals [][]schema.Value
+	_    [8]byte // to 128 bytes
 }
+
+// keyStateBytes is the size of keyState: two cache lines.
+const keyStateBytes = 128
+
+// A compile-time check that keyState is keyStateBytes long.
+var _ [keyStateBytes - unsafe.Sizeof(keyState{})]byte
+var _ [unsafe.Sizeof(keyState{}) - keyStateBytes]byte
 
 // rawEvent is one event a key keeps. It holds no pointer, so that the
 // garbage collector never scans a memtable's event lists: a Store whose
@@ -366,19 +377,15 @@ func (s *Store) add(ks *keyState, o Order, vals []schema.Value) {
 		ks.gen++ // a cached range may miss this event: make them all unreachable
 	}
 	e := s.tl.event(ks, o, vals)
-	last, inOrder := ks.last, ks.n == 0 || ks.last.Less(o)
-	if inOrder {
-		ks.last = o
-	}
 	ks.n++
 	if ks.levels == nil {
-		ks.addRaw(e, inOrder)
+		ks.addRaw(e)
 		if len(ks.raw) >= smallKey {
 			s.tl.buildTiles(ks)
 		}
 		return
 	}
-	if len(ks.pend) > 0 || !s.tl.appends(ks, e, last) {
+	if len(ks.pend) > 0 || !s.tl.appends(ks, e) {
 		ks.pend = append(ks.pend, e)
 		if s.settleEach || len(ks.pend) >= max(smallKey, ks.n/pendShare) {
 			s.tl.settle(ks)
@@ -418,14 +425,14 @@ func (t *tiler) event(ks *keyState, o Order, vals []schema.Value) rawEvent {
 const pendShare = 8
 
 // appends reports whether e lands at the end of ks's raw events and
-// tiles, or in tiles it already has: then adding it moves nothing. last
-// is the largest Order added to ks before e, which for a key with no
-// pending event is its last raw event's.
-func (t *tiler) appends(ks *keyState, e rawEvent, last Order) bool {
+// tiles, or in tiles it already has: then adding it moves nothing. ks has
+// no pending event, so its last raw event has the largest Order added.
+func (t *tiler) appends(ks *keyState, e rawEvent) bool {
 	if t.raw {
 		// The tiles hold the raw events, so an event after the last
 		// raw one is in the last tile of every level or after it.
-		return len(ks.raw) == 0 || last.Less(e.o)
+		n := len(ks.raw)
+		return n == 0 || ks.raw[n-1].o.Less(e.o)
 	}
 	// An interval view: the tile of the finest level, which lies inside
 	// one tile of every coarser level, is the last or after it, or exists.
@@ -616,11 +623,11 @@ func (t *tiler) addToTiles(ks *keyState, e rawEvent) {
 	}
 }
 
-// addRaw inserts e in Order; in-order arrivals (after every event so
-// far: keyState.last) append.
-func (ks *keyState) addRaw(e rawEvent, inOrder bool) {
+// addRaw inserts e in Order into the raw events of a key without tiles,
+// which are all its events; in-order arrivals (after the last) append.
+func (ks *keyState) addRaw(e rawEvent) {
 	n := len(ks.raw)
-	if inOrder {
+	if n == 0 || ks.raw[n-1].o.Less(e.o) {
 		ks.raw = append(ks.raw, e)
 		return
 	}

@@ -61,7 +61,7 @@ func (t *tiler) buildSorted(ks *keyState) {
 		e := &ks.raw[i]
 		for ai, st := range l0.tile(floorTo(e.o.TS, t.levels[0]), t.states) {
 			if v := t.value(ks.vals, e, t.input[ai]); !v.IsNull() {
-				st.Add(v, e.o)
+				st.Add(v, e.o.order())
 			}
 		}
 	}

@@ -75,7 +75,7 @@ func (s *Store) ReadLogged(key string, t int64, upTo Order, out []schema.Value, 
 			i := sort.Search(len(evs), func(i int) bool { return evs[i].o.TS >= a })
 			for ; i < len(evs) && evs[i].o.TS < b; i++ {
 				if v := s.tl.value(evs[i].vals, evs[i].rawEvent, in); !v.IsNull() {
-					st.Add(v, evs[i].o)
+					st.Add(v, evs[i].o.order())
 				}
 			}
 		}
@@ -114,7 +114,7 @@ func mergeLogged(dst []loggedEvent, lists []rawList, a, b int64, upTo Order) []l
 	if len(lists) == 1 { // the common case: one source holds the key
 		l := lists[0].raw
 		for i := idx[0]; i < len(l) && l[i].o.TS < b; i++ {
-			if e := &l[i]; e.o.Seq != 0 && !logPosAfter(e.o, upTo) {
+			if e := &l[i]; e.o.Seq != 0 && !logPosAfter(e.o.order(), upTo) {
 				dst = append(dst, loggedEvent{e, lists[0].vals})
 			}
 		}
@@ -132,7 +132,7 @@ func mergeLogged(dst []loggedEvent, lists []rawList, a, b int64, upTo Order) []l
 		}
 		e := &lists[best].raw[idx[best]]
 		idx[best]++
-		if e.o.Seq != 0 && !logPosAfter(e.o, upTo) {
+		if e.o.Seq != 0 && !logPosAfter(e.o.order(), upTo) {
 			dst = append(dst, loggedEvent{e, lists[best].vals})
 		}
 	}

@@ -195,6 +195,10 @@ type keyState struct {
 // keyStateBytes is the size of keyState: two cache lines.
 const keyStateBytes = 128
 
+// A compile-time check that rawEvent is 32 bytes.
+var _ [32 - unsafe.Sizeof(rawEvent{})]byte
+var _ [unsafe.Sizeof(rawEvent{}) - 32]byte
+
 // A compile-time check that keyState is keyStateBytes long.
 var _ [keyStateBytes - unsafe.Sizeof(keyState{})]byte
 var _ [unsafe.Sizeof(keyState{}) - keyStateBytes]byte
@@ -204,12 +208,51 @@ var _ [unsafe.Sizeof(keyState{}) - keyStateBytes]byte
 // plan reads one input of a scalar, non-string type (tiler.packed, the
 // common case) keeps that input in the event, and any other keeps the
 // event's inputs in its list's vals (keyState.vals), at index v.
+// It is 32 bytes: the packed input's kind lies in what would be an
+// Order's padding.
 type rawEvent struct {
-	o Order
-	// v is the packed input's I, or the bits of its F (by kind), or for
+	o eventOrder
+	// v is the packed input's I, or the bits of its F (by o.kind), or for
 	// a Store that does not pack, the index of the event's inputs in vals.
-	v    uint64
+	v uint64
+}
+
+// eventOrder is a rawEvent's Order, and the kind of its packed input.
+type eventOrder struct {
+	TS   int64
+	Seq  uint64
+	Idx  uint32
 	kind schema.Kind // the packed input's kind, Null when it is null
+}
+
+// order returns o as an Order.
+func (o eventOrder) order() Order { return Order{TS: o.TS, Seq: o.Seq, Idx: o.Idx} }
+
+// Less is Order.Less.
+func (o eventOrder) Less(p eventOrder) bool {
+	if o.TS != p.TS {
+		return o.TS < p.TS
+	}
+	if o.Seq != p.Seq {
+		return o.Seq < p.Seq
+	}
+	return o.Idx < p.Idx
+}
+
+// compare is Order.compare.
+func (o eventOrder) compare(p eventOrder) int {
+	switch {
+	case o.Less(p):
+		return -1
+	case p.Less(o):
+		return 1
+	}
+	return 0
+}
+
+// newEvent returns an event of o (with no input).
+func newEvent(o Order) rawEvent {
+	return rawEvent{o: eventOrder{TS: o.TS, Seq: o.Seq, Idx: o.Idx}}
 }
 
 // packable reports whether a Store whose plan reads the inputs cols
@@ -228,7 +271,7 @@ func packable(cols []rawColumn) bool {
 
 // pack stores v in e, as a packing Store keeps it.
 func (e *rawEvent) pack(v schema.Value) {
-	e.kind = v.Kind
+	e.o.kind = v.Kind
 	switch v.Kind {
 	case schema.Null:
 		e.v = 0
@@ -243,13 +286,13 @@ func (e *rawEvent) pack(v schema.Value) {
 
 // unpack returns the input pack stored in e.
 func (e *rawEvent) unpack() schema.Value {
-	switch e.kind {
+	switch e.o.kind {
 	case schema.Null:
 		return schema.Value{}
 	case schema.Float64, schema.Float32:
-		return schema.Value{Kind: e.kind, F: math.Float64frombits(e.v)}
+		return schema.Value{Kind: e.o.kind, F: math.Float64frombits(e.v)}
 	}
-	return schema.Value{Kind: e.kind, I: int64(e.v)}
+	return schema.Value{Kind: e.o.kind, I: int64(e.v)}
 }
 
 // value returns input in of e, one of the events of a list whose values
@@ -407,7 +450,7 @@ func (s *Store) add(ks *keyState, o Order, vals []schema.Value) {
 // not pack its input appends to ks.vals (add's caller keeps the event in
 // ks.raw or ks.pend, or removes them again).
 func (t *tiler) event(ks *keyState, o Order, vals []schema.Value) rawEvent {
-	e := rawEvent{o: o}
+	e := newEvent(o)
 	if t.packed {
 		e.pack(vals[t.in])
 		return e
@@ -476,7 +519,7 @@ func (t *tiler) settle(ks *keyState) {
 			i, _ := slices.BinarySearch(l.starts, floorTo(e.o.TS, res))
 			for ai, st := range l.tiles[i] {
 				if v := t.value(ks.vals, &e, t.input[ai]); !v.IsNull() {
-					st.Add(v, e.o)
+					st.Add(v, e.o.order())
 				}
 			}
 		}
@@ -617,7 +660,7 @@ func (t *tiler) addToTiles(ks *keyState, e rawEvent) {
 		states := ks.levels[li].tile(floorTo(e.o.TS, res), t.states)
 		for ai, st := range states {
 			if v := t.value(ks.vals, &e, t.input[ai]); !v.IsNull() {
-				st.Add(v, e.o)
+				st.Add(v, e.o.order())
 			}
 		}
 	}
@@ -776,7 +819,7 @@ func (t *tiler) addRawRange(ks *keyState, in int, acc State, a, b int64) {
 	i := sort.Search(len(ks.raw), func(i int) bool { return ks.raw[i].o.TS >= a })
 	for ; i < len(ks.raw) && ks.raw[i].o.TS < b; i++ {
 		if v := t.value(ks.vals, &ks.raw[i], in); !v.IsNull() {
-			acc.Add(v, ks.raw[i].o)
+			acc.Add(v, ks.raw[i].o.order())
 		}
 	}
 }

@@ -34,7 +34,9 @@ func aggIngestSpecs() []Spec {
 
 // BenchmarkGroupIngest adds records to the three views of agg-ingest in
 // one KeyGroup, as engine.Ingest does: 64,000 keys taking a record each
-// in turn, values cut from a slab per 1,000 records, and a fresh group
+// in turn, values cut from a slab per 1,000 records (one value for the
+// three views, which project alike: engine's sameProjections), and a
+// fresh group
 // (a flushed memtable) every 1,000,000 records. One op is one record
 // added to all three views.
 func BenchmarkGroupIngest(b *testing.B) {
@@ -66,16 +68,16 @@ func BenchmarkGroupIngest(b *testing.B) {
 		if i%flush == 0 && i > 0 {
 			fresh()
 		}
-		if len(slab) < len(stores) {
-			slab = make([]schema.Value, batch*len(stores))
+		if len(slab) == 0 {
+			slab = make([]schema.Value, batch)
 		}
 		k := i % keys
 		o := Order{TS: t0 - int64(k%batch)*Second/batch, Seq: uint64(i / batch), Idx: uint32(i % batch)}
+		vals := slab[:1:1]
+		slab = slab[1:]
+		vals[0] = schema.Float(float64(1 + i%100))
 		r := g.Lock(names[k])
 		for _, s := range stores {
-			vals := slab[:1:1]
-			slab = slab[1:]
-			vals[0] = schema.Float(float64(1 + i%100))
 			s.AddLocked(r, o, vals)
 		}
 		g.Unlock(r)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/featurelog/featurelog/schema"
@@ -71,6 +72,50 @@ func rawColumns(spec Spec) (cols []rawColumn, width int) {
 	}
 	slices.SortFunc(cols, func(a, b rawColumn) int { return a.pos - b.pos })
 	return cols, width
+}
+
+// SortedStates is the keys of a frozen Store with their states, sorted
+// bytewise by key: what writing the store out as a segment walks. It
+// takes one pass over the store's keys, where Keys then AppendKeyState
+// of each key would hash and look each key up again.
+type SortedStates struct {
+	s    *Store
+	keys []sortedState
+}
+
+type sortedState struct {
+	key string
+	ks  *keyState // immutable: the store is frozen
+}
+
+// Sorted returns the store's keys and states, sorted bytewise. The store
+// must be frozen (Freeze).
+func (s *Store) Sorted() *SortedStates {
+	if !s.frozen.Load() {
+		panic("BUG: tiles: Sorted of a Store that is not frozen")
+	}
+	out := &SortedStates{s: s}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		s.each(i, func(k string, ks *keyState) { out.keys = append(out.keys, sortedState{k, ks}) })
+		sh.mu.RUnlock()
+	}
+	slices.SortFunc(out.keys, func(a, b sortedState) int { return strings.Compare(a.key, b.key) })
+	return out
+}
+
+// Len returns the number of keys.
+func (x *SortedStates) Len() int { return len(x.keys) }
+
+// Key returns the i-th key.
+func (x *SortedStates) Key(i int) string { return x.keys[i].key }
+
+// AppendState appends the encoding of the i-th key's state to dst, as
+// AppendKeyState does.
+func (x *SortedStates) AppendState(dst []byte, i int) []byte {
+	ks := x.keys[i].ks
+	return x.s.appendKeyState(dst, ks, ks.levels != nil)
 }
 
 // AppendKeyState appends the encoding of key's state to dst; ok is false,
@@ -168,6 +213,9 @@ var pow10 = func() (p [maxTimeUnit + 1]uint64) {
 // bitmap when some value is null, and the values present.
 func (t *tiler) appendColumn(dst []byte, ks *keyState, c rawColumn) []byte {
 	raw := ks.raw
+	if t.packed {
+		return appendPacked(dst, raw, c.t.Kind)
+	}
 	nulls := false
 	for i := range raw {
 		if t.value(ks.vals, &raw[i], c.pos).IsNull() {
@@ -192,6 +240,37 @@ func (t *tiler) appendColumn(dst []byte, ks *keyState, c rawColumn) []byte {
 	for i := range raw {
 		if v := t.value(ks.vals, &raw[i], c.pos); !v.IsNull() {
 			dst = appendValue(dst, c.t, v)
+		}
+	}
+	return dst
+}
+
+// appendPacked is appendColumn of a packing Store's input, of kind k:
+// appendValue of a scalar appends its bits, which the events hold.
+func appendPacked(dst []byte, raw []rawEvent, k schema.Kind) []byte {
+	nulls := false
+	for i := range raw {
+		if raw[i].o.kind == schema.Null {
+			nulls = true
+			break
+		}
+	}
+	if !nulls {
+		dst = append(dst, colDense)
+		for i := range raw {
+			dst = appendScalar(dst, k, raw[i].v, "")
+		}
+		return dst
+	}
+	dst = append(dst, colNulls)
+	at := len(dst)
+	for range (len(raw) + 7) / 8 {
+		dst = append(dst, 0)
+	}
+	for i := range raw {
+		if raw[i].o.kind != schema.Null {
+			dst[at+i/8] |= 1 << (i % 8)
+			dst = appendScalar(dst, k, raw[i].v, "")
 		}
 	}
 	return dst

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"hash/maphash"
 	"math"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/featurelog/featurelog/schema"
 )
@@ -36,6 +39,11 @@ type KeyGroup struct {
 	slots  int // Stores the group's KeyRefs have room for
 	joined int // Stores made so far (NewStore is not called concurrently)
 	shards [storeShards]groupShard
+	// frozen counts the Stores of the group frozen: once all are, no key
+	// is added, and the Stores' Sorted share one sort of the keys.
+	frozen   atomic.Int32
+	sortOnce sync.Once
+	sorted   []*KeyRef // every KeyRef by key, bytewise: set by sortOnce
 }
 
 // groupShard is one stripe of a KeyGroup's keys; a key's stripe is its
@@ -110,6 +118,25 @@ func (g *KeyGroup) Lock(key string) *KeyRef {
 		gs.keys.put(h, r)
 	}
 	return r
+}
+
+// sortedRefs returns every KeyRef of the group, sorted bytewise by key,
+// sorting them on the first call. Every Store of the group is frozen.
+func (g *KeyGroup) sortedRefs() []*KeyRef {
+	g.sortOnce.Do(func() {
+		for i := range g.shards {
+			gs := &g.shards[i]
+			gs.mu.RLock()
+			for _, sl := range gs.keys.slots {
+				if sl.ref != nil {
+					g.sorted = append(g.sorted, sl.ref)
+				}
+			}
+			gs.mu.RUnlock()
+		}
+		slices.SortFunc(g.sorted, func(a, b *KeyRef) int { return strings.Compare(a.key, b.key) })
+	})
+	return g.sorted
 }
 
 // Unlock releases the lock Lock took.

@@ -110,7 +110,9 @@ func (s *Store) Freeze() {
 		s.each(i, func(_ string, ks *keyState) { s.tl.settle(ks) })
 		sh.mu.Unlock()
 	}
-	s.frozen.Store(true)
+	if !s.frozen.Swap(true) && s.group != nil {
+		s.group.frozen.Add(1)
+	}
 }
 
 // Own returns the store's own state for key as a KeyState, or nil when

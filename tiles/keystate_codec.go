@@ -95,6 +95,14 @@ func (s *Store) Sorted() *SortedStates {
 		panic("BUG: tiles: Sorted of a Store that is not frozen")
 	}
 	out := &SortedStates{s: s}
+	if g := s.group; g != nil && int(g.frozen.Load()) == g.joined { // the group's sort serves all its Stores
+		for _, r := range g.sortedRefs() {
+			if ks := &r.states[s.slot]; ks.n > 0 {
+				out.keys = append(out.keys, sortedState{r.key, ks})
+			}
+		}
+		return out
+	}
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()

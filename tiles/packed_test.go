@@ -137,3 +137,41 @@ func TestSortedEqualsKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestSortedGroup checks Sorted of the Stores of a KeyGroup, before and
+// after all of them are frozen (when they share the group's sort), with
+// keys that only one of them holds.
+func TestSortedGroup(t *testing.T) {
+	g := NewKeyGroup(2)
+	var stores [2]*Store
+	for i := range stores {
+		var err error
+		stores[i], err = g.NewStore(ksSpec(int64(i)*10*Minute), HotTier{})
+		require.NoError(t, err)
+	}
+	rng := newRand(9)
+	for _, e := range ksWorkload(rng) {
+		for i, s := range stores {
+			if rng.IntN(4) != i { // some events, and so some keys, in one store only
+				s.Add(e.key+fmt.Sprint(rng.IntN(3)), e.o, e.vals)
+			}
+		}
+	}
+	check := func(s *Store) {
+		x := s.Sorted()
+		keys := s.Keys()
+		require.Equal(t, len(keys), x.Len())
+		for i, key := range keys {
+			require.Equal(t, key, x.Key(i))
+			want, ok := s.AppendKeyState(nil, key)
+			require.True(t, ok)
+			require.Equal(t, want, x.AppendState(nil, i))
+		}
+	}
+	stores[0].Freeze()
+	check(stores[0]) // the other store is not frozen: its own sort
+	stores[1].Freeze()
+	check(stores[0])
+	check(stores[1])
+	require.NotNil(t, g.sorted, "the frozen group's Stores share its sort")
+}

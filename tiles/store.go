@@ -816,10 +816,19 @@ func (t *tiler) addRawRange(ks *keyState, in int, acc State, a, b int64) {
 	if a >= b {
 		return
 	}
-	i := sort.Search(len(ks.raw), func(i int) bool { return ks.raw[i].o.TS >= a })
-	for ; i < len(ks.raw) && ks.raw[i].o.TS < b; i++ {
-		if v := t.value(ks.vals, &ks.raw[i], in); !v.IsNull() {
-			acc.Add(v, ks.raw[i].o.order())
+	raw := ks.raw
+	i := sort.Search(len(raw), func(i int) bool { return raw[i].o.TS >= a })
+	if t.packed { // the common case, without value's test per event
+		for ; i < len(raw) && raw[i].o.TS < b; i++ {
+			if e := &raw[i]; e.o.kind != schema.Null {
+				acc.Add(e.unpack(), e.o.order())
+			}
+		}
+		return
+	}
+	for ; i < len(raw) && raw[i].o.TS < b; i++ {
+		if v := ks.vals[raw[i].v][in]; !v.IsNull() {
+			acc.Add(v, raw[i].o.order())
 		}
 	}
 }

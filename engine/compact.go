@@ -155,13 +155,17 @@ func (db *DB) writeMemtable(d *viewData, m *memtable) (*segRef, int64, error) {
 // fast compresses zstd segments at zstd's fastest level.
 func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64, fast bool) (*segRef, int64, error) {
 	var keys []string
+	var sorted *tiles.SortedStates // the memtable is frozen: one pass over its keys and states
 	var records int64
+	n := 0
 	if m.tiles != nil {
-		keys = m.tiles.Keys()
+		sorted = m.tiles.Sorted()
+		n = sorted.Len()
 	} else {
 		keys = m.attrs.sortedKeys()
+		n = len(keys)
 	}
-	if len(keys) == 0 {
+	if n == 0 {
 		return nil, 0, nil
 	}
 	w, sg, err := db.createSegment(d, 0, minSeq, maxSeq, fast)
@@ -171,20 +175,22 @@ func (db *DB) writeMemtableRange(d *viewData, m *memtable, minSeq, maxSeq uint64
 	var buf []byte
 	var h []version // reused from key to key
 	pace := db.pacer()
-	for i, k := range keys {
+	for i := range n {
 		if i%mergeYieldKeys == 0 {
 			pace.yield()
 		}
-		var ok bool
-		if m.tiles != nil {
-			buf, ok = m.tiles.AppendKeyState(buf[:0], k)
+		var k string
+		if sorted != nil {
+			k = sorted.Key(i)
+			buf = sorted.AppendState(buf[:0], i)
 		} else {
-			h, ok = m.attrs.historyInto(h, k)
+			k = keys[i]
+			var ok bool
+			if h, ok = m.attrs.historyInto(h, k); !ok {
+				continue
+			}
 			buf = appendVersions(buf[:0], h, d.types)
 			records += int64(len(h))
-		}
-		if !ok {
-			continue
 		}
 		if err := w.Add([]byte(k), buf); err != nil {
 			w.Abort()

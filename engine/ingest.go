@@ -500,8 +500,9 @@ type applyTask struct {
 
 func (t *applyTask) run(seq uint64, now time.Time) {
 	c := newApplyCount()
+	from := t.v.onlineFrom(now)
 	for r := range t.projs {
-		t.applyRow(&c, r, nil, seq, now)
+		t.applyRow(&c, r, nil, seq, from)
 	}
 	t.finish(c, now)
 }
@@ -528,14 +529,15 @@ func (c *applyCount) add(o applyCount) {
 }
 
 // applyRow applies record r, whose key in the view's KeyGroup is ref
-// (nil: looked up by applying), and counts it in c.
-func (t *applyTask) applyRow(c *applyCount, r int, ref *tiles.KeyRef, seq uint64, now time.Time) {
+// (nil: looked up by applying), and counts it in c, as online when its
+// event time is at least onlineFrom (viewRT.onlineFrom).
+func (t *applyTask) applyRow(c *applyCount, r int, ref *tiles.KeyRef, seq uint64, onlineFrom int64) {
 	p := &t.projs[r]
 	if p.skip {
 		return
 	}
 	t.v.applyRef(p, ref, seq, t.base+r)
-	if t.v.onlineAt(p.ts, now) {
+	if p.ts >= onlineFrom {
 		c.online++
 	}
 	c.newest = max(c.newest, p.ts)

@@ -153,6 +153,10 @@ func (g *groupRun) units(parts int, seq uint64, now time.Time) []func() {
 // join keys, so any one's key for a record is all of theirs.
 func (g *groupRun) run(part, parts int, seq uint64, now time.Time) {
 	counts := g.counts[part]
+	from := make([]int64, len(g.tasks)) // each task's viewRT.onlineFrom
+	for i, t := range g.tasks {
+		from[i] = t.v.onlineFrom(now)
+	}
 	for r := range g.n {
 		var ref *tiles.KeyRef
 		for i, t := range g.tasks {
@@ -166,7 +170,7 @@ func (g *groupRun) run(part, parts int, seq uint64, now time.Time) {
 				}
 				ref = g.group.Lock(p.key)
 			}
-			t.applyRow(&counts[i], r, ref, seq, now)
+			t.applyRow(&counts[i], r, ref, seq, from[i])
 		}
 		if ref != nil {
 			g.group.Unlock(ref)

@@ -381,5 +381,15 @@ const (
 // onlineAt reports whether a record with event time ts is still within
 // the view's serving TTL at now.
 func (v *viewRT) onlineAt(ts int64, now time.Time) bool {
-	return v.ttl <= 0 || ts >= now.Add(-v.ttl).UnixNano()
+	return ts >= v.onlineFrom(now)
+}
+
+// onlineFrom returns the oldest event time (Unix ns) within the view's
+// serving TTL at now, math.MinInt64 without a TTL: for callers that test
+// many records at one now (onlineAt computes it per record).
+func (v *viewRT) onlineFrom(now time.Time) int64 {
+	if v.ttl <= 0 {
+		return math.MinInt64
+	}
+	return now.Add(-v.ttl).UnixNano()
 }

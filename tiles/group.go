@@ -4,7 +4,10 @@ import (
 	"errors"
 	"hash/maphash"
 	"math"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/featurelog/featurelog/schema"
 )
@@ -36,13 +39,18 @@ type KeyGroup struct {
 	slots  int // Stores the group's KeyRefs have room for
 	joined int // Stores made so far (NewStore is not called concurrently)
 	shards [storeShards]groupShard
+	// frozen counts the Stores of the group frozen: once all are, no key
+	// is added, and the Stores' Sorted share one sort of the keys.
+	frozen   atomic.Int32
+	sortOnce sync.Once
+	sorted   []*KeyRef // every KeyRef by key, bytewise: set by sortOnce
 }
 
 // groupShard is one stripe of a KeyGroup's keys; a key's stripe is its
 // shard in each of the group's Stores too.
 type groupShard struct {
 	mu   sync.RWMutex // guards keys, and the stripe's states in every Store of the group
-	keys map[string]*KeyRef
+	keys refTable
 }
 
 // KeyRef is one entity key's entry in a KeyGroup: its state in every
@@ -62,11 +70,7 @@ var errGroupFull = errors.New("tiles: KeyGroup: every slot has its Store")
 
 // NewKeyGroup returns a group with room for stores Stores.
 func NewKeyGroup(stores int) *KeyGroup {
-	g := &KeyGroup{seed: maphash.MakeSeed(), slots: stores}
-	for i := range g.shards {
-		g.shards[i].keys = make(map[string]*KeyRef)
-	}
-	return g
+	return &KeyGroup{seed: maphash.MakeSeed(), slots: stores}
 }
 
 // NewStore returns an empty Store for spec in the group's next slot. Not
@@ -90,24 +94,49 @@ func (g *KeyGroup) NewStore(spec Spec, hot HotTier) (*Store, error) {
 // Shard returns key's stripe, in [0, 64): callers that split records
 // among goroutines by it never wait for each other's locks, and keep
 // each key's records in one goroutine.
-func (g *KeyGroup) Shard(key string) int { return int(maphash.String(g.seed, key) % storeShards) }
+func (g *KeyGroup) Shard(key string) int { return int(g.hash(key) % storeShards) }
+
+// hash is key's hash: modulo storeShards its stripe (and its shard in
+// each Store of the group), and its bits above those its place in the
+// stripe's refTable.
+func (g *KeyGroup) hash(key string) uint64 { return maphash.String(g.seed, key) }
 
 // Lock takes the lock of key's stripe for writing and returns key's
 // entry, adding it if the group has none. Add to the group's Stores
 // with AddLocked, then release it with Unlock.
 func (g *KeyGroup) Lock(key string) *KeyRef {
-	i := g.Shard(key)
+	h := g.hash(key)
+	i := h % storeShards
 	gs := &g.shards[i]
 	gs.mu.Lock()
-	r := gs.keys[key]
+	r := gs.keys.get(h, key)
 	if r == nil {
 		r = &KeyRef{group: g, key: key, shard: uint8(i), states: make([]keyState, g.slots)}
 		for j := range r.states {
 			r.states[j].sealed.Store(math.MinInt64)
 		}
-		gs.keys[key] = r
+		gs.keys.put(h, r)
 	}
 	return r
+}
+
+// sortedRefs returns every KeyRef of the group, sorted bytewise by key,
+// sorting them on the first call. Every Store of the group is frozen.
+func (g *KeyGroup) sortedRefs() []*KeyRef {
+	g.sortOnce.Do(func() {
+		for i := range g.shards {
+			gs := &g.shards[i]
+			gs.mu.RLock()
+			for _, sl := range gs.keys.slots {
+				if sl.ref != nil {
+					g.sorted = append(g.sorted, sl.ref)
+				}
+			}
+			gs.mu.RUnlock()
+		}
+		slices.SortFunc(g.sorted, func(a, b *KeyRef) int { return strings.Compare(a.key, b.key) })
+	})
+	return g.sorted
 }
 
 // Unlock releases the lock Lock took.
@@ -137,7 +166,8 @@ func (s *Store) lookup(sh *shard, key string) *keyState {
 	if s.group == nil {
 		return sh.keys[key]
 	}
-	r := s.group.shards[s.group.Shard(key)].keys[key]
+	h := s.group.hash(key)
+	r := s.group.shards[h%storeShards].keys.get(h, key)
 	if r == nil || r.states[s.slot].n == 0 {
 		return nil
 	}
@@ -153,9 +183,12 @@ func (s *Store) each(i int, fn func(key string, ks *keyState)) {
 		}
 		return
 	}
-	for k, r := range s.group.shards[i].keys {
-		if ks := &r.states[s.slot]; ks.n > 0 {
-			fn(k, ks)
+	for _, sl := range s.group.shards[i].keys.slots {
+		if sl.ref == nil {
+			continue
+		}
+		if ks := &sl.ref.states[s.slot]; ks.n > 0 {
+			fn(sl.ref.key, ks)
 		}
 	}
 }
@@ -163,7 +196,7 @@ func (s *Store) each(i int, fn func(key string, ks *keyState)) {
 // reset empties ks, as a deleted key's state: its next events start
 // generation gen, so that no hot-tier entry of its past can be found.
 func (ks *keyState) reset(gen uint64) {
-	ks.raw, ks.levels, ks.pend, ks.n, ks.last = nil, nil, nil, 0, Order{}
+	ks.raw, ks.vals, ks.levels, ks.pend, ks.n = nil, nil, nil, nil, 0
 	ks.gen = gen
 	ks.sealed.Store(math.MinInt64)
 }

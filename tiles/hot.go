@@ -52,7 +52,7 @@ type readScratch struct {
 	val  []byte
 	// logged holds ReadLogged's merged events, own its copy of the
 	// store's events of the key; both reused.
-	logged []*rawEvent
+	logged []loggedEvent
 	own    []rawEvent
 }
 

@@ -34,7 +34,8 @@ type KeyState struct {
 	tl   *tiler
 	once sync.Once // runs the lazy build
 	// slab holds the raw events' values when the state was decoded by
-	// DecodeKeyStateInto, for the next decode to reuse.
+	// DecodeKeyStateInto for a Store that does not pack its input, for
+	// the next decode to reuse.
 	slab []schema.Value
 }
 
@@ -56,10 +57,11 @@ func (x *KeyState) state() *keyState {
 func (t *tiler) buildSorted(ks *keyState) {
 	ks.levels = make([]level, len(t.levels))
 	l0 := &ks.levels[0]
-	for _, e := range ks.raw {
+	for i := range ks.raw {
+		e := &ks.raw[i]
 		for ai, st := range l0.tile(floorTo(e.o.TS, t.levels[0]), t.states) {
-			if v := e.vals[t.input[ai]]; !v.IsNull() {
-				st.Add(v, e.o)
+			if v := t.value(ks.vals, e, t.input[ai]); !v.IsNull() {
+				st.Add(v, e.o.order())
 			}
 		}
 	}
@@ -108,13 +110,16 @@ func (s *Store) Freeze() {
 		s.each(i, func(_ string, ks *keyState) { s.tl.settle(ks) })
 		sh.mu.Unlock()
 	}
-	s.frozen.Store(true)
+	if !s.frozen.Swap(true) && s.group != nil {
+		s.group.frozen.Add(1)
+	}
 }
 
 // Own returns the store's own state for key as a KeyState, or nil when
 // the store has none. It is a snapshot that later Adds do not affect:
 // the raw events and every tile are copied (event values are shared, as
-// Add's caller never modifies them), at a cost in proportion to the
+// Add's caller never modifies them and the store only appends to its
+// list of them), at a cost in proportion to the
 // key's size; after Freeze nothing is copied.
 func (s *Store) Own(key string) *KeyState {
 	sh := s.shard(key)
@@ -125,6 +130,7 @@ func (s *Store) Own(key string) *KeyState {
 	}
 	out := &KeyState{}
 	out.ks.n = ks.n
+	out.ks.vals = slices.Clip(ks.vals)
 	if s.frozen.Load() {
 		out.ks.raw, out.ks.levels = ks.raw, ks.levels
 		return out
@@ -179,16 +185,16 @@ func (s *Store) MergeKeyStates(parts []*KeyState) *KeyState {
 		return parts[0]
 	}
 	out := &KeyState{}
-	var small, all [][]rawEvent
+	var small, all []*keyState
 	for _, p := range parts {
 		out.ks.n += p.ks.n
-		all = append(all, p.ks.raw)
+		all = append(all, &p.ks)
 		if !p.tiled() {
-			small = append(small, p.ks.raw)
+			small = append(small, &p.ks)
 		}
 	}
 	if s.raw { // the parts' lazy tiles stay unbuilt
-		out.ks.raw = mergeRaw(all)
+		out.ks.raw, out.ks.vals = s.tl.mergeRaw(all)
 		if len(small) < len(parts) || len(out.ks.raw) >= smallKey {
 			out.tl = s.tl
 		}
@@ -201,7 +207,7 @@ func (s *Store) MergeKeyStates(parts []*KeyState) *KeyState {
 		}
 	}
 	if len(tiled) == 0 {
-		out.ks.raw = mergeRaw(small)
+		out.ks.raw, out.ks.vals = s.tl.mergeRaw(small)
 		if len(out.ks.raw) >= smallKey {
 			s.tl.buildTiles(&out.ks)
 		}
@@ -209,9 +215,12 @@ func (s *Store) MergeKeyStates(parts []*KeyState) *KeyState {
 	}
 	if len(small) > 0 { // their events, tiled afresh, join as one more tiled part
 		fresh := &keyState{levels: make([]level, len(s.levels))}
-		for _, e := range mergeRaw(small) {
+		var raw []rawEvent
+		raw, fresh.vals = s.tl.mergeRaw(small)
+		for _, e := range raw {
 			s.tl.addToTiles(fresh, e)
 		}
+		fresh.vals = nil
 		tiled = append(tiled, fresh)
 	}
 	out.ks.levels = make([]level, len(s.levels))
@@ -221,30 +230,42 @@ func (s *Store) MergeKeyStates(parts []*KeyState) *KeyState {
 	return out
 }
 
-// mergeRaw merges event lists sorted by Order into one new list (or
-// returns the only list). Equal orders, which disjoint sources never
-// have, keep the lists' order.
-func mergeRaw(lists [][]rawEvent) []rawEvent {
-	if len(lists) == 1 {
-		return lists[0]
+// mergeRaw merges the raw events of parts, each sorted by Order, into
+// one new list with its values (or returns the only part's). Equal
+// orders, which disjoint sources never have, keep the parts' order. The
+// values of a Store that does not pack its input are the parts' in turn,
+// each event's index moved by the values of the parts before its own.
+func (t *tiler) mergeRaw(parts []*keyState) ([]rawEvent, [][]schema.Value) {
+	if len(parts) == 1 {
+		return parts[0].raw, parts[0].vals
 	}
 	n := 0
-	for _, l := range lists {
-		n += len(l)
+	for _, p := range parts {
+		n += len(p.raw)
+	}
+	var vals [][]schema.Value
+	base := make([]uint64, len(parts))
+	if !t.packed {
+		for i, p := range parts {
+			base[i] = uint64(len(vals))
+			vals = append(vals, p.vals...)
+		}
 	}
 	out := make([]rawEvent, 0, n)
-	heads := make([]int, len(lists))
+	heads := make([]int, len(parts))
 	for len(out) < n {
 		best := -1
-		for i, l := range lists {
-			if heads[i] < len(l) && (best < 0 || l[heads[i]].o.Less(lists[best][heads[best]].o)) {
+		for i, p := range parts {
+			if heads[i] < len(p.raw) && (best < 0 || p.raw[heads[i]].o.Less(parts[best].raw[heads[best]].o)) {
 				best = i
 			}
 		}
-		out = append(out, lists[best][heads[best]])
+		e := parts[best].raw[heads[best]]
+		e.v += base[best] // 0 when packed
+		out = append(out, e)
 		heads[best]++
 	}
-	return out
+	return out, vals
 }
 
 // mergeLevel merges level li of parts tile by tile: a tile only one part
@@ -320,6 +341,7 @@ func (x *KeyState) ChangeTimes(dst []int64) []int64 {
 const (
 	keyStateSize = int(unsafe.Sizeof(KeyState{}))
 	rawEventSize = int(unsafe.Sizeof(rawEvent{}))
+	valsSize     = int(unsafe.Sizeof([]schema.Value(nil)))
 	valueSize    = int(unsafe.Sizeof(schema.Value{}))
 	stateSize    = int(unsafe.Sizeof(State(nil)))
 	tileSize     = int(unsafe.Sizeof([]State(nil)))
@@ -331,9 +353,9 @@ const (
 // counted in each.
 func (x *KeyState) MemSize() int {
 	ks := x.state()
-	n := keyStateSize + cap(ks.raw)*rawEventSize
-	for _, e := range ks.raw {
-		n += valuesSize(e.vals)
+	n := keyStateSize + cap(ks.raw)*rawEventSize + cap(ks.vals)*valsSize
+	for _, vals := range ks.vals {
+		n += valuesSize(vals)
 	}
 	for li := range ks.levels {
 		l := &ks.levels[li]

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/featurelog/featurelog/schema"
@@ -73,6 +74,58 @@ func rawColumns(spec Spec) (cols []rawColumn, width int) {
 	return cols, width
 }
 
+// SortedStates is the keys of a frozen Store with their states, sorted
+// bytewise by key: what writing the store out as a segment walks. It
+// takes one pass over the store's keys, where Keys then AppendKeyState
+// of each key would hash and look each key up again.
+type SortedStates struct {
+	s    *Store
+	keys []sortedState
+}
+
+type sortedState struct {
+	key string
+	ks  *keyState // immutable: the store is frozen
+}
+
+// Sorted returns the store's keys and states, sorted bytewise. The store
+// must be frozen (Freeze).
+func (s *Store) Sorted() *SortedStates {
+	if !s.frozen.Load() {
+		panic("BUG: tiles: Sorted of a Store that is not frozen")
+	}
+	out := &SortedStates{s: s}
+	if g := s.group; g != nil && int(g.frozen.Load()) == g.joined { // the group's sort serves all its Stores
+		for _, r := range g.sortedRefs() {
+			if ks := &r.states[s.slot]; ks.n > 0 {
+				out.keys = append(out.keys, sortedState{r.key, ks})
+			}
+		}
+		return out
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		s.each(i, func(k string, ks *keyState) { out.keys = append(out.keys, sortedState{k, ks}) })
+		sh.mu.RUnlock()
+	}
+	slices.SortFunc(out.keys, func(a, b sortedState) int { return strings.Compare(a.key, b.key) })
+	return out
+}
+
+// Len returns the number of keys.
+func (x *SortedStates) Len() int { return len(x.keys) }
+
+// Key returns the i-th key.
+func (x *SortedStates) Key(i int) string { return x.keys[i].key }
+
+// AppendState appends the encoding of the i-th key's state to dst, as
+// AppendKeyState does.
+func (x *SortedStates) AppendState(dst []byte, i int) []byte {
+	ks := x.keys[i].ks
+	return x.s.appendKeyState(dst, ks, ks.levels != nil)
+}
+
 // AppendKeyState appends the encoding of key's state to dst; ok is false,
 // and dst returned as is, when the store has no state for key. It takes
 // the key's shard read lock.
@@ -98,9 +151,9 @@ func (s *Store) appendKeyState(dst []byte, ks *keyState, tiled bool) []byte {
 	dst = append(dst, keyStateVersion)
 	switch {
 	case !tiled:
-		return s.appendRaw(append(dst, formSmall), ks.raw)
+		return s.appendRaw(append(dst, formSmall), ks)
 	case s.raw:
-		return s.appendRaw(append(dst, formRawTiled), ks.raw)
+		return s.appendRaw(append(dst, formRawTiled), ks)
 	}
 	dst = append(dst, formTiles)
 	dst = binary.AppendUvarint(dst, uint64(ks.n))
@@ -111,8 +164,9 @@ func (s *Store) appendKeyState(dst []byte, ks *keyState, tiled bool) []byte {
 	return dst
 }
 
-// appendRaw appends raw events column by column.
-func (s *Store) appendRaw(dst []byte, raw []rawEvent) []byte {
+// appendRaw appends ks's raw events column by column.
+func (s *Store) appendRaw(dst []byte, ks *keyState) []byte {
+	raw := ks.raw
 	dst = binary.AppendUvarint(dst, uint64(len(raw)))
 	dst = appendTimes(dst, raw)
 	var seq uint64
@@ -124,7 +178,7 @@ func (s *Store) appendRaw(dst []byte, raw []rawEvent) []byte {
 		dst = binary.AppendUvarint(dst, uint64(e.o.Idx))
 	}
 	for _, c := range s.cols {
-		dst = appendColumn(dst, raw, c)
+		dst = s.tl.appendColumn(dst, ks, c)
 	}
 	return dst
 }
@@ -165,8 +219,19 @@ var pow10 = func() (p [maxTimeUnit + 1]uint64) {
 
 // appendColumn appends input c of every event: a mode, the presence
 // bitmap when some value is null, and the values present.
-func appendColumn(dst []byte, raw []rawEvent, c rawColumn) []byte {
-	if !slices.ContainsFunc(raw, func(e rawEvent) bool { return e.vals[c.pos].IsNull() }) {
+func (t *tiler) appendColumn(dst []byte, ks *keyState, c rawColumn) []byte {
+	raw := ks.raw
+	if t.packed {
+		return appendPacked(dst, raw, c.t.Kind)
+	}
+	nulls := false
+	for i := range raw {
+		if t.value(ks.vals, &raw[i], c.pos).IsNull() {
+			nulls = true
+			break
+		}
+	}
+	if !nulls {
 		dst = append(dst, colDense)
 	} else {
 		dst = append(dst, colNulls)
@@ -174,15 +239,46 @@ func appendColumn(dst []byte, raw []rawEvent, c rawColumn) []byte {
 		for range (len(raw) + 7) / 8 {
 			dst = append(dst, 0)
 		}
-		for i, e := range raw {
-			if !e.vals[c.pos].IsNull() {
+		for i := range raw {
+			if !t.value(ks.vals, &raw[i], c.pos).IsNull() {
 				dst[at+i/8] |= 1 << (i % 8)
 			}
 		}
 	}
-	for _, e := range raw {
-		if v := e.vals[c.pos]; !v.IsNull() {
+	for i := range raw {
+		if v := t.value(ks.vals, &raw[i], c.pos); !v.IsNull() {
 			dst = appendValue(dst, c.t, v)
+		}
+	}
+	return dst
+}
+
+// appendPacked is appendColumn of a packing Store's input, of kind k:
+// appendValue of a scalar appends its bits, which the events hold.
+func appendPacked(dst []byte, raw []rawEvent, k schema.Kind) []byte {
+	nulls := false
+	for i := range raw {
+		if raw[i].o.kind == schema.Null {
+			nulls = true
+			break
+		}
+	}
+	if !nulls {
+		dst = append(dst, colDense)
+		for i := range raw {
+			dst = appendScalar(dst, k, raw[i].v, "")
+		}
+		return dst
+	}
+	dst = append(dst, colNulls)
+	at := len(dst)
+	for range (len(raw) + 7) / 8 {
+		dst = append(dst, 0)
+	}
+	for i := range raw {
+		if raw[i].o.kind != schema.Null {
+			dst[at+i/8] |= 1 << (i % 8)
+			dst = appendScalar(dst, k, raw[i].v, "")
 		}
 	}
 	return dst
@@ -275,10 +371,10 @@ func (s *Store) decodeInto(b []byte, dst *KeyState) error {
 	// Drop the old events' references: those beyond len were dropped by
 	// the decode before (clearing the whole capacity would cost every
 	// key the size of the largest key before it).
-	raw, slab := dst.ks.raw, dst.slab
-	clear(raw)
-	raw = raw[:0]
-	dst.ks, dst.tl, dst.once = keyState{raw: raw}, nil, sync.Once{}
+	raw, vals, slab := dst.ks.raw[:0], dst.ks.vals, dst.slab
+	clear(vals)
+	vals = vals[:0]
+	dst.ks, dst.tl, dst.once = keyState{raw: raw, vals: vals}, nil, sync.Once{}
 	if s.decodeKeyState(&r, &dst.ks, &slab) {
 		dst.tl = s.tl
 	}
@@ -293,7 +389,8 @@ func (s *Store) decodeInto(b []byte, dst *KeyState) error {
 	return nil
 }
 
-// decodeKeyState decodes into ks, reusing ks.raw's and *slab's memory;
+// decodeKeyState decodes into ks, reusing ks.raw's, ks.vals' and
+// *slab's memory;
 // lazy reports a continuous view's tiled state, whose tiles are left to
 // build.
 func (s *Store) decodeKeyState(r *reader, ks *keyState, slab *[]schema.Value) (lazy bool) {
@@ -307,7 +404,7 @@ func (s *Store) decodeKeyState(r *reader, ks *keyState, slab *[]schema.Value) (l
 	}
 	switch {
 	case form == formSmall, form == formRawTiled && s.raw:
-		ks.raw, *slab = s.decodeRaw(r, ks.raw[:0], *slab)
+		ks.raw, ks.vals, *slab = s.decodeRaw(r, ks.raw[:0], ks.vals[:0], *slab)
 		ks.n = len(ks.raw)
 		return form == formRawTiled
 	case form == formTiles && !s.raw:
@@ -320,18 +417,20 @@ func (s *Store) decodeKeyState(r *reader, ks *keyState, slab *[]schema.Value) (l
 }
 
 // decodeRaw reads raw events, checking they are sorted by Order, into
-// raw and slab (the events' values) when they are big enough.
-func (s *Store) decodeRaw(r *reader, raw []rawEvent, slab []schema.Value) ([]rawEvent, []schema.Value) {
+// raw, and for a Store that does not pack its input, vals and slab (the
+// events' values), when they are big enough.
+func (s *Store) decodeRaw(r *reader, raw []rawEvent, vals [][]schema.Value, slab []schema.Value) ([]rawEvent, [][]schema.Value, []schema.Value) {
 	n := r.count(math.MaxInt32, minEventBytes)
 	if r.ok() && n == 0 {
 		r.back(1)
 		r.fail("no events")
 	}
 	if !r.ok() {
-		return nil, slab
+		return nil, nil, slab
 	}
 	if reusable(cap(raw), n) {
 		raw = raw[:n]
+		clear(raw) // a packed input that is null is left as it is
 	} else {
 		raw = make([]rawEvent, n)
 	}
@@ -347,19 +446,29 @@ func (s *Store) decodeRaw(r *reader, raw []rawEvent, slab []schema.Value) ([]raw
 			r.failAt(at, fmt.Sprintf("event %d comes before event %d", i, i-1))
 		}
 	}
+	if s.tl.packed {
+		decodeColumn(r, raw, nil, s.cols[0])
+		return raw, nil, slab
+	}
 	if reusable(cap(slab), n*s.width) {
 		slab = slab[:n*s.width]
 		clear(slab)
 	} else {
 		slab = make([]schema.Value, n*s.width)
 	}
+	if reusable(cap(vals), n) {
+		vals = vals[:n]
+	} else {
+		vals = make([][]schema.Value, n)
+	}
 	for i := range raw {
-		raw[i].vals = slab[i*s.width : (i+1)*s.width : (i+1)*s.width]
+		raw[i].v = uint64(i)
+		vals[i] = slab[i*s.width : (i+1)*s.width : (i+1)*s.width]
 	}
 	for _, c := range s.cols {
-		decodeColumn(r, raw, c)
+		decodeColumn(r, raw, vals, c)
 	}
-	return raw, slab
+	return raw, vals, slab
 }
 
 // decodeTimes reads the event times of raw.
@@ -384,8 +493,9 @@ func decodeTimes(r *reader, raw []rawEvent) {
 	}
 }
 
-// decodeColumn reads input c of every event.
-func decodeColumn(r *reader, raw []rawEvent, c rawColumn) {
+// decodeColumn reads input c of every event: into the event when vals
+// is nil (a packing Store), else into vals.
+func decodeColumn(r *reader, raw []rawEvent, vals [][]schema.Value, c rawColumn) {
 	var present []byte
 	switch mode := r.u8(); {
 	case !r.ok():
@@ -400,8 +510,13 @@ func decodeColumn(r *reader, raw []rawEvent, c rawColumn) {
 		if !r.ok() {
 			return
 		}
-		if present == nil || present[i/8]&(1<<(i%8)) != 0 {
-			raw[i].vals[c.pos] = r.value(c.t)
+		if present != nil && present[i/8]&(1<<(i%8)) == 0 {
+			continue
+		}
+		if vals == nil {
+			raw[i].pack(r.value(c.t))
+		} else {
+			vals[i][c.pos] = r.value(c.t)
 		}
 	}
 }

@@ -38,7 +38,7 @@ func (s *Store) ReadLogged(key string, t int64, upTo Order, out []schema.Value, 
 	if !any {
 		lo, hi = 0, 0
 	}
-	var lists [][]rawEvent
+	var lists []rawList
 	if own {
 		// Copy the store's events of [lo, hi) out under the shard lock and
 		// read them after: ingest's Add waits for the lock, and an output
@@ -47,17 +47,19 @@ func (s *Store) ReadLogged(key string, t int64, upTo Order, out []schema.Value, 
 		sc.own = sc.own[:0]
 		sh := s.shard(key)
 		ks, write := s.lockKey(sh, key)
+		var vals [][]schema.Value
 		if ks != nil {
 			i := sort.Search(len(ks.raw), func(i int) bool { return ks.raw[i].o.TS >= lo })
 			j := i + sort.Search(len(ks.raw)-i, func(j int) bool { return ks.raw[i+j].o.TS >= hi })
 			sc.own = append(sc.own, ks.raw[i:j]...)
+			vals = ks.vals // only ever appended to: the events' values stay
 		}
 		sh.unlock(write)
-		lists = append(lists, sc.own)
+		lists = append(lists, rawList{sc.own, vals})
 	}
 	for _, x := range extra {
 		if x != nil {
-			lists = append(lists, x.ks.raw)
+			lists = append(lists, rawList{x.ks.raw, x.ks.vals})
 		}
 	}
 	evs := sc.logged[:0]
@@ -72,8 +74,8 @@ func (s *Store) ReadLogged(key string, t int64, upTo Order, out []schema.Value, 
 			in := s.input[g.slot]
 			i := sort.Search(len(evs), func(i int) bool { return evs[i].o.TS >= a })
 			for ; i < len(evs) && evs[i].o.TS < b; i++ {
-				if v := evs[i].vals[in]; !v.IsNull() {
-					st.Add(v, evs[i].o)
+				if v := s.tl.value(evs[i].vals, evs[i].rawEvent, in); !v.IsNull() {
+					st.Add(v, evs[i].o.order())
 				}
 			}
 		}
@@ -83,26 +85,37 @@ func (s *Store) ReadLogged(key string, t int64, upTo Order, out []schema.Value, 
 	}
 	clear(evs)
 	sc.logged = evs[:0]
-	clear(sc.own)
+}
+
+// rawList is a list of raw events and their values (keyState.vals).
+type rawList struct {
+	raw  []rawEvent
+	vals [][]schema.Value
+}
+
+// loggedEvent is an event of a rawList, with the list's values.
+type loggedEvent struct {
+	*rawEvent
+	vals [][]schema.Value
 }
 
 // mergeLogged appends to dst the events of lists (each sorted by Order)
 // with event time in [a, b) and logged at or before upTo, in Order across
 // the lists. Events with Seq 0 are left out.
-func mergeLogged(dst []*rawEvent, lists [][]rawEvent, a, b int64, upTo Order) []*rawEvent {
+func mergeLogged(dst []loggedEvent, lists []rawList, a, b int64, upTo Order) []loggedEvent {
 	var pos [16]int
 	idx := pos[:0]
 	if len(lists) > len(pos) {
 		idx = make([]int, 0, len(lists))
 	}
 	for _, l := range lists {
-		idx = append(idx, sort.Search(len(l), func(i int) bool { return l[i].o.TS >= a }))
+		idx = append(idx, sort.Search(len(l.raw), func(i int) bool { return l.raw[i].o.TS >= a }))
 	}
 	if len(lists) == 1 { // the common case: one source holds the key
-		l := lists[0]
+		l := lists[0].raw
 		for i := idx[0]; i < len(l) && l[i].o.TS < b; i++ {
-			if e := &l[i]; e.o.Seq != 0 && !logPosAfter(e.o, upTo) {
-				dst = append(dst, e)
+			if e := &l[i]; e.o.Seq != 0 && !logPosAfter(e.o.order(), upTo) {
+				dst = append(dst, loggedEvent{e, lists[0].vals})
 			}
 		}
 		return dst
@@ -110,17 +123,17 @@ func mergeLogged(dst []*rawEvent, lists [][]rawEvent, a, b int64, upTo Order) []
 	for {
 		best := -1
 		for li, l := range lists {
-			if i := idx[li]; i < len(l) && l[i].o.TS < b && (best < 0 || l[i].o.Less(lists[best][idx[best]].o)) {
+			if i := idx[li]; i < len(l.raw) && l.raw[i].o.TS < b && (best < 0 || l.raw[i].o.Less(lists[best].raw[idx[best]].o)) {
 				best = li
 			}
 		}
 		if best < 0 {
 			return dst
 		}
-		e := &lists[best][idx[best]]
+		e := &lists[best].raw[idx[best]]
 		idx[best]++
-		if e.o.Seq != 0 && !logPosAfter(e.o, upTo) {
-			dst = append(dst, e)
+		if e.o.Seq != 0 && !logPosAfter(e.o.order(), upTo) {
+			dst = append(dst, loggedEvent{e, lists[best].vals})
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/featurelog/featurelog/schema"
 )
@@ -159,28 +160,148 @@ type tiler struct {
 	states []Agg   // Store.plan.States
 	input  []int   // Store.input
 	raw    bool    // Store.raw
+	// packed keeps the plan's one input in the events (see rawEvent):
+	// every plan state reads input in.
+	packed bool
+	in     int
 }
 
 // keyState is everything a Store holds for one entity key.
 type keyState struct {
+	// The fields Add reads for a key without tiles (the hot tier's, n,
+	// raw and levels) come first, in the first 64 bytes, and the struct
+	// is 128 bytes: a KeyRef's states (side by side, at a multiple of 64)
+	// then cost Add one cache line each. Add reads no other field for
+	// such a key; it compares an event with the last raw event, whose
+	// line it appends to anyway.
+	keyHotState
+	n      int        // events added: interval views drop raw events once tiled, so they are counted here
 	raw    []rawEvent // every event, sorted by Order: always for continuous views, until tiles exist for interval views
 	levels []level    // one per Store.levels; nil while the key is small (see smallKey)
-	n      int        // events added: interval views drop raw events once tiled, so they are counted here
-	// last is the largest Order added (valid when n > 0): Add compares
-	// with it, not with the last raw event, whose list is another cache
-	// line to fetch. Stores' own states only; KeyStates leave it unset.
-	last Order
 	// pend holds, in arrival order, events added but not yet in raw or
 	// levels: those that would have been inserted into the middle of
 	// either, and every event after them, until settle places them all in
 	// one pass. Reads never see a key with pending events (see lockKey).
 	pend []rawEvent
-	keyHotState
+	// vals holds, for a Store that does not pack its input (see
+	// tiler.packed), the values of the events of raw and pend, indexed by
+	// their rawEvent.v. Entries are never changed once set (Own's
+	// snapshots and ReadLogged share them), only appended, or the last
+	// one just appended removed again; nil for packing stores.
+	vals [][]schema.Value
+	_    [8]byte // to 128 bytes
 }
 
+// keyStateBytes is the size of keyState: two cache lines.
+const keyStateBytes = 128
+
+// A compile-time check that rawEvent is 32 bytes.
+var _ [32 - unsafe.Sizeof(rawEvent{})]byte
+var _ [unsafe.Sizeof(rawEvent{}) - 32]byte
+
+// A compile-time check that keyState is keyStateBytes long.
+var _ [keyStateBytes - unsafe.Sizeof(keyState{})]byte
+var _ [unsafe.Sizeof(keyState{}) - keyStateBytes]byte
+
+// rawEvent is one event a key keeps. It holds no pointer, so that the
+// garbage collector never scans a memtable's event lists: a Store whose
+// plan reads one input of a scalar, non-string type (tiler.packed, the
+// common case) keeps that input in the event, and any other keeps the
+// event's inputs in its list's vals (keyState.vals), at index v.
+// It is 32 bytes: the packed input's kind lies in what would be an
+// Order's padding.
 type rawEvent struct {
-	o    Order
-	vals []schema.Value // the event's inputs, as passed to Add
+	o eventOrder
+	// v is the packed input's I, or the bits of its F (by o.kind), or for
+	// a Store that does not pack, the index of the event's inputs in vals.
+	v uint64
+}
+
+// eventOrder is a rawEvent's Order, and the kind of its packed input.
+type eventOrder struct {
+	TS   int64
+	Seq  uint64
+	Idx  uint32
+	kind schema.Kind // the packed input's kind, Null when it is null
+}
+
+// order returns o as an Order.
+func (o eventOrder) order() Order { return Order{TS: o.TS, Seq: o.Seq, Idx: o.Idx} }
+
+// Less is Order.Less.
+func (o eventOrder) Less(p eventOrder) bool {
+	if o.TS != p.TS {
+		return o.TS < p.TS
+	}
+	if o.Seq != p.Seq {
+		return o.Seq < p.Seq
+	}
+	return o.Idx < p.Idx
+}
+
+// compare is Order.compare.
+func (o eventOrder) compare(p eventOrder) int {
+	switch {
+	case o.Less(p):
+		return -1
+	case p.Less(o):
+		return 1
+	}
+	return 0
+}
+
+// newEvent returns an event of o (with no input).
+func newEvent(o Order) rawEvent {
+	return rawEvent{o: eventOrder{TS: o.TS, Seq: o.Seq, Idx: o.Idx}}
+}
+
+// packable reports whether a Store whose plan reads the inputs cols
+// keeps them in its events (rawEvent): one input, of a type whose values
+// are all in Value's I or F.
+func packable(cols []rawColumn) bool {
+	if len(cols) != 1 {
+		return false
+	}
+	switch cols[0].t.Kind {
+	case schema.Int64, schema.Int32, schema.Float64, schema.Float32, schema.Bool, schema.Timestamp:
+		return true
+	}
+	return false
+}
+
+// pack stores v in e, as a packing Store keeps it.
+func (e *rawEvent) pack(v schema.Value) {
+	e.o.kind = v.Kind
+	switch v.Kind {
+	case schema.Null:
+		e.v = 0
+	case schema.Float64, schema.Float32:
+		e.v = math.Float64bits(v.F)
+	case schema.String, schema.Array:
+		panic("BUG: tiles: a " + v.Kind.String() + " value for a numeric input")
+	default:
+		e.v = uint64(v.I)
+	}
+}
+
+// unpack returns the input pack stored in e.
+func (e *rawEvent) unpack() schema.Value {
+	switch e.o.kind {
+	case schema.Null:
+		return schema.Value{}
+	case schema.Float64, schema.Float32:
+		return schema.Value{Kind: e.o.kind, F: math.Float64frombits(e.v)}
+	}
+	return schema.Value{Kind: e.o.kind, I: int64(e.v)}
+}
+
+// value returns input in of e, one of the events of a list whose values
+// (for a Store that does not pack) are vals.
+func (t *tiler) value(vals [][]schema.Value, e *rawEvent, in int) schema.Value {
+	if t.packed {
+		return e.unpack()
+	}
+	return vals[e.v][in]
 }
 
 // level is the tiles of one resolution, sorted by start.
@@ -239,7 +360,10 @@ func newStore(spec Spec, hot HotTier, seed maphash.Seed, keyed bool) (*Store, er
 	}
 	s.groups = groupFeatures(spec, s.plan)
 	s.cols, s.width = rawColumns(spec)
-	s.tl = &tiler{levels: s.levels, states: s.plan.States, input: s.input, raw: s.raw}
+	s.tl = &tiler{levels: s.levels, states: s.plan.States, input: s.input, raw: s.raw, packed: packable(s.cols)}
+	if s.tl.packed {
+		s.tl.in = s.cols[0].pos
+	}
 	if s.hot.MinSpan == 0 {
 		s.hot.MinSpan = 20 * s.levels[0]
 	}
@@ -295,20 +419,16 @@ func (s *Store) add(ks *keyState, o Order, vals []schema.Value) {
 	if o.TS < ks.sealed.Load() {
 		ks.gen++ // a cached range may miss this event: make them all unreachable
 	}
-	e := rawEvent{o: o, vals: vals}
-	last, inOrder := ks.last, ks.n == 0 || ks.last.Less(o)
-	if inOrder {
-		ks.last = o
-	}
+	e := s.tl.event(ks, o, vals)
 	ks.n++
 	if ks.levels == nil {
-		ks.addRaw(e, inOrder)
+		ks.addRaw(e)
 		if len(ks.raw) >= smallKey {
 			s.tl.buildTiles(ks)
 		}
 		return
 	}
-	if len(ks.pend) > 0 || !s.tl.appends(ks, e, last) {
+	if len(ks.pend) > 0 || !s.tl.appends(ks, e) {
 		ks.pend = append(ks.pend, e)
 		if s.settleEach || len(ks.pend) >= max(smallKey, ks.n/pendShare) {
 			s.tl.settle(ks)
@@ -319,6 +439,25 @@ func (s *Store) add(ks *keyState, o Order, vals []schema.Value) {
 		ks.raw = append(ks.raw, e)
 	}
 	s.tl.addToTiles(ks, e)
+	if !s.raw && !s.tl.packed { // an interval view's tiles keep the event, its values nothing
+		n := len(ks.vals) - 1
+		ks.vals[n] = nil
+		ks.vals = ks.vals[:n]
+	}
+}
+
+// event returns the event of o with inputs vals, which a Store that does
+// not pack its input appends to ks.vals (add's caller keeps the event in
+// ks.raw or ks.pend, or removes them again).
+func (t *tiler) event(ks *keyState, o Order, vals []schema.Value) rawEvent {
+	e := newEvent(o)
+	if t.packed {
+		e.pack(vals[t.in])
+		return e
+	}
+	e.v = uint64(len(ks.vals))
+	ks.vals = append(ks.vals, vals)
+	return e
 }
 
 // pendShare bounds a key's pending events to 1/pendShare of its events
@@ -329,14 +468,14 @@ func (s *Store) add(ks *keyState, o Order, vals []schema.Value) {
 const pendShare = 8
 
 // appends reports whether e lands at the end of ks's raw events and
-// tiles, or in tiles it already has: then adding it moves nothing. last
-// is the largest Order added to ks before e, which for a key with no
-// pending event is its last raw event's.
-func (t *tiler) appends(ks *keyState, e rawEvent, last Order) bool {
+// tiles, or in tiles it already has: then adding it moves nothing. ks has
+// no pending event, so its last raw event has the largest Order added.
+func (t *tiler) appends(ks *keyState, e rawEvent) bool {
 	if t.raw {
 		// The tiles hold the raw events, so an event after the last
 		// raw one is in the last tile of every level or after it.
-		return len(ks.raw) == 0 || last.Less(e.o)
+		n := len(ks.raw)
+		return n == 0 || ks.raw[n-1].o.Less(e.o)
 	}
 	// An interval view: the tile of the finest level, which lies inside
 	// one tile of every coarser level, is the last or after it, or exists.
@@ -379,14 +518,16 @@ func (t *tiler) settle(ks *keyState) {
 		for _, e := range p {
 			i, _ := slices.BinarySearch(l.starts, floorTo(e.o.TS, res))
 			for ai, st := range l.tiles[i] {
-				if v := e.vals[t.input[ai]]; !v.IsNull() {
-					st.Add(v, e.o)
+				if v := t.value(ks.vals, &e, t.input[ai]); !v.IsNull() {
+					st.Add(v, e.o.order())
 				}
 			}
 		}
 	}
-	clear(p)
 	ks.pend = nil
+	if !t.raw {
+		ks.vals = nil // the tiles keep the events: see keyState.vals for why not cleared in place
+	}
 }
 
 // mergeSorted merges add into raw, both sorted by Order, in place: raw
@@ -509,7 +650,7 @@ func (t *tiler) buildTiles(ks *keyState) {
 		t.addToTiles(ks, e)
 	}
 	if !t.raw {
-		ks.raw = nil
+		ks.raw, ks.vals = nil, nil
 	}
 }
 
@@ -518,18 +659,18 @@ func (t *tiler) addToTiles(ks *keyState, e rawEvent) {
 	for li, res := range t.levels {
 		states := ks.levels[li].tile(floorTo(e.o.TS, res), t.states)
 		for ai, st := range states {
-			if v := e.vals[t.input[ai]]; !v.IsNull() {
-				st.Add(v, e.o)
+			if v := t.value(ks.vals, &e, t.input[ai]); !v.IsNull() {
+				st.Add(v, e.o.order())
 			}
 		}
 	}
 }
 
-// addRaw inserts e in Order; in-order arrivals (after every event so
-// far: keyState.last) append.
-func (ks *keyState) addRaw(e rawEvent, inOrder bool) {
+// addRaw inserts e in Order into the raw events of a key without tiles,
+// which are all its events; in-order arrivals (after the last) append.
+func (ks *keyState) addRaw(e rawEvent) {
 	n := len(ks.raw)
-	if inOrder {
+	if n == 0 || ks.raw[n-1].o.Less(e.o) {
 		ks.raw = append(ks.raw, e)
 		return
 	}
@@ -617,7 +758,7 @@ func (s *Store) ReadWith(key string, t int64, out []schema.Value, own bool, extr
 // sc nil it bypasses the hot tier (for states that are not the store's).
 func (s *Store) collect(ks *keyState, key string, ai int, acc State, a, b int64, sc *readScratch) {
 	if ks.levels == nil { // a small key: raw events only
-		ks.addRawRange(s.input[ai], acc, a, b)
+		s.tl.addRawRange(ks, s.input[ai], acc, a, b)
 		return
 	}
 	r0 := s.levels[0]
@@ -666,19 +807,28 @@ func (l *level) merge(ai int, acc State, a, b int64) {
 // addRaw adds the raw events with event time in [a, b) to acc.
 func (s *Store) addRaw(ks *keyState, ai int, acc State, a, b int64) {
 	if s.raw {
-		ks.addRawRange(s.input[ai], acc, a, b)
+		s.tl.addRawRange(ks, s.input[ai], acc, a, b)
 	}
 }
 
-// addRawRange adds input in of the raw events in [a, b) to acc.
-func (ks *keyState) addRawRange(in int, acc State, a, b int64) {
+// addRawRange adds input in of ks's raw events in [a, b) to acc.
+func (t *tiler) addRawRange(ks *keyState, in int, acc State, a, b int64) {
 	if a >= b {
 		return
 	}
-	i := sort.Search(len(ks.raw), func(i int) bool { return ks.raw[i].o.TS >= a })
-	for ; i < len(ks.raw) && ks.raw[i].o.TS < b; i++ {
-		if v := ks.raw[i].vals[in]; !v.IsNull() {
-			acc.Add(v, ks.raw[i].o)
+	raw := ks.raw
+	i := sort.Search(len(raw), func(i int) bool { return raw[i].o.TS >= a })
+	if t.packed { // the common case, without value's test per event
+		for ; i < len(raw) && raw[i].o.TS < b; i++ {
+			if e := &raw[i]; e.o.kind != schema.Null {
+				acc.Add(e.unpack(), e.o.order())
+			}
+		}
+		return
+	}
+	for ; i < len(raw) && raw[i].o.TS < b; i++ {
+		if v := ks.vals[raw[i].v][in]; !v.IsNull() {
+			acc.Add(v, raw[i].o.order())
 		}
 	}
 }

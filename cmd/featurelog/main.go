@@ -26,6 +26,7 @@ import (
 )
 
 func main() {
+	setProcs()
 	stop, err := startProfiles()
 	if err == nil {
 		err = newRoot().Execute()

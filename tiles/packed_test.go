@@ -126,15 +126,21 @@ func TestSortedEqualsKeys(t *testing.T) {
 			s.Add(e.key, e.o, e.vals)
 		}
 		s.Freeze()
-		x := s.Sorted()
-		keys := s.Keys()
-		require.Equal(t, len(keys), x.Len())
-		for i, key := range keys {
-			require.Equal(t, key, x.Key(i))
-			want, ok := s.AppendKeyState(nil, key)
-			require.True(t, ok)
-			require.Equal(t, want, x.AppendState(nil, i))
-		}
+		requireSortedEqualsKeys(t, s)
+	}
+}
+
+// requireSortedEqualsKeys checks s.Sorted against Keys and AppendKeyState.
+func requireSortedEqualsKeys(t *testing.T, s *Store) {
+	t.Helper()
+	x := s.Sorted()
+	keys := s.Keys()
+	require.Equal(t, len(keys), x.Len())
+	for i, key := range keys {
+		require.Equal(t, key, x.Key(i))
+		want, ok := s.AppendKeyState(nil, key)
+		require.True(t, ok)
+		require.Equal(t, want, x.AppendState(nil, i))
 	}
 }
 
@@ -157,21 +163,10 @@ func TestSortedGroup(t *testing.T) {
 			}
 		}
 	}
-	check := func(s *Store) {
-		x := s.Sorted()
-		keys := s.Keys()
-		require.Equal(t, len(keys), x.Len())
-		for i, key := range keys {
-			require.Equal(t, key, x.Key(i))
-			want, ok := s.AppendKeyState(nil, key)
-			require.True(t, ok)
-			require.Equal(t, want, x.AppendState(nil, i))
-		}
-	}
 	stores[0].Freeze()
-	check(stores[0]) // the other store is not frozen: its own sort
+	requireSortedEqualsKeys(t, stores[0]) // the other store is not frozen: its own sort
 	stores[1].Freeze()
-	check(stores[0])
-	check(stores[1])
+	requireSortedEqualsKeys(t, stores[0])
+	requireSortedEqualsKeys(t, stores[1])
 	require.NotNil(t, g.sorted, "the frozen group's Stores share its sort")
 }

@@ -229,15 +229,7 @@ type eventOrder struct {
 func (o eventOrder) order() Order { return Order{TS: o.TS, Seq: o.Seq, Idx: o.Idx} }
 
 // Less is Order.Less.
-func (o eventOrder) Less(p eventOrder) bool {
-	if o.TS != p.TS {
-		return o.TS < p.TS
-	}
-	if o.Seq != p.Seq {
-		return o.Seq < p.Seq
-	}
-	return o.Idx < p.Idx
-}
+func (o eventOrder) Less(p eventOrder) bool { return o.order().Less(p.order()) }
 
 // compare is Order.compare.
 func (o eventOrder) compare(p eventOrder) int {

@@ -438,7 +438,7 @@ func (db *DB) maintain() {
 	defer merges.Wait() // before maintDone: Close lets the merges under way finish, as it lets a flush
 	var mu sync.Mutex
 	merging := map[*viewData]bool{} // the views whose merges are under way
-	slots := max(2, runtime.GOMAXPROCS(0))
+	slots := max(2, min(runtime.GOMAXPROCS(0), runtime.NumCPU())) // the binary runs more Ps than cores on small machines (cmd/featurelog/procs.go)
 	t := time.NewTicker(maintainTick)
 	defer t.Stop()
 	for {
@@ -467,7 +467,7 @@ func (db *DB) maintain() {
 		// it let a memtable grow to 8.3M records per view in a 20M-event
 		// load (docs/performance.md, "Flushes waited behind merges"). Each
 		// view's merges run in order, and views' merges side by side, up to
-		// one a processor: one at a time, the first view's merge of a 20M
+		// one a core: one at a time, the first view's merge of a 20M
 		// load took the whole load, and the second view ended it with eight
 		// level-0 segments, which the first join after the load read.
 		mu.Lock()

@@ -437,8 +437,10 @@ func (db *DB) maintain() {
 	var merges sync.WaitGroup
 	defer merges.Wait() // before maintDone: Close lets the merges under way finish, as it lets a flush
 	var mu sync.Mutex
-	merging := map[*viewData]bool{}                               // the views whose merges are under way
-	slots := max(2, min(runtime.GOMAXPROCS(0), runtime.NumCPU())) // the binary runs more Ps than cores on small machines (cmd/featurelog/procs.go)
+	merging := map[*viewData]bool{} // the views whose merges are under way
+	// One merge a core, not a P: the binary runs more Ps than cores on
+	// small machines (cmd/featurelog/procs.go).
+	slots := max(2, min(runtime.GOMAXPROCS(0), runtime.NumCPU()))
 	t := time.NewTicker(maintainTick)
 	defer t.Stop()
 	for {

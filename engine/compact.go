@@ -498,16 +498,6 @@ func (db *DB) noteMaintained(err error) {
 	db.opts.Logger.Error("background flush or merge failed; the log keeps every record, so nothing is lost", "err", err)
 }
 
-// mergeDue reports whether a live view has segments to merge.
-func (db *DB) mergeDue() bool {
-	for _, d := range liveViews(db.cat.Load()) {
-		if len(db.mergeCandidates(d, false)) >= 2 {
-			return true
-		}
-	}
-	return false
-}
-
 // mergesDue returns up to n live views, none of them in busy, that have
 // segments to merge, taking the views in turn from the one after the
 // last returned, so that with fewer slots than views no view's merges

@@ -104,15 +104,25 @@ func (n *bgMergeNode) storage(view string) (int, int64) {
 	return st.Segments, st.MemtableRecords
 }
 
+// mergeDue reports whether a live view of db has segments to merge.
+func mergeDue(db *DB) bool {
+	for _, d := range liveViews(db.cat.Load()) {
+		if len(db.mergeCandidates(d, false)) >= 2 {
+			return true
+		}
+	}
+	return false
+}
+
 // settle waits until no merge is due or running.
 func (n *bgMergeNode) settle() {
 	require.Eventually(n.t, func() bool {
-		if n.db.mergeDue() {
+		if mergeDue(n.db) {
 			return false
 		}
 		n.db.maint.Lock() // a merge installing holds it
 		n.db.maint.Unlock()
-		return !n.db.mergeDue()
+		return !mergeDue(n.db)
 	}, 30*time.Second, 20*time.Millisecond)
 	time.Sleep(300 * time.Millisecond) // a merge that found nothing to do has returned
 }

@@ -232,15 +232,7 @@ func (o eventOrder) order() Order { return Order{TS: o.TS, Seq: o.Seq, Idx: o.Id
 func (o eventOrder) Less(p eventOrder) bool { return o.order().Less(p.order()) }
 
 // compare is Order.compare.
-func (o eventOrder) compare(p eventOrder) int {
-	switch {
-	case o.Less(p):
-		return -1
-	case p.Less(o):
-		return 1
-	}
-	return 0
-}
+func (o eventOrder) compare(p eventOrder) int { return o.order().compare(p.order()) }
 
 // newEvent returns an event of o (with no input).
 func newEvent(o Order) rawEvent {

@@ -1,8 +1,6 @@
 package wal
 
 import (
-	"github.com/featurelog/featurelog/vfs"
-
 	"bytes"
 	"encoding/binary"
 	"flag"
@@ -15,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/featurelog/featurelog/internal/docgolden"
+	"github.com/featurelog/featurelog/vfs"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")

@@ -14,9 +14,10 @@ import (
 // woken thread run at once, shares the cores among them instead. On two
 // cores, get-features p99 during flushes and merges went from 36 ms (16x
 // the p99 without them) to 6.4 ms (4x), and the point-in-time join
-// ran faster too, as goroutines blocked in reads of segment files no
-// longer left a core idle (docs/performance.md, "Reads during flushes
-// and merges"). Big machines keep one P a core: there the 10 ms wait is
+// ran faster too, 3.7 s → 3.2 s in two pairs (we think because a
+// goroutine blocked in a read of a segment file no longer holds one of
+// two Ps; not measured) (docs/performance.md, "Reads during flushes and
+// merges"). Big machines keep one P a core: there the 10 ms wait is
 // rarely for the last free P, and the collector's dedicated workers, a
 // quarter of the Ps, would take half of the cores. GOMAXPROCS in the
 // environment overrides this, as it overrides Go's own default.
